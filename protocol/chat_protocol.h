@@ -1,0 +1,232 @@
+/* chat_protocol.h -- the wire protocol, version 1: framing, validation, replies.
+ *
+ * This library turns bytes into messages and messages into bytes and checks
+ * them against ../shared/PROTOCOL.md. It depends on jansson alone: it does no
+ * I/O, no logging and never replies on its own; callers decide what to do.
+ *
+ * Conventions: functions return 0 (or a count) on success and a negative code
+ * on failure: -CHAT_E_<CODE> for the protocol's error codes (see chat_code_t,
+ * values from 1000 so they never collide with a negated errno), or -ENOMEM /
+ * -EINVAL for local failures. chat_strerror() names either kind.
+ */
+#ifndef CHAT_PROTOCOL_H
+#define CHAT_PROTOCOL_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CHAT_PROTO_VERSION 1
+#define CHAT_MAX_FRAME_DEFAULT 65536 /* bytes in one line, LF/CR not counted */
+#define CHAT_MAX_DEPTH 32            /* nesting of arrays and objects */
+#define CHAT_MAX_NAME 32             /* user and group names, bytes */
+#define CHAT_MIN_PASSWORD 8
+#define CHAT_MAX_PASSWORD 256
+#define CHAT_MAX_MSG_ID 64
+#define CHAT_MAX_BODY 16384
+#define CHAT_MAX_ID_STRING 64        /* a request "id" given as a string */
+#define CHAT_MAX_ID_INT 9007199254740991LL /* 2^53 - 1 */
+#define CHAT_TICKET_LEN 32           /* lowercase hex digits */
+#define CHAT_MAX_PROTOCOL_ERRORS 10  /* the 10th on a connection closes it */
+#define CHAT_MAX_FAILED_LOGINS 5     /* the 5th on a connection closes it */
+
+/* The error codes of PROTOCOL.md section 2, in wire order. */
+typedef enum chat_code {
+  CHAT_E_BAD_JSON = 1000,
+  CHAT_E_FRAME_TOO_LARGE,
+  CHAT_E_BAD_REQUEST,
+  CHAT_E_UNKNOWN_TYPE,
+  CHAT_E_NOT_AUTHENTICATED,
+  CHAT_E_ALREADY_AUTHENTICATED,
+  CHAT_E_AUTH_FAILED,
+  CHAT_E_USER_EXISTS,
+  CHAT_E_NO_SUCH_USER,
+  CHAT_E_NO_SUCH_GROUP,
+  CHAT_E_NOT_CONTACT,
+  CHAT_E_OFFLINE,
+  CHAT_E_NO_P2P,
+  CHAT_E_GROUP_EXISTS,
+  CHAT_E_NOT_MEMBER,
+  CHAT_E_BAD_TICKET,
+  CHAT_E_RATE_LIMITED,
+  CHAT_E_SERVER_BUSY,
+  CHAT_E_INTERNAL,
+  CHAT_E__END
+} chat_code_t;
+
+/* "bad_json" for CHAT_E_BAD_JSON or -CHAT_E_BAD_JSON; NULL for anything else. */
+const char *chat_code_name(int code);
+/* The positive chat_code_t named by name, or 0 when it names none. */
+int chat_code_from_name(const char *name);
+/* A short text for any code this project returns: protocol or negated errno. */
+const char *chat_strerror(int err);
+/* Nonzero for the codes that count towards CHAT_MAX_PROTOCOL_ERRORS:
+ * bad_json, bad_request, unknown_type, not_authenticated, already_authenticated. */
+int chat_code_is_protocol_error(int code);
+
+/* A structured error: the first one wins (like jansson's json_error_t). */
+typedef struct chat_error {
+  int code;           /* positive chat_code_t, 0 when none */
+  char field[32];     /* the offending field ("" when none) */
+  char message[160];  /* text for a person; names the field */
+} chat_error_t;
+
+/* Sets err (if non-NULL and not already set) and returns -code. */
+int chat_error_set(chat_error_t *err, int code, const char *field,
+                   const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* ---- Framing: bytes -> lines ------------------------------------------- */
+
+/* An incremental line splitter. It borrows each fed chunk and copies only the
+ * unterminated tail of a line (at most max_frame + 1 bytes, the 1 for a CR),
+ * so an idle stream holds no buffer at all. Not thread-safe. */
+typedef struct chat_decoder {
+  size_t max_frame;
+  const char *chunk;  /* borrowed, unread part of the last fed chunk */
+  size_t chunk_len;
+  char *part;         /* owned: a line begun in an earlier chunk */
+  size_t part_len;
+  size_t part_cap;
+  int dead;           /* set after frame_too_large: nothing more comes out */
+} chat_decoder_t;
+
+/* No allocation happens here. Always returns 0. */
+int chat_decoder_init(chat_decoder_t *d, size_t max_frame);
+void chat_decoder_free(chat_decoder_t *d);
+/* Hands the decoder the next chunk; borrowed until chat_decoder_next() returns
+ * 0 or chat_decoder_save() is called. The previous chunk must be used up. */
+void chat_decoder_feed(chat_decoder_t *d, const char *data, size_t len);
+/* The next complete line. Returns:
+ *   1  *line / *len hold it, LF and a CR before it stripped; valid until the
+ *      next call. Blank lines are returned too (see chat_frame_parse).
+ *   0  more input is needed; the chunk is used up (its tail was copied).
+ *   -CHAT_E_FRAME_TOO_LARGE  a line exceeds max_frame; the decoder is dead.
+ *   -ENOMEM */
+int chat_decoder_next(chat_decoder_t *d, const char **line, size_t *len);
+/* Copies the unread rest of the current chunk into the decoder, so the caller
+ * may stop calling next (e.g. a paused connection) and reuse the chunk's
+ * memory. Bounded by the chunk. Returns 0 or -ENOMEM. */
+int chat_decoder_save(chat_decoder_t *d);
+/* Bytes held or still unread: nonzero at end of stream means an unterminated
+ * final line, which is never a frame. */
+size_t chat_decoder_pending(const chat_decoder_t *d);
+
+/* ---- Lines <-> JSON objects -------------------------------------------- */
+
+/* Parses one line (without LF) into a JSON object. Returns:
+ *   0  *out is a new reference to the object;
+ *   1  the line is empty or only spaces and tabs: skip it, *out is NULL;
+ *   -CHAT_E_BAD_JSON  not UTF-8, not JSON, not an object, nested deeper than
+ *      CHAT_MAX_DEPTH, a duplicate key, a number beyond int64 and double, or a
+ *      NUL byte; err says what. */
+int chat_frame_parse(const char *line, size_t len, json_t **out,
+                     chat_error_t *err);
+
+/* Serialises obj compactly as one line ending in LF into a new malloc'd
+ * buffer that the caller frees. Returns 0, -EINVAL (not an object) or -ENOMEM. */
+int chat_frame_encode(const json_t *obj, char **out, size_t *len);
+/* The same line, written through a callback (json_dump_callback's shape), so
+ * a caller can append straight into its own buffer. The LF is written last. */
+typedef int (*chat_frame_write_cb)(const char *buf, size_t len, void *ctx);
+int chat_frame_dump(const json_t *obj, chat_frame_write_cb write, void *ctx);
+
+/* ---- Messages: validation ---------------------------------------------- */
+
+typedef enum chat_type {
+  CHAT_T_NONE = 0,
+  /* client -> server */
+  CHAT_T_REGISTER, CHAT_T_LOGIN, CHAT_T_LOGOUT, CHAT_T_PING, CHAT_T_STATUS,
+  CHAT_T_CONTACT_ADD, CHAT_T_CONTACT_ACCEPT, CHAT_T_CONTACT_DECLINE,
+  CHAT_T_CONTACT_REMOVE, CHAT_T_CONTACTS, CHAT_T_SEND, CHAT_T_ACK,
+  CHAT_T_CONNECT, CHAT_T_GROUP_CREATE, CHAT_T_GROUP_ADD, CHAT_T_GROUP_LEAVE,
+  CHAT_T_GROUP_MEMBERS, CHAT_T_GROUPS, CHAT_T_GROUP_SEND,
+  /* server -> client */
+  CHAT_T_WELCOME, CHAT_T_OK, CHAT_T_ERROR, CHAT_T_PONG, CHAT_T_KICKED,
+  CHAT_T_PRESENCE, CHAT_T_CONTACT_REQUEST, CHAT_T_CONTACT_ADDED,
+  CHAT_T_CONTACT_REMOVED, CHAT_T_DELIVER, CHAT_T_RECEIPT, CHAT_T_EXPECT,
+  CHAT_T_GROUP_ADDED,
+  /* peer <-> peer (also ping, pong, ack, error) */
+  CHAT_T_PEER_HELLO, CHAT_T_PEER_WELCOME, CHAT_T_MSG,
+  CHAT_T__COUNT
+} chat_type_t;
+
+/* "send" for CHAT_T_SEND; NULL for CHAT_T_NONE or out of range. */
+const char *chat_type_name(chat_type_t type);
+/* CHAT_T_NONE when the name is unknown. */
+chat_type_t chat_type_from_name(const char *name);
+
+/* Who is receiving the frame decides which types and fields are valid. */
+typedef enum chat_role {
+  CHAT_ROLE_SERVER, /* a server reading a client's requests */
+  CHAT_ROLE_CLIENT, /* a client reading its server's replies and events */
+  CHAT_ROLE_PEER    /* either end of a direct peer link */
+} chat_role_t;
+
+/* Presence values; CHAT_STATUS_NONE when a field is absent. */
+typedef enum chat_status {
+  CHAT_STATUS_NONE = 0,
+  CHAT_STATUS_ONLINE, CHAT_STATUS_AWAY, CHAT_STATUS_BUSY, CHAT_STATUS_OFFLINE
+} chat_status_t;
+const char *chat_status_name(chat_status_t s);
+chat_status_t chat_status_from_name(const char *name); /* NONE if unknown */
+
+/* The fields of one decoded message. Every pointer borrows from the json_t it
+ * was decoded from and lives as long as that object. Absent strings are NULL,
+ * absent integers are -1, absent booleans are -1. */
+typedef struct chat_msg {
+  chat_type_t type;
+  const json_t *id;          /* the request id, NULL when absent or invalid */
+  const char *user, *password, *to, *from, *by, *msg_id, *body, *group;
+  const char *ticket, *host, *p2p_host, *reason, *code, *message, *state;
+  const char *server;        /* welcome */
+  size_t body_len;           /* bytes of body (no NUL inside) */
+  chat_status_t status;      /* login/status/presence/contact_added */
+  int64_t p2p_port, port, proto, ts, heartbeat, max_frame, relayed, stored;
+  int offline;               /* deliver */
+  const json_t *contacts, *members, *groups; /* arrays in an ok, borrowed */
+} chat_msg_t;
+
+/* Checks obj as a frame that role receives and fills *msg. Order of checks is
+ * PROTOCOL.md's: "type" present and a string (else bad_request naming type),
+ * type known for role (else unknown_type), "id" valid (else bad_request naming
+ * id, and msg->id stays NULL so nothing is echoed), then each field.
+ * Returns 0, -CHAT_E_BAD_REQUEST or -CHAT_E_UNKNOWN_TYPE; err names the field.
+ * On failure msg->type and msg->id are still set when they were valid, so the
+ * caller can echo the id. login only checks field types: a name or password
+ * that breaks the rules is the server's auth_failed, not bad_request. */
+int chat_msg_decode(const json_t *obj, chat_role_t role, chat_msg_t *msg,
+                    chat_error_t *err);
+
+/* The rules of PROTOCOL.md section 2, for callers that check by hand. */
+int chat_name_valid(const char *name);      /* ^[a-z0-9][a-z0-9_.-]{0,31}$ */
+int chat_password_valid(const char *password);       /* 8..256 bytes */
+int chat_msg_id_valid(const char *msg_id);  /* ^[A-Za-z0-9_-]{1,64}$ */
+int chat_body_valid(const char *body, size_t len);   /* 1..16384, no NUL */
+int chat_ticket_valid(const char *ticket);  /* 32 lowercase hex digits */
+
+/* ---- Messages: building ------------------------------------------------ */
+/* Each returns a new reference, or NULL when out of memory. id may be NULL
+ * (then no "id" is written); it is copied, not stolen. */
+
+json_t *chat_reply_ok(const json_t *id);  /* {"type":"ok","id":id} */
+json_t *chat_reply_error(const json_t *id, int code, const char *message);
+/* An error frame from a chat_error_t (code and message). */
+json_t *chat_reply_from_error(const json_t *id, const chat_error_t *err);
+json_t *chat_msg_new(chat_type_t type);   /* {"type":"<name>"} */
+
+json_t *chat_ev_welcome(const char *server, int heartbeat, size_t max_frame);
+json_t *chat_ev_presence(const char *user, chat_status_t status);
+json_t *chat_ev_contact_request(const char *from);
+json_t *chat_ev_contact_added(const char *user, chat_status_t status);
+json_t *chat_ev_contact_removed(const char *user);
+json_t *chat_ev_kicked(const char *reason);
+/* group may be NULL for a 1:1 message. body is body_len bytes of UTF-8. */
+json_t *chat_ev_deliver(const char *from, const char *group,
+                        const char *msg_id, const char *body, size_t body_len,
+                        int64_t ts, int offline);
+json_t *chat_ev_receipt(const char *msg_id, const char *to, const char *state);
+json_t *chat_ev_expect(const char *from, const char *ticket);
+json_t *chat_ev_group_added(const char *group, const char *by);
+
+#endif /* CHAT_PROTOCOL_H */

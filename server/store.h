@@ -1,0 +1,100 @@
+/* store.h -- the server's durable state, behind one header.
+ *
+ * The server keeps its working state in memory and uses the store as the
+ * durable log of it: everything is loaded once at start-up, and every change
+ * is written as an operation in a batch that commits as one transaction.
+ * SQLite appears only in store_sqlite.c. A chat_store_t is used by one thread
+ * at a time (the committer moves it between the loop and the thread pool).
+ *
+ * Durability: the database runs in WAL mode with synchronous=FULL, so when
+ * chat_store_apply() returns 0 the batch is on disk and survives SIGKILL and
+ * power loss alike.
+ */
+#ifndef CHAT_STORE_H
+#define CHAT_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct chat_store chat_store_t;
+
+/* Opens (creating when needed) the database at path; ":memory:" keeps
+ * nothing. Creates or checks the schema. Returns 0 or -EIO (*out NULL; a
+ * reason is in errbuf when given). */
+int chat_store_open(const char *path, chat_store_t **out, char *errbuf,
+                    size_t errlen);
+void chat_store_close(chat_store_t *s);
+
+/* ---- Loading at start-up ------------------------------------------------ */
+/* Each loader calls cb once per row, in the order given, with borrowed
+ * strings valid only during the call. A nonzero return from cb stops the walk
+ * and is returned. Otherwise 0, or -EIO. */
+
+/* Users with their password hash (libsodium's crypto_pwhash_str format). */
+int chat_store_load_users(chat_store_t *s,
+                          int (*cb)(void *ctx, const char *user,
+                                    const char *pwhash),
+                          void *ctx);
+/* Contact pairs, each once, a < b in byte order. */
+int chat_store_load_contacts(chat_store_t *s,
+                             int (*cb)(void *ctx, const char *a,
+                                       const char *b),
+                             void *ctx);
+/* Pending contact requests, oldest first. */
+int chat_store_load_requests(chat_store_t *s,
+                             int (*cb)(void *ctx, const char *from,
+                                       const char *to),
+                             void *ctx);
+/* Groups and their members (member order: the order they were added). */
+int chat_store_load_groups(chat_store_t *s,
+                           int (*cb)(void *ctx, const char *group,
+                                     const char *member),
+                           void *ctx);
+
+typedef struct chat_stored_msg {
+  uint64_t seq;        /* accept order, unique, increasing */
+  const char *to;      /* recipient */
+  const char *from;    /* sender */
+  const char *group;   /* NULL for a 1:1 message */
+  const char *msg_id;
+  const char *body;    /* body_len bytes, not NUL-terminated in general */
+  size_t body_len;
+  int64_t ts;          /* ms since the epoch, when the server accepted it */
+} chat_stored_msg_t;
+
+/* Held messages in seq order. */
+int chat_store_load_messages(chat_store_t *s,
+                             int (*cb)(void *ctx, const chat_stored_msg_t *m),
+                             void *ctx);
+/* The largest seq ever stored (0 when none), so new seqs keep increasing. */
+int chat_store_max_seq(chat_store_t *s, uint64_t *seq);
+
+/* ---- Changes ------------------------------------------------------------ */
+
+typedef enum chat_store_op_kind {
+  CHAT_STORE_ADD_USER,      /* a = user, b = pwhash */
+  CHAT_STORE_ADD_CONTACT,   /* a, b (any order) */
+  CHAT_STORE_DEL_CONTACT,   /* a, b (any order) */
+  CHAT_STORE_ADD_REQUEST,   /* a = from, b = to */
+  CHAT_STORE_DEL_REQUEST,   /* a = from, b = to */
+  CHAT_STORE_PUT_MSG,       /* msg */
+  CHAT_STORE_DEL_MSG,       /* msg.to and msg.seq (other fields ignored) */
+  CHAT_STORE_ADD_MEMBER,    /* a = group, b = user (creates the group) */
+  CHAT_STORE_DEL_MEMBER     /* a = group, b = user (the last one ends it) */
+} chat_store_op_kind_t;
+
+/* One change. The strings are borrowed by chat_store_apply() for the call
+ * only; whoever builds a batch owns them (see committer.h). */
+typedef struct chat_store_op {
+  chat_store_op_kind_t kind;
+  const char *a, *b;
+  chat_stored_msg_t msg;
+} chat_store_op_t;
+
+/* Applies ops in order as one transaction and commits it. Adding what exists
+ * or deleting what does not is not an error (replay is safe). Returns 0 once
+ * the transaction is on disk, or -EIO / -ENOSPC / -EROFS after rolling it
+ * back (then none of the ops took effect). */
+int chat_store_apply(chat_store_t *s, const chat_store_op_t *ops, size_t n);
+
+#endif /* CHAT_STORE_H */
