@@ -19,8 +19,11 @@
 typedef struct chat_store chat_store_t;
 
 /* Opens (creating when needed) the database at path; ":memory:" keeps
- * nothing. Creates or checks the schema. Returns 0 or -EIO (*out NULL; a
- * reason is in errbuf when given). */
+ * nothing. A path starting "file:" is an SQLite URI, so
+ * "file:/x/chat.db?mode=ro" opens an existing database read-only (every
+ * chat_store_apply() then fails with -EROFS). Creates or checks the schema.
+ * Returns 0 or -EIO (*out NULL; a reason is in errbuf when given, also for
+ * a database written by a newer schema version). */
 int chat_store_open(const char *path, chat_store_t **out, char *errbuf,
                     size_t errlen);
 void chat_store_close(chat_store_t *s);
@@ -30,7 +33,8 @@ void chat_store_close(chat_store_t *s);
  * strings valid only during the call. A nonzero return from cb stops the walk
  * and is returned. Otherwise 0, or -EIO. */
 
-/* Users with their password hash (libsodium's crypto_pwhash_str format). */
+/* Users with their password hash (libsodium's crypto_pwhash_str format),
+ * by name. */
 int chat_store_load_users(chat_store_t *s,
                           int (*cb)(void *ctx, const char *user,
                                     const char *pwhash),
@@ -45,7 +49,8 @@ int chat_store_load_requests(chat_store_t *s,
                              int (*cb)(void *ctx, const char *from,
                                        const char *to),
                              void *ctx);
-/* Groups and their members (member order: the order they were added). */
+/* Groups (by name) and their members (member order: the order they were
+ * added); all rows of one group are consecutive. */
 int chat_store_load_groups(chat_store_t *s,
                            int (*cb)(void *ctx, const char *group,
                                      const char *member),
@@ -92,9 +97,27 @@ typedef struct chat_store_op {
 } chat_store_op_t;
 
 /* Applies ops in order as one transaction and commits it. Adding what exists
- * or deleting what does not is not an error (replay is safe). Returns 0 once
- * the transaction is on disk, or -EIO / -ENOSPC / -EROFS after rolling it
- * back (then none of the ops took effect). */
+ * or deleting what does not is not an error (replay is safe); a PUT_MSG of a
+ * seq already stored keeps the stored message. Returns 0 once the
+ * transaction is on disk, or after rolling it back (then none of the ops
+ * took effect): -EINVAL (an op lacks a string it needs, has an unknown kind
+ * or a seq of 0 or above INT64_MAX; nothing was attempted), -ENOSPC (disk or
+ * page limit full), -EROFS (read-only database) or -EIO (anything else).
+ * n == 0 returns 0 without touching the database. */
 int chat_store_apply(chat_store_t *s, const chat_store_op_t *ops, size_t n);
+
+/* Checks one op the way chat_store_apply() does: 0 or -EINVAL. */
+int chat_store_op_check(const chat_store_op_t *op);
+
+/* ---- Fault injection, for tests ---------------------------------------- */
+
+/* Makes the next chat_store_apply() with n > 0 run its ops, then roll back
+ * and return err (a negative code) instead of committing. err == 0 cancels.
+ * May be called from any thread. */
+void chat_store_fail_next(chat_store_t *s, int err);
+/* Caps the database at max_pages pages (PRAGMA max_page_count, this
+ * connection only; never below its current size), so growing it fails with
+ * -ENOSPC as a full disk would. 0 or -EIO. */
+int chat_store_limit_pages(chat_store_t *s, unsigned max_pages);
 
 #endif /* CHAT_STORE_H */

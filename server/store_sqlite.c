@@ -1,0 +1,480 @@
+/* store_sqlite.c -- the durable store (store.h) on SQLite.
+ *
+ * One connection, used by one thread at a time, with every statement of the
+ * write path prepared once at open: a batch is BEGIN IMMEDIATE, a bind/step/
+ * reset per op, COMMIT -- one WAL fsync per batch, whatever its size.
+ *
+ * No foreign keys: ops are replayed idempotently and in any batch order, and
+ * the server checks references in memory before it writes anything.
+ */
+#include "store.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#define STORE_SCHEMA_VERSION 1
+#define STORE_BUSY_TIMEOUT_MS 5000
+
+enum {
+  ST_BEGIN,
+  ST_COMMIT,
+  ST_ROLLBACK,
+  ST_ADD_USER,
+  ST_ADD_CONTACT,
+  ST_DEL_CONTACT,
+  ST_ADD_REQUEST,
+  ST_DEL_REQUEST,
+  ST_PUT_MSG,
+  ST_DEL_MSG,
+  ST_ADD_MEMBER,
+  ST_DEL_MEMBER,
+  ST_BUMP_SEQ,
+  ST_COUNT
+};
+
+static const char *const stmt_sql[ST_COUNT] = {
+  [ST_BEGIN] = "BEGIN IMMEDIATE",
+  [ST_COMMIT] = "COMMIT",
+  [ST_ROLLBACK] = "ROLLBACK",
+  [ST_ADD_USER] = "INSERT OR IGNORE INTO users(name, pwhash) VALUES(?1, ?2)",
+  [ST_ADD_CONTACT] = "INSERT OR IGNORE INTO contacts(a, b) VALUES(?1, ?2)",
+  [ST_DEL_CONTACT] = "DELETE FROM contacts WHERE a = ?1 AND b = ?2",
+  [ST_ADD_REQUEST] =
+      "INSERT OR IGNORE INTO requests(src, dst) VALUES(?1, ?2)",
+  [ST_DEL_REQUEST] = "DELETE FROM requests WHERE src = ?1 AND dst = ?2",
+  [ST_PUT_MSG] = "INSERT OR IGNORE INTO messages"
+                 "(seq, rcpt, sender, grp, msg_id, body, ts)"
+                 " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+  [ST_DEL_MSG] = "DELETE FROM messages WHERE seq = ?1 AND rcpt = ?2",
+  [ST_ADD_MEMBER] =
+      "INSERT OR IGNORE INTO members(grp, member) VALUES(?1, ?2)",
+  [ST_DEL_MEMBER] = "DELETE FROM members WHERE grp = ?1 AND member = ?2",
+  [ST_BUMP_SEQ] = "UPDATE meta SET max_seq = max(max_seq, ?1) WHERE id = 1",
+};
+
+/* Version 1. Groups exist only through their members, so removing the last
+ * member ends the group with no extra statement. meta.max_seq remembers the
+ * largest seq ever stored, since held messages are deleted once acked. */
+static const char schema_sql[] =
+    "CREATE TABLE users(name TEXT PRIMARY KEY, pwhash TEXT NOT NULL);"
+    "CREATE TABLE contacts(a TEXT NOT NULL, b TEXT NOT NULL,"
+    " PRIMARY KEY(a, b)) WITHOUT ROWID;"
+    "CREATE TABLE requests(id INTEGER PRIMARY KEY, src TEXT NOT NULL,"
+    " dst TEXT NOT NULL, UNIQUE(src, dst));"
+    "CREATE TABLE members(id INTEGER PRIMARY KEY, grp TEXT NOT NULL,"
+    " member TEXT NOT NULL, UNIQUE(grp, member));"
+    "CREATE TABLE messages(seq INTEGER PRIMARY KEY, rcpt TEXT NOT NULL,"
+    " sender TEXT NOT NULL, grp TEXT, msg_id TEXT NOT NULL,"
+    " body BLOB NOT NULL, ts INTEGER NOT NULL);"
+    "CREATE INDEX messages_rcpt ON messages(rcpt, seq);"
+    "CREATE TABLE meta(id INTEGER PRIMARY KEY CHECK(id = 1),"
+    " max_seq INTEGER NOT NULL);"
+    "INSERT INTO meta(id, max_seq) VALUES(1, 0);"
+    "PRAGMA user_version = 1;";
+
+struct chat_store {
+  sqlite3 *db;
+  sqlite3_stmt *stmt[ST_COUNT];
+  atomic_int fail_next; /* negative code for the next apply, or 0 */
+};
+
+static int map_err(int rc) {
+  switch (rc & 0xff) {
+  case SQLITE_FULL:
+    return -ENOSPC;
+  case SQLITE_READONLY:
+    return -EROFS;
+  default:
+    return -EIO;
+  }
+}
+
+static void set_err(char *errbuf, size_t errlen, const char *what,
+                    sqlite3 *db) {
+  if (errbuf != NULL && errlen > 0)
+    snprintf(errbuf, errlen, "%s: %s", what,
+             db != NULL ? sqlite3_errmsg(db) : "out of memory");
+}
+
+/* Returns the single integer a pragma or query yields, or -1 on error. */
+static int64_t query_int(sqlite3 *db, const char *sql) {
+  sqlite3_stmt *st;
+  int64_t v = -1;
+
+  if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+    return -1;
+  if (sqlite3_step(st) == SQLITE_ROW)
+    v = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  return v;
+}
+
+static int init_schema(sqlite3 *db, char *errbuf, size_t errlen) {
+  int64_t version = query_int(db, "PRAGMA user_version");
+  int rc;
+
+  if (version < 0) {
+    set_err(errbuf, errlen, "reading schema version", db);
+    return -EIO;
+  }
+  if (version == STORE_SCHEMA_VERSION)
+    return 0;
+  if (version != 0) {
+    if (errbuf != NULL && errlen > 0)
+      snprintf(errbuf, errlen,
+               "database schema version %lld is not %d (newer server?)",
+               (long long)version, STORE_SCHEMA_VERSION);
+    return -EIO;
+  }
+  rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_exec(db, schema_sql, NULL, NULL, NULL);
+  if (rc != SQLITE_OK) {
+    set_err(errbuf, errlen, "creating schema", db);
+    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    return -EIO;
+  }
+  if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+    set_err(errbuf, errlen, "committing schema", db);
+    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    return -EIO;
+  }
+  return 0;
+}
+
+int chat_store_open(const char *path, chat_store_t **out, char *errbuf,
+                    size_t errlen) {
+  chat_store_t *s;
+  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_URI |
+              SQLITE_OPEN_NOMUTEX;
+  int i;
+
+  *out = NULL;
+  if (path == NULL) {
+    if (errbuf != NULL && errlen > 0)
+      snprintf(errbuf, errlen, "no database path");
+    return -EIO;
+  }
+  s = calloc(1, sizeof(*s));
+  if (s == NULL) {
+    set_err(errbuf, errlen, "opening database", NULL);
+    return -EIO;
+  }
+  atomic_init(&s->fail_next, 0);
+  if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK) {
+    set_err(errbuf, errlen, path, s->db);
+    goto fail;
+  }
+  sqlite3_extended_result_codes(s->db, 1);
+  sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
+  /* journal_mode answers with a row, and stays "memory" for ":memory:". */
+  if (sqlite3_exec(s->db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL) !=
+          SQLITE_OK ||
+      sqlite3_exec(s->db, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF",
+                   NULL, NULL, NULL) != SQLITE_OK) {
+    set_err(errbuf, errlen, path, s->db);
+    goto fail;
+  }
+  if (init_schema(s->db, errbuf, errlen) != 0)
+    goto fail;
+  for (i = 0; i < ST_COUNT; i++) {
+    if (sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+                           &s->stmt[i], NULL) != SQLITE_OK) {
+      set_err(errbuf, errlen, "preparing statements", s->db);
+      goto fail;
+    }
+  }
+  *out = s;
+  return 0;
+
+fail:
+  chat_store_close(s);
+  return -EIO;
+}
+
+void chat_store_close(chat_store_t *s) {
+  int i;
+
+  if (s == NULL)
+    return;
+  for (i = 0; i < ST_COUNT; i++)
+    sqlite3_finalize(s->stmt[i]);
+  sqlite3_close(s->db);
+  free(s);
+}
+
+/* ---- Loading ------------------------------------------------------------ */
+
+/* Walks a two-text-column query; cb's nonzero return stops the walk. */
+static int load_pairs(chat_store_t *s, const char *sql,
+                      int (*cb)(void *ctx, const char *x, const char *y),
+                      void *ctx) {
+  sqlite3_stmt *st;
+  int rc, ret = 0;
+
+  if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+    return -EIO;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    const char *x = (const char *)sqlite3_column_text(st, 0);
+    const char *y = (const char *)sqlite3_column_text(st, 1);
+
+    if (x == NULL || y == NULL) { /* only on out-of-memory */
+      ret = -EIO;
+      break;
+    }
+    ret = cb(ctx, x, y);
+    if (ret != 0)
+      break;
+  }
+  if (ret == 0 && rc != SQLITE_DONE)
+    ret = -EIO;
+  sqlite3_finalize(st);
+  return ret;
+}
+
+int chat_store_load_users(chat_store_t *s,
+                          int (*cb)(void *ctx, const char *user,
+                                    const char *pwhash),
+                          void *ctx) {
+  return load_pairs(s, "SELECT name, pwhash FROM users ORDER BY name", cb,
+                    ctx);
+}
+
+int chat_store_load_contacts(chat_store_t *s,
+                             int (*cb)(void *ctx, const char *a,
+                                       const char *b),
+                             void *ctx) {
+  return load_pairs(s, "SELECT a, b FROM contacts ORDER BY a, b", cb, ctx);
+}
+
+int chat_store_load_requests(chat_store_t *s,
+                             int (*cb)(void *ctx, const char *from,
+                                       const char *to),
+                             void *ctx) {
+  return load_pairs(s, "SELECT src, dst FROM requests ORDER BY id", cb, ctx);
+}
+
+int chat_store_load_groups(chat_store_t *s,
+                           int (*cb)(void *ctx, const char *group,
+                                     const char *member),
+                           void *ctx) {
+  return load_pairs(s, "SELECT grp, member FROM members ORDER BY grp, id", cb,
+                    ctx);
+}
+
+int chat_store_load_messages(chat_store_t *s,
+                             int (*cb)(void *ctx, const chat_stored_msg_t *m),
+                             void *ctx) {
+  sqlite3_stmt *st;
+  int rc, ret = 0;
+
+  if (sqlite3_prepare_v2(s->db,
+                         "SELECT seq, rcpt, sender, grp, msg_id, body, ts"
+                         " FROM messages ORDER BY seq",
+                         -1, &st, NULL) != SQLITE_OK)
+    return -EIO;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    chat_stored_msg_t m;
+
+    m.seq = (uint64_t)sqlite3_column_int64(st, 0);
+    m.to = (const char *)sqlite3_column_text(st, 1);
+    m.from = (const char *)sqlite3_column_text(st, 2);
+    m.group = (const char *)sqlite3_column_text(st, 3);
+    m.msg_id = (const char *)sqlite3_column_text(st, 4);
+    m.body = sqlite3_column_blob(st, 5);
+    m.body_len = (size_t)sqlite3_column_bytes(st, 5);
+    m.ts = sqlite3_column_int64(st, 6);
+    if (m.body == NULL)
+      m.body = ""; /* SQLite gives NULL for an empty blob */
+    if (m.to == NULL || m.from == NULL || m.msg_id == NULL ||
+        (m.group == NULL && sqlite3_column_type(st, 3) != SQLITE_NULL)) {
+      ret = -EIO;
+      break;
+    }
+    ret = cb(ctx, &m);
+    if (ret != 0)
+      break;
+  }
+  if (ret == 0 && rc != SQLITE_DONE)
+    ret = -EIO;
+  sqlite3_finalize(st);
+  return ret;
+}
+
+int chat_store_max_seq(chat_store_t *s, uint64_t *seq) {
+  int64_t v = query_int(s->db, "SELECT max((SELECT max_seq FROM meta),"
+                               " ifnull((SELECT max(seq) FROM messages), 0))");
+
+  if (v < 0)
+    return -EIO;
+  *seq = (uint64_t)v;
+  return 0;
+}
+
+/* ---- Changes ------------------------------------------------------------ */
+
+int chat_store_op_check(const chat_store_op_t *op) {
+  const chat_stored_msg_t *m = &op->msg;
+
+  switch (op->kind) {
+  case CHAT_STORE_ADD_USER:
+  case CHAT_STORE_ADD_CONTACT:
+  case CHAT_STORE_DEL_CONTACT:
+  case CHAT_STORE_ADD_REQUEST:
+  case CHAT_STORE_DEL_REQUEST:
+  case CHAT_STORE_ADD_MEMBER:
+  case CHAT_STORE_DEL_MEMBER:
+    return op->a != NULL && op->b != NULL ? 0 : -EINVAL;
+  case CHAT_STORE_PUT_MSG:
+    if (m->from == NULL || m->msg_id == NULL ||
+        (m->body == NULL && m->body_len > 0) || m->body_len > INT32_MAX)
+      return -EINVAL;
+    /* fall through */
+  case CHAT_STORE_DEL_MSG:
+    return m->to != NULL && m->seq > 0 && m->seq <= INT64_MAX ? 0 : -EINVAL;
+  }
+  return -EINVAL;
+}
+
+static int bind_pair(sqlite3_stmt *st, const char *x, const char *y) {
+  int rc = sqlite3_bind_text(st, 1, x, -1, SQLITE_STATIC);
+
+  return rc == SQLITE_OK ? sqlite3_bind_text(st, 2, y, -1, SQLITE_STATIC) : rc;
+}
+
+static int bind_msg(sqlite3_stmt *st, const chat_stored_msg_t *m) {
+  int rc = sqlite3_bind_int64(st, 1, (sqlite3_int64)m->seq);
+
+  if (rc == SQLITE_OK)
+    rc = sqlite3_bind_text(st, 2, m->to, -1, SQLITE_STATIC);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_bind_text(st, 3, m->from, -1, SQLITE_STATIC);
+  if (rc == SQLITE_OK)
+    rc = m->group != NULL
+             ? sqlite3_bind_text(st, 4, m->group, -1, SQLITE_STATIC)
+             : sqlite3_bind_null(st, 4);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_bind_text(st, 5, m->msg_id, -1, SQLITE_STATIC);
+  if (rc == SQLITE_OK)
+    /* A NULL pointer would bind SQL NULL, so an empty body points at "". */
+    rc = sqlite3_bind_blob(st, 6, m->body_len > 0 ? m->body : "",
+                           (int)m->body_len, SQLITE_STATIC);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_bind_int64(st, 7, m->ts);
+  return rc;
+}
+
+static int run(sqlite3_stmt *st) {
+  int rc = sqlite3_step(st);
+
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
+  return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
+}
+
+static int apply_op(chat_store_t *s, const chat_store_op_t *op,
+                    uint64_t *max_seq) {
+  sqlite3_stmt *st;
+  const char *x = op->a, *y = op->b;
+  int rc;
+
+  switch (op->kind) {
+  case CHAT_STORE_ADD_USER:
+    st = s->stmt[ST_ADD_USER];
+    break;
+  case CHAT_STORE_ADD_CONTACT:
+  case CHAT_STORE_DEL_CONTACT:
+    st = s->stmt[op->kind == CHAT_STORE_ADD_CONTACT ? ST_ADD_CONTACT
+                                                    : ST_DEL_CONTACT];
+    if (strcmp(x, y) > 0) { /* strcmp orders bytes as unsigned, as SQLite */
+      x = op->b;
+      y = op->a;
+    }
+    break;
+  case CHAT_STORE_ADD_REQUEST:
+    st = s->stmt[ST_ADD_REQUEST];
+    break;
+  case CHAT_STORE_DEL_REQUEST:
+    st = s->stmt[ST_DEL_REQUEST];
+    break;
+  case CHAT_STORE_ADD_MEMBER:
+    st = s->stmt[ST_ADD_MEMBER];
+    break;
+  case CHAT_STORE_DEL_MEMBER:
+    st = s->stmt[ST_DEL_MEMBER];
+    break;
+  case CHAT_STORE_PUT_MSG:
+    st = s->stmt[ST_PUT_MSG];
+    rc = bind_msg(st, &op->msg);
+    if (op->msg.seq > *max_seq)
+      *max_seq = op->msg.seq;
+    return rc == SQLITE_OK ? run(st) : rc;
+  case CHAT_STORE_DEL_MSG:
+    st = s->stmt[ST_DEL_MSG];
+    rc = sqlite3_bind_int64(st, 1, (sqlite3_int64)op->msg.seq);
+    if (rc == SQLITE_OK)
+      rc = sqlite3_bind_text(st, 2, op->msg.to, -1, SQLITE_STATIC);
+    return rc == SQLITE_OK ? run(st) : rc;
+  default:
+    return SQLITE_MISUSE; /* chat_store_op_check() let it through: a bug */
+  }
+  rc = bind_pair(st, x, y);
+  return rc == SQLITE_OK ? run(st) : rc;
+}
+
+int chat_store_apply(chat_store_t *s, const chat_store_op_t *ops, size_t n) {
+  uint64_t max_seq = 0;
+  size_t i;
+  int rc, err;
+
+  if (n == 0)
+    return 0;
+  for (i = 0; i < n; i++)
+    if (chat_store_op_check(&ops[i]) != 0)
+      return -EINVAL;
+  rc = run(s->stmt[ST_BEGIN]);
+  if (rc != SQLITE_OK)
+    return map_err(rc);
+  for (i = 0; i < n && rc == SQLITE_OK; i++)
+    rc = apply_op(s, &ops[i], &max_seq);
+  /* One meta update per batch, not per message. */
+  if (rc == SQLITE_OK && max_seq > 0) {
+    rc = sqlite3_bind_int64(s->stmt[ST_BUMP_SEQ], 1, (sqlite3_int64)max_seq);
+    if (rc == SQLITE_OK)
+      rc = run(s->stmt[ST_BUMP_SEQ]);
+  }
+  err = rc == SQLITE_OK ? atomic_exchange(&s->fail_next, 0) : 0;
+  if (rc == SQLITE_OK && err == 0) {
+    rc = run(s->stmt[ST_COMMIT]);
+    if (rc == SQLITE_OK)
+      return 0;
+  }
+  if (err == 0)
+    err = map_err(rc);
+  /* A failed COMMIT may leave the transaction open (SQLITE_BUSY, FULL);
+   * some errors roll back by themselves, then ROLLBACK is a harmless no-op. */
+  if (!sqlite3_get_autocommit(s->db))
+    run(s->stmt[ST_ROLLBACK]);
+  return err;
+}
+
+/* ---- Fault injection ---------------------------------------------------- */
+
+void chat_store_fail_next(chat_store_t *s, int err) {
+  if (err > 0)
+    err = -err;
+  atomic_store(&s->fail_next, err);
+}
+
+int chat_store_limit_pages(chat_store_t *s, unsigned max_pages) {
+  char sql[64];
+
+  snprintf(sql, sizeof(sql), "PRAGMA max_page_count=%u", max_pages);
+  return query_int(s->db, sql) < 0 ? -EIO : 0;
+}
