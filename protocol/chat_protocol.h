@@ -88,7 +88,10 @@ typedef struct chat_decoder {
   char *part;         /* owned: a line begun in an earlier chunk */
   size_t part_len;
   size_t part_cap;
-  int dead;           /* set after frame_too_large: nothing more comes out */
+  int dead;           /* set after frame_too_large: nothing more comes out
+                       * (holds the code next() keeps returning) */
+  size_t part_pos;    /* next unread byte of part (after save: many lines) */
+  size_t part_scan;   /* part is known to hold no LF before this offset */
 } chat_decoder_t;
 
 /* No allocation happens here. Always returns 0. */
@@ -119,7 +122,10 @@ size_t chat_decoder_pending(const chat_decoder_t *d);
  *   1  the line is empty or only spaces and tabs: skip it, *out is NULL;
  *   -CHAT_E_BAD_JSON  not UTF-8, not JSON, not an object, nested deeper than
  *      CHAT_MAX_DEPTH, a duplicate key, a number beyond int64 and double, or a
- *      NUL byte; err says what. */
+ *      NUL byte; err says what. An integer literal beyond int64 that fits a
+ *      double is accepted and arrives as a real.
+ *   -ENOMEM  (err is left clear: this is no fault of the line)
+ * err (may be NULL) is cleared on entry. */
 int chat_frame_parse(const char *line, size_t len, json_t **out,
                      chat_error_t *err);
 
