@@ -31,11 +31,26 @@ int chat_io_new(uv_loop_t *loop, chat_io_t **out); /* 0 or -ENOMEM */
  * connection is closed. The memory is freed once the handles are closed. */
 void chat_io_free(chat_io_t *io);
 
+/* How long chat_conn_close() waits for output to drain (and, after a
+ * frame_too_large or input still arriving, for the peer's EOF) before it
+ * cuts the connection off. 5000 ms by default and when ms is 0. */
+void chat_io_set_close_timeout(chat_io_t *io, unsigned ms);
+
+/* Counters over every connection of io since chat_io_new. */
+typedef struct chat_io_stats {
+  unsigned long long writes;        /* uv_write calls: one per conn per turn */
+  unsigned long long bytes_written; /* bytes handed to those writes */
+  unsigned long long reads;         /* read callbacks with data */
+  unsigned long long bytes_read;
+} chat_io_stats_t;
+void chat_io_get_stats(const chat_io_t *io, chat_io_stats_t *stats);
+
 typedef struct chat_conn chat_conn_t;
 
 typedef struct chat_conn_cbs {
   /* One parsed frame. obj and line are borrowed for the call (incref obj to
-   * keep it). The callee may send, pause or close the connection. */
+   * keep it). The callee may send, pause or close the connection. Blank lines
+   * never get here. on_frame and on_bad_frame may be NULL (dropped). */
   void (*on_frame)(chat_conn_t *c, json_t *obj, const char *line, size_t len);
   /* A line that was not a frame. err->code is CHAT_E_BAD_JSON (the stream
    * goes on) or CHAT_E_FRAME_TOO_LARGE (the connection is then closed after
@@ -44,8 +59,10 @@ typedef struct chat_conn_cbs {
   /* Output would exceed max_output; the frame that did it was dropped. Called
    * once per connection. Typically closes the connection. May be NULL. */
   void (*on_overflow)(chat_conn_t *c);
-  /* The handle is closed. status: 0 after chat_conn_close(), UV_EOF when the
-   * peer closed, another negative code on a read or write error. */
+  /* The handle is closed. status: 0 after chat_conn_close() or
+   * chat_conn_abort(), UV_EOF when the peer closed, -CHAT_E_FRAME_TOO_LARGE
+   * after that error, UV_ETIMEDOUT when a close could not drain the output,
+   * another negative code on a connect, read or write error. Required. */
   void (*on_close)(chat_conn_t *c, int status);
 } chat_conn_cbs_t;
 
@@ -61,42 +78,55 @@ typedef enum chat_conn_state {
 
 struct chat_conn {
   uv_tcp_t tcp;           /* tcp.data points back to this chat_conn_t */
-  void *data;             /* for the owner */
-  /* private */
+  void *data;             /* for the owner; chat_conn_init keeps it */
+  /* private: */
   chat_io_t *io;
   const chat_conn_cbs_t *cbs;
-  chat_conn_opts_t opts;
-  chat_conn_state_t state;
-  chat_decoder_t dec;
-  char *out;              /* unwritten output being collected this turn */
+  chat_decoder_t dec;     /* the unfinished tail of a line; holds max_frame */
+  char *out;              /* output being collected this turn */
   size_t out_len, out_cap;
   char *inflight;         /* output handed to uv_write, freed in its cb */
   size_t inflight_len;
-  uv_write_t wreq;
-  uv_connect_t creq;
-  void (*connect_cb)(chat_conn_t *c, int status);
-  chat_conn_t *next_dirty; /* in io's flush or resume list */
-  unsigned paused : 1, dirty : 1, overflowed : 1, close_after_flush : 1,
-      reading : 1, resumed : 1, in_callback : 1, writing : 1;
-  int close_status;
+  size_t max_output;
+  union {                 /* a connect completes before the first write */
+    uv_write_t write;
+    uv_connect_t connect;
+  } req;
+  void (*connect_cb)(chat_conn_t *c, int status); /* until it is called */
+  uv_timer_t *deadline;   /* malloc'd while a graceful close waits */
+  chat_conn_t *pend_next; /* io's pending list */
+  chat_conn_t **pend_prev;
+  int close_status;       /* for on_close: the first nonzero wins */
+  chat_conn_state_t state;
+  unsigned paused : 1, reading : 1, writing : 1, scheduled : 1,
+      resume_pending : 1, overflowed : 1, linger : 1, eof : 1, shut : 1;
 };
 
-/* Prepares c on io's loop. Returns 0 or a libuv error. */
+/* Prepares c on io's loop (c->data is kept). Returns 0 or a libuv error.
+ * From here on the handle exists: even if accept or connect is never called
+ * or fails, chat_conn_close() or chat_conn_abort() must end it (on_close then
+ * follows) before c is freed. */
 int chat_conn_init(chat_io_t *io, chat_conn_t *c, const chat_conn_cbs_t *cbs,
                    const chat_conn_opts_t *opts);
-/* Accepts a pending connection of server into c and starts reading. */
+/* Accepts a pending connection of server into c and starts reading.
+ * Returns 0 or a libuv error (then close c as said above). */
 int chat_conn_accept(chat_conn_t *c, uv_stream_t *server);
 /* Connects c to addr; cb gets 0 (reading has started) or an error (then
- * on_close follows). */
+ * on_close follows with that status). cb is called exactly once, never from
+ * inside this call, even when the connect fails at once. Frames may be sent
+ * while connecting; they are written once connected. Returns 0, or UV_EINVAL
+ * when c is not freshly initialised (then cb is never called). */
 int chat_conn_connect(chat_conn_t *c, const struct sockaddr *addr,
                       void (*cb)(chat_conn_t *c, int status));
 
 /* Queues obj (borrowed) as one line. Returns 0, -ENOBUFS past max_output
- * (on_overflow was called), -EPIPE when closing or closed, -ENOMEM. */
+ * (on_overflow was called, the first time only), -EPIPE when closing or
+ * closed, -EINVAL (not an object), -ENOMEM. */
 int chat_conn_send(chat_conn_t *c, const json_t *obj);
-/* Queues an already encoded line, which must end with LF. Same returns. */
+/* Queues an already encoded line, which must end with its only LF (else
+ * -EINVAL). Same returns. */
 int chat_conn_send_line(chat_conn_t *c, const char *line, size_t len);
-/* Bytes queued and not yet written. */
+/* Bytes queued and not yet written (including a write in progress). */
 size_t chat_conn_output_len(const chat_conn_t *c);
 
 /* Stops handing out frames (and reading) until resumed; frames already read
@@ -105,10 +135,15 @@ void chat_conn_pause(chat_conn_t *c);
 /* Hands out the waiting frames on a later loop turn, then reads again. */
 void chat_conn_resume(chat_conn_t *c);
 
-/* Writes what is queued, then closes (bounded: a peer that never reads is
- * cut off when the output cannot drain within 5 s). Idempotent. */
+/* Stops handing out frames, writes what is queued, then closes (bounded: a
+ * peer that never reads is cut off when the output cannot drain within 5 s,
+ * and on_close gets UV_ETIMEDOUT). Input that arrives meanwhile is read and
+ * dropped; if there was any (or after frame_too_large), the write side is shut
+ * down and the peer's EOF awaited, within the same bound, so the kernel does
+ * not answer unread input with a reset that would destroy the reply.
+ * Idempotent. on_close gets 0, or the status of an earlier EOF/error. */
 void chat_conn_close(chat_conn_t *c);
-/* Closes at once, dropping unwritten output. */
+/* Closes at once, dropping unwritten output. Idempotent. */
 void chat_conn_abort(chat_conn_t *c);
 
 /* The remote address as host and port. Returns 0 or a libuv error. */

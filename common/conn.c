@@ -1,0 +1,507 @@
+/* conn.c -- a libuv TCP connection that speaks JSON Lines: reads split into
+ * frames for on_frame, frames queued into one write per loop turn.
+ *
+ * Memory rules: every buffer is freed or handed over in the callback that
+ * ends its use. The shared read buffer is never kept: each read is used up or
+ * its rest saved into the decoder before on_read returns. The decoder and the
+ * output buffers are freed in the handle's close callback only, because a
+ * callee may close the connection while it still holds the borrowed line.
+ */
+#include "conn_int.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "chat_addr.h"
+
+#define CONN_OUT_MIN 512
+#define CONN_MAX_OUTPUT_DEFAULT (1024 * 1024)
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+static void begin_close(chat_conn_t *c, int status);
+
+/* ---- closing ------------------------------------------------------------ */
+
+static void set_status(chat_conn_t *c, int status) {
+  if (c->close_status == 0)
+    c->close_status = status;
+}
+
+static void free_handle_cb(uv_handle_t *h) { free(h); }
+
+static void on_tcp_close(uv_handle_t *h) {
+  chat_conn_t *c = h->data;
+  void (*connect_cb)(chat_conn_t *, int) = c->connect_cb;
+
+  /* Write callbacks (with UV_ECANCELED) ran before this one, so nothing of
+   * libuv's still points into these buffers. */
+  free(c->out);
+  free(c->inflight);
+  c->out = c->inflight = NULL;
+  c->out_len = c->out_cap = c->inflight_len = 0;
+  chat_decoder_free(&c->dec);
+  c->state = CHAT_CONN_CLOSED;
+  if (connect_cb != NULL) {
+    /* A connect that failed before it started. */
+    c->connect_cb = NULL;
+    connect_cb(c, c->close_status != 0 ? c->close_status : UV_ECANCELED);
+  }
+  c->cbs->on_close(c, c->close_status);
+}
+
+/* Ends the handle now; on_close follows from its close callback. */
+static void close_now(chat_conn_t *c, int status) {
+  if (uv_is_closing((uv_handle_t *)&c->tcp))
+    return;
+  set_status(c, status);
+  c->state = CHAT_CONN_CLOSING;
+  c->reading = 0;
+  chat__io_unschedule(c->io, c);
+  if (c->deadline != NULL) {
+    uv_close((uv_handle_t *)c->deadline, free_handle_cb);
+    c->deadline = NULL;
+  }
+  uv_close((uv_handle_t *)&c->tcp, on_tcp_close);
+}
+
+static void on_deadline(uv_timer_t *t) {
+  chat_conn_t *c = t->data;
+  close_now(c, c->writing || c->out_len > 0 ? UV_ETIMEDOUT : 0);
+}
+
+static int read_start(chat_conn_t *c);
+
+/* A closing connection whose output is written: close, or first shut the
+ * write side and wait for the peer's EOF (see chat_conn_close). */
+static void try_finish(chat_conn_t *c) {
+  int fd;
+
+  if (c->state != CHAT_CONN_CLOSING || uv_is_closing((uv_handle_t *)&c->tcp))
+    return;
+  if (c->writing || c->out_len > 0)
+    return;
+  if (!c->linger || c->eof) {
+    close_now(c, 0);
+    return;
+  }
+  if (!c->shut) {
+    c->shut = 1;
+    /* libuv's write queue is empty (nothing in flight), so a direct
+     * shutdown cannot overtake queued data. */
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0 ||
+        shutdown(fd, SHUT_WR) != 0 || read_start(c) != 0)
+      close_now(c, 0);
+  }
+}
+
+/* ---- writing ------------------------------------------------------------ */
+
+static void on_write(uv_write_t *req, int status) {
+  chat_conn_t *c = req->handle->data;
+
+  free(c->inflight);
+  c->inflight = NULL;
+  c->inflight_len = 0;
+  c->writing = 0;
+  if (uv_is_closing((uv_handle_t *)&c->tcp))
+    return;
+  if (status < 0) {
+    close_now(c, status);
+    return;
+  }
+  if (c->out_len > 0)
+    chat__io_schedule(c->io, c); /* written by this turn's check */
+  else
+    try_finish(c);
+}
+
+/* Hands everything queued to one uv_write; c->out is then empty and owns no
+ * buffer, so an idle connection holds none. */
+static void start_write(chat_conn_t *c) {
+  uv_buf_t buf = uv_buf_init(c->out, (unsigned)c->out_len);
+  int rc = uv_write(&c->req.write, (uv_stream_t *)&c->tcp, &buf, 1, on_write);
+
+  if (rc < 0) {
+    close_now(c, rc);
+    return;
+  }
+  c->io->stats.writes++;
+  c->io->stats.bytes_written += c->out_len;
+  c->inflight = c->out;
+  c->inflight_len = c->out_len;
+  c->out = NULL;
+  c->out_len = c->out_cap = 0;
+  c->writing = 1;
+}
+
+static int overflow(chat_conn_t *c) {
+  if (!c->overflowed) {
+    c->overflowed = 1;
+    if (c->cbs->on_overflow != NULL)
+      c->cbs->on_overflow(c);
+  }
+  return -ENOBUFS;
+}
+
+/* Appends to c->out within max_output (counting what is in flight). Returns
+ * 0, -ENOBUFS (nothing appended, on_overflow not yet called) or -ENOMEM. */
+static int out_append(chat_conn_t *c, const char *data, size_t n) {
+  size_t used = c->out_len + c->inflight_len, need, cap;
+  char *p;
+
+  if (n > c->max_output - used)
+    return -ENOBUFS;
+  need = c->out_len + n;
+  if (need > c->out_cap) {
+    cap = c->out_cap > 0 ? c->out_cap : CONN_OUT_MIN;
+    while (cap < need)
+      cap *= 2;
+    if (cap > c->max_output)
+      cap = c->max_output;
+    p = realloc(c->out, cap);
+    if (p == NULL)
+      return -ENOMEM;
+    c->out = p;
+    c->out_cap = cap;
+  }
+  memcpy(c->out + c->out_len, data, n);
+  c->out_len += n;
+  return 0;
+}
+
+struct dump_ctx {
+  chat_conn_t *c;
+  int err;
+};
+
+static int dump_cb(const char *buf, size_t len, void *ctx) {
+  struct dump_ctx *d = ctx;
+  d->err = out_append(d->c, buf, len);
+  return d->err;
+}
+
+static int can_send(const chat_conn_t *c) {
+  return c->state == CHAT_CONN_OPEN || c->state == CHAT_CONN_CONNECTING;
+}
+
+/* Output was added: it goes out in this turn's check, unless a write is in
+ * flight (its callback schedules the rest) or the connect is not done. */
+static void queued(chat_conn_t *c) {
+  if (c->state == CHAT_CONN_OPEN && !c->writing)
+    chat__io_schedule(c->io, c);
+}
+
+int chat_conn_send(chat_conn_t *c, const json_t *obj) {
+  struct dump_ctx d = {c, 0};
+  size_t start = c->out_len;
+  int rc;
+
+  if (!can_send(c))
+    return -EPIPE;
+  rc = chat_frame_dump(obj, dump_cb, &d);
+  if (rc < 0) {
+    c->out_len = start; /* drop the partial line */
+    return rc == -ENOBUFS ? overflow(c) : rc;
+  }
+  queued(c);
+  return 0;
+}
+
+int chat_conn_send_line(chat_conn_t *c, const char *line, size_t len) {
+  int rc;
+
+  if (line == NULL || len == 0 || line[len - 1] != '\n' ||
+      memchr(line, '\n', len - 1) != NULL)
+    return -EINVAL;
+  if (!can_send(c))
+    return -EPIPE;
+  rc = out_append(c, line, len);
+  if (rc < 0)
+    return rc == -ENOBUFS ? overflow(c) : rc;
+  queued(c);
+  return 0;
+}
+
+size_t chat_conn_output_len(const chat_conn_t *c) {
+  return c->out_len + c->inflight_len;
+}
+
+/* ---- reading ------------------------------------------------------------ */
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
+  chat_conn_t *c = h->data;
+  /* Safe to share: libuv runs alloc, read and on_read for one stream before
+   * any other, and on_read leaves nothing in the buffer. */
+  *buf = uv_buf_init(c->io->rbuf, CHAT__IO_READ_BUF);
+}
+
+static int read_start(chat_conn_t *c) {
+  int rc;
+  if (c->reading)
+    return 0;
+  rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+  if (rc == 0)
+    c->reading = 1;
+  return rc;
+}
+
+static void read_stop(chat_conn_t *c) {
+  if (c->reading) {
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading = 0;
+  }
+}
+
+/* Hands out complete lines until the input is used up or a callee pauses or
+ * closes the connection. */
+static void dispatch(chat_conn_t *c) {
+  const chat_conn_cbs_t *cbs = c->cbs;
+
+  while (c->state == CHAT_CONN_OPEN && !c->paused) {
+    const char *line;
+    size_t len;
+    json_t *obj = NULL;
+    chat_error_t err;
+    int rc = chat_decoder_next(&c->dec, &line, &len);
+
+    if (rc == 0)
+      break;
+    memset(&err, 0, sizeof(err));
+    if (rc == 1) {
+      rc = chat_frame_parse(line, len, &obj, &err);
+      if (rc == 0) {
+        if (cbs->on_frame != NULL)
+          cbs->on_frame(c, obj, line, len);
+        json_decref(obj);
+      } else if (rc == -CHAT_E_BAD_JSON) {
+        chat_error_set(&err, CHAT_E_BAD_JSON, NULL, NULL);
+        if (cbs->on_bad_frame != NULL)
+          cbs->on_bad_frame(c, &err);
+      } else if (rc < 0) {
+        close_now(c, rc == -ENOMEM ? UV_ENOMEM : rc);
+      }
+      continue; /* rc 1: a blank line */
+    }
+    if (rc == -CHAT_E_FRAME_TOO_LARGE) {
+      chat_error_set(&err, CHAT_E_FRAME_TOO_LARGE, NULL,
+                     "frame longer than %zu bytes", c->dec.max_frame);
+      if (cbs->on_bad_frame != NULL)
+        cbs->on_bad_frame(c, &err);
+      /* The rest of that line is still coming: drain it before closing. */
+      c->linger = 1;
+      begin_close(c, -CHAT_E_FRAME_TOO_LARGE);
+      break;
+    }
+    close_now(c, rc == -ENOMEM ? UV_ENOMEM : rc);
+  }
+  /* The read buffer is about to be reused: keep the unread rest. */
+  if (c->state == CHAT_CONN_OPEN && chat_decoder_save(&c->dec) < 0)
+    close_now(c, UV_ENOMEM);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  chat_conn_t *c = s->data;
+
+  if (nread == 0)
+    return;
+  if (nread < 0) {
+    read_stop(c); /* libuv has stopped already after EOF; keep the bit right */
+    if (nread != UV_EOF) {
+      /* After the output was written, a reset is no longer news. */
+      close_now(c, c->shut ? 0 : (int)nread);
+      return;
+    }
+    c->eof = 1;
+    if (c->state == CHAT_CONN_OPEN)
+      begin_close(c, UV_EOF); /* writes what is queued: the peer may read on */
+    else
+      try_finish(c);
+    return;
+  }
+  c->io->stats.reads++;
+  c->io->stats.bytes_read += (size_t)nread;
+  if (c->state != CHAT_CONN_OPEN) {
+    c->linger = 1; /* closing: input is dropped, but the peer is sending */
+    return;
+  }
+  chat_decoder_feed(&c->dec, buf->base, (size_t)nread);
+  dispatch(c);
+}
+
+/* ---- the check phase ---------------------------------------------------- */
+
+void chat__conn_run(chat_conn_t *c) {
+  if (c->resume_pending) {
+    c->resume_pending = 0;
+    if (c->state == CHAT_CONN_OPEN && !c->paused) {
+      dispatch(c);
+      if (c->state == CHAT_CONN_OPEN && !c->paused) {
+        int rc = read_start(c);
+        if (rc < 0)
+          close_now(c, rc);
+      }
+    }
+  }
+  if (uv_is_closing((uv_handle_t *)&c->tcp))
+    return;
+  if ((c->state == CHAT_CONN_OPEN || c->state == CHAT_CONN_CLOSING) &&
+      !c->writing && c->out_len > 0)
+    start_write(c);
+  try_finish(c);
+}
+
+/* ---- lifetime ----------------------------------------------------------- */
+
+int chat_conn_init(chat_io_t *io, chat_conn_t *c, const chat_conn_cbs_t *cbs,
+                   const chat_conn_opts_t *opts) {
+  void *data = c->data;
+  int rc;
+
+  memset(c, 0, sizeof(*c));
+  c->data = data;
+  if (cbs == NULL || cbs->on_close == NULL)
+    return UV_EINVAL;
+  rc = uv_tcp_init(io->loop, &c->tcp);
+  if (rc < 0)
+    return rc;
+  c->tcp.data = c;
+  c->io = io;
+  c->cbs = cbs;
+  chat_decoder_init(&c->dec, opts != NULL ? opts->max_frame : 0);
+  c->max_output = opts != NULL && opts->max_output > 0
+                      ? opts->max_output
+                      : CONN_MAX_OUTPUT_DEFAULT;
+  c->state = CHAT_CONN_IDLE;
+  return 0;
+}
+
+int chat_conn_accept(chat_conn_t *c, uv_stream_t *server) {
+  int rc;
+
+  if (c->state != CHAT_CONN_IDLE)
+    return UV_EINVAL;
+  rc = uv_accept(server, (uv_stream_t *)&c->tcp);
+  if (rc < 0)
+    return rc;
+  /* Frames are small and answered one by one: Nagle would only add delay. */
+  uv_tcp_nodelay(&c->tcp, 1);
+  c->state = CHAT_CONN_OPEN;
+  return read_start(c);
+}
+
+static void on_connect(uv_connect_t *req, int status) {
+  chat_conn_t *c = req->handle->data;
+  void (*cb)(chat_conn_t *, int) = c->connect_cb;
+
+  c->connect_cb = NULL;
+  if (status == 0 && c->state == CHAT_CONN_CONNECTING) {
+    c->state = CHAT_CONN_OPEN;
+    status = c->paused ? 0 : read_start(c);
+    if (status == 0) {
+      if (c->out_len > 0)
+        chat__io_schedule(c->io, c);
+      if (cb != NULL)
+        cb(c, 0);
+      return;
+    }
+  } else if (status == 0) {
+    status = UV_ECANCELED;
+  }
+  if (cb != NULL)
+    cb(c, status);
+  close_now(c, status);
+}
+
+int chat_conn_connect(chat_conn_t *c, const struct sockaddr *addr,
+                      void (*cb)(chat_conn_t *c, int status)) {
+  int rc;
+
+  if (c->state != CHAT_CONN_IDLE || addr == NULL)
+    return UV_EINVAL;
+  c->connect_cb = cb;
+  c->state = CHAT_CONN_CONNECTING;
+  uv_tcp_nodelay(&c->tcp, 1); /* applied when libuv creates the socket */
+  rc = uv_tcp_connect(&c->req.connect, &c->tcp, addr, on_connect);
+  if (rc < 0)
+    close_now(c, rc); /* on_tcp_close calls cb, then on_close */
+  return 0;
+}
+
+static void begin_close(chat_conn_t *c, int status) {
+  if (c->state == CHAT_CONN_IDLE || c->state == CHAT_CONN_CONNECTING) {
+    close_now(c, status);
+    return;
+  }
+  if (c->state != CHAT_CONN_OPEN)
+    return;
+  c->state = CHAT_CONN_CLOSING;
+  c->resume_pending = 0;
+  set_status(c, status);
+  /* Unhandled input means the peer is still talking (see try_finish). */
+  if (chat_decoder_pending(&c->dec) > 0)
+    c->linger = 1;
+  /* Keep reading, only to drop: a peer blocked writing to us could
+   * otherwise never get round to reading our last output. */
+  if (!c->eof && read_start(c) < 0) {
+    close_now(c, 0);
+    return;
+  }
+  if (!c->writing && c->out_len > 0)
+    start_write(c);
+  try_finish(c);
+  if (!uv_is_closing((uv_handle_t *)&c->tcp) && c->deadline == NULL) {
+    uv_timer_t *t = malloc(sizeof(*t));
+    if (t == NULL) {
+      close_now(c, UV_ENOMEM);
+      return;
+    }
+    uv_timer_init(c->io->loop, t);
+    t->data = c;
+    uv_timer_start(t, on_deadline, c->io->close_timeout_ms, 0);
+    c->deadline = t;
+  }
+}
+
+void chat_conn_close(chat_conn_t *c) {
+  if (c->state != CHAT_CONN_CLOSED)
+    begin_close(c, 0);
+}
+
+void chat_conn_abort(chat_conn_t *c) {
+  if (c->state != CHAT_CONN_CLOSED)
+    close_now(c, 0);
+}
+
+/* ---- flow control ------------------------------------------------------- */
+
+void chat_conn_pause(chat_conn_t *c) {
+  if (c->state != CHAT_CONN_OPEN && c->state != CHAT_CONN_CONNECTING)
+    return;
+  c->paused = 1;
+  c->resume_pending = 0;
+  read_stop(c);
+}
+
+void chat_conn_resume(chat_conn_t *c) {
+  if (!c->paused)
+    return;
+  c->paused = 0;
+  /* Never dispatch from here: the caller may be inside a callback of this
+   * very connection. The check phase hands out what waits, then reads. */
+  if (c->state == CHAT_CONN_OPEN) {
+    c->resume_pending = 1;
+    chat__io_schedule(c->io, c);
+  }
+}
+
+int chat_conn_peer(const chat_conn_t *c, char *host, size_t len, int *port) {
+  struct sockaddr_storage ss;
+  int n = sizeof(ss);
+  int rc = uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &n);
+
+  if (rc < 0)
+    return rc;
+  return chat_addr_host((struct sockaddr *)&ss, host, len, port);
+}
