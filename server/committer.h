@@ -23,29 +23,51 @@ typedef void (*chat_committer_cb)(void *arg, int status);
 
 /* The store is used from the thread pool while a batch is in flight and
  * from the loop thread otherwise; the committer must be the store's only
- * user once created. Returns 0 or -ENOMEM. */
+ * user once created (load everything before). The committer's handles keep
+ * the loop alive only while something is pending. Returns 0 or -ENOMEM. */
 int chat_committer_new(uv_loop_t *loop, chat_store_t *store,
                        chat_committer_t **out);
 
 /* Adds one operation, copying every string it points to (the body too).
- * Returns 0 or -ENOMEM. */
+ * Returns 0, -EINVAL (the op fails chat_store_op_check(); nothing is added)
+ * or -ENOMEM. */
 int chat_committer_add(chat_committer_t *c, const chat_store_op_t *op);
 
 /* Calls cb(arg, status) on the loop thread once every operation added so far
- * has committed (or failed). With nothing pending it is still called later,
- * never from inside this call. Returns 0 or -ENOMEM. */
+ * has committed (or failed). With nothing pending it is still called later
+ * (at the end of this loop turn, status 0), never from inside this call.
+ * Callbacks run in the order they were registered, and may add operations
+ * and register callbacks. Returns 0 or -ENOMEM (cb will not be called). */
 int chat_committer_then(chat_committer_t *c, chat_committer_cb cb, void *arg);
 
 /* Number of operations added and not yet committed. */
 size_t chat_committer_pending(const chat_committer_t *c);
 
-/* For shutdown: waits for the batch in flight, then commits the rest on the
- * calling (loop) thread and runs every waiting callback. Returns the last
- * commit's status. */
+/* For shutdown: blocks the calling (loop) thread until the batch in flight
+ * is done (it waits on a condition variable, it does not run the loop, so it
+ * is safe inside a loop callback, e.g. a signal handler's), then commits the
+ * rest on this thread and runs every waiting callback, including those that
+ * callbacks add meanwhile. Returns 0 when all of it committed, else the first
+ * failing batch's error. */
 int chat_committer_flush_sync(chat_committer_t *c);
 
-/* Frees the committer; call after chat_committer_flush_sync() once the loop
- * has no work in flight. Does not close the store. */
+/* Frees the committer, flushing first (as chat_committer_flush_sync()) if
+ * anything is pending. Does not close the store. Its libuv handles are
+ * closed, so the memory is released only in their close callbacks: run the
+ * loop once more afterwards (uv_run(loop, UV_RUN_DEFAULT) returns at once
+ * when nothing else is active) before closing the loop. */
 void chat_committer_free(chat_committer_t *c);
+
+/* Counters since chat_committer_new(), for tests and monitoring. A batch is
+ * one transaction (one fsync); callback-only turns are not batches. */
+typedef struct chat_committer_stats {
+  uint64_t batches;        /* transactions attempted */
+  uint64_t failed_batches; /* of which rolled back */
+  uint64_t ops;            /* ops in committed batches */
+  uint64_t max_batch;      /* most ops in one batch */
+} chat_committer_stats_t;
+
+void chat_committer_stats(const chat_committer_t *c,
+                          chat_committer_stats_t *out);
 
 #endif /* CHAT_COMMITTER_H */

@@ -1,0 +1,460 @@
+/* committer.c -- group commit: ops gathered during loop turns, committed one
+ * transaction at a time on the libuv thread pool.
+ *
+ * Two batches take turns: the open one collects ops and callbacks on the
+ * loop thread while the other is in flight. A batch keeps its strings in one
+ * byte buffer and refers to them by offset, so the buffer can grow by
+ * realloc, and both batches keep their buffers from one commit to the next:
+ * at a steady rate adding an op allocates nothing.
+ *
+ * An idle handle (which makes the loop poll without blocking) and a check
+ * handle (which runs after the poll) are active only while the open batch
+ * has something to hand over and nothing is in flight: the check hands the
+ * batch over at the end of the turn in which the ops were added, and when
+ * nothing is pending the committer keeps the loop alive with nothing.
+ */
+#include "committer.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NO_STR SIZE_MAX
+/* Buffers above these are given back after their batch, so one burst does
+ * not pin its memory for the server's lifetime. */
+#define KEEP_BUF_BYTES (1u << 20)
+#define KEEP_RECS 16384u
+
+/* An op whose strings are offsets into its batch's buffer (NO_STR: NULL). */
+typedef struct rec {
+  chat_store_op_kind_t kind;
+  size_t a, b, to, from, group, msg_id, body;
+  size_t body_len;
+  uint64_t seq;
+  int64_t ts;
+} rec_t;
+
+typedef struct waiter {
+  chat_committer_cb cb;
+  void *arg;
+  bool after_ops; /* registered with ops pending; else its status is 0 */
+} waiter_t;
+
+typedef struct batch {
+  rec_t *recs;
+  size_t n, cap;
+  char *buf;
+  size_t len, bufcap;
+  chat_store_op_t *ops; /* built from recs when the batch is applied */
+  size_t opscap;
+  waiter_t *w;
+  size_t nw, wcap;
+  int status;
+} batch_t;
+
+struct chat_committer {
+  uv_loop_t *loop;
+  chat_store_t *store;
+  uv_idle_t idle;
+  uv_check_t check;
+  uv_work_t work;
+  batch_t b[2];
+  batch_t *open;
+  batch_t *flying;  /* handed to the pool, result not yet handled */
+  bool work_busy;   /* work req queued, its after-work not yet run */
+  uv_mutex_t mu;    /* guards flying_done, for flush_sync */
+  uv_cond_t cv;
+  bool flying_done;
+  bool freeing;
+  int open_handles;
+  chat_committer_stats_t stats;
+};
+
+/* ---- batches ------------------------------------------------------------ */
+
+static int grow(void **p, size_t *cap, size_t need, size_t size,
+                size_t first) {
+  size_t ncap = *cap ? *cap : first;
+  void *np;
+
+  if (need <= *cap)
+    return 0;
+  while (ncap < need) {
+    if (ncap > SIZE_MAX / 2 / size)
+      return -ENOMEM;
+    ncap *= 2;
+  }
+  np = realloc(*p, ncap * size);
+  if (np == NULL)
+    return -ENOMEM;
+  *p = np;
+  *cap = ncap;
+  return 0;
+}
+
+static size_t put_bytes(batch_t *b, const void *p, size_t n, bool nul) {
+  size_t off = b->len;
+
+  memcpy(b->buf + off, p, n);
+  b->len += n;
+  if (nul)
+    b->buf[b->len++] = '\0';
+  return off;
+}
+
+static size_t put_str(batch_t *b, const char *s) {
+  return s != NULL ? put_bytes(b, s, strlen(s), true) : NO_STR;
+}
+
+static const char *str_at(const batch_t *b, size_t off) {
+  return off == NO_STR ? NULL : b->buf + off;
+}
+
+/* Turns recs into store ops; runs wherever the batch is applied. */
+static int build_ops(batch_t *b) {
+  size_t i;
+
+  if (grow((void **)&b->ops, &b->opscap, b->n, sizeof(*b->ops), 64) != 0)
+    return -ENOMEM;
+  for (i = 0; i < b->n; i++) {
+    const rec_t *r = &b->recs[i];
+    chat_store_op_t *op = &b->ops[i];
+
+    op->kind = r->kind;
+    op->a = str_at(b, r->a);
+    op->b = str_at(b, r->b);
+    op->msg.seq = r->seq;
+    op->msg.to = str_at(b, r->to);
+    op->msg.from = str_at(b, r->from);
+    op->msg.group = str_at(b, r->group);
+    op->msg.msg_id = str_at(b, r->msg_id);
+    op->msg.body = str_at(b, r->body);
+    op->msg.body_len = r->body_len;
+    op->msg.ts = r->ts;
+  }
+  return 0;
+}
+
+static void apply_batch(chat_store_t *store, batch_t *b) {
+  b->status = build_ops(b);
+  if (b->status == 0)
+    b->status = chat_store_apply(store, b->ops, b->n);
+}
+
+static void reset_batch(batch_t *b) {
+  b->n = 0;
+  b->len = 0;
+  b->status = 0;
+  if (b->bufcap > KEEP_BUF_BYTES) {
+    free(b->buf);
+    b->buf = NULL;
+    b->bufcap = 0;
+  }
+  if (b->cap > KEEP_RECS) {
+    free(b->recs);
+    free(b->ops);
+    b->recs = NULL;
+    b->ops = NULL;
+    b->cap = b->opscap = 0;
+  }
+}
+
+static void free_batch(batch_t *b) {
+  free(b->recs);
+  free(b->buf);
+  free(b->ops);
+  free(b->w);
+  memset(b, 0, sizeof(*b));
+}
+
+/* Runs b's callbacks. The list is taken out first, since a callback may
+ * register new ones (they go to another batch or a fresh list here). */
+static void fire_waiters(batch_t *b, int status) {
+  waiter_t *w = b->w;
+  size_t i, nw = b->nw, wcap = b->wcap;
+
+  b->w = NULL;
+  b->nw = b->wcap = 0;
+  for (i = 0; i < nw; i++)
+    w[i].cb(w[i].arg, w[i].after_ops ? status : 0);
+  if (b->w == NULL) { /* keep the array for next time */
+    b->w = w;
+    b->wcap = wcap;
+  } else {
+    free(w);
+  }
+}
+
+/* ---- handing batches over ----------------------------------------------- */
+
+static void on_idle(uv_idle_t *h) {}
+static void on_check(uv_check_t *h);
+
+static void arm(chat_committer_t *c) {
+  if (c->work_busy || c->freeing)
+    return;
+  uv_idle_start(&c->idle, on_idle);
+  uv_check_start(&c->check, on_check);
+}
+
+static void disarm(chat_committer_t *c) {
+  uv_idle_stop(&c->idle);
+  uv_check_stop(&c->check);
+}
+
+static void count(chat_committer_t *c, const batch_t *b) {
+  c->stats.batches++;
+  if (b->status != 0) {
+    c->stats.failed_batches++;
+  } else {
+    c->stats.ops += b->n;
+  }
+  if (b->n > c->stats.max_batch)
+    c->stats.max_batch = b->n;
+}
+
+/* Handles the result of the batch in flight, on the loop thread. */
+static void finish_flying(chat_committer_t *c) {
+  batch_t *b = c->flying;
+  int status = b->status;
+
+  c->flying = NULL;
+  count(c, b);
+  reset_batch(b);
+  fire_waiters(b, status);
+}
+
+static void work_cb(uv_work_t *req) {
+  chat_committer_t *c = req->data;
+
+  apply_batch(c->store, c->flying);
+  uv_mutex_lock(&c->mu);
+  c->flying_done = true;
+  uv_cond_signal(&c->cv);
+  uv_mutex_unlock(&c->mu);
+}
+
+static void maybe_release(chat_committer_t *c) {
+  if (c->freeing && c->open_handles == 0 && !c->work_busy) {
+    uv_cond_destroy(&c->cv);
+    uv_mutex_destroy(&c->mu);
+    free(c);
+  }
+}
+
+static void after_work_cb(uv_work_t *req, int status) {
+  chat_committer_t *c = req->data;
+
+  c->work_busy = false;
+  if (c->flying != NULL) /* else flush_sync already handled it */
+    finish_flying(c);
+  if (c->open->n > 0 || c->open->nw > 0)
+    arm(c);
+  maybe_release(c);
+}
+
+static void on_check(uv_check_t *h) {
+  chat_committer_t *c = h->data;
+  batch_t *b = c->open;
+  int r;
+
+  disarm(c);
+  if (c->work_busy)
+    return; /* after_work_cb re-arms */
+  if (b->n == 0) { /* only callbacks, registered with nothing pending */
+    fire_waiters(b, 0);
+    return;
+  }
+  c->open = b == &c->b[0] ? &c->b[1] : &c->b[0];
+  c->flying = b;
+  c->flying_done = false;
+  c->work_busy = true;
+  r = uv_queue_work(c->loop, &c->work, work_cb, after_work_cb);
+  if (r != 0) { /* cannot happen with an after-work callback; be safe */
+    c->work_busy = false;
+    b->status = r;
+    finish_flying(c);
+    if (c->open->n > 0 || c->open->nw > 0)
+      arm(c);
+  }
+}
+
+/* ---- API ---------------------------------------------------------------- */
+
+int chat_committer_new(uv_loop_t *loop, chat_store_t *store,
+                       chat_committer_t **out) {
+  chat_committer_t *c = calloc(1, sizeof(*c));
+
+  *out = NULL;
+  if (c == NULL)
+    return -ENOMEM;
+  if (uv_mutex_init(&c->mu) != 0) {
+    free(c);
+    return -ENOMEM;
+  }
+  if (uv_cond_init(&c->cv) != 0) {
+    uv_mutex_destroy(&c->mu);
+    free(c);
+    return -ENOMEM;
+  }
+  c->loop = loop;
+  c->store = store;
+  c->open = &c->b[0];
+  c->work.data = c;
+  uv_idle_init(loop, &c->idle);
+  uv_check_init(loop, &c->check);
+  c->idle.data = c;
+  c->check.data = c;
+  c->open_handles = 2;
+  *out = c;
+  return 0;
+}
+
+static bool add_len(size_t *total, const char *s) {
+  size_t n;
+
+  if (s == NULL)
+    return true;
+  n = strlen(s) + 1;
+  if (n > SIZE_MAX - *total)
+    return false;
+  *total += n;
+  return true;
+}
+
+int chat_committer_add(chat_committer_t *c, const chat_store_op_t *op) {
+  batch_t *b = c->open;
+  const chat_stored_msg_t *m = &op->msg;
+  bool is_msg =
+      op->kind == CHAT_STORE_PUT_MSG || op->kind == CHAT_STORE_DEL_MSG;
+  bool put = op->kind == CHAT_STORE_PUT_MSG;
+  size_t need = 0;
+  rec_t *r;
+
+  if (chat_store_op_check(op) != 0)
+    return -EINVAL;
+  /* Copy only what the kind uses: a DEL_MSG needs no body. */
+  if (!is_msg && !(add_len(&need, op->a) && add_len(&need, op->b)))
+    return -ENOMEM;
+  if (is_msg && !add_len(&need, m->to))
+    return -ENOMEM;
+  if (put && !(add_len(&need, m->from) && add_len(&need, m->group) &&
+               add_len(&need, m->msg_id)))
+    return -ENOMEM;
+  if (put && m->body_len > SIZE_MAX - need)
+    return -ENOMEM;
+  if (put)
+    need += m->body_len;
+  if (need > SIZE_MAX - b->len ||
+      grow((void **)&b->buf, &b->bufcap, b->len + need, 1, 4096) != 0 ||
+      grow((void **)&b->recs, &b->cap, b->n + 1, sizeof(*b->recs), 64) != 0)
+    return -ENOMEM;
+
+  r = &b->recs[b->n++];
+  r->kind = op->kind;
+  r->a = is_msg ? NO_STR : put_str(b, op->a);
+  r->b = is_msg ? NO_STR : put_str(b, op->b);
+  r->to = is_msg ? put_str(b, m->to) : NO_STR;
+  r->from = put ? put_str(b, m->from) : NO_STR;
+  r->group = put ? put_str(b, m->group) : NO_STR;
+  r->msg_id = put ? put_str(b, m->msg_id) : NO_STR;
+  r->body = put ? put_bytes(b, m->body_len ? m->body : "", m->body_len,
+                            false)
+                : NO_STR;
+  r->body_len = put ? m->body_len : 0;
+  r->seq = is_msg ? m->seq : 0;
+  r->ts = put ? m->ts : 0;
+  arm(c);
+  return 0;
+}
+
+static int add_waiter(batch_t *b, chat_committer_cb cb, void *arg,
+                      bool after_ops) {
+  if (grow((void **)&b->w, &b->wcap, b->nw + 1, sizeof(*b->w), 16) != 0)
+    return -ENOMEM;
+  b->w[b->nw].cb = cb;
+  b->w[b->nw].arg = arg;
+  b->w[b->nw].after_ops = after_ops;
+  b->nw++;
+  return 0;
+}
+
+int chat_committer_then(chat_committer_t *c, chat_committer_cb cb,
+                        void *arg) {
+  int r;
+
+  /* Everything added so far is in the open batch if it has ops, else in
+   * the batch in flight, else nowhere (already committed). */
+  if (c->open->n > 0)
+    return add_waiter(c->open, cb, arg, true);
+  if (c->flying != NULL)
+    return add_waiter(c->flying, cb, arg, true);
+  r = add_waiter(c->open, cb, arg, false);
+  if (r == 0)
+    arm(c);
+  return r;
+}
+
+size_t chat_committer_pending(const chat_committer_t *c) {
+  return c->open->n + (c->flying != NULL ? c->flying->n : 0);
+}
+
+int chat_committer_flush_sync(chat_committer_t *c) {
+  int first_err = 0;
+
+  if (c->flying != NULL) {
+    batch_t *b = c->flying;
+
+    /* After the signal the worker no longer touches the store or b; the
+     * work req itself completes whenever the loop runs next. */
+    uv_mutex_lock(&c->mu);
+    while (!c->flying_done)
+      uv_cond_wait(&c->cv, &c->mu);
+    uv_mutex_unlock(&c->mu);
+    first_err = b->status;
+    finish_flying(c);
+  }
+  /* Callbacks may add more; keep going until nothing is left. */
+  while (c->open->n > 0 || c->open->nw > 0) {
+    batch_t *b = c->open;
+    int status = 0;
+
+    if (b->n > 0) {
+      apply_batch(c->store, b);
+      count(c, b);
+      status = b->status;
+      if (first_err == 0)
+        first_err = status;
+    }
+    reset_batch(b);
+    fire_waiters(b, status);
+  }
+  disarm(c);
+  return first_err;
+}
+
+static void on_close(uv_handle_t *h) {
+  chat_committer_t *c = h->data;
+
+  c->open_handles--;
+  maybe_release(c);
+}
+
+void chat_committer_free(chat_committer_t *c) {
+  if (c == NULL)
+    return;
+  if (c->flying != NULL || c->open->n > 0 || c->open->nw > 0)
+    chat_committer_flush_sync(c);
+  c->freeing = true;
+  free_batch(&c->b[0]);
+  free_batch(&c->b[1]);
+  uv_close((uv_handle_t *)&c->idle, on_close);
+  uv_close((uv_handle_t *)&c->check, on_close);
+}
+
+void chat_committer_stats(const chat_committer_t *c,
+                          chat_committer_stats_t *out) {
+  *out = c->stats;
+}
