@@ -94,25 +94,31 @@ typedef struct chat_decoder {
   size_t part_scan;   /* part is known to hold no LF before this offset */
 } chat_decoder_t;
 
-/* No allocation happens here. Always returns 0. */
+/* No allocation happens here. max_frame 0 means CHAT_MAX_FRAME_DEFAULT.
+ * Always returns 0. Memory comes from jansson's allocator (json_set_alloc_funcs
+ * governs it). */
 int chat_decoder_init(chat_decoder_t *d, size_t max_frame);
 void chat_decoder_free(chat_decoder_t *d);
 /* Hands the decoder the next chunk; borrowed until chat_decoder_next() returns
- * 0 or chat_decoder_save() is called. The previous chunk must be used up. */
+ * 0 or chat_decoder_save() is called. The previous chunk should be used up
+ * (if not, its rest is saved first; ENOMEM then kills the decoder). Ignored
+ * once the decoder is dead. */
 void chat_decoder_feed(chat_decoder_t *d, const char *data, size_t len);
 /* The next complete line. Returns:
  *   1  *line / *len hold it, LF and a CR before it stripped; valid until the
  *      next call. Blank lines are returned too (see chat_frame_parse).
  *   0  more input is needed; the chunk is used up (its tail was copied).
- *   -CHAT_E_FRAME_TOO_LARGE  a line exceeds max_frame; the decoder is dead.
- *   -ENOMEM */
+ *   -CHAT_E_FRAME_TOO_LARGE  a line exceeds max_frame (known as soon as
+ *      max_frame + 1 bytes arrive without LF, or + 2 without CR LF); the
+ *      decoder is dead: it drops what it held and returns this ever after.
+ *   -ENOMEM  nothing was consumed; calling again later retries. */
 int chat_decoder_next(chat_decoder_t *d, const char **line, size_t *len);
 /* Copies the unread rest of the current chunk into the decoder, so the caller
  * may stop calling next (e.g. a paused connection) and reuse the chunk's
  * memory. Bounded by the chunk. Returns 0 or -ENOMEM. */
 int chat_decoder_save(chat_decoder_t *d);
 /* Bytes held or still unread: nonzero at end of stream means an unterminated
- * final line, which is never a frame. */
+ * final line, which is never a frame. 0 once dead. */
 size_t chat_decoder_pending(const chat_decoder_t *d);
 
 /* ---- Lines <-> JSON objects -------------------------------------------- */
@@ -130,10 +136,14 @@ int chat_frame_parse(const char *line, size_t len, json_t **out,
                      chat_error_t *err);
 
 /* Serialises obj compactly as one line ending in LF into a new malloc'd
- * buffer that the caller frees. Returns 0, -EINVAL (not an object) or -ENOMEM. */
+ * buffer that the caller frees with free(); *len counts the LF, and a NUL
+ * follows it. Returns 0, -EINVAL (not an object, or a string jansson will not
+ * dump) or -ENOMEM. */
 int chat_frame_encode(const json_t *obj, char **out, size_t *len);
 /* The same line, written through a callback (json_dump_callback's shape), so
- * a caller can append straight into its own buffer. The LF is written last. */
+ * a caller can append straight into its own buffer. The LF is written last.
+ * The callback returns 0, or nonzero to stop. Returns 0, -EINVAL (as above),
+ * or the callback's negative return (a positive one becomes -EIO). */
 typedef int (*chat_frame_write_cb)(const char *buf, size_t len, void *ctx);
 int chat_frame_dump(const json_t *obj, chat_frame_write_cb write, void *ctx);
 
@@ -197,10 +207,15 @@ typedef struct chat_msg {
  * PROTOCOL.md's: "type" present and a string (else bad_request naming type),
  * type known for role (else unknown_type), "id" valid (else bad_request naming
  * id, and msg->id stays NULL so nothing is echoed), then each field.
- * Returns 0, -CHAT_E_BAD_REQUEST or -CHAT_E_UNKNOWN_TYPE; err names the field.
- * On failure msg->type and msg->id are still set when they were valid, so the
- * caller can echo the id. login only checks field types: a name or password
- * that breaks the rules is the server's auth_failed, not bad_request. */
+ * Returns 0, -CHAT_E_BAD_REQUEST or -CHAT_E_UNKNOWN_TYPE; err (may be NULL,
+ * cleared on entry) names the field. On failure msg->type and msg->id are
+ * still set when they were valid (a valid id is kept even when type is
+ * missing or unknown), so the caller can echo the id. login only checks field
+ * types: a name or password that breaks the rules is the server's
+ * auth_failed, not bad_request. A field present as null counts as the wrong
+ * type. For an ok (role CLIENT) only type and id can fail; the other fields
+ * are filled when present and well-formed, and a send reply's "status"
+ * (relayed|stored) goes to msg->state, since it is no chat_status_t. */
 int chat_msg_decode(const json_t *obj, chat_role_t role, chat_msg_t *msg,
                     chat_error_t *err);
 
