@@ -587,35 +587,24 @@ static void test_commit_latency_report(void **state) {
 }
 
 int main(void) {
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_callback_after_commit, setup,
-                                      teardown),
-      cmocka_unit_test_setup_teardown(test_nothing_pending_fires_later, setup,
-                                      teardown),
-      cmocka_unit_test_setup_teardown(test_idle_committer_lets_loop_exit,
-                                      setup, teardown),
-      cmocka_unit_test_setup_teardown(test_one_batch_per_turn, setup,
-                                      teardown),
-      cmocka_unit_test_setup_teardown(test_group_commit_while_in_flight,
-                                      setup, teardown),
-      cmocka_unit_test_setup_teardown(test_failed_batch_then_recovery, setup,
-                                      teardown),
-      cmocka_unit_test_setup_teardown(test_callbacks_add_more, setup,
-                                      teardown),
-      cmocka_unit_test_setup_teardown(test_flush_sync, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_flush_sync_reports_failure, setup,
-                                      teardown),
-      cmocka_unit_test_setup_teardown(test_free_flushes_pending, setup,
-                                      teardown),
-      cmocka_unit_test_setup_teardown(test_rejects_invalid, setup,
-                                      teardown),
-      cmocka_unit_test_setup_teardown(test_copies_body_exactly, setup,
-                                      teardown),
-      cmocka_unit_test_setup_teardown(test_throughput_report, setup,
-                                      teardown),
-      cmocka_unit_test_setup_teardown(test_commit_latency_report, setup,
-                                      teardown),
+      T(test_callback_after_commit),
+      T(test_nothing_pending_fires_later),
+      T(test_idle_committer_lets_loop_exit),
+      T(test_one_batch_per_turn),
+      T(test_group_commit_while_in_flight),
+      T(test_failed_batch_then_recovery),
+      T(test_callbacks_add_more),
+      T(test_flush_sync),
+      T(test_flush_sync_reports_failure),
+      T(test_free_flushes_pending),
+      T(test_rejects_invalid),
+      T(test_copies_body_exactly),
+      T(test_throughput_report),
+      T(test_commit_latency_report),
   };
+#undef T
 
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
