@@ -1,0 +1,292 @@
+/* bench_session.c -- one bench user's connection to the server.
+ *
+ * A connection lives for one setup step: connect, welcome, then either
+ * register (and close) or login (and stay for the run). Control requests use
+ * string ids ("reg", "login", "contact", "connect"); sends use the message's
+ * sequence number as an integer id, so an error reply names the message.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "bench.h"
+
+static void on_frame(chat_conn_t *c, json_t *obj, const char *line,
+                     size_t len);
+static void on_bad_frame(chat_conn_t *c, const chat_error_t *err);
+static void on_overflow(chat_conn_t *c);
+static void on_close(chat_conn_t *c, int status);
+
+static const chat_conn_cbs_t session_cbs = {on_frame, on_bad_frame,
+                                            on_overflow, on_close};
+
+int bench_session_send_line(bench_user_t *u, const char *line, size_t len) {
+  int rc = chat_conn_send_line(&u->conn, line, len);
+  if (rc < 0 && !u->b->stopping) {
+    bench_note_error(u->b, BENCH_E_DISCONNECTED, 1);
+    char why[96];
+    snprintf(why, sizeof(why), "%s: send failed: %s", u->name,
+             chat_strerror(rc));
+    bench_stop(u->b, why);
+  }
+  return rc;
+}
+
+static void send_fmt(bench_user_t *u, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void send_fmt(bench_user_t *u, const char *fmt, ...) {
+  char line[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(line, sizeof(line), fmt, ap);
+  va_end(ap);
+  if (n < 0 || (size_t)n >= sizeof(line))
+    return; /* names and passwords are bounded well below this */
+  bench_session_send_line(u, line, (size_t)n);
+}
+
+static void on_connect(chat_conn_t *c, int status) {
+  bench_user_t *u = c->data;
+  if (status < 0 && !u->b->stopping) {
+    bench_note_error(u->b, BENCH_E_CONNECT, 1);
+    char why[512];
+    snprintf(why, sizeof(why), "%s: cannot connect to %s:%d: %s", u->name,
+             u->b->opts.host, u->b->opts.port, uv_strerror(status));
+    bench_stop(u->b, why);
+  }
+  /* on_close follows a failure; the welcome follows a success. */
+}
+
+int bench_session_open(bench_user_t *u, int login) {
+  bench_t *b = u->b;
+  memset(&u->conn, 0, sizeof(u->conn));
+  /* A sender's window of bodies plus headroom; receivers queue only acks. */
+  chat_conn_opts_t opts = {0, 0};
+  size_t want = (size_t)b->opts.window * (b->opts.size + 256) + (1u << 20);
+  opts.max_output = want;
+  int rc = chat_conn_init(b->io, &u->conn, &session_cbs, &opts);
+  if (rc < 0)
+    return rc;
+  u->conn.data = u;
+  u->conn_live = 1;
+  b->live_conns++;
+  u->want_login = login;
+  u->state = BENCH_U_CONNECTING;
+  rc = chat_conn_connect(&u->conn, (const struct sockaddr *)&b->server_addr,
+                         on_connect);
+  if (rc < 0) {
+    /* Nothing was started; closing the initialised handle ends it through
+     * on_close like any other failure. */
+    bench_note_error(b, BENCH_E_CONNECT, 1);
+    chat_conn_abort(&u->conn);
+    return rc;
+  }
+  return 0;
+}
+
+void bench_session_close(bench_user_t *u) {
+  if (u->conn_live && u->state != BENCH_U_CLOSED)
+    chat_conn_close(&u->conn);
+}
+
+static void send_login(bench_user_t *u) {
+  bench_t *b = u->b;
+  u->state = BENCH_U_LOGGING_IN;
+  u->login_ns = bench_now_ns();
+  if (u->role == BENCH_RECEIVER && b->opts.mode == BENCH_DIRECT)
+    send_fmt(u,
+             "{\"type\":\"login\",\"id\":\"login\",\"user\":\"%s\","
+             "\"password\":\"%s\",\"p2p_port\":%d}\n",
+             u->name, b->opts.password, b->listener_port);
+  else
+    send_fmt(u,
+             "{\"type\":\"login\",\"id\":\"login\",\"user\":\"%s\","
+             "\"password\":\"%s\"}\n",
+             u->name, b->opts.password);
+}
+
+static void on_welcome(bench_user_t *u) {
+  if (u->state != BENCH_U_CONNECTING) {
+    bench_note_error(u->b, BENCH_E_BAD_FRAME, 1);
+    return;
+  }
+  if (u->want_login) {
+    send_login(u);
+  } else {
+    u->state = BENCH_U_REGISTERING;
+    send_fmt(u,
+             "{\"type\":\"register\",\"id\":\"reg\",\"user\":\"%s\","
+             "\"password\":\"%s\"}\n",
+             u->name, u->b->opts.password);
+  }
+}
+
+static void registered(bench_user_t *u) {
+  /* The phase step ends in on_close, once the memory may be reused. */
+  u->state = BENCH_U_REGISTERED;
+  chat_conn_close(&u->conn);
+}
+
+static int id_is(const chat_msg_t *m, const char *s) {
+  return m->id && json_is_string(m->id) && !strcmp(json_string_value(m->id), s);
+}
+
+static void setup_failed(bench_user_t *u, const char *what,
+                         const chat_msg_t *m) {
+  char why[192];
+  snprintf(why, sizeof(why), "%s of %s failed: %s %s", what, u->name,
+           m->code ? m->code : "?", m->message ? m->message : "");
+  bench_stop(u->b, why); /* the reply itself was counted */
+}
+
+static void on_ok(bench_user_t *u, json_t *obj, const chat_msg_t *m) {
+  bench_t *b = u->b;
+  if (m->id && json_is_integer(m->id)) {
+    if (u->role == BENCH_SENDER && u->pair)
+      bench_traffic_on_ok(b, u->pair, obj, m);
+    else
+      bench_note_error(b, BENCH_E_BAD_FRAME, 1);
+    return;
+  }
+  if (id_is(m, "reg") && u->state == BENCH_U_REGISTERING) {
+    registered(u);
+  } else if (id_is(m, "login") && u->state == BENCH_U_LOGGING_IN) {
+    u->state = BENCH_U_READY;
+    bench_phase_user_done(b, u);
+  } else if (id_is(m, "contact") && u->pair) {
+    bench_phase_contact_ok(b, u);
+  } else if (id_is(m, "connect") && u->pair && u->role == BENCH_SENDER) {
+    if (bench_peer_dial(b, u->pair, m) < 0 && !b->stopping) {
+      bench_note_error(b, BENCH_E_CONNECT, 1);
+      bench_stop(b, "cannot dial a peer link");
+    }
+  } else {
+    bench_note_error(b, BENCH_E_BAD_FRAME, 1);
+  }
+}
+
+static void on_error(bench_user_t *u, const chat_msg_t *m) {
+  bench_t *b = u->b;
+  if (id_is(m, "reg") && m->code && !strcmp(m->code, "user_exists")) {
+    /* A rerun with the same --prefix: the login will tell whether the
+     * password is the same. */
+    registered(u);
+    return;
+  }
+  bench_note_reply(b, m->code);
+  if (m->id && json_is_integer(m->id) && u->role == BENCH_SENDER && u->pair) {
+    bench_traffic_on_send_error(b, u->pair, m);
+  } else if (id_is(m, "reg")) {
+    setup_failed(u, "register", m);
+  } else if (id_is(m, "login")) {
+    setup_failed(u, "login", m);
+  } else if (id_is(m, "contact")) {
+    setup_failed(u, "contact_add", m);
+  } else if (id_is(m, "connect")) {
+    setup_failed(u, "connect", m);
+  }
+  /* Other errors (no id, e.g. server_busy or bad_json) are counted above;
+   * a server that closes after one ends the run in on_close. */
+}
+
+static void on_deliver(bench_user_t *u, const chat_msg_t *m) {
+  bench_t *b = u->b;
+  if (!m->msg_id || !m->from || !chat_msg_id_valid(m->msg_id) ||
+      !chat_name_valid(m->from)) {
+    bench_note_error(b, BENCH_E_BAD_FRAME, 1);
+    return; /* nothing we could safely echo in an ack */
+  }
+  char line[160];
+  int n = snprintf(line, sizeof(line),
+                   "{\"type\":\"ack\",\"msg_id\":\"%s\",\"from\":\"%s\"}\n",
+                   m->msg_id, m->from);
+  if (u->role != BENCH_RECEIVER || !u->pair ||
+      strcmp(m->from, u->pair->snd.name) != 0 || m->group) {
+    bench_note_error(b, BENCH_E_BAD_BODY, 1);
+  } else {
+    bench_traffic_on_deliver(b, u->pair, m->msg_id, m->body, m->body_len,
+                             m->offline, 0);
+  }
+  /* Acked whatever it was, so the server can drop it. */
+  if (!b->stopping)
+    bench_session_send_line(u, line, (size_t)n);
+}
+
+static void on_frame(chat_conn_t *c, json_t *obj, const char *line,
+                     size_t len) {
+  bench_user_t *u = c->data;
+  bench_t *b = u->b;
+  chat_msg_t m;
+  chat_error_t err;
+  memset(&err, 0, sizeof(err));
+  if (chat_msg_decode(obj, CHAT_ROLE_CLIENT, &m, &err) < 0) {
+    bench_note_error(b, BENCH_E_BAD_FRAME, 1);
+    return;
+  }
+  b->progress++;
+  switch (m.type) {
+  case CHAT_T_WELCOME:
+    on_welcome(u);
+    break;
+  case CHAT_T_OK:
+    on_ok(u, obj, &m);
+    break;
+  case CHAT_T_ERROR:
+    on_error(u, &m);
+    break;
+  case CHAT_T_DELIVER:
+    on_deliver(u, &m);
+    break;
+  case CHAT_T_RECEIPT:
+    if (u->role == BENCH_SENDER && u->pair) {
+      u->pair->receipts++;
+      b->receipts++;
+      bench_phase_check(b);
+    }
+    break;
+  case CHAT_T_EXPECT:
+    if (u->role == BENCH_RECEIVER && b->opts.mode == BENCH_DIRECT)
+      bench_peer_on_expect(u, &m);
+    break;
+  case CHAT_T_KICKED:
+    bench_note_error(b, BENCH_E_DISCONNECTED, 1);
+    bench_stop(b, "a bench session was kicked (is another run using the "
+                  "same --prefix?)");
+    break;
+  default:
+    /* presence, contact_request, contact_added, pong: nothing to do */
+    break;
+  }
+}
+
+static void on_bad_frame(chat_conn_t *c, const chat_error_t *err) {
+  bench_user_t *u = c->data;
+  bench_note_error(u->b, BENCH_E_BAD_FRAME, 1);
+}
+
+static void on_overflow(chat_conn_t *c) {
+  bench_user_t *u = c->data;
+  bench_note_error(u->b, BENCH_E_DISCONNECTED, 1);
+  bench_stop(u->b, "output queue overflow (the server stopped reading)");
+}
+
+static void on_close(chat_conn_t *c, int status) {
+  bench_user_t *u = c->data;
+  bench_t *b = u->b;
+  bench_ustate_t was = u->state;
+  u->conn_live = 0;
+  u->state = BENCH_U_CLOSED;
+  b->live_conns--;
+  if (was == BENCH_U_REGISTERED && !b->stopping) {
+    bench_phase_user_done(b, u);
+  } else if (!b->stopping) {
+    bench_note_error(b, BENCH_E_DISCONNECTED, 1);
+    char why[160];
+    snprintf(why, sizeof(why), "%s: server connection ended: %s", u->name,
+             status < 0 ? uv_strerror(status) : "closed");
+    bench_stop(b, why);
+  }
+  bench_phase_check(b);
+}
