@@ -1,0 +1,107 @@
+/* dispatch.c -- from a frame to a handler: rate limit, decode, session state,
+ * the one switch on the type, and the mapping of errors to replies. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "chat_log.h"
+#include "handlers.h"
+
+static void log_frame(chat_session_t *s, const json_t *obj) {
+  char *t = json_dumps(obj, JSON_COMPACT);
+  CHAT_DEBUG("<- %s %s", s->user ? s->user->name : s->host, t ? t : "?");
+  free(t);
+}
+
+/* Types allowed before login. */
+static int open_type(chat_type_t t) {
+  return t == CHAT_T_REGISTER || t == CHAT_T_LOGIN || t == CHAT_T_PING;
+}
+
+static chat_handler_fn handler_for(chat_type_t t) {
+  switch (t) {
+  case CHAT_T_REGISTER: return chat_handle_register;
+  case CHAT_T_LOGIN: return chat_handle_login;
+  case CHAT_T_LOGOUT: return chat_handle_logout;
+  case CHAT_T_PING: return chat_handle_ping;
+  case CHAT_T_STATUS: return chat_handle_status;
+  case CHAT_T_CONTACT_ADD: return chat_handle_contact_add;
+  case CHAT_T_CONTACT_ACCEPT: return chat_handle_contact_accept;
+  case CHAT_T_CONTACT_DECLINE: return chat_handle_contact_decline;
+  case CHAT_T_CONTACT_REMOVE: return chat_handle_contact_remove;
+  case CHAT_T_CONTACTS: return chat_handle_contacts;
+  case CHAT_T_SEND: return chat_handle_send;
+  case CHAT_T_ACK: return chat_handle_ack;
+  case CHAT_T_CONNECT: return chat_handle_connect;
+  case CHAT_T_GROUP_CREATE: return chat_handle_group_create;
+  case CHAT_T_GROUP_ADD: return chat_handle_group_add;
+  case CHAT_T_GROUP_LEAVE: return chat_handle_group_leave;
+  case CHAT_T_GROUP_MEMBERS: return chat_handle_group_members;
+  case CHAT_T_GROUPS: return chat_handle_groups;
+  case CHAT_T_GROUP_SEND: return chat_handle_group_send;
+  default: return NULL; /* not a request the server takes */
+  }
+}
+
+void chat_srv_on_frame(chat_srv_t *srv, chat_session_t *s, const json_t *obj) {
+  if (s->ended || s->closing)
+    return;
+  s->last_read_ms = uv_now(srv->loop);
+  if (chat_log_get_level() >= CHAT_LOG_DEBUG)
+    log_frame(s, obj);
+
+  if (!chat_ratelimit_take(&s->rl, srv->cfg.rate_limit, s->last_read_ms)) {
+    chat_session_error(s, NULL, CHAT_E_RATE_LIMITED,
+                       "too many requests; slow down");
+    if (++s->limited_run >= CHAT_MAX_RATE_LIMITED_RUN) {
+      CHAT_INFO("%s: rate limited %d times in a row, closing",
+                s->user ? s->user->name : s->host, (int)s->limited_run);
+      chat_session_close(s);
+    }
+    return;
+  }
+  s->limited_run = 0;
+
+  chat_msg_t m;
+  chat_error_t err;
+  int r = chat_msg_decode(obj, CHAT_ROLE_SERVER, &m, &err);
+  if (r < 0) {
+    chat_session_error(s, m.id, err.code, err.message);
+    return;
+  }
+  chat_handler_fn fn = handler_for(m.type);
+  if (fn == NULL) {
+    chat_session_error(s, m.id, CHAT_E_UNKNOWN_TYPE, NULL);
+    return;
+  }
+  if (s->user == NULL && !open_type(m.type)) {
+    chat_session_error(s, m.id, CHAT_E_NOT_AUTHENTICATED,
+                       "log in first");
+    return;
+  }
+  if (s->user != NULL &&
+      (m.type == CHAT_T_REGISTER || m.type == CHAT_T_LOGIN)) {
+    chat_session_error(s, m.id, CHAT_E_ALREADY_AUTHENTICATED,
+                       "this session is logged in");
+    return;
+  }
+  memset(&err, 0, sizeof(err));
+  r = fn(srv, s, &m, &err);
+  if (r < 0) {
+    int code = -r;
+    if (code < CHAT_E_BAD_JSON || code >= CHAT_E__END) {
+      CHAT_ERROR("%s handler: %s", chat_type_name(m.type), chat_strerror(r));
+      code = CHAT_E_INTERNAL;
+    }
+    chat_session_error(s, m.id, code, err.code ? err.message : NULL);
+  }
+}
+
+void chat_srv_on_bad_frame(chat_srv_t *srv, chat_session_t *s,
+                           const chat_error_t *err) {
+  if (s->ended || s->closing)
+    return;
+  s->last_read_ms = uv_now(srv->loop);
+  chat_session_error(s, NULL, err->code, err->message[0] ? err->message : NULL);
+  if (err->code == CHAT_E_FRAME_TOO_LARGE)
+    chat_session_close(s);
+}

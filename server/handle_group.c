@@ -1,0 +1,264 @@
+/* handle_group.c -- groups (PROTOCOL.md section 5): create, add, leave,
+ * members, groups, and group_send with fan-out. One encoded deliver line is
+ * shared by every online member; offline members get a stored copy, and the
+ * ok waits for that commit. Group messages get no receipts. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chat_log.h"
+#include "handlers.h"
+
+static int member_group(chat_srv_t *srv, chat_session_t *s,
+                        const chat_msg_t *m, chat_group_t **out) {
+  chat_group_t *g = chat_registry_group(&srv->reg, m->group);
+  if (g == NULL)
+    return -CHAT_E_NO_SUCH_GROUP;
+  if (!chat_group_is_member(g, s->user))
+    return -CHAT_E_NOT_MEMBER;
+  *out = g;
+  return 0;
+}
+
+int chat_handle_group_create(chat_srv_t *srv, chat_session_t *s,
+                             const chat_msg_t *m, chat_error_t *err) {
+  chat_group_t *g;
+  int r = chat_group_new(&srv->reg, m->group, &g);
+  if (r == -EEXIST)
+    return -CHAT_E_GROUP_EXISTS;
+  if (r < 0)
+    return r;
+  if (chat_group_add(g, s->user) < 0) {
+    chat_group_remove(&srv->reg, g, s->user);
+    return -ENOMEM;
+  }
+  chat_srv_op2(srv, CHAT_STORE_ADD_MEMBER, g->name, s->user->name);
+  chat_session_send_new(s, chat_reply_ok(m->id));
+  return 0;
+}
+
+int chat_handle_group_add(chat_srv_t *srv, chat_session_t *s,
+                          const chat_msg_t *m, chat_error_t *err) {
+  chat_group_t *g;
+  int r = member_group(srv, s, m, &g);
+  if (r < 0)
+    return r;
+  chat_user_t *u = chat_registry_find(&srv->reg, m->user);
+  if (u == NULL)
+    return -CHAT_E_NO_SUCH_USER;
+  if (chat_group_is_member(g, u)) {
+    chat_session_send_new(s, chat_reply_ok(m->id));
+    return 0;
+  }
+  if (!chat_contact_is(s->user, u))
+    return -CHAT_E_NOT_CONTACT;
+  if (chat_group_add(g, u) < 0)
+    return -ENOMEM;
+  chat_srv_op2(srv, CHAT_STORE_ADD_MEMBER, g->name, u->name);
+  chat_session_send_new(s, chat_reply_ok(m->id));
+  if (u->session && !u->session->ended)
+    chat_session_send_new(u->session,
+                          chat_ev_group_added(g->name, s->user->name));
+  return 0;
+}
+
+int chat_handle_group_leave(chat_srv_t *srv, chat_session_t *s,
+                            const chat_msg_t *m, chat_error_t *err) {
+  chat_group_t *g;
+  int r = member_group(srv, s, m, &g);
+  if (r < 0)
+    return r;
+  chat_srv_op2(srv, CHAT_STORE_DEL_MEMBER, g->name, s->user->name);
+  chat_group_remove(&srv->reg, g, s->user);
+  chat_session_send_new(s, chat_reply_ok(m->id));
+  return 0;
+}
+
+static int by_name(const void *a, const void *b) {
+  const chat_user_t *x = *(chat_user_t *const *)a;
+  const chat_user_t *y = *(chat_user_t *const *)b;
+  return strcmp(x->name, y->name);
+}
+
+int chat_handle_group_members(chat_srv_t *srv, chat_session_t *s,
+                              const chat_msg_t *m, chat_error_t *err) {
+  chat_group_t *g;
+  int r = member_group(srv, s, m, &g);
+  if (r < 0)
+    return r;
+  chat_user_t **sorted = malloc(g->nmembers * sizeof(*sorted));
+  json_t *list = json_array();
+  json_t *ok = chat_reply_ok(m->id);
+  if (sorted == NULL || list == NULL || ok == NULL) {
+    free(sorted);
+    json_decref(list);
+    json_decref(ok);
+    return -ENOMEM;
+  }
+  memcpy(sorted, g->members, g->nmembers * sizeof(*sorted));
+  qsort(sorted, g->nmembers, sizeof(*sorted), by_name);
+  for (uint32_t i = 0; i < g->nmembers; i++)
+    json_array_append_new(
+        list, json_pack("{s:s,s:s}", "user", sorted[i]->name, "status",
+                        chat_status_name(chat_srv_status_of(sorted[i]))));
+  free(sorted);
+  json_object_set_new(ok, "members", list);
+  chat_session_send_new(s, ok);
+  return 0;
+}
+
+int chat_handle_groups(chat_srv_t *srv, chat_session_t *s,
+                       const chat_msg_t *m, chat_error_t *err) {
+  json_t *list = json_array();
+  json_t *ok = chat_reply_ok(m->id);
+  if (list == NULL || ok == NULL) {
+    json_decref(list);
+    json_decref(ok);
+    return -ENOMEM;
+  }
+  for (uint32_t i = 0; i < s->user->ngroups; i++) /* kept sorted */
+    json_array_append_new(list, json_string(s->user->groups[i]->name));
+  json_object_set_new(ok, "groups", list);
+  chat_session_send_new(s, ok);
+  return 0;
+}
+
+/* ---- group_send ------------------------------------------------------------ */
+
+typedef struct gsend_op {
+  chat_srv_t *srv;
+  chat_session_t *s; /* referenced */
+  json_t *id;
+  char group[CHAT_MAX_NAME + 1];
+  char msg_id[CHAT_MAX_MSG_ID + 1];
+  int relayed, stored;
+} gsend_op_t;
+
+static void gsend_reply(chat_session_t *s, const json_t *id,
+                        const char *msg_id, int relayed, int stored) {
+  json_t *ok = chat_reply_ok(id);
+  json_object_set_new(ok, "msg_id", json_string(msg_id));
+  json_object_set_new(ok, "relayed", json_integer(relayed));
+  json_object_set_new(ok, "stored", json_integer(stored));
+  chat_session_send_new(s, ok);
+}
+
+static void gsend_committed(void *arg, int status) {
+  gsend_op_t *op = arg;
+  /* Clear the pending marks of every copy of this message. */
+  chat_user_t *me = op->s->user;
+  chat_group_t *g = chat_registry_group(&op->srv->reg, op->group);
+  for (uint32_t i = 0; g && i < g->nmembers; i++) {
+    chat_held_t *h =
+        chat_mailbox_find(&op->srv->mb, g->members[i], me, op->msg_id);
+    if (h == NULL || h->group == NULL || strcmp(h->group, op->group) != 0)
+      continue;
+    h->commit_pending = 0;
+    if (status < 0) {
+      h->written = 0;
+      if (h->state == CHAT_HELD_STORED)
+        chat_mailbox_remove(&op->srv->mb, h);
+    }
+  }
+  if (status < 0)
+    chat_session_error(op->s, op->id, CHAT_E_INTERNAL, "storage failed");
+  else
+    gsend_reply(op->s, op->id, op->msg_id, op->relayed, op->stored);
+  chat_session_unref(op->s);
+  json_decref(op->id);
+  free(op);
+}
+
+int chat_handle_group_send(chat_srv_t *srv, chat_session_t *s,
+                           const chat_msg_t *m, chat_error_t *err) {
+  chat_group_t *g;
+  int r = member_group(srv, s, m, &g);
+  if (r < 0)
+    return r;
+  chat_user_t *me = s->user;
+  int relayed = 0, stored = 0, dup = 0, pending = 0;
+  for (uint32_t i = 0; i < g->nmembers; i++) {
+    chat_held_t *h = chat_mailbox_find(&srv->mb, g->members[i], me,
+                                       m->msg_id);
+    if (h && h->group && strcmp(h->group, g->name) == 0) {
+      dup = 1;
+      pending |= h->commit_pending;
+      if (h->state == CHAT_HELD_PUSHED)
+        relayed++;
+      else
+        stored++;
+    }
+  }
+  if (dup && !pending) {
+    gsend_reply(s, m->id, m->msg_id, relayed, stored);
+    return 0;
+  }
+  if (!dup) {
+    int64_t ts = chat_srv_now_wall_ms();
+    char *line = NULL;
+    size_t len = 0;
+    json_t *ev = chat_ev_deliver(me->name, g->name, m->msg_id, m->body,
+                                 m->body_len, ts, 0);
+    if (ev == NULL || chat_frame_encode(ev, &line, &len) < 0) {
+      json_decref(ev);
+      return -ENOMEM;
+    }
+    json_decref(ev);
+    for (uint32_t i = 0; i < g->nmembers; i++) {
+      chat_user_t *u = g->members[i];
+      if (u == me)
+        continue;
+      chat_session_t *us = u->session;
+      if (us && !us->ended &&
+          u->mb_unacked_bytes + m->body_len > srv->cfg.max_output)
+        chat_srv_session_end(srv, us, "unacked messages over the cap");
+      chat_held_t *h;
+      r = chat_mailbox_add(&srv->mb, u, me, g->name, m->msg_id, m->body,
+                           m->body_len, srv->next_seq++, ts,
+                           CHAT_HELD_STORED, &h);
+      if (r == -EEXIST) /* a 1:1 message with the same msg_id: skip */
+        continue;
+      if (r < 0)
+        break;
+      us = u->session;
+      if (us && !us->ended) {
+        chat_mailbox_set_state(h, CHAT_HELD_PUSHED);
+        us->sink->send_line(us->ctx, line, len);
+      }
+      if (h->state == CHAT_HELD_PUSHED) {
+        relayed++;
+      } else {
+        h->offline = 1;
+        if (!h->written)
+          chat_srv_write_held(srv, h);
+        h->commit_pending = 1;
+        stored++;
+      }
+    }
+    free(line);
+    if (r < 0 && r != -EEXIST)
+      CHAT_ERROR("group_send %s: %s", g->name, chat_strerror(r));
+    if (stored == 0) {
+      gsend_reply(s, m->id, m->msg_id, relayed, stored);
+      return 0;
+    }
+  }
+  gsend_op_t *op = calloc(1, sizeof(*op));
+  if (op == NULL)
+    return -ENOMEM;
+  op->srv = srv;
+  op->s = s;
+  op->id = json_incref((json_t *)m->id);
+  snprintf(op->group, sizeof(op->group), "%s", g->name);
+  snprintf(op->msg_id, sizeof(op->msg_id), "%s", m->msg_id);
+  op->relayed = relayed;
+  op->stored = stored;
+  chat_session_ref(s);
+  r = chat_committer_then(srv->committer, gsend_committed, op);
+  if (r < 0) {
+    chat_session_unref(s);
+    json_decref(op->id);
+    free(op);
+  }
+  return r;
+}

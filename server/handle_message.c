@@ -1,0 +1,163 @@
+/* handle_message.c -- send and ack: relay to a logged-in recipient without
+ * touching the disk, or store durably (committed before "ok stored").
+ *
+ * A message goes into the recipient's mailbox either way; the mailbox order
+ * (seq) is the order of delivery. Relayed messages are written only when
+ * the recipient's session ends without acking them (srv.c). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chat_log.h"
+#include "handlers.h"
+
+/* Waits for the commit of a PUT_MSG (or of a duplicate's), then replies. */
+typedef struct send_op {
+  chat_srv_t *srv;
+  chat_session_t *s; /* referenced */
+  json_t *id;
+  chat_user_t *to, *from;
+  uint64_t seq;      /* 0 for a duplicate: report whatever is there */
+  char msg_id[CHAT_MAX_MSG_ID + 1];
+} send_op_t;
+
+static void reply_status(chat_session_t *s, const json_t *id,
+                         const char *msg_id, const char *status) {
+  json_t *ok = chat_reply_ok(id);
+  json_object_set_new(ok, "msg_id", json_string(msg_id));
+  json_object_set_new(ok, "status", json_string(status));
+  chat_session_send_new(s, ok);
+}
+
+static const char *held_status(const chat_held_t *h) {
+  return h->state == CHAT_HELD_PUSHED ? "relayed" : "stored";
+}
+
+static void send_committed(void *arg, int status) {
+  send_op_t *op = arg;
+  chat_held_t *h = chat_mailbox_find(&op->srv->mb, op->to, op->from,
+                                     op->msg_id);
+  if (h && op->seq && h->seq == op->seq)
+    h->commit_pending = 0;
+  if (status < 0) {
+    CHAT_ERROR("storing %s -> %s %s: %s", op->from->name, op->to->name,
+               op->msg_id, chat_strerror(status));
+    if (h && op->seq && h->seq == op->seq) {
+      h->written = 0;
+      if (h->state == CHAT_HELD_STORED) /* not pushed: nothing was accepted */
+        chat_mailbox_remove(&op->srv->mb, h);
+    }
+    chat_session_error(op->s, op->id, CHAT_E_INTERNAL, "storage failed");
+  } else if (op->seq) {
+    reply_status(op->s, op->id, op->msg_id, "stored");
+  } else {
+    /* A duplicate that waited for the original's commit. Gone means it was
+     * delivered and acked meanwhile. */
+    reply_status(op->s, op->id, op->msg_id, h ? held_status(h) : "relayed");
+  }
+  chat_session_unref(op->s);
+  json_decref(op->id);
+  free(op);
+}
+
+static int reply_after_commit(chat_srv_t *srv, chat_session_t *s,
+                              const chat_msg_t *m, chat_user_t *to,
+                              uint64_t seq) {
+  send_op_t *op = calloc(1, sizeof(*op));
+  if (op == NULL)
+    return -ENOMEM;
+  op->srv = srv;
+  op->s = s;
+  op->id = json_incref((json_t *)m->id);
+  op->to = to;
+  op->from = s->user;
+  op->seq = seq;
+  snprintf(op->msg_id, sizeof(op->msg_id), "%s", m->msg_id);
+  chat_session_ref(s);
+  int r = chat_committer_then(srv->committer, send_committed, op);
+  if (r < 0) {
+    chat_session_unref(s);
+    json_decref(op->id);
+    free(op);
+  }
+  return r;
+}
+
+int chat_handle_send(chat_srv_t *srv, chat_session_t *s, const chat_msg_t *m,
+                     chat_error_t *err) {
+  chat_user_t *me = s->user;
+  chat_user_t *to = chat_registry_find(&srv->reg, m->to);
+  if (to == NULL)
+    return -CHAT_E_NO_SUCH_USER;
+  if (to == me)
+    return chat_error_set(err, CHAT_E_BAD_REQUEST, "to",
+                          "field 'to' must name another user");
+
+  chat_held_t *h = chat_mailbox_find(&srv->mb, to, me, m->msg_id);
+  if (h) { /* a repeat: nothing stored or pushed again */
+    if (h->commit_pending)
+      return reply_after_commit(srv, s, m, to, 0);
+    reply_status(s, m->id, m->msg_id, held_status(h));
+    return 0;
+  }
+
+  chat_session_t *ts = to->session;
+  /* A recipient that does not ack holds at most max_output of pushed
+   * bodies; past that it is treated like one that stopped reading. */
+  if (ts && !ts->ended &&
+      to->mb_unacked_bytes + m->body_len > srv->cfg.max_output) {
+    CHAT_INFO("%s: unacked messages over %zu bytes, ending the session",
+              to->name, srv->cfg.max_output);
+    chat_srv_session_end(srv, ts, "unacked messages over the cap");
+  }
+  int online = ts && !ts->ended;
+  int r = chat_mailbox_add(&srv->mb, to, me, NULL, m->msg_id, m->body,
+                           m->body_len, srv->next_seq, chat_srv_now_wall_ms(),
+                           CHAT_HELD_STORED, &h);
+  if (r < 0)
+    return r;
+  srv->next_seq++;
+  if (online) {
+    chat_srv_push(srv, h);
+    if (!h->written) { /* still pushed: the session is alive */
+      reply_status(s, m->id, m->msg_id, "relayed");
+      return 0;
+    }
+    /* The push ended the recipient's session (its output overflowed), which
+     * wrote the message: answer once that is on disk. */
+  } else {
+    h->offline = 1;
+    chat_srv_write_held(srv, h);
+  }
+  h->commit_pending = 1;
+  r = reply_after_commit(srv, s, m, to, h->seq);
+  if (r < 0 && h->state == CHAT_HELD_STORED)
+    h->commit_pending = 0; /* it will still be committed; just no reply */
+  return r;
+}
+
+int chat_handle_ack(chat_srv_t *srv, chat_session_t *s, const chat_msg_t *m,
+                    chat_error_t *err) {
+  chat_user_t *me = s->user;
+  chat_user_t *from = chat_registry_find(&srv->reg, m->from);
+  if (from == NULL)
+    return 0; /* an ack of an unknown message is ignored */
+  chat_held_t *h = chat_mailbox_find(&srv->mb, me, from, m->msg_id);
+  if (h == NULL)
+    return 0;
+  if (h->written) {
+    chat_store_op_t op;
+    memset(&op, 0, sizeof(op));
+    op.kind = CHAT_STORE_DEL_MSG;
+    op.msg.to = me->name;
+    op.msg.seq = h->seq;
+    chat_srv_log_op(srv, &op);
+  }
+  int group = h->group != NULL;
+  chat_mailbox_remove(&srv->mb, h);
+  if (!group && from->session && !from->session->ended) {
+    json_t *rc = chat_ev_receipt(m->msg_id, me->name, "delivered");
+    chat_session_send_new(from->session, rc);
+  }
+  return 0;
+}

@@ -1,0 +1,126 @@
+/* hmap.c -- the string-keyed hash map of hmap.h (FNV-1a, linear probing). */
+#include "hmap.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint32_t hash_bytes(const char *k, size_t n) {
+  uint32_t h = 2166136261u;
+  for (size_t i = 0; i < n; i++) {
+    h ^= (unsigned char)k[i];
+    h *= 16777619u;
+  }
+  return h;
+}
+
+void chat_hmap_init(chat_hmap_t *m) { memset(m, 0, sizeof(*m)); }
+
+void chat_hmap_free(chat_hmap_t *m) {
+  free(m->slots);
+  memset(m, 0, sizeof(*m));
+}
+
+static size_t find(const chat_hmap_t *m, const char *key, size_t klen,
+                   uint32_t h, int *found) {
+  size_t mask = m->cap - 1;
+  size_t i = h & mask;
+  for (;;) {
+    const chat_hmap_slot_t *s = &m->slots[i];
+    if (s->key == NULL) {
+      *found = 0;
+      return i;
+    }
+    if (s->hash == h && s->klen == klen && memcmp(s->key, key, klen) == 0) {
+      *found = 1;
+      return i;
+    }
+    i = (i + 1) & mask;
+  }
+}
+
+void *chat_hmap_get(const chat_hmap_t *m, const char *key, size_t klen) {
+  if (m->len == 0)
+    return NULL;
+  int found;
+  size_t i = find(m, key, klen, hash_bytes(key, klen), &found);
+  return found ? m->slots[i].val : NULL;
+}
+
+static int grow(chat_hmap_t *m) {
+  size_t ncap = m->cap ? m->cap * 2 : 16;
+  chat_hmap_slot_t *ns = calloc(ncap, sizeof(*ns));
+  if (ns == NULL)
+    return -ENOMEM;
+  for (size_t i = 0; i < m->cap; i++) {
+    chat_hmap_slot_t *s = &m->slots[i];
+    if (s->key == NULL)
+      continue;
+    size_t j = s->hash & (ncap - 1);
+    while (ns[j].key)
+      j = (j + 1) & (ncap - 1);
+    ns[j] = *s;
+  }
+  free(m->slots);
+  m->slots = ns;
+  m->cap = ncap;
+  return 0;
+}
+
+int chat_hmap_put(chat_hmap_t *m, const char *key, size_t klen, void *val) {
+  if ((m->len + 1) * 4 > m->cap * 3) { /* keep the load under 3/4 */
+    int r = grow(m);
+    if (r < 0)
+      return r;
+  }
+  uint32_t h = hash_bytes(key, klen);
+  int found;
+  size_t i = find(m, key, klen, h, &found);
+  if (found)
+    return -EEXIST;
+  m->slots[i].key = key;
+  m->slots[i].klen = (uint32_t)klen;
+  m->slots[i].hash = h;
+  m->slots[i].val = val;
+  m->len++;
+  return 0;
+}
+
+void *chat_hmap_del(chat_hmap_t *m, const char *key, size_t klen) {
+  if (m->len == 0)
+    return NULL;
+  int found;
+  size_t i = find(m, key, klen, hash_bytes(key, klen), &found);
+  if (!found)
+    return NULL;
+  void *val = m->slots[i].val;
+  size_t mask = m->cap - 1;
+  /* Backward shift: move later entries of the run into the hole when their
+   * home slot is not between the hole and where they sit. */
+  size_t j = i;
+  for (;;) {
+    m->slots[i].key = NULL;
+    for (;;) {
+      j = (j + 1) & mask;
+      if (m->slots[j].key == NULL) {
+        m->len--;
+        return val;
+      }
+      size_t home = m->slots[j].hash & mask;
+      if ((j > i && (home <= i || home > j)) ||
+          (j < i && (home <= i && home > j)))
+        break;
+    }
+    m->slots[i] = m->slots[j];
+    i = j;
+  }
+}
+
+void *chat_hmap_next(const chat_hmap_t *m, size_t *pos) {
+  while (*pos < m->cap) {
+    const chat_hmap_slot_t *s = &m->slots[(*pos)++];
+    if (s->key)
+      return s->val;
+  }
+  return NULL;
+}

@@ -1,0 +1,129 @@
+/* mailbox.c -- per-recipient queues of held messages and their index. */
+#include "mailbox.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chat_protocol.h"
+
+#define KEY_MAX (CHAT_MAX_NAME * 2 + CHAT_MAX_MSG_ID + 3)
+
+void chat_mailbox_init(chat_mailbox_t *mb) {
+  memset(mb, 0, sizeof(*mb));
+  chat_hmap_init(&mb->index);
+}
+
+static void held_free(chat_held_t *h) {
+  free(h->group);
+  free(h->body);
+  free(h);
+}
+
+void chat_mailbox_free(chat_mailbox_t *mb) {
+  size_t pos = 0;
+  chat_held_t *h;
+  while ((h = chat_hmap_next(&mb->index, &pos)) != NULL)
+    held_free(h);
+  chat_hmap_free(&mb->index);
+  mb->count = 0;
+}
+
+/* '/' is in neither names nor msg_ids, so the key is unambiguous. */
+static size_t make_key(char *buf, const chat_user_t *to,
+                       const chat_user_t *from, const char *msg_id,
+                       size_t *id_off) {
+  size_t a = strlen(to->name), b = strlen(from->name), c = strlen(msg_id);
+  if (a + b + c + 2 > KEY_MAX)
+    return 0;
+  memcpy(buf, to->name, a);
+  buf[a] = '/';
+  memcpy(buf + a + 1, from->name, b);
+  buf[a + 1 + b] = '/';
+  memcpy(buf + a + b + 2, msg_id, c + 1);
+  if (id_off)
+    *id_off = a + b + 2;
+  return a + b + c + 2;
+}
+
+chat_held_t *chat_mailbox_find(const chat_mailbox_t *mb, const chat_user_t *to,
+                               const chat_user_t *from, const char *msg_id) {
+  char key[KEY_MAX + 1];
+  size_t n = make_key(key, to, from, msg_id, NULL);
+  return n ? chat_hmap_get(&mb->index, key, n) : NULL;
+}
+
+int chat_mailbox_add(chat_mailbox_t *mb, chat_user_t *to, chat_user_t *from,
+                     const char *group, const char *msg_id, const char *body,
+                     size_t body_len, uint64_t seq, int64_t ts,
+                     chat_held_state_t state, chat_held_t **out) {
+  char key[KEY_MAX + 1];
+  size_t id_off;
+  size_t n = make_key(key, to, from, msg_id, &id_off);
+  if (n == 0)
+    return -EINVAL;
+  if (chat_hmap_get(&mb->index, key, n))
+    return -EEXIST;
+  chat_held_t *h = calloc(1, sizeof(*h) + n + 1);
+  if (h == NULL)
+    return -ENOMEM;
+  memcpy(h->key, key, n + 1);
+  h->klen = (uint16_t)n;
+  h->id_off = (uint16_t)id_off;
+  h->body = malloc(body_len ? body_len : 1);
+  h->group = group ? strdup(group) : NULL;
+  if (h->body == NULL || (group && h->group == NULL) ||
+      chat_hmap_put(&mb->index, h->key, n, h) < 0) {
+    held_free(h);
+    return -ENOMEM;
+  }
+  memcpy(h->body, body, body_len);
+  h->body_len = body_len;
+  h->to = to;
+  h->from = from;
+  h->seq = seq;
+  h->ts = ts;
+  /* Start-up hands messages over in seq order and new ones get the highest
+   * seq, so appending keeps the queue sorted; walk back just in case. */
+  chat_held_t *after = to->mb_tail;
+  while (after && after->seq > seq)
+    after = after->prev;
+  h->prev = after;
+  h->next = after ? after->next : to->mb_head;
+  if (h->next)
+    h->next->prev = h;
+  else
+    to->mb_tail = h;
+  if (after)
+    after->next = h;
+  else
+    to->mb_head = h;
+  mb->count++;
+  chat_mailbox_set_state(h, state);
+  if (out)
+    *out = h;
+  return 0;
+}
+
+void chat_mailbox_set_state(chat_held_t *h, chat_held_state_t state) {
+  if (h->state == CHAT_HELD_PUSHED)
+    h->to->mb_unacked_bytes -= h->body_len;
+  h->state = state;
+  if (state == CHAT_HELD_PUSHED)
+    h->to->mb_unacked_bytes += h->body_len;
+}
+
+void chat_mailbox_remove(chat_mailbox_t *mb, chat_held_t *h) {
+  chat_mailbox_set_state(h, CHAT_HELD_STORED);
+  if (h->prev)
+    h->prev->next = h->next;
+  else
+    h->to->mb_head = h->next;
+  if (h->next)
+    h->next->prev = h->prev;
+  else
+    h->to->mb_tail = h->prev;
+  chat_hmap_del(&mb->index, h->key, h->klen);
+  mb->count--;
+  held_free(h);
+}

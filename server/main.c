@@ -1,0 +1,131 @@
+/* main.c -- chat-server's command line (CLI.md). */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chat_log.h"
+#include "server.h"
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: chat-server [--listen HOST:PORT] [--db PATH] "
+          "[--heartbeat SECONDS]\n"
+          "                   [--max-frame BYTES] [--max-clients N] "
+          "[--rate-limit N]\n"
+          "                   [--log-level error|warn|info|debug]\n"
+          "                   [--hash-cost min|interactive|moderate] "
+          "[--max-output BYTES]\n"
+          "\n"
+          "  --listen HOST:PORT   address to serve (default 127.0.0.1:7700; "
+          "port 0 picks one)\n"
+          "  --db PATH            SQLite database (default chat.db; :memory: "
+          "keeps nothing)\n"
+          "  --heartbeat S        heartbeat in seconds (default 30); idle "
+          "connections close after 3x\n"
+          "  --max-frame BYTES    longest frame (default 65536)\n"
+          "  --max-clients N      connections served at once (default 10000)\n"
+          "  --rate-limit N       frames per second per connection, bursts of "
+          "5x (default 1000, 0 = off)\n"
+          "  --log-level LEVEL    error, warn, info (default) or debug\n"
+          "  --hash-cost COST     argon2id cost: min (tests only), interactive "
+          "(default), moderate\n"
+          "  --max-output BYTES   output queued per connection before it is "
+          "cut off (default 1048576)\n"
+          "  --help, --version\n");
+}
+
+static int parse_num(const char *s, long long min, long long max,
+                     long long *out) {
+  char *end;
+  errno = 0;
+  long long v = strtoll(s, &end, 10);
+  if (errno || end == s || *end || v < min || v > max)
+    return -EINVAL;
+  *out = v;
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  enum { O_LISTEN = 256, O_DB, O_HEARTBEAT, O_MAX_FRAME, O_MAX_CLIENTS,
+         O_RATE, O_LOG, O_HASH, O_MAX_OUTPUT, O_HELP, O_VERSION };
+  static const struct option longopts[] = {
+      {"listen", required_argument, NULL, O_LISTEN},
+      {"db", required_argument, NULL, O_DB},
+      {"heartbeat", required_argument, NULL, O_HEARTBEAT},
+      {"max-frame", required_argument, NULL, O_MAX_FRAME},
+      {"max-clients", required_argument, NULL, O_MAX_CLIENTS},
+      {"rate-limit", required_argument, NULL, O_RATE},
+      {"log-level", required_argument, NULL, O_LOG},
+      {"hash-cost", required_argument, NULL, O_HASH},
+      {"max-output", required_argument, NULL, O_MAX_OUTPUT},
+      {"help", no_argument, NULL, O_HELP},
+      {"version", no_argument, NULL, O_VERSION},
+      {NULL, 0, NULL, 0}};
+  chat_server_opts_t o;
+  memset(&o, 0, sizeof(o));
+  o.listen = "127.0.0.1:7700";
+  o.db = "chat.db";
+  chat_srv_config_default(&o.cfg);
+  chat_log_set_prefix("chat-server");
+
+  int c;
+  long long v;
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+    int bad = 0;
+    switch (c) {
+    case O_LISTEN: o.listen = optarg; break;
+    case O_DB: o.db = optarg; break;
+    case O_HEARTBEAT:
+      bad = parse_num(optarg, 1, 86400, &v);
+      o.cfg.heartbeat = (int)v;
+      break;
+    case O_MAX_FRAME:
+      bad = parse_num(optarg, 256, 64 << 20, &v);
+      o.cfg.max_frame = (size_t)v;
+      break;
+    case O_MAX_CLIENTS:
+      bad = parse_num(optarg, 1, 1000000, &v);
+      o.cfg.max_clients = (int)v;
+      break;
+    case O_RATE:
+      bad = parse_num(optarg, 0, 1000000, &v);
+      o.cfg.rate_limit = (uint32_t)v;
+      break;
+    case O_MAX_OUTPUT:
+      bad = parse_num(optarg, 4096, (long long)1 << 32, &v);
+      o.cfg.max_output = (size_t)v;
+      break;
+    case O_LOG: {
+      chat_log_level_t level;
+      bad = chat_log_level_parse(optarg, &level);
+      if (!bad)
+        chat_log_set_level(level);
+      break;
+    }
+    case O_HASH: bad = chat_hash_cost_parse(optarg, &o.cfg.hash_cost); break;
+    case O_HELP: usage(stdout); return 0;
+    case O_VERSION: printf("chat-server %s\n", CHAT_VERSION); return 0;
+    default:
+      fprintf(stderr, "chat-server: unknown or incomplete option '%s'\n",
+              argv[optind - 1]);
+      usage(stderr);
+      return 2;
+    }
+    if (bad) {
+      fprintf(stderr, "chat-server: bad value '%s' for %s\n", optarg,
+              argv[optind - 1]);
+      usage(stderr);
+      return 2;
+    }
+  }
+  if (optind < argc) {
+    fprintf(stderr, "chat-server: unexpected argument '%s'\n", argv[optind]);
+    usage(stderr);
+    return 2;
+  }
+  return chat_server_run(&o) == 0 ? 0 : 1;
+}

@@ -1,0 +1,259 @@
+/* net.c -- listener, connections, heartbeat sweep and signals.
+ *
+ * A client is one net_client_t: its chat_conn_t and its session. The memory
+ * is freed when the session's last reference goes (release), which is never
+ * before the connection's on_close, because the transport's own reference is
+ * dropped there. */
+#include "net.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chat_addr.h"
+#include "chat_conn.h"
+#include "chat_log.h"
+
+struct chat_net {
+  uv_loop_t *loop;
+  chat_srv_t *srv;
+  chat_io_t *io;
+  uv_tcp_t listener;
+  uv_timer_t sweep;
+  uv_signal_t sigint, sigterm;
+  chat_conn_opts_t opts;
+  size_t nclients;
+  int stopped;
+  int handles;        /* open handles */
+  int free_requested; /* chat_net_free was called: free when handles close */
+  void (*on_stop)(void *arg);
+  void *on_stop_arg;
+};
+
+typedef struct net_client {
+  chat_conn_t conn;
+  chat_net_t *net;
+  chat_session_t *s; /* NULL for a connection turned away (server_busy) */
+} net_client_t;
+
+/* ---- The session's sink --------------------------------------------------- */
+
+static int sink_send(void *ctx, const json_t *obj) {
+  net_client_t *nc = ctx;
+  return chat_conn_send(&nc->conn, obj);
+}
+
+static int sink_send_line(void *ctx, const char *line, size_t len) {
+  net_client_t *nc = ctx;
+  return chat_conn_send_line(&nc->conn, line, len);
+}
+
+static void sink_close(void *ctx) {
+  net_client_t *nc = ctx;
+  chat_conn_close(&nc->conn);
+}
+
+static void sink_pause(void *ctx) {
+  net_client_t *nc = ctx;
+  chat_conn_pause(&nc->conn);
+}
+
+static void sink_resume(void *ctx) {
+  net_client_t *nc = ctx;
+  chat_conn_resume(&nc->conn);
+}
+
+static void sink_release(void *ctx) { free(ctx); }
+
+static const chat_sink_t sink = {sink_send, sink_send_line, sink_close,
+                                 sink_pause, sink_resume, sink_release};
+
+/* ---- Connection callbacks -------------------------------------------------- */
+
+static void on_frame(chat_conn_t *c, json_t *obj, const char *line,
+                     size_t len) {
+  net_client_t *nc = c->data;
+  if (nc->s)
+    chat_srv_on_frame(nc->net->srv, nc->s, obj);
+}
+
+static void on_bad_frame(chat_conn_t *c, const chat_error_t *err) {
+  net_client_t *nc = c->data;
+  if (nc->s)
+    chat_srv_on_bad_frame(nc->net->srv, nc->s, err);
+}
+
+static void on_overflow(chat_conn_t *c) {
+  net_client_t *nc = c->data;
+  /* It does not read: what is queued would not go out anyway. */
+  chat_conn_abort(c);
+  if (nc->s) {
+    CHAT_INFO("%s: output over %zu bytes, ending the session",
+              nc->s->user ? nc->s->user->name : nc->s->host,
+              nc->net->opts.max_output);
+    chat_srv_session_end(nc->net->srv, nc->s, "output over the cap");
+  }
+}
+
+static void on_close(chat_conn_t *c, int status) {
+  net_client_t *nc = c->data;
+  chat_session_t *s = nc->s;
+  if (s == NULL) {
+    free(nc);
+    return;
+  }
+  nc->net->nclients--;
+  chat_srv_session_end(nc->net->srv, s,
+                       status == UV_EOF || status == 0 ? "closed"
+                                                       : uv_strerror(status));
+  chat_session_unref(s); /* may free nc */
+}
+
+static const chat_conn_cbs_t conn_cbs = {on_frame, on_bad_frame, on_overflow,
+                                         on_close};
+
+/* ---- Listener --------------------------------------------------------------- */
+
+static void on_connection(uv_stream_t *server, int status) {
+  chat_net_t *net = server->data;
+  if (status < 0) {
+    CHAT_WARN("accept: %s", uv_strerror(status));
+    return;
+  }
+  net_client_t *nc = calloc(1, sizeof(*nc));
+  if (nc == NULL) {
+    CHAT_ERROR("accept: out of memory");
+    return;
+  }
+  nc->net = net;
+  int r = chat_conn_init(net->io, &nc->conn, &conn_cbs, &net->opts);
+  if (r < 0) {
+    CHAT_ERROR("accept: %s", uv_strerror(r));
+    free(nc);
+    return;
+  }
+  nc->conn.data = nc;
+  r = chat_conn_accept(&nc->conn, server);
+  if (r < 0) {
+    CHAT_WARN("accept: %s", uv_strerror(r));
+    chat_conn_abort(&nc->conn); /* on_close frees nc */
+    return;
+  }
+  if (net->stopped || net->nclients >= (size_t)net->srv->cfg.max_clients) {
+    json_t *e = chat_reply_error(NULL, CHAT_E_SERVER_BUSY,
+                                 "connection limit reached");
+    chat_conn_send(&nc->conn, e);
+    json_decref(e);
+    chat_conn_close(&nc->conn);
+    return;
+  }
+  char host[CHAT_HOST_MAX];
+  int port;
+  if (chat_conn_peer(&nc->conn, host, sizeof(host), &port) < 0)
+    host[0] = '\0';
+  nc->s = chat_srv_session_new(net->srv, &sink, nc, host);
+  if (nc->s == NULL) {
+    chat_conn_abort(&nc->conn);
+    return;
+  }
+  net->nclients++;
+  CHAT_DEBUG("connection from %s:%d", host, port);
+}
+
+static void on_sweep(uv_timer_t *t) {
+  chat_net_t *net = t->data;
+  chat_srv_sweep(net->srv, uv_now(net->loop));
+}
+
+static void on_signal(uv_signal_t *h, int signum) {
+  chat_net_t *net = h->data;
+  CHAT_INFO("signal %d: shutting down", signum);
+  chat_net_stop(net);
+  if (net->on_stop)
+    net->on_stop(net->on_stop_arg);
+}
+
+int chat_net_start(uv_loop_t *loop, chat_srv_t *srv,
+                   const struct sockaddr *addr, chat_net_t **out) {
+  *out = NULL;
+  chat_net_t *net = calloc(1, sizeof(*net));
+  if (net == NULL)
+    return UV_ENOMEM;
+  net->loop = loop;
+  net->srv = srv;
+  net->opts.max_frame = srv->cfg.max_frame;
+  net->opts.max_output = srv->cfg.max_output;
+  int r = chat_io_new(loop, &net->io);
+  if (r < 0) {
+    free(net);
+    return r;
+  }
+  uv_tcp_init(loop, &net->listener);
+  uv_timer_init(loop, &net->sweep);
+  uv_signal_init(loop, &net->sigint);
+  uv_signal_init(loop, &net->sigterm);
+  net->handles = 4;
+  net->listener.data = net->sweep.data = net->sigint.data =
+      net->sigterm.data = net;
+  *out = net;
+  if ((r = uv_tcp_bind(&net->listener, addr, 0)) < 0 ||
+      (r = uv_listen((uv_stream_t *)&net->listener, 511, on_connection)) < 0)
+    return r;
+  uint64_t every = (uint64_t)srv->cfg.heartbeat * 1000 / 4;
+  if (every < 100)
+    every = 100;
+  if (every > 5000)
+    every = 5000;
+  uv_timer_start(&net->sweep, on_sweep, every, every);
+  uv_signal_start(&net->sigint, on_signal, SIGINT);
+  uv_signal_start(&net->sigterm, on_signal, SIGTERM);
+  return 0;
+}
+
+int chat_net_address(chat_net_t *net, char *buf, size_t len) {
+  struct sockaddr_storage ss;
+  int n = sizeof(ss);
+  int r = uv_tcp_getsockname(&net->listener, (struct sockaddr *)&ss, &n);
+  if (r < 0)
+    return r;
+  return chat_addr_format((struct sockaddr *)&ss, buf, len);
+}
+
+void chat_net_on_stop(chat_net_t *net, void (*cb)(void *arg), void *arg) {
+  net->on_stop = cb;
+  net->on_stop_arg = arg;
+}
+
+static void on_handle_closed(uv_handle_t *h) {
+  chat_net_t *net = h->data;
+  if (--net->handles == 0 && net->free_requested)
+    free(net);
+}
+
+void chat_net_stop(chat_net_t *net) {
+  if (net->stopped)
+    return;
+  net->stopped = 1;
+  uv_close((uv_handle_t *)&net->listener, on_handle_closed);
+  uv_close((uv_handle_t *)&net->sweep, on_handle_closed);
+  uv_close((uv_handle_t *)&net->sigint, on_handle_closed);
+  uv_close((uv_handle_t *)&net->sigterm, on_handle_closed);
+  chat_srv_end_all(net->srv);
+}
+
+void chat_net_free(chat_net_t *net) {
+  if (net == NULL)
+    return;
+  chat_io_free(net->io);
+  if (!net->stopped) {
+    net->stopped = 1;
+    uv_close((uv_handle_t *)&net->listener, on_handle_closed);
+    uv_close((uv_handle_t *)&net->sweep, on_handle_closed);
+    uv_close((uv_handle_t *)&net->sigint, on_handle_closed);
+    uv_close((uv_handle_t *)&net->sigterm, on_handle_closed);
+  }
+  net->free_requested = 1;
+  if (net->handles == 0)
+    free(net);
+}

@@ -1,0 +1,19 @@
+/* ratelimit.h -- a token bucket per connection: rate tokens a second, up to
+ * burst saved. Time comes in as milliseconds, so tests drive it directly. */
+#ifndef CHAT_RATELIMIT_H
+#define CHAT_RATELIMIT_H
+
+#include <stdint.h>
+
+typedef struct chat_ratelimit {
+  uint64_t last_ms;  /* when tokens were last topped up */
+  uint32_t tokens_m; /* tokens in thousandths, so slow rates still refill */
+} chat_ratelimit_t;
+
+/* Starts full (a burst is allowed at once). */
+void chat_ratelimit_init(chat_ratelimit_t *rl, uint32_t rate, uint64_t now_ms);
+/* Takes one token: returns 1 when allowed, 0 when over the limit. rate 0
+ * means no limit. The burst is 5 x rate. */
+int chat_ratelimit_take(chat_ratelimit_t *rl, uint32_t rate, uint64_t now_ms);
+
+#endif /* CHAT_RATELIMIT_H */

@@ -1,0 +1,108 @@
+/* server.c -- start-up and shutdown: store, load, committer, listener; on a
+ * signal, end the sessions, commit everything, close the store. */
+#include "server.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "chat_addr.h"
+#include "chat_log.h"
+#include "net.h"
+
+/* Each client needs a descriptor; leave room for the store and the loop. */
+#define FD_RESERVE 64
+
+static void raise_fd_limit(int max_clients) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+    return;
+  rlim_t want = (rlim_t)max_clients + FD_RESERVE;
+  if (rl.rlim_cur >= want)
+    return;
+  rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want
+                    ? want
+                    : rl.rlim_max;
+  if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < want)
+    CHAT_WARN("open-file limit %llu is below --max-clients %d + %d",
+              (unsigned long long)rl.rlim_cur, max_clients, FD_RESERVE);
+}
+
+static void on_stop(void *arg) {
+  /* Sessions have ended and written their unacked messages: commit now so
+   * they are durable before the last connections finish closing. */
+  chat_committer_t *committer = arg;
+  int r = chat_committer_flush_sync(committer);
+  if (r < 0)
+    CHAT_ERROR("final commit failed: %s", chat_strerror(r));
+}
+
+int chat_server_run(const chat_server_opts_t *opts) {
+  char host[CHAT_HOST_MAX];
+  int port;
+  struct sockaddr_storage addr;
+  int r = chat_addr_split(opts->listen, host, &port);
+  if (r == 0)
+    r = chat_addr_resolve(host, port, &addr);
+  if (r < 0) {
+    CHAT_ERROR("bad listen address '%s': %s", opts->listen, chat_strerror(r));
+    return r;
+  }
+  signal(SIGPIPE, SIG_IGN);
+  raise_fd_limit(opts->cfg.max_clients);
+
+  char errbuf[256] = "";
+  chat_store_t *store;
+  r = chat_store_open(opts->db, &store, errbuf, sizeof(errbuf));
+  if (r < 0) {
+    CHAT_ERROR("cannot open database %s: %s", opts->db, errbuf);
+    return r;
+  }
+  uv_loop_t *loop = uv_default_loop();
+  chat_srv_t *srv = malloc(sizeof(*srv));
+  chat_committer_t *committer = NULL;
+  if (srv == NULL || (r = chat_committer_new(loop, store, &committer)) < 0) {
+    CHAT_ERROR("start-up: out of memory");
+    free(srv);
+    chat_store_close(store);
+    return -ENOMEM;
+  }
+  r = chat_srv_init(srv, loop, &opts->cfg, store, committer);
+  if (r < 0) {
+    CHAT_ERROR("loading %s: %s", opts->db, chat_strerror(r));
+    chat_committer_free(committer);
+    uv_run(loop, UV_RUN_DEFAULT);
+    chat_store_close(store);
+    free(srv);
+    return r;
+  }
+  chat_net_t *net;
+  r = chat_net_start(loop, srv, (struct sockaddr *)&addr, &net);
+  if (r < 0) {
+    CHAT_ERROR("listen on %s: %s", opts->listen, uv_strerror(r));
+  } else {
+    char where[CHAT_HOST_MAX + 16];
+    if (chat_net_address(net, where, sizeof(where)) < 0)
+      snprintf(where, sizeof(where), "%s", opts->listen);
+    chat_log_write(CHAT_LOG_INFO, 1, "listening on %s", where);
+    chat_net_on_stop(net, on_stop, committer);
+    uv_run(loop, UV_RUN_DEFAULT);
+    CHAT_INFO("stopped");
+  }
+  if (net)
+    chat_net_stop(net);
+  chat_net_free(net);
+  uv_run(loop, UV_RUN_DEFAULT); /* connections and handles finish closing */
+  int fr = chat_committer_flush_sync(committer);
+  if (fr < 0)
+    CHAT_ERROR("final commit failed: %s", chat_strerror(fr));
+  chat_committer_free(committer);
+  uv_run(loop, UV_RUN_DEFAULT);
+  chat_store_close(store);
+  chat_srv_free(srv);
+  free(srv);
+  uv_loop_close(loop);
+  return r < 0 ? r : 0;
+}

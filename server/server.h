@@ -1,0 +1,18 @@
+/* server.h -- the chat-server program as a function: open the store, load,
+ * listen, serve until SIGINT/SIGTERM, shut down cleanly. */
+#ifndef CHAT_SERVER_H
+#define CHAT_SERVER_H
+
+#include "srv.h"
+
+typedef struct chat_server_opts {
+  const char *listen; /* HOST:PORT */
+  const char *db;     /* path or ":memory:" */
+  chat_srv_config_t cfg;
+} chat_server_opts_t;
+
+/* Runs the server to completion. Returns 0 after a clean shutdown, or a
+ * negative error when it could not start (already logged). */
+int chat_server_run(const chat_server_opts_t *opts);
+
+#endif /* CHAT_SERVER_H */

@@ -1,0 +1,325 @@
+/* srv.c -- the server core: start-up load, sessions and their end, presence,
+ * pushing held messages, and the helpers the handlers share. */
+#include "srv.h"
+
+#include <errno.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "chat_log.h"
+
+void chat_srv_config_default(chat_srv_config_t *cfg) {
+  memset(cfg, 0, sizeof(*cfg));
+  cfg->heartbeat = CHAT_HEARTBEAT_DEFAULT;
+  cfg->max_frame = CHAT_MAX_FRAME_DEFAULT;
+  cfg->max_output = CHAT_MAX_OUTPUT_DEFAULT;
+  cfg->max_clients = CHAT_MAX_CLIENTS_DEFAULT;
+  cfg->rate_limit = CHAT_RATE_LIMIT_DEFAULT;
+  cfg->hash_cost = CHAT_HASH_INTERACTIVE;
+}
+
+int64_t chat_srv_now_wall_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- Start-up load ------------------------------------------------------ */
+
+static int load_user(void *ctx, const char *user, const char *pwhash) {
+  chat_srv_t *srv = ctx;
+  int r = chat_registry_add(&srv->reg, user, pwhash, NULL);
+  return r == -EEXIST ? 0 : r;
+}
+
+static int load_contact(void *ctx, const char *a, const char *b) {
+  chat_srv_t *srv = ctx;
+  chat_user_t *ua = chat_registry_find(&srv->reg, a);
+  chat_user_t *ub = chat_registry_find(&srv->reg, b);
+  if (ua == NULL || ub == NULL || ua == ub)
+    return 0; /* dangling row: ignore */
+  return chat_contact_add(ua, ub);
+}
+
+static int load_request(void *ctx, const char *from, const char *to) {
+  chat_srv_t *srv = ctx;
+  chat_user_t *uf = chat_registry_find(&srv->reg, from);
+  chat_user_t *ut = chat_registry_find(&srv->reg, to);
+  if (uf == NULL || ut == NULL || uf == ut)
+    return 0;
+  return chat_request_add(uf, ut);
+}
+
+static int load_group(void *ctx, const char *group, const char *member) {
+  chat_srv_t *srv = ctx;
+  chat_user_t *u = chat_registry_find(&srv->reg, member);
+  if (u == NULL)
+    return 0;
+  chat_group_t *g = chat_registry_group(&srv->reg, group);
+  if (g == NULL) {
+    int r = chat_group_new(&srv->reg, group, &g);
+    if (r < 0)
+      return r;
+  }
+  return chat_group_add(g, u);
+}
+
+static int load_msg(void *ctx, const chat_stored_msg_t *m) {
+  chat_srv_t *srv = ctx;
+  chat_user_t *to = chat_registry_find(&srv->reg, m->to);
+  chat_user_t *from = chat_registry_find(&srv->reg, m->from);
+  if (to == NULL || from == NULL)
+    return 0;
+  chat_held_t *h;
+  int r = chat_mailbox_add(&srv->mb, to, from, m->group, m->msg_id, m->body,
+                           m->body_len, m->seq, m->ts, CHAT_HELD_STORED, &h);
+  if (r == -EEXIST || r == -EINVAL)
+    return 0;
+  if (r < 0)
+    return r;
+  h->written = 1;
+  h->offline = 1;
+  return 0;
+}
+
+int chat_srv_init(chat_srv_t *srv, uv_loop_t *loop,
+                  const chat_srv_config_t *cfg, chat_store_t *store,
+                  chat_committer_t *committer) {
+  memset(srv, 0, sizeof(*srv));
+  srv->loop = loop;
+  srv->cfg = *cfg;
+  srv->committer = committer;
+  srv->sessions.next = srv->sessions.prev = &srv->sessions;
+  chat_registry_init(&srv->reg);
+  chat_mailbox_init(&srv->mb);
+  if (sodium_init() < 0)
+    return -EIO;
+  int r;
+  uint64_t max_seq = 0;
+  if ((r = chat_store_load_users(store, load_user, srv)) < 0 ||
+      (r = chat_store_load_contacts(store, load_contact, srv)) < 0 ||
+      (r = chat_store_load_requests(store, load_request, srv)) < 0 ||
+      (r = chat_store_load_groups(store, load_group, srv)) < 0 ||
+      (r = chat_store_load_messages(store, load_msg, srv)) < 0 ||
+      (r = chat_store_max_seq(store, &max_seq)) < 0) {
+    chat_srv_free(srv);
+    return r;
+  }
+  srv->next_seq = max_seq + 1;
+  /* Unknown users are verified against this, so a failed login costs the
+   * same whether the name exists or not. Once, before serving. */
+  char pw[33];
+  randombytes_buf(pw, 16);
+  for (int i = 0; i < 16; i++)
+    pw[16 + i] = 'a' + (pw[i] & 15);
+  memcpy(pw, pw + 16, 16);
+  pw[32] = '\0';
+  r = chat_hash_make_sync(cfg->hash_cost, pw, srv->dummy_hash,
+                          sizeof(srv->dummy_hash));
+  if (r < 0) {
+    chat_srv_free(srv);
+    return r;
+  }
+  CHAT_INFO("loaded %zu users, %zu held messages, next seq %llu",
+            srv->reg.nusers, srv->mb.count,
+            (unsigned long long)srv->next_seq);
+  return 0;
+}
+
+void chat_srv_free(chat_srv_t *srv) {
+  chat_mailbox_free(&srv->mb);
+  chat_registry_free(&srv->reg);
+}
+
+/* ---- Sessions ------------------------------------------------------------ */
+
+chat_session_t *chat_srv_session_new(chat_srv_t *srv, const chat_sink_t *sink,
+                                     void *ctx, const char *host) {
+  chat_session_t *s = calloc(1, sizeof(*s));
+  if (s == NULL)
+    return NULL;
+  s->srv = srv;
+  s->sink = sink;
+  s->ctx = ctx;
+  s->refs = 1;
+  snprintf(s->host, sizeof(s->host), "%s", host ? host : "");
+  s->last_read_ms = uv_now(srv->loop);
+  chat_ratelimit_init(&s->rl, srv->cfg.rate_limit, s->last_read_ms);
+  s->next = &srv->sessions;
+  s->prev = srv->sessions.prev;
+  s->prev->next = s;
+  srv->sessions.prev = s;
+  srv->nsessions++;
+  json_t *w = chat_ev_welcome(CHAT_SRV_NAME, srv->cfg.heartbeat,
+                              srv->cfg.max_frame);
+  chat_session_send_new(s, w);
+  return s;
+}
+
+void chat_session_ref(chat_session_t *s) { s->refs++; }
+
+void chat_session_unref(chat_session_t *s) {
+  if (--s->refs > 0)
+    return;
+  free(s->p2p_host);
+  const chat_sink_t *sink = s->sink;
+  void *ctx = s->ctx;
+  free(s);
+  if (sink->release)
+    sink->release(ctx);
+}
+
+int chat_session_send(chat_session_t *s, const json_t *obj) {
+  if (s->ended || obj == NULL)
+    return obj == NULL ? -ENOMEM : -EPIPE;
+  if (chat_log_get_level() >= CHAT_LOG_DEBUG) {
+    char *t = json_dumps(obj, JSON_COMPACT);
+    CHAT_DEBUG("-> %s %s", s->user ? s->user->name : s->host, t ? t : "?");
+    free(t);
+  }
+  return s->sink->send(s->ctx, obj);
+}
+
+int chat_session_send_new(chat_session_t *s, json_t *obj) {
+  int r = chat_session_send(s, obj);
+  json_decref(obj);
+  return r;
+}
+
+void chat_session_close(chat_session_t *s) {
+  if (s->closing)
+    return;
+  s->closing = 1;
+  s->sink->close(s->ctx);
+}
+
+void chat_session_error(chat_session_t *s, const json_t *id, int code,
+                        const char *text) {
+  if (text == NULL)
+    text = chat_strerror(-code);
+  chat_session_send_new(s, chat_reply_error(id, code, text));
+  if (chat_code_is_protocol_error(code) &&
+      ++s->proto_errors >= CHAT_MAX_PROTOCOL_ERRORS) {
+    CHAT_INFO("%s: %d protocol errors, closing",
+              s->user ? s->user->name : s->host, (int)s->proto_errors);
+    chat_session_close(s);
+  }
+}
+
+/* ---- Store operations ---------------------------------------------------- */
+
+void chat_srv_log_op(chat_srv_t *srv, const chat_store_op_t *op) {
+  int r = chat_committer_add(srv->committer, op);
+  if (r < 0)
+    CHAT_ERROR("store op %d not queued: %s", (int)op->kind, chat_strerror(r));
+}
+
+void chat_srv_op2(chat_srv_t *srv, chat_store_op_kind_t kind, const char *a,
+                  const char *b) {
+  chat_store_op_t op;
+  memset(&op, 0, sizeof(op));
+  op.kind = kind;
+  op.a = a;
+  op.b = b;
+  chat_srv_log_op(srv, &op);
+}
+
+void chat_srv_write_held(chat_srv_t *srv, chat_held_t *h) {
+  chat_store_op_t op;
+  memset(&op, 0, sizeof(op));
+  op.kind = CHAT_STORE_PUT_MSG;
+  op.msg.seq = h->seq;
+  op.msg.to = h->to->name;
+  op.msg.from = h->from->name;
+  op.msg.group = h->group;
+  op.msg.msg_id = chat_held_msg_id(h);
+  op.msg.body = h->body;
+  op.msg.body_len = h->body_len;
+  op.msg.ts = h->ts;
+  chat_srv_log_op(srv, &op);
+  h->written = 1;
+}
+
+/* ---- Presence and delivery ----------------------------------------------- */
+
+chat_status_t chat_srv_status_of(const chat_user_t *u) {
+  return u->session ? (chat_status_t)u->session->status : CHAT_STATUS_OFFLINE;
+}
+
+void chat_srv_presence_to_contacts(chat_srv_t *srv, chat_user_t *u,
+                                   chat_status_t status) {
+  json_t *ev = NULL;
+  for (uint32_t i = 0; i < u->ncontacts; i++) {
+    chat_user_t *c = u->contacts[i];
+    if (c->session == NULL)
+      continue;
+    if (ev == NULL && (ev = chat_ev_presence(u->name, status)) == NULL)
+      return;
+    chat_session_send(c->session, ev);
+  }
+  json_decref(ev);
+}
+
+int chat_srv_push(chat_srv_t *srv, chat_held_t *h) {
+  chat_session_t *s = h->to->session;
+  if (s == NULL || s->ended)
+    return -EPIPE;
+  json_t *ev = chat_ev_deliver(h->from->name, h->group, chat_held_msg_id(h),
+                               h->body, h->body_len, h->ts, h->offline);
+  chat_mailbox_set_state(h, CHAT_HELD_PUSHED);
+  return chat_session_send_new(s, ev);
+}
+
+/* Writes every pushed, unwritten message of u so it survives a restart, and
+ * marks them for redelivery at the next login. */
+static void keep_unacked(chat_srv_t *srv, chat_user_t *u) {
+  for (chat_held_t *h = u->mb_head; h; h = h->next) {
+    if (h->state != CHAT_HELD_PUSHED)
+      continue;
+    if (!h->written)
+      chat_srv_write_held(srv, h);
+    h->offline = 1;
+    chat_mailbox_set_state(h, CHAT_HELD_STORED);
+  }
+}
+
+void chat_srv_session_end(chat_srv_t *srv, chat_session_t *s,
+                          const char *why) {
+  if (s->ended)
+    return;
+  s->ended = 1;
+  s->next->prev = s->prev;
+  s->prev->next = s->next;
+  s->next = s->prev = s;
+  srv->nsessions--;
+  chat_user_t *u = s->user;
+  if (u && u->session == s) { /* not for a session that was kicked */
+    CHAT_INFO("logout %s (%s)", u->name, why);
+    u->session = NULL;
+    srv->nlogged_in--;
+    keep_unacked(srv, u);
+    chat_srv_presence_to_contacts(srv, u, CHAT_STATUS_OFFLINE);
+  }
+  if (!s->closing) {
+    s->closing = 1;
+    s->sink->close(s->ctx);
+  }
+}
+
+void chat_srv_sweep(chat_srv_t *srv, uint64_t now_ms) {
+  uint64_t limit = (uint64_t)srv->cfg.heartbeat * 3000;
+  chat_session_t *s = srv->sessions.next;
+  while (s != &srv->sessions) {
+    chat_session_t *next = s->next;
+    if (now_ms - s->last_read_ms >= limit && !s->busy)
+      chat_srv_session_end(srv, s, "heartbeat timeout");
+    s = next;
+  }
+}
+
+void chat_srv_end_all(chat_srv_t *srv) {
+  while (srv->sessions.next != &srv->sessions)
+    chat_srv_session_end(srv, srv->sessions.next, "shutdown");
+}

@@ -1,0 +1,159 @@
+/* srv.h -- the server's decision core: sessions, users, mailboxes, and the
+ * handlers that turn requests into replies, events and store operations.
+ *
+ * No sockets here. A session talks to its connection through a chat_sink_t
+ * (net.c backs it with a chat_conn_t; unit tests capture the frames), so the
+ * whole protocol logic runs in tests with a real loop, store and committer
+ * but without a socket.
+ *
+ * Lifetime: the transport creates a session with chat_srv_session_new()
+ * (holding one reference), feeds it frames, and calls chat_srv_session_end()
+ * when the connection goes away, then chat_session_unref(). Asynchronous work
+ * (password hashing, commits) holds its own reference and checks
+ * session->ended before touching the connection; the sink's release() runs
+ * when the last reference goes.
+ */
+#ifndef CHAT_SRV_H
+#define CHAT_SRV_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "chat_protocol.h"
+#include "committer.h"
+#include "hash.h"
+#include "mailbox.h"
+#include "ratelimit.h"
+#include "registry.h"
+
+#define CHAT_SRV_NAME "chat-server/" CHAT_VERSION
+#define CHAT_HEARTBEAT_DEFAULT 30
+#define CHAT_MAX_CLIENTS_DEFAULT 10000
+#define CHAT_RATE_LIMIT_DEFAULT 1000
+#define CHAT_MAX_OUTPUT_DEFAULT (1u << 20) /* bytes queued per connection */
+/* rate_limited answers in a row after which the connection is closed. */
+#define CHAT_MAX_RATE_LIMITED_RUN 100
+#define CHAT_OBSERVED_HOST_MAX 64
+
+typedef struct chat_srv_config {
+  int heartbeat;           /* seconds, in welcome; idle cut-off is 3x */
+  size_t max_frame;
+  size_t max_output;
+  int max_clients;
+  uint32_t rate_limit;     /* frames/s per connection, 0 = off */
+  chat_hash_cost_t hash_cost;
+} chat_srv_config_t;
+
+/* Fills the defaults of CLI.md. */
+void chat_srv_config_default(chat_srv_config_t *cfg);
+
+/* How a session reaches its connection. Every function gets the sink's ctx. */
+typedef struct chat_sink {
+  /* Queue one frame / one encoded line (ending in LF). 0, -ENOBUFS when the
+   * output cap was hit (the transport then ends the session), -EPIPE. */
+  int (*send)(void *ctx, const json_t *obj);
+  int (*send_line)(void *ctx, const char *line, size_t len);
+  void (*close)(void *ctx);   /* flush what is queued, then close */
+  void (*pause)(void *ctx);   /* hold further frames back */
+  void (*resume)(void *ctx);
+  void (*release)(void *ctx); /* the session's last reference is gone */
+} chat_sink_t;
+
+typedef struct chat_srv chat_srv_t;
+
+typedef struct chat_session {
+  struct chat_session *next, *prev; /* srv->sessions */
+  chat_srv_t *srv;
+  const chat_sink_t *sink;
+  void *ctx;
+  chat_user_t *user;       /* once logged in; stays set after the end */
+  char *p2p_host;          /* owned; NULL: use host */
+  uint64_t last_read_ms;   /* uv_now() of the last frame read */
+  chat_ratelimit_t rl;
+  int refs;
+  uint16_t p2p_port;
+  uint16_t limited_run;    /* rate_limited answers in a row */
+  uint8_t status;          /* chat_status_t while logged in */
+  uint8_t failed_logins;
+  uint8_t proto_errors;
+  unsigned busy : 1;       /* a register/login waits for the pool */
+  unsigned ended : 1;      /* no more frames in or out */
+  unsigned closing : 1;    /* close requested */
+  char host[CHAT_OBSERVED_HOST_MAX]; /* observed peer address */
+} chat_session_t;
+
+struct chat_srv {
+  uv_loop_t *loop;
+  chat_srv_config_t cfg;
+  chat_registry_t reg;
+  chat_mailbox_t mb;
+  chat_committer_t *committer;  /* borrowed */
+  uint64_t next_seq;
+  chat_session_t sessions;      /* list head (a sentinel) */
+  size_t nsessions;
+  size_t nlogged_in;
+  char dummy_hash[128];         /* verified against for unknown users */
+};
+
+/* Sets up the core on loop with cfg, loading everything from store (which
+ * the committer then owns for writing). Returns 0, -EIO or -ENOMEM. */
+int chat_srv_init(chat_srv_t *srv, uv_loop_t *loop,
+                  const chat_srv_config_t *cfg, chat_store_t *store,
+                  chat_committer_t *committer);
+/* Frees the in-memory state; every session must have ended. */
+void chat_srv_free(chat_srv_t *srv);
+
+/* A new connection from host. Sends welcome. NULL on -ENOMEM. */
+chat_session_t *chat_srv_session_new(chat_srv_t *srv, const chat_sink_t *sink,
+                                     void *ctx, const char *host);
+/* One frame read from the session's connection (obj borrowed). */
+void chat_srv_on_frame(chat_srv_t *srv, chat_session_t *s, const json_t *obj);
+/* A line that was not a frame (bad_json or frame_too_large). */
+void chat_srv_on_bad_frame(chat_srv_t *srv, chat_session_t *s,
+                           const chat_error_t *err);
+/* The session is over (closed, timed out, overflowed, shutting down): the
+ * user goes offline, its pushed messages are written. Idempotent. Also asks
+ * the sink to close. */
+void chat_srv_session_end(chat_srv_t *srv, chat_session_t *s,
+                          const char *why);
+/* Ends every session whose last read is older than 3 x heartbeat. */
+void chat_srv_sweep(chat_srv_t *srv, uint64_t now_ms);
+/* Ends every session (shutdown). */
+void chat_srv_end_all(chat_srv_t *srv);
+
+void chat_session_ref(chat_session_t *s);
+void chat_session_unref(chat_session_t *s);
+
+/* ---- For the handlers ---------------------------------------------------- */
+
+/* Sends obj (borrowed) / sends and drops obj (stolen); nothing once ended. */
+int chat_session_send(chat_session_t *s, const json_t *obj);
+int chat_session_send_new(chat_session_t *s, json_t *obj);
+/* error reply for code (positive chat_code_t) with text (NULL: default),
+ * counting protocol errors; the 10th closes. */
+void chat_session_error(chat_session_t *s, const json_t *id, int code,
+                        const char *text);
+/* Closes after what is queued; the session ends when the connection does. */
+void chat_session_close(chat_session_t *s);
+
+/* Adds a store operation; a failure is logged (memory stays authoritative
+ * until restart). */
+void chat_srv_log_op(chat_srv_t *srv, const chat_store_op_t *op);
+void chat_srv_op2(chat_srv_t *srv, chat_store_op_kind_t kind, const char *a,
+                  const char *b);
+/* PUT_MSG for h; marks it written. */
+void chat_srv_write_held(chat_srv_t *srv, chat_held_t *h);
+
+/* Presence of u (its session's status or offline) to each of its contacts
+ * that is logged in. */
+void chat_srv_presence_to_contacts(chat_srv_t *srv, chat_user_t *u,
+                                   chat_status_t status);
+chat_status_t chat_srv_status_of(const chat_user_t *u);
+/* Pushes h to its recipient's session as deliver; marks it pushed. Returns 0
+ * or the sink's error. */
+int chat_srv_push(chat_srv_t *srv, chat_held_t *h);
+int64_t chat_srv_now_wall_ms(void);
+
+#endif /* CHAT_SRV_H */
