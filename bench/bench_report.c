@@ -20,6 +20,10 @@ static double span_s(const bench_t *b, const bench_span_t *s) {
   if (!s->start_ns)
     return 0;
   uint64_t end = s->end_ns ? s->end_ns : b->end_ns;
+  /* A run that stopped inside the message window (a stall, a loss, the
+   * deadline) is measured up to its last delivery, not to the give-up. */
+  if (!s->end_ns && s == &b->msgs && b->last_deliver_ns > s->start_ns)
+    end = b->last_deliver_ns;
   return end > s->start_ns ? (double)(end - s->start_ns) / 1e9 : 0;
 }
 
@@ -45,16 +49,21 @@ void bench_report_plain(const bench_t *b, FILE *out) {
   const bench_opts_t *o = &b->opts;
   double secs, per_sec;
   measured(b, &secs, &per_sec);
-  fprintf(out, "chat-bench %s: %d pairs x %ld messages of %zu B, window %d"
-               " (users %s*)\n",
-          mode_names[o->mode], o->pairs, o->messages, o->size, o->window,
-          o->prefix);
+  if (o->pairs > 0)
+    fprintf(out, "chat-bench %s: %d pairs x %ld messages of %zu B, window %d"
+                 " (users %s*)\n",
+            mode_names[o->mode], o->pairs, o->messages, o->size, o->window,
+            o->prefix);
+  else
+    fprintf(out, "chat-bench: %d idle sessions (users %s*)\n", o->idle,
+            o->prefix);
   double rs = span_s(b, &b->reg), ls = span_s(b, &b->login);
   if (b->reg.count)
-    fprintf(out, "  setup      %ld registered in %.2f s (%.0f/s), %ld logged"
-                 " in in %.2f s (%.0f/s)\n",
-            b->reg.count, rs, rate((double)b->reg.count, rs), b->login.count,
-            ls, rate((double)b->login.count, ls));
+    fprintf(out, "  register   %ld users in %.2f s (%.0f/s)\n", b->reg.count,
+            rs, rate((double)b->reg.count, rs));
+  if (b->login.count)
+    fprintf(out, "  login      %ld sessions in %.2f s (%.0f/s)\n",
+            b->login.count, ls, rate((double)b->login.count, ls));
   if (o->idle > 0) {
     double is = span_s(b, &b->idle_login);
     fprintf(out, "  idle       %d sessions logged in in %.2f s (%.0f/s)\n",
@@ -186,7 +195,7 @@ void bench_report_json(const bench_t *b, FILE *out) {
   json_object_set_new(r, "prefix", json_string(o->prefix));
   if (b->stop_reason[0])
     json_object_set_new(r, "stop_reason", json_string(b->stop_reason));
-  char *s = json_dumps(r, JSON_COMPACT | JSON_PRESERVE_ORDER);
+  char *s = json_dumps(r, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15));
   if (s) {
     fprintf(out, "%s\n", s);
     free(s);
