@@ -87,7 +87,7 @@ static void run_mode(const char *mode) {
                         "--messages", "50", "--window", "8", "--timeout",
                         "60", NULL};
   json_t *r = run_bench(args, 0);
-  char *dump = json_dumps(r, JSON_COMPACT);
+  char *dump = json_dumps(r, JSON_COMPACT | JSON_REAL_PRECISION(12));
   print_message("%s\n", dump);
   free(dump);
   assert_string_equal(th_str(r, "mode"), mode);
