@@ -29,8 +29,13 @@ struct th_client {
   char *buf;
   size_t len, cap;
   json_t *welcome;
+  long long next_id;
   json_t *queue; /* array of frames received and not yet returned */
 };
+
+static json_t *take_frame(th_client_t *c);
+static int fill(th_client_t *c, long long deadline);
+static void dump_queue(th_client_t *c);
 
 th_client_t *th_client_connect_raw(int port) {
   th_client_t *c = calloc(1, sizeof(*c));
@@ -82,14 +87,7 @@ int th_client_send_raw(th_client_t *c, const void *data, size_t len) {
   return 0;
 }
 
-int th_client_send(th_client_t *c, const char *fmt, ...) {
-  json_error_t jerr;
-  va_list ap;
-  va_start(ap, fmt);
-  json_t *obj = json_vpack_ex(&jerr, 0, fmt, ap);
-  va_end(ap);
-  if (obj == NULL)
-    fail_msg("json_pack(%s): %s", fmt, jerr.text);
+static int send_obj(th_client_t *c, json_t *obj) {
   char *s = json_dumps(obj, JSON_COMPACT);
   json_decref(obj);
   if (s == NULL)
@@ -104,6 +102,78 @@ int th_client_send(th_client_t *c, const char *fmt, ...) {
   int r = th_client_send_raw(c, line, n + 1);
   free(line);
   return r;
+}
+
+int th_client_send(th_client_t *c, const char *fmt, ...) {
+  json_error_t jerr;
+  va_list ap;
+  va_start(ap, fmt);
+  json_t *obj = json_vpack_ex(&jerr, 0, fmt, ap);
+  va_end(ap);
+  if (obj == NULL)
+    fail_msg("json_pack(%s): %s", fmt, jerr.text);
+  return send_obj(c, obj);
+}
+
+static json_t *vcall(th_client_t *c, const char *fmt, va_list ap) {
+  json_error_t jerr;
+  json_t *obj = json_vpack_ex(&jerr, 0, fmt, ap);
+  if (obj == NULL)
+    fail_msg("json_pack(%s): %s", fmt, jerr.text);
+  long long id = 1000000 + ++c->next_id;
+  json_object_set_new(obj, "id", json_integer(id));
+  send_obj(c, obj);
+  long long deadline = th_now_ms() + TH_DEADLINE_MS;
+  for (;;) {
+    for (size_t i = 0; i < json_array_size(c->queue); i++) {
+      json_t *f = json_array_get(c->queue, i);
+      if (th_int(f, "id") == id) {
+        json_incref(f);
+        json_array_remove(c->queue, i);
+        return f;
+      }
+    }
+    json_t *f = take_frame(c);
+    if (f) {
+      json_array_append_new(c->queue, f);
+      continue;
+    }
+    if (fill(c, deadline) <= 0) {
+      dump_queue(c);
+      th__server_dump_all();
+      fail_msg("no reply to request %s within %d ms%s", fmt, TH_DEADLINE_MS,
+               c->eof ? " (connection closed)" : "");
+    }
+  }
+}
+
+json_t *th_client_call(th_client_t *c, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  json_t *r = vcall(c, fmt, ap);
+  va_end(ap);
+  return r;
+}
+
+json_t *th_client_call_ok(th_client_t *c, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  json_t *r = vcall(c, fmt, ap);
+  va_end(ap);
+  th_assert_type(r, "ok", NULL);
+  return r;
+}
+
+void th_make_contacts(th_client_t *a, const char *an, th_client_t *b,
+                      const char *bn) {
+  json_decref(th_client_call_ok(a, "{s:s,s:s}", "type", "contact_add", "user",
+                                bn));
+  json_t *rq = th_client_expect(b, "contact_request", TH_DEADLINE_MS);
+  json_decref(rq);
+  json_decref(th_client_call_ok(b, "{s:s,s:s}", "type", "contact_accept",
+                                "user", an));
+  json_decref(th_client_expect(a, "contact_added", TH_DEADLINE_MS));
+  json_decref(th_client_expect(b, "contact_added", TH_DEADLINE_MS));
 }
 
 /* A complete line from the buffer as a frame, or NULL when none is buffered.

@@ -132,6 +132,18 @@ void th_client_login(th_client_t *c, const char *user, const char *password,
 th_client_t *th_client_user(int port, const char *user, const char *password);
 void th_client_close(th_client_t *c); /* NULL is fine */
 
+/* Sends json_pack(fmt, ...) with a fresh integer "id" added and returns the
+ * reply carrying that id (ok, error or pong; new reference). Other frames
+ * that arrive meanwhile are queued. Fails the test when no reply comes
+ * within TH_DEADLINE_MS. */
+json_t *th_client_call(th_client_t *c, const char *fmt, ...);
+/* th_client_call that must answer ok / error code; the reply is returned. */
+json_t *th_client_call_ok(th_client_t *c, const char *fmt, ...);
+/* Makes a and b contacts: a asks, b accepts; consumes the contact_request
+ * and both contact_added events. */
+void th_make_contacts(th_client_t *a, const char *an, th_client_t *b,
+                      const char *bn);
+
 /* Helpers for asserting on frames. */
 const char *th_str(const json_t *obj, const char *key); /* NULL if absent */
 long long th_int(const json_t *obj, const char *key);   /* -1 if absent */
