@@ -130,7 +130,9 @@ size_t chat_decoder_pending(const chat_decoder_t *d);
  *      CHAT_MAX_DEPTH, a duplicate key, a number beyond int64 and double, or a
  *      NUL byte; err says what. An integer literal beyond int64 that fits a
  *      double is accepted and arrives as a real.
- *   -ENOMEM  (err is left clear: this is no fault of the line)
+ *   -ENOMEM  (err is left clear: this is no fault of the line). jansson
+ *      reports some allocation failures as syntax errors, so when memory
+ *      runs out a good line may also come back as -CHAT_E_BAD_JSON.
  * err (may be NULL) is cleared on entry. */
 int chat_frame_parse(const char *line, size_t len, json_t **out,
                      chat_error_t *err);

@@ -16,6 +16,8 @@ struct grow_buf {
 static int grow_append(const char *data, size_t n, void *ctx) {
   struct grow_buf *b = ctx;
 
+  if (b->nomem) /* jansson may carry on after a failure: refuse the rest */
+    return -1;
   if (b->cap - b->len < n + 1) { /* + 1 keeps room for a closing NUL */
     size_t cap = b->cap ? b->cap * 2 : ENCODE_MIN_CAP;
     char *p;
@@ -45,7 +47,7 @@ int chat_frame_encode(const json_t *obj, char **out, size_t *len) {
   if (!json_is_object(obj))
     return -EINVAL;
   if (json_dump_callback(obj, grow_append, &b, JSON_COMPACT) != 0 ||
-      grow_append("\n", 1, &b) != 0) {
+      b.nomem || grow_append("\n", 1, &b) != 0) {
     free(b.p);
     return b.nomem ? -ENOMEM : -EINVAL;
   }
@@ -61,9 +63,16 @@ struct dump_ctx {
   int rc;
 };
 
+/* jansson 2.14 ignores some callback failures (e.g. while writing an object
+ * key) and carries on, so the first failure is remembered and every later
+ * write refused here. */
 static int dump_write(const char *buf, size_t n, void *ctx) {
   struct dump_ctx *d = ctx;
-  int rc = d->write(buf, n, d->ctx);
+  int rc;
+
+  if (d->rc != 0)
+    return -1;
+  rc = d->write(buf, n, d->ctx);
 
   if (rc != 0) {
     d->rc = rc < 0 ? rc : -EIO;
@@ -81,7 +90,7 @@ int chat_frame_dump(const json_t *obj, chat_frame_write_cb write, void *ctx) {
 
   if (!json_is_object(obj) || write == NULL)
     return -EINVAL;
-  if (json_dump_callback(obj, dump_write, &d, JSON_COMPACT) != 0)
+  if (json_dump_callback(obj, dump_write, &d, JSON_COMPACT) != 0 || d.rc)
     return d.rc ? d.rc : -EINVAL;
   if (dump_write("\n", 1, &d) != 0)
     return d.rc;

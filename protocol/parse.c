@@ -193,7 +193,11 @@ int chat_frame_parse(const char *line, size_t len, json_t **out,
   obj = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
   chat__free(widened);
   if (obj == NULL) {
-    if (json_error_code(&jerr) == json_error_out_of_memory)
+    /* jansson reports some allocation failures as out_of_memory, some with
+     * no text at all, and some as a syntax error near the token it could not
+     * copy; only the first two can be told apart here. */
+    if (json_error_code(&jerr) == json_error_out_of_memory ||
+        jerr.text[0] == '\0')
       return -ENOMEM;
     /* jansson's own texts ("duplicate object key", "end of file expected",
      * "real number overflow"...) name the problem well enough. Positions in
