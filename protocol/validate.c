@@ -323,7 +323,10 @@ int chat_msg_decode(const json_t *obj, chat_role_t role, chat_msg_t *msg,
   msg_clear(msg);
   if (err != NULL)
     memset(err, 0, sizeof(*err));
-  if (!json_is_object(obj) || specs == NULL)
+  if (specs == NULL)
+    return chat_error_set(err, CHAT_E_BAD_REQUEST, "", "unknown role %d",
+                          (int)role);
+  if (!json_is_object(obj))
     return chat_error_set(err, CHAT_E_BAD_REQUEST, "", "not a JSON object");
 
   /* A valid id is kept even when an earlier check fails, so the error can
