@@ -1,0 +1,342 @@
+/* input.c -- commands from stdin: a script (pipe or file: lines as they
+ * come, /wait pauses, end of input drains and exits) or, on a terminal, an
+ * interactive prompt with libedit (line editing, history, completion of
+ * contact names) whose half-typed line survives incoming events. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <editline/readline.h>
+
+#include "chat_log.h"
+#include "client.h"
+
+#define READ_CHUNK 65536
+
+typedef enum in_mode { IN_NONE, IN_STREAM, IN_FILE, IN_TTY } in_mode_t;
+
+/* stdin exists once per process, and so does this. */
+typedef struct input {
+  chat_client_t *c;
+  in_mode_t mode;
+  uv_pipe_t pipe;
+  uv_idle_t idle;
+  uv_poll_t poll;
+  uv_timer_t wait_timer;
+  char *buf;            /* unprocessed bytes: buf[off .. len) */
+  size_t off, len, cap;
+  int eof, waiting, reading, discarding, stopped, in_pump, hidden;
+  char prompt[CHAT_MAX_NAME + 8];
+} input_t;
+
+static input_t g_in;
+static char g_chunk[READ_CHUNK];
+
+static void pump(input_t *in);
+
+/* ---- script mode -------------------------------------------------------- */
+
+static void append(input_t *in, const char *data, size_t n) {
+  if (in->discarding) { /* the rest of a line that was too long */
+    const char *nl = memchr(data, '\n', n);
+    if (!nl)
+      return;
+    in->discarding = 0;
+    n -= (size_t)(nl + 1 - data);
+    data = nl + 1;
+  }
+  if (in->off > 0) {
+    memmove(in->buf, in->buf + in->off, in->len - in->off);
+    in->len -= in->off;
+    in->off = 0;
+  }
+  if (in->len + n + 1 > in->cap) {
+    size_t cap = in->len + n + 1 + 4096;
+    char *b = realloc(in->buf, cap);
+    if (!b) {
+      CHAT_ERROR("out of memory reading stdin");
+      in->eof = 1;
+      return;
+    }
+    in->buf = b;
+    in->cap = cap;
+  }
+  memcpy(in->buf + in->len, data, n);
+  in->len += n;
+  if (!memchr(in->buf, '\n', in->len) && in->len > CHAT_CLIENT_MAX_LINE) {
+    chat__out_error(in->c, "bad_command", "line too long (over %d bytes)",
+                    CHAT_CLIENT_MAX_LINE);
+    in->len = 0;
+    in->discarding = 1;
+  }
+}
+
+static void on_alloc(uv_handle_t *h, size_t size, uv_buf_t *buf) {
+  buf->base = g_chunk;
+  buf->len = sizeof(g_chunk);
+}
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
+  input_t *in = s->data;
+  if (n < 0) {
+    if (n != UV_EOF)
+      CHAT_WARN("reading stdin: %s", uv_strerror((int)n));
+    in->eof = 1;
+  } else if (n > 0) {
+    append(in, buf->base, (size_t)n);
+  }
+  pump(in);
+}
+
+/* Regular files cannot be polled; reading them never blocks for long. */
+static void on_idle(uv_idle_t *h) {
+  input_t *in = h->data;
+  ssize_t n = read(0, g_chunk, sizeof(g_chunk));
+  if (n < 0 && errno == EINTR)
+    return;
+  if (n <= 0)
+    in->eof = 1;
+  else
+    append(in, g_chunk, (size_t)n);
+  pump(in);
+}
+
+/* Reads only while no complete line waits, so memory stays bounded. */
+static void update_reading(input_t *in) {
+  int want = !in->eof && !in->waiting && !in->stopped &&
+             !memchr(in->buf + in->off, '\n', in->len - in->off);
+  if (want == in->reading)
+    return;
+  in->reading = want;
+  if (in->mode == IN_STREAM) {
+    if (want)
+      uv_read_start((uv_stream_t *)&in->pipe, on_alloc, on_read);
+    else
+      uv_read_stop((uv_stream_t *)&in->pipe);
+  } else if (in->mode == IN_FILE) {
+    if (want)
+      uv_idle_start(&in->idle, on_idle);
+    else
+      uv_idle_stop(&in->idle);
+  }
+}
+
+static void run_line(input_t *in, char *line, size_t len) {
+  if (len > 0 && line[len - 1] == '\r')
+    len--;
+  line[len] = '\0';
+  chat__cmd_run(in->c, line);
+}
+
+static void pump(input_t *in) {
+  chat_client_t *c = in->c;
+  if (in->in_pump || in->mode == IN_TTY)
+    return;
+  in->in_pump = 1;
+  while (!in->waiting && !in->stopped && !c->stopping && !c->input_done) {
+    char *start = in->buf + in->off;
+    size_t avail = in->len - in->off;
+    char *nl = avail ? memchr(start, '\n', avail) : NULL;
+    if (nl) {
+      in->off += (size_t)(nl - start) + 1;
+      run_line(in, start, (size_t)(nl - start));
+    } else if (in->eof && avail > 0) { /* a last line without LF */
+      in->off = in->len;
+      run_line(in, start, avail);
+    } else if (in->eof) {
+      chat__client_finish(c, 1);
+    } else {
+      break;
+    }
+  }
+  in->in_pump = 0;
+  if (!in->stopped) {
+    update_reading(in);
+  } else {
+    free(in->buf); /* input_stop could not while we were in here */
+    in->buf = NULL;
+  }
+}
+
+static void on_wait_timer(uv_timer_t *t) {
+  input_t *in = t->data;
+  in->waiting = 0;
+  pump(in);
+}
+
+void chat__input_wait(chat_client_t *c, int64_t ms) {
+  input_t *in = &g_in;
+  if (in->mode == IN_TTY)
+    return; /* a person waits by not typing */
+  in->waiting = 1;
+  uv_timer_start(&in->wait_timer, on_wait_timer, (uint64_t)ms, 0);
+}
+
+/* ---- interactive mode --------------------------------------------------- */
+
+static void on_rl_line(char *line) {
+  input_t *in = &g_in;
+  if (!line) { /* Ctrl-D on an empty line */
+    fputc('\n', stdout);
+    chat__client_finish(in->c, 1);
+    return;
+  }
+  if (*line)
+    add_history(line);
+  chat__cmd_run(in->c, line);
+  free(line);
+}
+
+static void on_poll(uv_poll_t *p, int status, int events) {
+  input_t *in = p->data;
+  if (status < 0 || in->stopped)
+    return;
+  rl_callback_read_char();
+}
+
+static const char *const commands[] = {
+    "/msg ", "/add ", "/accept ", "/decline ", "/remove ", "/contacts",
+    "/status ", "/group ", "/groups", "/gmsg ", "/wait ", "/quit", "/help",
+    NULL};
+
+/* Tab completes commands at the start of the line, contact names after. */
+static char *complete(const char *text, int state) {
+  static size_t i;
+  static int in_cmds;
+  size_t n = strlen(text);
+  chat_client_t *c = g_in.c;
+  if (state == 0) {
+    i = 0;
+    in_cmds = text[0] == '/';
+  }
+  if (in_cmds) {
+    while (commands[i])
+      if (strncmp(commands[i++], text, n) == 0)
+        return strdup(commands[i - 1]);
+    return NULL;
+  }
+  while (i < c->roster.n)
+    if (strncmp(c->roster.v[i++].user, text, n) == 0)
+      return strdup(c->roster.v[i - 1].user);
+  return NULL;
+}
+
+void chat__input_hide(chat_client_t *c) {
+  input_t *in = &g_in;
+  if (in->mode != IN_TTY || in->stopped || in->hidden)
+    return;
+  in->hidden = 1;
+  /* Wipe the prompt line; libedit still holds the text and the cursor. */
+  fputs("\r\033[K", stdout);
+  fflush(stdout);
+}
+
+void chat__input_show(chat_client_t *c) {
+  input_t *in = &g_in;
+  if (in->mode != IN_TTY || in->stopped || !in->hidden)
+    return;
+  in->hidden = 0;
+  rl_forced_update_display(); /* prompt, half-typed line, cursor */
+  fflush(stdout);
+}
+
+/* ---- start / stop ------------------------------------------------------- */
+
+int chat__input_start(chat_client_t *c) {
+  input_t *in = &g_in;
+  uv_handle_type t = uv_guess_handle(0);
+
+  memset(in, 0, sizeof(*in));
+  in->c = c;
+  c->input = in;
+  uv_timer_init(c->loop, &in->wait_timer);
+  in->wait_timer.data = in;
+  if (c->interactive) {
+    in->mode = IN_TTY;
+    snprintf(in->prompt, sizeof(in->prompt), "%s> ", c->opts.user);
+    rl_catch_signals = 0; /* SIGINT/SIGTERM are the loop's */
+    rl_readline_name = "chat-client";
+    rl_completion_entry_function = complete;
+    rl_callback_handler_install(in->prompt, on_rl_line);
+    uv_poll_init(c->loop, &in->poll, 0);
+    in->poll.data = in;
+    uv_poll_start(&in->poll, UV_READABLE, on_poll);
+    return 0;
+  }
+  if (t == UV_NAMED_PIPE || t == UV_TCP || t == UV_TTY) {
+    uv_pipe_init(c->loop, &in->pipe, 0);
+    in->pipe.data = in;
+    if (uv_pipe_open(&in->pipe, 0) == 0) {
+      in->mode = IN_STREAM;
+    } else {
+      uv_close((uv_handle_t *)&in->pipe, NULL);
+    }
+  }
+  if (in->mode == IN_NONE) {
+    uv_idle_init(c->loop, &in->idle);
+    in->idle.data = in;
+    in->mode = IN_FILE;
+  }
+  pump(in);
+  return 0;
+}
+
+static void on_input_closed(uv_handle_t *h) {
+  (void)h;
+}
+
+void chat__input_stop(chat_client_t *c) {
+  input_t *in = &g_in;
+  if (!c->input || in->stopped)
+    return;
+  in->stopped = 1;
+  uv_close((uv_handle_t *)&in->wait_timer, on_input_closed);
+  if (in->mode == IN_STREAM)
+    uv_close((uv_handle_t *)&in->pipe, on_input_closed);
+  else if (in->mode == IN_FILE)
+    uv_close((uv_handle_t *)&in->idle, on_input_closed);
+  else if (in->mode == IN_TTY) {
+    uv_close((uv_handle_t *)&in->poll, on_input_closed);
+    rl_callback_handler_remove(); /* gives the terminal back */
+  }
+  if (!in->in_pump) {
+    free(in->buf);
+    in->buf = NULL;
+  }
+}
+
+int chat__input_password(char *buf, size_t len) {
+  struct termios old, quiet;
+  size_t n = 0;
+  char ch;
+  int rc = 0;
+
+  if (tcgetattr(0, &old) < 0)
+    return -errno;
+  quiet = old;
+  quiet.c_lflag &= ~(tcflag_t)ECHO;
+  quiet.c_lflag |= ECHONL;
+  fputs("password: ", stderr);
+  fflush(stderr);
+  tcsetattr(0, TCSAFLUSH, &quiet);
+  /* Byte by byte: nothing after the newline may be swallowed by a buffer. */
+  for (;;) {
+    ssize_t r = read(0, &ch, 1);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r <= 0) {
+      rc = -EIO;
+      break;
+    }
+    if (ch == '\n' || ch == '\r')
+      break;
+    if (n + 1 < len)
+      buf[n++] = ch;
+  }
+  buf[n] = '\0';
+  tcsetattr(0, TCSAFLUSH, &old);
+  return rc;
+}

@@ -1,0 +1,144 @@
+/* main.c -- chat-client: flags, password, then the client loop. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "chat_log.h"
+#include "client.h"
+
+static const char usage_text[] =
+    "usage: chat-client [--server HOST:PORT] --user NAME [--register]\n"
+    "                   [--p2p-port PORT | --no-p2p] [--p2p-host HOST] "
+    "[--json]\n"
+    "                   [--log-level error|warn|info|debug]\n"
+    "\n"
+    "  --server HOST:PORT  the chat-server (default 127.0.0.1:7700)\n"
+    "  --user NAME         who to log in as\n"
+    "  --register          create the account first (fine if it exists)\n"
+    "  --p2p-port PORT     listen for direct connections here (default 0: any)\n"
+    "  --no-p2p            no listener: messages to you go through the relay\n"
+    "  --p2p-host HOST     the address peers should dial (default: the one\n"
+    "                      the server sees)\n"
+    "  --json              one JSON event per line on stdout, for scripts\n"
+    "  --log-level LEVEL   diagnostics on stderr (default warn)\n"
+    "\n"
+    "The password comes from CHAT_PASSWORD, or is asked for on a terminal.\n"
+    "Commands are read from stdin; type /help for the list.\n";
+
+static int usage_error(const char *fmt, const char *arg) {
+  fprintf(stderr, "chat-client: ");
+  fprintf(stderr, fmt, arg);
+  fprintf(stderr, "\n%s", usage_text);
+  return 2;
+}
+
+static int parse_port(const char *s, int *out) {
+  char *end;
+  long v = strtol(s, &end, 10);
+  if (!*s || *end || v < 0 || v > 65535)
+    return -1;
+  *out = (int)v;
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  static const struct option longopts[] = {
+      {"server", required_argument, NULL, 's'},
+      {"user", required_argument, NULL, 'u'},
+      {"register", no_argument, NULL, 'r'},
+      {"p2p-port", required_argument, NULL, 'p'},
+      {"no-p2p", no_argument, NULL, 'n'},
+      {"p2p-host", required_argument, NULL, 'H'},
+      {"json", no_argument, NULL, 'j'},
+      {"log-level", required_argument, NULL, 'l'},
+      {"help", no_argument, NULL, 'h'},
+      {"version", no_argument, NULL, 'V'},
+      {NULL, 0, NULL, 0}};
+  chat_client_opts_t opts;
+  chat_client_t client;
+  chat_log_level_t level = CHAT_LOG_WARN;
+  const char *server = "127.0.0.1:7700", *pw;
+  int opt, have_port = 0, rc;
+  uv_loop_t loop;
+
+  memset(&opts, 0, sizeof(opts));
+  opterr = 0;
+  while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+    switch (opt) {
+    case 's': server = optarg; break;
+    case 'u':
+      if (!chat_name_valid(optarg))
+        return usage_error("bad user name '%s'", optarg);
+      snprintf(opts.user, sizeof(opts.user), "%s", optarg);
+      break;
+    case 'r': opts.do_register = 1; break;
+    case 'p':
+      if (parse_port(optarg, &opts.p2p_port) < 0)
+        return usage_error("bad --p2p-port '%s'", optarg);
+      have_port = 1;
+      break;
+    case 'n': opts.no_p2p = 1; break;
+    case 'H':
+      if (strlen(optarg) == 0 || strlen(optarg) >= sizeof(opts.p2p_host))
+        return usage_error("bad --p2p-host '%s'", optarg);
+      snprintf(opts.p2p_host, sizeof(opts.p2p_host), "%s", optarg);
+      break;
+    case 'j': opts.json = 1; break;
+    case 'l':
+      if (chat_log_level_parse(optarg, &level) < 0)
+        return usage_error("bad --log-level '%s'", optarg);
+      break;
+    case 'h': fputs(usage_text, stdout); return 0;
+    case 'V': printf("chat-client %s\n", CHAT_VERSION); return 0;
+    default:
+      return usage_error("bad option '%s'", argv[optind - 1]);
+    }
+  }
+  if (optind < argc)
+    return usage_error("unexpected argument '%s'", argv[optind]);
+  if (!opts.user[0])
+    return usage_error("%s", "--user NAME is required");
+  if (have_port && opts.no_p2p)
+    return usage_error("%s", "--p2p-port and --no-p2p exclude each other");
+  if (chat_addr_split(server, opts.server_host, &opts.server_port) < 0)
+    return usage_error("bad --server '%s' (HOST:PORT)", server);
+
+  chat_log_set_prefix("chat-client");
+  chat_log_set_level(level);
+  if (sodium_init() < 0) {
+    fprintf(stderr, "chat-client: libsodium failed to start\n");
+    return 1;
+  }
+  if ((pw = getenv("CHAT_PASSWORD")) != NULL) {
+    snprintf(opts.password, sizeof(opts.password), "%s", pw);
+  } else if (isatty(0)) {
+    if (chat__input_password(opts.password, sizeof(opts.password)) < 0) {
+      fprintf(stderr, "chat-client: no password given\n");
+      return 1;
+    }
+  } else {
+    fprintf(stderr, "chat-client: no password: set CHAT_PASSWORD "
+                    "(or run on a terminal to be asked)\n");
+    return 1;
+  }
+  signal(SIGPIPE, SIG_IGN); /* a closed stdout or socket is an error code */
+
+  uv_loop_init(&loop);
+  if ((rc = chat_client_init(&client, &loop, &opts)) < 0) {
+    fprintf(stderr, "chat-client: %s\n", chat_strerror(rc));
+    return 1;
+  }
+  sodium_memzero(&opts, sizeof(opts));
+  client.interactive = isatty(0) && isatty(1) && !client.opts.json;
+  client.color = isatty(1) && !client.opts.json && !getenv("NO_COLOR");
+  rc = chat_client_run(&client);
+  chat_client_free(&client);
+  if (uv_loop_close(&loop) != 0)
+    CHAT_DEBUG("loop closed with handles open");
+  return rc;
+}

@@ -1,0 +1,194 @@
+/* output.c -- events, for scripts (--json: one object per line on stdout,
+ * nothing else) or for people (a timestamped line, colours on a terminal). */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "client.h"
+
+#define C_RESET "\033[0m"
+#define C_DIM "\033[2m"
+#define C_BOLD "\033[1m"
+#define C_RED "\033[31m"
+#define C_GREEN "\033[32m"
+#define C_YELLOW "\033[33m"
+#define C_CYAN "\033[36m"
+
+static const char *col(const chat_client_t *c, const char *code) {
+  return c->color ? code : "";
+}
+
+static const char *str(const json_t *ev, const char *key) {
+  const char *s = json_string_value(json_object_get(ev, key));
+  return s ? s : "";
+}
+
+static long long num(const json_t *ev, const char *key) {
+  return (long long)json_integer_value(json_object_get(ev, key));
+}
+
+/* "[12:34:56] " for local time now, or for ts (ms since the epoch). */
+static void stamp(char *buf, size_t len, long long ts_ms) {
+  time_t t = ts_ms > 0 ? (time_t)(ts_ms / 1000) : time(NULL);
+  struct tm tm;
+  localtime_r(&t, &tm);
+  strftime(buf, len, "[%H:%M:%S]", &tm);
+}
+
+static const char *short_id(const char *msg_id) {
+  static char buf[9];
+  snprintf(buf, sizeof(buf), "%.8s", msg_id);
+  return buf;
+}
+
+static void human_sent(chat_client_t *c, const json_t *ev, FILE *f) {
+  const char *fb = str(ev, "fallback");
+  if (*str(ev, "group")) {
+    fprintf(f, "%s-> #%s%s [%s] relayed to %lld, stored for %lld\n",
+            col(c, C_DIM), str(ev, "group"), "", short_id(str(ev, "msg_id")),
+            num(ev, "relayed"), num(ev, "stored"));
+    fputs(col(c, C_RESET), f);
+    return;
+  }
+  fprintf(f, "%s-> %s [%s] ", col(c, C_DIM), str(ev, "to"),
+          short_id(str(ev, "msg_id")));
+  if (strcmp(str(ev, "via"), "direct") == 0)
+    fprintf(f, "%sdelivered directly%s", col(c, C_GREEN), col(c, C_RESET));
+  else if (strcmp(str(ev, "status"), "stored") == 0)
+    fprintf(f, "stored by the server until %s logs in", str(ev, "to"));
+  else
+    fprintf(f, "relayed by the server");
+  if (*fb)
+    fprintf(f, "%s (not direct: %s)", col(c, C_YELLOW), fb);
+  fprintf(f, "%s\n", col(c, C_RESET));
+}
+
+static void human_list(chat_client_t *c, const json_t *list, FILE *f) {
+  size_t i;
+  json_t *e;
+  if (json_array_size(list) == 0)
+    fprintf(f, " (none)");
+  json_array_foreach(list, i, e) {
+    const char *status = json_is_string(e) ? NULL : str(e, "status");
+    fprintf(f, "%s %s%s%s", i ? "," : "",
+            col(c, C_BOLD), json_is_string(e) ? json_string_value(e)
+                                              : str(e, "user"),
+            col(c, C_RESET));
+    if (status)
+      fprintf(f, " (%s)", status);
+  }
+  fputc('\n', f);
+}
+
+static void human(chat_client_t *c, const json_t *ev) {
+  FILE *f = stdout;
+  const char *e = str(ev, "event");
+  char ts[16];
+
+  stamp(ts, sizeof(ts), strcmp(e, "message") == 0 ? num(ev, "ts") : 0);
+  fprintf(f, "%s%s%s ", col(c, C_DIM), ts, col(c, C_RESET));
+  if (strcmp(e, "message") == 0) {
+    if (*str(ev, "group"))
+      fprintf(f, "%s<%s@%s>%s %s", col(c, C_CYAN), str(ev, "from"),
+              str(ev, "group"), col(c, C_RESET), str(ev, "body"));
+    else
+      fprintf(f, "%s<%s>%s %s", col(c, C_CYAN), str(ev, "from"),
+              col(c, C_RESET), str(ev, "body"));
+    fprintf(f, "%s  (%s%s)%s\n", col(c, C_DIM), str(ev, "via"),
+            json_is_true(json_object_get(ev, "offline"))
+                ? ", sent while you were offline" : "",
+            col(c, C_RESET));
+  } else if (strcmp(e, "sent") == 0) {
+    human_sent(c, ev, f);
+  } else if (strcmp(e, "receipt") == 0) {
+    fprintf(f, "%s-> %s [%s] %s%s\n", col(c, C_GREEN), str(ev, "to"),
+            short_id(str(ev, "msg_id")), str(ev, "state"), col(c, C_RESET));
+  } else if (strcmp(e, "ready") == 0) {
+    fprintf(f, "logged in as %s%s%s", col(c, C_BOLD), str(ev, "user"),
+            col(c, C_RESET));
+    if (num(ev, "p2p_port"))
+      fprintf(f, ", direct connections on port %lld", num(ev, "p2p_port"));
+    else
+      fprintf(f, ", no direct connections");
+    fprintf(f, "; /help lists the commands\n");
+  } else if (strcmp(e, "presence") == 0) {
+    fprintf(f, "%s%s is %s%s\n", col(c, C_DIM), str(ev, "user"),
+            str(ev, "status"), col(c, C_RESET));
+  } else if (strcmp(e, "contact_request") == 0) {
+    fprintf(f, "%s%s%s wants to be your contact: /accept %s or /decline %s\n",
+            col(c, C_BOLD), str(ev, "from"), col(c, C_RESET), str(ev, "from"),
+            str(ev, "from"));
+  } else if (strcmp(e, "contact_added") == 0) {
+    fprintf(f, "%s is now a contact (%s)\n", str(ev, "user"),
+            str(ev, "status"));
+  } else if (strcmp(e, "contact_removed") == 0) {
+    fprintf(f, "%s is no longer a contact\n", str(ev, "user"));
+  } else if (strcmp(e, "contacts") == 0) {
+    fprintf(f, "contacts:");
+    human_list(c, json_object_get(ev, "contacts"), f);
+  } else if (strcmp(e, "group_added") == 0) {
+    fprintf(f, "%s added you to #%s\n", str(ev, "by"), str(ev, "group"));
+  } else if (strcmp(e, "group_members") == 0) {
+    fprintf(f, "#%s:", str(ev, "group"));
+    human_list(c, json_object_get(ev, "members"), f);
+  } else if (strcmp(e, "groups") == 0) {
+    fprintf(f, "groups:");
+    human_list(c, json_object_get(ev, "groups"), f);
+  } else if (strcmp(e, "kicked") == 0) {
+    fprintf(f, "%slogged out: %s%s\n", col(c, C_RED), str(ev, "reason"),
+            col(c, C_RESET));
+  } else if (strcmp(e, "error") == 0) {
+    fprintf(f, "%serror %s: %s%s\n", col(c, C_RED), str(ev, "code"),
+            str(ev, "message"), col(c, C_RESET));
+  } else if (strcmp(e, "disconnected") == 0) {
+    fprintf(f, "%sdisconnected from the server (%s); reconnecting%s\n",
+            col(c, C_YELLOW), str(ev, "reason"), col(c, C_RESET));
+  } else if (strcmp(e, "info") == 0) {
+    fprintf(f, "%s\n", str(ev, "text"));
+  } else {
+    fprintf(f, "%s\n", e);
+  }
+}
+
+void chat__out_event(chat_client_t *c, json_t *ev) {
+  if (!ev)
+    return;
+  chat__input_hide(c);
+  if (c->opts.json) {
+    char *s = json_dumps(ev, JSON_COMPACT);
+    if (s) {
+      fputs(s, stdout);
+      fputc('\n', stdout);
+      free(s);
+    }
+  } else {
+    human(c, ev);
+  }
+  /* Scripts read this through a pipe: every event goes out now. */
+  fflush(stdout);
+  chat__input_show(c);
+  json_decref(ev);
+}
+
+void chat__out_info(chat_client_t *c, const char *fmt, ...) {
+  char buf[2048];
+  va_list ap;
+  if (c->opts.json)
+    return;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof(buf), fmt, ap);
+  va_end(ap);
+  chat__out_event(c, json_pack("{s:s,s:s}", "event", "info", "text", buf));
+}
+
+void chat__out_error(chat_client_t *c, const char *code, const char *fmt, ...) {
+  char buf[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof(buf), fmt, ap);
+  va_end(ap);
+  chat__out_event(c, json_pack("{s:s,s:s,s:s}", "event", "error", "code", code,
+                               "message", buf));
+}
