@@ -1,0 +1,139 @@
+/* main.c -- chat-scenario: runs conversation scripts (.chat files) against
+ * chat-server and chat-client. Exit 0 when all pass, 1 when one fails, 2 on
+ * a usage or parse error. */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "run.h"
+#include "scenario.h"
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: chat-scenario [--bin-dir DIR] [--keep] [--verbose] "
+          "[--max-time S] FILE...\n"
+          "Runs conversation scripts against chat-server and chat-client.\n"
+          "  --bin-dir DIR  where chat-server and chat-client are "
+          "(default: next to chat-scenario)\n"
+          "  --keep         keep each scenario's temporary directory\n"
+          "  --verbose      print the transcript while it happens\n"
+          "  --max-time S   fail a scenario that takes longer (default 240)\n"
+          "  --check        only parse the files\n"
+          "Exit status: 0 all passed, 1 a scenario failed, 2 usage or "
+          "parse error.\nThe script format: docs/SCENARIOS.md\n");
+}
+
+int main(int argc, char **argv) {
+  static const struct option longopts[] = {
+      {"bin-dir", required_argument, NULL, 'b'},
+      {"keep", no_argument, NULL, 'k'},
+      {"verbose", no_argument, NULL, 'v'},
+      {"max-time", required_argument, NULL, 'm'},
+      {"check", no_argument, NULL, 'c'},
+      {"help", no_argument, NULL, 'h'},
+      {"version", no_argument, NULL, 'V'},
+      {NULL, 0, NULL, 0}};
+  chat_scenario_opts_t o = {NULL, 0, 0, stdout, 240.0};
+  int check = 0, c;
+  char exe_dir[PATH_MAX];
+  while ((c = getopt_long(argc, argv, "b:kvm:ch", longopts, NULL)) != -1) {
+    switch (c) {
+    case 'b':
+      o.bin_dir = optarg;
+      break;
+    case 'k':
+      o.keep = 1;
+      break;
+    case 'v':
+      o.verbose = 1;
+      break;
+    case 'm': {
+      char *end;
+      o.max_time = strtod(optarg, &end);
+      if (end == optarg || *end != '\0' || !(o.max_time > 0)) {
+        fprintf(stderr, "chat-scenario: --max-time wants seconds\n");
+        return 2;
+      }
+      break;
+    }
+    case 'c':
+      check = 1;
+      break;
+    case 'h':
+      usage(stdout);
+      return 0;
+    case 'V':
+      printf("chat-scenario %s\n", CHAT_VERSION);
+      return 0;
+    default:
+      usage(stderr);
+      return 2;
+    }
+  }
+  if (optind >= argc) {
+    usage(stderr);
+    return 2;
+  }
+  if (o.bin_dir == NULL) {
+    size_t len = sizeof(exe_dir);
+    if (uv_exepath(exe_dir, &len) != 0) {
+      fprintf(stderr, "chat-scenario: cannot find my directory; use "
+                      "--bin-dir\n");
+      return 2;
+    }
+    char *slash = strrchr(exe_dir, '/');
+    if (slash != NULL)
+      *slash = '\0';
+    o.bin_dir = exe_dir;
+  }
+  /* Children start in their own temporary directory: the path must not
+   * depend on ours. */
+  static char bin_abs[PATH_MAX];
+  if (realpath(o.bin_dir, bin_abs) == NULL) {
+    fprintf(stderr, "chat-scenario: --bin-dir %s: %s\n", o.bin_dir,
+            strerror(errno));
+    return 2;
+  }
+  o.bin_dir = bin_abs;
+  /* A child that dies while we write to it must not take us with it. */
+  signal(SIGPIPE, SIG_IGN);
+  setvbuf(stdout, NULL, _IOLBF, 0);
+
+  /* Parse everything first: a typo should not cost a long run. */
+  int nfiles = argc - optind, bad = 0;
+  chat_scenario_script_t **scripts = calloc((size_t)nfiles, sizeof(*scripts));
+  if (scripts == NULL)
+    return 2;
+  for (int i = 0; i < nfiles; i++) {
+    chat_scenario_error_t err;
+    const char *path = argv[optind + i];
+    if (chat_scenario_parse_file(path, &scripts[i], &err) != 0) {
+      if (err.line > 0)
+        fprintf(stderr, "%s:%d: %s\n", path, err.line, err.text);
+      else
+        fprintf(stderr, "%s: %s\n", path, err.text);
+      bad = 1;
+    }
+  }
+  int status = bad ? 2 : 0;
+  for (int i = 0; !bad && !check && i < nfiles; i++) {
+    int rc = chat_scenario_run(scripts[i], &o);
+    if (rc < 0) {
+      fprintf(stderr, "chat-scenario: %s: cannot run: %s\n", scripts[i]->path,
+              strerror(-rc));
+      status = 1;
+    } else if (rc != CHAT_SCENARIO_PASS) {
+      status = 1;
+      if (rc == CHAT_SCENARIO_INTERRUPTED)
+        break;
+    }
+  }
+  for (int i = 0; i < nfiles; i++)
+    chat_scenario_script_free(scripts[i]);
+  free(scripts);
+  return status;
+}

@@ -1,0 +1,30 @@
+/* run.h -- running a parsed conversation script against the real programs. */
+#ifndef CHAT_SCENARIO_RUN_H
+#define CHAT_SCENARIO_RUN_H
+
+#include <stdio.h>
+
+#include "scenario.h"
+
+typedef struct chat_scenario_opts {
+  const char *bin_dir; /* where chat-server and chat-client are */
+  int keep;            /* keep the temporary directory (its path is printed) */
+  int verbose;         /* print the transcript live */
+  FILE *out;           /* PASS/FAIL lines and transcripts */
+  double max_time;     /* seconds one scenario may take in all */
+} chat_scenario_opts_t;
+
+#define CHAT_SCENARIO_PASS 0
+#define CHAT_SCENARIO_FAIL 1
+#define CHAT_SCENARIO_INTERRUPTED 3
+
+/* Runs one script on a loop of its own: a fresh temporary directory, every
+ * process it starts stopped and reaped before it returns, the directory
+ * removed unless keep. Prints PASS, or FAIL with the transcript, on out.
+ * Returns CHAT_SCENARIO_PASS, CHAT_SCENARIO_FAIL, CHAT_SCENARIO_INTERRUPTED
+ * (SIGINT/SIGTERM arrived: also a failure; run no more), or a negative errno
+ * when it could not even start (temporary directory, memory). */
+int chat_scenario_run(const chat_scenario_script_t *s,
+                      const chat_scenario_opts_t *o);
+
+#endif /* CHAT_SCENARIO_RUN_H */
