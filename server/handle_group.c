@@ -208,10 +208,6 @@ int chat_handle_group_send(chat_srv_t *srv, chat_session_t *s,
       chat_user_t *u = g->members[i];
       if (u == me)
         continue;
-      chat_session_t *us = u->session;
-      if (us && !us->ended &&
-          u->mb_unacked_bytes + m->body_len > srv->cfg.max_output)
-        chat_srv_session_end(srv, us, "unacked messages over the cap");
       chat_held_t *h;
       r = chat_mailbox_add(&srv->mb, u, me, g->name, m->msg_id, m->body,
                            m->body_len, srv->next_seq++, ts,
@@ -220,15 +216,19 @@ int chat_handle_group_send(chat_srv_t *srv, chat_session_t *s,
         continue;
       if (r < 0)
         break;
-      us = u->session;
-      if (us && !us->ended) {
+      chat_session_t *us = u->session;
+      /* The shared line goes out when nothing older waits for this member
+       * and its window has room; otherwise acks will pump it later. */
+      if (us && !us->ended && u->mb_waiting == h &&
+          chat_srv_window_open(srv, u, h->body_len)) {
         chat_mailbox_set_state(h, CHAT_HELD_PUSHED);
         us->sink->send_line(us->ctx, line, len);
+      } else if (!us || us->ended) {
+        h->offline = 1;
       }
       if (h->state == CHAT_HELD_PUSHED) {
         relayed++;
       } else {
-        h->offline = 1;
         if (!h->written)
           chat_srv_write_held(srv, h);
         h->commit_pending = 1;

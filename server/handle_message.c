@@ -101,34 +101,26 @@ int chat_handle_send(chat_srv_t *srv, chat_session_t *s, const chat_msg_t *m,
     return 0;
   }
 
-  chat_session_t *ts = to->session;
-  /* A recipient that does not ack holds at most max_output of pushed
-   * bodies; past that it is treated like one that stopped reading. */
-  if (ts && !ts->ended &&
-      to->mb_unacked_bytes + m->body_len > srv->cfg.max_output) {
-    CHAT_INFO("%s: unacked messages over %zu bytes, ending the session",
-              to->name, srv->cfg.max_output);
-    chat_srv_session_end(srv, ts, "unacked messages over the cap");
-  }
-  int online = ts && !ts->ended;
   int r = chat_mailbox_add(&srv->mb, to, me, NULL, m->msg_id, m->body,
                            m->body_len, srv->next_seq, chat_srv_now_wall_ms(),
                            CHAT_HELD_STORED, &h);
   if (r < 0)
     return r;
   srv->next_seq++;
-  if (online) {
-    chat_srv_push(srv, h);
-    if (!h->written) { /* still pushed: the session is alive */
+  chat_session_t *ts = to->session;
+  if (ts && !ts->ended) {
+    chat_srv_pump(srv, to); /* pushes it unless older ones wait before it */
+    if (h->state == CHAT_HELD_PUSHED) {
       reply_status(s, m->id, m->msg_id, "relayed");
       return 0;
     }
-    /* The push ended the recipient's session (its output overflowed), which
-     * wrote the message: answer once that is on disk. */
+    /* Not pushed: the recipient's window is full (it does not ack), or the
+     * push ended its session (its output overflowed), which wrote it. */
   } else {
     h->offline = 1;
-    chat_srv_write_held(srv, h);
   }
+  if (!h->written)
+    chat_srv_write_held(srv, h);
   h->commit_pending = 1;
   r = reply_after_commit(srv, s, m, to, h->seq);
   if (r < 0 && h->state == CHAT_HELD_STORED)
@@ -155,6 +147,7 @@ int chat_handle_ack(chat_srv_t *srv, chat_session_t *s, const chat_msg_t *m,
   }
   int group = h->group != NULL;
   chat_mailbox_remove(&srv->mb, h);
+  chat_srv_pump(srv, me);
   if (!group && from->session && !from->session->ended) {
     json_t *rc = chat_ev_receipt(m->msg_id, me->name, "delivered");
     chat_session_send_new(from->session, rc);

@@ -99,22 +99,46 @@ int chat_mailbox_add(chat_mailbox_t *mb, chat_user_t *to, chat_user_t *from,
   else
     to->mb_head = h;
   mb->count++;
+  h->state = CHAT_HELD_PUSHED; /* so that set_state counts it in */
+  to->mb_npushed++;
+  to->mb_unacked_bytes += body_len;
   chat_mailbox_set_state(h, state);
   if (out)
     *out = h;
   return 0;
 }
 
+/* The first waiting message at or after h. */
+static chat_held_t *first_waiting(chat_held_t *h) {
+  while (h && h->state != CHAT_HELD_STORED)
+    h = h->next;
+  return h;
+}
+
 void chat_mailbox_set_state(chat_held_t *h, chat_held_state_t state) {
-  if (h->state == CHAT_HELD_PUSHED)
-    h->to->mb_unacked_bytes -= h->body_len;
+  chat_user_t *to = h->to;
+  if (h->state == CHAT_HELD_PUSHED) {
+    to->mb_unacked_bytes -= h->body_len;
+    to->mb_npushed--;
+  }
   h->state = state;
-  if (state == CHAT_HELD_PUSHED)
-    h->to->mb_unacked_bytes += h->body_len;
+  if (state == CHAT_HELD_PUSHED) {
+    to->mb_unacked_bytes += h->body_len;
+    to->mb_npushed++;
+    if (to->mb_waiting == h)
+      to->mb_waiting = first_waiting(h->next);
+  } else if (to->mb_waiting == NULL || h->seq < to->mb_waiting->seq) {
+    to->mb_waiting = h;
+  }
 }
 
 void chat_mailbox_remove(chat_mailbox_t *mb, chat_held_t *h) {
-  chat_mailbox_set_state(h, CHAT_HELD_STORED);
+  if (h->state == CHAT_HELD_PUSHED) {
+    h->to->mb_unacked_bytes -= h->body_len;
+    h->to->mb_npushed--;
+  }
+  if (h->to->mb_waiting == h)
+    h->to->mb_waiting = first_waiting(h->next);
   if (h->prev)
     h->prev->next = h->next;
   else

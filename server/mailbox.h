@@ -6,6 +6,10 @@
  * accepted them, so one sender's messages to one recipient stay in order.
  * An index by (recipient, sender, msg_id) finds duplicates and acks.
  *
+ * Messages are pushed oldest first, so a queue is a run of pushed messages
+ * followed by a run of waiting ones; to->mb_waiting points at the first
+ * waiting one, which is the next to push.
+ *
  * "written" says the message is in the store (a PUT_MSG was given to the
  * committer), so dropping it needs a DEL_MSG. Relayed messages are not
  * written until the recipient's session ends without acking them.

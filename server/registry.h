@@ -27,7 +27,9 @@ typedef struct chat_user {
   uint32_t ncontacts, ccontacts, nrequests, crequests, ngroups, cgroups;
   /* The mailbox: held messages for this user in seq order (mailbox.c). */
   struct chat_held *mb_head, *mb_tail;
+  struct chat_held *mb_waiting; /* the oldest one not pushed, or NULL */
   size_t mb_unacked_bytes;      /* bodies pushed and not yet acked */
+  uint32_t mb_npushed;          /* messages pushed and not yet acked */
   unsigned reserved : 1;
   char name[];                  /* NUL-terminated, at most CHAT_MAX_NAME */
 } chat_user_t;

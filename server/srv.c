@@ -272,16 +272,31 @@ int chat_srv_push(chat_srv_t *srv, chat_held_t *h) {
   return chat_session_send_new(s, ev);
 }
 
-/* Writes every pushed, unwritten message of u so it survives a restart, and
- * marks them for redelivery at the next login. */
+int chat_srv_window_open(const chat_srv_t *srv, const chat_user_t *u,
+                         size_t len) {
+  if (u->mb_npushed == 0)
+    return 1;
+  return u->mb_npushed < CHAT_WINDOW_MSGS &&
+         u->mb_unacked_bytes + len <= srv->cfg.max_output / CHAT_WINDOW_DIV;
+}
+
+void chat_srv_pump(chat_srv_t *srv, chat_user_t *u) {
+  chat_session_t *s = u->session;
+  chat_held_t *h;
+  while (s && !s->ended && (h = u->mb_waiting) != NULL &&
+         chat_srv_window_open(srv, u, h->body_len))
+    chat_srv_push(srv, h);
+}
+
+/* Writes every unwritten message of u so it survives a restart, and marks
+ * the pushed ones for redelivery at the next login. */
 static void keep_unacked(chat_srv_t *srv, chat_user_t *u) {
   for (chat_held_t *h = u->mb_head; h; h = h->next) {
-    if (h->state != CHAT_HELD_PUSHED)
-      continue;
     if (!h->written)
       chat_srv_write_held(srv, h);
     h->offline = 1;
-    chat_mailbox_set_state(h, CHAT_HELD_STORED);
+    if (h->state == CHAT_HELD_PUSHED)
+      chat_mailbox_set_state(h, CHAT_HELD_STORED);
   }
 }
 

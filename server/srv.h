@@ -36,6 +36,12 @@
 /* rate_limited answers in a row after which the connection is closed. */
 #define CHAT_MAX_RATE_LIMITED_RUN 100
 #define CHAT_OBSERVED_HOST_MAX 64
+/* Messages pushed to one recipient and not yet acked: at most this many,
+ * and at most max_output / CHAT_WINDOW_DIV bytes of bodies (at least one),
+ * so a recipient that does not ack cannot make the server queue without
+ * bound; the rest waits (written to the store) until acks come. */
+#define CHAT_WINDOW_MSGS 1024
+#define CHAT_WINDOW_DIV 4
 
 typedef struct chat_srv_config {
   int heartbeat;           /* seconds, in welcome; idle cut-off is 3x */
@@ -154,6 +160,11 @@ chat_status_t chat_srv_status_of(const chat_user_t *u);
 /* Pushes h to its recipient's session as deliver; marks it pushed. Returns 0
  * or the sink's error. */
 int chat_srv_push(chat_srv_t *srv, chat_held_t *h);
+/* Nonzero when u's window has room for one more message of len bytes. */
+int chat_srv_window_open(const chat_srv_t *srv, const chat_user_t *u,
+                         size_t len);
+/* Pushes u's waiting messages, oldest first, while the window allows. */
+void chat_srv_pump(chat_srv_t *srv, chat_user_t *u);
 int64_t chat_srv_now_wall_ms(void);
 
 #endif /* CHAT_SRV_H */
