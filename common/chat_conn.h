@@ -24,7 +24,8 @@
 #include "chat_protocol.h"
 
 /* Per-loop state shared by connections: the read buffer and the per-turn
- * flush list. One per uv_loop_t. */
+ * flush list. One per uv_loop_t. chat_io_new also ignores SIGPIPE for the
+ * process (libuv writes with write(2), so a reset peer would kill it). */
 typedef struct chat_io chat_io_t;
 int chat_io_new(uv_loop_t *loop, chat_io_t **out); /* 0 or -ENOMEM */
 /* Closes its handles; call before the loop's final uv_run and after every

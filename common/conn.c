@@ -287,10 +287,11 @@ static void dispatch(chat_conn_t *c) {
     if (rc == -CHAT_E_FRAME_TOO_LARGE) {
       chat_error_set(&err, CHAT_E_FRAME_TOO_LARGE, NULL,
                      "frame longer than %zu bytes", c->dec.max_frame);
+      /* The rest of that line is still coming: drain it before closing,
+       * also when the callee closes the connection itself. */
+      c->linger = 1;
       if (cbs->on_bad_frame != NULL)
         cbs->on_bad_frame(c, &err);
-      /* The rest of that line is still coming: drain it before closing. */
-      c->linger = 1;
       begin_close(c, -CHAT_E_FRAME_TOO_LARGE);
       break;
     }

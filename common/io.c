@@ -3,6 +3,7 @@
 #include "conn_int.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -69,6 +70,9 @@ int chat_io_new(uv_loop_t *loop, chat_io_t **out) {
     free(io);
     return -ENOMEM;
   }
+  /* libuv writes to sockets with write(2): a peer's reset would otherwise
+   * kill the process with SIGPIPE instead of failing that one write. */
+  signal(SIGPIPE, SIG_IGN);
   io->loop = loop;
   io->close_timeout_ms = CHAT__CONN_CLOSE_TIMEOUT_MS;
   /* Neither init can fail on a valid loop. */

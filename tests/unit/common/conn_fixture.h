@@ -42,6 +42,7 @@ typedef struct fx_conn {
   int close_at;             /* chat_conn_close() after this "n" */
   int abort_at;             /* chat_conn_abort() after this "n" */
   int reply_bad;            /* send an error reply to each bad frame */
+  int close_on_bad;         /* and chat_conn_close() after it */
   int line_ok;              /* the borrowed line stayed readable */
 } fx_conn_t;
 
@@ -59,6 +60,8 @@ struct fx {
   char *raw_buf;
   size_t raw_len, raw_cap;
   int raw_writes_done;
+  int raw_write_error;      /* the first failure but UV_ECANCELED */
+  int raw_half_close_ok;    /* keep writing after EOF instead of closing */
   /* deadline */
   uv_timer_t timer;
   int timed_out;
@@ -101,6 +104,8 @@ static inline void fx_on_bad_frame(chat_conn_t *c, const chat_error_t *err) {
     chat_conn_send(c, e);
     json_decref(e);
   }
+  if (p->close_on_bad)
+    chat_conn_close(c);
 }
 
 static inline void fx_on_overflow(chat_conn_t *c) { ((fx_conn_t *)c)->overflows++; }
@@ -287,7 +292,10 @@ static inline void fx_raw_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *bu
   } else if (nread < 0) {
     /* Like nc: the peer's end of the stream ends ours. */
     fx->raw_eof = nread == UV_EOF ? 1 : -1;
-    fx_close_raw(fx);
+    if (fx->raw_half_close_ok && nread == UV_EOF)
+      uv_read_stop(s);
+    else
+      fx_close_raw(fx);
   }
 }
 
@@ -303,6 +311,8 @@ typedef struct fx_wreq {
 static inline void fx_raw_write_cb(uv_write_t *req, int status) {
   fx_t *fx = req->handle->data;
   fx->raw_writes_done++;
+  if (status < 0 && status != UV_ECANCELED && fx->raw_write_error == 0)
+    fx->raw_write_error = status;
   free(req);
 }
 

@@ -109,29 +109,59 @@ static void test_bad_json_continues(void **state) {
 
 static void test_frame_too_large(void **state) {
   fx_t *fx = *state;
-  size_t big = 300 * 1024;
+  size_t big = 8 * 1024 * 1024; /* more than socket buffers hold */
   char *line = malloc(big + 64);
 
   fx->srv_opts.max_frame = 64;
   fx_raw(fx);
   fx_raw_read_start(fx);
+  fx->raw_half_close_ok = 1;
   fx->srv.reply_bad = 1;
-  /* A good frame, then a huge line and more after it: the rest of the huge
-   * line is still arriving when the server closes. */
+  /* A good frame, then a huge line and more after it: most of the huge line
+   * is still to come when the server has replied. */
   memset(line, 'x', big);
   memcpy(line, "{\"type\":\"t\",\"n\":1}\n{\"p\":\"", 24);
   memcpy(line + big - 3, "\"}\n", 3);
   fx_raw_write(fx, line, big);
   free(line);
   fx_raw_writes(fx, "{\"type\":\"t\",\"n\":2}\n");
-  FX_WAIT(fx, fx->raw_eof != 0);
-  assert_int_equal(fx->raw_eof, 1); /* a clean EOF, not a reset */
+  /* The server shuts its side after the reply, but reads on: all our data
+   * goes in. Had it closed, the rest would be answered with a reset, and
+   * our write would fail. */
+  FX_WAIT(fx, fx->raw_eof != 0 && fx->raw_writes_done == 2);
+  assert_int_equal(fx->raw_eof, 1);
+  assert_int_equal(fx->raw_write_error, 0);
   assert_non_null(strstr(fx->raw_buf, "\"code\":\"frame_too_large\""));
+  assert_int_equal(fx->srv.closed, 0);
   fx_close_raw(fx);
   FX_WAIT(fx, fx->srv.closed);
   assert_int_equal(fx->srv.too_large, 1);
   fx_assert_sequence(&fx->srv, 1, 1);
   assert_int_equal(fx->srv.close_status, -CHAT_E_FRAME_TOO_LARGE);
+}
+
+/* The usual server: reply and close inside the callback. The reply still
+ * arrives, followed by a clean EOF, though the huge line was still coming. */
+static void test_frame_too_large_callee_closes(void **state) {
+  fx_t *fx = *state;
+  size_t big = 200 * 1024;
+  char *line = malloc(big);
+
+  fx->srv_opts.max_frame = 1000;
+  fx_raw(fx);
+  fx_raw_read_start(fx);
+  fx->srv.reply_bad = 1;
+  fx->srv.close_on_bad = 1;
+  memset(line, ' ', big);
+  line[big - 1] = '\n';
+  fx_raw_write(fx, line, big);
+  free(line);
+  FX_WAIT(fx, fx->srv.closed && fx->raw_eof);
+  assert_int_equal(fx->raw_eof, 1);
+  assert_int_equal(fx->raw_write_error, 0);
+  assert_non_null(strstr(fx->raw_buf, "\"code\":\"frame_too_large\""));
+  assert_int_equal(fx->srv.too_large, 1);
+  assert_int_equal(fx->srv.close_status, 0); /* the callee's close came first */
 }
 
 static void test_peer_eof(void **state) {
@@ -318,6 +348,7 @@ int main(void) {
       T(test_frame_split_across_writes),
       T(test_bad_json_continues),
       T(test_frame_too_large),
+      T(test_frame_too_large_callee_closes),
       T(test_peer_eof),
       T(test_close_inside_callback),
       T(test_abort_inside_callback),
