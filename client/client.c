@@ -97,11 +97,13 @@ void chat__client_on_action(void *ctx, const chat_ob_action_t *a) {
     send_relay(c, a);
     break;
   case CHAT_OB_CONNECT:
+    CHAT_INFO("asking the server for a direct link to %s", a->to);
     snprintf(id, sizeof(id), "c:%s", a->to);
     chat__net_request(c, json_pack("{s:s,s:s}", "type", "connect", "to", a->to),
                       id);
     break;
   case CHAT_OB_DIAL:
+    CHAT_INFO("dialing %s at %s:%d", a->to, a->host, a->port);
     chat__peer_dial(c, a->link, a->to, a->host, a->port, a->ticket);
     break;
   case CHAT_OB_DIRECT_SEND:
