@@ -142,7 +142,8 @@ void chat_conn_resume(chat_conn_t *c);
  * dropped; if there was any (or after frame_too_large), the write side is shut
  * down and the peer's EOF awaited, within the same bound, so the kernel does
  * not answer unread input with a reset that would destroy the reply.
- * Idempotent. on_close gets 0, or the status of an earlier EOF/error. */
+ * Idempotent. on_close gets 0, or the first EOF or error seen before the
+ * handle closed (e.g. a write that failed while draining). */
 void chat_conn_close(chat_conn_t *c);
 /* Closes at once, dropping unwritten output. Idempotent. */
 void chat_conn_abort(chat_conn_t *c);
