@@ -4,6 +4,7 @@
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static struct {
   int installed;
@@ -57,4 +58,14 @@ uint8_t chat__fuzz_byte(const uint8_t **p, const uint8_t *end) {
   if (*p >= end)
     return 0;
   return *(*p)++;
+}
+
+int chat__fuzz_known_bugs(void) {
+  static int cached = -1;
+
+  if (cached < 0) {
+    const char *v = getenv("CHAT_FUZZ_KNOWN_BUGS");
+    cached = v != NULL && strcmp(v, "1") == 0;
+  }
+  return cached;
 }

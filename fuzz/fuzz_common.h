@@ -30,6 +30,11 @@ unsigned chat__fuzz_alloc_failures(void);
 void chat__fuzz_alloc_suspend(void);
 void chat__fuzz_alloc_resume(void);
 
+/* Nonzero when CHAT_FUZZ_KNOWN_BUGS=1: then the checks for open, reported
+ * bugs (fuzz/README.md) abort too, so their regression inputs reproduce. By
+ * default they are stepped around, so fuzzing can find new ones. */
+int chat__fuzz_known_bugs(void);
+
 /* Reads the input's header bytes: *p advances, and past the end reads 0. */
 uint8_t chat__fuzz_byte(const uint8_t **p, const uint8_t *end);
 

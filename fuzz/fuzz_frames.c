@@ -190,11 +190,14 @@ static int run_decoder(const uint8_t *in, size_t len, struct plan *p,
     for (;;) {
       f0 = chat__fuzz_alloc_failures();
       rc = chat_decoder_next(&d, &line, &n);
+      if (rc == -ENOMEM && d.dead == -ENOMEM) {
+        /* feed could not save the last chunk's rest: the decoder is gone */
+        FUZZ_CHECK(p->impatient && chat__fuzz_alloc_failures() > 0);
+        goto out;
+      }
       if (rc == -ENOMEM) {
         FUZZ_CHECK(chat__fuzz_alloc_failures() != f0);
-        if (d.dead == -ENOMEM)
-          goto out; /* feed could not save: the decoder is gone */
-        continue;   /* nothing was consumed: retry */
+        continue; /* nothing was consumed: retry */
       }
       if (rc == 0) {
         check_held(&d, p);

@@ -97,15 +97,26 @@ static int is_blank(const char *line, size_t len) {
   return 1;
 }
 
+/* Known bug 1 (fuzz/README.md): jansson's lexer ignores a failed
+ * allocation while it saves a token (lex_save() drops the result of
+ * strbuffer_append_byte(): akheron/jansson#362, open upstream), so a failure
+ * injected into json_loadb() can silently drop a byte of a string, or read
+ * past its buffer. protocol/ cannot detect it, so parsing runs without
+ * injected failures unless CHAT_FUZZ_KNOWN_BUGS=1. */
 static int parse(const char *line, size_t len, json_t **obj,
                  chat_error_t *err) {
   unsigned f0 = chat__fuzz_alloc_failures();
-  int rc = chat_frame_parse(line, len, obj, err);
+  int shielded = !chat__fuzz_known_bugs(), rc;
 
+  if (shielded)
+    chat__fuzz_alloc_suspend();
+  rc = chat_frame_parse(line, len, obj, err);
   /* An injected failure may surface as ENOMEM or (inside jansson) as some
    * other parse error; either way the retry tells the truth. */
   if (rc < 0 && chat__fuzz_alloc_failures() != f0)
     rc = chat_frame_parse(line, len, obj, err);
+  if (shielded)
+    chat__fuzz_alloc_resume();
   FUZZ_CHECK(rc != -ENOMEM);
   return rc;
 }
@@ -160,6 +171,21 @@ static int compare_write(const char *buf, size_t len, void *ctx) {
   return 0;
 }
 
+/* Known bug 2 (fuzz/README.md): jansson's dump allocates (a hashtable
+ * that detects reference cycles), and when that fails chat_frame_encode()
+ * and chat_frame_dump() return -EINVAL, which their contract keeps for
+ * objects that cannot be dumped, instead of -ENOMEM. */
+static void encode(const json_t *frame, char **buf, size_t *n) {
+  unsigned f0 = chat__fuzz_alloc_failures();
+  int rc = chat_frame_encode(frame, buf, n);
+
+  if (rc != 0 && chat__fuzz_alloc_failures() != f0) {
+    FUZZ_CHECK(rc == -ENOMEM || !chat__fuzz_known_bugs());
+    rc = chat_frame_encode(frame, buf, n);
+  }
+  FUZZ_CHECK(rc == 0);
+}
+
 /* Encodes frame as one line, checks its shape, parses it back into an equal
  * object and returns that (a new reference). */
 static json_t *round_trip(const json_t *frame) {
@@ -168,12 +194,21 @@ static json_t *round_trip(const json_t *frame) {
   json_t *back = NULL;
   chat_error_t err;
   struct cmp_ctx cmp;
+  unsigned f0;
+  int rc;
 
-  FUZZ_CHECK(chat_frame_encode(frame, &buf, &n) == 0);
+  encode(frame, &buf, &n);
   FUZZ_CHECK(n >= 3 && buf[n - 1] == '\n' && buf[n] == '\0');
   FUZZ_CHECK(memchr(buf, '\n', n - 1) == NULL && strlen(buf) == n);
   cmp = (struct cmp_ctx){buf, n, 0};
-  FUZZ_CHECK(chat_frame_dump(frame, compare_write, &cmp) == 0);
+  f0 = chat__fuzz_alloc_failures();
+  rc = chat_frame_dump(frame, compare_write, &cmp);
+  if (rc != 0 && chat__fuzz_alloc_failures() != f0) {
+    FUZZ_CHECK(rc == -ENOMEM || !chat__fuzz_known_bugs());
+    cmp.pos = 0;
+    rc = chat_frame_dump(frame, compare_write, &cmp);
+  }
+  FUZZ_CHECK(rc == 0);
   FUZZ_CHECK(cmp.pos == n);
   FUZZ_CHECK(parse(buf, n - 1, &back, &err) == 0);
   FUZZ_CHECK(json_equal(frame, back));
@@ -240,6 +275,24 @@ static void check_fields(const json_t *obj, chat_role_t role,
   FUZZ_CHECK(m->ts >= -1);
 }
 
+/* Known bug 3 (fuzz/README.md): validate.c names an unknown type with
+ * "%.64s", which can cut a UTF-8 sequence in two; jansson then refuses the
+ * message and chat_reply_from_error() returns NULL, so the server sends no
+ * unknown_type reply at all. Stepped around unless CHAT_FUZZ_KNOWN_BUGS=1. */
+static int known_bug_3(const chat_error_t *err) {
+  json_t *probe;
+  int bad;
+
+  if (chat__fuzz_known_bugs() || err->code != CHAT_E_UNKNOWN_TYPE)
+    return 0;
+  chat__fuzz_alloc_suspend();
+  probe = json_string(err->message);
+  bad = probe == NULL;
+  json_decref(probe);
+  chat__fuzz_alloc_resume();
+  return bad;
+}
+
 /* What the receiving side would send back, built by the library. */
 static void check_answers(chat_role_t role, int rc, const chat_msg_t *m,
                           const chat_error_t *err) {
@@ -250,6 +303,8 @@ static void check_answers(chat_role_t role, int rc, const chat_msg_t *m,
   if (role == CHAT_ROLE_CLIENT)
     return; /* a client answers nothing it cannot parse */
   if (rc < 0) {
+    if (known_bug_3(err))
+      return;
     RETRY_NULL(out, chat_reply_from_error(m->id, err));
     check_reply(out, role == CHAT_ROLE_SERVER ? CHAT_ROLE_CLIENT
                                               : CHAT_ROLE_PEER,
