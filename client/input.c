@@ -9,7 +9,7 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include <editline/readline.h>
+#include <histedit.h>
 
 #include "chat_log.h"
 #include "client.h"
@@ -30,6 +30,8 @@ typedef struct input {
   size_t off, len, cap;
   int eof, waiting, reading, discarding, stopped, in_pump, hidden;
   char prompt[CHAT_MAX_NAME + 8];
+  EditLine *el;
+  History *hist;
 } input_t;
 
 static input_t g_in;
@@ -176,25 +178,15 @@ void chat__input_wait(chat_client_t *c, int64_t ms) {
 }
 
 /* ---- interactive mode --------------------------------------------------- */
+/* libedit's native API in unbuffered mode: el_gets() hands back the line so
+ * far after every key, so the half-typed line is always at hand (el_line)
+ * and EL_REFRESH redraws it below whatever was printed. (The readline
+ * compatibility layer's callback mode does not keep its display in step
+ * with the buffer, which is why it is not used here.) */
 
-static void on_rl_line(char *line) {
-  input_t *in = &g_in;
-  if (!line) { /* Ctrl-D on an empty line */
-    fputc('\n', stdout);
-    chat__client_finish(in->c, 1);
-    return;
-  }
-  if (*line)
-    add_history(line);
-  chat__cmd_run(in->c, line);
-  free(line);
-}
-
-static void on_poll(uv_poll_t *p, int status, int events) {
-  input_t *in = p->data;
-  if (status < 0 || in->stopped)
-    return;
-  rl_callback_read_char();
+static char *el_prompt(EditLine *el) {
+  (void)el;
+  return g_in.prompt;
 }
 
 static const char *const commands[] = {
@@ -202,26 +194,89 @@ static const char *const commands[] = {
     "/status ", "/group ", "/groups", "/gmsg ", "/wait ", "/quit", "/help",
     NULL};
 
-/* Tab completes commands at the start of the line, contact names after. */
-static char *complete(const char *text, int state) {
-  static size_t i;
-  static int in_cmds;
-  size_t n = strlen(text);
+/* Tab: completes a command at the start of the line, a contact name after
+ * it, when the prefix typed has exactly one completion. */
+static unsigned char el_complete(EditLine *el, int ch) {
+  const LineInfo *li = el_line(el);
+  const char *w = li->cursor, *found = NULL;
+  size_t n, matches = 0;
   chat_client_t *c = g_in.c;
-  if (state == 0) {
-    i = 0;
-    in_cmds = text[0] == '/';
+  (void)ch;
+  while (w > li->buffer && w[-1] != ' ')
+    w--;
+  n = (size_t)(li->cursor - w);
+  if (w == li->buffer && n > 0 && w[0] == '/') {
+    for (size_t i = 0; commands[i]; i++)
+      if (strncmp(commands[i], w, n) == 0) {
+        found = commands[i];
+        matches++;
+      }
+  } else {
+    for (size_t i = 0; i < c->roster.n; i++)
+      if (strncmp(c->roster.v[i].user, w, n) == 0) {
+        found = c->roster.v[i].user;
+        matches++;
+      }
   }
-  if (in_cmds) {
-    while (commands[i])
-      if (strncmp(commands[i++], text, n) == 0)
-        return strdup(commands[i - 1]);
-    return NULL;
+  if (matches != 1)
+    return CC_REFRESH_BEEP;
+  el_insertstr(el, found + n);
+  return CC_REFRESH;
+}
+
+static void on_poll(uv_poll_t *p, int status, int events) {
+  input_t *in = p->data;
+  const char *s;
+  char *line;
+  int n = 0;
+  HistEvent ev;
+
+  if (status < 0 || in->stopped)
+    return;
+  s = el_gets(in->el, &n);
+  if (!s || n <= 0) { /* Ctrl-D on an empty line, or the terminal is gone */
+    fputc('\n', stdout);
+    chat__client_finish(in->c, 1);
+    return;
   }
-  while (i < c->roster.n)
-    if (strncmp(c->roster.v[i++].user, text, n) == 0)
-      return strdup(c->roster.v[i - 1].user);
-  return NULL;
+  if (s[n - 1] != '\n' && s[n - 1] != '\r')
+    return; /* still typing */
+  line = strndup(s, (size_t)n - 1);
+  /* Leaving and re-entering unbuffered mode starts a fresh line. */
+  el_set(in->el, EL_UNBUFFERED, 0);
+  el_set(in->el, EL_UNBUFFERED, 1);
+  if (!line)
+    return;
+  if (*line)
+    history(in->hist, &ev, H_ENTER, line);
+  chat__cmd_run(in->c, line);
+  free(line);
+}
+
+static int tty_start(chat_client_t *c, input_t *in) {
+  HistEvent ev;
+  snprintf(in->prompt, sizeof(in->prompt), "%s> ", c->opts.user);
+  in->el = el_init("chat-client", stdin, stdout, stderr);
+  in->hist = history_init();
+  if (!in->el || !in->hist)
+    return -ENOMEM;
+  history(in->hist, &ev, H_SETSIZE, 1000);
+  el_set(in->el, EL_HIST, history, in->hist);
+  el_set(in->el, EL_PROMPT, el_prompt);
+  el_set(in->el, EL_EDITOR, "emacs");
+  el_set(in->el, EL_SIGNAL, 0); /* SIGINT/SIGTERM are the loop's */
+  el_set(in->el, EL_ADDFN, "chat-complete", "complete a name", el_complete);
+  el_set(in->el, EL_BIND, "^I", "chat-complete", NULL);
+  el_source(in->el, NULL); /* the user's ~/.editrc, if any */
+  el_set(in->el, EL_UNBUFFERED, 1);
+  /* Show the prompt now; the first el_gets draws it again from column 0. */
+  el_set(in->el, EL_REFRESH);
+  fputc('\r', stdout);
+  fflush(stdout);
+  uv_poll_init(c->loop, &in->poll, 0);
+  in->poll.data = in;
+  uv_poll_start(&in->poll, UV_READABLE, on_poll);
+  return 0;
 }
 
 void chat__input_hide(chat_client_t *c) {
@@ -239,7 +294,8 @@ void chat__input_show(chat_client_t *c) {
   if (in->mode != IN_TTY || in->stopped || !in->hidden)
     return;
   in->hidden = 0;
-  rl_forced_update_display(); /* prompt, half-typed line, cursor */
+  fflush(stdout);
+  el_set(in->el, EL_REFRESH); /* prompt, half-typed line, cursor */
   fflush(stdout);
 }
 
@@ -256,15 +312,7 @@ int chat__input_start(chat_client_t *c) {
   in->wait_timer.data = in;
   if (c->interactive) {
     in->mode = IN_TTY;
-    snprintf(in->prompt, sizeof(in->prompt), "%s> ", c->opts.user);
-    rl_catch_signals = 0; /* SIGINT/SIGTERM are the loop's */
-    rl_readline_name = "chat-client";
-    rl_completion_entry_function = complete;
-    rl_callback_handler_install(in->prompt, on_rl_line);
-    uv_poll_init(c->loop, &in->poll, 0);
-    in->poll.data = in;
-    uv_poll_start(&in->poll, UV_READABLE, on_poll);
-    return 0;
+    return tty_start(c, in);
   }
   if (t == UV_NAMED_PIPE || t == UV_TCP || t == UV_TTY) {
     uv_pipe_init(c->loop, &in->pipe, 0);
@@ -300,7 +348,11 @@ void chat__input_stop(chat_client_t *c) {
     uv_close((uv_handle_t *)&in->idle, on_input_closed);
   else if (in->mode == IN_TTY) {
     uv_close((uv_handle_t *)&in->poll, on_input_closed);
-    rl_callback_handler_remove(); /* gives the terminal back */
+    fputs("\r\033[K", stdout);
+    el_end(in->el); /* gives the terminal back */
+    history_end(in->hist);
+    in->el = NULL;
+    in->hist = NULL;
   }
   if (!in->in_pump) {
     free(in->buf);
