@@ -142,6 +142,12 @@ static void check_parse(const char *line, size_t len, int rc,
     FUZZ_CHECK(depth(obj) <= CHAT_MAX_DEPTH);
   }
 
+  /* jansson skips a raw NUL after a number ({"n":3<NUL>} loads), so it is
+   * no oracle for such lines: the protocol says bad_json. */
+  if (memchr(line, '\0', len) != NULL) {
+    FUZZ_CHECK(rc < 0);
+    return;
+  }
   chat__fuzz_alloc_suspend();
   j = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
   if (j != NULL) {
