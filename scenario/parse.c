@@ -177,19 +177,26 @@ bad:
   return fail(p, "expected field=value (or !=, ~, =>), got '%s'", w);
 }
 
-/* NAME sees|never EVENT [field=value...] [within S] */
+/* NAME sees [next] EVENT [field=value...] [within S], NAME never ... */
 static int parse_expect(parser_t *p, chat_scenario_step_t *st, char **w,
                         int n) {
   int rc = take_within(p, w, &n, &st->within);
   if (rc != 0)
     return rc;
-  if (n < 3)
+  int first = 2;
+  if (n > 3 && st->kind == CHAT_SCENARIO_SEES && strcmp(w[2], "next") == 0) {
+    st->next = 1;
+    first = 3;
+  }
+  if (n <= first)
     return fail(p, "`%s` needs an event name (or *)", w[1]);
-  if ((st->text = strdup(w[2])) == NULL)
+  if ((st->text = strdup(w[first])) == NULL)
     return -ENOMEM;
-  if (n > 3 && (st->conds = calloc((size_t)n - 3, sizeof(*st->conds))) == NULL)
+  if (n > first + 1 &&
+      (st->conds = calloc((size_t)(n - first - 1), sizeof(*st->conds))) ==
+          NULL)
     return -ENOMEM;
-  for (int i = 3; i < n; i++) {
+  for (int i = first + 1; i < n; i++) {
     if ((rc = parse_cond(p, w[i], &st->conds[st->nconds])) != 0)
       return rc;
     st->nconds++;

@@ -176,7 +176,8 @@ static int has_flag(char **flags, size_t n, const char *flag) {
   return 0;
 }
 
-/* chat-server --listen 127.0.0.1:0 --db DIR/server.db FLAGS...; a restart
+/* chat-server --listen 127.0.0.1:0 --db DIR/server.db --hash-cost min
+ * FLAGS... (each default only when FLAGS do not name it); a restart
  * listens on the address the first server reported, so clients come back. */
 int peer_start_server(run_t *r) {
   peer_t *peer = &r->peers[CHAT_SCENARIO_SERVER];
@@ -184,7 +185,7 @@ int peer_start_server(run_t *r) {
   snprintf(listen, sizeof(listen), "%s",
            r->server_addr[0] ? r->server_addr : "127.0.0.1:0");
   snprintf(db, sizeof(db), "%s/server.db", r->dir);
-  char **argv = calloc(r->nserver_flags + 6, sizeof(char *));
+  char **argv = calloc(r->nserver_flags + 8, sizeof(char *));
   if (argv == NULL)
     return -ENOMEM;
   size_t n = 1;
@@ -195,6 +196,11 @@ int peer_start_server(run_t *r) {
   if (!has_flag(r->server_flags, r->nserver_flags, "--db")) {
     argv[n++] = "--db";
     argv[n++] = db;
+  }
+  /* Scripts register many accounts: the slow hash would dominate them. */
+  if (!has_flag(r->server_flags, r->nserver_flags, "--hash-cost")) {
+    argv[n++] = "--hash-cost";
+    argv[n++] = "min";
   }
   for (size_t i = 0; i < r->nserver_flags; i++) {
     argv[n++] = r->server_flags[i];

@@ -131,8 +131,22 @@ static int take_listen_line(run_t *r, peer_t *srv) {
   return 1;
 }
 
-static int take_event(run_t *r, peer_t *peer, const char *event) {
+static int take_event(run_t *r, peer_t *peer, const char *event, int next) {
   ssize_t i = chat_scenario_queue_find(&peer->out, event, r->conds, r->nconds);
+  if (next) {
+    /* The first unconsumed event of that name decides: ordering checks. */
+    ssize_t first = chat_scenario_queue_find(&peer->out, event, NULL, 0);
+    if (first >= 0 && first != i) {
+      char why[512];
+      chat_scenario_explain(peer->out.items[first].obj, event, r->conds,
+                            r->nconds, why, sizeof(why));
+      run_fail(r, "%s's next %s event does not match: %s\n    [%7llu ms] %s",
+               peer->name, event, why,
+               (unsigned long long)peer->out.items[first].ms,
+               peer->out.items[first].line);
+      return 0;
+    }
+  }
   if (i < 0)
     return 0;
   chat_scenario_item_t *it = &peer->out.items[i];
@@ -178,12 +192,13 @@ static int poll_wait(run_t *r) {
                peer_exit_text(peer, how, sizeof(how)));
     return 0;
   case RUN_W_READY:
-    /* Left unconsumed, so the script may still check its fields. */
-    if (chat_scenario_queue_find(&peer->out, "ready", NULL, 0) >= 0)
+    /* Consumed, so that a later `sees ready` waits for a new login (after
+     * a reconnect); `client NAME nowait` leaves it to the script. */
+    if (take_event(r, peer, "ready", 0))
       return 1;
     break;
   case RUN_W_EVENT:
-    if (take_event(r, peer, r->text))
+    if (take_event(r, peer, r->text, st->next))
       return 1;
     break;
   case RUN_W_NEVER:
@@ -250,6 +265,8 @@ static void explain_unmatched(run_t *r, peer_t *peer, const char *event) {
     char why[512];
     chat_scenario_explain(it->obj, event, r->conds, r->nconds, why,
                           sizeof(why));
+    if (strcmp(why, "another event") == 0)
+      why[0] = '\0'; /* obvious from the line itself */
     size_t need = strlen(it->line) + strlen(why) + 64;
     if (len + need >= cap) {
       char *grown = realloc(d, cap = (len + need) * 2);

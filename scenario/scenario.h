@@ -88,6 +88,8 @@ typedef struct chat_scenario_step {
   char *user;     /* CLIENT: user=NAME, or NULL to keep (default: the name) */
   char *password; /* CLIENT: password=..., or NULL to keep */
   int nowait;     /* CLIENT: do not wait for the ready event */
+  int next;       /* SEES: the first unconsumed event of that name must
+                     match (`sees next`), instead of any later one */
   char *text;     /* SAY line, LOGS substring, SEES/NEVER event name */
   chat_scenario_cond_t *conds;
   size_t nconds;

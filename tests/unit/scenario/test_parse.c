@@ -146,6 +146,7 @@ static void test_conditions_and_ops(void **state) {
   assert_int_equal(c[4].op, CHAT_SCENARIO_OP_CONTAINS);
   assert_string_equal(st[3].conds[0].value, "$m1"); /* expanded at run time */
   assert_string_equal(st[4].text, "*");
+  assert_int_equal(st[4].next, 0);
   assert_int_equal(st[5].kind, CHAT_SCENARIO_NEVER);
   assert_true(st[5].within == 3.0);
   assert_true(st[6].within == CHAT_SCENARIO_DEFAULT_NEVER);
@@ -157,6 +158,19 @@ static void test_conditions_and_ops(void **state) {
   assert_int_equal(st[9].who, CHAT_SCENARIO_SERVER);
   assert_string_equal(st[9].text, "listening on $server");
   assert_int_equal(st[10].who, CHAT_SCENARIO_SERVER);
+  chat_scenario_script_free(s);
+}
+
+static void test_sees_next(void **state) {
+  chat_scenario_script_t *s = parse_ok("server start\nclient a\n"
+                                       "a sees next message body=x\n"
+                                       "a sees next\n");
+  assert_int_equal(s->steps[2].next, 1);
+  assert_string_equal(s->steps[2].text, "message");
+  assert_int_equal(s->steps[2].nconds, 1);
+  /* A lone "next" is an event name. */
+  assert_int_equal(s->steps[3].next, 0);
+  assert_string_equal(s->steps[3].text, "next");
   chat_scenario_script_free(s);
 }
 
@@ -298,6 +312,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_full_example),
       cmocka_unit_test(test_conditions_and_ops),
+      cmocka_unit_test(test_sees_next),
       cmocka_unit_test(test_client_options),
       cmocka_unit_test(test_errors_name_the_line),
       cmocka_unit_test(test_nul_in_middle),

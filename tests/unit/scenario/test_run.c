@@ -80,8 +80,8 @@ static void test_passes(void **state) {
   char *out;
   int rc = run_text(
       "server start --heartbeat 2\n"
-      "client alice --register\n"
-      "client bob password=s3cret-x\n"
+      "client alice nowait --register\n"
+      "client bob password=s3cret-x nowait\n"
       "alice sees ready user=alice password=alice-password args~--register\n"
       "alice: /echo {\"event\":\"message\",\"from\":\"bob\",\"body\":\"hi there\"}\n"
       "alice: /echo {\"event\":\"sent\",\"to\":\"bob\",\"msg_id\":\"m-1\"}\n"
@@ -100,7 +100,7 @@ static void test_passes(void **state) {
       "kill -9 bob\n"
       "bob exits KILL\n"
       "client bob\n"
-      "bob sees ready password=s3cret-x\n"
+      "bob never ready within 0.1\n"
       "client bob2 user=bob nowait\n"
       "bob2 sees ready user=bob password=s3cret-x\n"
       "alice eof\n"
@@ -134,6 +134,26 @@ static void test_timeout_shows_unmatched_events(void **state) {
   expect_in(out, "alice    >  {\"event\":\"ready\"");
   assert_true(secs < 10);
   free(out);
+}
+
+/* `sees next` checks order: the first unconsumed event of that name. */
+static void test_next_checks_order(void **state) {
+  const char *setup =
+      "server start\nclient alice\n"
+      "alice: /echo {\"event\":\"presence\",\"user\":\"x\"}\n"
+      "alice: /echo {\"event\":\"message\",\"body\":\"m2\"}\n"
+      "alice: /echo {\"event\":\"message\",\"body\":\"m1\"}\n";
+  char text[1024], *out;
+  snprintf(text, sizeof(text), "%s%s", setup,
+           "alice sees next message body=m2\nalice sees next message "
+           "body=m1\nalice sees presence\n");
+  assert_int_equal(run_text(text, &out, NULL), CHAT_SCENARIO_PASS);
+  free(out);
+  snprintf(text, sizeof(text), "%s%s", setup,
+           "alice sees next message body=m1\n");
+  expect_fail(text, "FAIL t.chat:6: alice sees next message body=m1",
+              "alice's next message event does not match: body is \"m2\" "
+              "(wanted body=m1)");
 }
 
 static void test_never_violated(void **state) {
@@ -217,6 +237,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_passes),
       cmocka_unit_test(test_timeout_shows_unmatched_events),
+      cmocka_unit_test(test_next_checks_order),
       cmocka_unit_test(test_never_violated),
       cmocka_unit_test(test_exit_code_mismatch),
       cmocka_unit_test(test_gone_process_fails_at_once),
