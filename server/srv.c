@@ -328,7 +328,8 @@ void chat_srv_sweep(chat_srv_t *srv, uint64_t now_ms) {
   chat_session_t *s = srv->sessions.next;
   while (s != &srv->sessions) {
     chat_session_t *next = s->next;
-    if (now_ms - s->last_read_ms >= limit && !s->busy)
+    if (now_ms >= s->last_read_ms && now_ms - s->last_read_ms >= limit &&
+        !s->busy)
       chat_srv_session_end(srv, s, "heartbeat timeout");
     s = next;
   }

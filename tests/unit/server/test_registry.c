@@ -1,0 +1,106 @@
+/* test_registry.c -- users, reservations, contacts, requests, groups. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "registry.h"
+
+static void test_users_and_reservations(void **state) {
+  chat_registry_t r;
+  chat_registry_init(&r);
+  chat_user_t *a, *z;
+  assert_int_equal(chat_registry_add(&r, "alice", "h1", &a), 0);
+  assert_int_equal(chat_registry_add(&r, "alice", "h2", NULL), -EEXIST);
+  assert_ptr_equal(chat_registry_find(&r, "alice"), a);
+  assert_string_equal(a->pwhash, "h1");
+  assert_int_equal(chat_registry_reserve(&r, "alice", &z), -EEXIST);
+  assert_int_equal(chat_registry_reserve(&r, "zed", &z), 0);
+  assert_null(chat_registry_find(&r, "zed")); /* invisible while reserved */
+  chat_user_t *z2;
+  assert_int_equal(chat_registry_reserve(&r, "zed", &z2), -EEXIST);
+  chat_registry_unreserve(&r, z);
+  assert_int_equal(chat_registry_reserve(&r, "zed", &z), 0);
+  assert_int_equal(chat_registry_confirm(z, "hz"), 0);
+  assert_ptr_equal(chat_registry_find(&r, "zed"), z);
+  chat_registry_free(&r);
+}
+
+static void test_contacts_sorted_symmetric(void **state) {
+  chat_registry_t r;
+  chat_registry_init(&r);
+  chat_user_t *u[4];
+  const char *names[] = {"dan", "bea", "cat", "abe"};
+  for (int i = 0; i < 4; i++)
+    assert_int_equal(chat_registry_add(&r, names[i], "h", &u[i]), 0);
+  for (int i = 1; i < 4; i++)
+    assert_int_equal(chat_contact_add(u[0], u[i]), 0);
+  assert_int_equal(chat_contact_add(u[0], u[1]), 0); /* again: no dup */
+  assert_int_equal(u[0]->ncontacts, 3);
+  assert_string_equal(u[0]->contacts[0]->name, "abe");
+  assert_string_equal(u[0]->contacts[1]->name, "bea");
+  assert_string_equal(u[0]->contacts[2]->name, "cat");
+  assert_true(chat_contact_is(u[2], u[0]));
+  chat_contact_del(u[2], u[0]);
+  assert_false(chat_contact_is(u[0], u[2]));
+  assert_int_equal(u[0]->ncontacts, 2);
+  chat_registry_free(&r);
+}
+
+static void test_requests_in_order(void **state) {
+  chat_registry_t r;
+  chat_registry_init(&r);
+  chat_user_t *a, *b, *c;
+  chat_registry_add(&r, "a", "h", &a);
+  chat_registry_add(&r, "b", "h", &b);
+  chat_registry_add(&r, "c", "h", &c);
+  chat_request_add(c, a);
+  chat_request_add(b, a);
+  chat_request_add(c, a);
+  assert_int_equal(a->nrequests, 2);
+  assert_ptr_equal(a->requests[0], c);
+  assert_ptr_equal(a->requests[1], b);
+  assert_true(chat_request_has(b, a));
+  assert_false(chat_request_has(a, b));
+  chat_request_del(c, a);
+  assert_int_equal(a->nrequests, 1);
+  assert_ptr_equal(a->requests[0], b);
+  chat_registry_free(&r);
+}
+
+static void test_groups(void **state) {
+  chat_registry_t r;
+  chat_registry_init(&r);
+  chat_user_t *a, *b;
+  chat_registry_add(&r, "a", "h", &a);
+  chat_registry_add(&r, "b", "h", &b);
+  chat_group_t *g, *g2;
+  assert_int_equal(chat_group_new(&r, "dev", &g), 0);
+  assert_int_equal(chat_group_new(&r, "dev", &g2), -EEXIST);
+  assert_int_equal(chat_group_new(&r, "art", &g2), 0);
+  chat_group_add(g, a);
+  chat_group_add(g, b);
+  chat_group_add(g, a);
+  chat_group_add(g2, a);
+  assert_int_equal(g->nmembers, 2);
+  assert_int_equal(a->ngroups, 2);
+  assert_string_equal(a->groups[0]->name, "art"); /* sorted */
+  assert_int_equal(chat_group_remove(&r, g, a), 0);
+  assert_false(chat_group_is_member(g, a));
+  assert_int_equal(chat_group_remove(&r, g, b), 1); /* last one: ended */
+  assert_null(chat_registry_group(&r, "dev"));
+  chat_registry_free(&r);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_users_and_reservations),
+      cmocka_unit_test(test_contacts_sorted_symmetric),
+      cmocka_unit_test(test_requests_in_order),
+      cmocka_unit_test(test_groups),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
