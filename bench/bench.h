@@ -63,11 +63,12 @@ typedef enum bench_err {
   BENCH_E_BAD_BODY,        /* wrong length, content or msg_id */
   BENCH_E_BAD_FRAME,       /* undecodable or unexpected frame */
   BENCH_E_BAD_STATUS,      /* ok with the wrong status for the mode */
-  BENCH_E_UNANSWERED,      /* sent or due, neither accepted nor refused */
+  BENCH_E_UNANSWERED,      /* sent, neither accepted nor refused */
   BENCH_E_MISSING_RECEIPT, /* acked but no receipt reached the sender */
   BENCH_E_DISCONNECTED,    /* a connection ended before the run did */
   BENCH_E_CONNECT,         /* could not connect or set up a session */
   BENCH_E_TIMEOUT,         /* --timeout or a stall ended the run */
+  BENCH_E_INTERRUPTED,     /* SIGINT or SIGTERM ended the run */
   BENCH_E_REPLY,           /* an error reply; also counted per code */
   BENCH_E__COUNT
 } bench_err_t;
@@ -201,6 +202,7 @@ typedef struct bench {
   bench_span_t reg, login, idle_login, msgs, flush;
   long sent;                /* messages handed to the connection */
   long accepted, refused, arrived; /* totals, set at the end */
+  long not_sent;            /* never sent: the run ended first */
   long delivered;
   long receipts;
   long errors[BENCH_E__COUNT];

@@ -28,7 +28,8 @@
 static const char *const err_names[BENCH_E__COUNT] = {
     "lost",        "duplicate",      "reordered",       "bad_body",
     "bad_frame",   "bad_status",     "unanswered",      "missing_receipt",
-    "disconnected", "connect",       "timeout",         "error_reply"};
+    "disconnected", "connect",       "timeout",         "interrupted",
+    "error_reply"};
 
 static const char *const phase_names[] = {
     "start",    "register", "idle-login", "idle-settle", "login", "contacts",
@@ -344,9 +345,11 @@ static void tally(bench_t *b) {
   long missing = 0;
   for (int i = 0; i < b->opts.pairs; i++) {
     bench_pair_t *p = &b->pairs[i];
-    long unanswered = b->opts.messages - p->accepted - p->refused;
+    long unanswered = p->next_seq - p->accepted - p->refused;
     if (unanswered > 0)
       b->errors[BENCH_E_UNANSWERED] += unanswered;
+    /* Not an error in itself: whatever ended the run early was counted. */
+    b->not_sent += b->opts.messages - p->next_seq;
     if (p->accepted > p->arrived)
       b->errors[BENCH_E_LOST] += p->accepted - p->arrived;
     missing += p->arrived;
@@ -460,6 +463,7 @@ static void on_tick(uv_timer_t *t) {
 static void on_signal(uv_signal_t *s, int signum) {
   bench_t *b = s->data;
   b->interrupted = 1;
+  bench_note_error(b, BENCH_E_INTERRUPTED, 1);
   bench_stop(b, signum == SIGINT ? "interrupted (SIGINT)"
                                  : "terminated (SIGTERM)");
 }

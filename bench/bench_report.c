@@ -78,8 +78,11 @@ void bench_report_plain(const bench_t *b, FILE *out) {
   }
   if (o->pairs > 0 && o->messages > 0) {
     fprintf(out, "  messages   sent %ld, accepted %ld, delivered %ld, "
-                 "receipts %ld\n",
+                 "receipts %ld",
             b->sent, b->accepted, b->delivered, b->receipts);
+    if (b->not_sent)
+      fprintf(out, " (%ld never sent: the run ended first)", b->not_sent);
+    fputc('\n', out);
     if (o->mode == BENCH_OFFLINE) {
       double fs = span_s(b, &b->flush);
       fprintf(out, "  stored     %.0f msgs/s over %.3f s\n", per_sec, secs);
@@ -145,6 +148,7 @@ void bench_report_json(const bench_t *b, FILE *out) {
   json_object_set_new(r, "accepted", json_integer(b->accepted));
   json_object_set_new(r, "delivered", json_integer(b->delivered));
   json_object_set_new(r, "receipts", json_integer(b->receipts));
+  json_object_set_new(r, "not_sent", json_integer(b->not_sent));
   json_object_set_new(r, "errors", errors_json(b));
   json_object_set_new(r, "msgs_per_sec", num(per_sec));
   json_t *lat = json_object();

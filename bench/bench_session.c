@@ -176,6 +176,13 @@ static void on_error(bench_user_t *u, const chat_msg_t *m) {
     return;
   }
   bench_note_reply(b, m->code);
+  if (!m->id && m->code && !strcmp(m->code, "rate_limited")) {
+    /* The server dropped a frame without saying which: the window would
+     * never close again, and the figures would measure the limiter. */
+    bench_stop(b, "the server rate-limited the bench: run it with "
+                  "--rate-limit 0");
+    return;
+  }
   if (m->id && json_is_integer(m->id) && u->role == BENCH_SENDER && u->pair) {
     bench_traffic_on_send_error(b, u->pair, m);
   } else if (id_is(m, "reg")) {
