@@ -108,8 +108,9 @@ static void on_idle(uv_idle_t *h) {
 
 /* Reads only while no complete line waits, so memory stays bounded. */
 static void update_reading(input_t *in) {
-  int want = !in->eof && !in->waiting && !in->stopped &&
-             !memchr(in->buf + in->off, '\n', in->len - in->off);
+  int have_line = in->len > in->off &&
+                  memchr(in->buf + in->off, '\n', in->len - in->off);
+  int want = !in->eof && !in->waiting && !in->stopped && !have_line;
   if (want == in->reading)
     return;
   in->reading = want;
@@ -139,8 +140,8 @@ static void pump(input_t *in) {
     return;
   in->in_pump = 1;
   while (!in->waiting && !in->stopped && !c->stopping && !c->input_done) {
-    char *start = in->buf + in->off;
     size_t avail = in->len - in->off;
+    char *start = avail ? in->buf + in->off : NULL;
     char *nl = avail ? memchr(start, '\n', avail) : NULL;
     if (nl) {
       in->off += (size_t)(nl - start) + 1;
