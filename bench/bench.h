@@ -28,7 +28,6 @@
 #define BENCH_NAME_MAX 33       /* a user name and its NUL */
 #define BENCH_PREFIX_MAX 20     /* leaves room for "s123456" in a name */
 #define BENCH_MIN_SIZE 32       /* "<seq>:<ns>:" must fit in a body */
-#define BENCH_MSG_ID_MAX 64
 #define BENCH_EXPECTS 4         /* tickets a receiver remembers */
 #define BENCH_STALL_S 10        /* no progress this long ends the run */
 #define BENCH_RECEIPT_WAIT_S 5  /* after the last delivery */

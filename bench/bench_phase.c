@@ -35,6 +35,12 @@ static const char *const phase_names[] = {
     "start",    "register", "idle-login", "idle-settle", "login", "contacts",
     "links",    "messages", "flush",      "receipts",    "done"};
 
+_Static_assert(sizeof(err_names) / sizeof(err_names[0]) == BENCH_E__COUNT,
+               "one name per error kind");
+_Static_assert(sizeof(phase_names) / sizeof(phase_names[0]) ==
+                   BENCH_P_DONE + 1,
+               "one name per phase");
+
 const char *bench_err_name(bench_err_t kind) { return err_names[kind]; }
 const char *bench_phase_name(bench_phase_t ph) { return phase_names[ph]; }
 
