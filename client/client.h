@@ -131,7 +131,9 @@ void chat__net_close(chat_client_t *c);
 /* A request with a string id; steals obj. */
 int chat__net_request(chat_client_t *c, json_t *obj, const char *id);
 
-/* session.c: a frame from the server, after the login. */
+/* session.c: the login succeeded (ready event; input starts). */
+void chat__session_logged_in(chat_client_t *c);
+/* A frame from the server, after the login. */
 void chat__session_on_frame(chat_client_t *c, const chat_msg_t *m);
 /* A received message (relay or direct): dedup, show, remember. Returns 1
  * when it was new. */

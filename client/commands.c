@@ -44,7 +44,7 @@ static void send_text(chat_client_t *c, const char *to, const char *group,
 
 /* A request that needs the session; id tells session.c what it was. */
 static void request(chat_client_t *c, json_t *m, const char *id) {
-  if (c->net != CHAT_NET_READY) {
+  if (c->net != CHAT_NET_READY && c->net != CHAT_NET_CONTACTS) {
     json_decref(m);
     chat__out_error(c, "not_connected",
                     "not connected to the server (reconnecting); try again");

@@ -270,9 +270,10 @@ static int tty_start(chat_client_t *c, input_t *in) {
   el_set(in->el, EL_BIND, "^I", "chat-complete", NULL);
   el_source(in->el, NULL); /* the user's ~/.editrc, if any */
   el_set(in->el, EL_UNBUFFERED, 1);
-  /* Show the prompt now; the first el_gets draws it again from column 0. */
+  /* Raw mode now, or keys typed before the first el_gets are echoed by the
+   * terminal itself; then show the prompt. */
+  el_set(in->el, EL_PREP_TERM, 1);
   el_set(in->el, EL_REFRESH);
-  fputc('\r', stdout);
   fflush(stdout);
   uv_poll_init(c->loop, &in->poll, 0);
   in->poll.data = in;

@@ -189,6 +189,7 @@ static void on_frame(chat_conn_t *conn, json_t *obj, const char *line,
       c->net = CHAT_NET_CONTACTS;
       c->attempt = 0;
       chat__net_request(c, chat_msg_new(CHAT_T_CONTACTS), "login-contacts");
+      chat__session_logged_in(c);
     } else if (m.type == CHAT_T_ERROR) {
       fail_start(c, "login failed", m.code, m.message);
     }

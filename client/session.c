@@ -22,14 +22,17 @@ static void roster_from(chat_client_t *c, const json_t *list) {
 /* The login is complete once the contacts are known: only then can the
  * outbox choose paths. */
 static void on_ready(chat_client_t *c, const chat_msg_t *m) {
-  int first = !c->ever_ready;
   roster_from(c, m->contacts);
   c->net = CHAT_NET_READY;
+  chat_outbox_server_up(c->ob, chat__client_now(c));
+  chat__client_rearm(c);
+}
+
+void chat__session_logged_in(chat_client_t *c) {
+  int first = !c->ever_ready;
   c->ever_ready = 1;
   chat__out_event(c, json_pack("{s:s,s:s,s:i}", "event", "ready", "user",
                                c->opts.user, "p2p_port", c->p2p_port));
-  chat_outbox_server_up(c->ob, chat__client_now(c));
-  chat__client_rearm(c);
   if (first && chat__input_start(c) < 0)
     chat__client_stop(c, 1);
 }
