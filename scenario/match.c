@@ -86,6 +86,14 @@ char *chat_scenario_value_text(const json_t *v) {
   return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
 }
 
+/* The wanted value as a script would write it: quoted when it has to be. */
+static const char *quoted(const char *v, char *buf, size_t len) {
+  if (*v != '\0' && strpbrk(v, " \t\"'#") == NULL)
+    return v;
+  snprintf(buf, len, "\"%s\"", v);
+  return buf;
+}
+
 void chat_scenario_explain(const json_t *obj, const char *event,
                            const chat_scenario_cond_t *conds, size_t nconds,
                            char *buf, size_t len) {
@@ -106,14 +114,16 @@ void chat_scenario_explain(const json_t *obj, const char *event,
     if (cond_holds(obj, c))
       continue;
     const json_t *v = json_object_get(obj, c->field);
+    char q[256];
     if (v == NULL) {
       snprintf(buf, len, "no field %s (wanted %s%s%s)", c->field, c->field,
-               ops[c->op], c->value);
+               ops[c->op], quoted(c->value, q, sizeof(q)));
       return;
     }
     char *have = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
     snprintf(buf, len, "%s is %s (wanted %s%s%s)", c->field,
-             have ? have : "?", c->field, ops[c->op], c->value);
+             have ? have : "?", c->field, ops[c->op],
+             quoted(c->value, q, sizeof(q)));
     free(have);
     return;
   }

@@ -95,6 +95,9 @@ static void test_explain(void **state) {
   assert_string_equal(buf, "another event");
   chat_scenario_explain(o, "message", c, 1, buf, sizeof(buf));
   assert_string_equal(buf, "");
+  chat_scenario_cond_t spaced[] = {{"body", CHAT_SCENARIO_OP_EQ, "a b"}};
+  chat_scenario_explain(o, "message", spaced, 1, buf, sizeof(buf));
+  assert_string_equal(buf, "body is \"hi\" (wanted body=\"a b\")");
   chat_scenario_explain(NULL, "message", c, 1, buf, sizeof(buf));
   assert_string_equal(buf, "not a JSON object");
   json_decref(o);
