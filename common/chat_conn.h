@@ -80,6 +80,11 @@ typedef enum chat_conn_state {
 struct chat_conn {
   uv_tcp_t tcp;           /* tcp.data points back to this chat_conn_t */
   void *data;             /* for the owner; chat_conn_init keeps it */
+  /* uv_now() when the last complete line was read (a frame, a bad line or a
+   * blank line, which on_frame never sees), or when the connection opened.
+   * An unfinished line does not move it: for idle timeouts that a peer
+   * trickling bytes cannot defeat. Read-only for the owner. */
+  uint64_t last_line_ms;
   /* private: */
   chat_io_t *io;
   const chat_conn_cbs_t *cbs;

@@ -268,6 +268,7 @@ static void dispatch(chat_conn_t *c) {
 
     if (rc == 0)
       break;
+    c->last_line_ms = uv_now(c->io->loop);
     memset(&err, 0, sizeof(err));
     if (rc == 1) {
       rc = chat_frame_parse(line, len, &obj, &err);
@@ -389,6 +390,7 @@ int chat_conn_accept(chat_conn_t *c, uv_stream_t *server) {
   /* Frames are small and answered one by one: Nagle would only add delay. */
   uv_tcp_nodelay(&c->tcp, 1);
   c->state = CHAT_CONN_OPEN;
+  c->last_line_ms = uv_now(c->io->loop);
   return read_start(c);
 }
 
@@ -399,6 +401,7 @@ static void on_connect(uv_connect_t *req, int status) {
   c->connect_cb = NULL;
   if (status == 0 && c->state == CHAT_CONN_CONNECTING) {
     c->state = CHAT_CONN_OPEN;
+    c->last_line_ms = uv_now(c->io->loop);
     status = c->paused ? 0 : read_start(c);
     if (status == 0) {
       if (c->out_len > 0)

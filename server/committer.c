@@ -52,6 +52,7 @@ typedef struct batch {
   waiter_t *w;
   size_t nw, wcap;
   int status;
+  size_t nfailed;       /* ops[0..nfailed) took no effect (after a failure) */
 } batch_t;
 
 struct chat_committer {
@@ -68,6 +69,10 @@ struct chat_committer {
   uv_cond_t cv;
   bool flying_done;
   bool freeing;
+  bool backoff;     /* a batch failed: the next waits for the timer */
+  uv_timer_t retry;
+  chat_committer_fail_cb fail_cb;
+  void *fail_arg;
   int open_handles;
   chat_committer_stats_t stats;
 };
@@ -137,10 +142,37 @@ static int build_ops(batch_t *b) {
   return 0;
 }
 
+/* After a failed batch: ops[0..nfailed) are those that took no effect. On
+ * -ENOSPC the DEL_MSG ops (which only free space) are retried alone, first
+ * moved to the end so the others stay in order at the front. A DEL_MSG of a
+ * message PUT earlier in the same batch finds nothing, which is right: the
+ * owner sees the failed PUT and will not add it again for an acked message. */
 static void apply_batch(chat_store_t *store, batch_t *b) {
+  size_t i, k, d, keep = 0, ndel;
+  chat_store_op_t *tmp;
+
+  b->nfailed = 0;
   b->status = build_ops(b);
   if (b->status == 0)
     b->status = chat_store_apply(store, b->ops, b->n);
+  if (b->status == 0)
+    return;
+  b->nfailed = b->status == -ENOMEM ? 0 : b->n;
+  if (b->status != -ENOSPC)
+    return;
+  /* Stable partition: the others to the front, the deletes behind. */
+  for (i = 0; i < b->n; i++)
+    if (b->ops[i].kind != CHAT_STORE_DEL_MSG)
+      keep++;
+  ndel = b->n - keep;
+  if (ndel == 0 || (tmp = malloc(b->n * sizeof(*tmp))) == NULL)
+    return;
+  for (i = 0, k = 0, d = keep; i < b->n; i++)
+    tmp[b->ops[i].kind == CHAT_STORE_DEL_MSG ? d++ : k++] = b->ops[i];
+  memcpy(b->ops, tmp, b->n * sizeof(*tmp));
+  free(tmp);
+  if (chat_store_apply(store, b->ops + keep, ndel) == 0)
+    b->nfailed = keep;
 }
 
 static void reset_batch(batch_t *b) {
@@ -193,7 +225,7 @@ static void on_idle(uv_idle_t *h) {}
 static void on_check(uv_check_t *h);
 
 static void arm(chat_committer_t *c) {
-  if (c->work_busy || c->freeing)
+  if (c->work_busy || c->freeing || c->backoff)
     return;
   uv_idle_start(&c->idle, on_idle);
   uv_check_start(&c->check, on_check);
@@ -215,6 +247,14 @@ static void count(chat_committer_t *c, const batch_t *b) {
     c->stats.max_batch = b->n;
 }
 
+static void on_retry(uv_timer_t *t) {
+  chat_committer_t *c = t->data;
+
+  c->backoff = false;
+  if (c->open->n > 0 || c->open->nw > 0)
+    arm(c);
+}
+
 /* Handles the result of the batch in flight, on the loop thread. */
 static void finish_flying(chat_committer_t *c) {
   batch_t *b = c->flying;
@@ -222,6 +262,12 @@ static void finish_flying(chat_committer_t *c) {
 
   c->flying = NULL;
   count(c, b);
+  if (status != 0 && !c->freeing) {
+    if (c->fail_cb != NULL && b->nfailed > 0)
+      c->fail_cb(c->fail_arg, b->ops, b->nfailed, status);
+    c->backoff = true;
+    uv_timer_start(&c->retry, on_retry, CHAT_COMMITTER_RETRY_MS, 0);
+  }
   reset_batch(b);
   fire_waiters(b, status);
 }
@@ -305,9 +351,11 @@ int chat_committer_new(uv_loop_t *loop, chat_store_t *store,
   c->work.data = c;
   uv_idle_init(loop, &c->idle);
   uv_check_init(loop, &c->check);
+  uv_timer_init(loop, &c->retry);
   c->idle.data = c;
   c->check.data = c;
-  c->open_handles = 2;
+  c->retry.data = c;
+  c->open_handles = 3;
   *out = c;
   return 0;
 }
@@ -452,6 +500,13 @@ void chat_committer_free(chat_committer_t *c) {
   free_batch(&c->b[1]);
   uv_close((uv_handle_t *)&c->idle, on_close);
   uv_close((uv_handle_t *)&c->check, on_close);
+  uv_close((uv_handle_t *)&c->retry, on_close);
+}
+
+void chat_committer_on_fail(chat_committer_t *c, chat_committer_fail_cb cb,
+                            void *arg) {
+  c->fail_cb = cb;
+  c->fail_arg = arg;
 }
 
 void chat_committer_stats(const chat_committer_t *c,

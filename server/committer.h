@@ -40,6 +40,22 @@ int chat_committer_add(chat_committer_t *c, const chat_store_op_t *op);
  * and register callbacks. Returns 0 or -ENOMEM (cb will not be called). */
 int chat_committer_then(chat_committer_t *c, chat_committer_cb cb, void *arg);
 
+/* Called on the loop thread for a batch that failed, before its waiters,
+ * with the ops that took no effect (borrowed for the call) and the error,
+ * so the owner can add again what its in-memory state still needs (the
+ * committer itself cannot know which ops a waiter will give up on). Ops it
+ * adds go into the open batch. Two things make a full disk survivable:
+ * when a batch fails with -ENOSPC, its DEL_MSG ops are committed on their
+ * own (so acks free space; those are not passed to cb), and after a failed
+ * batch the next one waits CHAT_COMMITTER_RETRY_MS, so ops added back do
+ * not spin against a store that keeps failing. Not called for batches that
+ * chat_committer_flush_sync() commits itself. cb NULL turns it off. */
+#define CHAT_COMMITTER_RETRY_MS 250
+typedef void (*chat_committer_fail_cb)(void *arg, const chat_store_op_t *ops,
+                                       size_t n, int status);
+void chat_committer_on_fail(chat_committer_t *c, chat_committer_fail_cb cb,
+                            void *arg);
+
 /* Number of operations added and not yet committed. */
 size_t chat_committer_pending(const chat_committer_t *c);
 

@@ -96,6 +96,11 @@ void chat_srv_on_frame(chat_srv_t *srv, chat_session_t *s, const json_t *obj) {
   }
 }
 
+void chat_srv_on_line(chat_srv_t *srv, chat_session_t *s, uint64_t now_ms) {
+  if (now_ms > s->last_read_ms)
+    s->last_read_ms = now_ms;
+}
+
 void chat_srv_on_bad_frame(chat_srv_t *srv, chat_session_t *s,
                            const chat_error_t *err) {
   if (s->ended || s->closing)

@@ -131,15 +131,20 @@ typedef struct gsend_op {
   json_t *id;
   char group[CHAT_MAX_NAME + 1];
   char msg_id[CHAT_MAX_MSG_ID + 1];
-  int relayed, stored;
+  int relayed, stored, over_quota;
 } gsend_op_t;
 
+/* over_quota: members whose mailbox was full, so they got no copy (an
+ * optional field, present only when nonzero). */
 static void gsend_reply(chat_session_t *s, const json_t *id,
-                        const char *msg_id, int relayed, int stored) {
+                        const char *msg_id, int relayed, int stored,
+                        int over_quota) {
   json_t *ok = chat_reply_ok(id);
   json_object_set_new(ok, "msg_id", json_string(msg_id));
   json_object_set_new(ok, "relayed", json_integer(relayed));
   json_object_set_new(ok, "stored", json_integer(stored));
+  if (over_quota > 0)
+    json_object_set_new(ok, "over_quota", json_integer(over_quota));
   chat_session_send_new(s, ok);
 }
 
@@ -163,7 +168,8 @@ static void gsend_committed(void *arg, int status) {
   if (status < 0)
     chat_session_error(op->s, op->id, CHAT_E_INTERNAL, "storage failed");
   else
-    gsend_reply(op->s, op->id, op->msg_id, op->relayed, op->stored);
+    gsend_reply(op->s, op->id, op->msg_id, op->relayed, op->stored,
+                op->over_quota);
   chat_session_unref(op->s);
   json_decref(op->id);
   free(op);
@@ -176,7 +182,7 @@ int chat_handle_group_send(chat_srv_t *srv, chat_session_t *s,
   if (r < 0)
     return r;
   chat_user_t *me = s->user;
-  int relayed = 0, stored = 0, dup = 0, pending = 0;
+  int relayed = 0, stored = 0, dup = 0, pending = 0, over_quota = 0;
   for (uint32_t i = 0; i < g->nmembers; i++) {
     chat_held_t *h = chat_mailbox_find(&srv->mb, g->members[i], me,
                                        m->msg_id);
@@ -190,7 +196,7 @@ int chat_handle_group_send(chat_srv_t *srv, chat_session_t *s,
     }
   }
   if (dup && !pending) {
-    gsend_reply(s, m->id, m->msg_id, relayed, stored);
+    gsend_reply(s, m->id, m->msg_id, relayed, stored, 0);
     return 0;
   }
   if (!dup) {
@@ -209,6 +215,10 @@ int chat_handle_group_send(chat_srv_t *srv, chat_session_t *s,
       if (u == me)
         continue;
       chat_held_t *h;
+      if (!chat_srv_quota_open(srv, u)) {
+        over_quota++;
+        continue;
+      }
       r = chat_mailbox_add(&srv->mb, u, me, g->name, m->msg_id, m->body,
                            m->body_len, srv->next_seq++, ts,
                            CHAT_HELD_STORED, &h);
@@ -238,8 +248,15 @@ int chat_handle_group_send(chat_srv_t *srv, chat_session_t *s,
     free(line);
     if (r < 0 && r != -EEXIST)
       CHAT_ERROR("group_send %s: %s", g->name, chat_strerror(r));
+    if (stored == 0 && relayed == 0 && over_quota > 0) {
+      /* Nobody got a copy: refuse it as a send to one full mailbox is. */
+      char who[CHAT_MAX_NAME + 32];
+      snprintf(who, sizeof(who), "every other member of %s", g->name);
+      chat_srv_quota_error(s, m->id, who);
+      return 0;
+    }
     if (stored == 0) {
-      gsend_reply(s, m->id, m->msg_id, relayed, stored);
+      gsend_reply(s, m->id, m->msg_id, relayed, stored, over_quota);
       return 0;
     }
   }
@@ -253,6 +270,7 @@ int chat_handle_group_send(chat_srv_t *srv, chat_session_t *s,
   snprintf(op->msg_id, sizeof(op->msg_id), "%s", m->msg_id);
   op->relayed = relayed;
   op->stored = stored;
+  op->over_quota = over_quota;
   chat_session_ref(s);
   r = chat_committer_then(srv->committer, gsend_committed, op);
   if (r < 0) {

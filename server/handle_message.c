@@ -101,6 +101,10 @@ int chat_handle_send(chat_srv_t *srv, chat_session_t *s, const chat_msg_t *m,
     return 0;
   }
 
+  if (!chat_srv_quota_open(srv, to)) {
+    chat_srv_quota_error(s, m->id, to->name);
+    return 0;
+  }
   int r = chat_mailbox_add(&srv->mb, to, me, NULL, m->msg_id, m->body,
                            m->body_len, srv->next_seq, chat_srv_now_wall_ms(),
                            CHAT_HELD_STORED, &h);

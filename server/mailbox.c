@@ -99,6 +99,7 @@ int chat_mailbox_add(chat_mailbox_t *mb, chat_user_t *to, chat_user_t *from,
   else
     to->mb_head = h;
   mb->count++;
+  to->mb_count++;
   h->state = CHAT_HELD_PUSHED; /* so that set_state counts it in */
   to->mb_npushed++;
   to->mb_unacked_bytes += body_len;
@@ -149,5 +150,6 @@ void chat_mailbox_remove(chat_mailbox_t *mb, chat_held_t *h) {
     h->to->mb_tail = h->prev;
   chat_hmap_del(&mb->index, h->key, h->klen);
   mb->count--;
+  h->to->mb_count--;
   held_free(h);
 }

@@ -18,6 +18,8 @@ static void usage(FILE *f) {
           "                   [--log-level error|warn|info|debug]\n"
           "                   [--hash-cost min|interactive|moderate] "
           "[--max-output BYTES]\n"
+          "                   [--offline-quota N] [--login-timeout S] "
+          "[--db-max-mb N]\n"
           "\n"
           "  --listen HOST:PORT   address to serve (default 127.0.0.1:7700; "
           "port 0 picks one)\n"
@@ -34,6 +36,16 @@ static void usage(FILE *f) {
           "(default), moderate\n"
           "  --max-output BYTES   output queued per connection before it is "
           "cut off (default 1048576)\n"
+          "  --offline-quota N    messages held per recipient before sends to "
+          "it are\n"
+          "                       refused with rate_limited (default 10000, "
+          "0 = no limit)\n"
+          "  --login-timeout S    seconds a connection may take to log in "
+          "(default 60)\n"
+          "  --db-max-mb N        cap the database at N MiB; a full "
+          "database refuses\n"
+          "                       new stored messages with internal "
+          "(default 0 = no cap)\n"
           "  --help, --version\n");
 }
 
@@ -50,7 +62,8 @@ static int parse_num(const char *s, long long min, long long max,
 
 int main(int argc, char **argv) {
   enum { O_LISTEN = 256, O_DB, O_HEARTBEAT, O_MAX_FRAME, O_MAX_CLIENTS,
-         O_RATE, O_LOG, O_HASH, O_MAX_OUTPUT, O_HELP, O_VERSION };
+         O_RATE, O_LOG, O_HASH, O_MAX_OUTPUT, O_QUOTA, O_LOGIN_TIMEOUT,
+         O_DB_MAX, O_HELP, O_VERSION };
   static const struct option longopts[] = {
       {"listen", required_argument, NULL, O_LISTEN},
       {"db", required_argument, NULL, O_DB},
@@ -61,6 +74,9 @@ int main(int argc, char **argv) {
       {"log-level", required_argument, NULL, O_LOG},
       {"hash-cost", required_argument, NULL, O_HASH},
       {"max-output", required_argument, NULL, O_MAX_OUTPUT},
+      {"offline-quota", required_argument, NULL, O_QUOTA},
+      {"login-timeout", required_argument, NULL, O_LOGIN_TIMEOUT},
+      {"db-max-mb", required_argument, NULL, O_DB_MAX},
       {"help", no_argument, NULL, O_HELP},
       {"version", no_argument, NULL, O_VERSION},
       {NULL, 0, NULL, 0}};
@@ -98,6 +114,18 @@ int main(int argc, char **argv) {
     case O_MAX_OUTPUT:
       bad = parse_num(optarg, 4096, (long long)1 << 32, &v);
       o.cfg.max_output = (size_t)v;
+      break;
+    case O_QUOTA:
+      bad = parse_num(optarg, 0, UINT32_MAX, &v);
+      o.cfg.offline_quota = (uint32_t)v;
+      break;
+    case O_LOGIN_TIMEOUT:
+      bad = parse_num(optarg, 1, 86400, &v);
+      o.cfg.login_timeout = (int)v;
+      break;
+    case O_DB_MAX:
+      bad = parse_num(optarg, 0, 1 << 20, &v);
+      o.db_max_mb = (unsigned)v;
       break;
     case O_LOG: {
       chat_log_level_t level;

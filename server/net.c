@@ -163,7 +163,17 @@ static void on_connection(uv_stream_t *server, int status) {
 
 static void on_sweep(uv_timer_t *t) {
   chat_net_t *net = t->data;
-  chat_srv_sweep(net->srv, uv_now(net->loop));
+  chat_srv_t *srv = net->srv;
+  /* Blank lines count as reads too (PROTOCOL.md: the server closes a
+   * connection it has read nothing from); frames never get here for them,
+   * so take the connection's clock of complete lines. Every session of srv
+   * has this file's sink. */
+  for (chat_session_t *s = srv->sessions.next; s != &srv->sessions;
+       s = s->next) {
+    net_client_t *nc = s->ctx;
+    chat_srv_on_line(srv, s, nc->conn.last_line_ms);
+  }
+  chat_srv_sweep(srv, uv_now(net->loop));
 }
 
 static void on_signal(uv_signal_t *h, int signum) {
@@ -200,7 +210,12 @@ int chat_net_start(uv_loop_t *loop, chat_srv_t *srv,
   if ((r = uv_tcp_bind(&net->listener, addr, 0)) < 0 ||
       (r = uv_listen((uv_stream_t *)&net->listener, 511, on_connection)) < 0)
     return r;
+  /* Often enough that the shorter of the two deadlines is kept within a
+   * quarter of itself. */
   uint64_t every = (uint64_t)srv->cfg.heartbeat * 1000 / 4;
+  if (srv->cfg.login_timeout > 0 &&
+      (uint64_t)srv->cfg.login_timeout * 1000 / 4 < every)
+    every = (uint64_t)srv->cfg.login_timeout * 1000 / 4;
   if (every < 100)
     every = 100;
   if (every > 5000)

@@ -30,6 +30,7 @@ typedef struct chat_user {
   struct chat_held *mb_waiting; /* the oldest one not pushed, or NULL */
   size_t mb_unacked_bytes;      /* bodies pushed and not yet acked */
   uint32_t mb_npushed;          /* messages pushed and not yet acked */
+  uint32_t mb_count;            /* messages held, pushed or not */
   unsigned reserved : 1;
   char name[];                  /* NUL-terminated, at most CHAT_MAX_NAME */
 } chat_user_t;

@@ -60,6 +60,15 @@ int chat_server_run(const chat_server_opts_t *opts) {
     CHAT_ERROR("cannot open database %s: %s", opts->db, errbuf);
     return r;
   }
+  if (opts->db_max_mb > 0) {
+    r = chat_store_limit_bytes(store, (uint64_t)opts->db_max_mb << 20);
+    if (r < 0) {
+      CHAT_ERROR("cannot cap database %s at %u MB", opts->db,
+                 opts->db_max_mb);
+      chat_store_close(store);
+      return r;
+    }
+  }
   uv_loop_t *loop = uv_default_loop();
   chat_srv_t *srv = malloc(sizeof(*srv));
   chat_committer_t *committer = NULL;

@@ -8,6 +8,7 @@
 typedef struct chat_server_opts {
   const char *listen; /* HOST:PORT */
   const char *db;     /* path or ":memory:" */
+  unsigned db_max_mb; /* cap on the database file, 0 = none */
   chat_srv_config_t cfg;
 } chat_server_opts_t;
 

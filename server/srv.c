@@ -18,6 +18,8 @@ void chat_srv_config_default(chat_srv_config_t *cfg) {
   cfg->max_clients = CHAT_MAX_CLIENTS_DEFAULT;
   cfg->rate_limit = CHAT_RATE_LIMIT_DEFAULT;
   cfg->hash_cost = CHAT_HASH_INTERACTIVE;
+  cfg->offline_quota = CHAT_OFFLINE_QUOTA_DEFAULT;
+  cfg->login_timeout = CHAT_LOGIN_TIMEOUT_DEFAULT;
 }
 
 int64_t chat_srv_now_wall_ms(void) {
@@ -108,6 +110,8 @@ int chat_srv_init(chat_srv_t *srv, uv_loop_t *loop,
     return r;
   }
   srv->next_seq = max_seq + 1;
+  if (committer != NULL)
+    chat_committer_on_fail(committer, chat_srv_commit_failed, srv);
   /* Unknown users are verified against this, so a failed login costs the
    * same whether the name exists or not. Once, before serving. */
   char pw[33];
@@ -145,7 +149,7 @@ chat_session_t *chat_srv_session_new(chat_srv_t *srv, const chat_sink_t *sink,
   s->ctx = ctx;
   s->refs = 1;
   snprintf(s->host, sizeof(s->host), "%s", host ? host : "");
-  s->last_read_ms = uv_now(srv->loop);
+  s->last_read_ms = s->opened_ms = uv_now(srv->loop);
   chat_ratelimit_init(&s->rl, srv->cfg.rate_limit, s->last_read_ms);
   s->next = &srv->sessions;
   s->prev = srv->sessions.prev;
@@ -272,6 +276,22 @@ int chat_srv_push(chat_srv_t *srv, chat_held_t *h) {
   return chat_session_send_new(s, ev);
 }
 
+int chat_srv_quota_open(const chat_srv_t *srv, const chat_user_t *to) {
+  return srv->cfg.offline_quota == 0 || to->mb_count < srv->cfg.offline_quota;
+}
+
+void chat_srv_quota_error(chat_session_t *s, const json_t *id,
+                          const char *to) {
+  char text[160];
+  snprintf(text, sizeof(text),
+           "the mailbox of %s is full (offline quota); try again once it "
+           "has read its messages", to);
+  json_t *e = chat_reply_error(id, CHAT_E_RATE_LIMITED, text);
+  if (e != NULL)
+    json_object_set_new(e, "reason", json_string("offline_quota"));
+  chat_session_send_new(s, e);
+}
+
 int chat_srv_window_open(const chat_srv_t *srv, const chat_user_t *u,
                          size_t len) {
   if (u->mb_npushed == 0)
@@ -325,12 +345,28 @@ void chat_srv_session_end(chat_srv_t *srv, chat_session_t *s,
 
 void chat_srv_sweep(chat_srv_t *srv, uint64_t now_ms) {
   uint64_t limit = (uint64_t)srv->cfg.heartbeat * 3000;
+  uint64_t login_limit = (uint64_t)srv->cfg.login_timeout * 1000;
   chat_session_t *s = srv->sessions.next;
   while (s != &srv->sessions) {
     chat_session_t *next = s->next;
-    if (now_ms >= s->last_read_ms && now_ms - s->last_read_ms >= limit &&
-        !s->busy)
+    if (s->busy) {
+      /* a login or register waits for the pool: judge it when it is done */
+    } else if (now_ms >= s->last_read_ms &&
+               now_ms - s->last_read_ms >= limit) {
       chat_srv_session_end(srv, s, "heartbeat timeout");
+    } else if (s->user == NULL && !s->closing && login_limit > 0 &&
+               now_ms >= s->opened_ms && now_ms - s->opened_ms >= login_limit) {
+      /* Not a protocol error of the peer's frames: do not count it. */
+      char text[64];
+      snprintf(text, sizeof(text), "no login within %d s; closing",
+               srv->cfg.login_timeout);
+      chat_session_send_new(s, chat_reply_error(NULL,
+                                                CHAT_E_NOT_AUTHENTICATED,
+                                                text));
+      CHAT_INFO("%s: no login within %d s, closing", s->host,
+                srv->cfg.login_timeout);
+      chat_session_close(s);
+    }
     s = next;
   }
 }

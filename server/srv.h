@@ -42,6 +42,14 @@
  * bound; the rest waits (written to the store) until acks come. */
 #define CHAT_WINDOW_MSGS 1024
 #define CHAT_WINDOW_DIV 4
+/* Messages held for one recipient (stored, waiting or pushed and unacked):
+ * beyond this a send to it is refused with rate_limited and
+ * "reason":"offline_quota", so one silent account cannot fill memory and
+ * disk. 0 turns the quota off. */
+#define CHAT_OFFLINE_QUOTA_DEFAULT 10000
+/* Seconds a connection may take to log in before it is told
+ * not_authenticated and closed (long enough to type JSON into nc). */
+#define CHAT_LOGIN_TIMEOUT_DEFAULT 60
 
 typedef struct chat_srv_config {
   int heartbeat;           /* seconds, in welcome; idle cut-off is 3x */
@@ -50,6 +58,8 @@ typedef struct chat_srv_config {
   int max_clients;
   uint32_t rate_limit;     /* frames/s per connection, 0 = off */
   chat_hash_cost_t hash_cost;
+  uint32_t offline_quota;  /* held messages per recipient, 0 = no limit */
+  int login_timeout;       /* seconds until a connection must be logged in */
 } chat_srv_config_t;
 
 /* Fills the defaults of CLI.md. */
@@ -76,7 +86,8 @@ typedef struct chat_session {
   void *ctx;
   chat_user_t *user;       /* once logged in; stays set after the end */
   char *p2p_host;          /* owned; NULL: use host */
-  uint64_t last_read_ms;   /* uv_now() of the last frame read */
+  uint64_t last_read_ms;   /* uv_now() of the last line read (blank too) */
+  uint64_t opened_ms;      /* uv_now() when the connection was accepted */
   chat_ratelimit_t rl;
   int refs;
   uint16_t p2p_port;
@@ -108,6 +119,10 @@ struct chat_srv {
 int chat_srv_init(chat_srv_t *srv, uv_loop_t *loop,
                   const chat_srv_config_t *cfg, chat_store_t *store,
                   chat_committer_t *committer);
+/* The committer's fail hook (store_retry.c), set by chat_srv_init: adds
+ * again the failed changes that memory still holds. */
+void chat_srv_commit_failed(void *arg, const chat_store_op_t *ops, size_t n,
+                            int status);
 /* Frees the in-memory state; every session must have ended. */
 void chat_srv_free(chat_srv_t *srv);
 
@@ -116,6 +131,10 @@ chat_session_t *chat_srv_session_new(chat_srv_t *srv, const chat_sink_t *sink,
                                      void *ctx, const char *host);
 /* One frame read from the session's connection (obj borrowed). */
 void chat_srv_on_frame(chat_srv_t *srv, chat_session_t *s, const json_t *obj);
+/* A complete line (blank lines too) was read at now_ms: the peer is alive.
+ * An unfinished line must not be reported, or a peer trickling bytes would
+ * never time out. Later times only. */
+void chat_srv_on_line(chat_srv_t *srv, chat_session_t *s, uint64_t now_ms);
 /* A line that was not a frame (bad_json or frame_too_large). */
 void chat_srv_on_bad_frame(chat_srv_t *srv, chat_session_t *s,
                            const chat_error_t *err);
@@ -124,7 +143,9 @@ void chat_srv_on_bad_frame(chat_srv_t *srv, chat_session_t *s,
  * the sink to close. */
 void chat_srv_session_end(chat_srv_t *srv, chat_session_t *s,
                           const char *why);
-/* Ends every session whose last read is older than 3 x heartbeat. */
+/* Ends every session whose last read is older than 3 x heartbeat, and
+ * closes (with not_authenticated) every connection not logged in within
+ * login_timeout. */
 void chat_srv_sweep(chat_srv_t *srv, uint64_t now_ms);
 /* Ends every session (shutdown). */
 void chat_srv_end_all(chat_srv_t *srv);
@@ -161,6 +182,12 @@ chat_status_t chat_srv_status_of(const chat_user_t *u);
  * or the sink's error. */
 int chat_srv_push(chat_srv_t *srv, chat_held_t *h);
 /* Nonzero when u's window has room for one more message of len bytes. */
+/* Nonzero when to may hold one more message under the offline quota. */
+int chat_srv_quota_open(const chat_srv_t *srv, const chat_user_t *to);
+/* The error for a send refused by the quota: rate_limited with
+ * "reason":"offline_quota" (an optional field PROTOCOL.md allows). */
+void chat_srv_quota_error(chat_session_t *s, const json_t *id,
+                          const char *to);
 int chat_srv_window_open(const chat_srv_t *srv, const chat_user_t *u,
                          size_t len);
 /* Pushes u's waiting messages, oldest first, while the window allows. */

@@ -119,5 +119,8 @@ void chat_store_fail_next(chat_store_t *s, int err);
  * connection only; never below its current size), so growing it fails with
  * -ENOSPC as a full disk would. 0 or -EIO. */
 int chat_store_limit_pages(chat_store_t *s, unsigned max_pages);
+/* The same cap in bytes (rounded down to whole pages, at least one): what
+ * the server's --db-max-mb sets. 0 or -EIO. */
+int chat_store_limit_bytes(chat_store_t *s, uint64_t max_bytes);
 
 #endif /* CHAT_STORE_H */

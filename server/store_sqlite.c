@@ -478,3 +478,17 @@ int chat_store_limit_pages(chat_store_t *s, unsigned max_pages) {
   snprintf(sql, sizeof(sql), "PRAGMA max_page_count=%u", max_pages);
   return query_int(s->db, sql) < 0 ? -EIO : 0;
 }
+
+int chat_store_limit_bytes(chat_store_t *s, uint64_t max_bytes) {
+  int64_t page = query_int(s->db, "PRAGMA page_size");
+  uint64_t pages;
+
+  if (page <= 0)
+    return -EIO;
+  pages = max_bytes / (uint64_t)page;
+  if (pages < 1)
+    pages = 1;
+  if (pages > UINT32_MAX)
+    pages = UINT32_MAX;
+  return chat_store_limit_pages(s, (unsigned)pages);
+}
