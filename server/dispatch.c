@@ -12,6 +12,16 @@ static void log_frame(chat_session_t *s, const json_t *obj) {
   free(t);
 }
 
+/* obj's id when PROTOCOL.md allows it, else NULL. */
+static const json_t *valid_id(const json_t *id) {
+  if (json_is_string(id))
+    return json_string_length(id) <= CHAT_MAX_ID_STRING ? id : NULL;
+  if (json_is_integer(id) && json_integer_value(id) >= 0 &&
+      json_integer_value(id) <= CHAT_MAX_ID_INT)
+    return id;
+  return NULL;
+}
+
 /* Types allowed before login. */
 static int open_type(chat_type_t t) {
   return t == CHAT_T_REGISTER || t == CHAT_T_LOGIN || t == CHAT_T_PING;
@@ -50,8 +60,10 @@ void chat_srv_on_frame(chat_srv_t *srv, chat_session_t *s, const json_t *obj) {
     log_frame(s, obj);
 
   if (!chat_ratelimit_take(&s->rl, srv->cfg.rate_limit, s->last_read_ms)) {
-    chat_session_error(s, NULL, CHAT_E_RATE_LIMITED,
-                       "too many requests; slow down");
+    /* The frame is not decoded, but a valid id is echoed all the same, so
+     * the requester knows which request was refused. */
+    chat_session_error(s, valid_id(json_object_get(obj, "id")),
+                       CHAT_E_RATE_LIMITED, "too many requests; slow down");
     if (++s->limited_run >= CHAT_MAX_RATE_LIMITED_RUN) {
       CHAT_INFO("%s: rate limited %d times in a row, closing",
                 s->user ? s->user->name : s->host, (int)s->limited_run);
