@@ -15,7 +15,7 @@
 static void usage(FILE *f) {
   fprintf(f,
           "usage: chat-scenario [--bin-dir DIR] [--keep] [--verbose] "
-          "[--max-time S] FILE...\n"
+          "[--max-time S] [--check] FILE...\n"
           "Runs conversation scripts against chat-server and chat-client.\n"
           "  --bin-dir DIR  where chat-server and chat-client are "
           "(default: next to chat-scenario)\n"

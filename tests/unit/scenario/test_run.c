@@ -220,6 +220,20 @@ static void test_client_still_running(void **state) {
               "FAIL t.chat:3:", "alice is still running");
 }
 
+/* SIGINT to the runner: it stops, and still stops and reaps everyone (a
+ * frozen client included) and removes its directory (run_text checks). */
+static void test_interrupt_cleans_up(void **state) {
+  char *out;
+  double secs;
+  int rc = run_text("server start\nclient alice\nclient bob\nstop bob\n"
+                    "alice: /interrupt-runner\nwait 30\n", &out, &secs);
+  assert_int_equal(rc, CHAT_SCENARIO_INTERRUPTED);
+  expect_in(out, "FAIL t.chat:6: wait 30\n  interrupted by Interrupt");
+  expect_in(out, "bob      -- exited: exit status 0");
+  assert_true(secs < 20);
+  free(out);
+}
+
 static void test_missing_program(void **state) {
   char saved[PATH_MAX];
   memcpy(saved, bin_dir, sizeof(saved));
@@ -247,6 +261,7 @@ int main(void) {
       cmocka_unit_test(test_unclean_stop_fails),
       cmocka_unit_test(test_server_never_listens),
       cmocka_unit_test(test_client_still_running),
+      cmocka_unit_test(test_interrupt_cleans_up),
       cmocka_unit_test(test_missing_program),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
