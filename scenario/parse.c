@@ -381,6 +381,11 @@ static int parse_say(parser_t *p, chat_scenario_step_t *st, const char *line,
   const char *text = colon + 1;
   while (*text == ' ' || *text == '\t')
     text++;
+  /* Typing the bare word would send it as a message: surely not meant. */
+  if (strcmp(text, "eof") == 0)
+    return fail(p, "`%s: eof` would type the word; write `%s eof` to close "
+                   "stdin (or `%s: /msg USER eof` to send it)", name, name,
+                name);
   int rc = check_vars(p, text);
   if (rc != 0)
     return rc;

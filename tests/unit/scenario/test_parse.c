@@ -237,6 +237,8 @@ static void test_errors_name_the_line(void **state) {
   assert_int_equal(parse_bad("server start\nclient a\na sees x id=>\n",
                              "variable name"), 3);
   assert_int_equal(parse_bad("# only a comment\n\n", "no steps"), 0);
+  assert_int_equal(parse_bad("server start\nclient a\na: eof\n",
+                             "write `a eof` to close stdin"), 3);
 }
 
 static void test_nul_in_middle(void **state) {
