@@ -45,7 +45,7 @@ static int target(chat_srv_t *srv, chat_session_t *s, const chat_msg_t *m,
 
 int chat_handle_contact_add(chat_srv_t *srv, chat_session_t *s,
                             const chat_msg_t *m, chat_error_t *err) {
-  chat_user_t *me = s->user, *t;
+  chat_user_t *me = s->user, *t = NULL;
   int r = target(srv, s, m, err, &t);
   if (r < 0)
     return r;

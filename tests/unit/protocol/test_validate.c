@@ -121,7 +121,7 @@ static void run_case(const char *name) {
   char *val = malloc(VALBUF);
   char listed[64][32];
   size_t nlisted = 0, in_len;
-  chat_role_t role;
+  chat_role_t role = CHAT_ROLE_SERVER;
   chat_msg_t msg;
   chat_error_t err;
   json_t *obj;

@@ -353,7 +353,7 @@ static void on_chain(void *arg, int status) {
 
   ch->statuses[ch->step++] = status;
   if (ch->step < 3) {
-    char prefix[16];
+    char prefix[32];
 
     snprintf(prefix, sizeof(prefix), "chain%d-", ch->step);
     add_users(ch->f, prefix, 10);
