@@ -177,16 +177,15 @@ static int compare_write(const char *buf, size_t len, void *ctx) {
   return 0;
 }
 
-/* Known bug 2 (fuzz/README.md): jansson's dump allocates (a hashtable
- * that detects reference cycles), and when that fails chat_frame_encode()
- * and chat_frame_dump() return -EINVAL, which their contract keeps for
- * objects that cannot be dumped, instead of -ENOMEM. */
+/* jansson's dump allocates (a hashtable that detects reference cycles);
+ * an injected failure there must come back as -ENOMEM and a retry works
+ * (fuzz/README.md, crash-encode-einval-on-oom). */
 static void encode(const json_t *frame, char **buf, size_t *n) {
   unsigned f0 = chat__fuzz_alloc_failures();
   int rc = chat_frame_encode(frame, buf, n);
 
   if (rc != 0 && chat__fuzz_alloc_failures() != f0) {
-    FUZZ_CHECK(rc == -ENOMEM || !chat__fuzz_known_bugs());
+    FUZZ_CHECK(rc == -ENOMEM);
     rc = chat_frame_encode(frame, buf, n);
   }
   FUZZ_CHECK(rc == 0);
@@ -210,7 +209,7 @@ static json_t *round_trip(const json_t *frame) {
   f0 = chat__fuzz_alloc_failures();
   rc = chat_frame_dump(frame, compare_write, &cmp);
   if (rc != 0 && chat__fuzz_alloc_failures() != f0) {
-    FUZZ_CHECK(rc == -ENOMEM || !chat__fuzz_known_bugs());
+    FUZZ_CHECK(rc == -ENOMEM);
     cmp.pos = 0;
     rc = chat_frame_dump(frame, compare_write, &cmp);
   }
@@ -281,23 +280,6 @@ static void check_fields(const json_t *obj, chat_role_t role,
   FUZZ_CHECK(m->ts >= -1);
 }
 
-/* Known bug 3 (fuzz/README.md): validate.c names an unknown type with
- * "%.64s", which can cut a UTF-8 sequence in two; jansson then refuses the
- * message and chat_reply_from_error() returns NULL, so the server sends no
- * unknown_type reply at all. Stepped around unless CHAT_FUZZ_KNOWN_BUGS=1. */
-static int known_bug_3(const chat_error_t *err) {
-  json_t *probe;
-  int bad;
-
-  if (chat__fuzz_known_bugs() || err->code != CHAT_E_UNKNOWN_TYPE)
-    return 0;
-  chat__fuzz_alloc_suspend();
-  probe = json_string(err->message);
-  bad = probe == NULL;
-  json_decref(probe);
-  chat__fuzz_alloc_resume();
-  return bad;
-}
 
 /* What the receiving side would send back, built by the library. */
 static void check_answers(chat_role_t role, int rc, const chat_msg_t *m,
@@ -309,8 +291,6 @@ static void check_answers(chat_role_t role, int rc, const chat_msg_t *m,
   if (role == CHAT_ROLE_CLIENT)
     return; /* a client answers nothing it cannot parse */
   if (rc < 0) {
-    if (known_bug_3(err))
-      return;
     RETRY_NULL(out, chat_reply_from_error(m->id, err));
     check_reply(out, role == CHAT_ROLE_SERVER ? CHAT_ROLE_CLIENT
                                               : CHAT_ROLE_PEER,

@@ -4,6 +4,9 @@
  * the rest follow the order of the protocol text.
  */
 #include "chat_protocol.h"
+#include "protocol_int.h"
+
+#include <string.h>
 
 /* Each adder steals nothing from the caller and returns -1 on any failure
  * (including a NULL or non-UTF-8 string), so builders can chain with ||. */
@@ -53,7 +56,9 @@ json_t *chat_reply_error(const json_t *id, int code, const char *message) {
 
   if (name == NULL)
     name = chat_code_name(CHAT_E_INTERNAL);
-  if (message == NULL)
+  /* A message that is not valid UTF-8 cannot be a JSON string; an error
+   * reply must still go out, so fall back to the code's own text. */
+  if (message == NULL || !chat__utf8_valid(message, strlen(message)))
     message = chat_strerror(code);
   if (o == NULL || add_id(o, id) < 0 || add_str(o, "code", name) < 0 ||
       add_str(o, "message", message) < 0)

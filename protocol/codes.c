@@ -1,5 +1,6 @@
 /* codes.c -- error codes: wire names, texts for people, structured errors. */
 #include "chat_protocol.h"
+#include "protocol_int.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -88,6 +89,10 @@ int chat_error_set(chat_error_t *err, int code, const char *field,
     va_start(ap, fmt);
     vsnprintf(err->message, sizeof(err->message), fmt, ap);
     va_end(ap);
+    /* A message cut short by the buffer must not end mid-sequence: it goes
+     * into a JSON string, which must be valid UTF-8. */
+    err->message[chat__utf8_prefix(err->message, strlen(err->message),
+                                   sizeof(err->message) - 1)] = '\0';
   } else {
     snprintf(err->message, sizeof(err->message), "%s", chat_strerror(code));
   }

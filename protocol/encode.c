@@ -36,8 +36,10 @@ static int grow_append(const char *data, size_t n, void *ctx) {
   return 0;
 }
 
-/* Returns 0, -EINVAL (not an object, or a string jansson cannot dump, e.g.
- * one made with json_string_nocheck) or -ENOMEM. The buffer is NUL-terminated
+/* Returns 0, -EINVAL (not an object) or -ENOMEM. A failure inside jansson
+ * itself counts as -ENOMEM: with checked strings and no cycles (all this
+ * project builds) its only way to fail is an allocation (cycle detection
+ * allocates). The buffer is NUL-terminated
  * after the LF for convenience; *len counts up to and including the LF. */
 int chat_frame_encode(const json_t *obj, char **out, size_t *len) {
   struct grow_buf b = {0};
@@ -49,7 +51,7 @@ int chat_frame_encode(const json_t *obj, char **out, size_t *len) {
   if (json_dump_callback(obj, grow_append, &b, JSON_COMPACT) != 0 ||
       b.nomem || grow_append("\n", 1, &b) != 0) {
     free(b.p);
-    return b.nomem ? -ENOMEM : -EINVAL;
+    return -ENOMEM;
   }
   b.p[b.len] = '\0';
   *out = b.p;
@@ -81,7 +83,8 @@ static int dump_write(const char *buf, size_t n, void *ctx) {
   return 0;
 }
 
-/* Returns 0; -EINVAL (not an object, or not dumpable); or the callback's own
+/* Returns 0; -EINVAL (not an object, or no callback); -ENOMEM when jansson
+ * itself fails (see chat_frame_encode); or the callback's own
  * negative return (a positive one becomes -EIO), after which nothing more is
  * written. jansson dumps compactly without an intermediate buffer of its own
  * (it calls back per token), so nothing is allocated here. */
@@ -91,7 +94,7 @@ int chat_frame_dump(const json_t *obj, chat_frame_write_cb write, void *ctx) {
   if (!json_is_object(obj) || write == NULL)
     return -EINVAL;
   if (json_dump_callback(obj, dump_write, &d, JSON_COMPACT) != 0 || d.rc)
-    return d.rc ? d.rc : -EINVAL;
+    return d.rc ? d.rc : -ENOMEM;
   if (dump_write("\n", 1, &d) != 0)
     return d.rc;
   return 0;

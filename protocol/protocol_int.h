@@ -9,6 +9,9 @@
 int chat__utf8_valid(const char *s, size_t len);
 /* Bytes in the well-formed sequence starting at s (len > 0), or 0. */
 size_t chat__utf8_seq(const char *s, size_t len);
+/* The longest prefix of s[0..len) of at most max bytes that does not end
+ * inside a multi-byte sequence, so a cut string stays valid UTF-8. */
+size_t chat__utf8_prefix(const char *s, size_t len, size_t max);
 
 /* The rules of chat_protocol.h for strings that carry their own length, so a
  * NUL byte inside is caught rather than cutting the string short. */

@@ -39,6 +39,19 @@ size_t chat__utf8_seq(const char *s, size_t len) {
   return seq_len((const unsigned char *)s, len);
 }
 
+size_t chat__utf8_prefix(const char *s, size_t len, size_t max) {
+  const unsigned char *p = (const unsigned char *)s;
+  size_t n = len < max ? len : max, k = n;
+
+  /* Find the lead byte of the last sequence; drop that sequence when it is
+   * incomplete within the first n bytes. */
+  while (k > 0 && n - k < 4 && (p[k - 1] & 0xC0) == 0x80)
+    k--;
+  if (k > 0 && p[k - 1] >= 0xC0 && seq_len(p + k - 1, n - k + 1) != n - k + 1)
+    return k - 1;
+  return n;
+}
+
 int chat__utf8_valid(const char *s, size_t len) {
   const unsigned char *p = (const unsigned char *)s;
   size_t i = 0, n;

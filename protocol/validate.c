@@ -345,9 +345,13 @@ int chat_msg_decode(const json_t *obj, chat_role_t role, chat_msg_t *msg,
                           "field 'type' must be a string");
   t = chat_type_from_name(json_string_value(type));
   if (t == CHAT_T_NONE || specs[t].fields == NULL ||
-      strlen(json_string_value(type)) != json_string_length(type))
+      strlen(json_string_value(type)) != json_string_length(type)) {
+    const char *name = json_string_value(type);
+    int n = (int)chat__utf8_prefix(name, strlen(name), 64);
+
     return chat_error_set(err, CHAT_E_UNKNOWN_TYPE, "type",
-                          "unknown type '%.64s'", json_string_value(type));
+                          "unknown type '%.*s'", n, name);
+  }
   msg->type = t;
   if (id != NULL && msg->id == NULL)
     return chat_error_set(err, CHAT_E_BAD_REQUEST, "id",

@@ -303,6 +303,39 @@ static void test_codes(void **state) {
   }
 }
 
+/* Error texts quote what the peer sent; cut short, they must stay valid
+ * UTF-8 or no reply could be built at all (found by fuzz_frames). */
+static void test_error_text_cut_on_utf8_boundary(void **state) {
+  char line[160];
+  json_t *obj = NULL, *reply;
+  chat_msg_t msg;
+  chat_error_t err;
+  size_t cut;
+
+  (void)state;
+  for (cut = 60; cut <= 66; cut++) {
+    /* "aaa…é" with the two bytes of é straddling every byte near 64. */
+    snprintf(line, sizeof(line), "{\"type\":\"%.*s\xc3\xa9\",\"id\":7}",
+             (int)cut, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+    assert_int_equal(chat_frame_parse(line, strlen(line), &obj, &err), 0);
+    assert_int_equal(chat_msg_decode(obj, CHAT_ROLE_SERVER, &msg, &err),
+                     -CHAT_E_UNKNOWN_TYPE);
+    reply = chat_reply_from_error(msg.id, &err);
+    assert_non_null(reply);
+    assert_string_equal(json_string_value(json_object_get(reply, "code")),
+                        "unknown_type");
+    assert_int_equal(json_integer_value(json_object_get(reply, "id")), 7);
+    json_decref(reply);
+    json_decref(obj);
+  }
+  /* A message that is not UTF-8 at all falls back to the code's text. */
+  reply = chat_reply_error(NULL, CHAT_E_BAD_REQUEST, "bad \xff byte");
+  assert_non_null(reply);
+  assert_string_equal(json_string_value(json_object_get(reply, "message")),
+                      chat_strerror(CHAT_E_BAD_REQUEST));
+  json_decref(reply);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_replies),
@@ -312,6 +345,7 @@ int main(void) {
     cmocka_unit_test(test_encode_and_dump),
     cmocka_unit_test(test_build_enomem),
     cmocka_unit_test(test_codes),
+    cmocka_unit_test(test_error_text_cut_on_utf8_boundary),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
