@@ -252,4 +252,83 @@ json_t *chat_ev_receipt(const char *msg_id, const char *to, const char *state);
 json_t *chat_ev_expect(const char *from, const char *ticket);
 json_t *chat_ev_group_added(const char *group, const char *by);
 
+/* ---- Fast path: the hot frames without jansson (fastpath.c) ------------ */
+/* For the frames that carry the traffic (send, ack, group_send in; deliver,
+ * ok, receipt out), parsing into a jansson tree and dumping one costs most
+ * of a relay's time. These functions read and write such lines directly.
+ * They never report an error of their own: a line the scanner does not
+ * take ("declined") goes the full way (chat_frame_parse, chat_msg_decode),
+ * which gives every error exactly as before. Nothing here allocates. */
+
+typedef enum chat_fast_kind {
+  CHAT_FAST_NONE = 0, CHAT_FAST_STRING, CHAT_FAST_INT, CHAT_FAST_BOOL
+} chat_fast_kind_t;
+
+/* One member of a flat object. Pointers borrow from the scanned line. */
+typedef struct chat_fast_field {
+  const char *key;       /* never escaped, not NUL-terminated */
+  size_t key_len;
+  const char *raw;       /* a string's bytes between its quotes, still
+                          * escaped; an integer's digits; true/false */
+  size_t raw_len;
+  size_t len;            /* a string's length once unescaped */
+  int64_t num;           /* an integer's value; a boolean's 0 or 1 */
+  unsigned char kind;    /* chat_fast_kind_t */
+  unsigned char escaped; /* the string holds backslash escapes */
+} chat_fast_field_t;
+
+#define CHAT_FAST_MAX_FIELDS 8
+
+/* Scans line (without LF) as one JSON object whose members are all strings,
+ * integers or booleans, into fields (at most max). Returns the number of
+ * members, or -1 to decline: whenever the line is not such an object or
+ * holds anything this scanner leaves to jansson -- nesting, null, a real, a
+ * negative integer or one of more than 17 digits, a \u escape, an escaped
+ * key, a duplicate key, malformed UTF-8, more than max members. Strings
+ * take only the escapes \" \\ \/ \b \f \n \r \t, so none decodes to
+ * U+0000. What it accepts, chat_frame_parse accepts with the same members. */
+int chat_fast_scan(const char *line, size_t len, chat_fast_field_t *fields,
+                   int max);
+/* Writes the decoded string of f (f->len bytes, no NUL added) to out. */
+void chat_fast_unescape(const chat_fast_field_t *f, char *out);
+
+/* A send, ack or group_send as chat_msg_decode (role SERVER) would see it. */
+typedef struct chat_fast_req {
+  chat_type_t type;          /* CHAT_T_SEND, CHAT_T_ACK or CHAT_T_GROUP_SEND */
+  int id_kind;               /* CHAT_FAST_NONE, _INT or _STRING */
+  int64_t id_num;            /* an integer id, 0..CHAT_MAX_ID_INT */
+  const char *id_str;        /* a string id (never escaped), borrowed */
+  size_t id_len;
+  char to[CHAT_MAX_NAME + 1];       /* send */
+  char group[CHAT_MAX_NAME + 1];    /* group_send */
+  char from[CHAT_MAX_NAME + 1];     /* ack */
+  char msg_id[CHAT_MAX_MSG_ID + 1];
+  chat_fast_field_t body;    /* send, group_send: raw; body.len is 1..16384 */
+} chat_fast_req_t;
+
+/* Returns 1 when line is a valid send, ack or group_send with only the
+ * fields of its type (and "id"), every value valid as chat_msg_decode
+ * checks it; *req holds them. Returns 0 (declined) for anything else,
+ * valid or not: the caller then takes the full path. */
+int chat_fast_request(const char *line, size_t len, chat_fast_req_t *req);
+
+/* ---- Line writers for the hot outgoing frames (lines.c) ---------------- */
+/* Each writes one line ending in LF into out, byte for byte what
+ * chat_frame_encode writes for the matching builder (chat_ev_deliver,
+ * chat_ev_receipt, chat_reply_ok plus fields), and returns its length.
+ * Names, msg_ids and states must be plain printable ASCII without '"' or
+ * '\' (true of every valid name and msg_id): -EINVAL otherwise. body is
+ * body_len bytes of UTF-8 and is escaped as jansson does. id may be NULL;
+ * else a string or an integer (-EINVAL for other kinds). -ENOBUFS when cap
+ * is below chat_line_max(body_len) (for lines without a body: 0). */
+size_t chat_line_max(size_t body_len);
+int chat_line_deliver(char *out, size_t cap, const char *from,
+                      const char *group, const char *msg_id, const char *body,
+                      size_t body_len, int64_t ts, int offline);
+int chat_line_receipt(char *out, size_t cap, const char *msg_id,
+                      const char *to, const char *state);
+/* {"type":"ok","id":ID,"msg_id":M,"status":S}: the answer to a send. */
+int chat_line_send_ok(char *out, size_t cap, const json_t *id,
+                      const char *msg_id, const char *status);
+
 #endif /* CHAT_PROTOCOL_H */
