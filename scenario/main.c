@@ -15,13 +15,16 @@
 static void usage(FILE *f) {
   fprintf(f,
           "usage: chat-scenario [--bin-dir DIR] [--keep] [--verbose] "
-          "[--max-time S] [--check] FILE...\n"
+          "[--max-time S] [--wrap CMD] [--slow F] [--check] FILE...\n"
           "Runs conversation scripts against chat-server and chat-client.\n"
           "  --bin-dir DIR  where chat-server and chat-client are "
           "(default: next to chat-scenario)\n"
           "  --keep         keep each scenario's temporary directory\n"
           "  --verbose      print the transcript while it happens\n"
           "  --max-time S   fail a scenario that takes longer (default 240)\n"
+          "  --wrap CMD     run every program under CMD, split on spaces\n"
+          "                 (e.g. --wrap 'valgrind -q --error-exitcode=99')\n"
+          "  --slow F       multiply every expectation's deadline by F\n"
           "  --check        only parse the files\n"
           "Exit status: 0 all passed, 1 a scenario failed, 2 usage or "
           "parse error.\nThe script format: docs/SCENARIOS.md\n");
@@ -34,13 +37,16 @@ int main(int argc, char **argv) {
       {"verbose", no_argument, NULL, 'v'},
       {"max-time", required_argument, NULL, 'm'},
       {"check", no_argument, NULL, 'c'},
+      {"wrap", required_argument, NULL, 'w'},
+      {"slow", required_argument, NULL, 's'},
       {"help", no_argument, NULL, 'h'},
       {"version", no_argument, NULL, 'V'},
       {NULL, 0, NULL, 0}};
-  chat_scenario_opts_t o = {NULL, 0, 0, stdout, 240.0};
+  chat_scenario_opts_t o = {NULL, 0, 0, stdout, 240.0, NULL, 1.0};
+  char *wrap_words[32];
   int check = 0, c;
   char exe_dir[PATH_MAX];
-  while ((c = getopt_long(argc, argv, "b:kvm:ch", longopts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "b:kvm:chw:s:", longopts, NULL)) != -1) {
     switch (c) {
     case 'b':
       o.bin_dir = optarg;
@@ -63,6 +69,35 @@ int main(int argc, char **argv) {
     case 'c':
       check = 1;
       break;
+    case 'w': {
+      size_t n = 0;
+      char *save = NULL;
+
+      for (char *w = strtok_r(optarg, " \t", &save); w != NULL;
+           w = strtok_r(NULL, " \t", &save)) {
+        if (n + 1 >= sizeof(wrap_words) / sizeof(wrap_words[0])) {
+          fprintf(stderr, "chat-scenario: --wrap has too many words\n");
+          return 2;
+        }
+        wrap_words[n++] = w;
+      }
+      wrap_words[n] = NULL;
+      if (n == 0) {
+        fprintf(stderr, "chat-scenario: --wrap wants a command\n");
+        return 2;
+      }
+      o.wrap = wrap_words;
+      break;
+    }
+    case 's': {
+      char *end;
+      o.slow = strtod(optarg, &end);
+      if (end == optarg || *end != '\0' || !(o.slow >= 1)) {
+        fprintf(stderr, "chat-scenario: --slow wants a factor >= 1\n");
+        return 2;
+      }
+      break;
+    }
     case 'h':
       usage(stdout);
       return 0;

@@ -118,11 +118,44 @@ static const chat_scenario_proc_cbs_t proc_cbs = {on_line, on_exit_cb,
 
 /* ---- starting processes ---------------------------------------------- */
 
+static int spawn_one(run_t *r, peer_t *peer, const char *prog,
+                     const char *path, char **argv, char **env);
+
+/* --wrap: the program runs as an argument of the wrapper command
+ * (e.g. valgrind), which the system finds on PATH. */
+static int spawn_wrapped(run_t *r, peer_t *peer, const char *prog,
+                         const char *path, char **argv, char **env) {
+  size_t nw = 0, na = 0;
+  char **all;
+  int rc;
+
+  while (r->o->wrap[nw] != NULL)
+    nw++;
+  while (argv[na] != NULL)
+    na++;
+  all = calloc(nw + na + 1, sizeof(*all));
+  if (all == NULL)
+    return -ENOMEM;
+  memcpy(all, r->o->wrap, nw * sizeof(*all));
+  memcpy(all + nw, argv, na * sizeof(*all));
+  rc = spawn_one(r, peer, prog, all[0], all, env);
+  free(all);
+  (void)path;
+  return rc;
+}
+
 static int spawn(run_t *r, peer_t *peer, const char *prog, char **argv,
                  char **env) {
   char path[PATH_MAX + 64];
   snprintf(path, sizeof(path), "%s/%s", r->o->bin_dir, prog);
   argv[0] = path;
+  if (r->o->wrap != NULL)
+    return spawn_wrapped(r, peer, prog, path, argv, env);
+  return spawn_one(r, peer, prog, path, argv, env);
+}
+
+static int spawn_one(run_t *r, peer_t *peer, const char *prog,
+                     const char *path, char **argv, char **env) {
   /* The command line as a person would type it, for the transcript. */
   size_t len = 0;
   for (char **a = argv; *a != NULL; a++)
@@ -135,7 +168,7 @@ static int spawn(run_t *r, peer_t *peer, const char *prog, char **argv,
     int quote = strpbrk(*a, " \t\"'$") != NULL || **a == '\0';
     strcat(line, a == argv ? "" : " ");
     strcat(line, quote ? "'" : "");
-    strcat(line, a == argv ? prog : *a);
+    strcat(line, a == argv && r->o->wrap == NULL ? prog : *a);
     strcat(line, quote ? "'" : "");
   }
   run_note(r, peer->name, CHAT_SCENARIO_T_SPAWN, "%s", line);

@@ -403,7 +403,13 @@ static int exec(run_t *r, const chat_scenario_step_t *st) {
     r->wait = RUN_W_PAUSE;
     break;
   }
-  uv_timer_start(&r->timer, on_deadline, (uint64_t)(st->within * 1000), 0);
+  /* A pause is a pause; everything awaited may take longer when the
+   * programs run under a slow wrapper (--slow). */
+  uv_timer_start(&r->timer, on_deadline,
+                 (uint64_t)(st->within * 1000 *
+                            (r->wait == RUN_W_PAUSE || r->o->slow < 1 ? 1.0
+                                                             : r->o->slow)),
+                 0);
   if (poll_wait(r))
     return 0;
   return 1;

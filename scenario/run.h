@@ -12,6 +12,10 @@ typedef struct chat_scenario_opts {
   int verbose;         /* print the transcript live */
   FILE *out;           /* PASS/FAIL lines and transcripts */
   double max_time;     /* seconds one scenario may take in all */
+  char **wrap;         /* NULL, or a command every program runs under, e.g.
+                          {"valgrind", "-q", NULL} (NULL-terminated) */
+  double slow;         /* deadlines of expectations are multiplied by this
+                          (>= 1; for wrapped, slower runs) */
 } chat_scenario_opts_t;
 
 #define CHAT_SCENARIO_PASS 0

@@ -7,7 +7,8 @@ packages=(
   gcc make cmake pkg-config git
   libuv1-dev libjansson-dev libcmocka-dev libsodium-dev libsqlite3-dev
   libedit-dev
-  tmux
+  tmux valgrind
+  clang libclang-rt-14-dev
 )
 
 missing=()
