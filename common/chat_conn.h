@@ -88,6 +88,7 @@ struct chat_conn {
   /* private: */
   chat_io_t *io;
   const chat_conn_cbs_t *cbs;
+  int (*on_line)(chat_conn_t *c, const char *line, size_t len); /* or NULL */
   chat_decoder_t dec;     /* the unfinished tail of a line; holds max_frame */
   char *out;              /* output being collected this turn */
   size_t out_len, out_cap;
@@ -107,6 +108,20 @@ struct chat_conn {
   unsigned paused : 1, reading : 1, writing : 1, scheduled : 1,
       resume_pending : 1, overflowed : 1, linger : 1, eof : 1, shut : 1;
 };
+
+/* A raw-line hook, for owners that read their hot frames without jansson
+ * (see chat_fast_scan). Once set, every complete line (LF and a CR before it
+ * stripped; blank lines too) goes to on_line before it is parsed. on_line
+ * returns nonzero when it handled the line: then the line is not parsed and
+ * on_frame / on_bad_frame do not see it. It returns 0 to let the line take
+ * the usual way. The line is borrowed for the call; the callee may send,
+ * pause or close, as from on_frame. NULL (the default after
+ * chat_conn_init) parses every line. A separate setter rather than a member
+ * of chat_conn_cbs_t, so the callback tables of existing owners stay as
+ * they are. */
+typedef int (*chat_conn_line_cb)(chat_conn_t *c, const char *line,
+                                 size_t len);
+void chat_conn_set_on_line(chat_conn_t *c, chat_conn_line_cb on_line);
 
 /* Prepares c on io's loop (c->data is kept). Returns 0 or a libuv error.
  * From here on the handle exists: even if accept or connect is never called

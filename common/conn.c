@@ -271,6 +271,8 @@ static void dispatch(chat_conn_t *c) {
     c->last_line_ms = uv_now(c->io->loop);
     memset(&err, 0, sizeof(err));
     if (rc == 1) {
+      if (c->on_line != NULL && c->on_line(c, line, len))
+        continue;
       rc = chat_frame_parse(line, len, &obj, &err);
       if (rc == 0) {
         if (cbs->on_frame != NULL)
@@ -377,6 +379,10 @@ int chat_conn_init(chat_io_t *io, chat_conn_t *c, const chat_conn_cbs_t *cbs,
                       : CONN_MAX_OUTPUT_DEFAULT;
   c->state = CHAT_CONN_IDLE;
   return 0;
+}
+
+void chat_conn_set_on_line(chat_conn_t *c, chat_conn_line_cb on_line) {
+  c->on_line = on_line;
 }
 
 int chat_conn_accept(chat_conn_t *c, uv_stream_t *server) {

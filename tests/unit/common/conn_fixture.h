@@ -53,6 +53,8 @@ struct fx {
   int port;
   fx_conn_t srv, cli;
   chat_conn_opts_t srv_opts;
+  const chat_conn_cbs_t *srv_cbs; /* the server side's; NULL: fx_cbs */
+  chat_conn_line_cb srv_on_line;  /* set on the server side when accepted */
   int srv_accepted;
   /* the raw peer */
   uv_tcp_t raw;
@@ -167,7 +169,12 @@ static inline void fx_on_accept(uv_stream_t *server, int status) {
   fx_t *fx = server->data;
   if (status < 0 || fx->srv.used)
     return;
-  if (fx_conn_init(fx, &fx->srv, &fx->srv_opts) == 0 &&
+  fx->srv.used = chat_conn_init(fx->io, &fx->srv.conn,
+                                fx->srv_cbs ? fx->srv_cbs : &fx_cbs,
+                                &fx->srv_opts) == 0;
+  if (fx->srv.used)
+    chat_conn_set_on_line(&fx->srv.conn, fx->srv_on_line);
+  if (fx->srv.used &&
       chat_conn_accept(&fx->srv.conn, server) == 0)
     fx->srv_accepted = 1;
 }
