@@ -10,23 +10,7 @@ root=$PWD
 secs=${1:-60}
 case $secs in ''|*[!0-9]*) echo "usage: scripts/fuzz.sh [SECONDS]" >&2; exit 2 ;; esac
 
-# clang and libFuzzer's runtime (compiler-rt), like scripts/deps.sh does it.
-need=()
-command -v clang >/dev/null 2>&1 || need+=(clang)
-for p in libclang-rt-14-dev; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' ||
-    need+=("$p")
-done
-if [ ${#need[@]} -gt 0 ]; then
-  echo "fuzz: installing ${need[*]}" >&2
-  if [ "$(id -u)" -eq 0 ]; then sudo=()
-  elif command -v sudo >/dev/null 2>&1; then sudo=(sudo)
-  else echo "fuzz: not root and no sudo: as root, run: apt-get install ${need[*]}" >&2; exit 1
-  fi
-  export DEBIAN_FRONTEND=noninteractive
-  "${sudo[@]}" apt-get update -qq
-  "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
-fi
+# clang and libFuzzer's runtime (compiler-rt) are in scripts/deps.sh's list.
 scripts/deps.sh
 
 build=$root/build-fuzz
