@@ -11,7 +11,9 @@
 #include "chat_log.h"
 #include "client.h"
 
-uint64_t chat__client_now(chat_client_t *c) { return uv_now(c->loop); }
+uint64_t chat__client_now(chat_client_t *c) {
+  return c->env->now(c->env_ctx);
+}
 
 void chat__client_new_msg_id(char out[33]) {
   unsigned char bin[16];
@@ -28,6 +30,15 @@ static void on_ob_timer(uv_timer_t *t) {
 static void on_tk_timer(uv_timer_t *t) {
   chat_client_t *c = t->data;
   chat_tickets_tick(c->tickets, (int64_t)chat__client_now(c));
+  chat__client_rearm(c);
+}
+
+void chat__client_tick(chat_client_t *c) {
+  int64_t now = (int64_t)chat__client_now(c);
+  chat_outbox_tick(c->ob, now);
+  if (c->tickets)
+    chat_tickets_tick(c->tickets, now);
+  chat__peer_sweep(c);
   chat__client_rearm(c);
 }
 
@@ -69,7 +80,7 @@ static void send_relay(chat_client_t *c, const chat_ob_action_t *a) {
   if (m)
     json_object_set_new(m, "body", json_stringn(a->body, a->body_len));
   /* Not connected: the outbox hears of it (server_down) and resends. */
-  chat__net_request(c, m, id);
+  chat__session_request(c, m, id);
 }
 
 static void emit_sent(chat_client_t *c, const chat_ob_action_t *a) {
@@ -99,8 +110,8 @@ void chat__client_on_action(void *ctx, const chat_ob_action_t *a) {
   case CHAT_OB_CONNECT:
     CHAT_INFO("asking the server for a direct link to %s", a->to);
     snprintf(id, sizeof(id), "c:%s", a->to);
-    chat__net_request(c, json_pack("{s:s,s:s}", "type", "connect", "to", a->to),
-                      id);
+    chat__session_request(
+        c, json_pack("{s:s,s:s}", "type", "connect", "to", a->to), id);
     break;
   case CHAT_OB_DIAL:
     CHAT_INFO("dialing %s at %s:%d", a->to, a->host, a->port);
@@ -144,22 +155,24 @@ static void on_stop_timer(uv_timer_t *t) {
     CHAT_WARN("%zu message(s) still unconfirmed after %d s; exiting",
               chat_outbox_pending(c->ob), CHAT_CLIENT_DRAIN_MS / 1000);
     chat__client_stop(c, 0);
-  } else if (c->srv) {
-    chat_conn_abort(c->srv); /* no logout reply in time */
+  } else if (c->net != CHAT_NET_DOWN) {
+    c->env->server_abort(c->env_ctx); /* no logout reply in time */
   }
 }
 
-int chat_client_init(chat_client_t *c, uv_loop_t *loop,
-                     const chat_client_opts_t *opts) {
+int chat_client_init_core(chat_client_t *c, uv_loop_t *loop,
+                          const chat_client_opts_t *opts,
+                          const chat_client_env_t *env, void *ctx) {
   int rc;
   memset(c, 0, sizeof(*c));
   c->loop = loop;
+  c->env = env;
+  c->env_ctx = ctx;
   c->opts = *opts;
   chat_roster_init(&c->roster);
   if ((rc = chat_outbox_new(&c->roster, chat__client_on_action, c, &c->ob)) <
           0 ||
-      (rc = chat_dedup_new(CHAT_DEDUP_DEFAULT, &c->dedup)) < 0 ||
-      (rc = chat_io_new(loop, &c->io)) < 0)
+      (rc = chat_dedup_new(CHAT_DEDUP_DEFAULT, &c->dedup)) < 0)
     return rc;
   if (!opts->no_p2p &&
       (rc = chat_tickets_new(opts->user, chat__peer_on_ticket, c,
@@ -176,6 +189,29 @@ int chat_client_init(chat_client_t *c, uv_loop_t *loop,
   uv_signal_init(loop, &c->sigterm);
   c->sigint.data = c->sigterm.data = c;
   return 0;
+}
+
+/* ---- the real env: sockets, stdin, stdout ------------------------------- */
+
+static uint64_t uv_env_now(void *ctx) {
+  chat_client_t *c = ctx;
+  return uv_now(c->loop);
+}
+
+static int uv_env_input_start(void *ctx) { return chat__input_start(ctx); }
+
+static const chat_client_env_t uv_env = {
+    uv_env_now,           chat__net_env_send,    chat__net_env_abort,
+    chat__peer_env_dial,  chat__peer_env_send,   chat__peer_env_close,
+    chat__peer_env_pause, chat__peer_env_resume, chat__out_print,
+    uv_env_input_start};
+
+int chat_client_init(chat_client_t *c, uv_loop_t *loop,
+                     const chat_client_opts_t *opts) {
+  int rc = chat_client_init_core(c, loop, opts, &uv_env, c);
+  if (rc < 0)
+    return rc;
+  return chat_io_new(loop, &c->io);
 }
 
 int chat_client_run(chat_client_t *c) {
@@ -228,14 +264,15 @@ void chat__client_stop(chat_client_t *c, int code) {
     chat__input_stop(c);
     chat__peer_close_all(c);
     uv_timer_stop(&c->reconnect_timer);
-    if (c->srv && !c->kicked && c->net >= CHAT_NET_CONTACTS) {
-      chat__net_logout(c);
+    if (c->net != CHAT_NET_DOWN && !c->kicked &&
+        c->net >= CHAT_NET_CONTACTS) {
+      chat__session_logout(c);
       uv_timer_start(&c->stop_timer, on_stop_timer, CHAT_CLIENT_LOGOUT_MS, 0);
-    } else if (c->srv) {
-      chat_conn_abort(c->srv);
+    } else if (c->net != CHAT_NET_DOWN) {
+      c->env->server_abort(c->env_ctx);
     }
   }
-  if (!c->srv)
+  if (c->net == CHAT_NET_DOWN)
     close_handles(c);
 }
 

@@ -1,9 +1,18 @@
 /* client.h -- chat-client's run-time state, shared by its thin libuv layers:
- * net.c (the server session), session.c (what the server says), peer.c
- * (direct links), input.c (stdin), output.c (events for people or scripts),
- * commands.c (what the user typed) and client.c (lifecycle, the outbox's
- * actions). The decisions live in the socket-free modules: outbox, roster,
- * dedup, tickets, cmd, backoff. */
+ * net.c (the server connection), peer_net.c (the listener and the links'
+ * sockets), input.c (stdin), output.c (events for people or scripts), and its
+ * socket-free core: login.c (the session's life), session.c (what the server
+ * says), peer.c (the direct-link protocol), commands.c (what the user typed)
+ * and client.c (lifecycle, the outbox's actions). The decisions live in the
+ * socket-free modules: outbox, roster, dedup, tickets, cmd, backoff.
+ *
+ * The core reaches sockets, stdin, stdout and the clock only through a
+ * chat_client_env_t. chat_client_init() installs the real one; tests and the
+ * fuzz target use chat_client_init_core() with their own and drive the core
+ * through its entry points: chat__session_connected / _on_frame / _closed for
+ * the server connection, chat__peer_accepted / _on_frame / _closed for links,
+ * chat__cmd_run for typed lines and chat__client_tick when time has passed.
+ */
 #ifndef CHAT_CLIENT_H
 #define CHAT_CLIENT_H
 
@@ -50,16 +59,47 @@ typedef enum chat_net_state {
 
 typedef struct chat_peer chat_peer_t; /* peer.c */
 
+/* How the core reaches the world; every function gets the env's ctx.
+ * Closing is asynchronous: after server_abort or peer_close the transport
+ * reports the end later (chat__session_closed / chat__peer_closed), never
+ * from inside the call, which may come from deep inside the core. */
+typedef struct chat_client_env {
+  uint64_t (*now)(void *ctx); /* monotonic ms: the core's only clock */
+  /* One frame to the server (borrowed). 0 or a negative error. Only called
+   * between chat__session_connected and chat__session_closed. */
+  int (*server_send)(void *ctx, const json_t *obj);
+  /* Cut the server connection now; chat__session_closed follows. */
+  void (*server_abort)(void *ctx);
+  /* Open a link for p to host:port (the outbox's dial) and store the
+   * transport's handle for it in *link. 0, or a negative error when no link
+   * exists (the outbox's handshake timeout then takes the message to the
+   * relay); a link that cannot connect is reported through
+   * chat__peer_closed. */
+  int (*peer_dial)(void *ctx, chat_peer_t *p, const char *host, int port,
+                   void **link);
+  int (*peer_send)(void *ctx, void *link, const json_t *obj); /* borrowed */
+  /* graceful: after the output queued so far is flushed; else at once. */
+  void (*peer_close)(void *ctx, void *link, int graceful);
+  /* Stop / restart handing frames of this link to the core. */
+  void (*peer_pause)(void *ctx, void *link);
+  void (*peer_resume)(void *ctx, void *link);
+  void (*event)(void *ctx, const json_t *ev); /* {"event":...}, borrowed */
+  /* The first login succeeded: start reading commands. 0 or < 0 (exit 1). */
+  int (*input_start)(void *ctx);
+} chat_client_env_t;
+
 typedef struct chat_client {
   uv_loop_t *loop;
-  chat_io_t *io;
+  chat_io_t *io;             /* the real env's sockets (NULL in the core) */
+  const chat_client_env_t *env;
+  void *env_ctx;
   chat_client_opts_t opts;
   int color;       /* human output with ANSI colours */
   int interactive; /* stdin is a terminal: line editing */
 
-  /* server session (net.c) */
-  chat_conn_t *srv;          /* NULL when there is no connection */
-  chat_net_state_t net;
+  /* server session (login.c; the socket in net.c) */
+  chat_conn_t *srv;          /* net.c's; NULL when there is no connection */
+  chat_net_state_t net;      /* DOWN exactly when there is no connection */
   struct sockaddr_storage server_addr;
   int heartbeat_ms;
   uint64_t last_read, last_write;
@@ -81,7 +121,7 @@ typedef struct chat_client {
   uv_tcp_t listener;
   int listening;
   int p2p_port;              /* the bound port, 0 with --no-p2p */
-  chat_peer_t *peers;        /* every link, any state */
+  chat_peer_t *peers;        /* every link, any state (peer.c) */
   int n_inbound;             /* accepted, before the hello is decided */
   uv_timer_t peer_timer;     /* sweeps inbound links slow to say hello */
 
@@ -103,12 +143,23 @@ typedef struct chat_client {
 } chat_client_t;
 
 /* client.c */
+/* The real client: sockets, stdin, stdout, uv_now(). */
 int chat_client_init(chat_client_t *c, uv_loop_t *loop,
                      const chat_client_opts_t *opts);
+/* The core alone: everything goes through env (ctx); no socket, terminal or
+ * signal is opened. loop only holds the core's timers, which a driver need
+ * not run: it calls chat__client_tick instead. Free with chat_client_free
+ * after stopping (chat__client_stop), reporting every close, and running the
+ * loop once so its timers close. */
+int chat_client_init_core(chat_client_t *c, uv_loop_t *loop,
+                          const chat_client_opts_t *opts,
+                          const chat_client_env_t *env, void *ctx);
 /* Runs until the client stops; returns the exit code. */
 int chat_client_run(chat_client_t *c);
 void chat_client_free(chat_client_t *c);
 uint64_t chat__client_now(chat_client_t *c);
+/* Runs every deadline due at now (what the core's timers do). */
+void chat__client_tick(chat_client_t *c);
 /* Re-arms the outbox and ticket timers after their state changed. */
 void chat__client_rearm(chat_client_t *c);
 /* End of input or /quit (drain = wait for the outbox first). */
@@ -120,21 +171,36 @@ void chat__client_on_action(void *ctx, const chat_ob_action_t *a);
 /* A fresh 128-bit msg_id in hex (33 bytes with the NUL). */
 void chat__client_new_msg_id(char out[33]);
 
-/* net.c */
+/* net.c: the server connection over a socket, with heartbeat and reconnect
+ * (the real env's server_send / server_abort). */
 int chat__net_start(chat_client_t *c);  /* first connect; exit 1 if it fails */
-/* Sends obj (borrowed) to the server. Returns 0 or -ENOTCONN etc. */
-int chat__net_send(chat_client_t *c, const json_t *obj);
-/* Drops the session (reason for the disconnected event) and reconnects. */
-void chat__net_drop(chat_client_t *c, const char *reason);
-void chat__net_logout(chat_client_t *c);
 void chat__net_close(chat_client_t *c);
-/* A request with a string id; steals obj. */
-int chat__net_request(chat_client_t *c, json_t *obj, const char *id);
+int chat__net_env_send(void *ctx, const json_t *obj);
+void chat__net_env_abort(void *ctx);
+
+/* login.c: the session's life, whatever carries it. */
+/* Sends obj (borrowed) to the server. Returns 0 or -ENOTCONN etc. */
+int chat__session_send(chat_client_t *c, const json_t *obj);
+/* A request with a string id (none when NULL); steals obj. */
+int chat__session_request(chat_client_t *c, json_t *obj, const char *id);
+/* The transport connected: the welcome comes next. */
+void chat__session_connected(chat_client_t *c);
+/* One frame the server sent (borrowed), in any state. */
+void chat__session_on_frame(chat_client_t *c, const json_t *obj);
+/* The connection is gone (status: 0, UV_EOF or an error). Returns 1 when
+ * the caller should reconnect (after chat__session_backoff ms). */
+int chat__session_closed(chat_client_t *c, int status);
+int64_t chat__session_backoff(chat_client_t *c);
+/* Why the connection ends, for the disconnected event (the first wins). */
+void chat__session_reason(chat_client_t *c, const char *reason);
+/* Drops the session (reason for the disconnected event) and reconnects. */
+void chat__session_drop(chat_client_t *c, const char *reason);
+void chat__session_logout(chat_client_t *c);
 
 /* session.c: the login succeeded (ready event; input starts). */
 void chat__session_logged_in(chat_client_t *c);
-/* A frame from the server, after the login. */
-void chat__session_on_frame(chat_client_t *c, const chat_msg_t *m);
+/* A frame from the server, decoded, after the login. */
+void chat__session_on_event(chat_client_t *c, const chat_msg_t *m);
 /* A received message (relay or direct): dedup, show, remember. Returns 1
  * when it was new. */
 int chat__session_show_message(chat_client_t *c, const char *from,
@@ -142,8 +208,20 @@ int chat__session_show_message(chat_client_t *c, const char *from,
                                const char *body, size_t body_len, int64_t ts,
                                const char *via, int offline);
 
-/* peer.c */
-int chat__peer_listen(chat_client_t *c);
+/* peer.c: the direct-link protocol over links the env provides. */
+/* A peer dialed us (link: the transport's handle). Returns the core's peer,
+ * or NULL when the link must be cut (too many half-open links, stopping,
+ * out of memory); then chat__peer_closed is not called for it. */
+chat_peer_t *chat__peer_accepted(chat_client_t *c, void *link);
+/* One frame read on p's link (borrowed). */
+void chat__peer_on_frame(chat_peer_t *p, const json_t *obj);
+/* A line on p's link that was not a frame. */
+void chat__peer_on_bad_frame(chat_peer_t *p, const chat_error_t *err);
+/* p's link is closed (exactly once); p is freed. */
+void chat__peer_closed(chat_peer_t *p);
+const char *chat__peer_name(const chat_peer_t *p);
+/* Cuts inbound links that did not say hello within CHAT_CLIENT_HELLO_MS. */
+void chat__peer_sweep(chat_client_t *c);
 void chat__peer_dial(chat_client_t *c, uint64_t link, const char *to,
                      const char *host, int port, const char *ticket);
 int chat__peer_send(chat_client_t *c, uint64_t link, const json_t *obj);
@@ -152,6 +230,15 @@ void chat__peer_on_expect(chat_client_t *c, const char *from,
                           const char *ticket);
 void chat__peer_close_all(chat_client_t *c);
 void chat__peer_on_ticket(void *ctx, void *waiter, int accepted);
+
+/* peer_net.c: the listener and links over sockets (the real env). */
+int chat__peer_listen(chat_client_t *c);
+int chat__peer_env_dial(void *ctx, chat_peer_t *p, const char *host, int port,
+                        void **link);
+int chat__peer_env_send(void *ctx, void *link, const json_t *obj);
+void chat__peer_env_close(void *ctx, void *link, int graceful);
+void chat__peer_env_pause(void *ctx, void *link);
+void chat__peer_env_resume(void *ctx, void *link);
 
 /* input.c */
 int chat__input_start(chat_client_t *c);
@@ -167,8 +254,10 @@ int chat__input_password(char *buf, size_t len);
 /* commands.c: one line the user typed. */
 void chat__cmd_run(chat_client_t *c, char *line);
 
-/* output.c: steals ev ({"event":...}). */
+/* output.c: steals ev ({"event":...}) and hands it to the env. */
 void chat__out_event(chat_client_t *c, json_t *ev);
+/* The real env's event: prints ev for people or, with --json, scripts. */
+void chat__out_print(void *ctx, const json_t *ev);
 /* A line for people only (ignored with --json). */
 void chat__out_info(chat_client_t *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -50,7 +50,7 @@ static void request(chat_client_t *c, json_t *m, const char *id) {
                     "not connected to the server (reconnecting); try again");
     return;
   }
-  chat__net_request(c, m, id);
+  chat__session_request(c, m, id);
 }
 
 static json_t *with_user(const char *type, const char *key, const char *v) {

@@ -172,8 +172,8 @@ static void on_wait_timer(uv_timer_t *t) {
 
 void chat__input_wait(chat_client_t *c, int64_t ms) {
   input_t *in = &g_in;
-  if (in->mode == IN_TTY)
-    return; /* a person waits by not typing */
+  if (!c->input || in->mode == IN_TTY)
+    return; /* no input of ours, or a person, who waits by not typing */
   in->waiting = 1;
   uv_timer_start(&in->wait_timer, on_wait_timer, (uint64_t)ms, 0);
 }

@@ -152,9 +152,8 @@ static void human(chat_client_t *c, const json_t *ev) {
   }
 }
 
-void chat__out_event(chat_client_t *c, json_t *ev) {
-  if (!ev)
-    return;
+void chat__out_print(void *ctx, const json_t *ev) {
+  chat_client_t *c = ctx;
   chat__input_hide(c);
   if (c->opts.json) {
     char *s = json_dumps(ev, JSON_COMPACT);
@@ -169,6 +168,12 @@ void chat__out_event(chat_client_t *c, json_t *ev) {
   /* Scripts read this through a pipe: every event goes out now. */
   fflush(stdout);
   chat__input_show(c);
+}
+
+void chat__out_event(chat_client_t *c, json_t *ev) {
+  if (!ev)
+    return;
+  c->env->event(c->env_ctx, ev);
   json_decref(ev);
 }
 

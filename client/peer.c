@@ -1,7 +1,7 @@
-/* peer.c -- direct links: the listener that peers dial, the links we dial,
- * the peer_hello / peer_welcome handshake, and msg / ack on open links. The
- * decisions are elsewhere: tickets.c says which hellos pass, outbox.c what
- * to send on which link. */
+/* peer.c -- direct links: the peer_hello / peer_welcome handshake and msg /
+ * ack on open links, over links the env provides (peer_net.c's sockets in
+ * the real program). The decisions are elsewhere: tickets.c says which
+ * hellos pass, outbox.c what to send on which link. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,9 +19,9 @@ typedef enum peer_state {
 } peer_state_t;
 
 struct chat_peer {
-  chat_conn_t conn;          /* conn.data points to this */
   chat_client_t *c;
   chat_peer_t *next, **pprev;
+  void *io;                  /* the env's handle for the link */
   uint64_t link;             /* the outbox's id; 0 until it knows the link */
   int inbound;               /* counted in c->n_inbound until decided */
   peer_state_t state;
@@ -29,31 +29,24 @@ struct chat_peer {
   char name[CHAT_MAX_NAME + 1];
 };
 
-static void on_frame(chat_conn_t *conn, json_t *obj, const char *line,
-                     size_t len);
-static void on_bad_frame(chat_conn_t *conn, const chat_error_t *err);
-static void on_overflow(chat_conn_t *conn);
-static void on_close(chat_conn_t *conn, int status);
-
-static const chat_conn_cbs_t peer_cbs = {on_frame, on_bad_frame, on_overflow,
-                                         on_close};
-
 static chat_peer_t *peer_new(chat_client_t *c) {
   chat_peer_t *p = calloc(1, sizeof(*p));
   if (!p)
     return NULL;
   p->c = c;
-  p->conn.data = p;
-  if (chat_conn_init(c->io, &p->conn, &peer_cbs, NULL) < 0) {
-    free(p);
-    return NULL;
-  }
   p->next = c->peers;
   if (c->peers)
     c->peers->pprev = &p->next;
   p->pprev = &c->peers;
   c->peers = p;
   return p;
+}
+
+static void peer_free(chat_peer_t *p) {
+  *p->pprev = p->next;
+  if (p->next)
+    p->next->pprev = p->pprev;
+  free(p);
 }
 
 static chat_peer_t *peer_by_link(chat_client_t *c, uint64_t link) {
@@ -63,10 +56,17 @@ static chat_peer_t *peer_by_link(chat_client_t *c, uint64_t link) {
   return NULL;
 }
 
+const char *chat__peer_name(const chat_peer_t *p) { return p->name; }
+
 static void send_obj(chat_peer_t *p, json_t *obj) {
   if (obj)
-    chat_conn_send(&p->conn, obj);
+    p->c->env->peer_send(p->c->env_ctx, p->io, obj);
   json_decref(obj);
+}
+
+static void close_link(chat_peer_t *p, int graceful) {
+  p->state = P_CLOSING;
+  p->c->env->peer_close(p->c->env_ctx, p->io, graceful);
 }
 
 static void inbound_decided(chat_peer_t *p) {
@@ -83,8 +83,7 @@ static void refuse(chat_peer_t *p, const char *why) {
     chat_tickets_forget(c->tickets, p);
   inbound_decided(p);
   send_obj(p, chat_reply_error(NULL, CHAT_E_BAD_TICKET, why));
-  p->state = P_CLOSING;
-  chat_conn_close(&p->conn);
+  close_link(p, 1);
 }
 
 static void accept_link(chat_peer_t *p, const char *from) {
@@ -93,8 +92,7 @@ static void accept_link(chat_peer_t *p, const char *from) {
   snprintf(p->name, sizeof(p->name), "%s", from);
   p->link = chat_outbox_link_accepted(c->ob, from, chat__client_now(c));
   if (!p->link) {
-    p->state = P_CLOSING;
-    chat_conn_abort(&p->conn);
+    close_link(p, 0);
     return;
   }
   p->state = P_OPEN;
@@ -109,7 +107,7 @@ void chat__peer_on_ticket(void *ctx, void *waiter, int accepted) {
     return;
   if (accepted) {
     accept_link(p, p->name);
-    chat_conn_resume(&p->conn);
+    p->c->env->peer_resume(p->c->env_ctx, p->io);
   } else {
     refuse(p, "ticket unknown, expired, used, or for another user");
   }
@@ -130,7 +128,7 @@ static void on_hello(chat_peer_t *p, const chat_msg_t *m) {
   } else if (v == CHAT_TICKET_WAIT) {
     /* Nothing more is read until the expect decides. */
     p->state = P_WAIT_TICKET;
-    chat_conn_pause(&p->conn);
+    c->env->peer_pause(c->env_ctx, p->io);
     chat__client_rearm(c);
   } else {
     refuse(p, "ticket unknown, expired, used, or for another user");
@@ -164,9 +162,7 @@ static void on_open_frame(chat_peer_t *p, const chat_msg_t *m) {
   chat__client_rearm(c);
 }
 
-static void on_frame(chat_conn_t *conn, json_t *obj, const char *line,
-                     size_t len) {
-  chat_peer_t *p = conn->data;
+void chat__peer_on_frame(chat_peer_t *p, const json_t *obj) {
   chat_client_t *c = p->c;
   chat_msg_t m;
   chat_error_t err = {0};
@@ -194,8 +190,7 @@ static void on_frame(chat_conn_t *conn, json_t *obj, const char *line,
     } else {
       CHAT_INFO("direct link to %s refused (%s)", p->name,
                 m.type == CHAT_T_ERROR ? m.code : "no welcome");
-      p->state = P_CLOSING;
-      chat_conn_abort(conn); /* on_close tells the outbox */
+      close_link(p, 0); /* chat__peer_closed tells the outbox */
     }
     break;
   case P_OPEN:
@@ -206,15 +201,11 @@ static void on_frame(chat_conn_t *conn, json_t *obj, const char *line,
   }
 }
 
-static void on_bad_frame(chat_conn_t *conn, const chat_error_t *err) {
-  chat_peer_t *p = conn->data;
+void chat__peer_on_bad_frame(chat_peer_t *p, const chat_error_t *err) {
   send_obj(p, chat_reply_from_error(NULL, err));
 }
 
-static void on_overflow(chat_conn_t *conn) { chat_conn_abort(conn); }
-
-static void on_close(chat_conn_t *conn, int status) {
-  chat_peer_t *p = conn->data;
+void chat__peer_closed(chat_peer_t *p) {
   chat_client_t *c = p->c;
 
   if (c->tickets)
@@ -224,23 +215,13 @@ static void on_close(chat_conn_t *conn, int status) {
     chat_outbox_link_down(c->ob, p->link, chat__client_now(c));
     chat__client_rearm(c);
   }
-  *p->pprev = p->next;
-  if (p->next)
-    p->next->pprev = p->pprev;
-  free(p);
+  peer_free(p);
 }
 
 /* ---- dialing ------------------------------------------------------------ */
 
-static void on_dialed(chat_conn_t *conn, int status) {
-  chat_peer_t *p = conn->data;
-  if (status < 0)
-    CHAT_INFO("dialing %s failed: %s", p->name, uv_strerror(status));
-}
-
 void chat__peer_dial(chat_client_t *c, uint64_t link, const char *to,
                      const char *host, int port, const char *ticket) {
-  struct sockaddr_storage ss;
   chat_peer_t *p = peer_new(c);
 
   if (!p) {
@@ -250,15 +231,11 @@ void chat__peer_dial(chat_client_t *c, uint64_t link, const char *to,
   p->link = link;
   p->state = P_HELLO_SENT;
   snprintf(p->name, sizeof(p->name), "%s", to);
-  /* Hosts come from the server: numeric, unless a peer set --p2p-host to a
-   * name, which is not resolved here (that would block the loop). */
-  if (uv_ip4_addr(host, port, (struct sockaddr_in *)&ss) != 0 &&
-      uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss) != 0) {
-    CHAT_WARN("cannot dial %s at '%s': not a numeric address", to, host);
-    chat_conn_abort(&p->conn); /* on_close, on a later turn, says refused */
+  if (c->env->peer_dial(c->env_ctx, p, host, port, &p->io) < 0) {
+    CHAT_ERROR("cannot dial %s", to);
+    peer_free(p); /* as above */
     return;
   }
-  chat_conn_connect(&p->conn, (struct sockaddr *)&ss, on_dialed);
   send_obj(p, json_pack("{s:s,s:i,s:s,s:s,s:s}", "type", "peer_hello",
                         "proto", CHAT_PROTO_VERSION, "from", c->opts.user,
                         "to", to, "ticket", ticket));
@@ -268,7 +245,7 @@ int chat__peer_send(chat_client_t *c, uint64_t link, const json_t *obj) {
   chat_peer_t *p = peer_by_link(c, link);
   if (!p || p->state != P_OPEN)
     return -ENOTCONN;
-  return chat_conn_send(&p->conn, obj);
+  return c->env->peer_send(c->env_ctx, p->io, obj);
 }
 
 void chat__peer_close_link(chat_client_t *c, uint64_t link) {
@@ -276,18 +253,15 @@ void chat__peer_close_link(chat_client_t *c, uint64_t link) {
   if (!p)
     return;
   p->link = 0; /* the outbox has forgotten it already */
-  p->state = P_CLOSING;
-  chat_conn_close(&p->conn);
+  close_link(p, 1);
 }
 
 void chat__peer_close_all(chat_client_t *c) {
-  for (chat_peer_t *p = c->peers; p; p = p->next) {
-    p->state = P_CLOSING;
-    chat_conn_close(&p->conn);
-  }
+  for (chat_peer_t *p = c->peers; p; p = p->next)
+    close_link(p, 1);
 }
 
-/* ---- listening ---------------------------------------------------------- */
+/* ---- accepting ---------------------------------------------------------- */
 
 void chat__peer_on_expect(chat_client_t *c, const char *from,
                           const char *ticket) {
@@ -297,72 +271,28 @@ void chat__peer_on_expect(chat_client_t *c, const char *from,
   chat__client_rearm(c);
 }
 
-static void on_connection(uv_stream_t *server, int status) {
-  chat_client_t *c = server->data;
+chat_peer_t *chat__peer_accepted(chat_client_t *c, void *link) {
   chat_peer_t *p;
-
-  if (status < 0 || c->stopping)
-    return;
+  if (c->stopping || !c->tickets)
+    return NULL;
+  if (c->n_inbound >= CHAT_CLIENT_MAX_INBOUND)
+    return NULL; /* too many half-open links: shed this one */
   if (!(p = peer_new(c)))
-    return;
-  if (chat_conn_accept(&p->conn, server) < 0) {
-    chat_conn_abort(&p->conn);
-    return;
-  }
-  if (c->n_inbound >= CHAT_CLIENT_MAX_INBOUND) {
-    chat_conn_abort(&p->conn); /* too many half-open links: shed this one */
-    return;
-  }
+    return NULL;
+  p->io = link;
   p->inbound = 1;
   c->n_inbound++;
   p->state = P_AWAIT_HELLO;
   p->since = chat__client_now(c);
+  return p;
 }
 
-/* Inbound links that never say hello are cut off. */
-static void on_peer_timer(uv_timer_t *t) {
-  chat_client_t *c = t->data;
+/* Inbound links that never say hello (or trickle it) are cut off. */
+void chat__peer_sweep(chat_client_t *c) {
   uint64_t now = chat__client_now(c);
   for (chat_peer_t *p = c->peers; p; p = p->next)
     if (p->state == P_AWAIT_HELLO && now - p->since >= CHAT_CLIENT_HELLO_MS) {
       inbound_decided(p);
-      p->state = P_CLOSING;
-      chat_conn_abort(&p->conn);
+      close_link(p, 0);
     }
-}
-
-int chat__peer_listen(chat_client_t *c) {
-  struct sockaddr_storage ss;
-  struct sockaddr_storage bound;
-  int len = sizeof(bound), rc;
-  char host[64];
-  int port;
-
-  uv_timer_init(c->loop, &c->peer_timer);
-  c->peer_timer.data = c;
-  uv_timer_start(&c->peer_timer, on_peer_timer, 1000, 1000);
-  uv_unref((uv_handle_t *)&c->peer_timer);
-  uv_tcp_init(c->loop, &c->listener);
-  c->listener.data = c;
-  c->listening = 1;
-  /* Dual-stack where IPv6 exists, plain IPv4 otherwise. */
-  uv_ip6_addr("::", c->opts.p2p_port, (struct sockaddr_in6 *)&ss);
-  rc = uv_tcp_bind(&c->listener, (struct sockaddr *)&ss, 0);
-  if (rc == UV_EAFNOSUPPORT || rc == UV_EADDRNOTAVAIL) {
-    uv_ip4_addr("0.0.0.0", c->opts.p2p_port, (struct sockaddr_in *)&ss);
-    rc = uv_tcp_bind(&c->listener, (struct sockaddr *)&ss, 0);
-  }
-  if (rc == 0)
-    rc = uv_listen((uv_stream_t *)&c->listener, 128, on_connection);
-  if (rc == 0)
-    rc = uv_tcp_getsockname(&c->listener, (struct sockaddr *)&bound, &len);
-  if (rc == 0)
-    rc = chat_addr_host((struct sockaddr *)&bound, host, sizeof(host), &port);
-  if (rc < 0) {
-    fprintf(stderr, "chat-client: cannot listen for direct connections on "
-                    "port %d: %s\n", c->opts.p2p_port, chat_strerror(rc));
-    return rc;
-  }
-  c->p2p_port = port;
-  return 0;
 }

@@ -33,7 +33,7 @@ void chat__session_logged_in(chat_client_t *c) {
   c->ever_ready = 1;
   chat__out_event(c, json_pack("{s:s,s:s,s:i}", "event", "ready", "user",
                                c->opts.user, "p2p_port", c->p2p_port));
-  if (first && chat__input_start(c) < 0)
+  if (first && c->env->input_start(c->env_ctx) < 0)
     chat__client_stop(c, 1);
 }
 
@@ -103,7 +103,7 @@ static void on_error(chat_client_t *c, const chat_msg_t *m, const char *id) {
   } else if (id && strncmp(id, "c:", 2) == 0) {
     chat_outbox_connect_failed(c->ob, id + 2, code, now);
   } else if (id && strcmp(id, "login-contacts") == 0) {
-    chat__net_drop(c, code); /* try the whole login again */
+    chat__session_drop(c, code); /* try the whole login again */
   } else {
     chat__out_event(c, json_pack("{s:s,s:s,s:s}", "event", "error", "code",
                                  code, "message", text));
@@ -141,13 +141,13 @@ static void on_deliver(chat_client_t *c, const chat_msg_t *m) {
   chat__session_show_message(c, m->from, m->group, m->msg_id, m->body,
                              m->body_len, m->ts, "relay", m->offline > 0);
   /* Duplicates are acked too, or the server would keep them forever. */
-  chat__net_request(c,
+  chat__session_request(c,
                     json_pack("{s:s,s:s,s:s}", "type", "ack", "msg_id",
                               m->msg_id, "from", m->from),
                     NULL);
 }
 
-void chat__session_on_frame(chat_client_t *c, const chat_msg_t *m) {
+void chat__session_on_event(chat_client_t *c, const chat_msg_t *m) {
   const char *id = m->id ? json_string_value(m->id) : NULL;
 
   switch (m->type) {

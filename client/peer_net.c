@@ -1,0 +1,165 @@
+/* peer_net.c -- direct links over sockets: the listener that peers dial,
+ * the links we dial, and each link's chat_conn_t (the real env's peer_*
+ * functions). What travels on them is peer.c's business. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chat_log.h"
+#include "client.h"
+
+/* One link's socket. p is NULL for a link peer.c refused at once. */
+typedef struct peer_conn {
+  chat_conn_t conn; /* conn.data points to this */
+  chat_client_t *c;
+  chat_peer_t *p;
+} peer_conn_t;
+
+static void on_frame(chat_conn_t *conn, json_t *obj, const char *line,
+                     size_t len) {
+  peer_conn_t *w = conn->data;
+  if (w->p)
+    chat__peer_on_frame(w->p, obj);
+}
+
+static void on_bad_frame(chat_conn_t *conn, const chat_error_t *err) {
+  peer_conn_t *w = conn->data;
+  if (w->p)
+    chat__peer_on_bad_frame(w->p, err);
+}
+
+static void on_overflow(chat_conn_t *conn) { chat_conn_abort(conn); }
+
+static void on_close(chat_conn_t *conn, int status) {
+  peer_conn_t *w = conn->data;
+  if (w->p)
+    chat__peer_closed(w->p);
+  free(w);
+}
+
+static const chat_conn_cbs_t peer_cbs = {on_frame, on_bad_frame, on_overflow,
+                                         on_close};
+
+static peer_conn_t *conn_new(chat_client_t *c) {
+  peer_conn_t *w = calloc(1, sizeof(*w));
+  if (!w)
+    return NULL;
+  w->c = c;
+  w->conn.data = w;
+  if (chat_conn_init(c->io, &w->conn, &peer_cbs, NULL) < 0) {
+    free(w);
+    return NULL;
+  }
+  return w;
+}
+
+/* ---- the env's peer functions ------------------------------------------- */
+
+static void on_dialed(chat_conn_t *conn, int status) {
+  peer_conn_t *w = conn->data;
+  if (status < 0 && w->p)
+    CHAT_INFO("dialing %s failed: %s", chat__peer_name(w->p),
+              uv_strerror(status));
+}
+
+int chat__peer_env_dial(void *ctx, chat_peer_t *p, const char *host, int port,
+                        void **link) {
+  struct sockaddr_storage ss;
+  peer_conn_t *w = conn_new(ctx);
+
+  if (!w)
+    return -ENOMEM;
+  w->p = p;
+  *link = w;
+  /* Hosts come from the server: numeric, unless a peer set --p2p-host to a
+   * name, which is not resolved here (that would block the loop). */
+  if (uv_ip4_addr(host, port, (struct sockaddr_in *)&ss) != 0 &&
+      uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss) != 0) {
+    CHAT_WARN("cannot dial %s at '%s': not a numeric address",
+              chat__peer_name(p), host);
+    chat_conn_abort(&w->conn); /* on_close, on a later turn, says refused */
+    return 0;
+  }
+  chat_conn_connect(&w->conn, (struct sockaddr *)&ss, on_dialed);
+  return 0;
+}
+
+int chat__peer_env_send(void *ctx, void *link, const json_t *obj) {
+  peer_conn_t *w = link;
+  return chat_conn_send(&w->conn, obj);
+}
+
+void chat__peer_env_close(void *ctx, void *link, int graceful) {
+  peer_conn_t *w = link;
+  if (graceful)
+    chat_conn_close(&w->conn);
+  else
+    chat_conn_abort(&w->conn);
+}
+
+void chat__peer_env_pause(void *ctx, void *link) {
+  peer_conn_t *w = link;
+  chat_conn_pause(&w->conn);
+}
+
+void chat__peer_env_resume(void *ctx, void *link) {
+  peer_conn_t *w = link;
+  chat_conn_resume(&w->conn);
+}
+
+/* ---- listening ---------------------------------------------------------- */
+
+static void on_connection(uv_stream_t *server, int status) {
+  chat_client_t *c = server->data;
+  peer_conn_t *w;
+
+  if (status < 0 || c->stopping)
+    return;
+  if (!(w = conn_new(c)))
+    return;
+  if (chat_conn_accept(&w->conn, server) < 0) {
+    chat_conn_abort(&w->conn);
+    return;
+  }
+  if (!(w->p = chat__peer_accepted(c, w)))
+    chat_conn_abort(&w->conn);
+}
+
+static void on_peer_timer(uv_timer_t *t) { chat__peer_sweep(t->data); }
+
+int chat__peer_listen(chat_client_t *c) {
+  struct sockaddr_storage ss;
+  struct sockaddr_storage bound;
+  int len = sizeof(bound), rc;
+  char host[64];
+  int port;
+
+  uv_timer_init(c->loop, &c->peer_timer);
+  c->peer_timer.data = c;
+  uv_timer_start(&c->peer_timer, on_peer_timer, 1000, 1000);
+  uv_unref((uv_handle_t *)&c->peer_timer);
+  uv_tcp_init(c->loop, &c->listener);
+  c->listener.data = c;
+  c->listening = 1;
+  /* Dual-stack where IPv6 exists, plain IPv4 otherwise. */
+  uv_ip6_addr("::", c->opts.p2p_port, (struct sockaddr_in6 *)&ss);
+  rc = uv_tcp_bind(&c->listener, (struct sockaddr *)&ss, 0);
+  if (rc == UV_EAFNOSUPPORT || rc == UV_EADDRNOTAVAIL) {
+    uv_ip4_addr("0.0.0.0", c->opts.p2p_port, (struct sockaddr_in *)&ss);
+    rc = uv_tcp_bind(&c->listener, (struct sockaddr *)&ss, 0);
+  }
+  if (rc == 0)
+    rc = uv_listen((uv_stream_t *)&c->listener, 128, on_connection);
+  if (rc == 0)
+    rc = uv_tcp_getsockname(&c->listener, (struct sockaddr *)&bound, &len);
+  if (rc == 0)
+    rc = chat_addr_host((struct sockaddr *)&bound, host, sizeof(host), &port);
+  if (rc < 0) {
+    fprintf(stderr, "chat-client: cannot listen for direct connections on "
+                    "port %d: %s\n", c->opts.p2p_port, chat_strerror(rc));
+    return rc;
+  }
+  c->p2p_port = port;
+  return 0;
+}
