@@ -317,10 +317,12 @@ int chat_fast_request(const char *line, size_t len, chat_fast_req_t *req);
  * chat_frame_encode writes for the matching builder (chat_ev_deliver,
  * chat_ev_receipt, chat_reply_ok plus fields), and returns its length.
  * Names, msg_ids and states must be plain printable ASCII without '"' or
- * '\' (true of every valid name and msg_id): -EINVAL otherwise. body is
- * body_len bytes of UTF-8 and is escaped as jansson does. id may be NULL;
- * else a string or an integer (-EINVAL for other kinds). -ENOBUFS when cap
- * is below chat_line_max(body_len) (for lines without a body: 0). */
+ * '\', at most 128 bytes (true of every valid name and msg_id): -EINVAL
+ * otherwise. body is body_len bytes of UTF-8 and is escaped as jansson
+ * does. id may be NULL, else a string of at most CHAT_MAX_ID_STRING bytes
+ * or an integer (-EINVAL for anything else). cap must be at least
+ * chat_line_max(body_len) (for lines without a body: chat_line_max(0)),
+ * else -ENOBUFS; that always suffices. */
 size_t chat_line_max(size_t body_len);
 int chat_line_deliver(char *out, size_t cap, const char *from,
                       const char *group, const char *msg_id, const char *body,

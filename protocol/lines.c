@@ -13,23 +13,26 @@
 #include <errno.h>
 #include <string.h>
 
-/* Room for every fixed part of any line written here, plus a string id of
- * CHAT_MAX_ID_STRING bytes escaped six-fold, with plenty to spare. */
+/* The longest name, msg_id or state taken (valid ones have at most 64). */
+#define PLAIN_MAX 128
+/* Room for every fixed part of any line written here with three strings of
+ * PLAIN_MAX bytes and a string id of CHAT_MAX_ID_STRING bytes escaped
+ * six-fold, with room to spare: so the caller needs no sums of its own. */
 #define LINE_FIXED 1024
 
 size_t chat_line_max(size_t body_len) {
   return LINE_FIXED + 6 * body_len;
 }
 
-/* Nonzero when s can go between quotes as it is. */
+/* Nonzero when s can go between quotes as it is, and is not too long. */
 static int plain(const char *s, size_t *len) {
   size_t n = 0;
 
   if (s == NULL)
     return 0;
   for (; s[n] != '\0'; n++)
-    if ((unsigned char)s[n] < 0x20 || (unsigned char)s[n] > 0x7e ||
-        s[n] == '"' || s[n] == '\\')
+    if (n >= PLAIN_MAX || (unsigned char)s[n] < 0x20 ||
+        (unsigned char)s[n] > 0x7e || s[n] == '"' || s[n] == '\\')
       return 0;
   *len = n;
   return 1;
@@ -111,7 +114,7 @@ int chat_line_deliver(char *out, size_t cap, const char *from,
   if (!plain(from, &nf) || !plain(msg_id, &nm) ||
       (group != NULL && !plain(group, &ng)) || body == NULL)
     return -EINVAL;
-  if (cap < chat_line_max(body_len) + nf + ng + nm)
+  if (cap < chat_line_max(body_len))
     return -ENOBUFS;
   p = PUT_LIT(p, "{\"type\":\"deliver\"");
   if (group != NULL)
@@ -136,7 +139,7 @@ int chat_line_receipt(char *out, size_t cap, const char *msg_id,
 
   if (!plain(msg_id, &nm) || !plain(to, &nt) || !plain(state, &ns))
     return -EINVAL;
-  if (cap < chat_line_max(0) + nm + nt + ns)
+  if (cap < chat_line_max(0))
     return -ENOBUFS;
   p = PUT_LIT(p, "{\"type\":\"receipt\"");
   p = KEY_STR(p, "msg_id", msg_id, nm);
@@ -157,7 +160,9 @@ int chat_line_send_ok(char *out, size_t cap, const json_t *id,
     nid = json_string_length(id);
   else if (id != NULL && !json_is_integer(id))
     return -EINVAL;
-  if (cap < chat_line_max(nid) + nm + ns)
+  if (nid > CHAT_MAX_ID_STRING)
+    return -EINVAL;
+  if (cap < chat_line_max(0))
     return -ENOBUFS;
   p = PUT_LIT(p, "{\"type\":\"ok\"");
   if (id != NULL && json_is_string(id)) {

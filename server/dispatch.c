@@ -52,60 +52,124 @@ static chat_handler_fn handler_for(chat_type_t t) {
   }
 }
 
-void chat_srv_on_frame(chat_srv_t *srv, chat_session_t *s, const json_t *obj) {
+/* What every request goes through before it is decoded: the session must
+ * still take frames, and the rate limit. Returns nonzero to go on. id is
+ * the request's valid id (or NULL), echoed when the frame is refused. */
+static int admit(chat_srv_t *srv, chat_session_t *s, const json_t *id) {
   if (s->ended || s->closing)
-    return;
+    return 0;
   s->last_read_ms = uv_now(srv->loop);
-  if (chat_log_get_level() >= CHAT_LOG_DEBUG)
-    log_frame(s, obj);
-
   if (!chat_ratelimit_take(&s->rl, srv->cfg.rate_limit, s->last_read_ms)) {
     /* The frame is not decoded, but a valid id is echoed all the same, so
      * the requester knows which request was refused. */
-    chat_session_error(s, valid_id(json_object_get(obj, "id")),
-                       CHAT_E_RATE_LIMITED, "too many requests; slow down");
+    chat_session_error(s, id, CHAT_E_RATE_LIMITED,
+                       "too many requests; slow down");
     if (++s->limited_run >= CHAT_MAX_RATE_LIMITED_RUN) {
       CHAT_INFO("%s: rate limited %d times in a row, closing",
                 s->user ? s->user->name : s->host, (int)s->limited_run);
       chat_session_close(s);
     }
-    return;
+    return 0;
   }
   s->limited_run = 0;
+  return 1;
+}
 
-  chat_msg_t m;
+/* A decoded request: session state, then its handler. */
+static void run(chat_srv_t *srv, chat_session_t *s, const chat_msg_t *m) {
   chat_error_t err;
-  int r = chat_msg_decode(obj, CHAT_ROLE_SERVER, &m, &err);
-  if (r < 0) {
-    chat_session_error(s, m.id, err.code, err.message);
-    return;
-  }
-  chat_handler_fn fn = handler_for(m.type);
+  chat_handler_fn fn = handler_for(m->type);
   if (fn == NULL) {
-    chat_session_error(s, m.id, CHAT_E_UNKNOWN_TYPE, NULL);
+    chat_session_error(s, m->id, CHAT_E_UNKNOWN_TYPE, NULL);
     return;
   }
-  if (s->user == NULL && !open_type(m.type)) {
-    chat_session_error(s, m.id, CHAT_E_NOT_AUTHENTICATED,
+  if (s->user == NULL && !open_type(m->type)) {
+    chat_session_error(s, m->id, CHAT_E_NOT_AUTHENTICATED,
                        "log in first");
     return;
   }
   if (s->user != NULL &&
-      (m.type == CHAT_T_REGISTER || m.type == CHAT_T_LOGIN)) {
-    chat_session_error(s, m.id, CHAT_E_ALREADY_AUTHENTICATED,
+      (m->type == CHAT_T_REGISTER || m->type == CHAT_T_LOGIN)) {
+    chat_session_error(s, m->id, CHAT_E_ALREADY_AUTHENTICATED,
                        "this session is logged in");
     return;
   }
   memset(&err, 0, sizeof(err));
-  r = fn(srv, s, &m, &err);
+  int r = fn(srv, s, m, &err);
   if (r < 0) {
     int code = -r;
     if (code < CHAT_E_BAD_JSON || code >= CHAT_E__END) {
-      CHAT_ERROR("%s handler: %s", chat_type_name(m.type), chat_strerror(r));
+      CHAT_ERROR("%s handler: %s", chat_type_name(m->type), chat_strerror(r));
       code = CHAT_E_INTERNAL;
     }
-    chat_session_error(s, m.id, code, err.code ? err.message : NULL);
+    chat_session_error(s, m->id, code, err.code ? err.message : NULL);
   }
+}
+
+void chat_srv_on_frame(chat_srv_t *srv, chat_session_t *s, const json_t *obj) {
+  if (chat_log_get_level() >= CHAT_LOG_DEBUG && !s->ended && !s->closing)
+    log_frame(s, obj);
+  if (!admit(srv, s, valid_id(json_object_get(obj, "id"))))
+    return;
+
+  chat_msg_t m;
+  chat_error_t err;
+  if (chat_msg_decode(obj, CHAT_ROLE_SERVER, &m, &err) < 0) {
+    chat_session_error(s, m.id, err.code, err.message);
+    return;
+  }
+  run(srv, s, &m);
+}
+
+int chat_srv_on_fast_line(chat_srv_t *srv, chat_session_t *s,
+                          const char *line, size_t len) {
+  chat_fast_req_t f;
+  /* At debug level every frame is logged as jansson prints it: the full
+   * path does that. */
+  if (chat_log_get_level() >= CHAT_LOG_DEBUG ||
+      !chat_fast_request(line, len, &f))
+    return 0;
+
+  /* The handlers take a chat_msg_t, as chat_msg_decode fills it. Only the
+   * id needs a jansson value (replies and async ops keep it). */
+  json_t *id = NULL;
+  if (f.id_kind == CHAT_FAST_INT)
+    id = json_integer(f.id_num);
+  else if (f.id_kind == CHAT_FAST_STRING)
+    id = json_stringn(f.id_str, f.id_len);
+  if (f.id_kind != CHAT_FAST_NONE && id == NULL)
+    return 0; /* out of memory: let the full path say so */
+
+  chat_msg_t m;
+  memset(&m, 0, sizeof(m));
+  m.p2p_port = m.port = m.proto = m.ts = -1;
+  m.heartbeat = m.max_frame = m.relayed = m.stored = -1;
+  m.offline = -1;
+  m.type = f.type;
+  m.id = id;
+  m.to = f.to[0] ? f.to : NULL;
+  m.group = f.group[0] ? f.group : NULL;
+  m.from = f.from[0] ? f.from : NULL;
+  m.msg_id = f.msg_id;
+  if (f.body.kind == CHAT_FAST_STRING) {
+    /* Unescaped bodies are used in place (the line is borrowed for the
+     * call, and the handlers copy what they keep). */
+    if (f.body.escaped) {
+      if (srv->body == NULL && (srv->body = malloc(CHAT_MAX_BODY)) == NULL) {
+        json_decref(id);
+        return 0;
+      }
+      chat_fast_unescape(&f.body, srv->body);
+      m.body = srv->body;
+    } else {
+      m.body = f.body.raw;
+    }
+    m.body_len = f.body.len;
+  }
+  if (admit(srv, s, id))
+    run(srv, s, &m);
+  json_decref(id);
+  return 1;
 }
 
 void chat_srv_on_line(chat_srv_t *srv, chat_session_t *s, uint64_t now_ms) {

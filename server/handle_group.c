@@ -201,15 +201,16 @@ int chat_handle_group_send(chat_srv_t *srv, chat_session_t *s,
   }
   if (!dup) {
     int64_t ts = chat_srv_now_wall_ms();
-    char *line = NULL;
-    size_t len = 0;
-    json_t *ev = chat_ev_deliver(me->name, g->name, m->msg_id, m->body,
-                                 m->body_len, ts, 0);
-    if (ev == NULL || chat_frame_encode(ev, &line, &len) < 0) {
-      json_decref(ev);
-      return -ENOMEM;
-    }
-    json_decref(ev);
+    /* One line for every member: written once, sent as the same bytes.
+     * Nothing below writes another line into the scratch buffer. */
+    size_t cap;
+    char *line = chat_srv_line_buf(srv, m->body_len, &cap);
+    int n = line ? chat_line_deliver(line, cap, me->name, g->name, m->msg_id,
+                                     m->body, m->body_len, ts, 0)
+                 : -ENOMEM;
+    if (n < 0)
+      return n;
+    size_t len = (size_t)n;
     for (uint32_t i = 0; i < g->nmembers; i++) {
       chat_user_t *u = g->members[i];
       if (u == me)
@@ -245,7 +246,6 @@ int chat_handle_group_send(chat_srv_t *srv, chat_session_t *s,
         stored++;
       }
     }
-    free(line);
     if (r < 0 && r != -EEXIST)
       CHAT_ERROR("group_send %s: %s", g->name, chat_strerror(r));
     if (stored == 0 && relayed == 0 && over_quota > 0) {

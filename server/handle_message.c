@@ -23,10 +23,14 @@ typedef struct send_op {
 
 static void reply_status(chat_session_t *s, const json_t *id,
                          const char *msg_id, const char *status) {
-  json_t *ok = chat_reply_ok(id);
-  json_object_set_new(ok, "msg_id", json_string(msg_id));
-  json_object_set_new(ok, "status", json_string(status));
-  chat_session_send_new(s, ok);
+  size_t cap;
+  char *line = chat_srv_line_buf(s->srv, 0, &cap);
+  int n = line ? chat_line_send_ok(line, cap, id, msg_id, status) : -ENOMEM;
+  if (n < 0) {
+    CHAT_ERROR("ok for %s: %s", msg_id, chat_strerror(n));
+    return;
+  }
+  chat_session_send_line(s, line, (size_t)n);
 }
 
 static const char *held_status(const chat_held_t *h) {
@@ -153,8 +157,13 @@ int chat_handle_ack(chat_srv_t *srv, chat_session_t *s, const chat_msg_t *m,
   chat_mailbox_remove(&srv->mb, h);
   chat_srv_pump(srv, me);
   if (!group && from->session && !from->session->ended) {
-    json_t *rc = chat_ev_receipt(m->msg_id, me->name, "delivered");
-    chat_session_send_new(from->session, rc);
+    size_t cap;
+    char *line = chat_srv_line_buf(srv, 0, &cap);
+    int n = line ? chat_line_receipt(line, cap, m->msg_id, me->name,
+                                     "delivered")
+                 : -ENOMEM;
+    if (n > 0)
+      chat_session_send_line(from->session, line, (size_t)n);
   }
   return 0;
 }

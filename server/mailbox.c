@@ -14,11 +14,8 @@ void chat_mailbox_init(chat_mailbox_t *mb) {
   chat_hmap_init(&mb->index);
 }
 
-static void held_free(chat_held_t *h) {
-  free(h->group);
-  free(h->body);
-  free(h);
-}
+/* The key, the group and the body live in h's own allocation. */
+static void held_free(chat_held_t *h) { free(h); }
 
 void chat_mailbox_free(chat_mailbox_t *mb) {
   size_t pos = 0;
@@ -64,16 +61,21 @@ int chat_mailbox_add(chat_mailbox_t *mb, chat_user_t *to, chat_user_t *from,
     return -EINVAL;
   if (chat_hmap_get(&mb->index, key, n))
     return -EEXIST;
-  chat_held_t *h = calloc(1, sizeof(*h) + n + 1);
+  /* One allocation per message: struct, key, group, body. */
+  size_t glen = group ? strlen(group) + 1 : 0;
+  chat_held_t *h = malloc(sizeof(*h) + n + 1 + glen + body_len);
   if (h == NULL)
     return -ENOMEM;
+  memset(h, 0, sizeof(*h));
   memcpy(h->key, key, n + 1);
   h->klen = (uint16_t)n;
   h->id_off = (uint16_t)id_off;
-  h->body = malloc(body_len ? body_len : 1);
-  h->group = group ? strdup(group) : NULL;
-  if (h->body == NULL || (group && h->group == NULL) ||
-      chat_hmap_put(&mb->index, h->key, n, h) < 0) {
+  if (group) {
+    h->group = h->key + n + 1;
+    memcpy(h->group, group, glen);
+  }
+  h->body = h->key + n + 1 + glen;
+  if (chat_hmap_put(&mb->index, h->key, n, h) < 0) {
     held_free(h);
     return -ENOMEM;
   }

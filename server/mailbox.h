@@ -31,8 +31,8 @@ typedef enum chat_held_state {
 typedef struct chat_held {
   struct chat_held *next, *prev; /* the recipient's queue */
   chat_user_t *to, *from;
-  char *group;                   /* owned; NULL for a 1:1 message */
-  char *body;                    /* owned, body_len bytes */
+  char *group;                   /* in key[]'s allocation; NULL for 1:1 */
+  char *body;                    /* in key[]'s allocation, body_len bytes */
   size_t body_len;
   uint64_t seq;
   int64_t ts;
@@ -42,7 +42,8 @@ typedef struct chat_held {
   unsigned commit_pending : 1;   /* its PUT_MSG is not yet known durable */
   uint16_t klen;                 /* key: "to/from/msg_id" */
   uint16_t id_off;               /* msg_id = key + id_off */
-  char key[];
+  char key[];                    /* then the group's NUL-terminated name,
+                                  * then the body */
 } chat_held_t;
 
 static inline const char *chat_held_msg_id(const chat_held_t *h) {

@@ -78,6 +78,11 @@ static void on_frame(chat_conn_t *c, json_t *obj, const char *line,
     chat_srv_on_frame(nc->net->srv, nc->s, obj);
 }
 
+static int on_line(chat_conn_t *c, const char *line, size_t len) {
+  net_client_t *nc = c->data;
+  return nc->s ? chat_srv_on_fast_line(nc->net->srv, nc->s, line, len) : 0;
+}
+
 static void on_bad_frame(chat_conn_t *c, const chat_error_t *err) {
   net_client_t *nc = c->data;
   if (nc->s)
@@ -134,6 +139,7 @@ static void on_connection(uv_stream_t *server, int status) {
     return;
   }
   nc->conn.data = nc;
+  chat_conn_set_on_line(&nc->conn, on_line);
   r = chat_conn_accept(&nc->conn, server);
   if (r < 0) {
     CHAT_WARN("accept: %s", uv_strerror(r));

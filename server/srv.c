@@ -135,6 +135,24 @@ int chat_srv_init(chat_srv_t *srv, uv_loop_t *loop,
 void chat_srv_free(chat_srv_t *srv) {
   chat_mailbox_free(&srv->mb);
   chat_registry_free(&srv->reg);
+  free(srv->line);
+  free(srv->body);
+  srv->line = srv->body = NULL;
+  srv->line_cap = 0;
+}
+
+char *chat_srv_line_buf(chat_srv_t *srv, size_t body_len, size_t *cap) {
+  size_t need = chat_line_max(body_len);
+  if (need > srv->line_cap) {
+    /* Grown once to the largest body seen (at most ~100 KiB), then kept. */
+    char *p = realloc(srv->line, need);
+    if (p == NULL)
+      return NULL;
+    srv->line = p;
+    srv->line_cap = need;
+  }
+  *cap = srv->line_cap;
+  return srv->line;
 }
 
 /* ---- Sessions ------------------------------------------------------------ */
@@ -184,6 +202,15 @@ int chat_session_send(chat_session_t *s, const json_t *obj) {
     free(t);
   }
   return s->sink->send(s->ctx, obj);
+}
+
+int chat_session_send_line(chat_session_t *s, const char *line, size_t len) {
+  if (s->ended)
+    return -EPIPE;
+  if (chat_log_get_level() >= CHAT_LOG_DEBUG)
+    CHAT_DEBUG("-> %s %.*s", s->user ? s->user->name : s->host,
+               (int)(len > 0 ? len - 1 : 0), line);
+  return s->sink->send_line(s->ctx, line, len);
 }
 
 int chat_session_send_new(chat_session_t *s, json_t *obj) {
@@ -270,10 +297,19 @@ int chat_srv_push(chat_srv_t *srv, chat_held_t *h) {
   chat_session_t *s = h->to->session;
   if (s == NULL || s->ended)
     return -EPIPE;
-  json_t *ev = chat_ev_deliver(h->from->name, h->group, chat_held_msg_id(h),
-                               h->body, h->body_len, h->ts, h->offline);
+  /* Pushed even if the line cannot be written: pump() moves on, and an
+   * unacked message is delivered again at the next login. */
   chat_mailbox_set_state(h, CHAT_HELD_PUSHED);
-  return chat_session_send_new(s, ev);
+  size_t cap;
+  char *line = chat_srv_line_buf(srv, h->body_len, &cap);
+  if (line == NULL)
+    return -ENOMEM;
+  int n = chat_line_deliver(line, cap, h->from->name, h->group,
+                            chat_held_msg_id(h), h->body, h->body_len, h->ts,
+                            h->offline);
+  if (n < 0)
+    return n;
+  return chat_session_send_line(s, line, (size_t)n);
 }
 
 int chat_srv_quota_open(const chat_srv_t *srv, const chat_user_t *to) {

@@ -112,6 +112,10 @@ struct chat_srv {
   size_t nsessions;
   size_t nlogged_in;
   char dummy_hash[128];         /* verified against for unknown users */
+  char *line;                   /* scratch: one outgoing line (owned) */
+  size_t line_cap;
+  char *body;                   /* scratch: a fast-path body, unescaped;
+                                 * CHAT_MAX_BODY bytes once used (owned) */
 };
 
 /* Sets up the core on loop with cfg, loading everything from store (which
@@ -131,6 +135,12 @@ chat_session_t *chat_srv_session_new(chat_srv_t *srv, const chat_sink_t *sink,
                                      void *ctx, const char *host);
 /* One frame read from the session's connection (obj borrowed). */
 void chat_srv_on_frame(chat_srv_t *srv, chat_session_t *s, const json_t *obj);
+/* A line read from the session's connection, before it is parsed: the
+ * hot requests (send, ack, group_send) go straight to their handlers when
+ * chat_fast_request takes the line. Returns 1 when it was handled, 0 when
+ * the line must be parsed and given to chat_srv_on_frame as usual. */
+int chat_srv_on_fast_line(chat_srv_t *srv, chat_session_t *s,
+                          const char *line, size_t len);
 /* A complete line (blank lines too) was read at now_ms: the peer is alive.
  * An unfinished line must not be reported, or a peer trickling bytes would
  * never time out. Later times only. */
@@ -162,6 +172,12 @@ int chat_session_send_new(chat_session_t *s, json_t *obj);
  * counting protocol errors; the 10th closes. */
 void chat_session_error(chat_session_t *s, const json_t *id, int code,
                         const char *text);
+/* Sends one encoded line (ending in LF), as chat_session_send does a frame. */
+int chat_session_send_line(chat_session_t *s, const char *line, size_t len);
+/* The server's scratch buffer for writing one line with chat_line_*, at
+ * least chat_line_max(body_len) bytes (*cap says how many); valid until the
+ * next call. NULL when out of memory. */
+char *chat_srv_line_buf(chat_srv_t *srv, size_t body_len, size_t *cap);
 /* Closes after what is queued; the session ends when the connection does. */
 void chat_session_close(chat_session_t *s);
 

@@ -135,6 +135,16 @@ static void test_refusals(void **state) {
                    -EINVAL);
   assert_int_equal(chat_line_send_ok(line, sizeof(line), real, "m", "s"),
                    -EINVAL);
+  /* too long to be a name or an id */
+  char lng[200];
+  memset(lng, 'a', sizeof(lng) - 1);
+  lng[sizeof(lng) - 1] = '\0';
+  assert_int_equal(chat_line_receipt(line, sizeof(line), "m", lng, "d"),
+                   -EINVAL);
+  json_t *long_id = json_string(lng);
+  assert_int_equal(chat_line_send_ok(line, sizeof(line), long_id, "m", "s"),
+                   -EINVAL);
+  json_decref(long_id);
   /* a buffer below chat_line_max */
   assert_int_equal(chat_line_receipt(line, 10, "m", "bob", "delivered"),
                    -ENOBUFS);
