@@ -243,8 +243,8 @@ void bench_traffic_pair_free(bench_pair_t *p);
 /* Sends as many messages as the window allows, over the relay or the link. */
 void bench_traffic_pump(bench_t *b, bench_pair_t *p);
 /* The sender got an ok / error for message seq (relay and offline). */
-void bench_traffic_on_ok(bench_t *b, bench_pair_t *p, const json_t *obj,
-                         const chat_msg_t *m);
+void bench_traffic_on_ok(bench_t *b, bench_pair_t *p, long seq,
+                         const char *msg_id, const char *status);
 void bench_traffic_on_send_error(bench_t *b, bench_pair_t *p,
                                  const chat_msg_t *m);
 /* A delivery reached the receiver (relay deliver or direct msg). Returns 0

@@ -121,14 +121,12 @@ static void answered(bench_t *b, bench_pair_t *p, long seq, int accepted) {
   bench_phase_check_pair(b, p);
 }
 
-void bench_traffic_on_ok(bench_t *b, bench_pair_t *p, const json_t *obj,
-                         const chat_msg_t *m) {
-  long seq = json_integer_value(m->id);
-  if (!m->msg_id || parse_msg_id(b, m->msg_id) != seq) {
+void bench_traffic_on_ok(bench_t *b, bench_pair_t *p, long seq,
+                         const char *msg_id, const char *status) {
+  if (!msg_id || parse_msg_id(b, msg_id) != seq) {
     bench_note_error(b, BENCH_E_BAD_FRAME, 1);
     return;
   }
-  const char *status = json_string_value(json_object_get(obj, "status"));
   const char *want = b->opts.mode == BENCH_OFFLINE ? "stored" : "relayed";
   if (!status || strcmp(status, want) != 0)
     bench_note_error(b, BENCH_E_BAD_STATUS, 1);
