@@ -33,7 +33,7 @@
 #define BENCH_RECEIPT_WAIT_S 5  /* after the last delivery */
 
 typedef enum bench_mode {
-  BENCH_RELAY = 0, BENCH_DIRECT, BENCH_OFFLINE
+  BENCH_RELAY = 0, BENCH_DIRECT, BENCH_OFFLINE, BENCH_GROUP
 } bench_mode_t;
 
 typedef struct bench_opts {
@@ -52,6 +52,7 @@ typedef struct bench_opts {
   char password[CHAT_MAX_PASSWORD + 1];
   char prefix[BENCH_PREFIX_MAX + 1];
   int pairs_given;         /* --pairs was on the command line */
+  int group_size;          /* group mode: members, the owner included */
 } bench_opts_t;
 
 /* Error kinds, counted separately and reported by name. */
@@ -73,7 +74,8 @@ typedef enum bench_err {
 } bench_err_t;
 
 typedef enum bench_role {
-  BENCH_SENDER = 0, BENCH_RECEIVER, BENCH_IDLE
+  BENCH_SENDER = 0, BENCH_RECEIVER, BENCH_IDLE,
+  BENCH_G_OWNER, BENCH_G_MEMBER /* group mode (bench_group.c) */
 } bench_role_t;
 
 typedef enum bench_ustate {
@@ -123,6 +125,7 @@ typedef struct bench_user {
   bench_expect_t expects[BENCH_EXPECTS];
   int next_expect;
   struct bench_peer *waiting; /* a peer_hello waiting for our expect */
+  long group_next;          /* group member: next seq it expects */
   struct bench_user *next_queued;
 } bench_user_t;
 
@@ -149,6 +152,21 @@ typedef struct bench_pair {
 } bench_pair_t;
 
 
+/* Group mode: users[0] owns the group and sends; the rest receive. */
+typedef struct bench_group {
+  bench_user_t *users;      /* n of them, owned */
+  int n;
+  char name[BENCH_NAME_MAX];
+  int contacts, added;      /* set-up steps done */
+  long seq;                 /* the message in flight */
+  uint64_t sent_ns;         /* when its group_send went out */
+  int got;                  /* its deliveries so far */
+  int ok_in;                /* its ok arrived */
+  int64_t relayed;          /* "relayed" of the last ok */
+  char *line;               /* scratch for the group_send, owned */
+  size_t line_cap;
+} bench_group_t;
+
 /* A window of time and how many things happened in it. */
 typedef struct bench_span {
   uint64_t start_ns, end_ns;
@@ -165,6 +183,7 @@ typedef struct bench {
 
   bench_pair_t *pairs;
   bench_user_t *idle;       /* opts.idle of them */
+  bench_group_t group;      /* group mode */
   long users_total;         /* pair users + idle users */
   long login_users;         /* logged in during LOGIN */
   long live_conns;          /* connections not yet through on_close */
@@ -226,6 +245,7 @@ void bench_phase_contact_ok(bench_t *b, bench_user_t *u);
 void bench_phase_link_ready(bench_t *b, bench_pair_t *p);
 void bench_phase_user_done(bench_t *b, bench_user_t *u); /* setup step done */
 void bench_phase_pair_done(bench_t *b, bench_pair_t *p); /* a pair finished */
+void bench_phase_step_done(bench_t *b);     /* one of phase_pending done */
 void bench_phase_check(bench_t *b);         /* re-evaluates the phase end */
 void bench_stop(bench_t *b, const char *why);
 void bench_note_error(bench_t *b, bench_err_t kind, long n);
@@ -255,6 +275,25 @@ int bench_traffic_on_deliver(bench_t *b, bench_pair_t *p, const char *msg_id,
 void bench_traffic_on_peer_ack(bench_t *b, bench_pair_t *p,
                                const char *msg_id);
 int bench_pair_done(const bench_t *b, const bench_pair_t *p);
+/* The body of message seq, exactly opts.size bytes, at dst. */
+void bench_traffic_put_body(const bench_t *b, char *dst, long seq,
+                            uint64_t rel_ns);
+/* The send time (ns since t0) in a body of message seq, or -1 when the body
+ * is not exactly what was sent. */
+int64_t bench_traffic_check_body(const bench_t *b, long seq, const char *body,
+                                 size_t len);
+/* The seq in a msg_id "<run tag>-<seq>" of this run, or -1. */
+long bench_traffic_seq(const bench_t *b, const char *msg_id);
+
+/* bench_group.c: --mode group */
+int bench_group_init(bench_t *b);
+void bench_group_free(bench_t *b);
+void bench_group_start_setup(bench_t *b);    /* phase CONTACTS */
+void bench_group_start_messages(bench_t *b); /* phase MESSAGES */
+void bench_group_on_ok(bench_user_t *u, const chat_msg_t *m);
+void bench_group_on_deliver(bench_user_t *u, const chat_msg_t *m);
+int bench_group_setup_id(const char *id);
+void bench_group_tally(bench_t *b);
 
 /* bench_peer.c: direct links */
 int bench_peer_listen(bench_t *b);

@@ -13,8 +13,9 @@
 
 static const char usage_text[] =
     "usage: chat-bench [--server HOST:PORT] [--pairs N] [--messages M]\n"
-    "                  [--size BYTES] [--mode relay|direct|offline]\n"
-    "                  [--window W] [--json] [--idle N] [--server-pid PID]\n"
+    "                  [--size BYTES] [--mode relay|direct|offline|group]\n"
+    "                  [--group-size N] [--window W] [--json] [--idle N]\n"
+    "                  [--server-pid PID]\n"
     "                  [--concurrency C] [--password PW] [--prefix P]\n"
     "                  [--timeout S]\n"
     "\n"
@@ -30,7 +31,13 @@ static const char usage_text[] =
     "  --mode MODE         relay: both online, send through the server\n"
     "                      direct: over peer links (connect + ticket)\n"
     "                      offline: store all, then log receivers in\n"
+    "                      group: one owner sends M group messages, one at\n"
+    "                      a time, to a group whose members are all online;\n"
+    "                      latency is group_send to the LAST member's\n"
+    "                      deliver (--pairs and --window do not apply)\n"
     "                      (default relay)\n"
+    "  --group-size N      group mode: members, the sender included\n"
+    "                      (default 500)\n"
     "  --window W          unacknowledged messages per sender (default 16):\n"
     "                      un-ok'ed sends (relay, offline), un-acked msgs\n"
     "                      (direct)\n"
@@ -85,7 +92,8 @@ static int prefix_valid(const char *p) {
 int bench_opts_parse(bench_opts_t *o, int argc, char **argv) {
   enum {
     O_SERVER = 256, O_PAIRS, O_MESSAGES, O_SIZE, O_MODE, O_WINDOW, O_JSON,
-    O_IDLE, O_PID, O_CONC, O_PASSWORD, O_PREFIX, O_TIMEOUT, O_HELP, O_VERSION
+    O_IDLE, O_PID, O_CONC, O_PASSWORD, O_PREFIX, O_TIMEOUT, O_HELP, O_VERSION,
+    O_GROUP_SIZE
   };
   static const struct option longopts[] = {
       {"server", required_argument, 0, O_SERVER},
@@ -94,6 +102,7 @@ int bench_opts_parse(bench_opts_t *o, int argc, char **argv) {
       {"size", required_argument, 0, O_SIZE},
       {"mode", required_argument, 0, O_MODE},
       {"window", required_argument, 0, O_WINDOW},
+      {"group-size", required_argument, 0, O_GROUP_SIZE},
       {"json", no_argument, 0, O_JSON},
       {"idle", required_argument, 0, O_IDLE},
       {"server-pid", required_argument, 0, O_PID},
@@ -113,6 +122,7 @@ int bench_opts_parse(bench_opts_t *o, int argc, char **argv) {
   o->size = 64;
   o->mode = BENCH_RELAY;
   o->window = 16;
+  o->group_size = 500;
   o->concurrency = 32;
   o->timeout_s = 300;
   snprintf(o->password, sizeof(o->password), "chat-bench-password");
@@ -151,8 +161,15 @@ int bench_opts_parse(bench_opts_t *o, int argc, char **argv) {
         o->mode = BENCH_DIRECT;
       else if (!strcmp(optarg, "offline"))
         o->mode = BENCH_OFFLINE;
+      else if (!strcmp(optarg, "group"))
+        o->mode = BENCH_GROUP;
       else
-        return bad("--mode", optarg, "want relay, direct or offline");
+        return bad("--mode", optarg, "want relay, direct, offline or group");
+      break;
+    case O_GROUP_SIZE:
+      if (parse_long(optarg, 2, 100000, &v) < 0)
+        return bad("--group-size", optarg, "want 2..100000");
+      o->group_size = (int)v;
       break;
     case O_WINDOW:
       if (parse_long(optarg, 1, 1000000, &v) < 0)
@@ -218,6 +235,15 @@ int bench_opts_parse(bench_opts_t *o, int argc, char **argv) {
   }
   if (o->idle > 0 && !o->pairs_given)
     o->pairs = 0;
+  if (o->mode == BENCH_GROUP) {
+    if (o->pairs_given || o->idle > 0) {
+      fprintf(stderr, "chat-bench: --mode group takes neither --pairs nor "
+                      "--idle\n");
+      return -EINVAL;
+    }
+    o->pairs = 0;
+    o->window = 1;
+  }
   /* A password with JSON specials would need escaping in the frames we build
    * by hand; the bench has no reason to support that. */
   for (const char *p = o->password; *p; p++)

@@ -6,9 +6,12 @@
  *   IDLE_LOGIN   the idle users log in and stay (server RSS read before)
  *   IDLE_SETTLE  one second, then the server's RSS is read again
  *   LOGIN        senders and receivers log in (receivers wait in offline)
- *   CONTACTS     direct: sender adds receiver, receiver adds sender
+ *   CONTACTS     direct: sender adds receiver, receiver adds sender;
+ *                group: members and owner become contacts, the owner
+ *                creates the group and adds them (bench_group.c)
  *   LINKS        direct: connect, dial, peer_hello, peer_welcome
- *   MESSAGES     the measured window (offline: until every send is stored)
+ *   MESSAGES     the measured window (offline: until every send is stored;
+ *                group: one message at a time, bench_group.c)
  *   FLUSH        offline: receivers log in; until every message arrived
  *   RECEIPTS     relay, offline: until a receipt came for each delivery
  * A phase counts down phase_pending (users or pairs) and advances at zero.
@@ -133,7 +136,7 @@ static long sum_arrived(const bench_t *b) {
   return n;
 }
 
-static void pair_step_done(bench_t *b) {
+void bench_phase_step_done(bench_t *b) {
   b->progress++;
   if (--b->phase_pending > 0)
     return;
@@ -144,6 +147,8 @@ static void pair_step_done(bench_t *b) {
     span_end(&b->flush, b->delivered);
   advance(b);
 }
+
+static void pair_step_done(bench_t *b) { bench_phase_step_done(b); }
 
 void bench_phase_check_pair(bench_t *b, bench_pair_t *p) {
   if (b->stopping || p->done_in == b->phase)
@@ -219,6 +224,8 @@ static int start_phase(bench_t *b) {
       enqueue(b, &b->pairs[i].snd, 0);
       enqueue(b, &b->pairs[i].rcv, 0);
     }
+    for (int i = 0; i < b->group.n; i++)
+      enqueue(b, &b->group.users[i], 0);
     b->phase_pending = b->users_total;
     b->reg.start_ns = now;
     pump_queue(b);
@@ -242,7 +249,7 @@ static int start_phase(bench_t *b) {
     uv_timer_start(&b->settle, on_settled, 1000, 0);
     return 1;
   case BENCH_P_LOGIN: {
-    if (o->pairs == 0)
+    if (o->pairs == 0 && b->group.n == 0)
       return 0;
     if (direct) {
       int rc = bench_peer_listen(b);
@@ -264,12 +271,20 @@ static int start_phase(bench_t *b) {
         b->login_users++;
       }
     }
+    for (int i = 0; i < b->group.n; i++) {
+      enqueue(b, &b->group.users[i], 1);
+      b->login_users++;
+    }
     b->phase_pending = b->login_users;
     b->login.start_ns = now;
     pump_queue(b);
     return 1;
   }
   case BENCH_P_CONTACTS:
+    if (o->mode == BENCH_GROUP) {
+      bench_group_start_setup(b);
+      return 1;
+    }
     if (!direct || !has_msgs)
       return 0;
     b->phase_pending = o->pairs;
@@ -290,6 +305,10 @@ static int start_phase(bench_t *b) {
     }
     return 1;
   case BENCH_P_MESSAGES:
+    if (o->mode == BENCH_GROUP && o->messages > 0) {
+      bench_group_start_messages(b);
+      return 1;
+    }
     if (!has_msgs)
       return 0;
     b->phase_pending = o->pairs;
@@ -349,6 +368,10 @@ void bench_phase_check(bench_t *b) {
 /* Turns what never happened into counted errors, once. */
 static void tally(bench_t *b) {
   long missing = 0;
+  if (b->opts.mode == BENCH_GROUP) {
+    bench_group_tally(b);
+    return;
+  }
   for (int i = 0; i < b->opts.pairs; i++) {
     bench_pair_t *p = &b->pairs[i];
     long unanswered = p->next_seq - p->accepted - p->refused;
@@ -397,6 +420,8 @@ void bench_stop(bench_t *b, const char *why) {
     bench_session_close(&b->pairs[i].snd);
     bench_session_close(&b->pairs[i].rcv);
   }
+  for (int i = 0; i < b->group.n; i++)
+    bench_session_close(&b->group.users[i]);
   bench_peer_close_all(b);
   if (b->listener_live)
     close_handle((uv_handle_t *)&b->listener);
@@ -413,7 +438,9 @@ void bench_stop(bench_t *b, const char *why) {
 
 static void show_progress(bench_t *b, uint64_t now) {
   double secs = (double)(now - b->start_ns) / 1e9;
-  long total = (long)b->opts.pairs * b->opts.messages;
+  long total = b->opts.mode == BENCH_GROUP
+                   ? (long)(b->group.n - 1) * b->opts.messages
+                   : (long)b->opts.pairs * b->opts.messages;
   if (b->phase == BENCH_P_MESSAGES || b->phase == BENCH_P_FLUSH)
     fprintf(stderr, "\rchat-bench: %s  sent %ld  delivered %ld/%ld  "
                     "errors %ld  %.0f s\033[K",
@@ -510,12 +537,18 @@ static int make_users(bench_t *b) {
     snprintf(u->name, sizeof(u->name), "%si%d", o->prefix, i);
   }
   b->users_total = 2L * o->pairs + o->idle;
+  if (o->mode == BENCH_GROUP) {
+    if (bench_group_init(b) < 0)
+      return -ENOMEM;
+    b->users_total += b->group.n;
+  }
   return 0;
 }
 
 static void free_users(bench_t *b) {
   for (int i = 0; i < b->opts.pairs && b->pairs; i++)
     bench_traffic_pair_free(&b->pairs[i]);
+  bench_group_free(b);
   free(b->pairs);
   free(b->idle);
   b->pairs = NULL;

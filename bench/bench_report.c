@@ -7,7 +7,8 @@
 
 #include "bench.h"
 
-static const char *const mode_names[] = {"relay", "direct", "offline"};
+static const char *const mode_names[] = {"relay", "direct", "offline",
+                                         "group"};
 
 long bench_errors_total(const bench_t *b) {
   long n = 0;
@@ -49,7 +50,11 @@ void bench_report_plain(const bench_t *b, FILE *out) {
   const bench_opts_t *o = &b->opts;
   double secs, per_sec;
   measured(b, &secs, &per_sec);
-  if (o->pairs > 0)
+  if (o->mode == BENCH_GROUP)
+    fprintf(out, "chat-bench group: %d members (all online) x %ld messages "
+                 "of %zu B, one at a time (users %s*)\n",
+            o->group_size, o->messages, o->size, o->prefix);
+  else if (o->pairs > 0)
     fprintf(out, "chat-bench %s: %d pairs x %ld messages of %zu B, window %d"
                  " (users %s*)\n",
             mode_names[o->mode], o->pairs, o->messages, o->size, o->window,
@@ -75,6 +80,18 @@ void bench_report_plain(const bench_t *b, FILE *out) {
     else
       fprintf(out, "  server RSS not measured (needs --server-pid of a "
                    "local server)\n");
+  }
+  if (o->mode == BENCH_GROUP && o->messages > 0) {
+    fprintf(out, "  messages   sent %ld, accepted %ld, deliveries %ld "
+                 "(relayed in the last ok: %lld)\n",
+            b->sent, b->accepted, b->delivered,
+            (long long)b->group.relayed);
+    fprintf(out, "  fan-out    group_send to the last member's deliver: "
+                 "p50 %.1f us, p99 %.1f us, max %.1f us\n",
+            us(bench_hist_quantile(&b->lat, 0.50)),
+            us(bench_hist_quantile(&b->lat, 0.99)), us(b->lat.max));
+    fprintf(out, "  throughput %.0f deliveries/s over %.3f s\n", per_sec,
+            secs);
   }
   if (o->pairs > 0 && o->messages > 0) {
     fprintf(out, "  messages   sent %ld, accepted %ld, delivered %ld, "
@@ -195,6 +212,12 @@ void bench_report_json(const bench_t *b, FILE *out) {
                           json_integer(rss_per_session(b)));
     }
     json_object_set_new(r, "idle", idle);
+  }
+  if (o->mode == BENCH_GROUP) {
+    json_t *g = json_object();
+    json_object_set_new(g, "size", json_integer(o->group_size));
+    json_object_set_new(g, "relayed", json_integer(b->group.relayed));
+    json_object_set_new(r, "group", g);
   }
   json_object_set_new(r, "prefix", json_string(o->prefix));
   if (b->stop_reason[0])

@@ -145,6 +145,11 @@ static void setup_failed(bench_user_t *u, const char *what,
 
 static void on_ok(bench_user_t *u, json_t *obj, const chat_msg_t *m) {
   bench_t *b = u->b;
+  if ((u->role == BENCH_G_OWNER || u->role == BENCH_G_MEMBER) &&
+      !id_is(m, "reg") && !id_is(m, "login")) {
+    bench_group_on_ok(u, m);
+    return;
+  }
   if (m->id && json_is_integer(m->id)) {
     if (u->role == BENCH_SENDER && u->pair)
       bench_traffic_on_ok(b, u->pair, (long)json_integer_value(m->id),
@@ -196,6 +201,13 @@ static void on_error(bench_user_t *u, const chat_msg_t *m) {
     setup_failed(u, "contact_add", m);
   } else if (id_is(m, "connect")) {
     setup_failed(u, "connect", m);
+  } else if (u->role == BENCH_G_OWNER && m->id) {
+    /* A failed group set-up step or group_send: window 1 would stall. */
+    setup_failed(u, json_is_string(m->id) &&
+                            bench_group_setup_id(json_string_value(m->id))
+                        ? json_string_value(m->id)
+                        : "group_send",
+                 m);
   }
   /* Other errors (no id, e.g. server_busy or bad_json) are counted above;
    * a server that closes after one ends the run in on_close. */
@@ -212,8 +224,10 @@ static void on_deliver(bench_user_t *u, const chat_msg_t *m) {
   int n = snprintf(line, sizeof(line),
                    "{\"type\":\"ack\",\"msg_id\":\"%s\",\"from\":\"%s\"}\n",
                    m->msg_id, m->from);
-  if (u->role != BENCH_RECEIVER || !u->pair ||
-      strcmp(m->from, u->pair->snd.name) != 0 || m->group) {
+  if (u->role == BENCH_G_MEMBER || u->role == BENCH_G_OWNER) {
+    bench_group_on_deliver(u, m);
+  } else if (u->role != BENCH_RECEIVER || !u->pair ||
+             strcmp(m->from, u->pair->snd.name) != 0 || m->group) {
     bench_note_error(b, BENCH_E_BAD_BODY, 1);
   } else {
     bench_traffic_on_deliver(b, u->pair, m->msg_id, m->body, m->body_len,

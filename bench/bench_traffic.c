@@ -40,8 +40,8 @@ static int64_t wall_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Writes the body of message seq at dst (exactly size bytes). */
-static void put_body(const bench_t *b, char *dst, long seq, uint64_t rel_ns) {
+void bench_traffic_put_body(const bench_t *b, char *dst, long seq,
+                            uint64_t rel_ns) {
   size_t size = b->opts.size;
   char head[48];
   int n = snprintf(head, sizeof(head), "%ld:%" PRIu64 ":", seq, rel_ns);
@@ -64,7 +64,7 @@ static int send_one(bench_t *b, bench_pair_t *p, long seq) {
                  "\"%s-%ld\",\"body\":\"",
                  seq, p->rcv.name, b->run_tag, seq);
   size_t len = (size_t)n;
-  put_body(b, l + len, seq, rel);
+  bench_traffic_put_body(b, l + len, seq, rel);
   len += b->opts.size;
   if (b->opts.mode == BENCH_DIRECT)
     n = snprintf(l + len, cap - len, "\",\"ts\":%" PRId64 "}\n", wall_ms());
@@ -87,8 +87,7 @@ void bench_traffic_pump(bench_t *b, bench_pair_t *p) {
   }
 }
 
-/* "<tag>-<seq>" of this run, or -1. */
-static long parse_msg_id(const bench_t *b, const char *msg_id) {
+long bench_traffic_seq(const bench_t *b, const char *msg_id) {
   size_t tl = strlen(b->run_tag);
   if (strncmp(msg_id, b->run_tag, tl) != 0 || msg_id[tl] != '-')
     return -1;
@@ -123,7 +122,7 @@ static void answered(bench_t *b, bench_pair_t *p, long seq, int accepted) {
 
 void bench_traffic_on_ok(bench_t *b, bench_pair_t *p, long seq,
                          const char *msg_id, const char *status) {
-  if (!msg_id || parse_msg_id(b, msg_id) != seq) {
+  if (!msg_id || bench_traffic_seq(b, msg_id) != seq) {
     bench_note_error(b, BENCH_E_BAD_FRAME, 1);
     return;
   }
@@ -145,7 +144,7 @@ void bench_traffic_on_send_error(bench_t *b, bench_pair_t *p,
 
 void bench_traffic_on_peer_ack(bench_t *b, bench_pair_t *p,
                                const char *msg_id) {
-  long seq = msg_id ? parse_msg_id(b, msg_id) : -1;
+  long seq = msg_id ? bench_traffic_seq(b, msg_id) : -1;
   if (seq < 0) {
     bench_note_error(b, BENCH_E_BAD_FRAME, 1);
     return;
@@ -153,10 +152,8 @@ void bench_traffic_on_peer_ack(bench_t *b, bench_pair_t *p,
   answered(b, p, seq, 1);
 }
 
-/* Checks body against message seq; returns its send time (ns since t0) or
- * -1 when it is not exactly what was sent. */
-static int64_t check_body(const bench_t *b, long seq, const char *body,
-                          size_t len) {
+int64_t bench_traffic_check_body(const bench_t *b, long seq, const char *body,
+                                 size_t len) {
   if (!body || len != b->opts.size)
     return -1;
   const char *s = body, *end = body + len;
@@ -187,7 +184,7 @@ int bench_traffic_on_deliver(bench_t *b, bench_pair_t *p, const char *msg_id,
                              const char *body, size_t body_len, int offline,
                              int direct) {
   uint64_t now = bench_now_ns();
-  long seq = parse_msg_id(b, msg_id);
+  long seq = bench_traffic_seq(b, msg_id);
   if (seq < 0) {
     bench_note_error(b, BENCH_E_BAD_BODY, 1);
     return -1;
@@ -208,7 +205,7 @@ int bench_traffic_on_deliver(bench_t *b, bench_pair_t *p, const char *msg_id,
     p->expect_seq = seq + 1;
 
   int rc = 0;
-  int64_t sent_ns = check_body(b, seq, body, body_len);
+  int64_t sent_ns = bench_traffic_check_body(b, seq, body, body_len);
   if (sent_ns < 0) {
     bench_note_error(b, BENCH_E_BAD_BODY, 1);
     rc = -1;

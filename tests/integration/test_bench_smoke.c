@@ -120,6 +120,33 @@ static void test_relay(void **state) { run_mode("relay"); }
 static void test_offline(void **state) { run_mode("offline"); }
 static void test_direct(void **state) { run_mode("direct"); }
 
+/* A group of 20, all online: every message reaches the 19 others, the ok
+ * says relayed 19, and the fan-out latency is measured per message. */
+static void test_group(void **state) {
+  char addr[64];
+  snprintf(addr, sizeof(addr), "127.0.0.1:%d", th_server_port(server));
+  const char *args[] = {"--server", addr, "--mode", "group", "--group-size",
+                        "20", "--messages", "5", "--timeout", "60", NULL};
+  json_t *r = run_bench(args, 0);
+  assert_string_equal(th_str(r, "mode"), "group");
+  assert_int_equal(errors_total(r), 0);
+  assert_int_equal(th_int(r, "sent"), 5);
+  assert_int_equal(th_int(r, "accepted"), 5);
+  assert_int_equal(th_int(r, "delivered"), 5 * 19);
+  const json_t *g = json_object_get(r, "group");
+  assert_non_null(g);
+  assert_int_equal(th_int(g, "size"), 20);
+  assert_int_equal(th_int(g, "relayed"), 19);
+  const json_t *lat = json_object_get(r, "latency_us");
+  double p50 = json_real_value(json_object_get(lat, "p50"));
+  double max = json_real_value(json_object_get(lat, "max"));
+  assert_true(p50 > 0 && p50 <= max);
+  const json_t *setup = json_object_get(r, "setup");
+  assert_int_equal(th_int(setup, "registered"), 20);
+  assert_int_equal(th_int(setup, "logins"), 20);
+  json_decref(r);
+}
+
 /* Idle sessions: the server's RSS is read before and after. */
 static void test_idle(void **state) {
   char addr[64], pid[32];
@@ -176,6 +203,7 @@ int main(void) {
       cmocka_unit_test(test_relay),
       cmocka_unit_test(test_offline),
       cmocka_unit_test(test_direct),
+    cmocka_unit_test(test_group),
       cmocka_unit_test(test_idle),
       cmocka_unit_test(test_refused_is_an_error),
       cmocka_unit_test(test_usage),
