@@ -23,6 +23,9 @@ SCENARIOS = [
                        "--size", "64", "--messages", "1000"], False),
     ("direct-64", ["--mode", "direct", "--pairs", "100", "--window", "64",
                    "--size", "64", "--messages", "2000"], False),
+    # Fan-out: group_send to the last of 499 online members' deliver.
+    ("group-500", ["--mode", "group", "--group-size", "500", "--messages",
+                   "200", "--concurrency", "64"], False),
     ("logins", ["--pairs", "500", "--messages", "0", "--concurrency", "64"],
      False),
     ("idle-10k", ["--idle", "10000", "--concurrency", "64"], True),
