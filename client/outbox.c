@@ -518,6 +518,10 @@ int64_t chat_outbox_next_deadline(const chat_outbox_t *ob) {
 
 size_t chat_outbox_pending(const chat_outbox_t *ob) { return ob->n_msgs; }
 
+int chat_outbox_has(const chat_outbox_t *ob, const char *msg_id) {
+  return msg_id && msg_find(ob, msg_id) != NULL;
+}
+
 size_t chat_outbox_links(const chat_outbox_t *ob) { return ob->n_links; }
 
 const char *chat_outbox_link_peer(const chat_outbox_t *ob, uint64_t link) {

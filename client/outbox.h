@@ -134,6 +134,8 @@ int64_t chat_outbox_next_deadline(const chat_outbox_t *ob);
 
 /* Messages not yet delivered, relayed or stored. */
 size_t chat_outbox_pending(const chat_outbox_t *ob);
+/* Nonzero while msg_id is one of them. */
+int chat_outbox_has(const chat_outbox_t *ob, const char *msg_id);
 /* Links known (dialing or open), for tests and diagnostics. */
 size_t chat_outbox_links(const chat_outbox_t *ob);
 /* The peer of an open link, or NULL. */

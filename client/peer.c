@@ -86,11 +86,11 @@ static void refuse(chat_peer_t *p, const char *why) {
   close_link(p, 1);
 }
 
-static void accept_link(chat_peer_t *p, const char *from) {
+/* p->name is the hello's from, which the ticket proved. */
+static void accept_link(chat_peer_t *p) {
   chat_client_t *c = p->c;
   inbound_decided(p);
-  snprintf(p->name, sizeof(p->name), "%s", from);
-  p->link = chat_outbox_link_accepted(c->ob, from, chat__client_now(c));
+  p->link = chat_outbox_link_accepted(c->ob, p->name, chat__client_now(c));
   if (!p->link) {
     close_link(p, 0);
     return;
@@ -106,7 +106,7 @@ void chat__peer_on_ticket(void *ctx, void *waiter, int accepted) {
   if (p->state != P_WAIT_TICKET)
     return;
   if (accepted) {
-    accept_link(p, p->name);
+    accept_link(p);
     p->c->env->peer_resume(p->c->env_ctx, p->io);
   } else {
     refuse(p, "ticket unknown, expired, used, or for another user");
@@ -124,7 +124,7 @@ static void on_hello(chat_peer_t *p, const chat_msg_t *m) {
   v = chat_tickets_hello(c->tickets, p, m->from, m->to, m->ticket,
                          chat__client_now(c));
   if (v == CHAT_TICKET_ACCEPT) {
-    accept_link(p, m->from);
+    accept_link(p);
   } else if (v == CHAT_TICKET_WAIT) {
     /* Nothing more is read until the expect decides. */
     p->state = P_WAIT_TICKET;
