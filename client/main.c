@@ -8,6 +8,7 @@
 
 #include <sodium.h>
 
+#include "chat_json_alloc.h"
 #include "chat_log.h"
 #include "client.h"
 
@@ -66,6 +67,8 @@ int main(int argc, char **argv) {
   int opt, have_port = 0, rc;
   uv_loop_t loop;
 
+  /* Before any JSON exists: jansson must not go on after a failed malloc. */
+  chat_json_alloc_abort_on_oom();
   memset(&opts, 0, sizeof(opts));
   opterr = 0;
   while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
