@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chat_json_alloc.h"
 #include "chat_log.h"
 #include "server.h"
 
@@ -86,6 +87,10 @@ int main(int argc, char **argv) {
   o.db = "chat.db";
   chat_srv_config_default(&o.cfg);
   chat_log_set_prefix("chat-server");
+  /* A failed allocation inside jansson's lexer corrupts the string it reads
+   * (akheron/jansson#362); a crash, with everything acknowledged already in
+   * the store, is better than a misrouted message. */
+  chat_json_alloc_abort_on_oom();
 
   int c;
   long long v;
