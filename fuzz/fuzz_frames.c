@@ -26,6 +26,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+static void check_fast(const char *line, size_t len);
+
 enum { END_PENDING, END_TOO_LARGE };
 
 /* Lines as (offset, length) into one byte buffer, and how the stream ended. */
@@ -218,6 +220,7 @@ static int run_decoder(const uint8_t *in, size_t len, struct plan *p,
       FUZZ_CHECK(n <= d.max_frame);
       outcome_line(o, line, n);
       chat__fuzz_check_line(line, n);
+      check_fast(line, n);
       if (p->save) {
         f0 = chat__fuzz_alloc_failures();
         if ((rc = chat_decoder_save(&d)) < 0) {
@@ -259,6 +262,81 @@ static void read_plan(const uint8_t **p, const uint8_t *end, struct plan *pl) {
   if ((b1 >> 4) & 1)
     pl->fail_at = (unsigned)chat__fuzz_byte(p, end) + 1;
   pl->impatient = (b1 >> 5) & 1;
+}
+
+/* The fast path (fastpath.c) against the full one: a line chat_fast_scan
+ * takes must parse to an object with exactly those members and values, and
+ * a request chat_fast_request takes must decode (role SERVER) to the same
+ * fields. Declining is always allowed. The oracle never fails allocating. */
+static void check_fast_str(const chat_fast_field_t *f, const json_t *v) {
+  char *dec = xrealloc(NULL, f->len);
+  FUZZ_CHECK(json_is_string(v) && json_string_length(v) == f->len);
+  chat_fast_unescape(f, dec);
+  FUZZ_CHECK(f->len == 0 || memcmp(dec, json_string_value(v), f->len) == 0);
+  free(dec);
+}
+
+static void check_fast_name(const char *fast, const char *full) {
+  FUZZ_CHECK(full ? strcmp(fast, full) == 0 : fast[0] == '\0');
+}
+
+static void check_fast(const char *line, size_t len) {
+  chat_fast_field_t f[CHAT_FAST_MAX_FIELDS];
+  chat_fast_req_t req;
+  int n = chat_fast_scan(line, len, f, CHAT_FAST_MAX_FIELDS);
+  int taken = chat_fast_request(line, len, &req);
+  json_t *obj = NULL;
+  chat_error_t err;
+  chat_msg_t m;
+
+  FUZZ_CHECK(n >= 0 || !taken);
+  if (n < 0)
+    return;
+  chat__fuzz_alloc_suspend();
+  FUZZ_CHECK(chat_frame_parse(line, len, &obj, &err) == 0);
+  FUZZ_CHECK(json_object_size(obj) == (size_t)n);
+  for (int i = 0; i < n; i++) {
+    char key[CHAT_MAX_FRAME_DEFAULT + 1];
+    const json_t *v;
+    FUZZ_CHECK(f[i].key_len < sizeof(key));
+    memcpy(key, f[i].key, f[i].key_len);
+    key[f[i].key_len] = '\0';
+    v = json_object_get(obj, key);
+    FUZZ_CHECK(v != NULL);
+    if (f[i].kind == CHAT_FAST_STRING)
+      check_fast_str(&f[i], v);
+    else if (f[i].kind == CHAT_FAST_INT)
+      FUZZ_CHECK(json_is_integer(v) && json_integer_value(v) == f[i].num);
+    else
+      FUZZ_CHECK(f[i].kind == CHAT_FAST_BOOL && json_is_boolean(v) &&
+                 json_is_true(v) == (int)f[i].num);
+  }
+  if (taken) {
+    FUZZ_CHECK(chat_msg_decode(obj, CHAT_ROLE_SERVER, &m, &err) == 0);
+    FUZZ_CHECK(m.type == req.type);
+    if (req.id_kind == CHAT_FAST_INT)
+      FUZZ_CHECK(json_is_integer(m.id) && json_integer_value(m.id) == req.id_num);
+    else if (req.id_kind == CHAT_FAST_STRING)
+      FUZZ_CHECK(json_is_string(m.id) && json_string_length(m.id) == req.id_len &&
+                 memcmp(json_string_value(m.id), req.id_str, req.id_len) == 0);
+    else
+      FUZZ_CHECK(m.id == NULL);
+    check_fast_name(req.to, m.to);
+    check_fast_name(req.group, m.group);
+    check_fast_name(req.from, m.from);
+    check_fast_name(req.msg_id, m.msg_id);
+    if (m.body != NULL) {
+      FUZZ_CHECK(req.body.kind == CHAT_FAST_STRING &&
+                 req.body.len == m.body_len);
+      json_t *b = json_stringn(m.body, m.body_len);
+      check_fast_str(&req.body, b);
+      json_decref(b);
+    } else {
+      FUZZ_CHECK(req.body.kind == CHAT_FAST_NONE);
+    }
+  }
+  json_decref(obj);
+  chat__fuzz_alloc_resume();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
