@@ -127,6 +127,7 @@ static void on_hello(chat_peer_t *p, const chat_msg_t *m) {
     accept_link(p);
   } else if (v == CHAT_TICKET_WAIT) {
     /* Nothing more is read until the expect decides. */
+    CHAT_INFO("hello from %s waits for the server's expect", p->name);
     p->state = P_WAIT_TICKET;
     c->env->peer_pause(c->env_ctx, p->io);
     chat__client_rearm(c);
@@ -202,7 +203,16 @@ void chat__peer_on_frame(chat_peer_t *p, const json_t *obj) {
 }
 
 void chat__peer_on_bad_frame(chat_peer_t *p, const chat_error_t *err) {
+  if (p->state == P_CLOSING)
+    return;
   send_obj(p, chat_reply_from_error(NULL, err));
+  /* A bad line keeps an open link (PROTOCOL.md 1), but before the handshake
+   * anything but a good peer_hello ends it (4): the peer is no one yet. */
+  if (p->state == P_AWAIT_HELLO) {
+    CHAT_INFO("refusing a direct link: %s", err->message);
+    inbound_decided(p);
+    close_link(p, 1);
+  }
 }
 
 void chat__peer_closed(chat_peer_t *p) {

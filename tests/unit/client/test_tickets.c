@@ -86,6 +86,28 @@ static void test_ticket_expires_after_30s(void **state) {
                    CHAT_TICKET_ACCEPT);
 }
 
+/* An expired ticket is refused at once while remembered; once forgotten it
+ * is unknown, and its hello waits for an expect that never comes. */
+static void test_expired_ticket_stays_refused(void **state) {
+  fx_t *f = *state;
+  int64_t t0 = 1000, expired = t0 + CHAT_TICKET_TTL_MS;
+  chat_tickets_expect(f->t, "bob", T1, t0);
+  chat_tickets_tick(f->t, expired);
+  assert_int_equal(chat_tickets_hello(f->t, &w1, "bob", "alice", T1, expired),
+                   CHAT_TICKET_REFUSE);
+  /* Forgotten a while after it expired (the next deadline says when). */
+  assert_true(chat_tickets_next_deadline(f->t) > expired);
+  chat_tickets_tick(f->t, chat_tickets_next_deadline(f->t));
+  assert_int_equal(chat_tickets_next_deadline(f->t), -1);
+  int64_t later = t0 + 3 * CHAT_TICKET_TTL_MS;
+  assert_int_equal(chat_tickets_hello(f->t, &w1, "bob", "alice", T1, later),
+                   CHAT_TICKET_WAIT);
+  chat_tickets_tick(f->t, later + CHAT_TICKET_WAIT_MS);
+  assert_int_equal(f->n, 1);
+  assert_ptr_equal(f->decided[0], &w1);
+  assert_int_equal(f->accepted[0], 0);
+}
+
 static void test_hello_waits_for_racing_expect(void **state) {
   fx_t *f = *state;
   assert_int_equal(chat_tickets_hello(f->t, &w1, "bob", "alice", T1, 0),
@@ -169,6 +191,7 @@ int main(void) {
       T(test_expect_then_hello_accepts_once),
       T(test_wrong_from_to_or_ticket),
       T(test_ticket_expires_after_30s),
+      T(test_expired_ticket_stays_refused),
       T(test_hello_waits_for_racing_expect),
       T(test_waiter_refused_after_5s),
       T(test_racing_expect_from_someone_else),
