@@ -269,11 +269,12 @@ static int tty_start(chat_client_t *c, input_t *in) {
   el_set(in->el, EL_ADDFN, "chat-complete", "complete a name", el_complete);
   el_set(in->el, EL_BIND, "^I", "chat-complete", NULL);
   el_source(in->el, NULL); /* the user's ~/.editrc, if any */
+  /* Entering unbuffered mode prepares the line: raw mode now (or keys typed
+   * before the first el_gets would be echoed by the terminal itself) and the
+   * prompt drawn. Drawing it again here (EL_REFRESH) forgets the first one
+   * and showed "alice> alice> ". */
   el_set(in->el, EL_UNBUFFERED, 1);
-  /* Raw mode now, or keys typed before the first el_gets are echoed by the
-   * terminal itself; then show the prompt. */
-  el_set(in->el, EL_PREP_TERM, 1);
-  el_set(in->el, EL_REFRESH);
+  el_set(in->el, EL_PREP_TERM, 1); /* raw mode, should ~/.editrc delay it */
   fflush(stdout);
   uv_poll_init(c->loop, &in->poll, 0);
   in->poll.data = in;

@@ -1,6 +1,7 @@
-/* test_client_tty.c -- chat-client on a real terminal (a tmux pane): a
- * message that arrives while a line is half typed is printed above it, the
- * typed text stays on the prompt, and Enter sends all of it. */
+/* test_client_tty.c -- chat-client on a real terminal (a tmux pane): the
+ * prompt is drawn once; a message that arrives while a line is half typed is
+ * printed above it, the typed text stays on the prompt, and Enter sends all
+ * of it. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -74,6 +75,24 @@ static const char *last_line(char *text) {
   return nl ? nl + 1 : text;
 }
 
+/* The first line of text containing needle, trailing spaces cut (in text,
+ * which is modified), or "" when there is none. */
+static const char *line_with(char *text, const char *needle) {
+  char *hit = strstr(text, needle), *start, *end;
+  if (!hit)
+    return "";
+  start = hit;
+  while (start > text && start[-1] != '\n')
+    start--;
+  end = strchr(hit, '\n');
+  if (end)
+    *end = '\0';
+  end = start + strlen(start);
+  while (end > start && end[-1] == ' ')
+    *--end = '\0';
+  return start;
+}
+
 static void test_half_typed_line_survives(void **state) {
   th_server_t *s = th_server_start(NULL);
   int port = th_server_port(s);
@@ -94,7 +113,12 @@ static void test_half_typed_line_survives(void **state) {
   tmux("send-keys -t chat '/add bob' Enter");
   th_cli_wait(bob, D, "contact_request", "from", "alice", NULL);
   th_cli_cmd(bob, "/accept alice");
-  free(wait_pane("bob is now a contact", D));
+  pane = wait_pane("bob is now a contact", D);
+  /* The first line typed shows its prompt once (it used to be drawn twice
+   * when the prompt first appeared: "alice> alice> /add bob"). */
+  assert_string_equal(line_with(pane, "/add bob"), "alice> /add bob");
+  assert_null(strstr(pane, "alice> alice>"));
+  free(pane);
 
   tmux("send-keys -t chat 'hello bob, half of this'");
   free(wait_pane("alice> hello bob, half of this", D));
