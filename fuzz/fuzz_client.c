@@ -138,7 +138,7 @@ static void rb_buf(void *const buf, const size_t n) {
 static randombytes_implementation rb_impl = {rb_name, rb_random, rb_stir,
                                              NULL,    rb_buf,    rb_close};
 
-/* ---- bookkeeping ---------------------------------------------------------- */
+/* ---- bookkeeping ----------------------------------------------------- */
 
 static struct typed *typed_find(const char *msg_id) {
   for (unsigned i = 0; i < w.ntyped; i++)
@@ -188,7 +188,7 @@ static void check_frame(const json_t *obj, chat_role_t role, chat_msg_t *m,
   }
 }
 
-/* ---- the env -------------------------------------------------------------- */
+/* ---- the env --------------------------------------------------------- */
 
 static uint64_t env_now(void *ctx) { return w.now; }
 
@@ -335,7 +335,7 @@ static const chat_client_env_t env = {
     env_peer_send,  env_peer_close,  env_peer_pause,   env_peer_resume,
     env_event,      env_input_start};
 
-/* ---- driving -------------------------------------------------------------- */
+/* ---- driving --------------------------------------------------------- */
 
 static void check_bounds(void) {
   chat_client_t *c = &w.c;
