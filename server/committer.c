@@ -69,6 +69,7 @@ struct chat_committer {
   uv_cond_t cv;
   bool flying_done;
   bool freeing;
+  bool flushing;    /* inside flush_sync */
   bool backoff;     /* a batch failed: the next waits for the timer */
   uv_timer_t retry;
   chat_committer_fail_cb fail_cb;
@@ -449,9 +450,15 @@ size_t chat_committer_pending(const chat_committer_t *c) {
   return c->open->n + (c->flying != NULL ? c->flying->n : 0);
 }
 
+int chat_committer_flushing(const chat_committer_t *c) {
+  return c->flushing || c->freeing;
+}
+
 int chat_committer_flush_sync(chat_committer_t *c) {
   int first_err = 0;
+  bool outer = c->flushing; /* a callback may flush again */
 
+  c->flushing = true;
   if (c->flying != NULL) {
     batch_t *b = c->flying;
 
@@ -480,6 +487,7 @@ int chat_committer_flush_sync(chat_committer_t *c) {
     fire_waiters(b, status);
   }
   disarm(c);
+  c->flushing = outer;
   return first_err;
 }
 

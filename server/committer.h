@@ -67,6 +67,11 @@ size_t chat_committer_pending(const chat_committer_t *c);
  * failing batch's error. */
 int chat_committer_flush_sync(chat_committer_t *c);
 
+/* Nonzero while chat_committer_flush_sync() runs (shutdown). A callback
+ * that would otherwise add its failed ops again and wait for another batch
+ * must not, or a flush against a store that keeps failing never ends. */
+int chat_committer_flushing(const chat_committer_t *c);
+
 /* Frees the committer, flushing first (as chat_committer_flush_sync()) if
  * anything is pending. Does not close the store. Its libuv handles are
  * closed, so the memory is released only in their close callbacks: run the

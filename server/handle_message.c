@@ -10,14 +10,16 @@
 
 #include "chat_log.h"
 #include "handlers.h"
+#include "repeats.h"
 
-/* Waits for the commit of a PUT_MSG (or of a duplicate's), then replies. */
+/* A stored send waiting for the commit of its PUT_MSG (h->waiter points
+ * here meanwhile), with the repeats that arrived in the meantime. */
 typedef struct send_op {
   chat_srv_t *srv;
   chat_session_t *s; /* referenced */
   json_t *id;
   chat_user_t *to, *from;
-  uint64_t seq;      /* 0 for a duplicate: report whatever is there */
+  chat_repeats_t rep;
   char msg_id[CHAT_MAX_MSG_ID + 1];
 } send_op_t;
 
@@ -37,45 +39,73 @@ static const char *held_status(const chat_held_t *h) {
   return h->state == CHAT_HELD_PUSHED ? "relayed" : "stored";
 }
 
+/* The PUT failed. Not pushed to anyone: nothing was accepted, so it goes
+ * and everyone waiting is told internal. Pushed meanwhile (the recipient
+ * logged in or its window opened before the failure came back), or even
+ * acked: it was accepted and reached the recipient, so it is kept and the
+ * answer is relayed. Kept unwritten while pushed (the session's end writes
+ * it, an ack needs no DEL); if the session has already ended, it is stored
+ * and its PUT is added again. Returns the status to answer, NULL for
+ * internal. */
+static const char *send_failed(send_op_t *op, chat_held_t *h, int status) {
+  CHAT_ERROR("storing %s -> %s %s: %s", op->from->name, op->to->name,
+             op->msg_id, chat_strerror(status));
+  if (h != NULL && !h->delivered) {
+    chat_mailbox_remove(&op->srv->mb, h);
+    return NULL;
+  }
+  if (h != NULL) {
+    h->written = 0;
+    if (h->state == CHAT_HELD_STORED)
+      chat_srv_write_held(op->srv, h);
+  }
+  return "relayed";
+}
+
 static void send_committed(void *arg, int status) {
   send_op_t *op = arg;
   chat_held_t *h = chat_mailbox_find(&op->srv->mb, op->to, op->from,
                                      op->msg_id);
-  if (h && op->seq && h->seq == op->seq)
-    h->commit_pending = 0;
-  if (status < 0) {
-    CHAT_ERROR("storing %s -> %s %s: %s", op->from->name, op->to->name,
-               op->msg_id, chat_strerror(status));
-    if (h && op->seq && h->seq == op->seq) {
-      h->written = 0;
-      if (h->state == CHAT_HELD_STORED) /* not pushed: nothing was accepted */
-        chat_mailbox_remove(&op->srv->mb, h);
-    }
-    chat_session_error(op->s, op->id, CHAT_E_INTERNAL, "storage failed");
-  } else if (op->seq) {
-    reply_status(op->s, op->id, op->msg_id, "stored");
+  if (h != NULL && h->waiter != op)
+    h = NULL; /* gone (acked) and sent again meanwhile: not ours */
+  if (h != NULL)
+    h->waiter = NULL;
+  /* Repeats get the message's status now (gone: delivered and acked). */
+  const char *st, *rst;
+  if (status == 0) {
+    st = "stored";
+    rst = h != NULL ? held_status(h) : "relayed";
   } else {
-    /* A duplicate that waited for the original's commit. Gone means it was
-     * delivered and acked meanwhile. */
-    reply_status(op->s, op->id, op->msg_id, h ? held_status(h) : "relayed");
+    st = rst = send_failed(op, h, status);
   }
+  if (st == NULL)
+    chat_session_error(op->s, op->id, CHAT_E_INTERNAL, "storage failed");
+  else
+    reply_status(op->s, op->id, op->msg_id, st);
+  for (uint32_t i = 0; i < op->rep.n; i++) {
+    if (rst == NULL)
+      chat_session_error(op->rep.v[i].s, op->rep.v[i].id, CHAT_E_INTERNAL,
+                         "storage failed");
+    else
+      reply_status(op->rep.v[i].s, op->rep.v[i].id, op->msg_id, rst);
+  }
+  chat_repeats_free(&op->rep);
   chat_session_unref(op->s);
   json_decref(op->id);
   free(op);
 }
 
+/* Replies once h's PUT_MSG is committed (or has failed). */
 static int reply_after_commit(chat_srv_t *srv, chat_session_t *s,
-                              const chat_msg_t *m, chat_user_t *to,
-                              uint64_t seq) {
+                              const chat_msg_t *m, chat_held_t *h) {
   send_op_t *op = calloc(1, sizeof(*op));
   if (op == NULL)
     return -ENOMEM;
   op->srv = srv;
   op->s = s;
   op->id = json_incref((json_t *)m->id);
-  op->to = to;
+  op->to = h->to;
   op->from = s->user;
-  op->seq = seq;
   snprintf(op->msg_id, sizeof(op->msg_id), "%s", m->msg_id);
   chat_session_ref(s);
   int r = chat_committer_then(srv->committer, send_committed, op);
@@ -83,8 +113,10 @@ static int reply_after_commit(chat_srv_t *srv, chat_session_t *s,
     chat_session_unref(s);
     json_decref(op->id);
     free(op);
+    return r;
   }
-  return r;
+  h->waiter = op;
+  return 0;
 }
 
 int chat_handle_send(chat_srv_t *srv, chat_session_t *s, const chat_msg_t *m,
@@ -99,8 +131,16 @@ int chat_handle_send(chat_srv_t *srv, chat_session_t *s, const chat_msg_t *m,
 
   chat_held_t *h = chat_mailbox_find(&srv->mb, to, me, m->msg_id);
   if (h) { /* a repeat: nothing stored or pushed again */
-    if (h->commit_pending)
-      return reply_after_commit(srv, s, m, to, 0);
+    if (h->waiter != NULL && h->group == NULL) {
+      /* The original waits for its commit: so does this one. (A group
+       * copy under this msg_id is a client's mistake; it gets the copy's
+       * status at once.) */
+      send_op_t *op = h->waiter;
+      int r = chat_repeats_add(&op->rep, s, m->id);
+      if (r == -ENOBUFS)
+        chat_repeats_refuse(s, m->id);
+      return r == -ENOBUFS ? 0 : r;
+    }
     reply_status(s, m->id, m->msg_id, held_status(h));
     return 0;
   }
@@ -129,11 +169,8 @@ int chat_handle_send(chat_srv_t *srv, chat_session_t *s, const chat_msg_t *m,
   }
   if (!h->written)
     chat_srv_write_held(srv, h);
-  h->commit_pending = 1;
-  r = reply_after_commit(srv, s, m, to, h->seq);
-  if (r < 0 && h->state == CHAT_HELD_STORED)
-    h->commit_pending = 0; /* it will still be committed; just no reply */
-  return r;
+  /* On failure it will still be committed (store_retry.c), just no reply. */
+  return reply_after_commit(srv, s, m, h);
 }
 
 int chat_handle_ack(chat_srv_t *srv, chat_session_t *s, const chat_msg_t *m,

@@ -39,7 +39,11 @@ typedef struct chat_held {
   unsigned state : 1;            /* chat_held_state_t */
   unsigned written : 1;          /* a PUT_MSG was committed or is pending */
   unsigned offline : 1;          /* deliver it with offline:true */
-  unsigned commit_pending : 1;   /* its PUT_MSG is not yet known durable */
+  unsigned delivered : 1;        /* a deliver line went out at least once */
+  void *waiter;                  /* while a sender waits for its PUT_MSG to
+                                  * commit: that send's reply state (see
+                                  * handle_message.c / handle_group.c by
+                                  * whether group is set), else NULL */
   uint16_t klen;                 /* key: "to/from/msg_id" */
   uint16_t id_off;               /* msg_id = key + id_off */
   char key[];                    /* then the group's NUL-terminated name,

@@ -309,7 +309,14 @@ int chat_srv_push(chat_srv_t *srv, chat_held_t *h) {
                             h->offline);
   if (n < 0)
     return n;
-  return chat_session_send_line(s, line, (size_t)n);
+  /* Marked first: once the line is out h may be gone (an ack handled
+   * before this returns); a failed send takes the mark back. */
+  unsigned was = h->delivered;
+  h->delivered = 1;
+  int r = chat_session_send_line(s, line, (size_t)n);
+  if (r < 0)
+    h->delivered = was;
+  return r;
 }
 
 int chat_srv_quota_open(const chat_srv_t *srv, const chat_user_t *to) {

@@ -3,9 +3,10 @@
  * catches up with memory once the fault is gone instead of silently missing
  * contacts, memberships, acks or unacked messages until the next restart.
  *
- * What a waiter gives up on is not added again: a new stored message whose
- * sender is told internal (commit_pending, dropped by its waiter) and a
- * registration answered internal. Everything else is judged against memory
+ * A new stored message whose sender still waits for it (h->waiter) is left
+ * to that waiter, which decides from the whole message (was it pushed to
+ * anyone?) whether to drop it and answer internal or to add it again and go
+ * on waiting; a registration answered internal is not added again either. Everything else is judged against memory
  * now, because later changes may have undone it meanwhile (a contact added
  * and removed, a message acked). The committer waits a little before the
  * next batch, so this does not spin against a store that keeps failing. */
@@ -48,7 +49,7 @@ static int still_needed(chat_srv_t *srv, const chat_store_op_t *op) {
     if (a == NULL || b == NULL)
       return 0;
     h = chat_mailbox_find(&srv->mb, a, b, op->msg.msg_id);
-    return h != NULL && h->seq == op->msg.seq && !h->commit_pending;
+    return h != NULL && h->seq == op->msg.seq && h->waiter == NULL;
   case CHAT_STORE_DEL_MSG:
     /* A seq is never held again once dropped: deleting it is always right
      * (and finding it in memory would cost a walk of the mailbox). */

@@ -1,0 +1,44 @@
+/* repeats.h -- repeats of a send or group_send that arrive while the
+ * original still waits for its commit.
+ *
+ * A repeat waits for the original's outcome and is answered with it, rather
+ * than waiting for a commit of its own: that could be a later batch, which
+ * says nothing about the original's copies (they may have failed and been
+ * dropped while the later batch committed). The original's reply state
+ * keeps the list; the repeat finds it through the held message's waiter.
+ */
+#ifndef CHAT_REPEATS_H
+#define CHAT_REPEATS_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "srv.h"
+
+/* Repeats one original keeps waiting at once; a client that repeats faster
+ * than the store recovers is told to slow down beyond this (each waiting
+ * repeat holds its session and request id). */
+#define CHAT_MAX_REPEATS 8
+
+typedef struct chat_repeat {
+  chat_session_t *s; /* referenced */
+  json_t *id;        /* the repeat's request id, referenced (may be NULL) */
+} chat_repeat_t;
+
+typedef struct chat_repeats {
+  chat_repeat_t *v;
+  uint32_t n;
+} chat_repeats_t;
+
+/* Adds a repeat from s with request id (both referenced, released by
+ * chat_repeats_free). Returns 0, -ENOBUFS when CHAT_MAX_REPEATS already
+ * wait, or -ENOMEM. */
+int chat_repeats_add(chat_repeats_t *r, chat_session_t *s, const json_t *id);
+
+/* The error for a repeat refused with -ENOBUFS: rate_limited. */
+void chat_repeats_refuse(chat_session_t *s, const json_t *id);
+
+/* Releases every repeat's references and the list (r is left empty). */
+void chat_repeats_free(chat_repeats_t *r);
+
+#endif /* CHAT_REPEATS_H */
