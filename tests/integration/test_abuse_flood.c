@@ -27,22 +27,15 @@
 #define IDLE_CONNS 10000
 #define LOGGED_IN 200
 
-static int down(void **state) {
-  int code = th_server_stop(*state, SIGTERM);
-  th_server_free(*state);
-  return code == 0 ? 0 : -1;
-}
-
 static int up_three(void **state) {
-  const char *extra[] = {"--max-clients", "3", NULL};
-  *state = th_server_start(extra);
-  return 0;
+  const char *const extra[] = {"--max-clients", "3", NULL};
+  return th_fixture_server_up_with(state, extra);
 }
 
 static int up_many(void **state) {
-  const char *extra[] = {"--max-clients", "10100", "--rate-limit", "0", NULL};
-  *state = th_server_start(extra);
-  return 0;
+  const char *const extra[] = {"--max-clients", "10100", "--rate-limit", "0",
+                               NULL};
+  return th_fixture_server_up_with(state, extra);
 }
 
 static void test_beyond_max_clients_server_busy(void **state) {
@@ -215,9 +208,9 @@ static void test_ten_thousand_idle_connections(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_beyond_max_clients_server_busy,
-                                      up_three, down),
+                                      up_three, th_fixture_server_down),
       cmocka_unit_test_setup_teardown(test_ten_thousand_idle_connections,
-                                      up_many, down),
+                                      up_many, th_fixture_server_down),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,15 +17,9 @@
 #define PW "password1"
 
 static int up(void **state) {
-  const char *extra[] = {"--max-frame", "1024", "--rate-limit", "0", NULL};
-  *state = th_server_start(extra);
-  return 0;
-}
-
-static int down(void **state) {
-  int code = th_server_stop(*state, SIGTERM);
-  th_server_free(*state);
-  return code == 0 ? 0 : -1;
+  const char *const extra[] = {"--max-frame", "1024", "--rate-limit", "0",
+                               NULL};
+  return th_fixture_server_up_with(state, extra);
 }
 
 static char *rep(char ch, size_t n) {
@@ -403,16 +397,19 @@ static void test_wrong_types_named(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_user_name_32_ok_33_bad, up, down),
+      cmocka_unit_test_setup_teardown(test_user_name_32_ok_33_bad, up,
+                                      th_fixture_server_down),
       cmocka_unit_test_setup_teardown(test_password_8_256_ok_7_257_bad, up,
-                                      down),
-      cmocka_unit_test_setup_teardown(test_msg_id_body_and_id_edges, up, down),
+                                      th_fixture_server_down),
+      cmocka_unit_test_setup_teardown(test_msg_id_body_and_id_edges, up,
+                                      th_fixture_server_down),
       cmocka_unit_test_setup_teardown(test_max_frame_exact_and_one_more, up,
-                                      down),
+                                      th_fixture_server_down),
       cmocka_unit_test(test_body_16384_ok_16385_bad),
-      cmocka_unit_test_setup_teardown(test_bad_bytes_in_every_string_field,
-                                      up, down),
-      cmocka_unit_test_setup_teardown(test_wrong_types_named, up, down),
+      cmocka_unit_test_setup_teardown(test_bad_bytes_in_every_string_field, up,
+                                      th_fixture_server_down),
+      cmocka_unit_test_setup_teardown(test_wrong_types_named, up,
+                                      th_fixture_server_down),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,15 +17,8 @@
 #define PW "password1"
 
 static int up(void **state) {
-  const char *extra[] = {"--offline-quota", "5", NULL};
-  *state = th_server_start(extra);
-  return 0;
-}
-
-static int down(void **state) {
-  int code = th_server_stop(*state, SIGTERM);
-  th_server_free(*state);
-  return code == 0 ? 0 : -1;
+  const char *const extra[] = {"--offline-quota", "5", NULL};
+  return th_fixture_server_up_with(state, extra);
 }
 
 static json_t *send_msg(th_client_t *c, const char *to, const char *msg_id) {
@@ -158,9 +151,9 @@ static void test_group_send_reports_over_quota(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_sixth_send_refused_until_acked, up,
-                                      down),
+                                      th_fixture_server_down),
       cmocka_unit_test_setup_teardown(test_group_send_reports_over_quota, up,
-                                      down),
+                                      th_fixture_server_down),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,21 +17,13 @@
 #define PW "password1"
 
 static int up_rate(void **state) {
-  const char *extra[] = {"--rate-limit", "4", NULL}; /* burst of 20 */
-  *state = th_server_start(extra);
-  return 0;
+  const char *const extra[] = {"--rate-limit", "4", NULL}; /* burst of 20 */
+  return th_fixture_server_up_with(state, extra);
 }
 
 static int up_off(void **state) {
-  const char *extra[] = {"--rate-limit", "0", NULL};
-  *state = th_server_start(extra);
-  return 0;
-}
-
-static int down(void **state) {
-  int code = th_server_stop(*state, SIGTERM);
-  th_server_free(*state);
-  return code == 0 ? 0 : -1;
+  const char *const extra[] = {"--rate-limit", "0", NULL};
+  return th_fixture_server_up_with(state, extra);
 }
 
 /* Sends n pings in one write; counts the pongs and rate_limited errors
@@ -136,13 +128,13 @@ static void test_rate_limit_zero_is_off(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_burst_beyond_5n_limited, up_rate,
-                                      down),
+                                      th_fixture_server_down),
       cmocka_unit_test_setup_teardown(test_moderate_excess_survives, up_rate,
-                                      down),
+                                      th_fixture_server_down),
       cmocka_unit_test_setup_teardown(test_sustained_abuse_closes, up_rate,
-                                      down),
+                                      th_fixture_server_down),
       cmocka_unit_test_setup_teardown(test_rate_limit_zero_is_off, up_off,
-                                      down),
+                                      th_fixture_server_down),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

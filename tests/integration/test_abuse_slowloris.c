@@ -18,15 +18,9 @@
 #define PW "password1"
 
 static int up(void **state) {
-  const char *extra[] = {"--heartbeat", "1", "--login-timeout", "1", NULL};
-  *state = th_server_start(extra);
-  return 0;
-}
-
-static int down(void **state) {
-  int code = th_server_stop(*state, SIGTERM);
-  th_server_free(*state);
-  return code == 0 ? 0 : -1;
+  const char *const extra[] = {"--heartbeat", "1", "--login-timeout", "1",
+                               NULL};
+  return th_fixture_server_up_with(state, extra);
 }
 
 /* Sends one byte of a never-ending frame every 100 ms until the server
@@ -124,10 +118,11 @@ static void test_blank_lines_keep_alive(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_trickled_line_closed_after_deadline,
-                                      up, down),
+                                      up, th_fixture_server_down),
       cmocka_unit_test_setup_teardown(test_login_never_finished_closed, up,
-                                      down),
-      cmocka_unit_test_setup_teardown(test_blank_lines_keep_alive, up, down),
+                                      th_fixture_server_down),
+      cmocka_unit_test_setup_teardown(test_blank_lines_keep_alive, up,
+                                      th_fixture_server_down),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -18,15 +18,8 @@
 #define PW "password1"
 
 static int up(void **state) {
-  const char *extra[] = {"--rate-limit", "0", NULL};
-  *state = th_server_start(extra);
-  return 0;
-}
-
-static int down(void **state) {
-  int code = th_server_stop(*state, SIGTERM);
-  th_server_free(*state);
-  return code == 0 ? 0 : -1;
+  const char *const extra[] = {"--rate-limit", "0", NULL};
+  return th_fixture_server_up_with(state, extra);
 }
 
 /* Closes c with a reset instead of a FIN. */
@@ -167,10 +160,12 @@ static void test_reset_during_pushes(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_half_frame_then_reset, up, down),
+      cmocka_unit_test_setup_teardown(test_half_frame_then_reset, up,
+                                      th_fixture_server_down),
       cmocka_unit_test_setup_teardown(test_unacked_then_reset_redelivered, up,
-                                      down),
-      cmocka_unit_test_setup_teardown(test_reset_during_pushes, up, down),
+                                      th_fixture_server_down),
+      cmocka_unit_test_setup_teardown(test_reset_during_pushes, up,
+                                      th_fixture_server_down),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -25,16 +25,6 @@ static int count_lines(const char *text, const char *needle) {
   return n;
 }
 
-/* alice and bob, logged in and contacts of each other. */
-static void befriend(th_cli_t *a, const char *a_name, th_cli_t *b,
-                     const char *b_name) {
-  th_cli_cmd(a, "/add %s", b_name);
-  th_cli_wait(b, D, "contact_request", "from", a_name, NULL);
-  th_cli_cmd(b, "/accept %s", a_name);
-  th_cli_wait(a, D, "contact_added", "user", b_name, NULL);
-  th_cli_wait(b, D, "contact_added", "user", a_name, NULL);
-}
-
 static void test_direct_both_ways_one_link(void **state) {
   th_server_t *s = th_server_start(NULL);
   int port = th_server_port(s);
@@ -42,7 +32,7 @@ static void test_direct_both_ways_one_link(void **state) {
   th_cli_t *b = th_cli_ready(port, "bob", NULL);
   json_t *ev;
 
-  befriend(a, "alice", b, "bob");
+  th_cli_make_contacts(a, "alice", b, "bob");
   th_cli_cmd(a, "/msg bob first over the link");
   ev = th_cli_wait(a, D, "sent", "to", "bob", "via", "direct", "status",
                    "delivered", NULL);
@@ -81,7 +71,7 @@ static void test_no_p2p_peer_gets_relay(void **state) {
   th_cli_t *b = th_cli_ready(port, "bob", no_p2p);
 
   assert_int_equal(th_cli_count(b, "ready", "p2p_port", "0", NULL), 1);
-  befriend(a, "alice", b, "bob");
+  th_cli_make_contacts(a, "alice", b, "bob");
   th_cli_cmd(a, "/msg bob via the relay");
   th_cli_wait(a, D, "sent", "to", "bob", "via", "relay", "status", "relayed",
               "fallback", "no_p2p", NULL);
@@ -134,6 +124,18 @@ static int silent_listener(int *port) {
   return fd;
 }
 
+/* bob, a raw protocol client, logs in naming p2p as his listener and
+ * accepts the chat-client alice's (a's) contact request. */
+static void raw_bob_accepts(th_client_t *bob, th_cli_t *a, int p2p) {
+  th_client_register(bob, "bob", TH_CLI_PASSWORD);
+  th_client_login(bob, "bob", TH_CLI_PASSWORD, p2p);
+  th_cli_cmd(a, "/add bob");
+  json_decref(th_client_expect(bob, "contact_request", D));
+  th_client_send(bob, "{s:s,s:s,s:s}", "type", "contact_accept", "id", "1",
+                 "user", "alice");
+  th_cli_wait(a, D, "contact_added", "user", "bob", NULL);
+}
+
 static void test_silent_peer_times_out_to_relay(void **state) {
   th_server_t *s = th_server_start(NULL);
   int port = th_server_port(s), p2p;
@@ -143,13 +145,7 @@ static void test_silent_peer_times_out_to_relay(void **state) {
   json_t *f;
   long long t0, dt;
 
-  th_client_register(bob, "bob", TH_CLI_PASSWORD);
-  th_client_login(bob, "bob", TH_CLI_PASSWORD, p2p);
-  th_cli_cmd(a, "/add bob");
-  json_decref(th_client_expect(bob, "contact_request", D));
-  th_client_send(bob, "{s:s,s:s,s:s}", "type", "contact_accept", "id", "1",
-                 "user", "alice");
-  th_cli_wait(a, D, "contact_added", "user", "bob", NULL);
+  raw_bob_accepts(bob, a, p2p);
 
   t0 = th_now_ms();
   th_cli_cmd(a, "/msg bob are you there");
@@ -178,13 +174,7 @@ static void test_refused_dial_falls_back(void **state) {
   json_t *f;
 
   close(lfd); /* nobody listens there any more: the dial is refused */
-  th_client_register(bob, "bob", TH_CLI_PASSWORD);
-  th_client_login(bob, "bob", TH_CLI_PASSWORD, p2p);
-  th_cli_cmd(a, "/add bob");
-  json_decref(th_client_expect(bob, "contact_request", D));
-  th_client_send(bob, "{s:s,s:s,s:s}", "type", "contact_accept", "id", "1",
-                 "user", "alice");
-  th_cli_wait(a, D, "contact_added", "user", "bob", NULL);
+  raw_bob_accepts(bob, a, p2p);
   th_cli_cmd(a, "/msg bob knock knock");
   th_cli_wait(a, D, "sent", "to", "bob", "via", "relay", "fallback",
               "refused", NULL);

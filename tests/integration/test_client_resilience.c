@@ -20,15 +20,6 @@
 
 #define D TH_DEADLINE_MS
 
-static void befriend(th_cli_t *a, const char *a_name, th_cli_t *b,
-                     const char *b_name) {
-  th_cli_cmd(a, "/add %s", b_name);
-  th_cli_wait(b, D, "contact_request", "from", a_name, NULL);
-  th_cli_cmd(b, "/accept %s", a_name);
-  th_cli_wait(a, D, "contact_added", "user", b_name, NULL);
-  th_cli_wait(b, D, "contact_added", "user", a_name, NULL);
-}
-
 static void test_peer_killed_mid_conversation(void **state) {
   th_server_t *s = th_server_start(NULL);
   int port = th_server_port(s);
@@ -36,7 +27,7 @@ static void test_peer_killed_mid_conversation(void **state) {
   th_cli_t *b = th_cli_ready(port, "bob", NULL);
   char body[32];
 
-  befriend(a, "alice", b, "bob");
+  th_cli_make_contacts(a, "alice", b, "bob");
   th_cli_cmd(a, "/msg bob m0");
   th_cli_wait(a, D, "sent", "via", "direct", NULL);
   th_cli_wait(b, D, "message", "body", "m0", "via", "direct", NULL);
@@ -82,7 +73,7 @@ static void test_offline_recipient_stored_then_delivered(void **state) {
   json_t *sent;
   const char *id;
 
-  befriend(a, "alice", b, "bob");
+  th_cli_make_contacts(a, "alice", b, "bob");
   assert_int_equal(th_cli_finish(b, D), 0);
   th_cli_free(b);
   th_cli_wait(a, D, "presence", "user", "bob", "status", "offline", NULL);
@@ -129,7 +120,7 @@ static void restart_under_conversation(int sig) {
   th_cli_t *b = th_cli_ready(port, "bob", no_p2p);
   char body[32];
 
-  befriend(a, "alice", b, "bob");
+  th_cli_make_contacts(a, "alice", b, "bob");
   th_cli_cmd(a, "/msg bob before");
   th_cli_wait(b, D, "message", "body", "before", NULL);
 

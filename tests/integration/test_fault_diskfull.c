@@ -22,16 +22,9 @@
 static char body[BODY_LEN + 1];
 
 static int up(void **state) {
-  const char *extra[] = {"--db-max-mb", "1", "--rate-limit", "0", NULL};
+  const char *const extra[] = {"--db-max-mb", "1", "--rate-limit", "0", NULL};
   memset(body, 'f', BODY_LEN);
-  *state = th_server_start(extra);
-  return 0;
-}
-
-static int down(void **state) {
-  int code = th_server_stop(*state, SIGTERM);
-  th_server_free(*state);
-  return code == 0 ? 0 : -1;
+  return th_fixture_server_up_with(state, extra);
 }
 
 static json_t *send_big(th_client_t *c, const char *to, const char *msg_id) {
@@ -227,9 +220,10 @@ static void test_acks_free_space_while_puts_fail(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(
-          test_full_store_refuses_keeps_and_recovers, up, down),
-      cmocka_unit_test_setup_teardown(test_acks_free_space_while_puts_fail,
-                                      up, down),
+          test_full_store_refuses_keeps_and_recovers, up,
+          th_fixture_server_down),
+      cmocka_unit_test_setup_teardown(test_acks_free_space_while_puts_fail, up,
+                                      th_fixture_server_down),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,19 +13,6 @@
 
 #define PW "password1"
 
-static int up(void **state) {
-  *state = th_server_start(NULL);
-  return 0;
-}
-
-/* Every test ends with a clean SIGTERM shutdown: exit 0, and under ASan no
- * leak in the server. */
-static int down(void **state) {
-  int code = th_server_stop(*state, SIGTERM);
-  th_server_free(*state);
-  return code == 0 ? 0 : -1;
-}
-
 static void expect_reply_error(th_client_t *c, const char *code,
                                const char *fmt_type, const char *user,
                                const char *pw) {
@@ -183,22 +170,39 @@ static void test_status_values(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_register_then_exists, up, down),
-      cmocka_unit_test_setup_teardown(test_register_bad_fields, up, down),
-      cmocka_unit_test_setup_teardown(test_login_ok_carries_user_and_host, up,
-                                      down),
-      cmocka_unit_test_setup_teardown(test_pipelined_register_login, up,
-                                      down),
-      cmocka_unit_test_setup_teardown(test_auth_failed_variants, up, down),
-      cmocka_unit_test_setup_teardown(test_login_bad_field_types, up, down),
-      cmocka_unit_test_setup_teardown(test_fifth_failed_login_closes, up,
-                                      down),
-      cmocka_unit_test_setup_teardown(test_not_authenticated, up, down),
-      cmocka_unit_test_setup_teardown(test_fields_checked_before_state, up,
-                                      down),
-      cmocka_unit_test_setup_teardown(test_already_authenticated, up, down),
-      cmocka_unit_test_setup_teardown(test_logout_closes, up, down),
-      cmocka_unit_test_setup_teardown(test_status_values, up, down),
+      cmocka_unit_test_setup_teardown(test_register_then_exists,
+                                      th_fixture_server_up,
+                                      th_fixture_server_down),
+      cmocka_unit_test_setup_teardown(test_register_bad_fields,
+                                      th_fixture_server_up,
+                                      th_fixture_server_down),
+      cmocka_unit_test_setup_teardown(test_login_ok_carries_user_and_host,
+                                      th_fixture_server_up,
+                                      th_fixture_server_down),
+      cmocka_unit_test_setup_teardown(test_pipelined_register_login,
+                                      th_fixture_server_up,
+                                      th_fixture_server_down),
+      cmocka_unit_test_setup_teardown(test_auth_failed_variants,
+                                      th_fixture_server_up,
+                                      th_fixture_server_down),
+      cmocka_unit_test_setup_teardown(test_login_bad_field_types,
+                                      th_fixture_server_up,
+                                      th_fixture_server_down),
+      cmocka_unit_test_setup_teardown(test_fifth_failed_login_closes,
+                                      th_fixture_server_up,
+                                      th_fixture_server_down),
+      cmocka_unit_test_setup_teardown(
+          test_not_authenticated, th_fixture_server_up, th_fixture_server_down),
+      cmocka_unit_test_setup_teardown(test_fields_checked_before_state,
+                                      th_fixture_server_up,
+                                      th_fixture_server_down),
+      cmocka_unit_test_setup_teardown(test_already_authenticated,
+                                      th_fixture_server_up,
+                                      th_fixture_server_down),
+      cmocka_unit_test_setup_teardown(test_logout_closes, th_fixture_server_up,
+                                      th_fixture_server_down),
+      cmocka_unit_test_setup_teardown(test_status_values, th_fixture_server_up,
+                                      th_fixture_server_down),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

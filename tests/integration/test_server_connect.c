@@ -13,19 +13,6 @@
 
 #define PW "password1"
 
-static int up(void **state) {
-  *state = th_server_start(NULL);
-  return 0;
-}
-
-/* Every test ends with a clean SIGTERM shutdown: exit 0, and under ASan no
- * leak in the server. */
-static int down(void **state) {
-  int code = th_server_stop(*state, SIGTERM);
-  th_server_free(*state);
-  return code == 0 ? 0 : -1;
-}
-
 static void connect_err(th_client_t *c, const char *to, const char *code) {
   json_t *r = th_client_call(c, "{s:s,s:s}", "type", "connect", "to", to);
   th_assert_type(r, "error", code);
@@ -105,9 +92,12 @@ static void test_p2p_host_override(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_error_order, up, down),
-      cmocka_unit_test_setup_teardown(test_ticket_to_both, up, down),
-      cmocka_unit_test_setup_teardown(test_p2p_host_override, up, down),
+      cmocka_unit_test_setup_teardown(test_error_order, th_fixture_server_up,
+                                      th_fixture_server_down),
+      cmocka_unit_test_setup_teardown(test_ticket_to_both, th_fixture_server_up,
+                                      th_fixture_server_down),
+      cmocka_unit_test_setup_teardown(
+          test_p2p_host_override, th_fixture_server_up, th_fixture_server_down),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

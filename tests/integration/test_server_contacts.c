@@ -11,25 +11,8 @@
 
 #include "harness.h"
 
-#define PW "password1"
+#define PW TH_FIXTURE_PW
 #define QUIET_MS 300
-
-static int up(void **state) {
-  *state = th_server_start(NULL);
-  return 0;
-}
-
-/* Every test ends with a clean SIGTERM shutdown: exit 0, and under ASan no
- * leak in the server. */
-static int down(void **state) {
-  int code = th_server_stop(*state, SIGTERM);
-  th_server_free(*state);
-  return code == 0 ? 0 : -1;
-}
-
-static th_client_t *user(void **state, const char *name) {
-  return th_client_user(th_server_port(*state), name, PW);
-}
 
 static json_t *call_user(th_client_t *c, const char *type, const char *u) {
   return th_client_call(c, "{s:s,s:s}", "type", type, "user", u);
@@ -49,7 +32,8 @@ static void err_user(th_client_t *c, const char *type, const char *u,
 }
 
 static void test_add_accept_flow(void **state) {
-  th_client_t *a = user(state, "alice"), *b = user(state, "bob");
+  th_client_t *a = th_fixture_user(state, "alice"),
+              *b = th_fixture_user(state, "bob");
   ok_user(a, "contact_add", "bob");
   json_t *rq = th_client_expect(b, "contact_request", TH_DEADLINE_MS);
   assert_string_equal(th_str(rq, "from"), "alice");
@@ -76,10 +60,10 @@ static void test_add_accept_flow(void **state) {
 }
 
 static void test_request_at_every_login(void **state) {
-  th_client_t *a = user(state, "alice");
-  th_client_t *b = user(state, "bob");
+  th_client_t *a = th_fixture_user(state, "alice");
+  th_client_t *b = th_fixture_user(state, "bob");
   th_client_close(b);
-  th_client_t *c = user(state, "carol");
+  th_client_t *c = th_fixture_user(state, "carol");
   ok_user(a, "contact_add", "bob");
   ok_user(c, "contact_add", "bob");
   for (int round = 0; round < 2; round++) {
@@ -110,7 +94,8 @@ static void test_request_at_every_login(void **state) {
 }
 
 static void test_add_back_accepts(void **state) {
-  th_client_t *a = user(state, "alice"), *b = user(state, "bob");
+  th_client_t *a = th_fixture_user(state, "alice"),
+              *b = th_fixture_user(state, "bob");
   ok_user(a, "contact_add", "bob");
   json_decref(th_client_expect(b, "contact_request", TH_DEADLINE_MS));
   ok_user(b, "contact_add", "alice");
@@ -121,7 +106,8 @@ static void test_add_back_accepts(void **state) {
 }
 
 static void test_repeat_add_is_silent_ok(void **state) {
-  th_client_t *a = user(state, "alice"), *b = user(state, "bob");
+  th_client_t *a = th_fixture_user(state, "alice"),
+              *b = th_fixture_user(state, "bob");
   ok_user(a, "contact_add", "bob");
   json_decref(th_client_expect(b, "contact_request", TH_DEADLINE_MS));
   ok_user(a, "contact_add", "bob"); /* pending: no new request */
@@ -137,12 +123,12 @@ static void test_repeat_add_is_silent_ok(void **state) {
 }
 
 static void test_add_errors(void **state) {
-  th_client_t *a = user(state, "alice");
+  th_client_t *a = th_fixture_user(state, "alice");
   err_user(a, "contact_add", "alice", "bad_request");
   err_user(a, "contact_add", "ghost", "no_such_user");
   err_user(a, "contact_add", "Not A Name", "bad_request");
   err_user(a, "contact_accept", "ghost", "no_such_user");
-  th_client_t *b = user(state, "bob");
+  th_client_t *b = th_fixture_user(state, "bob");
   err_user(a, "contact_accept", "bob", "bad_request"); /* nothing pending */
   err_user(a, "contact_remove", "bob", "not_contact");
   err_user(a, "contact_remove", "ghost", "no_such_user");
@@ -151,7 +137,8 @@ static void test_add_errors(void **state) {
 }
 
 static void test_decline_is_silent(void **state) {
-  th_client_t *a = user(state, "alice"), *b = user(state, "bob");
+  th_client_t *a = th_fixture_user(state, "alice"),
+              *b = th_fixture_user(state, "bob");
   ok_user(a, "contact_add", "bob");
   json_decref(th_client_expect(b, "contact_request", TH_DEADLINE_MS));
   ok_user(b, "contact_decline", "alice");
@@ -165,7 +152,8 @@ static void test_decline_is_silent(void **state) {
 }
 
 static void test_remove(void **state) {
-  th_client_t *a = user(state, "alice"), *b = user(state, "bob");
+  th_client_t *a = th_fixture_user(state, "alice"),
+              *b = th_fixture_user(state, "bob");
   th_make_contacts(a, "alice", b, "bob");
   ok_user(a, "contact_remove", "bob");
   json_t *ev = th_client_expect(b, "contact_removed", TH_DEADLINE_MS);
@@ -180,10 +168,10 @@ static void test_remove(void **state) {
 }
 
 static void test_contacts_sorted_with_status(void **state) {
-  th_client_t *a = user(state, "alice"), *mike = NULL;
+  th_client_t *a = th_fixture_user(state, "alice"), *mike = NULL;
   const char *names[] = {"zoe", "bob", "mike"};
   for (int i = 0; i < 3; i++) {
-    th_client_t *o = user(state, names[i]);
+    th_client_t *o = th_fixture_user(state, names[i]);
     th_make_contacts(a, "alice", o, names[i]);
     if (strcmp(names[i], "mike") != 0) {
       th_client_close(o); /* zoe and bob go offline */
@@ -217,8 +205,10 @@ static void expect_presence(th_client_t *c, const char *u, const char *st) {
 }
 
 static void test_presence_only_to_contacts(void **state) {
-  th_client_t *a = user(state, "alice"), *b = user(state, "bob");
-  th_client_t *x = user(state, "xavier"); /* not a contact of anyone */
+  th_client_t *a = th_fixture_user(state, "alice"),
+              *b = th_fixture_user(state, "bob");
+  th_client_t *x =
+      th_fixture_user(state, "xavier"); /* not a contact of anyone */
   th_make_contacts(a, "alice", b, "bob");
   json_decref(th_client_call_ok(b, "{s:s,s:s}", "type", "status", "status",
                                 "away"));
@@ -241,17 +231,28 @@ static void test_presence_only_to_contacts(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_add_accept_flow, up, down),
-      cmocka_unit_test_setup_teardown(test_request_at_every_login, up, down),
-      cmocka_unit_test_setup_teardown(test_add_back_accepts, up, down),
-      cmocka_unit_test_setup_teardown(test_repeat_add_is_silent_ok, up, down),
-      cmocka_unit_test_setup_teardown(test_add_errors, up, down),
-      cmocka_unit_test_setup_teardown(test_decline_is_silent, up, down),
-      cmocka_unit_test_setup_teardown(test_remove, up, down),
-      cmocka_unit_test_setup_teardown(test_contacts_sorted_with_status, up,
-                                      down),
-      cmocka_unit_test_setup_teardown(test_presence_only_to_contacts, up,
-                                      down),
+      cmocka_unit_test_setup_teardown(
+          test_add_accept_flow, th_fixture_server_up, th_fixture_server_down),
+      cmocka_unit_test_setup_teardown(test_request_at_every_login,
+                                      th_fixture_server_up,
+                                      th_fixture_server_down),
+      cmocka_unit_test_setup_teardown(
+          test_add_back_accepts, th_fixture_server_up, th_fixture_server_down),
+      cmocka_unit_test_setup_teardown(test_repeat_add_is_silent_ok,
+                                      th_fixture_server_up,
+                                      th_fixture_server_down),
+      cmocka_unit_test_setup_teardown(test_add_errors, th_fixture_server_up,
+                                      th_fixture_server_down),
+      cmocka_unit_test_setup_teardown(
+          test_decline_is_silent, th_fixture_server_up, th_fixture_server_down),
+      cmocka_unit_test_setup_teardown(test_remove, th_fixture_server_up,
+                                      th_fixture_server_down),
+      cmocka_unit_test_setup_teardown(test_contacts_sorted_with_status,
+                                      th_fixture_server_up,
+                                      th_fixture_server_down),
+      cmocka_unit_test_setup_teardown(test_presence_only_to_contacts,
+                                      th_fixture_server_up,
+                                      th_fixture_server_down),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

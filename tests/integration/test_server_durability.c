@@ -13,19 +13,6 @@
 
 #define PW "password1"
 
-static int up(void **state) {
-  *state = th_server_start(NULL);
-  return 0;
-}
-
-/* Every test ends with a clean SIGTERM shutdown: exit 0, and under ASan no
- * leak in the server. */
-static int down(void **state) {
-  int code = th_server_stop(*state, SIGTERM);
-  th_server_free(*state);
-  return code == 0 ? 0 : -1;
-}
-
 static void send_ok(th_client_t *c, const char *to, const char *id,
                     const char *body, const char *status) {
   json_t *r = th_client_call(c, "{s:s,s:s,s:s,s:s}", "type", "send", "to", to,
@@ -125,12 +112,19 @@ static void test_accounts_survive(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_sigkill_after_stored, up, down),
-      cmocka_unit_test_setup_teardown(test_sigterm_keeps_unacked, up, down),
-      cmocka_unit_test_setup_teardown(test_sigint_exits_zero, up, down),
+      cmocka_unit_test_setup_teardown(test_sigkill_after_stored,
+                                      th_fixture_server_up,
+                                      th_fixture_server_down),
+      cmocka_unit_test_setup_teardown(test_sigterm_keeps_unacked,
+                                      th_fixture_server_up,
+                                      th_fixture_server_down),
       cmocka_unit_test_setup_teardown(
-          test_unacked_after_session_end_survive_sigkill, up, down),
-      cmocka_unit_test_setup_teardown(test_accounts_survive, up, down),
+          test_sigint_exits_zero, th_fixture_server_up, th_fixture_server_down),
+      cmocka_unit_test_setup_teardown(
+          test_unacked_after_session_end_survive_sigkill, th_fixture_server_up,
+          th_fixture_server_down),
+      cmocka_unit_test_setup_teardown(
+          test_accounts_survive, th_fixture_server_up, th_fixture_server_down),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,23 +13,9 @@
 
 #define PW "password1"
 
-static int up(void **state) {
-  *state = th_server_start(NULL);
-  return 0;
-}
-
 static int up_small_frames(void **state) {
-  const char *extra[] = {"--max-frame", "1024", NULL};
-  *state = th_server_start(extra);
-  return 0;
-}
-
-/* Every test ends with a clean SIGTERM shutdown: exit 0, and under ASan no
- * leak in the server. */
-static int down(void **state) {
-  int code = th_server_stop(*state, SIGTERM);
-  th_server_free(*state);
-  return code == 0 ? 0 : -1;
+  const char *const extra[] = {"--max-frame", "1024", NULL};
+  return th_fixture_server_up_with(state, extra);
 }
 
 static void send_str(th_client_t *c, const char *s) {
@@ -215,22 +201,36 @@ static void test_unknown_fields_ignored(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_welcome, up, down),
-      cmocka_unit_test_setup_teardown(test_crlf_and_blank_lines, up, down),
-      cmocka_unit_test_setup_teardown(test_split_writes, up, down),
-      cmocka_unit_test_setup_teardown(test_bad_json_keeps_connection, up,
-                                      down),
+      cmocka_unit_test_setup_teardown(test_welcome, th_fixture_server_up,
+                                      th_fixture_server_down),
+      cmocka_unit_test_setup_teardown(test_crlf_and_blank_lines,
+                                      th_fixture_server_up,
+                                      th_fixture_server_down),
+      cmocka_unit_test_setup_teardown(test_split_writes, th_fixture_server_up,
+                                      th_fixture_server_down),
+      cmocka_unit_test_setup_teardown(test_bad_json_keeps_connection,
+                                      th_fixture_server_up,
+                                      th_fixture_server_down),
       cmocka_unit_test_setup_teardown(test_frame_too_large_closes,
-                                      up_small_frames, down),
+                                      up_small_frames, th_fixture_server_down),
       cmocka_unit_test_setup_teardown(test_frame_at_limit_is_fine,
-                                      up_small_frames, down),
-      cmocka_unit_test_setup_teardown(test_tenth_protocol_error_closes, up,
-                                      down),
-      cmocka_unit_test_setup_teardown(test_unknown_type, up, down),
-      cmocka_unit_test_setup_teardown(test_missing_or_bad_type, up, down),
-      cmocka_unit_test_setup_teardown(test_id_echo, up, down),
-      cmocka_unit_test_setup_teardown(test_invalid_id_not_echoed, up, down),
-      cmocka_unit_test_setup_teardown(test_unknown_fields_ignored, up, down),
+                                      up_small_frames, th_fixture_server_down),
+      cmocka_unit_test_setup_teardown(test_tenth_protocol_error_closes,
+                                      th_fixture_server_up,
+                                      th_fixture_server_down),
+      cmocka_unit_test_setup_teardown(test_unknown_type, th_fixture_server_up,
+                                      th_fixture_server_down),
+      cmocka_unit_test_setup_teardown(test_missing_or_bad_type,
+                                      th_fixture_server_up,
+                                      th_fixture_server_down),
+      cmocka_unit_test_setup_teardown(test_id_echo, th_fixture_server_up,
+                                      th_fixture_server_down),
+      cmocka_unit_test_setup_teardown(test_invalid_id_not_echoed,
+                                      th_fixture_server_up,
+                                      th_fixture_server_down),
+      cmocka_unit_test_setup_teardown(test_unknown_fields_ignored,
+                                      th_fixture_server_up,
+                                      th_fixture_server_down),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

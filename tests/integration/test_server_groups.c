@@ -14,17 +14,6 @@
 
 #define PW "password1"
 
-static int up(void **state) {
-  *state = th_server_start(NULL);
-  return 0;
-}
-
-static int down(void **state) {
-  int code = th_server_stop(*state, SIGTERM);
-  th_server_free(*state);
-  return code == 0 ? 0 : -1;
-}
-
 static void test_group_flow(void **state) {
   int port = th_server_port(*state);
   th_client_t *a = th_client_user(port, "alice", PW);
@@ -108,7 +97,8 @@ static void test_group_flow(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_group_flow, up, down),
+      cmocka_unit_test_setup_teardown(test_group_flow, th_fixture_server_up,
+                                      th_fixture_server_down),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

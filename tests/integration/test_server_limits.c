@@ -17,36 +17,25 @@
 
 #define PW "password1"
 
-/* Every test ends with a clean SIGTERM shutdown: exit 0, and under ASan no
- * leak in the server. */
-static int down(void **state) {
-  int code = th_server_stop(*state, SIGTERM);
-  th_server_free(*state);
-  return code == 0 ? 0 : -1;
-}
-
 static int up_heartbeat(void **state) {
-  const char *extra[] = {"--heartbeat", "1", NULL};
-  *state = th_server_start(extra);
-  return 0;
+  const char *const extra[] = {"--heartbeat", "1", NULL};
+  return th_fixture_server_up_with(state, extra);
 }
 
 static int up_two_clients(void **state) {
-  const char *extra[] = {"--max-clients", "2", NULL};
-  *state = th_server_start(extra);
-  return 0;
+  const char *const extra[] = {"--max-clients", "2", NULL};
+  return th_fixture_server_up_with(state, extra);
 }
 
 static int up_small_output(void **state) {
-  const char *extra[] = {"--max-output", "65536", "--rate-limit", "0", NULL};
-  *state = th_server_start(extra);
-  return 0;
+  const char *const extra[] = {"--max-output", "65536", "--rate-limit", "0",
+                               NULL};
+  return th_fixture_server_up_with(state, extra);
 }
 
 static int up_rate(void **state) {
-  const char *extra[] = {"--rate-limit", "2", NULL};
-  *state = th_server_start(extra);
-  return 0;
+  const char *const extra[] = {"--rate-limit", "2", NULL};
+  return th_fixture_server_up_with(state, extra);
 }
 
 static void test_heartbeat_timeout(void **state) {
@@ -219,16 +208,17 @@ static void test_sustained_abuse_closes(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_heartbeat_timeout, up_heartbeat,
-                                      down),
+                                      th_fixture_server_down),
       cmocka_unit_test_setup_teardown(test_max_clients_server_busy,
-                                      up_two_clients, down),
+                                      up_two_clients, th_fixture_server_down),
       cmocka_unit_test_setup_teardown(test_reader_that_never_reads_is_cut_off,
-                                      up_small_output, down),
+                                      up_small_output, th_fixture_server_down),
       cmocka_unit_test_setup_teardown(test_unacked_window, up_small_output,
-                                      down),
-      cmocka_unit_test_setup_teardown(test_rate_limited, up_rate, down),
+                                      th_fixture_server_down),
+      cmocka_unit_test_setup_teardown(test_rate_limited, up_rate,
+                                      th_fixture_server_down),
       cmocka_unit_test_setup_teardown(test_sustained_abuse_closes, up_rate,
-                                      down),
+                                      th_fixture_server_down),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

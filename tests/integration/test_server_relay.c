@@ -13,25 +13,8 @@
 
 #include "harness.h"
 
-#define PW "password1"
+#define PW TH_FIXTURE_PW
 #define QUIET_MS 300
-
-static int up(void **state) {
-  *state = th_server_start(NULL);
-  return 0;
-}
-
-/* Every test ends with a clean SIGTERM shutdown: exit 0, and under ASan no
- * leak in the server. */
-static int down(void **state) {
-  int code = th_server_stop(*state, SIGTERM);
-  th_server_free(*state);
-  return code == 0 ? 0 : -1;
-}
-
-static th_client_t *user(void **state, const char *name) {
-  return th_client_user(th_server_port(*state), name, PW);
-}
 
 static th_client_t *relogin(void **state, const char *name) {
   th_client_t *c = th_client_connect(th_server_port(*state));
@@ -93,7 +76,8 @@ static void close_and_wait_offline(th_client_t *a, th_client_t *b,
 }
 
 static void test_relay_ack_receipt(void **state) {
-  th_client_t *a = user(state, "alice"), *b = user(state, "bob");
+  th_client_t *a = th_fixture_user(state, "alice"),
+              *b = th_fixture_user(state, "bob");
   /* not contacts: anyone registered may be messaged */
   send_expect(a, "bob", "m1", "hello bob", "relayed");
   json_decref(expect_deliver(b, "alice", "m1", "hello bob", 0));
@@ -112,7 +96,7 @@ static void test_relay_ack_receipt(void **state) {
 }
 
 static void test_send_errors(void **state) {
-  th_client_t *a = user(state, "alice");
+  th_client_t *a = th_fixture_user(state, "alice");
   json_t *r = th_client_call(a, "{s:s,s:s,s:s,s:s}", "type", "send", "to",
                              "ghost", "msg_id", "m1", "body", "x");
   th_assert_type(r, "error", "no_such_user");
@@ -137,7 +121,8 @@ static void test_send_errors(void **state) {
 }
 
 static void test_offline_store_then_deliver_in_order(void **state) {
-  th_client_t *a = user(state, "alice"), *b = user(state, "bob");
+  th_client_t *a = th_fixture_user(state, "alice"),
+              *b = th_fixture_user(state, "bob");
   th_make_contacts(a, "alice", b, "bob");
   close_and_wait_offline(a, b, "bob");
   char id[16], body[32];
@@ -146,7 +131,7 @@ static void test_offline_store_then_deliver_in_order(void **state) {
     snprintf(body, sizeof(body), "message %d", i);
     send_expect(a, "bob", id, body, "stored");
   }
-  th_client_t *c = user(state, "carol");
+  th_client_t *c = th_fixture_user(state, "carol");
   th_client_send(c, "{s:s,s:s}", "type", "contact_add", "user", "bob");
   json_decref(th_client_expect(c, "ok", TH_DEADLINE_MS));
   b = th_client_connect(th_server_port(*state));
@@ -185,7 +170,8 @@ static void test_offline_store_then_deliver_in_order(void **state) {
 }
 
 static void test_unacked_redelivered_after_session_end(void **state) {
-  th_client_t *a = user(state, "alice"), *b = user(state, "bob");
+  th_client_t *a = th_fixture_user(state, "alice"),
+              *b = th_fixture_user(state, "bob");
   th_make_contacts(a, "alice", b, "bob");
   send_expect(a, "bob", "u1", "one", "relayed");
   send_expect(a, "bob", "u2", "two", "relayed");
@@ -204,7 +190,8 @@ static void test_unacked_redelivered_after_session_end(void **state) {
 }
 
 static void test_duplicate_msg_id(void **state) {
-  th_client_t *a = user(state, "alice"), *b = user(state, "bob");
+  th_client_t *a = th_fixture_user(state, "alice"),
+              *b = th_fixture_user(state, "bob");
   th_make_contacts(a, "alice", b, "bob");
   send_expect(a, "bob", "d1", "first", "relayed");
   json_decref(expect_deliver(b, "alice", "d1", "first", 0));
@@ -215,7 +202,7 @@ static void test_duplicate_msg_id(void **state) {
   send_expect(a, "bob", "d2", "second", "stored");
   send_expect(a, "bob", "d2", "second", "stored");
   /* another sender may use the same msg_id */
-  th_client_t *c = user(state, "carol");
+  th_client_t *c = th_fixture_user(state, "carol");
   send_expect(c, "bob", "d2", "carol's", "stored");
   b = relogin(state, "bob");
   json_decref(expect_deliver(b, "alice", "d1", "first", 1));
@@ -228,7 +215,8 @@ static void test_duplicate_msg_id(void **state) {
 }
 
 static void test_kick_moves_unacked(void **state) {
-  th_client_t *a = user(state, "alice"), *b1 = user(state, "bob");
+  th_client_t *a = th_fixture_user(state, "alice"),
+              *b1 = th_fixture_user(state, "bob");
   th_make_contacts(a, "alice", b1, "bob");
   send_expect(a, "bob", "k1", "to the first session", "relayed");
   json_decref(expect_deliver(b1, "alice", "k1", "to the first session", 0));
@@ -260,14 +248,21 @@ static void test_kick_moves_unacked(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_relay_ack_receipt, up, down),
-      cmocka_unit_test_setup_teardown(test_send_errors, up, down),
-      cmocka_unit_test_setup_teardown(test_offline_store_then_deliver_in_order,
-                                      up, down),
       cmocka_unit_test_setup_teardown(
-          test_unacked_redelivered_after_session_end, up, down),
-      cmocka_unit_test_setup_teardown(test_duplicate_msg_id, up, down),
-      cmocka_unit_test_setup_teardown(test_kick_moves_unacked, up, down),
+          test_relay_ack_receipt, th_fixture_server_up, th_fixture_server_down),
+      cmocka_unit_test_setup_teardown(test_send_errors, th_fixture_server_up,
+                                      th_fixture_server_down),
+      cmocka_unit_test_setup_teardown(test_offline_store_then_deliver_in_order,
+                                      th_fixture_server_up,
+                                      th_fixture_server_down),
+      cmocka_unit_test_setup_teardown(
+          test_unacked_redelivered_after_session_end, th_fixture_server_up,
+          th_fixture_server_down),
+      cmocka_unit_test_setup_teardown(
+          test_duplicate_msg_id, th_fixture_server_up, th_fixture_server_down),
+      cmocka_unit_test_setup_teardown(test_kick_moves_unacked,
+                                      th_fixture_server_up,
+                                      th_fixture_server_down),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -207,6 +207,15 @@ json_t *th_cli_event(const th_cli_t *c, size_t i) {
   return i < c->n ? c->events[i] : NULL;
 }
 
+void th_cli_make_contacts(th_cli_t *a, const char *an, th_cli_t *b,
+                          const char *bn) {
+  th_cli_cmd(a, "/add %s", bn);
+  th_cli_wait(b, TH_DEADLINE_MS, "contact_request", "from", an, NULL);
+  th_cli_cmd(b, "/accept %s", an);
+  th_cli_wait(a, TH_DEADLINE_MS, "contact_added", "user", bn, NULL);
+  th_cli_wait(b, TH_DEADLINE_MS, "contact_added", "user", an, NULL);
+}
+
 int th_cli_finish(th_cli_t *c, int timeout_ms) {
   int status;
   th_proc_close_stdin(c->proc);

@@ -41,6 +41,11 @@ void th_cli_drain(th_cli_t *c, int ms);
 size_t th_cli_n_events(const th_cli_t *c);
 json_t *th_cli_event(const th_cli_t *c, size_t i);
 
+/* Makes the logged-in clients a (named an) and b (bn) contacts: a asks, b
+ * accepts, and both see contact_added (waits of TH_DEADLINE_MS each). */
+void th_cli_make_contacts(th_cli_t *a, const char *an, th_cli_t *b,
+                          const char *bn);
+
 /* Closes stdin and waits for the exit; returns the exit code. */
 int th_cli_finish(th_cli_t *c, int timeout_ms);
 /* Prints the transcript to stderr. */
