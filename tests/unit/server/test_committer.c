@@ -1,104 +1,8 @@
 /* test_committer.c -- group commit on a real libuv loop and a file database:
  * callbacks after durability, one batch per turn, failures and recovery,
- * synchronous flush, and a loop that exits when nothing is pending. */
-#include <errno.h>
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
-
-#include <cmocka.h>
-#include <uv.h>
-
-#include "committer.h"
-
-/* ---- fixture: a loop, a temp database, a store and a committer ---------- */
-
-typedef struct fx {
-  uv_loop_t loop;
-  uv_timer_t deadline; /* fails the test if the loop is still busy by then */
-  char dir[64];
-  char path[96];
-  chat_store_t *store;
-  chat_committer_t *c;
-} fx_t;
-
-static void on_deadline(uv_timer_t *t) {
-  fail_msg("deadline reached: the loop did not finish its work");
-}
-
-static int setup(void **state) {
-  fx_t *f = calloc(1, sizeof(*f));
-
-  assert_non_null(f);
-  assert_int_equal(uv_loop_init(&f->loop), 0);
-  assert_int_equal(uv_timer_init(&f->loop, &f->deadline), 0);
-  snprintf(f->dir, sizeof(f->dir), "/tmp/chat-committer-XXXXXX");
-  assert_non_null(mkdtemp(f->dir));
-  snprintf(f->path, sizeof(f->path), "%s/chat.db", f->dir);
-  assert_int_equal(chat_store_open(f->path, &f->store, NULL, 0), 0);
-  assert_int_equal(chat_committer_new(&f->loop, f->store, &f->c), 0);
-  *state = f;
-  return 0;
-}
-
-static int teardown(void **state) {
-  static const char *const suffix[] = {"", "-wal", "-shm", "-journal"};
-  fx_t *f = *state;
-  char p[128];
-  size_t i;
-
-  chat_committer_free(f->c);
-  uv_close((uv_handle_t *)&f->deadline, NULL);
-  /* Finishes closing the committer's handles; every handle is closed. */
-  assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
-  assert_int_equal(uv_loop_close(&f->loop), 0);
-  chat_store_close(f->store);
-  for (i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
-    snprintf(p, sizeof(p), "%s%s", f->path, suffix[i]);
-    unlink(p);
-  }
-  assert_int_equal(rmdir(f->dir), 0);
-  free(f);
-  return 0;
-}
-
-/* Runs the loop until it has nothing left to do, which must be soon. */
-static void run_until_idle(fx_t *f) {
-  assert_int_equal(uv_timer_start(&f->deadline, on_deadline, 60000, 0), 0);
-  uv_unref((uv_handle_t *)&f->deadline);
-  assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
-  uv_timer_stop(&f->deadline);
-}
-
-static chat_store_op_t user_op(const char *name) {
-  chat_store_op_t op;
-
-  memset(&op, 0, sizeof(op));
-  op.kind = CHAT_STORE_ADD_USER;
-  op.a = name;
-  op.b = "$argon2id$hash";
-  return op;
-}
-
-static chat_store_op_t msg_op(uint64_t seq, const char *body, size_t len) {
-  chat_store_op_t op;
-
-  memset(&op, 0, sizeof(op));
-  op.kind = CHAT_STORE_PUT_MSG;
-  op.msg.seq = seq;
-  op.msg.to = "bob";
-  op.msg.from = "amy";
-  op.msg.msg_id = "id";
-  op.msg.body = body;
-  op.msg.body_len = len;
-  op.msg.ts = 1;
-  return op;
-}
+ * synchronous flush, and a loop that exits when nothing is pending. The
+ * throughput and latency reports are in test_committer_perf.c. */
+#include "committer_fixture.h"
 
 static void add_users(fx_t *f, const char *prefix, int n) {
   char name[40];
@@ -129,21 +33,6 @@ static int committed_users(const fx_t *f) {
   return n;
 }
 
-static int msg_cb(void *ctx, const chat_stored_msg_t *m) {
-  (*(int *)ctx)++;
-  return 0;
-}
-
-static int committed_msgs(const fx_t *f) {
-  chat_store_t *s = NULL;
-  int n = 0;
-
-  assert_int_equal(chat_store_open(f->path, &s, NULL, 0), 0);
-  assert_int_equal(chat_store_load_messages(s, msg_cb, &n), 0);
-  chat_store_close(s);
-  return n;
-}
-
 /* A callback's record: how often, with what, and what was on disk then. */
 typedef struct seen {
   fx_t *f;
@@ -163,13 +52,6 @@ static void on_done(void *arg, int status) {
   s->order = ++fired;
   if (s->f != NULL)
     s->users_on_disk = committed_users(s->f);
-}
-
-static chat_committer_stats_t stats(const fx_t *f) {
-  chat_committer_stats_t st;
-
-  chat_committer_stats(f->c, &st);
-  return st;
 }
 
 /* ---- tests -------------------------------------------------------------- */
@@ -481,111 +363,6 @@ static void test_copies_body_exactly(void **state) {
   chat_store_close(s);
 }
 
-/* ---- throughput: a measurement, printed, not a pass/fail threshold ------ */
-
-enum { TP_TOTAL = 100000, TP_PER_TURN = 500 };
-
-typedef struct producer {
-  fx_t *f;
-  uv_idle_t idle;
-  uint64_t next_seq;
-  int acked;
-  int errors;
-  char body[64];
-} producer_t;
-
-static void on_stored(void *arg, int status) {
-  producer_t *p = arg;
-
-  if (status != 0)
-    p->errors++;
-  p->acked++;
-}
-
-/* One loop turn of a busy server: a few hundred messages for offline users,
- * each with a "stored" reply waiting for the commit. */
-static void on_produce(uv_idle_t *h) {
-  producer_t *p = h->data;
-  int i;
-
-  for (i = 0; i < TP_PER_TURN && p->next_seq <= TP_TOTAL; i++) {
-    chat_store_op_t op = msg_op(p->next_seq++, p->body, sizeof(p->body));
-
-    assert_int_equal(chat_committer_add(p->f->c, &op), 0);
-    assert_int_equal(chat_committer_then(p->f->c, on_stored, p), 0);
-  }
-  if (p->next_seq > TP_TOTAL)
-    uv_close((uv_handle_t *)&p->idle, NULL);
-}
-
-static void test_throughput_report(void **state) {
-  fx_t *f = *state;
-  producer_t p = {.f = f, .next_seq = 1};
-  chat_committer_stats_t st;
-  uint64_t t0, t1;
-
-  memset(p.body, 'm', sizeof(p.body));
-  assert_int_equal(uv_idle_init(&f->loop, &p.idle), 0);
-  p.idle.data = &p;
-  assert_int_equal(uv_idle_start(&p.idle, on_produce), 0);
-  t0 = uv_hrtime();
-  run_until_idle(f);
-  t1 = uv_hrtime();
-  st = stats(f);
-  assert_int_equal(p.acked, TP_TOTAL);
-  assert_int_equal(p.errors, 0);
-  assert_int_equal(st.ops, TP_TOTAL);
-  assert_int_equal(committed_msgs(f), TP_TOTAL);
-  printf("committer throughput: %d PUT_MSG (64 B) in %.3f s = %.0f ops/s, "
-         "%llu fsync'd batches (avg %.0f, max %llu ops)\n",
-         TP_TOTAL, (double)(t1 - t0) / 1e9,
-         TP_TOTAL / ((double)(t1 - t0) / 1e9),
-         (unsigned long long)st.batches, (double)st.ops / (double)st.batches,
-         (unsigned long long)st.max_batch);
-}
-
-/* Worst case for group commit: each batch holds one op because the next op
- * waits for the previous commit. Measures the cost of one fsync'd commit. */
-enum { LAT_ROUNDS = 200 };
-
-typedef struct pinger {
-  fx_t *f;
-  int done;
-  int errors;
-} pinger_t;
-
-static void on_ping(void *arg, int status) {
-  pinger_t *p = arg;
-  chat_store_op_t op;
-
-  if (status != 0)
-    p->errors++;
-  if (++p->done >= LAT_ROUNDS)
-    return;
-  op = msg_op((uint64_t)p->done + 1, "ping", 4);
-  assert_int_equal(chat_committer_add(p->f->c, &op), 0);
-  assert_int_equal(chat_committer_then(p->f->c, on_ping, p), 0);
-}
-
-static void test_commit_latency_report(void **state) {
-  fx_t *f = *state;
-  pinger_t p = {.f = f};
-  chat_store_op_t op = msg_op(1, "ping", 4);
-  uint64_t t0, t1;
-
-  assert_int_equal(chat_committer_add(f->c, &op), 0);
-  assert_int_equal(chat_committer_then(f->c, on_ping, &p), 0);
-  t0 = uv_hrtime();
-  run_until_idle(f);
-  t1 = uv_hrtime();
-  assert_int_equal(p.done, LAT_ROUNDS);
-  assert_int_equal(p.errors, 0);
-  assert_int_equal(stats(f).batches, LAT_ROUNDS);
-  printf("commit latency: %d one-op batches in %.3f s = %.2f ms each\n",
-         LAT_ROUNDS, (double)(t1 - t0) / 1e9,
-         (double)(t1 - t0) / 1e6 / LAT_ROUNDS);
-}
-
 int main(void) {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
   const struct CMUnitTest tests[] = {
@@ -601,8 +378,6 @@ int main(void) {
       T(test_free_flushes_pending),
       T(test_rejects_invalid),
       T(test_copies_body_exactly),
-      T(test_throughput_report),
-      T(test_commit_latency_report),
   };
 #undef T
 
