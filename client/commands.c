@@ -53,8 +53,35 @@ static void request(chat_client_t *c, json_t *m, const char *id) {
   chat__session_request(c, m, id);
 }
 
-static json_t *with_user(const char *type, const char *key, const char *v) {
-  return json_pack("{s:s,s:s}", "type", type, key, v);
+/* The commands that are one request with one string field. The id is
+ * "prefix:value": session.c tells the replies apart by those prefixes. */
+static const struct one_field {
+  chat_cmd_kind_t kind;
+  const char *type, *key, *prefix;
+} one_field[] = {
+    {CHAT_CMD_ADD, "contact_add", "user", "add"},
+    {CHAT_CMD_ACCEPT, "contact_accept", "user", "accept"},
+    {CHAT_CMD_DECLINE, "contact_decline", "user", "decline"},
+    {CHAT_CMD_REMOVE, "contact_remove", "user", "remove"},
+    {CHAT_CMD_STATUS, "status", "status", "status"},
+    {CHAT_CMD_GROUP_CREATE, "group_create", "group", "gcreate"},
+    {CHAT_CMD_GROUP_LEAVE, "group_leave", "group", "gleave"},
+    {CHAT_CMD_GROUP_MEMBERS, "group_members", "group", "gmembers"},
+};
+
+static void request_one_field(chat_client_t *c, const chat_cmd_t *cmd) {
+  const char *v = cmd->kind == CHAT_CMD_STATUS ? chat_status_name(cmd->status)
+                                               : cmd->name;
+  char id[80];
+
+  for (size_t i = 0; i < sizeof(one_field) / sizeof(one_field[0]); i++) {
+    const struct one_field *f = &one_field[i];
+    if (f->kind != cmd->kind)
+      continue;
+    snprintf(id, sizeof(id), "%s:%s", f->prefix, v);
+    request(c, json_pack("{s:s,s:s}", "type", f->type, f->key, v), id);
+    return;
+  }
 }
 
 void chat__cmd_run(chat_client_t *c, char *line) {
@@ -84,40 +111,17 @@ void chat__cmd_run(chat_client_t *c, char *line) {
     send_text(c, NULL, cmd.name, cmd.text, cmd.text_len);
     break;
   case CHAT_CMD_ADD:
-    snprintf(id, sizeof(id), "add:%s", cmd.name);
-    request(c, with_user("contact_add", "user", cmd.name), id);
-    break;
   case CHAT_CMD_ACCEPT:
-    snprintf(id, sizeof(id), "accept:%s", cmd.name);
-    request(c, with_user("contact_accept", "user", cmd.name), id);
-    break;
   case CHAT_CMD_DECLINE:
-    snprintf(id, sizeof(id), "decline:%s", cmd.name);
-    request(c, with_user("contact_decline", "user", cmd.name), id);
-    break;
   case CHAT_CMD_REMOVE:
-    snprintf(id, sizeof(id), "remove:%s", cmd.name);
-    request(c, with_user("contact_remove", "user", cmd.name), id);
+  case CHAT_CMD_STATUS:
+  case CHAT_CMD_GROUP_CREATE:
+  case CHAT_CMD_GROUP_LEAVE:
+  case CHAT_CMD_GROUP_MEMBERS:
+    request_one_field(c, &cmd);
     break;
   case CHAT_CMD_CONTACTS:
     request(c, chat_msg_new(CHAT_T_CONTACTS), "contacts");
-    break;
-  case CHAT_CMD_STATUS:
-    snprintf(id, sizeof(id), "status:%s", chat_status_name(cmd.status));
-    request(c, with_user("status", "status", chat_status_name(cmd.status)),
-            id);
-    break;
-  case CHAT_CMD_GROUP_CREATE:
-    snprintf(id, sizeof(id), "gcreate:%s", cmd.name);
-    request(c, with_user("group_create", "group", cmd.name), id);
-    break;
-  case CHAT_CMD_GROUP_LEAVE:
-    snprintf(id, sizeof(id), "gleave:%s", cmd.name);
-    request(c, with_user("group_leave", "group", cmd.name), id);
-    break;
-  case CHAT_CMD_GROUP_MEMBERS:
-    snprintf(id, sizeof(id), "gmembers:%s", cmd.name);
-    request(c, with_user("group_members", "group", cmd.name), id);
     break;
   case CHAT_CMD_GROUP_ADD:
     snprintf(id, sizeof(id), "gadd:%s", cmd.name);
