@@ -107,8 +107,9 @@ def figures(rep):
 
 
 def main():
-    if len(sys.argv) < 2:
-        raise SystemExit(__doc__)
+    if len(sys.argv) < 2 or sys.argv[1] in ("-h", "--help"):
+        print(__doc__.strip())
+        raise SystemExit(0 if len(sys.argv) >= 2 else 2)
     build = sys.argv[1]
     runs = 3
     only = None
