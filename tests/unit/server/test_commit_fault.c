@@ -5,16 +5,6 @@
  * disk, so a restart finds it. Faults come from chat_store_fail_next(). */
 #include "fixture.h"
 
-static int setup(void **state) {
-  *state = fx_new();
-  return 0;
-}
-
-static int teardown(void **state) {
-  fx_free(*state);
-  return 0;
-}
-
 static void send_to(fx_t *f, cap_t *c, const char *to, const char *msg_id) {
   fx_send(f, c, "{s:s,s:s,s:s,s:s}", "type", "send", "to", to, "msg_id",
           msg_id, "body", "x");
@@ -171,7 +161,7 @@ static void test_retry_judged_against_memory(void **state) {
   assert_int_equal(chat_committer_pending(f->committer), 0);
 }
 
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define T(name) cmocka_unit_test_setup_teardown(name, fx_setup, fx_teardown)
 
 int main(void) {
   const struct CMUnitTest tests[] = {

@@ -2,16 +2,6 @@
  * sections 2-4 that the server answers, driven without sockets. */
 #include "fixture.h"
 
-static int setup(void **state) {
-  *state = fx_new();
-  return 0;
-}
-
-static int teardown(void **state) {
-  fx_free(*state);
-  return 0;
-}
-
 static void test_state_checks(void **state) {
   fx_t *f = *state;
   cap_t *c = fx_connect(f);
@@ -228,7 +218,7 @@ static void test_rate_limit(void **state) {
   assert_true(c->closed);
 }
 
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define T(name) cmocka_unit_test_setup_teardown(name, fx_setup, fx_teardown)
 
 int main(void) {
   const struct CMUnitTest tests[] = {

@@ -8,33 +8,9 @@
  * and a retry is a fresh send. Faults come from chat_store_fail_next(). */
 #include "fixture.h"
 
-static int setup(void **state) {
-  *state = fx_new();
-  return 0;
-}
-
-static int teardown(void **state) {
-  fx_free(*state);
-  return 0;
-}
-
-/* Hands one frame to the core without running the loop, so the test decides
- * what happens before the commit comes back. */
-static void feed(fx_t *f, cap_t *c, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  json_error_t jerr;
-  json_t *obj = json_vpack_ex(&jerr, 0, fmt, ap);
-  va_end(ap);
-  if (obj == NULL)
-    fail_msg("pack %s: %s", fmt, jerr.text);
-  chat_srv_on_frame(&f->srv, c->s, obj);
-  json_decref(obj);
-}
-
 static void feed_gsend(fx_t *f, cap_t *c, const char *id, const char *msg_id) {
-  feed(f, c, "{s:s,s:s,s:s,s:s,s:s}", "type", "group_send", "id", id,
-       "group", "g", "msg_id", msg_id, "body", "hello group");
+  fx_feed(f, c, "{s:s,s:s,s:s,s:s,s:s}", "type", "group_send", "id", id,
+          "group", "g", "msg_id", msg_id, "body", "hello group");
 }
 
 /* Runs the loop one turn at a time until n batches have failed. */
@@ -169,8 +145,8 @@ static void test_nobody_pushed_internal(void **state) {
   chat_store_fail_next(f->store, -EROFS);
   feed_gsend(f, a, "s1", "m3");
   uv_run(&f->loop, UV_RUN_NOWAIT); /* its batch goes to the pool */
-  feed(f, a, "{s:s,s:s,s:s}", "type", "group_create", "id", "c1", "group",
-       "other"); /* a change for the next batch */
+  fx_feed(f, a, "{s:s,s:s,s:s}", "type", "group_create", "id", "c1", "group",
+          "other"); /* a change for the next batch */
   feed_gsend(f, a, "s2", "m3");
   fx_run(f);
   json_t *ok = cap_expect(a, "ok", NULL);
@@ -195,7 +171,7 @@ static void test_nobody_pushed_internal(void **state) {
   cap_empty(c);
 }
 
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define T(name) cmocka_unit_test_setup_teardown(name, fx_setup, fx_teardown)
 
 int main(void) {
   const struct CMUnitTest tests[] = {

@@ -2,16 +2,6 @@
  * duplicates, order, the push window, and what a session end writes. */
 #include "fixture.h"
 
-static int setup(void **state) {
-  *state = fx_new();
-  return 0;
-}
-
-static int teardown(void **state) {
-  fx_free(*state);
-  return 0;
-}
-
 static void send_msg(fx_t *f, cap_t *c, const char *to, const char *id,
                      const char *body, const char *status) {
   fx_send(f, c, "{s:s,s:s,s:s,s:s,s:s}", "type", "send", "id", id, "to", to,
@@ -135,7 +125,7 @@ static void test_overflow_while_pushing_stores(void **state) {
   expect_deliver(b2, "alice", "o1", 1);
 }
 
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define T(name) cmocka_unit_test_setup_teardown(name, fx_setup, fx_teardown)
 
 int main(void) {
   const struct CMUnitTest tests[] = {

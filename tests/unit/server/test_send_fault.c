@@ -11,31 +11,9 @@
  * before the commit comes back, every time. */
 #include "fixture.h"
 
-static int setup(void **state) {
-  *state = fx_new();
-  return 0;
-}
-
-static int teardown(void **state) {
-  fx_free(*state);
-  return 0;
-}
-
-static void feed(fx_t *f, cap_t *c, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  json_error_t jerr;
-  json_t *obj = json_vpack_ex(&jerr, 0, fmt, ap);
-  va_end(ap);
-  if (obj == NULL)
-    fail_msg("pack %s: %s", fmt, jerr.text);
-  chat_srv_on_frame(&f->srv, c->s, obj);
-  json_decref(obj);
-}
-
 static void feed_send(fx_t *f, cap_t *c, const char *id, const char *msg_id) {
-  feed(f, c, "{s:s,s:s,s:s,s:s,s:s}", "type", "send", "id", id, "to", "bob",
-       "msg_id", msg_id, "body", "hi bob");
+  fx_feed(f, c, "{s:s,s:s,s:s,s:s,s:s}", "type", "send", "id", id, "to", "bob",
+          "msg_id", msg_id, "body", "hi bob");
 }
 
 static void expect_status(cap_t *c, const char *id, const char *status) {
@@ -65,8 +43,8 @@ static void test_pushed_before_failure_relayed(void **state) {
   fx_disconnect(f, b);
   cap_t *a = fx_user(f, "alice");
   cap_t *b2 = fx_connect(f);
-  feed(f, b2, "{s:s,s:s,s:s,s:s}", "type", "login", "id", "l1", "user", "bob",
-       "password", "password1"); /* verified on the pool first */
+  fx_feed(f, b2, "{s:s,s:s,s:s,s:s}", "type", "login", "id", "l1", "user",
+          "bob", "password", "password1"); /* verified on the pool first */
   chat_store_fail_next(f->store, -EROFS);
   feed_send(f, a, "s1", "m1"); /* bob is still offline: stored */
   fx_run(f);
@@ -140,8 +118,8 @@ static void test_acked_before_failure_relayed(void **state) {
   cap_expect_drop(b, "welcome", NULL);
   g_fx = f;
   g_acker = b;
-  feed(f, b, "{s:s,s:s,s:s,s:s}", "type", "login", "id", "l1", "user", "bob",
-       "password", "password1");
+  fx_feed(f, b, "{s:s,s:s,s:s,s:s}", "type", "login", "id", "l1", "user", "bob",
+          "password", "password1");
   chat_store_fail_next(f->store, -EROFS);
   feed_send(f, a, "s1", "m2");
   fx_run(f);
@@ -173,8 +151,8 @@ static void test_plain_failure_internal(void **state) {
   chat_store_fail_next(f->store, -EROFS);
   feed_send(f, a, "s1", "m3");
   uv_run(&f->loop, UV_RUN_NOWAIT); /* its batch goes to the pool */
-  feed(f, a, "{s:s,s:s,s:s}", "type", "group_create", "id", "c1", "group",
-       "other"); /* a change for the next batch */
+  fx_feed(f, a, "{s:s,s:s,s:s}", "type", "group_create", "id", "c1", "group",
+          "other"); /* a change for the next batch */
   feed_send(f, a, "s2", "m3");
   fx_run(f);
   json_t *ok = cap_expect(a, "ok", NULL);
@@ -199,7 +177,7 @@ static void test_plain_failure_internal(void **state) {
   cap_empty(b);
 }
 
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define T(name) cmocka_unit_test_setup_teardown(name, fx_setup, fx_teardown)
 
 int main(void) {
   /* Before libuv starts its pool (the first uv_queue_work). */

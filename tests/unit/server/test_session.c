@@ -2,16 +2,6 @@
  * contacts, requests and held messages at login, heartbeat sweep. */
 #include "fixture.h"
 
-static int setup(void **state) {
-  *state = fx_new();
-  return 0;
-}
-
-static int teardown(void **state) {
-  fx_free(*state);
-  return 0;
-}
-
 static void test_kick(void **state) {
   fx_t *f = *state;
   cap_t *a = fx_user(f, "alice"), *b1 = fx_user(f, "bob");
@@ -104,7 +94,7 @@ static void test_logout(void **state) {
   assert_int_equal(f->srv.nlogged_in, 0);
 }
 
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define T(name) cmocka_unit_test_setup_teardown(name, fx_setup, fx_teardown)
 
 int main(void) {
   const struct CMUnitTest tests[] = {
