@@ -139,13 +139,14 @@ int chat_frame_parse(const char *line, size_t len, json_t **out,
 
 /* Serialises obj compactly as one line ending in LF into a new malloc'd
  * buffer that the caller frees with free(); *len counts the LF, and a NUL
- * follows it. Returns 0, -EINVAL (not an object, or a string jansson will not
- * dump) or -ENOMEM. */
+ * follows it. Returns 0, -EINVAL (not an object) or -ENOMEM (also for any
+ * failure inside jansson: with checked strings, only an allocation fails). */
 int chat_frame_encode(const json_t *obj, char **out, size_t *len);
 /* The same line, written through a callback (json_dump_callback's shape), so
  * a caller can append straight into its own buffer. The LF is written last.
- * The callback returns 0, or nonzero to stop. Returns 0, -EINVAL (as above),
- * or the callback's negative return (a positive one becomes -EIO). */
+ * The callback returns 0, or nonzero to stop. Returns 0, -EINVAL (not an
+ * object, or no callback), -ENOMEM (as above), or the callback's negative
+ * return (a positive one becomes -EIO). */
 typedef int (*chat_frame_write_cb)(const char *buf, size_t len, void *ctx);
 int chat_frame_dump(const json_t *obj, chat_frame_write_cb write, void *ctx);
 

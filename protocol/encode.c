@@ -39,8 +39,8 @@ static int grow_append(const char *data, size_t n, void *ctx) {
 /* Returns 0, -EINVAL (not an object) or -ENOMEM. A failure inside jansson
  * itself counts as -ENOMEM: with checked strings and no cycles (all this
  * project builds) its only way to fail is an allocation (cycle detection
- * allocates). The buffer is NUL-terminated
- * after the LF for convenience; *len counts up to and including the LF. */
+ * allocates). The buffer is NUL-terminated after the LF for convenience;
+ * *len counts up to and including the LF. */
 int chat_frame_encode(const json_t *obj, char **out, size_t *len) {
   struct grow_buf b = {0};
 
