@@ -171,15 +171,8 @@ static int out_append(chat_conn_t *c, const char *data, size_t n) {
   return 0;
 }
 
-struct dump_ctx {
-  chat_conn_t *c;
-  int err;
-};
-
 static int dump_cb(const char *buf, size_t len, void *ctx) {
-  struct dump_ctx *d = ctx;
-  d->err = out_append(d->c, buf, len);
-  return d->err;
+  return out_append(ctx, buf, len);
 }
 
 static int can_send(const chat_conn_t *c) {
@@ -194,13 +187,12 @@ static void queued(chat_conn_t *c) {
 }
 
 int chat_conn_send(chat_conn_t *c, const json_t *obj) {
-  struct dump_ctx d = {c, 0};
   size_t start = c->out_len;
   int rc;
 
   if (!can_send(c))
     return -EPIPE;
-  rc = chat_frame_dump(obj, dump_cb, &d);
+  rc = chat_frame_dump(obj, dump_cb, c);
   if (rc < 0) {
     c->out_len = start; /* drop the partial line */
     return rc == -ENOBUFS ? overflow(c) : rc;
@@ -269,7 +261,6 @@ static void dispatch(chat_conn_t *c) {
     if (rc == 0)
       break;
     c->last_line_ms = uv_now(c->io->loop);
-    memset(&err, 0, sizeof(err));
     if (rc == 1) {
       if (c->on_line != NULL && c->on_line(c, line, len))
         continue;
@@ -278,8 +269,7 @@ static void dispatch(chat_conn_t *c) {
         if (cbs->on_frame != NULL)
           cbs->on_frame(c, obj, line, len);
         json_decref(obj);
-      } else if (rc == -CHAT_E_BAD_JSON) {
-        chat_error_set(&err, CHAT_E_BAD_JSON, NULL, NULL);
+      } else if (rc == -CHAT_E_BAD_JSON) { /* err says what */
         if (cbs->on_bad_frame != NULL)
           cbs->on_bad_frame(c, &err);
       } else if (rc < 0) {
@@ -288,6 +278,7 @@ static void dispatch(chat_conn_t *c) {
       continue; /* rc 1: a blank line */
     }
     if (rc == -CHAT_E_FRAME_TOO_LARGE) {
+      memset(&err, 0, sizeof(err));
       chat_error_set(&err, CHAT_E_FRAME_TOO_LARGE, NULL,
                      "frame longer than %zu bytes", c->dec.max_frame);
       /* The rest of that line is still coming: drain it before closing,
