@@ -10,12 +10,12 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "chat_protocol.h"
+#include "corpus.h"
 
 static long g_lines, g_scanned, g_requests;
 
@@ -131,24 +131,6 @@ static void check_request(const char *line, size_t len) {
 
 /* ---- corpora ------------------------------------------------------------ */
 
-static char *read_file(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  char *buf;
-  long n;
-
-  if (f == NULL)
-    return NULL;
-  fseek(f, 0, SEEK_END);
-  n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  buf = malloc((size_t)n + 1);
-  assert_non_null(buf);
-  assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-  fclose(f);
-  *len = (size_t)n;
-  return buf;
-}
-
 /* Every line of a byte stream, split as a connection splits it. */
 static void check_stream(const char *data, size_t len) {
   chat_decoder_t d;
@@ -163,25 +145,22 @@ static void check_stream(const char *data, size_t len) {
 }
 
 static long each_input(const char *dir) {
-  DIR *dp = opendir(dir);
-  struct dirent *e;
+  size_t n;
+  char **names = corpus_cases(dir, &n);
   long count = 0;
 
-  assert_non_null(dp);
-  while ((e = readdir(dp)) != NULL) {
+  for (size_t i = 0; i < n; i++) {
     char path[512];
     size_t len;
     char *data;
-    if (e->d_name[0] == '.')
-      continue;
-    snprintf(path, sizeof(path), "%s/%s/input", dir, e->d_name);
-    if ((data = read_file(path, &len)) == NULL)
+    snprintf(path, sizeof(path), "%s/%s/input", dir, names[i]);
+    if ((data = corpus_read(path, &len)) == NULL)
       continue;
     check_stream(data, len);
     free(data);
     count++;
   }
-  closedir(dp);
+  corpus_cases_free(names, n);
   return count;
 }
 

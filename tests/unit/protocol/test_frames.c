@@ -6,12 +6,12 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "chat_protocol.h"
+#include "corpus.h"
 
 #define CORPUS "frames"
 
@@ -139,28 +139,6 @@ static void assert_same(const outcomes_t *want, const outcomes_t *got,
     }
 }
 
-static char *read_file(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  char *buf = NULL;
-  size_t cap = 0, n = 0, r;
-
-  if (f == NULL)
-    return NULL;
-  do {
-    if (cap - n < 4096) {
-      cap = cap ? cap * 2 : 8192;
-      buf = realloc(buf, cap);
-      assert_non_null(buf);
-    }
-    r = fread(buf + n, 1, cap - n - 1, f);
-    n += r;
-  } while (r > 0);
-  fclose(f);
-  buf[n] = '\0';
-  *len = n;
-  return buf;
-}
-
 /* The expected file against one run: exact lines, but "bad_json TEXT" only
  * needs TEXT inside the message. */
 static void match_expected(const char *name, const char *expected,
@@ -237,29 +215,11 @@ static void check_input(const char *name, const char *input, size_t len,
   out_free(&whole);
 }
 
-static int cmp_str(const void *a, const void *b) {
-  return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static void test_corpus(void **state) {
-  DIR *dir = opendir(CORPUS);
-  struct dirent *e;
-  char **names = NULL, path[512];
-  size_t n = 0, cap = 0;
+  char **names, path[512];
+  size_t n;
 
-  assert_non_null(dir);
-  while ((e = readdir(dir)) != NULL) {
-    if (e->d_name[0] == '.' || strcmp(e->d_name, "README") == 0)
-      continue;
-    if (n == cap) {
-      cap = cap ? cap * 2 : 64;
-      names = realloc(names, cap * sizeof(*names));
-      assert_non_null(names);
-    }
-    names[n++] = strdup(e->d_name);
-  }
-  closedir(dir);
-  qsort(names, n, sizeof(*names), cmp_str);
+  names = corpus_cases(CORPUS, &n);
   assert_true(n >= 40);
 
   for (size_t i = 0; i < n; i++) {
@@ -267,15 +227,15 @@ static void test_corpus(void **state) {
     size_t input_len, exp_len, mf_len, max_frame = CHAT_MAX_FRAME_DEFAULT;
 
     snprintf(path, sizeof(path), CORPUS "/%s/input", names[i]);
-    input = read_file(path, &input_len);
+    input = corpus_read(path, &input_len);
     snprintf(path, sizeof(path), CORPUS "/%s/expected", names[i]);
-    expected = read_file(path, &exp_len);
+    expected = corpus_read(path, &exp_len);
     if (input == NULL || expected == NULL) {
       print_error("%s: needs input and expected\n", names[i]);
       fail();
     }
     snprintf(path, sizeof(path), CORPUS "/%s/max_frame", names[i]);
-    if ((mf = read_file(path, &mf_len)) != NULL) {
+    if ((mf = corpus_read(path, &mf_len)) != NULL) {
       max_frame = strtoul(mf, NULL, 10);
       assert_true(max_frame > 0);
       free(mf);
@@ -283,10 +243,9 @@ static void test_corpus(void **state) {
     check_input(names[i], input, input_len, max_frame, expected, 1);
     free(input);
     free(expected);
-    free(names[i]);
   }
   print_message("%zu frame cases\n", n);
-  free(names);
+  corpus_cases_free(names, n);
 }
 
 /* The real default limit: a frame of exactly 65536 bytes passes (with LF and

@@ -6,12 +6,12 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "chat_protocol.h"
+#include "corpus.h"
 
 #define CORPUS "messages"
 
@@ -94,23 +94,9 @@ static int print_member(const chat_msg_t *msg, const char *name, char *buf,
 
 static char *slurp(const char *dir, const char *file) {
   char path[512];
-  FILE *f;
-  long n;
-  char *buf;
 
   snprintf(path, sizeof(path), CORPUS "/%s/%s", dir, file);
-  f = fopen(path, "rb");
-  if (f == NULL)
-    return NULL;
-  fseek(f, 0, SEEK_END);
-  n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  buf = malloc((size_t)n + 1);
-  assert_non_null(buf);
-  assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-  buf[n] = '\0';
-  fclose(f);
-  return buf;
+  return corpus_read(path, NULL);
 }
 
 #define VALBUF 40000
@@ -228,36 +214,15 @@ static void run_case(const char *name) {
   free(val);
 }
 
-static int cmp_str(const void *a, const void *b) {
-  return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static void test_corpus(void **state) {
-  DIR *dir = opendir(CORPUS);
-  struct dirent *e;
-  char **names = NULL;
-  size_t n = 0, cap = 0;
+  size_t n;
+  char **names = corpus_cases(CORPUS, &n);
 
-  assert_non_null(dir);
-  while ((e = readdir(dir)) != NULL) {
-    if (e->d_name[0] == '.' || strcmp(e->d_name, "README") == 0)
-      continue;
-    if (n == cap) {
-      cap = cap ? cap * 2 : 256;
-      names = realloc(names, cap * sizeof(*names));
-      assert_non_null(names);
-    }
-    names[n++] = strdup(e->d_name);
-  }
-  closedir(dir);
-  qsort(names, n, sizeof(*names), cmp_str);
   assert_true(n >= 100);
-  for (size_t i = 0; i < n; i++) {
+  for (size_t i = 0; i < n; i++)
     run_case(names[i]);
-    free(names[i]);
-  }
   print_message("%zu message cases\n", n);
-  free(names);
+  corpus_cases_free(names, n);
 }
 
 /* ---- API details the corpus cannot show -------------------------------- */
