@@ -1,8 +1,9 @@
 /* committer.h -- group commit of store operations off the loop thread.
  *
  * The loop thread adds operations as it changes its in-memory state; they
- * collect in an open batch. While no batch is being committed, the open batch
- * is handed to the libuv thread pool at the end of the loop turn, and one
+ * collect in an open batch. While no batch is being committed (nor paused
+ * after a failure, see chat_committer_on_fail), the open batch is handed
+ * to the libuv thread pool at the end of the loop turn, and one
  * fsync'd transaction covers everything gathered meanwhile. Callbacks that
  * wait for durability (a "stored" reply, a registration) run on the loop
  * thread once every operation added before them is committed.
@@ -35,7 +36,8 @@ int chat_committer_add(chat_committer_t *c, const chat_store_op_t *op);
 
 /* Calls cb(arg, status) on the loop thread once every operation added so far
  * has committed (or failed). With nothing pending it is still called later
- * (at the end of this loop turn, status 0), never from inside this call.
+ * with status 0 (at the end of this loop turn, or once the pause after a
+ * failed batch is over), never from inside this call.
  * Callbacks run in the order they were registered, and may add operations
  * and register callbacks. Returns 0 or -ENOMEM (cb will not be called). */
 int chat_committer_then(chat_committer_t *c, chat_committer_cb cb, void *arg);

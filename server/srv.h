@@ -197,13 +197,13 @@ chat_status_t chat_srv_status_of(const chat_user_t *u);
 /* Pushes h to its recipient's session as deliver; marks it pushed. Returns 0
  * or the sink's error. */
 int chat_srv_push(chat_srv_t *srv, chat_held_t *h);
-/* Nonzero when u's window has room for one more message of len bytes. */
 /* Nonzero when to may hold one more message under the offline quota. */
 int chat_srv_quota_open(const chat_srv_t *srv, const chat_user_t *to);
 /* The error for a send refused by the quota: rate_limited with
  * "reason":"offline_quota" (an optional field PROTOCOL.md allows). */
 void chat_srv_quota_error(chat_session_t *s, const json_t *id,
                           const char *to);
+/* Nonzero when u's window has room for one more message of len bytes. */
 int chat_srv_window_open(const chat_srv_t *srv, const chat_user_t *u,
                          size_t len);
 /* Pushes u's waiting messages, oldest first, while the window allows. */

@@ -5,11 +5,12 @@
  *
  * A new stored message whose sender still waits for it (h->waiter) is left
  * to that waiter, which decides from the whole message (was it pushed to
- * anyone?) whether to drop it and answer internal or to add it again and go
- * on waiting; a registration answered internal is not added again either. Everything else is judged against memory
- * now, because later changes may have undone it meanwhile (a contact added
- * and removed, a message acked). The committer waits a little before the
- * next batch, so this does not spin against a store that keeps failing. */
+ * anyone?) whether to drop it and answer internal or to add it again
+ * (handle_message.c, handle_group.c); a registration answered internal is
+ * not added again either. Everything else is judged against memory now,
+ * because later changes may have undone it meanwhile (a contact added and
+ * removed, a message acked). The committer waits a little before the next
+ * batch, so this does not spin against a store that keeps failing. */
 #include "chat_log.h"
 #include "srv.h"
 
