@@ -88,10 +88,10 @@ typedef struct chat_decoder {
   char *part;         /* owned: a line begun in an earlier chunk */
   size_t part_len;
   size_t part_cap;
-  int dead;           /* set after frame_too_large: nothing more comes out
-                       * (holds the code next() keeps returning) */
   size_t part_pos;    /* next unread byte of part (after save: many lines) */
   size_t part_scan;   /* part is known to hold no LF before this offset */
+  int dead;           /* the code next() keeps returning once dead:
+                       * -CHAT_E_FRAME_TOO_LARGE, or -ENOMEM from feed */
 } chat_decoder_t;
 
 /* No allocation happens here. max_frame 0 means CHAT_MAX_FRAME_DEFAULT.
