@@ -98,7 +98,7 @@ static void emit_sent(chat_client_t *c, const chat_ob_action_t *a) {
   chat__out_event(c, ev);
 }
 
-void chat__client_on_action(void *ctx, const chat_ob_action_t *a) {
+static void on_action(void *ctx, const chat_ob_action_t *a) {
   chat_client_t *c = ctx;
   char id[CHAT_MAX_NAME + 3];
   json_t *m;
@@ -170,8 +170,7 @@ int chat_client_init_core(chat_client_t *c, uv_loop_t *loop,
   c->env_ctx = ctx;
   c->opts = *opts;
   chat_roster_init(&c->roster);
-  if ((rc = chat_outbox_new(&c->roster, chat__client_on_action, c, &c->ob)) <
-          0 ||
+  if ((rc = chat_outbox_new(&c->roster, on_action, c, &c->ob)) < 0 ||
       (rc = chat_dedup_new(CHAT_DEDUP_DEFAULT, &c->dedup)) < 0)
     return rc;
   if (!opts->no_p2p &&

@@ -166,8 +166,6 @@ void chat__client_rearm(chat_client_t *c);
 void chat__client_finish(chat_client_t *c, int drain);
 /* Stops now: log out if possible, close everything, exit with code. */
 void chat__client_stop(chat_client_t *c, int code);
-/* The outbox's action sink. */
-void chat__client_on_action(void *ctx, const chat_ob_action_t *a);
 /* A fresh 128-bit msg_id in hex (33 bytes with the NUL). */
 void chat__client_new_msg_id(char out[33]);
 

@@ -335,22 +335,18 @@ int chat__input_start(chat_client_t *c) {
   return 0;
 }
 
-static void on_input_closed(uv_handle_t *h) {
-  (void)h;
-}
-
 void chat__input_stop(chat_client_t *c) {
   input_t *in = &g_in;
   if (!c->input || in->stopped)
     return;
   in->stopped = 1;
-  uv_close((uv_handle_t *)&in->wait_timer, on_input_closed);
+  uv_close((uv_handle_t *)&in->wait_timer, NULL);
   if (in->mode == IN_STREAM)
-    uv_close((uv_handle_t *)&in->pipe, on_input_closed);
+    uv_close((uv_handle_t *)&in->pipe, NULL);
   else if (in->mode == IN_FILE)
-    uv_close((uv_handle_t *)&in->idle, on_input_closed);
+    uv_close((uv_handle_t *)&in->idle, NULL);
   else if (in->mode == IN_TTY) {
-    uv_close((uv_handle_t *)&in->poll, on_input_closed);
+    uv_close((uv_handle_t *)&in->poll, NULL);
     fputs("\r\033[K", stdout);
     el_end(in->el); /* gives the terminal back */
     history_end(in->hist);

@@ -46,8 +46,8 @@ static const char *short_id(const char *msg_id) {
 static void human_sent(chat_client_t *c, const json_t *ev, FILE *f) {
   const char *fb = str(ev, "fallback");
   if (*str(ev, "group")) {
-    fprintf(f, "%s-> #%s%s [%s] relayed to %lld, stored for %lld\n",
-            col(c, C_DIM), str(ev, "group"), "", short_id(str(ev, "msg_id")),
+    fprintf(f, "%s-> #%s [%s] relayed to %lld, stored for %lld\n",
+            col(c, C_DIM), str(ev, "group"), short_id(str(ev, "msg_id")),
             num(ev, "relayed"), num(ev, "stored"));
     fputs(col(c, C_RESET), f);
     return;

@@ -12,7 +12,6 @@
 /* One link's socket. p is NULL for a link peer.c refused at once. */
 typedef struct peer_conn {
   chat_conn_t conn; /* conn.data points to this */
-  chat_client_t *c;
   chat_peer_t *p;
 } peer_conn_t;
 
@@ -45,7 +44,6 @@ static peer_conn_t *conn_new(chat_client_t *c) {
   peer_conn_t *w = calloc(1, sizeof(*w));
   if (!w)
     return NULL;
-  w->c = c;
   w->conn.data = w;
   if (chat_conn_init(c->io, &w->conn, &peer_cbs, NULL) < 0) {
     free(w);

@@ -142,9 +142,9 @@ static void on_deliver(chat_client_t *c, const chat_msg_t *m) {
                              m->body_len, m->ts, "relay", m->offline > 0);
   /* Duplicates are acked too, or the server would keep them forever. */
   chat__session_request(c,
-                    json_pack("{s:s,s:s,s:s}", "type", "ack", "msg_id",
-                              m->msg_id, "from", m->from),
-                    NULL);
+                        json_pack("{s:s,s:s,s:s}", "type", "ack", "msg_id",
+                                  m->msg_id, "from", m->from),
+                        NULL);
 }
 
 void chat__session_on_event(chat_client_t *c, const chat_msg_t *m) {
