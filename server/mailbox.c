@@ -14,14 +14,11 @@ void chat_mailbox_init(chat_mailbox_t *mb) {
   chat_hmap_init(&mb->index);
 }
 
-/* The key, the group and the body live in h's own allocation. */
-static void held_free(chat_held_t *h) { free(h); }
-
 void chat_mailbox_free(chat_mailbox_t *mb) {
   size_t pos = 0;
   chat_held_t *h;
   while ((h = chat_hmap_next(&mb->index, &pos)) != NULL)
-    held_free(h);
+    free(h); /* key, group and body included */
   chat_hmap_free(&mb->index);
   mb->count = 0;
 }
@@ -76,7 +73,7 @@ int chat_mailbox_add(chat_mailbox_t *mb, chat_user_t *to, chat_user_t *from,
   }
   h->body = h->key + n + 1 + glen;
   if (chat_hmap_put(&mb->index, h->key, n, h) < 0) {
-    held_free(h);
+    free(h);
     return -ENOMEM;
   }
   memcpy(h->body, body, body_len);
@@ -102,10 +99,7 @@ int chat_mailbox_add(chat_mailbox_t *mb, chat_user_t *to, chat_user_t *from,
     to->mb_head = h;
   mb->count++;
   to->mb_count++;
-  h->state = CHAT_HELD_PUSHED; /* so that set_state counts it in */
-  to->mb_npushed++;
-  to->mb_unacked_bytes += body_len;
-  chat_mailbox_set_state(h, state);
+  chat_mailbox_set_state(h, state); /* from STORED (memset): counts it in */
   if (out)
     *out = h;
   return 0;
@@ -153,5 +147,5 @@ void chat_mailbox_remove(chat_mailbox_t *mb, chat_held_t *h) {
   chat_hmap_del(&mb->index, h->key, h->klen);
   mb->count--;
   h->to->mb_count--;
-  held_free(h);
+  free(h);
 }

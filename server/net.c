@@ -252,28 +252,28 @@ static void on_handle_closed(uv_handle_t *h) {
     free(net);
 }
 
-void chat_net_stop(chat_net_t *net) {
+/* Stops accepting and closes the handles; 0 if that was done already. */
+static int close_handles(chat_net_t *net) {
   if (net->stopped)
-    return;
+    return 0;
   net->stopped = 1;
   uv_close((uv_handle_t *)&net->listener, on_handle_closed);
   uv_close((uv_handle_t *)&net->sweep, on_handle_closed);
   uv_close((uv_handle_t *)&net->sigint, on_handle_closed);
   uv_close((uv_handle_t *)&net->sigterm, on_handle_closed);
-  chat_srv_end_all(net->srv);
+  return 1;
+}
+
+void chat_net_stop(chat_net_t *net) {
+  if (close_handles(net))
+    chat_srv_end_all(net->srv);
 }
 
 void chat_net_free(chat_net_t *net) {
   if (net == NULL)
     return;
   chat_io_free(net->io);
-  if (!net->stopped) {
-    net->stopped = 1;
-    uv_close((uv_handle_t *)&net->listener, on_handle_closed);
-    uv_close((uv_handle_t *)&net->sweep, on_handle_closed);
-    uv_close((uv_handle_t *)&net->sigint, on_handle_closed);
-    uv_close((uv_handle_t *)&net->sigterm, on_handle_closed);
-  }
+  close_handles(net);
   net->free_requested = 1;
   if (net->handles == 0)
     free(net);

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "chat_log.h"
+#include "tickets.h"
 
 void chat_srv_config_default(chat_srv_config_t *cfg) {
   memset(cfg, 0, sizeof(*cfg));
@@ -115,11 +116,7 @@ int chat_srv_init(chat_srv_t *srv, uv_loop_t *loop,
   /* Unknown users are verified against this, so a failed login costs the
    * same whether the name exists or not. Once, before serving. */
   char pw[33];
-  randombytes_buf(pw, 16);
-  for (int i = 0; i < 16; i++)
-    pw[16 + i] = 'a' + (pw[i] & 15);
-  memcpy(pw, pw + 16, 16);
-  pw[32] = '\0';
+  chat_ticket_new(pw); /* 32 random hex digits */
   r = chat_hash_make_sync(cfg->hash_cost, pw, srv->dummy_hash,
                           sizeof(srv->dummy_hash));
   if (r < 0) {
@@ -380,10 +377,7 @@ void chat_srv_session_end(chat_srv_t *srv, chat_session_t *s,
     keep_unacked(srv, u);
     chat_srv_presence_to_contacts(srv, u, CHAT_STATUS_OFFLINE);
   }
-  if (!s->closing) {
-    s->closing = 1;
-    s->sink->close(s->ctx);
-  }
+  chat_session_close(s);
 }
 
 void chat_srv_sweep(chat_srv_t *srv, uint64_t now_ms) {
