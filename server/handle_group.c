@@ -188,6 +188,14 @@ static chat_held_t *copy_at(gsend_op_t *op, uint32_t i) {
   return h != NULL && h->waiter == op ? h : NULL;
 }
 
+/* Drops op's references and frees it (its copies must be let go of). */
+static void gsend_free(gsend_op_t *op) {
+  chat_repeats_free(&op->rep);
+  chat_session_unref(op->s);
+  json_decref(op->id);
+  free(op);
+}
+
 /* Answers the send and its repeats, lets go of the copies and frees op.
  * accepted 0: internal. The send gets its own counts; a repeat gets the
  * counts of the copies held now. */
@@ -205,7 +213,7 @@ static void gsend_finish(gsend_op_t *op, int accepted) {
   int relayed = op->relayed, stored = op->stored;
   gsend_op_t *unused;
   chat_group_t *g = chat_registry_group(&op->srv->reg, op->group);
-  if (accepted && g != NULL)
+  if (accepted && g != NULL && op->rep.n > 0) /* a walk of every member */
     count_copies(op->srv, g, op->from, op->msg_id, &relayed, &stored,
                  &unused);
   for (uint32_t i = 0; i < op->rep.n; i++) {
@@ -216,10 +224,7 @@ static void gsend_finish(gsend_op_t *op, int accepted) {
       gsend_reply(op->rep.v[i].s, op->rep.v[i].id, op->msg_id, relayed,
                   stored, 0);
   }
-  chat_repeats_free(&op->rep);
-  chat_session_unref(op->s);
-  json_decref(op->id);
-  free(op);
+  gsend_free(op);
 }
 
 static void gsend_committed(void *arg, int status);
@@ -269,10 +274,7 @@ static void gsend_failed(gsend_op_t *op, int status) {
     if (h != NULL)
       h->waiter = NULL; /* store_retry.c retries them from now on */
   }
-  chat_repeats_free(&op->rep);
-  chat_session_unref(op->s);
-  json_decref(op->id);
-  free(op);
+  gsend_free(op);
 }
 
 static void gsend_committed(void *arg, int status) {
@@ -299,25 +301,24 @@ static int gsend_wait(chat_srv_t *srv, chat_session_t *s, const chat_msg_t *m,
   op->relayed = relayed;
   op->stored = stored;
   op->over_quota = over_quota;
+  chat_session_ref(s);
+  /* gsend_committed never runs from inside this call, so the copies can
+   * be taken after it. */
+  int r = chat_committer_then(srv->committer, gsend_committed, op);
+  if (r < 0) {
+    gsend_free(op);
+    return r;
+  }
   for (uint32_t i = 0; i < g->nmembers && op->ncopies < (uint32_t)stored;
        i++) {
     chat_held_t *h =
         chat_mailbox_find(&srv->mb, g->members[i], s->user, m->msg_id);
     if (h != NULL && h->group != NULL && h->seq >= first && h->seq < last &&
-        h->state == CHAT_HELD_STORED && h->waiter == NULL)
+        h->state == CHAT_HELD_STORED && h->waiter == NULL) {
+      h->waiter = op;
       op->copies[op->ncopies++] = g->members[i];
+    }
   }
-  chat_session_ref(s);
-  int r = chat_committer_then(srv->committer, gsend_committed, op);
-  if (r < 0) {
-    chat_session_unref(s);
-    json_decref(op->id);
-    free(op);
-    return r;
-  }
-  for (uint32_t i = 0; i < op->ncopies; i++)
-    chat_mailbox_find(&srv->mb, op->copies[i], s->user, m->msg_id)->waiter =
-        op;
   return 0;
 }
 
