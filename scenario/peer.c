@@ -119,42 +119,6 @@ static const chat_scenario_proc_cbs_t proc_cbs = {on_line, on_exit_cb,
 /* ---- starting processes ---------------------------------------------- */
 
 static int spawn_one(run_t *r, peer_t *peer, const char *prog,
-                     const char *path, char **argv, char **env);
-
-/* --wrap: the program runs as an argument of the wrapper command
- * (e.g. valgrind), which the system finds on PATH. */
-static int spawn_wrapped(run_t *r, peer_t *peer, const char *prog,
-                         const char *path, char **argv, char **env) {
-  size_t nw = 0, na = 0;
-  char **all;
-  int rc;
-
-  while (r->o->wrap[nw] != NULL)
-    nw++;
-  while (argv[na] != NULL)
-    na++;
-  all = calloc(nw + na + 1, sizeof(*all));
-  if (all == NULL)
-    return -ENOMEM;
-  memcpy(all, r->o->wrap, nw * sizeof(*all));
-  memcpy(all + nw, argv, na * sizeof(*all));
-  rc = spawn_one(r, peer, prog, all[0], all, env);
-  free(all);
-  (void)path;
-  return rc;
-}
-
-static int spawn(run_t *r, peer_t *peer, const char *prog, char **argv,
-                 char **env) {
-  char path[PATH_MAX + 64];
-  snprintf(path, sizeof(path), "%s/%s", r->o->bin_dir, prog);
-  argv[0] = path;
-  if (r->o->wrap != NULL)
-    return spawn_wrapped(r, peer, prog, path, argv, env);
-  return spawn_one(r, peer, prog, path, argv, env);
-}
-
-static int spawn_one(run_t *r, peer_t *peer, const char *prog,
                      const char *path, char **argv, char **env) {
   /* The command line as a person would type it, for the transcript. */
   size_t len = 0;
@@ -200,6 +164,38 @@ static int spawn_one(run_t *r, peer_t *peer, const char *prog,
   run_note(r, peer->name, CHAT_SCENARIO_T_NOTE, "pid %d",
            chat_scenario_proc_pid(peer->proc));
   return 0;
+}
+
+/* --wrap: the program runs as an argument of the wrapper command
+ * (e.g. valgrind), which the system finds on PATH. */
+static int spawn_wrapped(run_t *r, peer_t *peer, const char *prog,
+                         char **argv, char **env) {
+  size_t nw = 0, na = 0;
+  char **all;
+  int rc;
+
+  while (r->o->wrap[nw] != NULL)
+    nw++;
+  while (argv[na] != NULL)
+    na++;
+  all = calloc(nw + na + 1, sizeof(*all));
+  if (all == NULL)
+    return -ENOMEM;
+  memcpy(all, r->o->wrap, nw * sizeof(*all));
+  memcpy(all + nw, argv, na * sizeof(*all));
+  rc = spawn_one(r, peer, prog, all[0], all, env);
+  free(all);
+  return rc;
+}
+
+static int spawn(run_t *r, peer_t *peer, const char *prog, char **argv,
+                 char **env) {
+  char path[PATH_MAX + 64];
+  snprintf(path, sizeof(path), "%s/%s", r->o->bin_dir, prog);
+  argv[0] = path;
+  if (r->o->wrap != NULL)
+    return spawn_wrapped(r, peer, prog, argv, env);
+  return spawn_one(r, peer, prog, path, argv, env);
 }
 
 static int has_flag(char **flags, size_t n, const char *flag) {
@@ -267,6 +263,16 @@ static char **client_env(const char *password) {
   return env;
 }
 
+static void client_env_free(char **env) {
+  size_t k = 0;
+  if (env == NULL)
+    return;
+  while (env[k + 1] != NULL)
+    k++;
+  free(env[k]); /* the CHAT_PASSWORD entry is the last and the only owned */
+  free(env);
+}
+
 static int replace(char **slot, const char *value) {
   char *copy = strdup(value);
   if (copy == NULL)
@@ -320,13 +326,7 @@ int peer_start_client(run_t *r, peer_t *peer, const chat_scenario_step_t *st) {
   char **env = client_env(peer->password);
   if (argv == NULL || env == NULL) {
     free(argv);
-    if (env != NULL) {
-      size_t k = 0;
-      while (env[k + 1] != NULL)
-        k++;
-      free(env[k]);
-    }
-    free(env);
+    client_env_free(env);
     return -ENOMEM;
   }
   size_t n = 1;
@@ -340,18 +340,14 @@ int peer_start_client(run_t *r, peer_t *peer, const chat_scenario_step_t *st) {
   run_note(r, peer->name, CHAT_SCENARIO_T_NOTE, "CHAT_PASSWORD=%s",
            peer->password);
   rc = spawn(r, peer, "chat-client", argv, env);
-  size_t k = 0;
-  while (env[k + 1] != NULL)
-    k++;
-  free(env[k]); /* the CHAT_PASSWORD entry is the last and the only owned */
-  free(env);
+  client_env_free(env);
   free(argv);
   return rc;
 }
 
 /* ---- signals and teardown -------------------------------------------- */
 
-static int terminates(int signum) {
+int peer_signal_terminates(int signum) {
   return signum != SIGSTOP && signum != SIGCONT && signum != SIGUSR1 &&
          signum != SIGUSR2;
 }
@@ -359,14 +355,14 @@ static int terminates(int signum) {
 int peer_signal(run_t *r, peer_t *peer, int signum) {
   if (peer->proc == NULL || peer->exited)
     return -ESRCH;
-  if (terminates(signum))
+  if (peer_signal_terminates(signum))
     peer->sent_signal = signum;
   int rc = chat_scenario_proc_kill(peer->proc, signum);
   if (rc == 0 && signum == SIGSTOP)
     peer->stopped = 1;
   else if (rc == 0 && signum == SIGCONT)
     peer->stopped = 0;
-  else if (rc == 0 && peer->stopped && terminates(signum)) {
+  else if (rc == 0 && peer->stopped && peer_signal_terminates(signum)) {
     /* A stopped process only acts on TERM once it runs again. */
     chat_scenario_proc_kill(peer->proc, SIGCONT);
     peer->stopped = 0;

@@ -394,8 +394,7 @@ static int exec(run_t *r, const chat_scenario_step_t *st) {
     if (peer_signal(r, peer, st->signum) != 0)
       return run_fail(r, "%s is not running (%s)", peer->name,
                       peer_exit_text(peer, how, sizeof(how))), 0;
-    if (st->signum == SIGSTOP || st->signum == SIGCONT ||
-        st->signum == SIGUSR1 || st->signum == SIGUSR2)
+    if (!peer_signal_terminates(st->signum))
       return 0;
     r->wait = RUN_W_EXIT;
     break;

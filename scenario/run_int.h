@@ -94,6 +94,9 @@ int peer_start_server(run_t *r);
 int peer_start_client(run_t *r, peer_t *peer,
                       const chat_scenario_step_t *st);
 int peer_signal(run_t *r, peer_t *peer, int signum);
+/* 0 for the signals a script sends to a process that goes on running
+ * (STOP, CONT, USR1, USR2); 1 for those it waits to see end it. */
+int peer_signal_terminates(int signum);
 void peer_free(peer_t *peer);
 void run_teardown(run_t *r);
 const char *peer_exit_text(const peer_t *peer, char *buf, size_t len);
