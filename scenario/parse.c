@@ -434,10 +434,8 @@ static int parse_line(parser_t *p, char *line) {
     chat_scenario_words_free(w);
     return 0;
   }
-  if (strcmp(w[0], "server") == 0 && n >= 2 &&
-      (strcmp(w[1], "start") == 0 || strcmp(w[1], "restart") == 0))
-    rc = parse_server(p, st, w, n);
-  else if (strcmp(w[0], "server") == 0 && n < 2)
+  if (strcmp(w[0], "server") == 0 &&
+      (n < 2 || strcmp(w[1], "start") == 0 || strcmp(w[1], "restart") == 0))
     rc = parse_server(p, st, w, n);
   else if (strcmp(w[0], "client") == 0)
     rc = parse_client(p, st, w, n);
