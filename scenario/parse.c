@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chat_protocol.h"
 #include "scenario.h"
 
 #define PARSE_MAX_FILE (1024 * 1024)
@@ -40,15 +41,8 @@ static const char *const reserved[] = {"server", "client", "kill", "stop",
 /* Participant names follow the protocol's user-name rule, so that the
  * default user name (the participant's name) is always a valid one. */
 static int valid_name(const char *n) {
-  size_t len = strlen(n);
-  if (len == 0 || len > 32 || !(islower((unsigned char)n[0]) ||
-                                isdigit((unsigned char)n[0])))
+  if (!chat_name_valid(n))
     return 0;
-  for (size_t i = 1; i < len; i++) {
-    unsigned char c = (unsigned char)n[i];
-    if (!(islower(c) || isdigit(c) || c == '_' || c == '.' || c == '-'))
-      return 0;
-  }
   for (size_t i = 0; reserved[i] != NULL; i++)
     if (strcmp(n, reserved[i]) == 0)
       return 0;
