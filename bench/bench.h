@@ -130,7 +130,6 @@ typedef struct bench_user {
 } bench_user_t;
 
 typedef struct bench_pair {
-  int index;
   bench_user_t snd, rcv;
   /* sender side */
   long next_seq;            /* next message to send */
@@ -239,12 +238,10 @@ int bench_opts_parse(bench_opts_t *o, int argc, char **argv);
 /* bench_phase.c */
 int bench_run(bench_t *b);                  /* runs the loop to the end */
 void bench_free(bench_t *b);                /* after the report */
-const char *bench_phase_name(bench_phase_t ph);
 void bench_phase_check_pair(bench_t *b, bench_pair_t *p);
 void bench_phase_contact_ok(bench_t *b, bench_user_t *u);
 void bench_phase_link_ready(bench_t *b, bench_pair_t *p);
 void bench_phase_user_done(bench_t *b, bench_user_t *u); /* setup step done */
-void bench_phase_pair_done(bench_t *b, bench_pair_t *p); /* a pair finished */
 void bench_phase_step_done(bench_t *b);     /* one of phase_pending done */
 void bench_phase_check(bench_t *b);         /* re-evaluates the phase end */
 void bench_stop(bench_t *b, const char *why);
@@ -267,11 +264,10 @@ void bench_traffic_on_ok(bench_t *b, bench_pair_t *p, long seq,
                          const char *msg_id, const char *status);
 void bench_traffic_on_send_error(bench_t *b, bench_pair_t *p,
                                  const chat_msg_t *m);
-/* A delivery reached the receiver (relay deliver or direct msg). Returns 0
- * when it was counted as good. */
-int bench_traffic_on_deliver(bench_t *b, bench_pair_t *p, const char *msg_id,
-                             const char *body, size_t body_len, int offline,
-                             int direct);
+/* A delivery reached the receiver (relay deliver or direct msg). */
+void bench_traffic_on_deliver(bench_t *b, bench_pair_t *p, const char *msg_id,
+                              const char *body, size_t body_len, int offline,
+                              int direct);
 void bench_traffic_on_peer_ack(bench_t *b, bench_pair_t *p,
                                const char *msg_id);
 int bench_pair_done(const bench_t *b, const bench_pair_t *p);

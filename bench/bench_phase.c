@@ -45,7 +45,9 @@ _Static_assert(sizeof(phase_names) / sizeof(phase_names[0]) ==
                "one name per phase");
 
 const char *bench_err_name(bench_err_t kind) { return err_names[kind]; }
-const char *bench_phase_name(bench_phase_t ph) { return phase_names[ph]; }
+static const char *bench_phase_name(bench_phase_t ph) {
+  return phase_names[ph];
+}
 
 uint64_t bench_now_ns(void) { return uv_hrtime(); }
 
@@ -148,8 +150,6 @@ void bench_phase_step_done(bench_t *b) {
   advance(b);
 }
 
-static void pair_step_done(bench_t *b) { bench_phase_step_done(b); }
-
 void bench_phase_check_pair(bench_t *b, bench_pair_t *p) {
   if (b->stopping || p->done_in == b->phase)
     return;
@@ -158,7 +158,7 @@ void bench_phase_check_pair(bench_t *b, bench_pair_t *p) {
   if (!bench_pair_done(b, p))
     return;
   p->done_in = b->phase;
-  pair_step_done(b);
+  bench_phase_step_done(b);
 }
 
 static void send_contact_add(bench_user_t *from, const bench_user_t *to) {
@@ -184,7 +184,7 @@ void bench_phase_contact_ok(bench_t *b, bench_user_t *u) {
     send_contact_add(&p->rcv, &p->snd);
   } else if (u->role == BENCH_RECEIVER && p->contact_step == 1) {
     p->contact_step = 2;
-    pair_step_done(b);
+    bench_phase_step_done(b);
   } else {
     bench_note_error(b, BENCH_E_BAD_FRAME, 1);
   }
@@ -195,7 +195,7 @@ void bench_phase_link_ready(bench_t *b, bench_pair_t *p) {
     bench_note_error(b, BENCH_E_BAD_FRAME, 1);
     return;
   }
-  pair_step_done(b);
+  bench_phase_step_done(b);
 }
 
 /* ---- Phases ------------------------------------------------------------- */
@@ -517,7 +517,6 @@ static int make_users(bench_t *b) {
   }
   for (int i = 0; i < o->pairs; i++) {
     bench_pair_t *p = &b->pairs[i];
-    p->index = i;
     p->done_in = BENCH_P_START;
     bench_user_t *us[2] = {&p->snd, &p->rcv};
     for (int k = 0; k < 2; k++) {

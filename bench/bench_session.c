@@ -143,7 +143,7 @@ static void setup_failed(bench_user_t *u, const char *what,
   bench_stop(u->b, why); /* the reply itself was counted */
 }
 
-static void on_ok(bench_user_t *u, json_t *obj, const chat_msg_t *m) {
+static void on_ok(bench_user_t *u, const chat_msg_t *m) {
   bench_t *b = u->b;
   if ((u->role == BENCH_G_OWNER || u->role == BENCH_G_MEMBER) &&
       !id_is(m, "reg") && !id_is(m, "login")) {
@@ -346,7 +346,7 @@ static void on_frame(chat_conn_t *c, json_t *obj, const char *line,
     on_welcome(u);
     break;
   case CHAT_T_OK:
-    on_ok(u, obj, &m);
+    on_ok(u, &m);
     break;
   case CHAT_T_ERROR:
     on_error(u, &m);

@@ -180,19 +180,19 @@ int64_t bench_traffic_check_body(const bench_t *b, long seq, const char *body,
   return (int64_t)ns;
 }
 
-int bench_traffic_on_deliver(bench_t *b, bench_pair_t *p, const char *msg_id,
-                             const char *body, size_t body_len, int offline,
-                             int direct) {
+void bench_traffic_on_deliver(bench_t *b, bench_pair_t *p, const char *msg_id,
+                              const char *body, size_t body_len, int offline,
+                              int direct) {
   uint64_t now = bench_now_ns();
   long seq = bench_traffic_seq(b, msg_id);
   if (seq < 0) {
     bench_note_error(b, BENCH_E_BAD_BODY, 1);
-    return -1;
+    return;
   }
   uint8_t bit = (uint8_t)(1u << (seq & 7));
   if (p->seen[seq >> 3] & bit) {
     bench_note_error(b, BENCH_E_DUPLICATE, 1);
-    return -1;
+    return;
   }
   p->seen[seq >> 3] |= bit;
   p->arrived++;
@@ -204,14 +204,11 @@ int bench_traffic_on_deliver(bench_t *b, bench_pair_t *p, const char *msg_id,
   else
     p->expect_seq = seq + 1;
 
-  int rc = 0;
   int64_t sent_ns = bench_traffic_check_body(b, seq, body, body_len);
   if (sent_ns < 0) {
     bench_note_error(b, BENCH_E_BAD_BODY, 1);
-    rc = -1;
   } else if (!direct && offline != (b->opts.mode == BENCH_OFFLINE)) {
     bench_note_error(b, BENCH_E_BAD_STATUS, 1);
-    rc = -1;
   } else {
     /* Offline messages waited for the login on purpose: their latency is
      * measured from the receiver's login, the rest from the send. */
@@ -224,7 +221,6 @@ int bench_traffic_on_deliver(bench_t *b, bench_pair_t *p, const char *msg_id,
     b->last_deliver_ns = now;
   }
   bench_phase_check_pair(b, p);
-  return rc;
 }
 
 int bench_pair_done(const bench_t *b, const bench_pair_t *p) {
