@@ -214,12 +214,8 @@ int chat_client_init(chat_client_t *c, uv_loop_t *loop,
 }
 
 int chat_client_run(chat_client_t *c) {
-  if (!c->opts.no_p2p && chat__peer_listen(c) < 0)
-    c->exit_code = 1;
-  else if (chat__net_start(c) < 0)
-    c->exit_code = 1;
-  if (c->exit_code) {
-    c->stopping = 1;
+  if ((!c->opts.no_p2p && chat__peer_listen(c) < 0) ||
+      chat__net_start(c) < 0) {
     chat__client_stop(c, 1);
   } else {
     uv_signal_start(&c->sigint, on_signal, SIGINT);
@@ -263,8 +259,7 @@ void chat__client_stop(chat_client_t *c, int code) {
     chat__input_stop(c);
     chat__peer_close_all(c);
     uv_timer_stop(&c->reconnect_timer);
-    if (c->net != CHAT_NET_DOWN && !c->kicked &&
-        c->net >= CHAT_NET_CONTACTS) {
+    if (!c->kicked && c->net >= CHAT_NET_CONTACTS) {
       chat__session_logout(c);
       uv_timer_start(&c->stop_timer, on_stop_timer, CHAT_CLIENT_LOGOUT_MS, 0);
     } else if (c->net != CHAT_NET_DOWN) {

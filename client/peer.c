@@ -167,11 +167,10 @@ void chat__peer_on_frame(chat_peer_t *p, const json_t *obj) {
   chat_client_t *c = p->c;
   chat_msg_t m;
   chat_error_t err = {0};
-  int rc = chat_msg_decode(obj, CHAT_ROLE_PEER, &m, &err);
 
   if (p->state == P_CLOSING)
     return;
-  if (rc < 0) {
+  if (chat_msg_decode(obj, CHAT_ROLE_PEER, &m, &err) < 0) {
     if (p->state == P_AWAIT_HELLO) {
       refuse(p, err.message);
       return;

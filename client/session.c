@@ -96,9 +96,7 @@ static void on_error(chat_client_t *c, const chat_msg_t *m, const char *id) {
   uint64_t now = chat__client_now(c);
   const char *code = m->code, *text = m->message ? m->message : "";
 
-  if (id && strncmp(id, "s:", 2) == 0) {
-    chat_outbox_relay_failed(c->ob, id + 2, code, text, now);
-  } else if (id && strncmp(id, "g:", 2) == 0) {
+  if (id && (strncmp(id, "s:", 2) == 0 || strncmp(id, "g:", 2) == 0)) {
     chat_outbox_relay_failed(c->ob, id + 2, code, text, now);
   } else if (id && strncmp(id, "c:", 2) == 0) {
     chat_outbox_connect_failed(c->ob, id + 2, code, now);

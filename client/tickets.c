@@ -60,6 +60,11 @@ static ticket_t *ticket_find(chat_tickets_t *t, const char *ticket) {
   return NULL;
 }
 
+/* When k is dropped: FORGET_AFTER_MS after its expect. */
+static int64_t forget_at(const ticket_t *k) {
+  return k->expires + FORGET_AFTER_MS - CHAT_TICKET_TTL_MS;
+}
+
 static void waiter_remove(chat_tickets_t *t, size_t i) {
   t->waiters[i] = t->waiters[--t->n_waiters];
 }
@@ -141,8 +146,7 @@ void chat_tickets_tick(chat_tickets_t *t, int64_t now) {
     t->cb(t->ctx, w, 0);
   }
   /* Expect times only grow, so the oldest tickets sit at the head. */
-  while (t->n && t->tickets[t->head].expires + FORGET_AFTER_MS -
-                         CHAT_TICKET_TTL_MS <= now) {
+  while (t->n && forget_at(&t->tickets[t->head]) <= now) {
     t->head = (t->head + 1) % CHAT_TICKETS_MAX;
     t->n--;
   }
@@ -154,8 +158,7 @@ int64_t chat_tickets_next_deadline(const chat_tickets_t *t) {
     if (best < 0 || t->waiters[i].deadline < best)
       best = t->waiters[i].deadline;
   if (t->n) {
-    int64_t d = t->tickets[t->head].expires + FORGET_AFTER_MS -
-                CHAT_TICKET_TTL_MS;
+    int64_t d = forget_at(&t->tickets[t->head]);
     if (best < 0 || d < best)
       best = d;
   }
