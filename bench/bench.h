@@ -253,6 +253,10 @@ const char *bench_err_name(bench_err_t kind);
 int bench_session_open(bench_user_t *u, int login);
 void bench_session_close(bench_user_t *u);
 int bench_session_send_line(bench_user_t *u, const char *line, size_t len);
+/* A set-up frame from a printf format (names and passwords are bounded well
+ * below its 1 KiB; a longer one is not sent). */
+void bench_session_send_fmt(bench_user_t *u, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* bench_traffic.c: messages */
 int bench_traffic_pair_init(bench_t *b, bench_pair_t *p);

@@ -12,25 +12,11 @@
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bench.h"
-
-static void send_fmt(bench_user_t *u, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void send_fmt(bench_user_t *u, const char *fmt, ...) {
-  char line[256];
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(line, sizeof(line), fmt, ap);
-  va_end(ap);
-  if (n > 0 && (size_t)n < sizeof(line))
-    bench_session_send_line(u, line, (size_t)n);
-}
 
 int bench_group_init(bench_t *b) {
   bench_group_t *g = &b->group;
@@ -65,12 +51,15 @@ void bench_group_start_setup(bench_t *b) {
   b->phase_pending = 1;
   g->contacts = g->added = 0;
   for (int i = 1; i < g->n && !b->stopping; i++)
-    send_fmt(&g->users[i],
-             "{\"type\":\"contact_add\",\"id\":\"contact\",\"user\":\"%s\"}\n",
-             owner(b)->name);
+    bench_session_send_fmt(
+        &g->users[i],
+        "{\"type\":\"contact_add\",\"id\":\"contact\",\"user\":\"%s\"}\n",
+        owner(b)->name);
   if (g->n == 1)
-    send_fmt(owner(b), "{\"type\":\"group_create\",\"id\":\"gcreate\","
-                       "\"group\":\"%s\"}\n", g->name);
+    bench_session_send_fmt(owner(b),
+                           "{\"type\":\"group_create\",\"id\":\"gcreate\","
+                           "\"group\":\"%s\"}\n",
+                           g->name);
 }
 
 static void send_next(bench_t *b) {
@@ -122,17 +111,22 @@ void bench_group_on_ok(bench_user_t *u, const chat_msg_t *m) {
   const char *id = m->id && json_is_string(m->id) ? json_string_value(m->id)
                                                   : NULL;
   if (u->role == BENCH_G_MEMBER && id && !strcmp(id, "contact")) {
-    send_fmt(owner(b),
-             "{\"type\":\"contact_add\",\"id\":\"gcontact\",\"user\":\"%s\"}\n",
-             u->name);
+    bench_session_send_fmt(
+        owner(b),
+        "{\"type\":\"contact_add\",\"id\":\"gcontact\",\"user\":\"%s\"}\n",
+        u->name);
   } else if (u->role == BENCH_G_OWNER && id && !strcmp(id, "gcontact")) {
     if (++g->contacts == g->n - 1)
-      send_fmt(u, "{\"type\":\"group_create\",\"id\":\"gcreate\","
-                  "\"group\":\"%s\"}\n", g->name);
+      bench_session_send_fmt(u,
+                             "{\"type\":\"group_create\",\"id\":\"gcreate\","
+                             "\"group\":\"%s\"}\n",
+                             g->name);
   } else if (u->role == BENCH_G_OWNER && id && !strcmp(id, "gcreate")) {
     for (int i = 1; i < g->n && !b->stopping; i++)
-      send_fmt(u, "{\"type\":\"group_add\",\"id\":\"gadd\",\"group\":\"%s\","
-                  "\"user\":\"%s\"}\n", g->name, g->users[i].name);
+      bench_session_send_fmt(u,
+                             "{\"type\":\"group_add\",\"id\":\"gadd\","
+                             "\"group\":\"%s\",\"user\":\"%s\"}\n",
+                             g->name, g->users[i].name);
     if (g->n == 1)
       bench_phase_step_done(b);
   } else if (u->role == BENCH_G_OWNER && id && !strcmp(id, "gadd")) {

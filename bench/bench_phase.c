@@ -162,12 +162,10 @@ void bench_phase_check_pair(bench_t *b, bench_pair_t *p) {
 }
 
 static void send_contact_add(bench_user_t *from, const bench_user_t *to) {
-  char line[128];
-  int n = snprintf(line, sizeof(line),
-                   "{\"type\":\"contact_add\",\"id\":\"contact\","
-                   "\"user\":\"%s\"}\n",
-                   to->name);
-  bench_session_send_line(from, line, (size_t)n);
+  bench_session_send_fmt(from,
+                         "{\"type\":\"contact_add\",\"id\":\"contact\","
+                         "\"user\":\"%s\"}\n",
+                         to->name);
 }
 
 /* The sender's request is in; the receiver's own contact_add accepts it (or
@@ -295,14 +293,11 @@ static int start_phase(bench_t *b) {
     if (!direct || !has_msgs)
       return 0;
     b->phase_pending = o->pairs;
-    for (int i = 0; i < o->pairs && !b->stopping; i++) {
-      char line[128];
-      int n = snprintf(line, sizeof(line),
-                       "{\"type\":\"connect\",\"id\":\"connect\","
-                       "\"to\":\"%s\"}\n",
-                       b->pairs[i].rcv.name);
-      bench_session_send_line(&b->pairs[i].snd, line, (size_t)n);
-    }
+    for (int i = 0; i < o->pairs && !b->stopping; i++)
+      bench_session_send_fmt(&b->pairs[i].snd,
+                             "{\"type\":\"connect\",\"id\":\"connect\","
+                             "\"to\":\"%s\"}\n",
+                             b->pairs[i].rcv.name);
     return 1;
   case BENCH_P_MESSAGES:
     if (o->mode == BENCH_GROUP && o->messages > 0) {

@@ -34,10 +34,7 @@ int bench_session_send_line(bench_user_t *u, const char *line, size_t len) {
   return rc;
 }
 
-static void send_fmt(bench_user_t *u, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void send_fmt(bench_user_t *u, const char *fmt, ...) {
+void bench_session_send_fmt(bench_user_t *u, const char *fmt, ...) {
   char line[1024];
   va_list ap;
   va_start(ap, fmt);
@@ -98,15 +95,17 @@ static void send_login(bench_user_t *u) {
   u->state = BENCH_U_LOGGING_IN;
   u->login_ns = bench_now_ns();
   if (u->role == BENCH_RECEIVER && b->opts.mode == BENCH_DIRECT)
-    send_fmt(u,
-             "{\"type\":\"login\",\"id\":\"login\",\"user\":\"%s\","
-             "\"password\":\"%s\",\"p2p_port\":%d}\n",
-             u->name, b->opts.password, b->listener_port);
+    bench_session_send_fmt(
+        u,
+        "{\"type\":\"login\",\"id\":\"login\",\"user\":\"%s\","
+        "\"password\":\"%s\",\"p2p_port\":%d}\n",
+        u->name, b->opts.password, b->listener_port);
   else
-    send_fmt(u,
-             "{\"type\":\"login\",\"id\":\"login\",\"user\":\"%s\","
-             "\"password\":\"%s\"}\n",
-             u->name, b->opts.password);
+    bench_session_send_fmt(
+        u,
+        "{\"type\":\"login\",\"id\":\"login\",\"user\":\"%s\","
+        "\"password\":\"%s\"}\n",
+        u->name, b->opts.password);
 }
 
 static void on_welcome(bench_user_t *u) {
@@ -118,10 +117,11 @@ static void on_welcome(bench_user_t *u) {
     send_login(u);
   } else {
     u->state = BENCH_U_REGISTERING;
-    send_fmt(u,
-             "{\"type\":\"register\",\"id\":\"reg\",\"user\":\"%s\","
-             "\"password\":\"%s\"}\n",
-             u->name, u->b->opts.password);
+    bench_session_send_fmt(
+        u,
+        "{\"type\":\"register\",\"id\":\"reg\",\"user\":\"%s\","
+        "\"password\":\"%s\"}\n",
+        u->name, u->b->opts.password);
   }
 }
 
