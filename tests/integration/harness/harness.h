@@ -160,7 +160,8 @@ th_client_t *th_fixture_user(void **state, const char *name);
  * that arrive meanwhile are queued. Fails the test when no reply comes
  * within TH_DEADLINE_MS. */
 json_t *th_client_call(th_client_t *c, const char *fmt, ...);
-/* th_client_call that must answer ok / error code; the reply is returned. */
+/* th_client_call that must answer ok (else the test fails); the reply is
+ * returned. */
 json_t *th_client_call_ok(th_client_t *c, const char *fmt, ...);
 /* Makes a and b contacts: a asks, b accepts; consumes the contact_request
  * and both contact_added events. */
