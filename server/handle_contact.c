@@ -108,21 +108,7 @@ int chat_handle_contact_remove(chat_srv_t *srv, chat_session_t *s,
 
 int chat_handle_contacts(chat_srv_t *srv, chat_session_t *s,
                          const chat_msg_t *m, chat_error_t *err) {
-  chat_user_t *me = s->user;
-  json_t *list = json_array();
-  json_t *ok = chat_reply_ok(m->id);
-  if (list == NULL || ok == NULL) {
-    json_decref(list);
-    json_decref(ok);
-    return -ENOMEM;
-  }
-  for (uint32_t i = 0; i < me->ncontacts; i++) {
-    chat_user_t *c = me->contacts[i]; /* kept sorted by name */
-    json_array_append_new(
-        list, json_pack("{s:s,s:s}", "user", c->name, "status",
-                        chat_status_name(chat_srv_status_of(c))));
-  }
-  json_object_set_new(ok, "contacts", list);
-  chat_session_send_new(s, ok);
-  return 0;
+  chat_user_t *me = s->user; /* contacts kept sorted by name */
+  return chat_srv_reply_list(s, m->id, "contacts",
+                             chat_srv_user_list(me->contacts, me->ncontacts));
 }

@@ -88,40 +88,21 @@ int chat_handle_group_members(chat_srv_t *srv, chat_session_t *s,
   if (r < 0)
     return r;
   chat_user_t **sorted = malloc(g->nmembers * sizeof(*sorted));
-  json_t *list = json_array();
-  json_t *ok = chat_reply_ok(m->id);
-  if (sorted == NULL || list == NULL || ok == NULL) {
-    free(sorted);
-    json_decref(list);
-    json_decref(ok);
+  if (sorted == NULL)
     return -ENOMEM;
-  }
   memcpy(sorted, g->members, g->nmembers * sizeof(*sorted));
   qsort(sorted, g->nmembers, sizeof(*sorted), by_name);
-  for (uint32_t i = 0; i < g->nmembers; i++)
-    json_array_append_new(
-        list, json_pack("{s:s,s:s}", "user", sorted[i]->name, "status",
-                        chat_status_name(chat_srv_status_of(sorted[i]))));
+  json_t *list = chat_srv_user_list(sorted, g->nmembers);
   free(sorted);
-  json_object_set_new(ok, "members", list);
-  chat_session_send_new(s, ok);
-  return 0;
+  return chat_srv_reply_list(s, m->id, "members", list);
 }
 
 int chat_handle_groups(chat_srv_t *srv, chat_session_t *s,
                        const chat_msg_t *m, chat_error_t *err) {
   json_t *list = json_array();
-  json_t *ok = chat_reply_ok(m->id);
-  if (list == NULL || ok == NULL) {
-    json_decref(list);
-    json_decref(ok);
-    return -ENOMEM;
-  }
-  for (uint32_t i = 0; i < s->user->ngroups; i++) /* kept sorted */
+  for (uint32_t i = 0; list != NULL && i < s->user->ngroups; i++) /* sorted */
     json_array_append_new(list, json_string(s->user->groups[i]->name));
-  json_object_set_new(ok, "groups", list);
-  chat_session_send_new(s, ok);
-  return 0;
+  return chat_srv_reply_list(s, m->id, "groups", list);
 }
 
 /* ---- group_send ------------------------------------------------------------ */

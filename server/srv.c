@@ -236,6 +236,27 @@ void chat_session_error(chat_session_t *s, const json_t *id, int code,
   }
 }
 
+json_t *chat_srv_user_list(chat_user_t *const *users, uint32_t n) {
+  json_t *list = json_array();
+  for (uint32_t i = 0; list != NULL && i < n; i++)
+    json_array_append_new(
+        list, json_pack("{s:s,s:s}", "user", users[i]->name, "status",
+                        chat_status_name(chat_srv_status_of(users[i]))));
+  return list;
+}
+
+int chat_srv_reply_list(chat_session_t *s, const json_t *id, const char *key,
+                        json_t *list) {
+  json_t *ok = list != NULL ? chat_reply_ok(id) : NULL;
+  if (ok == NULL) {
+    json_decref(list);
+    return -ENOMEM;
+  }
+  json_object_set_new(ok, key, list);
+  chat_session_send_new(s, ok);
+  return 0;
+}
+
 /* ---- Store operations ---------------------------------------------------- */
 
 void chat_srv_log_op(chat_srv_t *srv, const chat_store_op_t *op) {

@@ -178,6 +178,13 @@ int chat_session_send_line(chat_session_t *s, const char *line, size_t len);
  * least chat_line_max(body_len) bytes (*cap says how many); valid until the
  * next call. NULL when out of memory. */
 char *chat_srv_line_buf(chat_srv_t *srv, size_t body_len, size_t *cap);
+/* [{"user":name,"status":status}, ...] for users[0..n), in that order.
+ * NULL when out of memory. */
+json_t *chat_srv_user_list(chat_user_t *const *users, uint32_t n);
+/* Replies ok with list (stolen) as field key. 0, or -ENOMEM (list NULL or
+ * no reply could be made; nothing sent). */
+int chat_srv_reply_list(chat_session_t *s, const json_t *id, const char *key,
+                        json_t *list);
 /* Closes after what is queued; the session ends when the connection does. */
 void chat_session_close(chat_session_t *s);
 
