@@ -97,7 +97,8 @@ typedef struct chat_client {
   int color;       /* human output with ANSI colours */
   int interactive; /* stdin is a terminal: line editing */
 
-  /* server session (login.c; the socket in net.c) */
+  /* server session (login.c; the socket, its address, the heartbeat's
+   * read/write times and both timers are net.c's) */
   chat_conn_t *srv;          /* net.c's; NULL when there is no connection */
   chat_net_state_t net;      /* DOWN exactly when there is no connection */
   struct sockaddr_storage server_addr;
@@ -117,7 +118,7 @@ typedef struct chat_client {
   chat_tickets_t *tickets;
   uv_timer_t tk_timer;
 
-  /* direct links (peer.c) */
+  /* direct links (peer.c; the listener and peer_timer are peer_net.c's) */
   uv_tcp_t listener;
   int listening;
   int p2p_port;              /* the bound port, 0 with --no-p2p */
@@ -160,7 +161,8 @@ void chat_client_free(chat_client_t *c);
 uint64_t chat__client_now(chat_client_t *c);
 /* Runs every deadline due at now (what the core's timers do). */
 void chat__client_tick(chat_client_t *c);
-/* Re-arms the outbox and ticket timers after their state changed. */
+/* Re-arms the outbox and ticket timers after their state changed, and ends
+ * a drain (chat__client_finish) once the outbox is empty. */
 void chat__client_rearm(chat_client_t *c);
 /* End of input or /quit (drain = wait for the outbox first). */
 void chat__client_finish(chat_client_t *c, int drain);
