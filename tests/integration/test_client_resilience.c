@@ -20,12 +20,29 @@
 
 #define D TH_DEADLINE_MS
 
+/* c gets alice's messages with the bodies fmt % 1..n, in any order. */
+static void wait_numbered(th_cli_t *c, const char *fmt, int n) {
+  char body[32];
+  for (int i = 1; i <= n; i++) {
+    snprintf(body, sizeof(body), fmt, i);
+    th_cli_wait(c, D, "message", "from", "alice", "body", body, NULL);
+  }
+}
+
+/* None of those messages was shown twice. */
+static void assert_numbered_once(th_cli_t *c, const char *fmt, int n) {
+  char body[32];
+  for (int i = 1; i <= n; i++) {
+    snprintf(body, sizeof(body), fmt, i);
+    assert_int_equal(th_cli_count(c, "message", "body", body, NULL), 1);
+  }
+}
+
 static void test_peer_killed_mid_conversation(void **state) {
   th_server_t *s = th_server_start(NULL);
   int port = th_server_port(s);
   th_cli_t *a = th_cli_ready(port, "alice", NULL);
   th_cli_t *b = th_cli_ready(port, "bob", NULL);
-  char body[32];
 
   th_cli_make_contacts(a, "alice", b, "bob");
   th_cli_cmd(a, "/msg bob m0");
@@ -36,7 +53,6 @@ static void test_peer_killed_mid_conversation(void **state) {
   for (int i = 1; i <= 5; i++)
     th_cli_cmd(a, "/msg bob m%d", i);
   for (int i = 1; i <= 5; i++) {
-    snprintf(body, sizeof(body), "m%d", i);
     json_t *ev = th_cli_wait(a, D, "sent", "to", "bob", NULL);
     /* The link died or bob is gone: either way the relay stores it. */
     assert_string_equal(json_string_value(json_object_get(ev, "via")),
@@ -46,19 +62,13 @@ static void test_peer_killed_mid_conversation(void **state) {
   th_cli_free(b);
 
   b = th_cli_ready(port, "bob", NULL);
-  for (int i = 1; i <= 5; i++) {
-    snprintf(body, sizeof(body), "m%d", i);
-    th_cli_wait(b, D, "message", "from", "alice", "body", body, NULL);
-  }
+  wait_numbered(b, "m%d", 5);
   th_cli_cmd(b, "/msg alice back again");
   th_cli_wait(a, D, "message", "body", "back again", NULL);
   assert_int_equal(th_cli_finish(b, D), 0);
   assert_int_equal(th_cli_finish(a, D), 0);
   /* Nothing twice (m0 came before the kill, to the first bob). */
-  for (int i = 1; i <= 5; i++) {
-    snprintf(body, sizeof(body), "m%d", i);
-    assert_int_equal(th_cli_count(b, "message", "body", body, NULL), 1);
-  }
+  assert_numbered_once(b, "m%d", 5);
   assert_int_equal(th_cli_count(b, "message", "body", "m0", NULL), 0);
   th_cli_free(a);
   th_cli_free(b);
@@ -118,7 +128,6 @@ static void restart_under_conversation(int sig) {
   /* Both without listeners: every message takes the relay. */
   th_cli_t *a = th_cli_ready(port, "alice", no_p2p);
   th_cli_t *b = th_cli_ready(port, "bob", no_p2p);
-  char body[32];
 
   th_cli_make_contacts(a, "alice", b, "bob");
   th_cli_cmd(a, "/msg bob before");
@@ -136,18 +145,12 @@ static void restart_under_conversation(int sig) {
   th_cli_wait(a, 40000, "ready", NULL);
   th_cli_wait(b, 40000, "ready", NULL);
   th_cli_cmd(a, "/msg bob after");
-  for (int i = 1; i <= 3; i++) {
-    snprintf(body, sizeof(body), "during %d", i);
-    th_cli_wait(b, D, "message", "from", "alice", "body", body, NULL);
-  }
+  wait_numbered(b, "during %d", 3);
   th_cli_wait(b, D, "message", "body", "after", NULL);
   assert_int_equal(th_cli_finish(a, 15000), 0);
   assert_int_equal(th_cli_finish(b, D), 0);
-  for (int i = 1; i <= 3; i++) {
-    snprintf(body, sizeof(body), "during %d", i);
-    assert_int_equal(th_cli_count(b, "message", "body", body, NULL), 1);
-    assert_int_equal(th_cli_count(a, "sent", "to", "bob", NULL), 5);
-  }
+  assert_numbered_once(b, "during %d", 3);
+  assert_int_equal(th_cli_count(a, "sent", "to", "bob", NULL), 5);
   th_cli_free(a);
   th_cli_free(b);
   th_server_free(s);
