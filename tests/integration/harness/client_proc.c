@@ -152,15 +152,6 @@ static json_t *vwait(th_cli_t *c, int timeout_ms, const char *event,
   }
 }
 
-json_t *th_cli_try_wait(th_cli_t *c, int timeout_ms, const char *event, ...) {
-  va_list ap;
-  json_t *ev;
-  va_start(ap, event);
-  ev = vwait(c, timeout_ms, event, ap);
-  va_end(ap);
-  return ev;
-}
-
 json_t *th_cli_wait(th_cli_t *c, int timeout_ms, const char *event, ...) {
   va_list ap;
   json_t *ev;
@@ -191,20 +182,6 @@ int th_cli_count(th_cli_t *c, const char *event, ...) {
     n += matches(c->events[i], event, ap);
   va_end(ap);
   return n;
-}
-
-void th_cli_drain(th_cli_t *c, int ms) {
-  long long deadline = th_now_ms() + ms;
-  long long left;
-  while ((left = deadline - th_now_ms()) > 0)
-    if (!read_event(c, (int)left) && th_proc_exit_code(c->proc) >= 0)
-      break;
-}
-
-size_t th_cli_n_events(const th_cli_t *c) { return c->n; }
-
-json_t *th_cli_event(const th_cli_t *c, size_t i) {
-  return i < c->n ? c->events[i] : NULL;
 }
 
 void th_cli_make_contacts(th_cli_t *a, const char *an, th_cli_t *b,

@@ -31,15 +31,8 @@ void th_cli_cmd(th_cli_t *c, const char *fmt, ...)
  * order they came, skipping those an earlier wait returned. Returns it
  * (borrowed, lives as long as c) or fails the test at the deadline. */
 json_t *th_cli_wait(th_cli_t *c, int timeout_ms, const char *event, ...);
-/* Like th_cli_wait, but NULL instead of failing. */
-json_t *th_cli_try_wait(th_cli_t *c, int timeout_ms, const char *event, ...);
 /* How many events received so far match (whether returned or not). */
 int th_cli_count(th_cli_t *c, const char *event, ...);
-/* Reads whatever events arrive within ms (to count them afterwards). */
-void th_cli_drain(th_cli_t *c, int ms);
-/* Number of events received so far, and the i-th (borrowed). */
-size_t th_cli_n_events(const th_cli_t *c);
-json_t *th_cli_event(const th_cli_t *c, size_t i);
 
 /* Makes the logged-in clients a (named an) and b (bn) contacts: a asks, b
  * accepts, and both see contact_added (waits of TH_DEADLINE_MS each). */
