@@ -187,6 +187,15 @@ static void assert_refused(fx_t *f, th_client_t *p, const char *code) {
   assert_true(th_client_wait_closed(p, TH_DEADLINE_MS));
 }
 
+/* A msg on the open link p is acked and reaches bob's output. */
+static void msg_acked(fx_t *f, th_client_t *p, const char *id,
+                      const char *body) {
+  th_client_send(p, "{s:s,s:s,s:s,s:I}", "type", "msg", "msg_id", id, "body",
+                 body, "ts", (json_int_t)1);
+  json_decref(th_client_expect(p, "ack", TH_DEADLINE_MS));
+  th_cli_wait(f->bob, TH_DEADLINE_MS, "message", "msg_id", id, NULL);
+}
+
 /* A legitimate peer with a fresh ticket gets through, and its message
  * reaches bob and is acked. */
 static void assert_still_works(fx_t *f, const char *ticket, const char *id) {
@@ -255,10 +264,7 @@ static void test_used_ticket(void **state) {
   assert_refused(f, again, "bad_ticket");
   th_client_close(again);
   /* The first link still carries messages. */
-  th_client_send(first, "{s:s,s:s,s:s,s:I}", "type", "msg", "msg_id", "m-1",
-                 "body", "on the first link", "ts", (json_int_t)1);
-  json_decref(th_client_expect(first, "ack", TH_DEADLINE_MS));
-  th_cli_wait(f->bob, TH_DEADLINE_MS, "message", "msg_id", "m-1", NULL);
+  msg_acked(f, first, "m-1", "on the first link");
   th_client_close(first);
   assert_still_works(f, T2, "m-used");
 }
@@ -278,10 +284,7 @@ static void test_hello_before_expect(void **state) {
   expect(f, "alice", T1);
   json_t *m = th_client_expect(p, "peer_welcome", TH_DEADLINE_MS);
   json_decref(m);
-  th_client_send(p, "{s:s,s:s,s:s,s:I}", "type", "msg", "msg_id", "m-race",
-                 "body", "raced", "ts", (json_int_t)1);
-  json_decref(th_client_expect(p, "ack", TH_DEADLINE_MS));
-  th_cli_wait(f->bob, TH_DEADLINE_MS, "message", "msg_id", "m-race", NULL);
+  msg_acked(f, p, "m-race", "raced");
   th_client_close(p);
 }
 
@@ -347,10 +350,7 @@ static void test_garbage_and_oversized_lines(void **state) {
   assert_non_null(m);
   th_assert_type(m, "error", "bad_json");
   json_decref(m);
-  th_client_send(p, "{s:s,s:s,s:s,s:I}", "type", "msg", "msg_id", "m-after",
-                 "body", "after the junk", "ts", (json_int_t)1);
-  json_decref(th_client_expect(p, "ack", TH_DEADLINE_MS));
-  th_cli_wait(f->bob, TH_DEADLINE_MS, "message", "msg_id", "m-after", NULL);
+  msg_acked(f, p, "m-after", "after the junk");
   th_client_close(p);
   assert_still_works(f, T2, "m-garbage");
 }
