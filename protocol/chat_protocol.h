@@ -206,6 +206,10 @@ typedef struct chat_msg {
   const json_t *contacts, *members, *groups; /* arrays in an ok, borrowed */
 } chat_msg_t;
 
+/* Sets every field of *msg to its absent value (see chat_msg_t), for code
+ * that fills a chat_msg_t itself rather than through chat_msg_decode(). */
+void chat_msg_init(chat_msg_t *msg);
+
 /* Checks obj as a frame that role receives and fills *msg. Order of checks is
  * PROTOCOL.md's: "type" present and a string (else bad_request naming type),
  * type known for role (else unknown_type), "id" valid (else bad_request naming

@@ -297,7 +297,7 @@ static int id_valid(const json_t *id) {
   return 0;
 }
 
-static void msg_clear(chat_msg_t *msg) {
+void chat_msg_init(chat_msg_t *msg) {
   memset(msg, 0, sizeof(*msg));
   msg->p2p_port = msg->port = msg->proto = msg->ts = -1;
   msg->heartbeat = msg->max_frame = msg->relayed = msg->stored = -1;
@@ -320,7 +320,7 @@ int chat_msg_decode(const json_t *obj, chat_role_t role, chat_msg_t *msg,
   chat_type_t t;
   char buf[64];
 
-  msg_clear(msg);
+  chat_msg_init(msg);
   if (err != NULL)
     memset(err, 0, sizeof(*err));
   if (specs == NULL)

@@ -141,10 +141,7 @@ int chat_srv_on_fast_line(chat_srv_t *srv, chat_session_t *s,
     return 0; /* out of memory: let the full path say so */
 
   chat_msg_t m;
-  memset(&m, 0, sizeof(m));
-  m.p2p_port = m.port = m.proto = m.ts = -1;
-  m.heartbeat = m.max_frame = m.relayed = m.stored = -1;
-  m.offline = -1;
+  chat_msg_init(&m);
   m.type = f.type;
   m.id = id;
   m.to = f.to[0] ? f.to : NULL;
