@@ -8,6 +8,7 @@
 
 #include <sodium.h>
 
+#include "chat_addr.h"
 #include "chat_json_alloc.h"
 #include "chat_log.h"
 #include "client.h"
@@ -36,15 +37,6 @@ static int usage_error(const char *fmt, const char *arg) {
   fprintf(stderr, fmt, arg);
   fprintf(stderr, "\n%s", usage_text);
   return 2;
-}
-
-static int parse_port(const char *s, int *out) {
-  char *end;
-  long v = strtol(s, &end, 10);
-  if (!*s || *end || v < 0 || v > 65535)
-    return -1;
-  *out = (int)v;
-  return 0;
 }
 
 int main(int argc, char **argv) {
@@ -81,7 +73,7 @@ int main(int argc, char **argv) {
       break;
     case 'r': opts.do_register = 1; break;
     case 'p':
-      if (parse_port(optarg, &opts.p2p_port) < 0)
+      if (chat_addr_parse_port(optarg, &opts.p2p_port) < 0)
         return usage_error("bad --p2p-port '%s'", optarg);
       have_port = 1;
       break;

@@ -72,8 +72,7 @@ int chat__peer_env_dial(void *ctx, chat_peer_t *p, const char *host, int port,
   *link = w;
   /* Hosts come from the server: numeric, unless a peer set --p2p-host to a
    * name, which is not resolved here (that would block the loop). */
-  if (uv_ip4_addr(host, port, (struct sockaddr_in *)&ss) != 0 &&
-      uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss) != 0) {
+  if (chat_addr_resolve_numeric(host, port, &ss) != 0) {
     CHAT_WARN("cannot dial %s at '%s': not a numeric address",
               chat__peer_name(p), host);
     chat_conn_abort(&w->conn); /* on_close, on a later turn, says refused */

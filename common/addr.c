@@ -10,7 +10,7 @@
 #include <uv.h>
 
 /* Port: 1 to 5 decimal digits, 0..65535. */
-static int parse_port(const char *s, int *port) {
+int chat_addr_parse_port(const char *s, int *port) {
   long v = 0;
   size_t n = 0;
   for (; s[n] != '\0'; n++) {
@@ -57,7 +57,7 @@ int chat_addr_split(const char *s, char host[CHAT_HOST_MAX], int *port) {
     if (!host_char_ok((unsigned char)h[i]))
       return -EINVAL;
   }
-  if (parse_port(colon + 1, &p) < 0)
+  if (chat_addr_parse_port(colon + 1, &p) < 0)
     return -EINVAL;
   memcpy(host, h, hlen);
   host[hlen] = '\0';
@@ -65,11 +65,8 @@ int chat_addr_split(const char *s, char host[CHAT_HOST_MAX], int *port) {
   return 0;
 }
 
-int chat_addr_resolve(const char *host, int port,
-                      struct sockaddr_storage *out) {
-  struct addrinfo hints, *res = NULL;
-  char service[8];
-
+int chat_addr_resolve_numeric(const char *host, int port,
+                              struct sockaddr_storage *out) {
   if (host == NULL || out == NULL || host[0] == '\0' || port < 0 ||
       port > 65535)
     return -EINVAL;
@@ -77,11 +74,23 @@ int chat_addr_resolve(const char *host, int port,
   if (uv_ip4_addr(host, port, (struct sockaddr_in *)out) == 0)
     return 0;
   /* uv_ip6_addr also takes a "%zone" suffix for link-local addresses. */
-  if (strchr(host, ':') != NULL) {
-    if (uv_ip6_addr(host, port, (struct sockaddr_in6 *)out) == 0)
-      return 0;
+  if (strchr(host, ':') != NULL &&
+      uv_ip6_addr(host, port, (struct sockaddr_in6 *)out) == 0)
+    return 0;
+  return -EINVAL;
+}
+
+int chat_addr_resolve(const char *host, int port,
+                      struct sockaddr_storage *out) {
+  struct addrinfo hints, *res = NULL;
+  char service[8];
+
+  if (chat_addr_resolve_numeric(host, port, out) == 0)
+    return 0;
+  /* A colon can only be a malformed IPv6 address, never a name. */
+  if (host == NULL || out == NULL || host[0] == '\0' || port < 0 ||
+      port > 65535 || strchr(host, ':') != NULL)
     return -EINVAL;
-  }
 
   memset(&hints, 0, sizeof(hints));
   hints.ai_family = AF_UNSPEC;

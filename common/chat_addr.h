@@ -12,6 +12,15 @@
  * of range, empty host, host longer than CHAT_HOST_MAX - 1). */
 int chat_addr_split(const char *s, char host[CHAT_HOST_MAX], int *port);
 
+/* Parses a port: 1 to 5 decimal digits, 0..65535, nothing else. Returns 0 or
+ * -EINVAL. */
+int chat_addr_parse_port(const char *s, int *port);
+
+/* Resolves a numeric IPv4 or IPv6 host (no lookup, so safe on the loop).
+ * Returns 0, or -EINVAL for a name or anything else. */
+int chat_addr_resolve_numeric(const char *host, int port,
+                              struct sockaddr_storage *out);
+
 /* Resolves host and port into *out (numeric hosts need no lookup; names use
  * getaddrinfo, so call this only at start-up or off the loop). Returns 0,
  * -EINVAL, or -EHOSTUNREACH when the name does not resolve. */

@@ -95,6 +95,39 @@ static void test_resolve_numeric(void **state) {
   assert_int_equal(chat_addr_resolve("1::2::3", 1, &ss), -EINVAL);
 }
 
+static void test_parse_port(void **state) {
+  int port = -1;
+
+  (void)state;
+  assert_int_equal(chat_addr_parse_port("0", &port), 0);
+  assert_int_equal(port, 0);
+  assert_int_equal(chat_addr_parse_port("65535", &port), 0);
+  assert_int_equal(port, 65535);
+  assert_int_equal(chat_addr_parse_port("00080", &port), 0);
+  assert_int_equal(port, 80);
+  assert_int_equal(chat_addr_parse_port("65536", &port), -EINVAL);
+  assert_int_equal(chat_addr_parse_port("", &port), -EINVAL);
+  assert_int_equal(chat_addr_parse_port("+1", &port), -EINVAL);
+  assert_int_equal(chat_addr_parse_port(" 1", &port), -EINVAL);
+  assert_int_equal(chat_addr_parse_port("123456", &port), -EINVAL);
+  assert_int_equal(chat_addr_parse_port("12a", &port), -EINVAL);
+}
+
+static void test_resolve_numeric_only(void **state) {
+  struct sockaddr_storage ss;
+
+  (void)state;
+  assert_int_equal(chat_addr_resolve_numeric("127.0.0.1", 1, &ss), 0);
+  assert_int_equal(ss.ss_family, AF_INET);
+  assert_int_equal(chat_addr_resolve_numeric("::1", 1, &ss), 0);
+  assert_int_equal(ss.ss_family, AF_INET6);
+  /* A name is never looked up here, not even localhost. */
+  assert_int_equal(chat_addr_resolve_numeric("localhost", 1, &ss), -EINVAL);
+  assert_int_equal(chat_addr_resolve_numeric("1::2::3", 1, &ss), -EINVAL);
+  assert_int_equal(chat_addr_resolve_numeric("127.0.0.1", 70000, &ss),
+                   -EINVAL);
+}
+
 static void test_resolve_name(void **state) {
   struct sockaddr_storage ss;
   /* localhost is in /etc/hosts everywhere this builds. */
@@ -149,6 +182,8 @@ int main(void) {
       cmocka_unit_test(test_split_invalid),
       cmocka_unit_test(test_split_host_length),
       cmocka_unit_test(test_resolve_numeric),
+      cmocka_unit_test(test_parse_port),
+      cmocka_unit_test(test_resolve_numeric_only),
       cmocka_unit_test(test_resolve_name),
       cmocka_unit_test(test_format_roundtrip),
       cmocka_unit_test(test_format_errors),
