@@ -63,24 +63,19 @@ static void test_user_name_32_ok_33_bad(void **state) {
   assert_non_null(strstr(th_str(r, "message"), "user"));
   json_decref(r);
   /* a login with a name that breaks the rules is just a failed login */
-  r = th_client_call(c, "{s:s,s:s,s:s}", "type", "login", "user", n33,
-                     "password", PW);
-  th_assert_type(r, "error", "auth_failed");
-  json_decref(r);
+  th_client_call_error(c, "auth_failed", "{s:s,s:s,s:s}", "type", "login",
+                       "user", n33, "password", PW);
   th_client_login(c, n32, PW, 0);
   /* group names follow the same rule */
   json_decref(th_client_call_ok(c, "{s:s,s:s}", "type", "group_create",
                                 "group", n32));
-  r = th_client_call(c, "{s:s,s:s}", "type", "group_create", "group", n33);
-  th_assert_type(r, "error", "bad_request");
-  json_decref(r);
+  th_client_call_error(c, "bad_request", "{s:s,s:s}", "type", "group_create",
+                       "group", n33);
   /* and names with capitals or a leading '_' are not names */
-  r = th_client_call(c, "{s:s,s:s}", "type", "contact_add", "user", "Bob");
-  th_assert_type(r, "error", "bad_request");
-  json_decref(r);
-  r = th_client_call(c, "{s:s,s:s}", "type", "contact_add", "user", "_bob");
-  th_assert_type(r, "error", "bad_request");
-  json_decref(r);
+  th_client_call_error(c, "bad_request", "{s:s,s:s}", "type", "contact_add",
+                       "user", "Bob");
+  th_client_call_error(c, "bad_request", "{s:s,s:s}", "type", "contact_add",
+                       "user", "_bob");
   assert_alive(c);
   free(n32);
   free(n33);
@@ -100,14 +95,10 @@ static void test_password_8_256_ok_7_257_bad(void **state) {
   th_assert_type(r, "error", "bad_request");
   assert_non_null(strstr(th_str(r, "message"), "password"));
   json_decref(r);
-  r = th_client_call(c, "{s:s,s:s,s:s}", "type", "register", "user", "toolong",
-                     "password", p257);
-  th_assert_type(r, "error", "bad_request");
-  json_decref(r);
-  r = th_client_call(c, "{s:s,s:s,s:s}", "type", "login", "user", "eight",
-                     "password", p7);
-  th_assert_type(r, "error", "auth_failed");
-  json_decref(r);
+  th_client_call_error(c, "bad_request", "{s:s,s:s,s:s}", "type", "register",
+                       "user", "toolong", "password", p257);
+  th_client_call_error(c, "auth_failed", "{s:s,s:s,s:s}", "type", "login",
+                       "user", "eight", "password", p7);
   th_client_login(c, "long", p256, 0);
   th_client_t *d = th_client_connect(th_server_port(*state));
   th_client_login(d, "eight", p8, 0);
@@ -136,10 +127,8 @@ static void test_msg_id_body_and_id_edges(void **state) {
   th_assert_type(r, "error", "bad_request");
   assert_non_null(strstr(th_str(r, "message"), "msg_id"));
   json_decref(r);
-  r = th_client_call(a, "{s:s,s:s,s:s,s:s}", "type", "send", "to", "bob",
-                     "msg_id", "bad id", "body", "x");
-  th_assert_type(r, "error", "bad_request");
-  json_decref(r);
+  th_client_call_error(a, "bad_request", "{s:s,s:s,s:s,s:s}", "type", "send",
+                       "to", "bob", "msg_id", "bad id", "body", "x");
   r = th_client_call(a, "{s:s,s:s,s:s,s:s}", "type", "send", "to", "bob",
                      "msg_id", "e", "body", "");
   th_assert_type(r, "error", "bad_request");
@@ -247,10 +236,9 @@ static void test_body_16384_ok_16385_bad(void **state) {
   wide[n] = '\0';
   json_decref(th_client_call_ok(a, "{s:s,s:s}", "type", "group_create",
                                 "group", "g"));
-  r = th_client_call(a, "{s:s,s:s,s:s,s:s}", "type", "group_send", "group",
-                     "g", "msg_id", "wide", "body", wide);
-  th_assert_type(r, "error", "bad_request");
-  json_decref(r);
+  th_client_call_error(a, "bad_request", "{s:s,s:s,s:s,s:s}", "type",
+                       "group_send", "group", "g", "msg_id", "wide", "body",
+                       wide);
   r = th_client_call(a, "{s:s,s:s,s:s,s:s}", "type", "group_send", "group",
                      "g", "msg_id", "max", "body", max);
   th_assert_type(r, "ok", NULL);

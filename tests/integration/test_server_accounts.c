@@ -16,10 +16,8 @@
 static void expect_reply_error(th_client_t *c, const char *code,
                                const char *fmt_type, const char *user,
                                const char *pw) {
-  json_t *r = th_client_call(c, "{s:s,s:s,s:s}", "type", fmt_type, "user",
-                             user, "password", pw);
-  th_assert_type(r, "error", code);
-  json_decref(r);
+  th_client_call_error(c, code, "{s:s,s:s,s:s}", "type", fmt_type, "user", user,
+                       "password", pw);
 }
 
 static void test_register_then_exists(void **state) {
@@ -91,14 +89,10 @@ static void test_auth_failed_variants(void **state) {
 
 static void test_login_bad_field_types(void **state) {
   th_client_t *c = th_client_connect(th_server_port(*state));
-  json_t *r = th_client_call(c, "{s:s,s:s,s:i}", "type", "login", "user",
-                             "alice", "password", 12345678);
-  th_assert_type(r, "error", "bad_request");
-  json_decref(r);
-  r = th_client_call(c, "{s:s,s:s,s:s,s:i}", "type", "login", "user", "alice",
-                     "password", PW, "p2p_port", 70000);
-  th_assert_type(r, "error", "bad_request");
-  json_decref(r);
+  th_client_call_error(c, "bad_request", "{s:s,s:s,s:i}", "type", "login",
+                       "user", "alice", "password", 12345678);
+  th_client_call_error(c, "bad_request", "{s:s,s:s,s:s,s:i}", "type", "login",
+                       "user", "alice", "password", PW, "p2p_port", 70000);
   th_client_close(c);
 }
 
@@ -122,12 +116,10 @@ static void test_not_authenticated(void **state) {
                          "connect", "groups",   "ack"};
   for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
     /* well-formed where fields matter, so the state check is what fails */
-    json_t *r = th_client_call(
-        c, "{s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "type", types[i], "status",
-        "away", "to", "bob", "msg_id", "m1", "body", "hi", "from", "bob",
-        "user", "bob");
-    th_assert_type(r, "error", "not_authenticated");
-    json_decref(r);
+    th_client_call_error(c, "not_authenticated",
+                         "{s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "type", types[i],
+                         "status", "away", "to", "bob", "msg_id", "m1", "body",
+                         "hi", "from", "bob", "user", "bob");
   }
   json_t *p = th_client_call(c, "{s:s}", "type", "ping");
   th_assert_type(p, "pong", NULL);
@@ -137,9 +129,8 @@ static void test_not_authenticated(void **state) {
 
 static void test_fields_checked_before_state(void **state) {
   th_client_t *c = th_client_connect(th_server_port(*state));
-  json_t *r = th_client_call(c, "{s:s}", "type", "send"); /* no fields */
-  th_assert_type(r, "error", "bad_request");
-  json_decref(r);
+  /* no fields */
+  th_client_call_error(c, "bad_request", "{s:s}", "type", "send");
   th_client_close(c);
 }
 
@@ -161,10 +152,8 @@ static void test_status_values(void **state) {
   th_client_t *c = th_client_user(th_server_port(*state), "alice", PW);
   json_decref(th_client_call_ok(c, "{s:s,s:s}", "type", "status", "status",
                                 "busy"));
-  json_t *r = th_client_call(c, "{s:s,s:s}", "type", "status", "status",
-                             "offline");
-  th_assert_type(r, "error", "bad_request");
-  json_decref(r);
+  th_client_call_error(c, "bad_request", "{s:s,s:s}", "type", "status",
+                       "status", "offline");
   th_client_close(c);
 }
 

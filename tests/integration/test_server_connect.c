@@ -14,9 +14,7 @@
 #define PW "password1"
 
 static void connect_err(th_client_t *c, const char *to, const char *code) {
-  json_t *r = th_client_call(c, "{s:s,s:s}", "type", "connect", "to", to);
-  th_assert_type(r, "error", code);
-  json_decref(r);
+  th_client_call_error(c, code, "{s:s,s:s}", "type", "connect", "to", to);
 }
 
 static int is_ticket(const char *t) {

@@ -97,22 +97,14 @@ static void test_relay_ack_receipt(void **state) {
 
 static void test_send_errors(void **state) {
   th_client_t *a = th_fixture_user(state, "alice");
-  json_t *r = th_client_call(a, "{s:s,s:s,s:s,s:s}", "type", "send", "to",
-                             "ghost", "msg_id", "m1", "body", "x");
-  th_assert_type(r, "error", "no_such_user");
-  json_decref(r);
-  r = th_client_call(a, "{s:s,s:s,s:s,s:s}", "type", "send", "to", "alice",
-                     "msg_id", "m1", "body", "x");
-  th_assert_type(r, "error", "bad_request");
-  json_decref(r);
-  r = th_client_call(a, "{s:s,s:s,s:s,s:s}", "type", "send", "to", "alice",
-                     "msg_id", "bad id!", "body", "x");
-  th_assert_type(r, "error", "bad_request");
-  json_decref(r);
-  r = th_client_call(a, "{s:s,s:s,s:s,s:s}", "type", "send", "to", "alice",
-                     "msg_id", "m2", "body", "");
-  th_assert_type(r, "error", "bad_request");
-  json_decref(r);
+  th_client_call_error(a, "no_such_user", "{s:s,s:s,s:s,s:s}", "type", "send",
+                       "to", "ghost", "msg_id", "m1", "body", "x");
+  th_client_call_error(a, "bad_request", "{s:s,s:s,s:s,s:s}", "type", "send",
+                       "to", "alice", "msg_id", "m1", "body", "x");
+  th_client_call_error(a, "bad_request", "{s:s,s:s,s:s,s:s}", "type", "send",
+                       "to", "alice", "msg_id", "bad id!", "body", "x");
+  th_client_call_error(a, "bad_request", "{s:s,s:s,s:s,s:s}", "type", "send",
+                       "to", "alice", "msg_id", "m2", "body", "");
   /* acks of unknown messages are ignored */
   ack(a, "ghost", "m1");
   ack(a, "alice", "nope");

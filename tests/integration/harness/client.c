@@ -164,6 +164,16 @@ json_t *th_client_call_ok(th_client_t *c, const char *fmt, ...) {
   return r;
 }
 
+void th_client_call_error(th_client_t *c, const char *code, const char *fmt,
+                          ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  json_t *r = vcall(c, fmt, ap);
+  va_end(ap);
+  th_assert_type(r, "error", code);
+  json_decref(r);
+}
+
 void th_make_contacts(th_client_t *a, const char *an, th_client_t *b,
                       const char *bn) {
   json_decref(th_client_call_ok(a, "{s:s,s:s}", "type", "contact_add", "user",

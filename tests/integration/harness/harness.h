@@ -163,6 +163,10 @@ json_t *th_client_call(th_client_t *c, const char *fmt, ...);
 /* th_client_call that must answer ok (else the test fails); the reply is
  * returned. */
 json_t *th_client_call_ok(th_client_t *c, const char *fmt, ...);
+/* th_client_call that must answer an error with code (any code when code is
+ * NULL), else the test fails; the reply is dropped. */
+void th_client_call_error(th_client_t *c, const char *code, const char *fmt,
+                          ...);
 /* Makes a and b contacts: a asks, b accepts; consumes the contact_request
  * and both contact_added events. */
 void th_make_contacts(th_client_t *a, const char *an, th_client_t *b,
