@@ -81,8 +81,7 @@ static void test_sixth_send_refused_until_acked(void **state) {
   json_decref(r);
   for (int i = 1; i <= 5; i++) {
     snprintf(id, sizeof(id), "m%d", i);
-    th_client_send(bob, "{s:s,s:s,s:s}", "type", "ack", "msg_id", id, "from",
-                   i % 2 ? "alice" : "carol");
+    th_client_ack(bob, i % 2 ? "alice" : "carol", id);
   }
   /* once acked, sending works again (relayed now that bob is online) */
   long long deadline = th_now_ms() + TH_DEADLINE_MS;

@@ -85,8 +85,7 @@ static void test_unacked_then_reset_redelivered(void **state) {
     json_decref(th_client_expect(b, "deliver", TH_DEADLINE_MS));
   for (int i = 0; i < 3; i++) {
     snprintf(id, sizeof(id), "u%d", i);
-    th_client_send(b, "{s:s,s:s,s:s}", "type", "ack", "msg_id", id, "from",
-                   "alice");
+    th_client_ack(b, "alice", id);
   }
   for (int i = 0; i < 3; i++)
     json_decref(th_client_expect(a, "receipt", TH_DEADLINE_MS));
@@ -151,8 +150,7 @@ static void test_reset_during_pushes(void **state) {
     snprintf(id, sizeof(id), "p%d", i);
     assert_string_equal(th_str(dl, "msg_id"), id);
     json_decref(dl);
-    th_client_send(b, "{s:s,s:s,s:s}", "type", "ack", "msg_id", id, "from",
-                   "alice");
+    th_client_ack(b, "alice", id);
   }
   th_client_close(a);
   th_client_close(b);

@@ -63,8 +63,7 @@ static void collect_and_ack(th_client_t *b, const char *prefix, int n) {
     assert_string_equal(th_str(d, "msg_id"), id);
     assert_int_equal(strlen(th_str(d, "body")), BODY_LEN);
     json_decref(d);
-    th_client_send(b, "{s:s,s:s,s:s}", "type", "ack", "msg_id", id, "from",
-                   "alice");
+    th_client_ack(b, "alice", id);
   }
 }
 
@@ -83,16 +82,9 @@ static void test_full_store_refuses_keeps_and_recovers(void **state) {
   th_assert_type(r, "error", "internal");
   json_decref(r);
   /* relay to an online user needs no disk and still works */
-  r = th_client_call(a, "{s:s,s:s,s:s,s:s}", "type", "send", "to", "carol",
-                     "msg_id", "live", "body", "relay works");
-  th_assert_type(r, "ok", NULL);
-  assert_string_equal(th_str(r, "status"), "relayed");
-  json_decref(r);
-  json_t *d = th_client_expect(c, "deliver", TH_DEADLINE_MS);
-  assert_string_equal(th_str(d, "body"), "relay works");
-  json_decref(d);
-  th_client_send(c, "{s:s,s:s,s:s}", "type", "ack", "msg_id", "live", "from",
-                 "alice");
+  th_client_send_msg(a, "carol", "live", "relay works", "relayed");
+  json_decref(th_client_expect_deliver(c, "alice", "live", "relay works", 0));
+  th_client_ack(c, "alice", "live");
   json_decref(th_client_expect(a, "receipt", TH_DEADLINE_MS));
   th_client_close(a);
   th_client_close(c);
@@ -150,8 +142,7 @@ static void test_acks_free_space_while_puts_fail(void **state) {
     snprintf(id, sizeof(id), "m%d", i);
     assert_string_equal(th_str(d, "msg_id"), id);
     json_decref(d);
-    th_client_send(bob, "{s:s,s:s,s:s}", "type", "ack", "msg_id", id, "from",
-                   "alice");
+    th_client_ack(bob, "alice", id);
     snprintf(id, sizeof(id), "d%d", i);
     th_client_send(a, "{s:s,s:s,s:s,s:s,s:i}", "type", "send", "to", "dave",
                    "msg_id", id, "body", body, "id", i);
@@ -194,8 +185,7 @@ static void test_acks_free_space_while_puts_fail(void **state) {
     snprintf(id, sizeof(id), "d%d", dave_ids[i]);
     assert_string_equal(th_str(d, "msg_id"), id);
     json_decref(d);
-    th_client_send(dave, "{s:s,s:s,s:s}", "type", "ack", "msg_id", id, "from",
-                   "alice");
+    th_client_ack(dave, "alice", id);
   }
   th_client_expect_silence(dave, 300);
   json_decref(th_client_call_ok(dave, "{s:s}", "type", "logout"));

@@ -52,21 +52,14 @@ static void test_readonly_refuses_writes_loses_nothing(void **state) {
   /* relay needs no disk */
   c = th_client_connect(port);
   th_client_login(c, "carol", PW, 0);
-  r = th_client_call(a, "{s:s,s:s,s:s,s:s}", "type", "send", "to", "carol",
-                     "msg_id", "live", "body", "relayed");
-  th_assert_type(r, "ok", NULL);
-  assert_string_equal(th_str(r, "status"), "relayed");
-  json_decref(r);
-  json_t *d = th_client_expect(c, "deliver", TH_DEADLINE_MS);
-  assert_string_equal(th_str(d, "msg_id"), "live");
-  json_decref(d);
-  th_client_send(c, "{s:s,s:s,s:s}", "type", "ack", "msg_id", "live", "from",
-                 "alice");
+  th_client_send_msg(a, "carol", "live", "relayed", "relayed");
+  json_decref(th_client_expect_deliver(c, "alice", "live", "relayed", 0));
+  th_client_ack(c, "alice", "live");
   json_decref(th_client_expect(a, "receipt", TH_DEADLINE_MS));
   /* the message stored before is delivered (reading works) */
   b = th_client_connect(port);
   th_client_login(b, "bob", PW, 0);
-  d = th_client_expect(b, "deliver", TH_DEADLINE_MS);
+  json_t *d = th_client_expect(b, "deliver", TH_DEADLINE_MS);
   assert_string_equal(th_str(d, "msg_id"), "before");
   json_decref(d);
   th_client_expect_silence(b, 200); /* ro1 was never accepted */

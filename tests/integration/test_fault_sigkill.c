@@ -88,8 +88,7 @@ static void test_sigkill_mid_burst(void **state) {
     assert_true(k > prev); /* send order */
     prev = k;
     got++;
-    th_client_send(b, "{s:s,s:s,s:s}", "type", "ack", "msg_id", mid, "from",
-                   "alice");
+    th_client_ack(b, "alice", mid);
     json_decref(d);
   }
   for (int i = 0; i < BURST; i++)

@@ -67,8 +67,7 @@ static void test_group_flow(void **state) {
   assert_string_equal(th_str(d, "from"), "alice");
   assert_false(json_is_true(json_object_get(d, "offline")));
   json_decref(d);
-  th_client_send(b, "{s:s,s:s,s:s}", "type", "ack", "msg_id", "g1", "from",
-                 "alice");
+  th_client_ack(b, "alice", "g1");
   th_client_expect_silence(a, 300); /* no receipts for groups */
   c = th_client_connect(port);
   th_client_login(c, "carol", PW, 0);

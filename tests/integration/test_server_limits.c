@@ -157,8 +157,7 @@ static void test_unacked_window(void **state) {
     if (i >= 1) {
       /* ack the oldest unacked one (i - 1), which opens the window */
       snprintf(id, sizeof(id), "c%d", i - 1);
-      th_client_send(b, "{s:s,s:s,s:s}", "type", "ack", "msg_id", id, "from",
-                     "alice");
+      th_client_ack(b, "alice", id);
     }
   }
   assert_false(th_client_closed(b));

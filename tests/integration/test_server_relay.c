@@ -22,44 +22,6 @@ static th_client_t *relogin(void **state, const char *name) {
   return c;
 }
 
-/* send and return the status of the ok */
-static char *send_msg(th_client_t *c, const char *to, const char *msg_id,
-                      const char *body) {
-  json_t *r = th_client_call(c, "{s:s,s:s,s:s,s:s}", "type", "send", "to", to,
-                             "msg_id", msg_id, "body", body);
-  th_assert_type(r, "ok", NULL);
-  assert_string_equal(th_str(r, "msg_id"), msg_id);
-  char *st = strdup(th_str(r, "status"));
-  json_decref(r);
-  return st;
-}
-
-static void send_expect(th_client_t *c, const char *to, const char *msg_id,
-                        const char *body, const char *status) {
-  char *st = send_msg(c, to, msg_id, body);
-  assert_string_equal(st, status);
-  free(st);
-}
-
-static json_t *expect_deliver(th_client_t *c, const char *from,
-                              const char *msg_id, const char *body,
-                              int offline) {
-  json_t *d = th_client_expect(c, "deliver", TH_DEADLINE_MS);
-  assert_string_equal(th_str(d, "from"), from);
-  assert_string_equal(th_str(d, "msg_id"), msg_id);
-  assert_string_equal(th_str(d, "body"), body);
-  assert_true(json_is_boolean(json_object_get(d, "offline")));
-  assert_int_equal(json_is_true(json_object_get(d, "offline")), offline);
-  assert_true(th_int(d, "ts") > 1600000000000LL);
-  assert_null(json_object_get(d, "id"));
-  return d;
-}
-
-static void ack(th_client_t *c, const char *from, const char *msg_id) {
-  th_client_send(c, "{s:s,s:s,s:s}", "type", "ack", "msg_id", msg_id, "from",
-                 from);
-}
-
 /* Closes b and waits until the server has ended its session, which its
  * contact a sees as presence offline. */
 static void close_and_wait_offline(th_client_t *a, th_client_t *b,
@@ -79,9 +41,9 @@ static void test_relay_ack_receipt(void **state) {
   th_client_t *a = th_fixture_user(state, "alice"),
               *b = th_fixture_user(state, "bob");
   /* not contacts: anyone registered may be messaged */
-  send_expect(a, "bob", "m1", "hello bob", "relayed");
-  json_decref(expect_deliver(b, "alice", "m1", "hello bob", 0));
-  ack(b, "alice", "m1");
+  th_client_send_msg(a, "bob", "m1", "hello bob", "relayed");
+  json_decref(th_client_expect_deliver(b, "alice", "m1", "hello bob", 0));
+  th_client_ack(b, "alice", "m1");
   json_t *rc = th_client_expect(a, "receipt", TH_DEADLINE_MS);
   assert_string_equal(th_str(rc, "msg_id"), "m1");
   assert_string_equal(th_str(rc, "to"), "bob");
@@ -89,8 +51,8 @@ static void test_relay_ack_receipt(void **state) {
   json_decref(rc);
   th_client_expect_silence(b, QUIET_MS); /* ack gets no reply */
   /* once acked, it is not held: the same msg_id is a new message */
-  send_expect(a, "bob", "m1", "again", "relayed");
-  json_decref(expect_deliver(b, "alice", "m1", "again", 0));
+  th_client_send_msg(a, "bob", "m1", "again", "relayed");
+  json_decref(th_client_expect_deliver(b, "alice", "m1", "again", 0));
   th_client_close(a);
   th_client_close(b);
 }
@@ -106,8 +68,8 @@ static void test_send_errors(void **state) {
   th_client_call_error(a, "bad_request", "{s:s,s:s,s:s,s:s}", "type", "send",
                        "to", "alice", "msg_id", "m2", "body", "");
   /* acks of unknown messages are ignored */
-  ack(a, "ghost", "m1");
-  ack(a, "alice", "nope");
+  th_client_ack(a, "ghost", "m1");
+  th_client_ack(a, "alice", "nope");
   th_client_expect_silence(a, QUIET_MS);
   th_client_close(a);
 }
@@ -121,7 +83,7 @@ static void test_offline_store_then_deliver_in_order(void **state) {
   for (int i = 0; i < 5; i++) {
     snprintf(id, sizeof(id), "m%d", i);
     snprintf(body, sizeof(body), "message %d", i);
-    send_expect(a, "bob", id, body, "stored");
+    th_client_send_msg(a, "bob", id, body, "stored");
   }
   th_client_t *c = th_fixture_user(state, "carol");
   th_client_send(c, "{s:s,s:s}", "type", "contact_add", "user", "bob");
@@ -146,7 +108,7 @@ static void test_offline_store_then_deliver_in_order(void **state) {
     assert_string_equal(th_str(f, "body"), body);
     assert_true(json_is_true(json_object_get(f, "offline")));
     json_decref(f);
-    ack(b, "alice", id);
+    th_client_ack(b, "alice", id);
     json_t *rc = th_client_expect(a, "receipt", TH_DEADLINE_MS);
     assert_string_equal(th_str(rc, "msg_id"), id);
     json_decref(rc);
@@ -165,18 +127,18 @@ static void test_unacked_redelivered_after_session_end(void **state) {
   th_client_t *a = th_fixture_user(state, "alice"),
               *b = th_fixture_user(state, "bob");
   th_make_contacts(a, "alice", b, "bob");
-  send_expect(a, "bob", "u1", "one", "relayed");
-  send_expect(a, "bob", "u2", "two", "relayed");
-  json_decref(expect_deliver(b, "alice", "u1", "one", 0));
-  json_decref(expect_deliver(b, "alice", "u2", "two", 0));
-  ack(b, "alice", "u1");
+  th_client_send_msg(a, "bob", "u1", "one", "relayed");
+  th_client_send_msg(a, "bob", "u2", "two", "relayed");
+  json_decref(th_client_expect_deliver(b, "alice", "u1", "one", 0));
+  json_decref(th_client_expect_deliver(b, "alice", "u2", "two", 0));
+  th_client_ack(b, "alice", "u1");
   json_decref(th_client_expect(a, "receipt", TH_DEADLINE_MS));
   close_and_wait_offline(a, b, "bob"); /* u2 never acked */
   /* a message sent after the end is kept behind it */
-  send_expect(a, "bob", "u3", "later", "stored");
+  th_client_send_msg(a, "bob", "u3", "later", "stored");
   b = relogin(state, "bob");
-  json_decref(expect_deliver(b, "alice", "u2", "two", 1));
-  json_decref(expect_deliver(b, "alice", "u3", "later", 1));
+  json_decref(th_client_expect_deliver(b, "alice", "u2", "two", 1));
+  json_decref(th_client_expect_deliver(b, "alice", "u3", "later", 1));
   th_client_close(a);
   th_client_close(b);
 }
@@ -185,21 +147,23 @@ static void test_duplicate_msg_id(void **state) {
   th_client_t *a = th_fixture_user(state, "alice"),
               *b = th_fixture_user(state, "bob");
   th_make_contacts(a, "alice", b, "bob");
-  send_expect(a, "bob", "d1", "first", "relayed");
-  json_decref(expect_deliver(b, "alice", "d1", "first", 0));
-  send_expect(a, "bob", "d1", "first", "relayed"); /* held: not pushed again */
+  th_client_send_msg(a, "bob", "d1", "first", "relayed");
+  json_decref(th_client_expect_deliver(b, "alice", "d1", "first", 0));
+  /* held: not pushed again */
+  th_client_send_msg(a, "bob", "d1", "first", "relayed");
   th_client_expect_silence(b, QUIET_MS);
   close_and_wait_offline(a, b, "bob");
-  send_expect(a, "bob", "d1", "first", "stored"); /* written at the end */
-  send_expect(a, "bob", "d2", "second", "stored");
-  send_expect(a, "bob", "d2", "second", "stored");
+  /* written at the end */
+  th_client_send_msg(a, "bob", "d1", "first", "stored");
+  th_client_send_msg(a, "bob", "d2", "second", "stored");
+  th_client_send_msg(a, "bob", "d2", "second", "stored");
   /* another sender may use the same msg_id */
   th_client_t *c = th_fixture_user(state, "carol");
-  send_expect(c, "bob", "d2", "carol's", "stored");
+  th_client_send_msg(c, "bob", "d2", "carol's", "stored");
   b = relogin(state, "bob");
-  json_decref(expect_deliver(b, "alice", "d1", "first", 1));
-  json_decref(expect_deliver(b, "alice", "d2", "second", 1));
-  json_decref(expect_deliver(b, "carol", "d2", "carol's", 1));
+  json_decref(th_client_expect_deliver(b, "alice", "d1", "first", 1));
+  json_decref(th_client_expect_deliver(b, "alice", "d2", "second", 1));
+  json_decref(th_client_expect_deliver(b, "carol", "d2", "carol's", 1));
   th_client_expect_silence(b, QUIET_MS);
   th_client_close(a);
   th_client_close(b);
@@ -210,8 +174,9 @@ static void test_kick_moves_unacked(void **state) {
   th_client_t *a = th_fixture_user(state, "alice"),
               *b1 = th_fixture_user(state, "bob");
   th_make_contacts(a, "alice", b1, "bob");
-  send_expect(a, "bob", "k1", "to the first session", "relayed");
-  json_decref(expect_deliver(b1, "alice", "k1", "to the first session", 0));
+  th_client_send_msg(a, "bob", "k1", "to the first session", "relayed");
+  json_decref(
+      th_client_expect_deliver(b1, "alice", "k1", "to the first session", 0));
   th_client_t *b2 = th_client_connect(th_server_port(*state));
   th_client_send(b2, "{s:s,s:s,s:s,s:s}", "type", "login", "user", "bob",
                  "password", PW, "status", "away");
@@ -228,11 +193,11 @@ static void test_kick_moves_unacked(void **state) {
   assert_string_equal(th_str(p, "status"), "away");
   json_decref(p);
   th_client_expect_silence(a, QUIET_MS);
-  ack(b2, "alice", "k1");
+  th_client_ack(b2, "alice", "k1");
   json_decref(th_client_expect(a, "receipt", TH_DEADLINE_MS));
   /* the new session is the user's */
-  send_expect(a, "bob", "k2", "x", "relayed");
-  json_decref(expect_deliver(b2, "alice", "k2", "x", 0));
+  th_client_send_msg(a, "bob", "k2", "x", "relayed");
+  json_decref(th_client_expect_deliver(b2, "alice", "k2", "x", 0));
   th_client_close(a);
   th_client_close(b1);
   th_client_close(b2);

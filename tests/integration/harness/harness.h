@@ -172,6 +172,21 @@ void th_client_call_error(th_client_t *c, const char *code, const char *fmt,
 void th_make_contacts(th_client_t *a, const char *an, th_client_t *b,
                       const char *bn);
 
+/* ---- Messages through the relay (relay.c) ------------------------------ */
+
+/* th_client_call of a send; fails the test unless the reply is ok with the
+ * same msg_id and the given status ("relayed" or "stored"). */
+void th_client_send_msg(th_client_t *c, const char *to, const char *msg_id,
+                        const char *body, const char *status);
+/* Expects a deliver within TH_DEADLINE_MS and fails the test unless it has
+ * these from, msg_id, body and offline (0 or 1), a plausible ts and no id.
+ * Returns it (new reference). */
+json_t *th_client_expect_deliver(th_client_t *c, const char *from,
+                                 const char *msg_id, const char *body,
+                                 int offline);
+/* Sends the ack of from's msg_id (it gets no reply). */
+void th_client_ack(th_client_t *c, const char *from, const char *msg_id);
+
 /* Helpers for asserting on frames. */
 const char *th_str(const json_t *obj, const char *key); /* NULL if absent */
 long long th_int(const json_t *obj, const char *key);   /* -1 if absent */
