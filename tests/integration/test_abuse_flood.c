@@ -23,7 +23,6 @@
 
 #include "harness.h"
 
-#define PW "password1"
 #define IDLE_CONNS 10000
 #define LOGGED_IN 200
 
@@ -40,8 +39,8 @@ static int up_many(void **state) {
 
 static void test_beyond_max_clients_server_busy(void **state) {
   int port = th_server_port(*state);
-  th_client_t *a = th_client_user(port, "alice", PW);
-  th_client_t *b = th_client_user(port, "bob", PW);
+  th_client_t *a = th_client_user(port, "alice", TH_FIXTURE_PW);
+  th_client_t *b = th_client_user(port, "bob", TH_FIXTURE_PW);
   th_client_t *c = th_client_connect(port); /* the third slot, idle */
   th_client_t *extra[20];
   for (int i = 0; i < 20; i++)
@@ -172,7 +171,7 @@ static void test_ten_thousand_idle_connections(void **state) {
              "{\"type\":\"register\",\"user\":\"u%d\",\"password\":\"%s\"}\n"
              "{\"type\":\"login\",\"user\":\"u%d\",\"password\":\"%s\","
              "\"id\":\"in\"}\n",
-             i, PW, i, PW);
+             i, TH_FIXTURE_PW, i, TH_FIXTURE_PW);
     send_all(fds[i * (IDLE_CONNS / LOGGED_IN)], line);
   }
   for (int i = 0; i < LOGGED_IN; i++)
@@ -180,7 +179,7 @@ static void test_ten_thousand_idle_connections(void **state) {
                   3 * TH_DEADLINE_MS))
       fail_msg("login %d not answered", i);
   /* with all of them open, a new client is answered at once */
-  th_client_t *c = th_client_user(port, "probe", PW);
+  th_client_t *c = th_client_user(port, "probe", TH_FIXTURE_PW);
   long long t0 = th_now_ms();
   json_t *p = th_client_call(c, "{s:s}", "type", "ping");
   long long ping_ms = th_now_ms() - t0;

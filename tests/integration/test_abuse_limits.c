@@ -14,8 +14,6 @@
 
 #include "harness.h"
 
-#define PW "password1"
-
 static int up(void **state) {
   const char *const extra[] = {"--max-frame", "1024", "--rate-limit", "0",
                                NULL};
@@ -55,17 +53,17 @@ static void expect_bad(th_client_t *c, const char *code, const char *field) {
 static void test_user_name_32_ok_33_bad(void **state) {
   th_client_t *c = th_client_connect(th_server_port(*state));
   char *n32 = rep('u', 32), *n33 = rep('u', 33);
-  json_decref(th_client_call_ok(c, "{s:s,s:s,s:s}", "type", "register",
-                                "user", n32, "password", PW));
+  json_decref(th_client_call_ok(c, "{s:s,s:s,s:s}", "type", "register", "user",
+                                n32, "password", TH_FIXTURE_PW));
   json_t *r = th_client_call(c, "{s:s,s:s,s:s}", "type", "register", "user",
-                             n33, "password", PW);
+                             n33, "password", TH_FIXTURE_PW);
   th_assert_type(r, "error", "bad_request");
   assert_non_null(strstr(th_str(r, "message"), "user"));
   json_decref(r);
   /* a login with a name that breaks the rules is just a failed login */
   th_client_call_error(c, "auth_failed", "{s:s,s:s,s:s}", "type", "login",
-                       "user", n33, "password", PW);
-  th_client_login(c, n32, PW, 0);
+                       "user", n33, "password", TH_FIXTURE_PW);
+  th_client_login(c, n32, TH_FIXTURE_PW, 0);
   /* group names follow the same rule */
   json_decref(th_client_call_ok(c, "{s:s,s:s}", "type", "group_create",
                                 "group", n32));
@@ -112,8 +110,8 @@ static void test_password_8_256_ok_7_257_bad(void **state) {
 
 static void test_msg_id_body_and_id_edges(void **state) {
   int port = th_server_port(*state);
-  th_client_t *a = th_client_user(port, "alice", PW);
-  th_client_t *b = th_client_user(port, "bob", PW);
+  th_client_t *a = th_client_user(port, "alice", TH_FIXTURE_PW);
+  th_client_t *b = th_client_user(port, "bob", TH_FIXTURE_PW);
   char *id64 = rep('i', 64), *id65 = rep('i', 65);
   /* the body edges need frames above 1024 bytes: a server of its own */
   json_t *r = th_client_call(a, "{s:s,s:s,s:s,s:s}", "type", "send", "to",
@@ -165,7 +163,7 @@ static void test_msg_id_body_and_id_edges(void **state) {
     if (i == 3) { /* 9 protocol errors so far on this one: start afresh */
       th_client_close(a);
       a = th_client_connect(port);
-      th_client_login(a, "alice", PW, 0);
+      th_client_login(a, "alice", TH_FIXTURE_PW, 0);
     }
   }
   assert_alive(a);
@@ -212,8 +210,8 @@ static void test_body_16384_ok_16385_bad(void **state) {
   const char *extra[] = {"--rate-limit", "0", NULL};
   th_server_t *srv = th_server_start(extra);
   int port = th_server_port(srv);
-  th_client_t *a = th_client_user(port, "alice", PW);
-  th_client_t *b = th_client_user(port, "bob", PW);
+  th_client_t *a = th_client_user(port, "alice", TH_FIXTURE_PW);
+  th_client_t *b = th_client_user(port, "bob", TH_FIXTURE_PW);
   char *max = rep('b', 16384), *over = rep('b', 16385);
   json_t *r = th_client_call(a, "{s:s,s:s,s:s,s:s}", "type", "send", "to",
                              "bob", "msg_id", "max", "body", max);
@@ -314,7 +312,7 @@ static size_t build(char *out, size_t cap, const char *type,
     } else if (strcmp(key, "status") == 0) {
       n += (size_t)snprintf(out + n, cap - n, "online");
     } else if (strcmp(key, "password") == 0) {
-      n += (size_t)snprintf(out + n, cap - n, PW);
+      n += (size_t)snprintf(out + n, cap - n, TH_FIXTURE_PW);
     } else {
       n += (size_t)snprintf(out + n, cap - n, "x1");
     }
@@ -353,7 +351,7 @@ static void test_bad_bytes_in_every_string_field(void **state) {
   }
   assert_true(cases >= 6 * 27);
   /* and the server serves a real user afterwards */
-  th_client_t *u = th_client_user(port, "after", PW);
+  th_client_t *u = th_client_user(port, "after", TH_FIXTURE_PW);
   assert_alive(u);
   th_client_close(u);
 }
@@ -361,8 +359,8 @@ static void test_bad_bytes_in_every_string_field(void **state) {
 /* Wrong JSON types for every field of send: bad_request naming the field. */
 static void test_wrong_types_named(void **state) {
   int port = th_server_port(*state);
-  th_client_t *a = th_client_user(port, "alice", PW);
-  th_client_t *b = th_client_user(port, "bob", PW);
+  th_client_t *a = th_client_user(port, "alice", TH_FIXTURE_PW);
+  th_client_t *b = th_client_user(port, "bob", TH_FIXTURE_PW);
   const char *lines[][2] = {
       {"{\"type\":\"send\",\"to\":1,\"msg_id\":\"a\",\"body\":\"b\"}", "to"},
       {"{\"type\":\"send\",\"to\":\"bob\",\"msg_id\":[],\"body\":\"b\"}",

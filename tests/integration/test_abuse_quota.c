@@ -14,8 +14,6 @@
 
 #include "harness.h"
 
-#define PW "password1"
-
 static int up(void **state) {
   const char *const extra[] = {"--offline-quota", "5", NULL};
   return th_fixture_server_up_with(state, extra);
@@ -35,10 +33,10 @@ static void assert_quota_error(json_t *r) {
 
 static void test_sixth_send_refused_until_acked(void **state) {
   int port = th_server_port(*state);
-  th_client_t *bob = th_client_user(port, "bob", PW);
+  th_client_t *bob = th_client_user(port, "bob", TH_FIXTURE_PW);
   th_client_close(bob); /* registered, offline */
-  th_client_t *a = th_client_user(port, "alice", PW);
-  th_client_t *c = th_client_user(port, "carol", PW);
+  th_client_t *a = th_client_user(port, "alice", TH_FIXTURE_PW);
+  th_client_t *c = th_client_user(port, "carol", TH_FIXTURE_PW);
   char id[16];
   for (int i = 1; i <= 5; i++) {
     snprintf(id, sizeof(id), "m%d", i);
@@ -67,7 +65,7 @@ static void test_sixth_send_refused_until_acked(void **state) {
 
   /* bob logs in: exactly the 5 stored ones, m6/m7 were never accepted */
   bob = th_client_connect(port);
-  th_client_login(bob, "bob", PW, 0);
+  th_client_login(bob, "bob", TH_FIXTURE_PW, 0);
   for (int i = 1; i <= 5; i++) {
     json_t *d = th_client_expect(bob, "deliver", TH_DEADLINE_MS);
     snprintf(id, sizeof(id), "m%d", i);
@@ -106,9 +104,9 @@ static void test_sixth_send_refused_until_acked(void **state) {
 /* group_send counts each full member as not stored and says so. */
 static void test_group_send_reports_over_quota(void **state) {
   int port = th_server_port(*state);
-  th_client_t *a = th_client_user(port, "alice", PW);
-  th_client_t *b = th_client_user(port, "bob", PW);
-  th_client_t *c = th_client_user(port, "carol", PW);
+  th_client_t *a = th_client_user(port, "alice", TH_FIXTURE_PW);
+  th_client_t *b = th_client_user(port, "bob", TH_FIXTURE_PW);
+  th_client_t *c = th_client_user(port, "carol", TH_FIXTURE_PW);
   th_make_contacts(a, "alice", b, "bob");
   th_make_contacts(a, "alice", c, "carol");
   json_decref(th_client_call_ok(a, "{s:s,s:s}", "type", "group_create",

@@ -14,8 +14,6 @@
 
 #include "harness.h"
 
-#define PW "password1"
-
 static int up_rate(void **state) {
   const char *const extra[] = {"--rate-limit", "4", NULL}; /* burst of 20 */
   return th_fixture_server_up_with(state, extra);
@@ -54,7 +52,8 @@ static void burst(th_client_t *c, int n, int *pongs, int *limited) {
 }
 
 static void test_burst_beyond_5n_limited(void **state) {
-  th_client_t *c = th_client_user(th_server_port(*state), "alice", PW);
+  th_client_t *c =
+      th_client_user(th_server_port(*state), "alice", TH_FIXTURE_PW);
   /* login used a token or two; a few more may refill meanwhile */
   int pongs, limited;
   burst(c, 60, &pongs, &limited);
@@ -66,7 +65,8 @@ static void test_burst_beyond_5n_limited(void **state) {
 }
 
 static void test_moderate_excess_survives(void **state) {
-  th_client_t *c = th_client_user(th_server_port(*state), "alice", PW);
+  th_client_t *c =
+      th_client_user(th_server_port(*state), "alice", TH_FIXTURE_PW);
   int pongs, limited;
   burst(c, 40, &pongs, &limited);
   assert_true(limited >= 15 && limited < 100); /* a run below the cut-off */
@@ -92,8 +92,8 @@ static void test_moderate_excess_survives(void **state) {
 /* 100 rate_limited answers in a row close the connection; others go on. */
 static void test_sustained_abuse_closes(void **state) {
   int port = th_server_port(*state);
-  th_client_t *other = th_client_user(port, "bob", PW);
-  th_client_t *c = th_client_user(port, "alice", PW);
+  th_client_t *other = th_client_user(port, "bob", TH_FIXTURE_PW);
+  th_client_t *c = th_client_user(port, "alice", TH_FIXTURE_PW);
   static char buf[400 * 20];
   size_t n = 0;
   for (int i = 0; i < 400; i++)
@@ -117,7 +117,8 @@ static void test_sustained_abuse_closes(void **state) {
 }
 
 static void test_rate_limit_zero_is_off(void **state) {
-  th_client_t *c = th_client_user(th_server_port(*state), "alice", PW);
+  th_client_t *c =
+      th_client_user(th_server_port(*state), "alice", TH_FIXTURE_PW);
   int pongs, limited;
   burst(c, 2000, &pongs, &limited);
   assert_int_equal(pongs, 2000);

@@ -15,8 +15,6 @@
 
 #include "harness.h"
 
-#define PW "password1"
-
 static int up(void **state) {
   const char *const extra[] = {"--heartbeat", "1", "--login-timeout", "1",
                                NULL};
@@ -47,14 +45,14 @@ static long long trickle_until_closed(th_client_t *c) {
 
 static void test_trickled_line_closed_after_deadline(void **state) {
   int port = th_server_port(*state);
-  th_client_t *c = th_client_user(port, "slow", PW);
+  th_client_t *c = th_client_user(port, "slow", TH_FIXTURE_PW);
   long long took = trickle_until_closed(c);
   /* 3 x heartbeat, checked every 250 ms: not before ~3 s, not much after */
   assert_true(took >= 2500);
   assert_true(took < 3000 + TH_DEADLINE_MS / 2);
   th_client_close(c);
   /* the server still serves */
-  th_client_t *d = th_client_user(port, "fine", PW);
+  th_client_t *d = th_client_user(port, "fine", TH_FIXTURE_PW);
   json_decref(th_client_call_ok(d, "{s:s}", "type", "contacts"));
   th_client_close(d);
 }
@@ -77,7 +75,7 @@ static void test_login_never_finished_closed(void **state) {
   assert_true(took < 1000 + TH_DEADLINE_MS / 2);
   th_client_close(c);
   /* one that logs in in time stays (past the login timeout) */
-  th_client_t *d = th_client_user(port, "quick", PW);
+  th_client_t *d = th_client_user(port, "quick", TH_FIXTURE_PW);
   for (int i = 0; i < 6; i++) {
     json_t *q = th_client_call(d, "{s:s}", "type", "ping");
     th_assert_type(q, "pong", NULL);
@@ -92,8 +90,8 @@ static void test_login_never_finished_closed(void **state) {
  * nothing else survives well past 3 x heartbeat. */
 static void test_blank_lines_keep_alive(void **state) {
   int port = th_server_port(*state);
-  th_client_t *c = th_client_user(port, "blank", PW);
-  th_client_t *idle = th_client_user(port, "idle", PW);
+  th_client_t *c = th_client_user(port, "blank", TH_FIXTURE_PW);
+  th_client_t *idle = th_client_user(port, "idle", TH_FIXTURE_PW);
   const char *blanks[] = {"\n", "\r\n", "   \t\n"};
   long long start = th_now_ms();
   for (int i = 0; th_now_ms() - start < 4500; i++) {

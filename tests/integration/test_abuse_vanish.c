@@ -15,8 +15,6 @@
 
 #include "harness.h"
 
-#define PW "password1"
-
 static int up(void **state) {
   const char *const extra[] = {"--rate-limit", "0", NULL};
   return th_fixture_server_up_with(state, extra);
@@ -44,16 +42,16 @@ static void assert_served(int port, th_client_t *a) {
 
 static void test_half_frame_then_reset(void **state) {
   int port = th_server_port(*state);
-  th_client_t *a = th_client_user(port, "alice", PW);
+  th_client_t *a = th_client_user(port, "alice", TH_FIXTURE_PW);
   for (int i = 0; i < 20; i++) {
-    th_client_t *v = i % 2 ? th_client_user(port, "ghost", PW)
+    th_client_t *v = i % 2 ? th_client_user(port, "ghost", TH_FIXTURE_PW)
                            : th_client_connect(port);
     const char *half = "{\"type\":\"send\",\"to\":\"alice\",\"msg_id\":\"x\",\"bo";
     assert_int_equal(th_client_send_raw(v, half, strlen(half)), 0);
     reset(v);
   }
   /* a large frame cut off half way */
-  th_client_t *v = th_client_user(port, "ghost", PW);
+  th_client_t *v = th_client_user(port, "ghost", TH_FIXTURE_PW);
   static char big[40000];
   int n = snprintf(big, sizeof(big),
                    "{\"type\":\"send\",\"to\":\"alice\",\"msg_id\":\"y\","
@@ -69,8 +67,8 @@ static void test_half_frame_then_reset(void **state) {
 
 static void test_unacked_then_reset_redelivered(void **state) {
   int port = th_server_port(*state);
-  th_client_t *a = th_client_user(port, "alice", PW);
-  th_client_t *b = th_client_user(port, "bob", PW);
+  th_client_t *a = th_client_user(port, "alice", TH_FIXTURE_PW);
+  th_client_t *b = th_client_user(port, "bob", TH_FIXTURE_PW);
   char id[16];
   for (int i = 0; i < 10; i++) {
     snprintf(id, sizeof(id), "u%d", i);
@@ -106,7 +104,7 @@ static void test_unacked_then_reset_redelivered(void **state) {
     json_decref(x);
   }
   b = th_client_connect(port);
-  th_client_login(b, "bob", PW, 0);
+  th_client_login(b, "bob", TH_FIXTURE_PW, 0);
   for (int i = 3; i < 10; i++) {
     json_t *d = th_client_expect(b, "deliver", TH_DEADLINE_MS);
     snprintf(id, sizeof(id), "u%d", i);
@@ -126,8 +124,8 @@ static void test_unacked_then_reset_redelivered(void **state) {
  * pushes to it: the writes fail, the session ends, nothing is lost. */
 static void test_reset_during_pushes(void **state) {
   int port = th_server_port(*state);
-  th_client_t *a = th_client_user(port, "alice", PW);
-  th_client_t *b = th_client_user(port, "bob", PW);
+  th_client_t *a = th_client_user(port, "alice", TH_FIXTURE_PW);
+  th_client_t *b = th_client_user(port, "bob", TH_FIXTURE_PW);
   static char body[16001];
   memset(body, 'p', 16000);
   char id[16];
@@ -144,7 +142,7 @@ static void test_reset_during_pushes(void **state) {
   }
   assert_served(port, a);
   b = th_client_connect(port);
-  th_client_login(b, "bob", PW, 0);
+  th_client_login(b, "bob", TH_FIXTURE_PW, 0);
   for (int i = 0; i < 30; i++) {
     json_t *dl = th_client_expect(b, "deliver", TH_DEADLINE_MS);
     snprintf(id, sizeof(id), "p%d", i);

@@ -15,7 +15,6 @@
 
 #include "harness.h"
 
-#define PW "password1"
 #define BODY_LEN 16000
 #define MAX_TRIES 400 /* 1 MiB holds about 60 of them */
 
@@ -70,10 +69,10 @@ static void collect_and_ack(th_client_t *b, const char *prefix, int n) {
 static void test_full_store_refuses_keeps_and_recovers(void **state) {
   th_server_t *srv = *state;
   int port = th_server_port(srv);
-  th_client_t *bob = th_client_user(port, "bob", PW);
+  th_client_t *bob = th_client_user(port, "bob", TH_FIXTURE_PW);
   th_client_close(bob);
-  th_client_t *a = th_client_user(port, "alice", PW);
-  th_client_t *c = th_client_user(port, "carol", PW);
+  th_client_t *a = th_client_user(port, "alice", TH_FIXTURE_PW);
+  th_client_t *c = th_client_user(port, "carol", TH_FIXTURE_PW);
   char failed[32];
   int n = fill(a, "bob", "m", failed, sizeof(failed));
   assert_true(n > 10);
@@ -93,7 +92,7 @@ static void test_full_store_refuses_keeps_and_recovers(void **state) {
   th_server_restart(srv, SIGKILL);
   port = th_server_port(srv);
   bob = th_client_connect(port);
-  th_client_login(bob, "bob", PW, 0);
+  th_client_login(bob, "bob", TH_FIXTURE_PW, 0);
   collect_and_ack(bob, "m", n);
   th_client_expect_silence(bob, 300);
   json_decref(th_client_call_ok(bob, "{s:s}", "type", "logout"));
@@ -101,7 +100,7 @@ static void test_full_store_refuses_keeps_and_recovers(void **state) {
 
   /* the acks freed the space: stored messages are taken again */
   a = th_client_connect(port);
-  th_client_login(a, "alice", PW, 0);
+  th_client_login(a, "alice", TH_FIXTURE_PW, 0);
   long long deadline = th_now_ms() + TH_DEADLINE_MS;
   for (int i = 0; i < 5; i++) {
     char id[32];
@@ -125,15 +124,15 @@ static void test_full_store_refuses_keeps_and_recovers(void **state) {
 static void test_acks_free_space_while_puts_fail(void **state) {
   th_server_t *srv = *state;
   int port = th_server_port(srv);
-  th_client_t *x = th_client_user(port, "bob", PW);
+  th_client_t *x = th_client_user(port, "bob", TH_FIXTURE_PW);
   th_client_close(x);
-  x = th_client_user(port, "dave", PW);
+  x = th_client_user(port, "dave", TH_FIXTURE_PW);
   th_client_close(x);
-  th_client_t *a = th_client_user(port, "alice", PW);
+  th_client_t *a = th_client_user(port, "alice", TH_FIXTURE_PW);
   char failed[32];
   int n = fill(a, "bob", "m", failed, sizeof(failed));
   th_client_t *bob = th_client_connect(port);
-  th_client_login(bob, "bob", PW, 0);
+  th_client_login(bob, "bob", TH_FIXTURE_PW, 0);
   /* each ack goes with a put to dave (offline) that does not fit, unpaced */
   char id[32];
   int stored = 0, refused = 0;
@@ -174,12 +173,12 @@ static void test_acks_free_space_while_puts_fail(void **state) {
   port = th_server_port(srv);
   /* bob's acked messages are gone for good */
   bob = th_client_connect(port);
-  th_client_login(bob, "bob", PW, 0);
+  th_client_login(bob, "bob", TH_FIXTURE_PW, 0);
   th_client_expect_silence(bob, 300);
   th_client_close(bob);
   /* dave gets exactly what was answered stored, in order */
   th_client_t *dave = th_client_connect(port);
-  th_client_login(dave, "dave", PW, 0);
+  th_client_login(dave, "dave", TH_FIXTURE_PW, 0);
   for (int i = 0; i < stored; i++) {
     json_t *d = th_client_expect(dave, "deliver", TH_DEADLINE_MS);
     snprintf(id, sizeof(id), "d%d", dave_ids[i]);
@@ -192,7 +191,7 @@ static void test_acks_free_space_while_puts_fail(void **state) {
   th_client_close(dave);
   /* everything is acked: the store has room again */
   a = th_client_connect(port);
-  th_client_login(a, "alice", PW, 0);
+  th_client_login(a, "alice", TH_FIXTURE_PW, 0);
   long long deadline = th_now_ms() + TH_DEADLINE_MS;
   for (int i = 0; i < 10; i++) {
     snprintf(id, sizeof(id), "late%d", i);

@@ -15,16 +15,14 @@
 
 #include "harness.h"
 
-#define PW "password1"
-
 static void test_readonly_refuses_writes_loses_nothing(void **state) {
   th_server_t *rw = th_server_start(NULL);
   int port = th_server_port(rw);
-  th_client_t *b = th_client_user(port, "bob", PW);
-  th_client_t *c = th_client_user(port, "carol", PW);
+  th_client_t *b = th_client_user(port, "bob", TH_FIXTURE_PW);
+  th_client_t *c = th_client_user(port, "carol", TH_FIXTURE_PW);
   th_client_close(b);
   th_client_close(c);
-  th_client_t *a = th_client_user(port, "alice", PW);
+  th_client_t *a = th_client_user(port, "alice", TH_FIXTURE_PW);
   json_t *r = th_client_call(a, "{s:s,s:s,s:s,s:s}", "type", "send", "to",
                              "bob", "msg_id", "before", "body", "kept");
   th_assert_type(r, "ok", NULL);
@@ -39,26 +37,26 @@ static void test_readonly_refuses_writes_loses_nothing(void **state) {
   th_server_t *ro = th_server_start(extra);
   port = th_server_port(ro);
   a = th_client_connect(port);
-  th_client_login(a, "alice", PW, 0); /* login needs no write */
+  th_client_login(a, "alice", TH_FIXTURE_PW, 0); /* login needs no write */
   th_client_call_error(a, "internal", "{s:s,s:s,s:s,s:s}", "type", "send", "to",
                        "bob", "msg_id", "ro1", "body", "cannot be stored");
   th_client_t *x = th_client_connect(port);
   th_client_call_error(x, "internal", "{s:s,s:s,s:s}", "type", "register",
-                       "user", "dave", "password", PW);
+                       "user", "dave", "password", TH_FIXTURE_PW);
   /* the refused registration left nothing behind: not even a login */
   th_client_call_error(x, "auth_failed", "{s:s,s:s,s:s}", "type", "login",
-                       "user", "dave", "password", PW);
+                       "user", "dave", "password", TH_FIXTURE_PW);
   th_client_close(x);
   /* relay needs no disk */
   c = th_client_connect(port);
-  th_client_login(c, "carol", PW, 0);
+  th_client_login(c, "carol", TH_FIXTURE_PW, 0);
   th_client_send_msg(a, "carol", "live", "relayed", "relayed");
   json_decref(th_client_expect_deliver(c, "alice", "live", "relayed", 0));
   th_client_ack(c, "alice", "live");
   json_decref(th_client_expect(a, "receipt", TH_DEADLINE_MS));
   /* the message stored before is delivered (reading works) */
   b = th_client_connect(port);
-  th_client_login(b, "bob", PW, 0);
+  th_client_login(b, "bob", TH_FIXTURE_PW, 0);
   json_t *d = th_client_expect(b, "deliver", TH_DEADLINE_MS);
   assert_string_equal(th_str(d, "msg_id"), "before");
   json_decref(d);
@@ -74,7 +72,7 @@ static void test_readonly_refuses_writes_loses_nothing(void **state) {
   th_server_restart(rw, SIGTERM);
   port = th_server_port(rw);
   b = th_client_connect(port);
-  th_client_login(b, "bob", PW, 0);
+  th_client_login(b, "bob", TH_FIXTURE_PW, 0);
   d = th_client_expect(b, "deliver", TH_DEADLINE_MS);
   assert_string_equal(th_str(d, "msg_id"), "before");
   json_decref(d);

@@ -14,7 +14,6 @@
 
 #include "harness.h"
 
-#define PW "password1"
 #define BURST 3000
 #define CHUNK 50
 #define KILL_AFTER 100 /* stored oks seen before the kill */
@@ -23,9 +22,9 @@ static void test_sigkill_mid_burst(void **state) {
   const char *extra[] = {"--rate-limit", "0", NULL};
   th_server_t *srv = th_server_start(extra);
   int port = th_server_port(srv);
-  th_client_t *b = th_client_user(port, "bob", PW);
+  th_client_t *b = th_client_user(port, "bob", TH_FIXTURE_PW);
   th_client_close(b);
-  th_client_t *a = th_client_user(port, "alice", PW);
+  th_client_t *a = th_client_user(port, "alice", TH_FIXTURE_PW);
   /* the burst in chunks written back to back, replies read only as they
    * happen to be there; the kill comes once KILL_AFTER are in, while the
    * rest is still being written, read and committed */
@@ -71,7 +70,7 @@ static void test_sigkill_mid_burst(void **state) {
   th_server_restart(srv, SIGKILL);
   port = th_server_port(srv);
   b = th_client_connect(port);
-  th_client_login(b, "bob", PW, 0);
+  th_client_login(b, "bob", TH_FIXTURE_PW, 0);
   static char seen[BURST];
   int got = 0, prev = -1;
   for (;;) {

@@ -11,8 +11,6 @@
 
 #include "harness.h"
 
-#define PW "password1"
-
 static void expect_reply_error(th_client_t *c, const char *code,
                                const char *fmt_type, const char *user,
                                const char *pw) {
@@ -22,20 +20,20 @@ static void expect_reply_error(th_client_t *c, const char *code,
 
 static void test_register_then_exists(void **state) {
   th_client_t *c = th_client_connect(th_server_port(*state));
-  json_decref(th_client_call_ok(c, "{s:s,s:s,s:s}", "type", "register",
-                                "user", "alice", "password", PW));
+  json_decref(th_client_call_ok(c, "{s:s,s:s,s:s}", "type", "register", "user",
+                                "alice", "password", TH_FIXTURE_PW));
   expect_reply_error(c, "user_exists", "register", "alice", "otherpass1");
   th_client_close(c);
   /* also from another connection */
   c = th_client_connect(th_server_port(*state));
-  expect_reply_error(c, "user_exists", "register", "alice", PW);
+  expect_reply_error(c, "user_exists", "register", "alice", TH_FIXTURE_PW);
   th_client_close(c);
 }
 
 static void test_register_bad_fields(void **state) {
   th_client_t *c = th_client_connect(th_server_port(*state));
-  expect_reply_error(c, "bad_request", "register", "Alice", PW);
-  expect_reply_error(c, "bad_request", "register", "-x", PW);
+  expect_reply_error(c, "bad_request", "register", "Alice", TH_FIXTURE_PW);
+  expect_reply_error(c, "bad_request", "register", "-x", TH_FIXTURE_PW);
   expect_reply_error(c, "bad_request", "register", "bob", "short");
   json_t *r = th_client_call(c, "{s:s,s:s}", "type", "register", "user",
                              "bob");
@@ -47,9 +45,9 @@ static void test_register_bad_fields(void **state) {
 
 static void test_login_ok_carries_user_and_host(void **state) {
   th_client_t *c = th_client_connect(th_server_port(*state));
-  th_client_register(c, "alice", PW);
+  th_client_register(c, "alice", TH_FIXTURE_PW);
   json_t *r = th_client_call_ok(c, "{s:s,s:s,s:s}", "type", "login", "user",
-                                "alice", "password", PW);
+                                "alice", "password", TH_FIXTURE_PW);
   assert_string_equal(th_str(r, "user"), "alice");
   assert_string_equal(th_str(r, "host"), "127.0.0.1");
   json_decref(r);
@@ -59,8 +57,9 @@ static void test_login_ok_carries_user_and_host(void **state) {
 static void test_pipelined_register_login(void **state) {
   th_client_t *c = th_client_connect(th_server_port(*state));
   const char *lines =
-      "{\"type\":\"register\",\"id\":1,\"user\":\"carol\",\"password\":\"" PW
-      "\"}\n{\"type\":\"login\",\"id\":2,\"user\":\"carol\",\"password\":\"" PW
+      "{\"type\":\"register\",\"id\":1,\"user\":\"carol\",\"password\":"
+      "\"" TH_FIXTURE_PW "\"}\n{\"type\":\"login\",\"id\":2,\"user\":\"carol\","
+                         "\"password\":\"" TH_FIXTURE_PW
       "\"}\n{\"type\":\"contacts\",\"id\":3}\n";
   th_client_send_raw(c, lines, strlen(lines));
   for (int i = 1; i <= 3; i++) {
@@ -75,15 +74,15 @@ static void test_pipelined_register_login(void **state) {
 
 static void test_auth_failed_variants(void **state) {
   th_client_t *c = th_client_connect(th_server_port(*state));
-  th_client_register(c, "alice", PW);
+  th_client_register(c, "alice", TH_FIXTURE_PW);
   expect_reply_error(c, "auth_failed", "login", "alice", "wrongpass1");
-  expect_reply_error(c, "auth_failed", "login", "nobody", PW);
-  expect_reply_error(c, "auth_failed", "login", "Bad Name!", PW);
+  expect_reply_error(c, "auth_failed", "login", "nobody", TH_FIXTURE_PW);
+  expect_reply_error(c, "auth_failed", "login", "Bad Name!", TH_FIXTURE_PW);
   th_client_close(c);
   c = th_client_connect(th_server_port(*state));
   expect_reply_error(c, "auth_failed", "login", "alice", "short");
   /* the connection is still usable and a right password works */
-  th_client_login(c, "alice", PW, 0);
+  th_client_login(c, "alice", TH_FIXTURE_PW, 0);
   th_client_close(c);
 }
 
@@ -92,13 +91,14 @@ static void test_login_bad_field_types(void **state) {
   th_client_call_error(c, "bad_request", "{s:s,s:s,s:i}", "type", "login",
                        "user", "alice", "password", 12345678);
   th_client_call_error(c, "bad_request", "{s:s,s:s,s:s,s:i}", "type", "login",
-                       "user", "alice", "password", PW, "p2p_port", 70000);
+                       "user", "alice", "password", TH_FIXTURE_PW, "p2p_port",
+                       70000);
   th_client_close(c);
 }
 
 static void test_fifth_failed_login_closes(void **state) {
   th_client_t *c = th_client_connect(th_server_port(*state));
-  th_client_register(c, "alice", PW);
+  th_client_register(c, "alice", TH_FIXTURE_PW);
   for (int i = 0; i < 4; i++)
     expect_reply_error(c, "auth_failed", "login", "alice", "wrongpass1");
   json_t *p = th_client_call(c, "{s:s}", "type", "ping");
@@ -135,21 +135,26 @@ static void test_fields_checked_before_state(void **state) {
 }
 
 static void test_already_authenticated(void **state) {
-  th_client_t *c = th_client_user(th_server_port(*state), "alice", PW);
-  expect_reply_error(c, "already_authenticated", "login", "alice", PW);
-  expect_reply_error(c, "already_authenticated", "register", "zed", PW);
+  th_client_t *c =
+      th_client_user(th_server_port(*state), "alice", TH_FIXTURE_PW);
+  expect_reply_error(c, "already_authenticated", "login", "alice",
+                     TH_FIXTURE_PW);
+  expect_reply_error(c, "already_authenticated", "register", "zed",
+                     TH_FIXTURE_PW);
   th_client_close(c);
 }
 
 static void test_logout_closes(void **state) {
-  th_client_t *c = th_client_user(th_server_port(*state), "alice", PW);
+  th_client_t *c =
+      th_client_user(th_server_port(*state), "alice", TH_FIXTURE_PW);
   json_decref(th_client_call_ok(c, "{s:s}", "type", "logout"));
   assert_true(th_client_wait_closed(c, TH_DEADLINE_MS));
   th_client_close(c);
 }
 
 static void test_status_values(void **state) {
-  th_client_t *c = th_client_user(th_server_port(*state), "alice", PW);
+  th_client_t *c =
+      th_client_user(th_server_port(*state), "alice", TH_FIXTURE_PW);
   json_decref(th_client_call_ok(c, "{s:s,s:s}", "type", "status", "status",
                                 "busy"));
   th_client_call_error(c, "bad_request", "{s:s,s:s}", "type", "status",

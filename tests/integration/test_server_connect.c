@@ -11,8 +11,6 @@
 
 #include "harness.h"
 
-#define PW "password1"
-
 static void connect_err(th_client_t *c, const char *to, const char *code) {
   th_client_call_error(c, code, "{s:s,s:s}", "type", "connect", "to", to);
 }
@@ -28,9 +26,9 @@ static int is_ticket(const char *t) {
 
 static void test_error_order(void **state) {
   int port = th_server_port(*state);
-  th_client_t *a = th_client_user(port, "alice", PW);
+  th_client_t *a = th_client_user(port, "alice", TH_FIXTURE_PW);
   connect_err(a, "ghost", "no_such_user");
-  th_client_t *b = th_client_user(port, "bob", PW);
+  th_client_t *b = th_client_user(port, "bob", TH_FIXTURE_PW);
   connect_err(a, "bob", "not_contact"); /* before offline/no_p2p */
   connect_err(a, "alice", "not_contact");
   th_make_contacts(a, "alice", b, "bob");
@@ -43,10 +41,10 @@ static void test_error_order(void **state) {
 
 static void test_ticket_to_both(void **state) {
   int port = th_server_port(*state);
-  th_client_t *a = th_client_user(port, "alice", PW);
+  th_client_t *a = th_client_user(port, "alice", TH_FIXTURE_PW);
   th_client_t *b = th_client_connect(port);
-  th_client_register(b, "bob", PW);
-  th_client_login(b, "bob", PW, 40123);
+  th_client_register(b, "bob", TH_FIXTURE_PW);
+  th_client_login(b, "bob", TH_FIXTURE_PW, 40123);
   th_make_contacts(a, "alice", b, "bob");
   json_t *r = th_client_call_ok(a, "{s:s,s:s}", "type", "connect", "to",
                                 "bob");
@@ -72,12 +70,12 @@ static void test_ticket_to_both(void **state) {
 
 static void test_p2p_host_override(void **state) {
   int port = th_server_port(*state);
-  th_client_t *a = th_client_user(port, "alice", PW);
+  th_client_t *a = th_client_user(port, "alice", TH_FIXTURE_PW);
   th_client_t *b = th_client_connect(port);
-  th_client_register(b, "bob", PW);
+  th_client_register(b, "bob", TH_FIXTURE_PW);
   json_decref(th_client_call_ok(b, "{s:s,s:s,s:s,s:i,s:s}", "type", "login",
-                                "user", "bob", "password", PW, "p2p_port",
-                                5555, "p2p_host", "bob.example"));
+                                "user", "bob", "password", TH_FIXTURE_PW,
+                                "p2p_port", 5555, "p2p_host", "bob.example"));
   th_make_contacts(a, "alice", b, "bob");
   json_t *r = th_client_call_ok(a, "{s:s,s:s}", "type", "connect", "to",
                                 "bob");

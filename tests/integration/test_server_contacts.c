@@ -11,7 +11,6 @@
 
 #include "harness.h"
 
-#define PW TH_FIXTURE_PW
 #define QUIET_MS 300
 
 static json_t *call_user(th_client_t *c, const char *type, const char *u) {
@@ -66,7 +65,7 @@ static void test_request_at_every_login(void **state) {
   ok_user(c, "contact_add", "bob");
   for (int round = 0; round < 2; round++) {
     b = th_client_connect(th_server_port(*state));
-    th_client_login(b, "bob", PW, 0);
+    th_client_login(b, "bob", TH_FIXTURE_PW, 0);
     json_t *r1 = th_client_expect(b, "contact_request", TH_DEADLINE_MS);
     json_t *r2 = th_client_expect(b, "contact_request", TH_DEADLINE_MS);
     assert_string_equal(th_str(r1, "from"), "alice"); /* oldest first */
@@ -77,14 +76,14 @@ static void test_request_at_every_login(void **state) {
   }
   /* answered requests are not repeated */
   b = th_client_connect(th_server_port(*state));
-  th_client_login(b, "bob", PW, 0);
+  th_client_login(b, "bob", TH_FIXTURE_PW, 0);
   json_decref(th_client_expect(b, "contact_request", TH_DEADLINE_MS));
   json_decref(th_client_expect(b, "contact_request", TH_DEADLINE_MS));
   ok_user(b, "contact_accept", "alice");
   ok_user(b, "contact_decline", "carol");
   th_client_close(b);
   b = th_client_connect(th_server_port(*state));
-  th_client_login(b, "bob", PW, 0);
+  th_client_login(b, "bob", TH_FIXTURE_PW, 0);
   th_client_expect_silence(b, QUIET_MS);
   th_client_close(b);
   th_client_close(a);
@@ -215,7 +214,7 @@ static void test_presence_only_to_contacts(void **state) {
   expect_presence(a, "bob", "offline");
   b = th_client_connect(th_server_port(*state));
   th_client_send(b, "{s:s,s:s,s:s,s:s}", "type", "login", "user", "bob",
-                 "password", PW, "status", "busy");
+                 "password", TH_FIXTURE_PW, "status", "busy");
   json_decref(th_client_expect(b, "ok", TH_DEADLINE_MS));
   expect_presence(a, "bob", "busy");
   json_decref(th_client_call_ok(b, "{s:s}", "type", "logout"));

@@ -11,8 +11,6 @@
 
 #include "harness.h"
 
-#define PW "password1"
-
 static void send_ok(th_client_t *c, const char *to, const char *id,
                     const char *body, const char *status) {
   json_t *r = th_client_call(c, "{s:s,s:s,s:s,s:s}", "type", "send", "to", to,
@@ -32,8 +30,8 @@ static void expect_deliver(th_client_t *c, const char *id, const char *body) {
 
 static void test_sigkill_after_stored(void **state) {
   th_server_t *s = *state;
-  th_client_t *a = th_client_user(th_server_port(s), "alice", PW);
-  th_client_t *b = th_client_user(th_server_port(s), "bob", PW);
+  th_client_t *a = th_client_user(th_server_port(s), "alice", TH_FIXTURE_PW);
+  th_client_t *b = th_client_user(th_server_port(s), "bob", TH_FIXTURE_PW);
   th_make_contacts(a, "alice", b, "bob");
   th_client_close(b);
   json_decref(th_client_expect(a, "presence", TH_DEADLINE_MS));
@@ -41,7 +39,7 @@ static void test_sigkill_after_stored(void **state) {
   th_client_close(a);
   th_server_restart(s, SIGKILL);
   b = th_client_connect(th_server_port(s));
-  th_client_login(b, "bob", PW, 0);
+  th_client_login(b, "bob", TH_FIXTURE_PW, 0);
   expect_deliver(b, "k1", "survives kill -9");
   /* contacts survived too */
   json_t *l = th_client_call_ok(b, "{s:s}", "type", "contacts");
@@ -54,8 +52,8 @@ static void test_sigkill_after_stored(void **state) {
 
 static void test_sigterm_keeps_unacked(void **state) {
   th_server_t *s = *state;
-  th_client_t *a = th_client_user(th_server_port(s), "alice", PW);
-  th_client_t *b = th_client_user(th_server_port(s), "bob", PW);
+  th_client_t *a = th_client_user(th_server_port(s), "alice", TH_FIXTURE_PW);
+  th_client_t *b = th_client_user(th_server_port(s), "bob", TH_FIXTURE_PW);
   send_ok(a, "bob", "t1", "pushed, never acked", "relayed");
   json_decref(th_client_expect(b, "deliver", TH_DEADLINE_MS));
   assert_int_equal(th_server_stop(s, SIGTERM), 0);
@@ -64,22 +62,22 @@ static void test_sigterm_keeps_unacked(void **state) {
   th_client_close(b);
   th_server_restart(s, SIGTERM);
   b = th_client_connect(th_server_port(s));
-  th_client_login(b, "bob", PW, 0);
+  th_client_login(b, "bob", TH_FIXTURE_PW, 0);
   expect_deliver(b, "t1", "pushed, never acked");
   th_client_close(b);
 }
 
 static void test_sigint_exits_zero(void **state) {
   th_server_t *s = *state;
-  th_client_t *a = th_client_user(th_server_port(s), "alice", PW);
+  th_client_t *a = th_client_user(th_server_port(s), "alice", TH_FIXTURE_PW);
   assert_int_equal(th_server_stop(s, SIGINT), 0);
   th_client_close(a);
 }
 
 static void test_unacked_after_session_end_survive_sigkill(void **state) {
   th_server_t *s = *state;
-  th_client_t *a = th_client_user(th_server_port(s), "alice", PW);
-  th_client_t *b = th_client_user(th_server_port(s), "bob", PW);
+  th_client_t *a = th_client_user(th_server_port(s), "alice", TH_FIXTURE_PW);
+  th_client_t *b = th_client_user(th_server_port(s), "bob", TH_FIXTURE_PW);
   th_make_contacts(a, "alice", b, "bob");
   send_ok(a, "bob", "e1", "relayed first", "relayed");
   json_decref(th_client_expect(b, "deliver", TH_DEADLINE_MS));
@@ -90,7 +88,7 @@ static void test_unacked_after_session_end_survive_sigkill(void **state) {
   th_client_close(a);
   th_server_restart(s, SIGKILL);
   b = th_client_connect(th_server_port(s));
-  th_client_login(b, "bob", PW, 0);
+  th_client_login(b, "bob", TH_FIXTURE_PW, 0);
   expect_deliver(b, "e1", "relayed first");
   expect_deliver(b, "e2", "stored second");
   th_client_close(b);
@@ -99,12 +97,12 @@ static void test_unacked_after_session_end_survive_sigkill(void **state) {
 static void test_accounts_survive(void **state) {
   th_server_t *s = *state;
   th_client_t *a = th_client_connect(th_server_port(s));
-  json_decref(th_client_call_ok(a, "{s:s,s:s,s:s}", "type", "register",
-                                "user", "alice", "password", PW));
+  json_decref(th_client_call_ok(a, "{s:s,s:s,s:s}", "type", "register", "user",
+                                "alice", "password", TH_FIXTURE_PW));
   th_client_close(a);
   th_server_restart(s, SIGKILL); /* register's ok came after the commit */
   a = th_client_connect(th_server_port(s));
-  th_client_login(a, "alice", PW, 0);
+  th_client_login(a, "alice", TH_FIXTURE_PW, 0);
   json_t *r = th_client_call(a, "{s:s}", "type", "logout");
   json_decref(r);
   th_client_close(a);

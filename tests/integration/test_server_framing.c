@@ -11,8 +11,6 @@
 
 #include "harness.h"
 
-#define PW "password1"
-
 static int up_small_frames(void **state) {
   const char *const extra[] = {"--max-frame", "1024", NULL};
   return th_fixture_server_up_with(state, extra);

@@ -12,13 +12,11 @@
 
 #include "harness.h"
 
-#define PW "password1"
-
 static void test_group_flow(void **state) {
   int port = th_server_port(*state);
-  th_client_t *a = th_client_user(port, "alice", PW);
-  th_client_t *b = th_client_user(port, "bob", PW);
-  th_client_t *c = th_client_user(port, "carol", PW);
+  th_client_t *a = th_client_user(port, "alice", TH_FIXTURE_PW);
+  th_client_t *b = th_client_user(port, "bob", TH_FIXTURE_PW);
+  th_client_t *c = th_client_user(port, "carol", TH_FIXTURE_PW);
   th_make_contacts(a, "alice", b, "bob");
   th_make_contacts(a, "alice", c, "carol");
   json_decref(th_client_call_ok(a, "{s:s,s:s}", "type", "group_create",
@@ -70,7 +68,7 @@ static void test_group_flow(void **state) {
   th_client_ack(b, "alice", "g1");
   th_client_expect_silence(a, 300); /* no receipts for groups */
   c = th_client_connect(port);
-  th_client_login(c, "carol", PW, 0);
+  th_client_login(c, "carol", TH_FIXTURE_PW, 0);
   d = th_client_expect(c, "deliver", TH_DEADLINE_MS);
   assert_string_equal(th_str(d, "group"), "dev");
   assert_true(json_is_true(json_object_get(d, "offline")));

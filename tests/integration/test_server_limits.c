@@ -15,8 +15,6 @@
 
 #include "harness.h"
 
-#define PW "password1"
-
 static int up_heartbeat(void **state) {
   const char *const extra[] = {"--heartbeat", "1", NULL};
   return th_fixture_server_up_with(state, extra);
@@ -40,8 +38,8 @@ static int up_rate(void **state) {
 
 static void test_heartbeat_timeout(void **state) {
   int port = th_server_port(*state);
-  th_client_t *a = th_client_user(port, "alice", PW);
-  th_client_t *b = th_client_user(port, "bob", PW);
+  th_client_t *a = th_client_user(port, "alice", TH_FIXTURE_PW);
+  th_client_t *b = th_client_user(port, "bob", TH_FIXTURE_PW);
   assert_int_equal(th_int(th_client_welcome(a), "heartbeat"), 1);
   th_make_contacts(a, "alice", b, "bob");
   long long start = th_now_ms();
@@ -95,8 +93,8 @@ static void test_max_clients_server_busy(void **state) {
  * buffers and then in the server, which cuts it off at --max-output. */
 static void test_reader_that_never_reads_is_cut_off(void **state) {
   int port = th_server_port(*state);
-  th_client_t *slow = th_client_user(port, "slow", PW);
-  th_client_t *ok = th_client_user(port, "fine", PW);
+  th_client_t *slow = th_client_user(port, "slow", TH_FIXTURE_PW);
+  th_client_t *ok = th_client_user(port, "fine", TH_FIXTURE_PW);
   struct timeval tv = {.tv_sec = 2, .tv_usec = 0};
   setsockopt(th_client_fd(slow), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
   static char chunk[64 * 1024];
@@ -131,8 +129,8 @@ static void test_reader_that_never_reads_is_cut_off(void **state) {
  * as acks come. It is not cut off. */
 static void test_unacked_window(void **state) {
   int port = th_server_port(*state);
-  th_client_t *a = th_client_user(port, "alice", PW);
-  th_client_t *b = th_client_user(port, "bob", PW);
+  th_client_t *a = th_client_user(port, "alice", TH_FIXTURE_PW);
+  th_client_t *b = th_client_user(port, "bob", TH_FIXTURE_PW);
   static char body[6001];
   memset(body, 'b', 6000);
   body[6000] = '\0';

@@ -13,12 +13,11 @@
 
 #include "harness.h"
 
-#define PW TH_FIXTURE_PW
 #define QUIET_MS 300
 
 static th_client_t *relogin(void **state, const char *name) {
   th_client_t *c = th_client_connect(th_server_port(*state));
-  th_client_login(c, name, PW, 0);
+  th_client_login(c, name, TH_FIXTURE_PW, 0);
   return c;
 }
 
@@ -89,8 +88,8 @@ static void test_offline_store_then_deliver_in_order(void **state) {
   th_client_send(c, "{s:s,s:s}", "type", "contact_add", "user", "bob");
   json_decref(th_client_expect(c, "ok", TH_DEADLINE_MS));
   b = th_client_connect(th_server_port(*state));
-  th_client_send(b, "{s:s,s:s,s:s}", "type", "login", "user", "bob",
-                 "password", PW);
+  th_client_send(b, "{s:s,s:s,s:s}", "type", "login", "user", "bob", "password",
+                 TH_FIXTURE_PW);
   /* order: ok, contact requests, then held messages oldest first */
   json_t *f = th_client_recv(b, TH_DEADLINE_MS);
   th_assert_type(f, "ok", NULL);
@@ -179,7 +178,7 @@ static void test_kick_moves_unacked(void **state) {
       th_client_expect_deliver(b1, "alice", "k1", "to the first session", 0));
   th_client_t *b2 = th_client_connect(th_server_port(*state));
   th_client_send(b2, "{s:s,s:s,s:s,s:s}", "type", "login", "user", "bob",
-                 "password", PW, "status", "away");
+                 "password", TH_FIXTURE_PW, "status", "away");
   json_decref(th_client_expect(b2, "ok", TH_DEADLINE_MS));
   json_t *k = th_client_expect(b1, "kicked", TH_DEADLINE_MS);
   assert_string_equal(th_str(k, "reason"), "logged_in_elsewhere");
