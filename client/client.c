@@ -60,27 +60,24 @@ void chat__client_rearm(chat_client_t *c) {
     arm(&c->tk_timer, on_tk_timer, chat_tickets_next_deadline(c->tickets),
         now);
   if (c->input_done && !c->stopping && chat_outbox_pending(c->ob) == 0)
-    chat__client_stop(c, 0);
+    chat__client_stop(c, c->opts.to && c->failed_sends ? 1 : 0);
 }
 
 /* ---- the outbox's actions ---------------------------------------------- */
 
 static void send_relay(chat_client_t *c, const chat_ob_action_t *a) {
-  char id[80];
   json_t *m;
-  if (a->group) {
-    snprintf(id, sizeof(id), "g:%s", a->msg_id);
+  if (a->group)
     m = json_pack("{s:s,s:s,s:s}", "type", "group_send", "group", a->group,
                   "msg_id", a->msg_id);
-  } else {
-    snprintf(id, sizeof(id), "s:%s", a->msg_id);
+  else
     m = json_pack("{s:s,s:s,s:s}", "type", "send", "to", a->to, "msg_id",
                   a->msg_id);
-  }
   if (m)
     json_object_set_new(m, "body", json_stringn(a->body, a->body_len));
   /* Not connected: the outbox hears of it (server_down) and resends. */
-  chat__session_request(c, m, id);
+  chat__session_request(c, m, a->group ? CHAT_REQ_GROUP_SEND : CHAT_REQ_SEND,
+                        a->msg_id, NULL);
 }
 
 static void emit_sent(chat_client_t *c, const chat_ob_action_t *a) {
@@ -100,7 +97,6 @@ static void emit_sent(chat_client_t *c, const chat_ob_action_t *a) {
 
 static void on_action(void *ctx, const chat_ob_action_t *a) {
   chat_client_t *c = ctx;
-  char id[CHAT_MAX_NAME + 3];
   json_t *m;
 
   switch (a->kind) {
@@ -109,9 +105,9 @@ static void on_action(void *ctx, const chat_ob_action_t *a) {
     break;
   case CHAT_OB_CONNECT:
     CHAT_INFO("asking the server for a direct link to %s", a->to);
-    snprintf(id, sizeof(id), "c:%s", a->to);
     chat__session_request(
-        c, json_pack("{s:s,s:s}", "type", "connect", "to", a->to), id);
+        c, json_pack("{s:s,s:s}", "type", "connect", "to", a->to),
+        CHAT_REQ_CONNECT, a->to, NULL);
     break;
   case CHAT_OB_DIAL:
     CHAT_INFO("dialing %s at %s:%d", a->to, a->host, a->port);
@@ -131,8 +127,10 @@ static void on_action(void *ctx, const chat_ob_action_t *a) {
     emit_sent(c, a);
     break;
   case CHAT_OB_FAILED:
-    m = json_pack("{s:s,s:s,s:s,s:s}", "event", "error", "code", a->code,
-                  "message", a->message, "msg_id", a->msg_id);
+    c->failed_sends++;
+    m = json_pack("{s:s,s:s,s:s,s:s,s:s}", "event", "error", "code", a->code,
+                  "message", a->message, "msg_id", a->msg_id, "command",
+                  a->group ? "gmsg" : "msg");
     if (m)
       json_object_set_new(m, a->group ? "group" : "to",
                           json_string(a->group ? a->group : a->to));
@@ -154,7 +152,9 @@ static void on_stop_timer(uv_timer_t *t) {
   if (!c->stopping) { /* the drain after end of input took too long */
     CHAT_WARN("%zu message(s) still unconfirmed after %d s; exiting",
               chat_outbox_pending(c->ob), CHAT_CLIENT_DRAIN_MS / 1000);
-    chat__client_stop(c, 0);
+    fprintf(stderr, "chat-client: %zu message(s) not confirmed by the "
+                    "server or the peer\n", chat_outbox_pending(c->ob));
+    chat__client_stop(c, CHAT_CLIENT_EXIT_UNCONFIRMED);
   } else if (c->net != CHAT_NET_DOWN) {
     c->env->server_abort(c->env_ctx); /* no logout reply in time */
   }
@@ -170,6 +170,8 @@ int chat_client_init_core(chat_client_t *c, uv_loop_t *loop,
   c->env_ctx = ctx;
   c->opts = *opts;
   chat_roster_init(&c->roster);
+  chat_reqs_init(&c->reqs);
+  chat_convs_init(&c->convs);
   if ((rc = chat_outbox_new(&c->roster, on_action, c, &c->ob)) < 0 ||
       (rc = chat_dedup_new(CHAT_DEDUP_DEFAULT, &c->dedup)) < 0)
     return rc;
@@ -205,11 +207,17 @@ static const chat_client_env_t uv_env = {
     chat__peer_env_pause, chat__peer_env_resume, chat__out_print,
     uv_env_input_start};
 
+void chat__client_reconnect(chat_client_t *c) {
+  if (c->io) /* the real env */
+    chat__net_reconnect(c);
+}
+
 int chat_client_init(chat_client_t *c, uv_loop_t *loop,
                      const chat_client_opts_t *opts) {
   int rc = chat_client_init_core(c, loop, opts, &uv_env, c);
   if (rc < 0)
     return rc;
+  chat__hist_open(c); /* without it nothing is kept; not fatal */
   return chat_io_new(loop, &c->io);
 }
 
@@ -286,5 +294,8 @@ void chat_client_free(chat_client_t *c) {
   chat_dedup_free(c->dedup);
   chat_tickets_free(c->tickets);
   chat_roster_free(&c->roster);
+  chat_reqs_free(&c->reqs);
+  chat_convs_free(&c->convs);
+  chat__hist_close(c);
   sodium_memzero(c->opts.password, sizeof(c->opts.password));
 }

@@ -23,16 +23,27 @@
 #include "chat_addr.h"
 #include "chat_conn.h"
 #include "chat_protocol.h"
+#include "conv.h"
 #include "dedup.h"
 #include "outbox.h"
+#include "requests.h"
 #include "roster.h"
 #include "tickets.h"
 
 #define CHAT_CLIENT_DRAIN_MS 10000   /* end of input: wait for the outbox */
+/* The exit code when messages are still unconfirmed after the drain. */
+#define CHAT_CLIENT_EXIT_UNCONFIRMED 3
 #define CHAT_CLIENT_LOGOUT_MS 2000   /* wait for the logout reply */
 #define CHAT_CLIENT_HELLO_MS 10000   /* an accepted link must say hello */
 #define CHAT_CLIENT_MAX_INBOUND 64   /* links accepted, not yet through hello */
 #define CHAT_CLIENT_MAX_LINE (CHAT_MAX_BODY + 256) /* a command line */
+/* From the start of a connect to the login's reply: a server that accepts
+ * and says nothing is given up on after this, with the reason. */
+#define CHAT_CLIENT_CONNECT_MS 5000
+/* The longest line read from the server. Frames longer than the server's
+ * max_frame (and shorter than this) are reported and skipped; the
+ * connection stays. Only a line longer than this cuts it. */
+#define CHAT_CLIENT_MAX_READ (8u << 20)
 
 typedef struct chat_client_opts {
   char server_host[CHAT_HOST_MAX];
@@ -44,6 +55,10 @@ typedef struct chat_client_opts {
   int no_p2p;
   char p2p_host[CHAT_HOST_MAX];   /* "" unless --p2p-host */
   int json;
+  int no_bell;                    /* --no-bell */
+  int listen_only;                /* --listen-only: no stdin, until a signal */
+  const char *to;                 /* --to USER (one-shot, with message) */
+  const char *message;            /* --message TEXT */
 } chat_client_opts_t;
 
 typedef enum chat_net_state {
@@ -103,12 +118,16 @@ typedef struct chat_client {
   chat_net_state_t net;      /* DOWN exactly when there is no connection */
   struct sockaddr_storage server_addr;
   int heartbeat_ms;
+  size_t max_frame;          /* the welcome's, for frames read */
   uint64_t last_read, last_write;
+  uint64_t connect_started;  /* the current connect attempt began */
   uv_timer_t hb_timer, reconnect_timer;
   unsigned attempt;          /* failed connects since the last login */
   int ever_ready;            /* a login has succeeded once */
   int registered;            /* --register done */
-  char disconnect_reason[64];
+  int oversize_cut;          /* the last connection ended over a long line */
+  char disconnect_reason[96];
+  chat_reqs_t reqs;          /* requests awaiting their reply */
 
   /* decisions */
   chat_roster_t roster;
@@ -129,9 +148,8 @@ typedef struct chat_client {
   /* input (input.c) */
   void *input;               /* input.c's private state */
 
-  /* conversation for lines without a leading '/' */
-  char last_name[CHAT_MAX_NAME + 1];
-  int last_is_group;
+  /* conversations: where lines without a leading '/' go, unread counts */
+  chat_convs_t convs;
 
   /* lifecycle */
   uv_signal_t sigint, sigterm;
@@ -141,6 +159,9 @@ typedef struct chat_client {
   int handles_closed;
   int kicked;
   int exit_code;
+  unsigned failed_sends;     /* messages the outbox gave up on */
+
+  void *hist;                /* hist.c's state; NULL: nothing is kept */
 } chat_client_t;
 
 /* client.c */
@@ -168,6 +189,8 @@ void chat__client_rearm(chat_client_t *c);
 void chat__client_finish(chat_client_t *c, int drain);
 /* Stops now: log out if possible, close everything, exit with code. */
 void chat__client_stop(chat_client_t *c, int code);
+/* /reconnect: the real transport's (nothing happens in the core alone). */
+void chat__client_reconnect(chat_client_t *c);
 /* A fresh 128-bit msg_id in hex (33 bytes with the NUL). */
 void chat__client_new_msg_id(char out[33]);
 
@@ -177,30 +200,32 @@ int chat__net_start(chat_client_t *c);  /* first connect; exit 1 if it fails */
 void chat__net_close(chat_client_t *c);
 int chat__net_env_send(void *ctx, const json_t *obj);
 void chat__net_env_abort(void *ctx);
+/* /reconnect: drop the connection (if any) and connect again now. */
+void chat__net_reconnect(chat_client_t *c);
 
-/* login.c: the session's life, whatever carries it. */
+/* session.c: the server conversation, whatever carries it. */
 /* Sends obj (borrowed) to the server. Returns 0 or -ENOTCONN etc. */
 int chat__session_send(chat_client_t *c, const json_t *obj);
-/* A request with a string id (none when NULL); steals obj. */
-int chat__session_request(chat_client_t *c, json_t *obj, const char *id);
+/* A request (steals obj): recorded in c->reqs as kind with its subject
+ * (arg, arg2 may be NULL), given its id, and sent. 0 or a negative error
+ * (then it is forgotten: no reply can come). */
+int chat__session_request(chat_client_t *c, json_t *obj, chat_req_kind_t kind,
+                          const char *arg, const char *arg2);
 /* The transport connected: the welcome comes next. */
 void chat__session_connected(chat_client_t *c);
 /* One frame the server sent (borrowed), in any state. */
 void chat__session_on_frame(chat_client_t *c, const json_t *obj);
-/* The connection is gone (status: 0, UV_EOF or an error). Returns 1 when
- * the caller should reconnect (after chat__session_backoff ms). */
+/* The connection is gone (status: 0, UV_EOF, -CHAT_E_FRAME_TOO_LARGE or an
+ * error). Returns 1 when the caller should reconnect (after
+ * chat__session_backoff ms). */
 int chat__session_closed(chat_client_t *c, int status);
+/* The delay before the next connect (and the reconnecting event). */
 int64_t chat__session_backoff(chat_client_t *c);
 /* Why the connection ends, for the disconnected event (the first wins). */
 void chat__session_reason(chat_client_t *c, const char *reason);
 /* Drops the session (reason for the disconnected event) and reconnects. */
 void chat__session_drop(chat_client_t *c, const char *reason);
 void chat__session_logout(chat_client_t *c);
-
-/* session.c: the login succeeded (ready event; input starts). */
-void chat__session_logged_in(chat_client_t *c);
-/* A frame from the server, decoded, after the login. */
-void chat__session_on_event(chat_client_t *c, const chat_msg_t *m);
 /* A received message (relay or direct): dedup, show, remember. Returns 1
  * when it was new. */
 int chat__session_show_message(chat_client_t *c, const char *from,
@@ -248,11 +273,34 @@ void chat__input_wait(chat_client_t *c, int64_t ms);
 /* Around any output while the prompt is shown (interactive only). */
 void chat__input_hide(chat_client_t *c);
 void chat__input_show(chat_client_t *c);
+/* The current conversation or the unread count changed: a new prompt. */
+void chat__input_prompt_changed(chat_client_t *c);
 /* Asks for the password on the terminal without echo. 0 or -errno. */
 int chat__input_password(char *buf, size_t len);
 
+/* hist.c: input history and conversation logs kept across restarts in the
+ * user's state directory (docs/client-history.md). Nothing happens when
+ * c->hist is NULL (the core alone, or no usable directory). */
+int chat__hist_open(chat_client_t *c);
+void chat__hist_close(chat_client_t *c);
+/* One message shown or sent, in conversation conv (a user or a group). */
+void chat__hist_message(chat_client_t *c, const char *conv, int is_group,
+                        const char *from, const char *body, size_t body_len,
+                        int64_t ts);
+/* The last n messages of conv, oldest first, as a new JSON array of
+ * {"from","body","ts"}; an empty array when there are none. */
+json_t *chat__hist_read(chat_client_t *c, const char *conv, int is_group,
+                        int n);
+/* A line typed at the prompt, and the earlier ones into libedit's history
+ * (a History *). */
+void chat__hist_input_add(chat_client_t *c, const char *line);
+void chat__hist_input_load(chat_client_t *c, void *history);
+
 /* commands.c: one line the user typed. */
 void chat__cmd_run(chat_client_t *c, char *line);
+/* Sends text (len bytes) to user to or group group through the outbox. */
+void chat__cmd_send(chat_client_t *c, const char *to, const char *group,
+                    const char *text, size_t len);
 
 /* output.c: steals ev ({"event":...}) and hands it to the env. */
 void chat__out_event(chat_client_t *c, json_t *ev);

@@ -21,10 +21,14 @@ static const char help_text[] =
     "/group members GROUP\n"
     "/groups\n"
     "/gmsg GROUP TEXT      send TEXT to a group\n"
+    "/query USER|#GROUP    talk to USER or GROUP: plain lines go there\n"
+    "/query                list the conversations and their unread messages\n"
+    "/history USER|#GROUP [N]  the last N messages (default 20)\n"
+    "/reconnect            connect to the server again now\n"
     "/wait SECONDS         pause the script (for tests and demos)\n"
     "/quit                 log out and exit\n"
     "/help                 this text\n"
-    "TEXT                  (no leading /) send TEXT to the last conversation\n";
+    "TEXT                  (no leading /) send TEXT to the conversation\n";
 
 const char *chat_cmd_help(void) { return help_text; }
 
@@ -113,7 +117,44 @@ static const simple_t simple_cmds[] = {
     {"decline", CHAT_CMD_DECLINE, 1}, {"remove", CHAT_CMD_REMOVE, 1},
     {"contacts", CHAT_CMD_CONTACTS, 0}, {"groups", CHAT_CMD_GROUPS, 0},
     {"quit", CHAT_CMD_QUIT, 0},       {"help", CHAT_CMD_HELP, 0},
+    {"reconnect", CHAT_CMD_RECONNECT, 0},
 };
+
+/* USER or #GROUP (for /query and /history). */
+static int take_target(char **p, chat_cmd_t *cmd, const char *usage,
+                       char *err, size_t errlen) {
+  char *w = word(p);
+  if (!w)
+    return fail(err, errlen, "usage: %s", usage);
+  if (*w == '#') {
+    cmd->is_group = 1;
+    w++;
+  }
+  if (!chat_name_valid(w))
+    return fail(err, errlen, "bad %s name '%.40s' (a-z 0-9 _ . -, at most 32)",
+                cmd->is_group ? "group" : "user", w);
+  cmd->name = w;
+  return 0;
+}
+
+static int parse_history(char **p, chat_cmd_t *cmd, char *err,
+                         size_t errlen) {
+  static const char usage[] = "/history USER|#GROUP [N]";
+  char *w, *end;
+  long n;
+  int rc;
+  cmd->kind = CHAT_CMD_HISTORY;
+  if ((rc = take_target(p, cmd, usage, err, errlen)) < 0)
+    return rc;
+  if (!(w = word(p)))
+    return 0;
+  n = strtol(w, &end, 10);
+  if (*end || n <= 0 || n > CHAT_CMD_MAX_HISTORY)
+    return fail(err, errlen, "bad count '%.20s' (1 to %d)", w,
+                CHAT_CMD_MAX_HISTORY);
+  cmd->count = (int)n;
+  return 0;
+}
 
 static int parse_group(char **p, chat_cmd_t *cmd, char *err, size_t errlen) {
   static const char usage[] =
@@ -202,6 +243,12 @@ int chat_cmd_parse(char *line, chat_cmd_t *cmd, char *err, size_t errlen) {
     rc = parse_group(&p, cmd, err, errlen);
   } else if (strcmp(verb, "wait") == 0) {
     rc = parse_wait(&p, cmd, err, errlen);
+  } else if (strcmp(verb, "query") == 0) {
+    cmd->kind = CHAT_CMD_QUERY;
+    if (!no_more(&p))
+      rc = take_target(&p, cmd, "/query [USER|#GROUP]", err, errlen);
+  } else if (strcmp(verb, "history") == 0) {
+    rc = parse_history(&p, cmd, err, errlen);
   } else {
     size_t i;
     for (i = 0; i < sizeof(simple_cmds) / sizeof(simple_cmds[0]); i++)

@@ -4,6 +4,8 @@
  *   /contacts  /status online|away|busy  /group create|leave GROUP
  *   /group add GROUP USER  /group members GROUP  /groups  /gmsg GROUP TEXT
  *   /wait SECONDS  /quit  /help
+ * and this client's own: /query [USER|#GROUP]  /history USER|#GROUP [N]
+ *   /reconnect
  * and a line without a leading '/' is a message to the last conversation. */
 #ifndef CHAT_CMD_H
 #define CHAT_CMD_H
@@ -14,6 +16,7 @@
 #include "chat_protocol.h"
 
 #define CHAT_CMD_MAX_WAIT_MS (24LL * 3600 * 1000)
+#define CHAT_CMD_MAX_HISTORY 10000 /* /history USER N: the largest N */
 
 typedef enum chat_cmd_kind {
   CHAT_CMD_NONE = 0,  /* an empty line: nothing to do */
@@ -28,7 +31,10 @@ typedef enum chat_cmd_kind {
   CHAT_CMD_GMSG,      /* name = group */
   CHAT_CMD_WAIT,      /* wait_ms */
   CHAT_CMD_QUIT,
-  CHAT_CMD_HELP
+  CHAT_CMD_HELP,
+  CHAT_CMD_QUERY,     /* name (NULL: list the conversations), is_group */
+  CHAT_CMD_HISTORY,   /* name, is_group, count (0: the default) */
+  CHAT_CMD_RECONNECT
 } chat_cmd_kind_t;
 
 /* Pointers borrow from the parsed line. */
@@ -40,6 +46,8 @@ typedef struct chat_cmd {
   size_t text_len;
   chat_status_t status; /* STATUS */
   int64_t wait_ms;      /* WAIT */
+  int is_group;         /* QUERY, HISTORY: name was written #GROUP */
+  int count;            /* HISTORY */
 } chat_cmd_t;
 
 /* Parses line (NUL-terminated, no LF; modified in place). Returns 0, or

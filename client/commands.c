@@ -1,12 +1,17 @@
 /* commands.c -- runs what the user typed (parsed by cmd.c): messages go to
- * the outbox, everything else becomes one request whose id says how to show
- * the reply (see session.c). */
+ * the outbox, server commands become one request each (its kind and subject
+ * recorded in the request table, see session.c for the reply), and the
+ * client's own commands (/query, /history, /reconnect, /wait, /quit, /help)
+ * are answered here. */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "client.h"
 #include "cmd.h"
+
+#define HISTORY_DEFAULT 20
 
 static int64_t wall_ms(void) {
   uv_timeval64_t tv;
@@ -15,100 +20,176 @@ static int64_t wall_ms(void) {
   return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
-static void send_text(chat_client_t *c, const char *to, const char *group,
-                      const char *text, size_t len) {
+/* An error that answers a command: the command's name rides along so that
+ * a script knows which line failed. */
+static void cmd_error(chat_client_t *c, const char *command, const char *code,
+                      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void cmd_error(chat_client_t *c, const char *command, const char *code,
+                      const char *fmt, ...) {
+  char buf[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof(buf), fmt, ap);
+  va_end(ap);
+  chat__out_event(c, json_pack("{s:s,s:s,s:s,s:s?}", "event", "error", "code",
+                               code, "message", buf, "command", command));
+}
+
+void chat__cmd_send(chat_client_t *c, const char *to, const char *group,
+                    const char *text, size_t len) {
+  const char *command = group ? "gmsg" : "msg";
   char msg_id[33];
   int rc;
+  int64_t ts = wall_ms();
   json_t *probe = json_stringn(text, len); /* jansson checks the UTF-8 */
 
   if (!probe) {
-    chat__out_error(c, "bad_command", "the message is not valid UTF-8");
+    cmd_error(c, command, "bad_command", "the message is not valid UTF-8");
     return;
   }
   json_decref(probe);
   if (to && strcmp(to, c->opts.user) == 0) {
-    chat__out_error(c, "bad_command", "you cannot message yourself");
+    cmd_error(c, command, "bad_command", "you cannot message yourself");
     return;
   }
   chat__client_new_msg_id(msg_id);
-  rc = chat_outbox_submit(c->ob, to, group, msg_id, text, len, wall_ms(),
+  rc = chat_outbox_submit(c->ob, to, group, msg_id, text, len, ts,
                           (int64_t)chat__client_now(c));
-  if (rc == -ENOBUFS)
-    chat__out_error(c, "outbox_full", "too many messages waiting; try later");
-  else if (rc < 0)
-    chat__out_error(c, "bad_command", "cannot send: %s", chat_strerror(rc));
-  snprintf(c->last_name, sizeof(c->last_name), "%s", to ? to : group);
-  c->last_is_group = group != NULL;
-  chat__client_rearm(c);
-}
-
-/* A request that needs the session; id tells session.c what it was. */
-static void request(chat_client_t *c, json_t *m, const char *id) {
-  if (c->net != CHAT_NET_READY && c->net != CHAT_NET_CONTACTS) {
-    json_decref(m);
-    chat__out_error(c, "not_connected",
-                    "not connected to the server (reconnecting); try again");
+  if (rc == -ENOBUFS) {
+    cmd_error(c, command, "outbox_full", "too many messages waiting; try later");
     return;
   }
-  chat__session_request(c, m, id);
+  if (rc < 0) {
+    cmd_error(c, command, "bad_command", "cannot send: %s", chat_strerror(rc));
+    return;
+  }
+  chat__hist_message(c, to ? to : group, group != NULL, c->opts.user, text,
+                     len, ts);
+  if (c->net != CHAT_NET_READY) /* it waits in the outbox: say so */
+    chat__out_event(c, json_pack("{s:s,s:s,s:s}", "event", "queued",
+                                 group ? "group" : "to", to ? to : group,
+                                 "msg_id", msg_id));
+  chat_convs_sent(&c->convs, to ? to : group, group != NULL);
+  chat__input_prompt_changed(c);
 }
 
-/* The commands that are one request with one string field. The id is
- * "prefix:value": session.c tells the replies apart by those prefixes. */
+/* A request that needs the session (see session.c for its reply). */
+static void request(chat_client_t *c, json_t *m, chat_req_kind_t kind,
+                    const char *arg, const char *arg2) {
+  if (c->net != CHAT_NET_READY && c->net != CHAT_NET_CONTACTS) {
+    json_decref(m);
+    cmd_error(c, chat_req_command(kind), "not_connected",
+              "not connected to the server (reconnecting); try again");
+    return;
+  }
+  chat__session_request(c, m, kind, arg, arg2);
+}
+
+/* The commands that are one request with one string field. */
 static const struct one_field {
   chat_cmd_kind_t kind;
-  const char *type, *key, *prefix;
+  chat_req_kind_t req;
+  const char *type, *key;
 } one_field[] = {
-    {CHAT_CMD_ADD, "contact_add", "user", "add"},
-    {CHAT_CMD_ACCEPT, "contact_accept", "user", "accept"},
-    {CHAT_CMD_DECLINE, "contact_decline", "user", "decline"},
-    {CHAT_CMD_REMOVE, "contact_remove", "user", "remove"},
-    {CHAT_CMD_STATUS, "status", "status", "status"},
-    {CHAT_CMD_GROUP_CREATE, "group_create", "group", "gcreate"},
-    {CHAT_CMD_GROUP_LEAVE, "group_leave", "group", "gleave"},
-    {CHAT_CMD_GROUP_MEMBERS, "group_members", "group", "gmembers"},
+    {CHAT_CMD_ADD, CHAT_REQ_ADD, "contact_add", "user"},
+    {CHAT_CMD_ACCEPT, CHAT_REQ_ACCEPT, "contact_accept", "user"},
+    {CHAT_CMD_DECLINE, CHAT_REQ_DECLINE, "contact_decline", "user"},
+    {CHAT_CMD_REMOVE, CHAT_REQ_REMOVE, "contact_remove", "user"},
+    {CHAT_CMD_STATUS, CHAT_REQ_STATUS, "status", "status"},
+    {CHAT_CMD_GROUP_CREATE, CHAT_REQ_GROUP_CREATE, "group_create", "group"},
+    {CHAT_CMD_GROUP_LEAVE, CHAT_REQ_GROUP_LEAVE, "group_leave", "group"},
+    {CHAT_CMD_GROUP_MEMBERS, CHAT_REQ_GROUP_MEMBERS, "group_members", "group"},
 };
 
 static void request_one_field(chat_client_t *c, const chat_cmd_t *cmd) {
   const char *v = cmd->kind == CHAT_CMD_STATUS ? chat_status_name(cmd->status)
                                                : cmd->name;
-  char id[80];
-
   for (size_t i = 0; i < sizeof(one_field) / sizeof(one_field[0]); i++) {
     const struct one_field *f = &one_field[i];
-    if (f->kind != cmd->kind)
-      continue;
-    snprintf(id, sizeof(id), "%s:%s", f->prefix, v);
-    request(c, json_pack("{s:s,s:s}", "type", f->type, f->key, v), id);
+    if (f->kind == cmd->kind) {
+      request(c, json_pack("{s:s,s:s}", "type", f->type, f->key, v), f->req,
+              v, NULL);
+      return;
+    }
+  }
+}
+
+/* /query NAME: plain lines go there from now on. /query alone lists the
+ * conversations with their unread counts. */
+static void query(chat_client_t *c, const chat_cmd_t *cmd) {
+  json_t *ev, *list;
+  if (cmd->name) {
+    if (!cmd->is_group && strcmp(cmd->name, c->opts.user) == 0) {
+      cmd_error(c, "query", "bad_command", "you cannot talk to yourself");
+      return;
+    }
+    chat_convs_query(&c->convs, cmd->name, cmd->is_group);
+    chat__input_prompt_changed(c);
+    chat__out_event(c, json_pack("{s:s,s:s,s:s}", "event", "ok", "command",
+                                 "query", cmd->is_group ? "group" : "user",
+                                 cmd->name));
     return;
   }
+  list = json_array();
+  for (size_t i = 0; list && i < c->convs.n; i++) {
+    const chat_conv_t *v = &c->convs.v[i];
+    json_array_append_new(
+        list, json_pack("{s:s,s:i,s:b}", v->is_group ? "group" : "user",
+                        v->name, "unread", (int)v->unread, "current",
+                        strcmp(v->name, c->convs.cur) == 0 &&
+                            v->is_group == c->convs.cur_is_group));
+  }
+  ev = json_pack("{s:s,s:o}", "event", "conversations", "conversations",
+                 list ? list : json_array());
+  chat__out_event(c, ev);
+}
+
+static void history(chat_client_t *c, const chat_cmd_t *cmd) {
+  int n = cmd->count > 0 ? cmd->count : HISTORY_DEFAULT;
+  json_t *msgs = chat__hist_read(c, cmd->name, cmd->is_group, n);
+  chat__out_event(c, json_pack("{s:s,s:s,s:o}", "event", "history",
+                               cmd->is_group ? "group" : "user", cmd->name,
+                               "messages", msgs ? msgs : json_array()));
+}
+
+static const char *cmd_name(const char *line) {
+  static char verb[24];
+  size_t n = 0;
+  if (line[0] != '/')
+    return "msg";
+  line++;
+  while (n + 1 < sizeof(verb) && line[n] && line[n] != ' ' && line[n] != '\t')
+    verb[n] = line[n], n++;
+  verb[n] = '\0';
+  return verb;
 }
 
 void chat__cmd_run(chat_client_t *c, char *line) {
   chat_cmd_t cmd;
-  char err[200], id[80];
+  char err[200], verb[24];
 
+  snprintf(verb, sizeof(verb), "%s", cmd_name(line));
   if (chat_cmd_parse(line, &cmd, err, sizeof(err)) < 0) {
-    chat__out_error(c, "bad_command", "%s", err);
+    cmd_error(c, verb, "bad_command", "%s", err);
     return;
   }
   switch (cmd.kind) {
   case CHAT_CMD_NONE:
     break;
   case CHAT_CMD_SAY:
-    if (!c->last_name[0])
-      chat__out_error(c, "bad_command",
-                      "no conversation yet: start one with /msg USER TEXT");
-    else if (c->last_is_group)
-      send_text(c, NULL, c->last_name, cmd.text, cmd.text_len);
+    if (!c->convs.cur[0])
+      cmd_error(c, "msg", "bad_command",
+                "no conversation yet: /query USER or /msg USER TEXT");
+    else if (c->convs.cur_is_group)
+      chat__cmd_send(c, NULL, c->convs.cur, cmd.text, cmd.text_len);
     else
-      send_text(c, c->last_name, NULL, cmd.text, cmd.text_len);
+      chat__cmd_send(c, c->convs.cur, NULL, cmd.text, cmd.text_len);
     break;
   case CHAT_CMD_MSG:
-    send_text(c, cmd.name, NULL, cmd.text, cmd.text_len);
+    chat__cmd_send(c, cmd.name, NULL, cmd.text, cmd.text_len);
     break;
   case CHAT_CMD_GMSG:
-    send_text(c, NULL, cmd.name, cmd.text, cmd.text_len);
+    chat__cmd_send(c, NULL, cmd.name, cmd.text, cmd.text_len);
     break;
   case CHAT_CMD_ADD:
   case CHAT_CMD_ACCEPT:
@@ -121,15 +202,26 @@ void chat__cmd_run(chat_client_t *c, char *line) {
     request_one_field(c, &cmd);
     break;
   case CHAT_CMD_CONTACTS:
-    request(c, chat_msg_new(CHAT_T_CONTACTS), "contacts");
+    request(c, chat_msg_new(CHAT_T_CONTACTS), CHAT_REQ_CONTACTS, NULL, NULL);
     break;
   case CHAT_CMD_GROUP_ADD:
-    snprintf(id, sizeof(id), "gadd:%s", cmd.name);
     request(c, json_pack("{s:s,s:s,s:s}", "type", "group_add", "group",
-                         cmd.name, "user", cmd.user), id);
+                         cmd.name, "user", cmd.user),
+            CHAT_REQ_GROUP_ADD, cmd.name, cmd.user);
     break;
   case CHAT_CMD_GROUPS:
-    request(c, chat_msg_new(CHAT_T_GROUPS), "groups");
+    request(c, chat_msg_new(CHAT_T_GROUPS), CHAT_REQ_GROUPS, NULL, NULL);
+    break;
+  case CHAT_CMD_QUERY:
+    query(c, &cmd);
+    break;
+  case CHAT_CMD_HISTORY:
+    history(c, &cmd);
+    break;
+  case CHAT_CMD_RECONNECT:
+    chat__client_reconnect(c);
+    chat__out_event(c, json_pack("{s:s,s:s}", "event", "ok", "command",
+                                 "reconnect"));
     break;
   case CHAT_CMD_WAIT:
     chat__input_wait(c, cmd.wait_ms);
@@ -144,4 +236,5 @@ void chat__cmd_run(chat_client_t *c, char *line) {
       chat__out_info(c, "%s", chat_cmd_help());
     break;
   }
+  chat__client_rearm(c);
 }

@@ -1,5 +1,7 @@
 /* main.c -- chat-client: flags, password, then the client loop. */
 #include <getopt.h>
+#include <langinfo.h>
+#include <locale.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +19,7 @@ static const char usage_text[] =
     "usage: chat-client [--server HOST:PORT] --user NAME [--register]\n"
     "                   [--p2p-port PORT | --no-p2p] [--p2p-host HOST] "
     "[--json]\n"
+    "                   [--no-bell] [--listen-only | --to USER --message TEXT]\n"
     "                   [--log-level error|warn|info|debug]\n"
     "\n"
     "  --server HOST:PORT  the chat-server (default 127.0.0.1:7700)\n"
@@ -27,10 +30,23 @@ static const char usage_text[] =
     "  --p2p-host HOST     the address peers should dial (default: the one\n"
     "                      the server sees)\n"
     "  --json              one JSON event per line on stdout, for scripts\n"
+    "  --no-bell           no terminal bell when a message arrives\n"
+    "  --listen-only       read no commands: stay connected and show what\n"
+    "                      arrives until SIGINT or SIGTERM\n"
+    "  --to USER --message TEXT\n"
+    "                      send TEXT to USER, wait for its confirmation, exit\n"
     "  --log-level LEVEL   diagnostics on stderr (default warn)\n"
     "\n"
     "The password comes from CHAT_PASSWORD, or is asked for on a terminal.\n"
-    "Commands are read from stdin; type /help for the list.\n";
+    "Commands are read from stdin; type /help for the list. Input history\n"
+    "and conversations are kept in $XDG_STATE_HOME/chat-client/USER/\n"
+    "(default ~/.local/state/chat-client/USER/).\n"
+    "\n"
+    "Exit status: 0 when every message sent was confirmed (delivered,\n"
+    "relayed or stored); 1 when the server cannot be reached, the login\n"
+    "fails, the session is taken over by another login, or a --message\n"
+    "is refused; 2 for a bad command line; 3 when messages were still\n"
+    "unconfirmed 10 s after the end of input.\n";
 
 static int usage_error(const char *fmt, const char *arg) {
   fprintf(stderr, "chat-client: ");
@@ -48,6 +64,10 @@ int main(int argc, char **argv) {
       {"no-p2p", no_argument, NULL, 'n'},
       {"p2p-host", required_argument, NULL, 'H'},
       {"json", no_argument, NULL, 'j'},
+      {"no-bell", no_argument, NULL, 'B'},
+      {"listen-only", no_argument, NULL, 'L'},
+      {"to", required_argument, NULL, 't'},
+      {"message", required_argument, NULL, 'm'},
       {"log-level", required_argument, NULL, 'l'},
       {"help", no_argument, NULL, 'h'},
       {"version", no_argument, NULL, 'V'},
@@ -59,6 +79,15 @@ int main(int argc, char **argv) {
   int opt, have_port = 0, rc;
   uv_loop_t loop;
 
+  /* Typed text, names and the terminal's width of characters follow the
+   * user's locale; the wire is UTF-8 whatever it says, so a locale that is
+   * not UTF-8 (often plain "C") gets C.UTF-8's character handling, or
+   * Chinese and emoji typed at the prompt would be dropped. Numbers stay in
+   * the C form. */
+  setlocale(LC_ALL, "");
+  if (strcmp(nl_langinfo(CODESET), "UTF-8") != 0)
+    setlocale(LC_CTYPE, "C.UTF-8");
+  setlocale(LC_NUMERIC, "C");
   /* Before any JSON exists: jansson must not go on after a failed malloc. */
   chat_json_alloc_abort_on_oom();
   memset(&opts, 0, sizeof(opts));
@@ -84,6 +113,19 @@ int main(int argc, char **argv) {
       snprintf(opts.p2p_host, sizeof(opts.p2p_host), "%s", optarg);
       break;
     case 'j': opts.json = 1; break;
+    case 'B': opts.no_bell = 1; break;
+    case 'L': opts.listen_only = 1; break;
+    case 't':
+      if (!chat_name_valid(optarg))
+        return usage_error("bad --to user name '%s'", optarg);
+      opts.to = optarg;
+      break;
+    case 'm':
+      if (strlen(optarg) == 0 || strlen(optarg) > CHAT_MAX_BODY)
+        return usage_error("bad --message (1 to 16384 bytes): '%.40s'",
+                           optarg);
+      opts.message = optarg;
+      break;
     case 'l':
       if (chat_log_level_parse(optarg, &level) < 0)
         return usage_error("bad --log-level '%s'", optarg);
@@ -98,6 +140,10 @@ int main(int argc, char **argv) {
     return usage_error("unexpected argument '%s'", argv[optind]);
   if (!opts.user[0])
     return usage_error("%s", "--user NAME is required");
+  if (!opts.to != !opts.message)
+    return usage_error("%s", "--to and --message go together");
+  if (opts.to && opts.listen_only)
+    return usage_error("%s", "--listen-only and --to exclude each other");
   if (have_port && opts.no_p2p)
     return usage_error("%s", "--p2p-port and --no-p2p exclude each other");
   if (chat_addr_split(server, opts.server_host, &opts.server_port) < 0)
@@ -129,7 +175,8 @@ int main(int argc, char **argv) {
     return 1;
   }
   sodium_memzero(&opts, sizeof(opts));
-  client.interactive = isatty(0) && isatty(1) && !client.opts.json;
+  client.interactive = isatty(0) && isatty(1) && !client.opts.json &&
+                       !client.opts.listen_only && !client.opts.to;
   client.color = isatty(1) && !client.opts.json && !getenv("NO_COLOR");
   rc = chat_client_run(&client);
   chat_client_free(&client);

@@ -29,12 +29,19 @@ static long long num(const json_t *ev, const char *key) {
   return (long long)json_integer_value(json_object_get(ev, key));
 }
 
-/* "[12:34:56] " for local time now, or for ts (ms since the epoch). */
+/* "[12:34:56]" for local time now, or for ts (ms since the epoch), with
+ * the date in front when ts is not from today: a message held since
+ * yesterday must not look like today's. */
 static void stamp(char *buf, size_t len, long long ts_ms) {
-  time_t t = ts_ms > 0 ? (time_t)(ts_ms / 1000) : time(NULL);
-  struct tm tm;
+  time_t now = time(NULL);
+  time_t t = ts_ms > 0 ? (time_t)(ts_ms / 1000) : now;
+  struct tm tm, today;
   localtime_r(&t, &tm);
-  strftime(buf, len, "[%H:%M:%S]", &tm);
+  localtime_r(&now, &today);
+  if (tm.tm_year == today.tm_year && tm.tm_yday == today.tm_yday)
+    strftime(buf, len, "[%H:%M:%S]", &tm);
+  else
+    strftime(buf, len, "[%Y-%m-%d %H:%M:%S]", &tm);
 }
 
 static const char *short_id(const char *msg_id) {
@@ -82,10 +89,80 @@ static void human_list(chat_client_t *c, const json_t *list, FILE *f) {
   fputc('\n', f);
 }
 
+/* The confirmation of a command, for people. */
+static void human_ok(chat_client_t *c, const json_t *ev, FILE *f) {
+  const char *cmd = str(ev, "command"), *user = str(ev, "user");
+  const char *group = str(ev, "group");
+  if (strcmp(cmd, "add") == 0)
+    fprintf(f, "contact request sent to %s\n", user);
+  else if (strcmp(cmd, "accept") == 0)
+    fprintf(f, "accepted %s\n", user);
+  else if (strcmp(cmd, "decline") == 0)
+    fprintf(f, "declined %s\n", user);
+  else if (strcmp(cmd, "remove") == 0)
+    fprintf(f, "removed %s\n", user);
+  else if (strcmp(cmd, "status") == 0)
+    fprintf(f, "status is now %s\n", str(ev, "status"));
+  else if (strcmp(cmd, "group_create") == 0)
+    fprintf(f, "created #%s\n", group);
+  else if (strcmp(cmd, "group_leave") == 0)
+    fprintf(f, "left #%s\n", group);
+  else if (strcmp(cmd, "group_add") == 0)
+    fprintf(f, "added %s to #%s\n", user, group);
+  else if (strcmp(cmd, "query") == 0)
+    fprintf(f, "talking to %s%s%s%s: lines without a / go there\n",
+            col(c, C_BOLD), *group ? "#" : "", *group ? group : user,
+            col(c, C_RESET));
+  else if (strcmp(cmd, "reconnect") == 0)
+    fprintf(f, "reconnecting now\n");
+  else
+    fprintf(f, "%s: done\n", cmd);
+}
+
+static void human_conversations(chat_client_t *c, const json_t *list,
+                                FILE *f) {
+  size_t i;
+  json_t *e;
+  fprintf(f, "conversations:");
+  if (json_array_size(list) == 0)
+    fprintf(f, " (none yet)");
+  json_array_foreach(list, i, e) {
+    const char *g = str(e, "group");
+    fprintf(f, "%s %s%s%s%s", i ? "," : "", col(c, C_BOLD), *g ? "#" : "",
+            *g ? g : str(e, "user"), col(c, C_RESET));
+    if (json_is_true(json_object_get(e, "current")))
+      fprintf(f, " (current)");
+    else if (num(e, "unread") > 0)
+      fprintf(f, " (%lld unread)", num(e, "unread"));
+  }
+  fputc('\n', f);
+}
+
+static void human_history(chat_client_t *c, const json_t *ev, FILE *f) {
+  const json_t *list = json_object_get(ev, "messages");
+  const char *g = str(ev, "group");
+  size_t i;
+  json_t *e;
+  char ts[32];
+  fprintf(f, "history of %s%s (%zu message%s):\n", *g ? "#" : "",
+          *g ? g : str(ev, "user"), json_array_size(list),
+          json_array_size(list) == 1 ? "" : "s");
+  json_array_foreach(list, i, e) {
+    stamp(ts, sizeof(ts), num(e, "ts"));
+    fprintf(f, "  %s%s%s %s<%s>%s %s\n", col(c, C_DIM), ts, col(c, C_RESET),
+            col(c, C_CYAN), str(e, "from"), col(c, C_RESET), str(e, "body"));
+  }
+}
+
 static void human(chat_client_t *c, const json_t *ev) {
   FILE *f = stdout;
   const char *e = str(ev, "event");
-  char ts[16];
+  char ts[32];
+
+  if (strcmp(e, "history") == 0) { /* each line has its own time */
+    human_history(c, ev, f);
+    return;
+  }
 
   stamp(ts, sizeof(ts), strcmp(e, "message") == 0 ? num(ev, "ts") : 0);
   fprintf(f, "%s%s%s ", col(c, C_DIM), ts, col(c, C_RESET));
@@ -96,10 +173,16 @@ static void human(chat_client_t *c, const json_t *ev) {
     else
       fprintf(f, "%s<%s>%s %s", col(c, C_CYAN), str(ev, "from"),
               col(c, C_RESET), str(ev, "body"));
-    fprintf(f, "%s  (%s%s)%s\n", col(c, C_DIM), str(ev, "via"),
-            json_is_true(json_object_get(ev, "offline"))
-                ? ", sent while you were offline" : "",
-            col(c, C_RESET));
+    if (json_is_true(json_object_get(ev, "offline"))) {
+      /* Held by the server: the stamp above is when it was written. */
+      fprintf(f, "%s  (%s, written at that time while you were offline)%s\n",
+              col(c, C_DIM), str(ev, "via"), col(c, C_RESET));
+    } else {
+      fprintf(f, "%s  (%s)%s\n", col(c, C_DIM), str(ev, "via"),
+              col(c, C_RESET));
+    }
+    if (c->interactive && !c->opts.no_bell)
+      fputc('\a', f); /* the terminal's attention: a new message */
   } else if (strcmp(e, "sent") == 0) {
     human_sent(c, ev, f);
   } else if (strcmp(e, "receipt") == 0) {
@@ -140,10 +223,28 @@ static void human(chat_client_t *c, const json_t *ev) {
     fprintf(f, "%slogged out: %s%s\n", col(c, C_RED), str(ev, "reason"),
             col(c, C_RESET));
   } else if (strcmp(e, "error") == 0) {
-    fprintf(f, "%serror %s: %s%s\n", col(c, C_RED), str(ev, "code"),
-            str(ev, "message"), col(c, C_RESET));
+    fprintf(f, "%serror %s", col(c, C_RED), str(ev, "code"));
+    if (*str(ev, "command"))
+      fprintf(f, " (/%s%s%s)", str(ev, "command"),
+              *str(ev, "user") || *str(ev, "to") ? " " : "",
+              *str(ev, "user") ? str(ev, "user") : str(ev, "to"));
+    fprintf(f, ": %s%s\n", str(ev, "message"), col(c, C_RESET));
+  } else if (strcmp(e, "ok") == 0) {
+    human_ok(c, ev, f);
+  } else if (strcmp(e, "queued") == 0) {
+    fprintf(f, "%s-> %s%s [%s] queued: not connected; it goes out when the "
+               "connection is back%s\n",
+            col(c, C_YELLOW), *str(ev, "group") ? "#" : "",
+            *str(ev, "group") ? str(ev, "group") : str(ev, "to"),
+            short_id(str(ev, "msg_id")), col(c, C_RESET));
+  } else if (strcmp(e, "reconnecting") == 0) {
+    fprintf(f, "%sreconnecting in %.1f s (/reconnect to try now)%s\n",
+            col(c, C_YELLOW), (double)num(ev, "in_ms") / 1000,
+            col(c, C_RESET));
+  } else if (strcmp(e, "conversations") == 0) {
+    human_conversations(c, json_object_get(ev, "conversations"), f);
   } else if (strcmp(e, "disconnected") == 0) {
-    fprintf(f, "%sdisconnected from the server (%s); reconnecting%s\n",
+    fprintf(f, "%sdisconnected from the server (%s)%s\n",
             col(c, C_YELLOW), str(ev, "reason"), col(c, C_RESET));
   } else if (strcmp(e, "info") == 0) {
     fprintf(f, "%s\n", str(ev, "text"));
