@@ -23,10 +23,16 @@ struct th_cli {
 };
 
 th_cli_t *th_cli_start(int port, const char *user, const char *const extra[]) {
+  return th_cli_start_env(port, user, extra, NULL);
+}
+
+th_cli_t *th_cli_start_env(int port, const char *user,
+                           const char *const extra[],
+                           const char *const more_env[]) {
   const char *argv[32];
   char bin[4096], server[64];
-  const char *env[] = {"CHAT_PASSWORD=" TH_CLI_PASSWORD, NULL};
-  size_t n = 0;
+  const char *env[16] = {"CHAT_PASSWORD=" TH_CLI_PASSWORD};
+  size_t n = 0, ne = 1;
   th_cli_t *c = calloc(1, sizeof(*c));
 
   assert_non_null(c);
@@ -45,6 +51,9 @@ th_cli_t *th_cli_start(int port, const char *user, const char *const extra[]) {
   for (size_t i = 0; extra && extra[i] && n < 31; i++)
     argv[n++] = extra[i];
   argv[n] = NULL;
+  for (size_t i = 0; more_env && more_env[i] && ne < 15; i++)
+    env[ne++] = more_env[i];
+  env[ne] = NULL;
   c->proc = th_proc_spawn(argv, env);
   return c;
 }

@@ -18,6 +18,11 @@ typedef struct th_cli th_cli_t;
  * --register, plus the NULL-terminated extra args (may be NULL). Does not
  * wait for anything. */
 th_cli_t *th_cli_start(int port, const char *user, const char *const extra[]);
+/* The same with more environment ("NAME=VALUE", NULL-terminated; may be
+ * NULL), e.g. its own XDG_STATE_HOME. */
+th_cli_t *th_cli_start_env(int port, const char *user,
+                           const char *const extra[],
+                           const char *const more_env[]);
 /* The same, waiting for its ready event (returns the client). */
 th_cli_t *th_cli_ready(int port, const char *user, const char *const extra[]);
 th_proc_t *th_cli_proc(th_cli_t *c);
