@@ -25,7 +25,8 @@ static void usage(FILE *f) {
           "  --wrap CMD     run every program under CMD, split on spaces\n"
           "                 (e.g. --wrap 'valgrind -q --error-exitcode=99')\n"
           "  --slow F       multiply every expectation's deadline by F\n"
-          "  --check        only parse the files\n"
+          "  --check        only parse the files, and check that every event and\n"
+          "                 field expected is one chat-client prints\n"
           "Exit status: 0 all passed, 1 a scenario failed, 2 usage or "
           "parse error.\nThe script format: docs/SCENARIOS.md\n");
 }
@@ -154,6 +155,23 @@ int main(int argc, char **argv) {
       bad = 1;
     }
   }
+  /* --check also knows chat-client's events: an expectation of an event or
+   * a field that can never come is a mistake in the script. */
+  for (int i = 0; check && !bad && i < nfiles; i++)
+    for (size_t k = 0; k < scripts[i]->nsteps; k++) {
+      const chat_scenario_step_t *st = &scripts[i]->steps[k];
+      char why[600];
+      if (st->kind != CHAT_SCENARIO_SEES && st->kind != CHAT_SCENARIO_NEVER)
+        continue;
+      int rc = chat_scenario_event_check(st->text, NULL, why, sizeof(why));
+      for (size_t j = 0; rc == 0 && j < st->nconds; j++)
+        rc = chat_scenario_event_check(st->text, st->conds[j].field, why,
+                                       sizeof(why));
+      if (rc < 0) {
+        fprintf(stderr, "%s:%d: %s\n", scripts[i]->path, st->line, why);
+        bad = 1;
+      }
+    }
   int status = bad ? 2 : 0;
   for (int i = 0; !bad && !check && i < nfiles; i++) {
     int rc = chat_scenario_run(scripts[i], &o);

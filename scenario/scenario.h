@@ -253,4 +253,10 @@ void chat_scenario_entry_print(const chat_scenario_entry_t *e, FILE *f);
 void chat_scenario_transcript_print(const chat_scenario_transcript_t *t,
                                     FILE *f);
 
+/* events.c: 0 when chat-client --json prints event (or "*": any) and,
+ * when field is not NULL, that event may carry field; else -1 with a
+ * reason naming what is known in why (len bytes). */
+int chat_scenario_event_check(const char *event, const char *field, char *why,
+                              size_t len);
+
 #endif /* CHAT_SCENARIO_H */
