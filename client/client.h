@@ -1,24 +1,26 @@
-/* client.h -- chat-client's run-time state, shared by its thin libuv layers:
- * net.c (the server connection), peer_net.c (the listener and the links'
- * sockets), input.c (stdin), output.c (events for people or scripts), and its
- * socket-free core: login.c (the session's life), session.c (what the server
- * says), peer.c (the direct-link protocol), commands.c (what the user typed)
- * and client.c (lifecycle, the outbox's actions). The decisions live in the
- * socket-free modules: outbox, roster, dedup, tickets, cmd, backoff.
+/* client.h -- chat-client's core: the session with the server
+ * (session.c), direct links (peer.c), what the user typed (commands.c), the
+ * lifecycle and the outbox's actions (client.c), and the history it keeps
+ * (hist.c). The decisions live in socket-free modules: outbox, roster,
+ * dedup, tickets, requests, conv, cmd, backoff.
  *
- * The core reaches sockets, stdin, stdout and the clock only through a
- * chat_client_env_t. chat_client_init() installs the real one; tests and the
- * fuzz target use chat_client_init_core() with their own and drive the core
- * through its entry points: chat__session_connected / _on_frame / _closed for
- * the server connection, chat__peer_accepted / _on_frame / _closed for links,
- * chat__cmd_run for typed lines and chat__client_tick when time has passed.
+ * The core holds no libuv handle and reads no clock: it reaches sockets,
+ * stdin, stdout and time only through a chat_client_env_t. The real program
+ * (client_uv.h: sockets, terminal, timers) and the tests and fuzz target
+ * (their own env, a fake clock) drive it the same way, through its entry
+ * points: chat__session_connected / _on_frame / _closed for the server
+ * connection, chat__peer_accepted / _on_frame / _closed for links,
+ * chat__cmd_run for typed lines, and chat__client_tick when time has passed
+ * (at chat_client_next_deadline). After each of them the driver calls
+ * chat_client_settle, the one place where the consequences of an event are
+ * taken up (a drain that is complete ends the client).
  */
 #ifndef CHAT_CLIENT_H
 #define CHAT_CLIENT_H
 
 #include <jansson.h>
 #include <stdint.h>
-#include <uv.h>
+#include <uv.h> /* uv_loop_t in chat_client_init_core's signature only */
 
 #include "chat_addr.h"
 #include "chat_conn.h"
@@ -104,24 +106,16 @@ typedef struct chat_client_env {
 } chat_client_env_t;
 
 typedef struct chat_client {
-  uv_loop_t *loop;
-  chat_io_t *io;             /* the real env's sockets (NULL in the core) */
   const chat_client_env_t *env;
   void *env_ctx;
   chat_client_opts_t opts;
   int color;       /* human output with ANSI colours */
-  int interactive; /* stdin is a terminal: line editing */
+  int interactive; /* stdin and stdout are a terminal: the prompt */
 
-  /* server session (login.c; the socket, its address, the heartbeat's
-   * read/write times and both timers are net.c's) */
-  chat_conn_t *srv;          /* net.c's; NULL when there is no connection */
+  /* server session (session.c) */
   chat_net_state_t net;      /* DOWN exactly when there is no connection */
-  struct sockaddr_storage server_addr;
-  int heartbeat_ms;
+  int heartbeat_ms;          /* the welcome's */
   size_t max_frame;          /* the welcome's, for frames read */
-  uint64_t last_read, last_write;
-  uint64_t connect_started;  /* the current connect attempt began */
-  uv_timer_t hb_timer, reconnect_timer;
   unsigned attempt;          /* failed connects since the last login */
   int ever_ready;            /* a login has succeeded once */
   int registered;            /* --register done */
@@ -132,31 +126,25 @@ typedef struct chat_client {
   /* decisions */
   chat_roster_t roster;
   chat_outbox_t *ob;
-  uv_timer_t ob_timer;
   chat_dedup_t *dedup;
   chat_tickets_t *tickets;
-  uv_timer_t tk_timer;
 
-  /* direct links (peer.c; the listener and peer_timer are peer_net.c's) */
-  uv_tcp_t listener;
-  int listening;
+  /* direct links (peer.c) */
   int p2p_port;              /* the bound port, 0 with --no-p2p */
   chat_peer_t *peers;        /* every link, any state (peer.c) */
   int n_inbound;             /* accepted, before the hello is decided */
-  uv_timer_t peer_timer;     /* sweeps inbound links slow to say hello */
-
-  /* input (input.c) */
-  void *input;               /* input.c's private state */
 
   /* conversations: where lines without a leading '/' go, unread counts */
   chat_convs_t convs;
+  int prompt_dirty;          /* the prompt should show a change */
+  int64_t wait_ms;           /* /wait: the script reader pauses this long */
+  int reconnect_asked;       /* /reconnect, for the transport */
 
   /* lifecycle */
-  uv_signal_t sigint, sigterm;
-  uv_timer_t stop_timer;
+  int64_t stop_at;           /* drain or logout deadline, -1: none */
   int input_done;            /* end of input or /quit: drain, then stop */
   int stopping;              /* logging out / closing everything */
-  int handles_closed;
+  int finished;              /* stopped with no connection: nothing more */
   int kicked;
   int exit_code;
   unsigned failed_sends;     /* messages the outbox gave up on */
@@ -165,43 +153,34 @@ typedef struct chat_client {
 } chat_client_t;
 
 /* client.c */
-/* The real client: sockets, stdin, stdout, uv_now(). */
-int chat_client_init(chat_client_t *c, uv_loop_t *loop,
-                     const chat_client_opts_t *opts);
-/* The core alone: everything goes through env (ctx); no socket, terminal or
- * signal is opened. loop only holds the core's timers, which a driver need
- * not run: it calls chat__client_tick instead. Free with chat_client_free
- * after stopping (chat__client_stop), reporting every close, and running the
- * loop once so its timers close. */
+/* The core: everything goes through env (ctx); no socket, terminal, signal,
+ * timer or clock of its own. loop is not used (it is kept for the drivers
+ * written when the core had timers). Free with chat_client_free. */
 int chat_client_init_core(chat_client_t *c, uv_loop_t *loop,
                           const chat_client_opts_t *opts,
                           const chat_client_env_t *env, void *ctx);
-/* Runs until the client stops; returns the exit code. */
-int chat_client_run(chat_client_t *c);
 void chat_client_free(chat_client_t *c);
+/* When chat__client_tick is next due (env clock, ms), or -1. */
+int64_t chat_client_next_deadline(chat_client_t *c);
+/* After every event: ends a drain that is complete. */
+void chat_client_settle(chat_client_t *c);
 uint64_t chat__client_now(chat_client_t *c);
-/* Runs every deadline due at now (what the core's timers do). */
+/* Runs every deadline due at now (and settles). */
 void chat__client_tick(chat_client_t *c);
-/* Re-arms the outbox and ticket timers after their state changed, and ends
- * a drain (chat__client_finish) once the outbox is empty. */
-void chat__client_rearm(chat_client_t *c);
 /* End of input or /quit (drain = wait for the outbox first). */
 void chat__client_finish(chat_client_t *c, int drain);
-/* Stops now: log out if possible, close everything, exit with code. */
+/* Stops: log out if possible, close every link; exit with code. The core
+ * is finished once the server connection is gone too. */
 void chat__client_stop(chat_client_t *c, int code);
-/* /reconnect: the real transport's (nothing happens in the core alone). */
-void chat__client_reconnect(chat_client_t *c);
 /* A fresh 128-bit msg_id in hex (33 bytes with the NUL). */
 void chat__client_new_msg_id(char out[33]);
-
-/* net.c: the server connection over a socket, with heartbeat and reconnect
- * (the real env's server_send / server_abort). */
-int chat__net_start(chat_client_t *c);  /* first connect; exit 1 if it fails */
-void chat__net_close(chat_client_t *c);
-int chat__net_env_send(void *ctx, const json_t *obj);
-void chat__net_env_abort(void *ctx);
-/* /reconnect: drop the connection (if any) and connect again now. */
-void chat__net_reconnect(chat_client_t *c);
+/* An event for the env (steals ev: {"event":...}). */
+void chat__out_event(chat_client_t *c, json_t *ev);
+/* A line for people only (ignored with --json). */
+void chat__out_info(chat_client_t *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void chat__out_error(chat_client_t *c, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* session.c: the server conversation, whatever carries it. */
 /* Sends obj (borrowed) to the server. Returns 0 or -ENOTCONN etc. */
@@ -247,6 +226,8 @@ void chat__peer_closed(chat_peer_t *p);
 const char *chat__peer_name(const chat_peer_t *p);
 /* Cuts inbound links that did not say hello within CHAT_CLIENT_HELLO_MS. */
 void chat__peer_sweep(chat_client_t *c);
+/* When the next such link is due to be cut, or -1. */
+int64_t chat__peer_next_deadline(chat_client_t *c);
 void chat__peer_dial(chat_client_t *c, uint64_t link, const char *to,
                      const char *host, int port, const char *ticket);
 int chat__peer_send(chat_client_t *c, uint64_t link, const json_t *obj);
@@ -255,28 +236,6 @@ void chat__peer_on_expect(chat_client_t *c, const char *from,
                           const char *ticket);
 void chat__peer_close_all(chat_client_t *c);
 void chat__peer_on_ticket(void *ctx, void *waiter, int accepted);
-
-/* peer_net.c: the listener and links over sockets (the real env). */
-int chat__peer_listen(chat_client_t *c);
-int chat__peer_env_dial(void *ctx, chat_peer_t *p, const char *host, int port,
-                        void **link);
-int chat__peer_env_send(void *ctx, void *link, const json_t *obj);
-void chat__peer_env_close(void *ctx, void *link, int graceful);
-void chat__peer_env_pause(void *ctx, void *link);
-void chat__peer_env_resume(void *ctx, void *link);
-
-/* input.c */
-int chat__input_start(chat_client_t *c);
-void chat__input_stop(chat_client_t *c);
-/* /wait: stop running commands for ms (the loop goes on). */
-void chat__input_wait(chat_client_t *c, int64_t ms);
-/* Around any output while the prompt is shown (interactive only). */
-void chat__input_hide(chat_client_t *c);
-void chat__input_show(chat_client_t *c);
-/* The current conversation or the unread count changed: a new prompt. */
-void chat__input_prompt_changed(chat_client_t *c);
-/* Asks for the password on the terminal without echo. 0 or -errno. */
-int chat__input_password(char *buf, size_t len);
 
 /* hist.c: input history and conversation logs kept across restarts in the
  * user's state directory (docs/client-history.md). Nothing happens when
@@ -301,15 +260,5 @@ void chat__cmd_run(chat_client_t *c, char *line);
 /* Sends text (len bytes) to user to or group group through the outbox. */
 void chat__cmd_send(chat_client_t *c, const char *to, const char *group,
                     const char *text, size_t len);
-
-/* output.c: steals ev ({"event":...}) and hands it to the env. */
-void chat__out_event(chat_client_t *c, json_t *ev);
-/* The real env's event: prints ev for people or, with --json, scripts. */
-void chat__out_print(void *ctx, const json_t *ev);
-/* A line for people only (ignored with --json). */
-void chat__out_info(chat_client_t *c, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-void chat__out_error(chat_client_t *c, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 
 #endif /* CHAT_CLIENT_H */

@@ -70,7 +70,7 @@ void chat__cmd_send(chat_client_t *c, const char *to, const char *group,
                                  group ? "group" : "to", to ? to : group,
                                  "msg_id", msg_id));
   chat_convs_sent(&c->convs, to ? to : group, group != NULL);
-  chat__input_prompt_changed(c);
+  c->prompt_dirty = 1;
 }
 
 /* A request that needs the session (see session.c for its reply). */
@@ -124,7 +124,7 @@ static void query(chat_client_t *c, const chat_cmd_t *cmd) {
       return;
     }
     chat_convs_query(&c->convs, cmd->name, cmd->is_group);
-    chat__input_prompt_changed(c);
+    c->prompt_dirty = 1;
     chat__out_event(c, json_pack("{s:s,s:s,s:s}", "event", "ok", "command",
                                  "query", cmd->is_group ? "group" : "user",
                                  cmd->name));
@@ -219,12 +219,12 @@ void chat__cmd_run(chat_client_t *c, char *line) {
     history(c, &cmd);
     break;
   case CHAT_CMD_RECONNECT:
-    chat__client_reconnect(c);
+    c->reconnect_asked = 1; /* the transport's business */
     chat__out_event(c, json_pack("{s:s,s:s}", "event", "ok", "command",
                                  "reconnect"));
     break;
   case CHAT_CMD_WAIT:
-    chat__input_wait(c, cmd.wait_ms);
+    c->wait_ms = cmd.wait_ms; /* the script reader pauses */
     break;
   case CHAT_CMD_QUIT:
     chat__client_finish(c, 1);
@@ -236,5 +236,4 @@ void chat__cmd_run(chat_client_t *c, char *line) {
       chat__out_info(c, "%s", chat_cmd_help());
     break;
   }
-  chat__client_rearm(c);
 }

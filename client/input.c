@@ -16,7 +16,7 @@
 #include <histedit.h>
 
 #include "chat_log.h"
-#include "client.h"
+#include "input.h"
 
 #define READ_CHUNK 65536
 
@@ -24,7 +24,9 @@ typedef enum in_mode { IN_NONE, IN_STREAM, IN_FILE, IN_TTY } in_mode_t;
 
 /* stdin exists once per process, and so does this. */
 typedef struct input {
+  chat_client_uv_t *u;
   chat_client_t *c;
+  int started;
   in_mode_t mode;
   uv_pipe_t pipe;
   uv_idle_t idle;
@@ -44,6 +46,7 @@ static input_t g_in;
 static char g_chunk[READ_CHUNK];
 
 static void pump(input_t *in);
+static void take_wait(input_t *in);
 
 /* ---- script mode -------------------------------------------------------- */
 
@@ -138,6 +141,7 @@ static void run_line(input_t *in, char *line, size_t len) {
     len--;
   line[len] = '\0';
   chat__cmd_run(in->c, line);
+  take_wait(in);
 }
 
 static void pump(input_t *in) {
@@ -176,10 +180,13 @@ static void on_wait_timer(uv_timer_t *t) {
   pump(in);
 }
 
-void chat__input_wait(chat_client_t *c, int64_t ms) {
-  input_t *in = &g_in;
-  if (!c->input || in->mode == IN_TTY)
-    return; /* no input of ours, or a person, who waits by not typing */
+/* /wait: the core asks (c->wait_ms) and the reader stops running lines
+ * for that long; the loop goes on. */
+static void take_wait(input_t *in) {
+  int64_t ms = in->c->wait_ms;
+  in->c->wait_ms = 0;
+  if (ms <= 0 || in->mode == IN_TTY)
+    return; /* a person waits by not typing */
   in->waiting = 1;
   uv_timer_start(&in->wait_timer, on_wait_timer, (uint64_t)ms, 0);
 }
@@ -363,6 +370,7 @@ static void on_poll(uv_poll_t *p, int status, int events) {
     chat__hist_input_add(in->c, line);
   }
   chat__cmd_run(in->c, line);
+  in->c->wait_ms = 0;
   free(line);
 }
 
@@ -440,7 +448,7 @@ static void set_prompt(chat_client_t *c, input_t *in) {
     snprintf(in->prompt, sizeof(in->prompt), "%s%s> ", c->opts.user, more);
 }
 
-static int tty_start(chat_client_t *c, input_t *in) {
+static int tty_start(chat_client_uv_t *u, chat_client_t *c, input_t *in) {
   HistEvent ev;
   set_prompt(c, in);
   in->el = el_init("chat-client", stdin, stdout, stderr);
@@ -464,10 +472,10 @@ static int tty_start(chat_client_t *c, input_t *in) {
   el_set(in->el, EL_UNBUFFERED, 1);
   el_set(in->el, EL_PREP_TERM, 1); /* raw mode, should ~/.editrc delay it */
   fflush(stdout);
-  uv_poll_init(c->loop, &in->poll, 0);
+  uv_poll_init(u->loop, &in->poll, 0);
   in->poll.data = in;
   uv_poll_start(&in->poll, UV_READABLE, on_poll);
-  uv_signal_init(c->loop, &in->tstp);
+  uv_signal_init(u->loop, &in->tstp);
   in->tstp.data = in;
   uv_signal_start(&in->tstp, on_tstp, SIGTSTP);
   return 0;
@@ -475,7 +483,7 @@ static int tty_start(chat_client_t *c, input_t *in) {
 
 void chat__input_prompt_changed(chat_client_t *c) {
   input_t *in = &g_in;
-  if (in->mode != IN_TTY || in->stopped)
+  if (!in->started || in->mode != IN_TTY || in->stopped)
     return;
   if (!in->hidden)
     wipe_line(in); /* as wide as the old prompt */
@@ -486,9 +494,8 @@ void chat__input_prompt_changed(chat_client_t *c) {
   }
 }
 
-void chat__input_hide(chat_client_t *c) {
+void chat__input_hide(void) {
   input_t *in = &g_in;
-  (void)c;
   if (in->mode != IN_TTY || in->stopped || in->hidden)
     return;
   in->hidden = 1;
@@ -496,9 +503,8 @@ void chat__input_hide(chat_client_t *c) {
   fflush(stdout);
 }
 
-void chat__input_show(chat_client_t *c) {
+void chat__input_show(void) {
   input_t *in = &g_in;
-  (void)c;
   if (in->mode != IN_TTY || in->stopped || !in->hidden)
     return;
   in->hidden = 0;
@@ -509,14 +515,16 @@ void chat__input_show(chat_client_t *c) {
 
 /* ---- start / stop ------------------------------------------------------- */
 
-int chat__input_start(chat_client_t *c) {
+int chat__input_start(chat_client_uv_t *u) {
   input_t *in = &g_in;
+  chat_client_t *c = &u->c;
   uv_handle_type t = uv_guess_handle(0);
 
   memset(in, 0, sizeof(*in));
+  in->u = u;
   in->c = c;
-  c->input = in;
-  uv_timer_init(c->loop, &in->wait_timer);
+  in->started = 1;
+  uv_timer_init(u->loop, &in->wait_timer);
   in->wait_timer.data = in;
   if (c->opts.listen_only)
     return 0; /* no commands: the loop runs until a signal */
@@ -528,10 +536,10 @@ int chat__input_start(chat_client_t *c) {
   }
   if (c->interactive) {
     in->mode = IN_TTY;
-    return tty_start(c, in);
+    return tty_start(u, c, in);
   }
   if (t == UV_NAMED_PIPE || t == UV_TCP || t == UV_TTY) {
-    uv_pipe_init(c->loop, &in->pipe, 0);
+    uv_pipe_init(u->loop, &in->pipe, 0);
     in->pipe.data = in;
     if (uv_pipe_open(&in->pipe, 0) == 0) {
       in->mode = IN_STREAM;
@@ -540,7 +548,7 @@ int chat__input_start(chat_client_t *c) {
     }
   }
   if (in->mode == IN_NONE) {
-    uv_idle_init(c->loop, &in->idle);
+    uv_idle_init(u->loop, &in->idle);
     in->idle.data = in;
     in->mode = IN_FILE;
   }
@@ -548,9 +556,10 @@ int chat__input_start(chat_client_t *c) {
   return 0;
 }
 
-void chat__input_stop(chat_client_t *c) {
+void chat__input_stop(chat_client_uv_t *u) {
   input_t *in = &g_in;
-  if (!c->input || in->stopped)
+  (void)u;
+  if (!in->started || in->stopped)
     return;
   in->stopped = 1;
   uv_close((uv_handle_t *)&in->wait_timer, NULL);

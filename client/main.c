@@ -13,7 +13,8 @@
 #include "chat_addr.h"
 #include "chat_json_alloc.h"
 #include "chat_log.h"
-#include "client.h"
+#include "client_uv.h"
+#include "input.h"
 
 static const char usage_text[] =
     "usage: chat-client [--server HOST:PORT] --user NAME [--register]\n"
@@ -73,7 +74,7 @@ int main(int argc, char **argv) {
       {"version", no_argument, NULL, 'V'},
       {NULL, 0, NULL, 0}};
   chat_client_opts_t opts;
-  chat_client_t client;
+  chat_client_uv_t client;
   chat_log_level_t level = CHAT_LOG_WARN;
   const char *server = "127.0.0.1:7700", *pw;
   int opt, have_port = 0, rc;
@@ -170,16 +171,16 @@ int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN); /* a closed stdout or socket is an error code */
 
   uv_loop_init(&loop);
-  if ((rc = chat_client_init(&client, &loop, &opts)) < 0) {
+  if ((rc = chat_client_uv_init(&client, &loop, &opts)) < 0) {
     fprintf(stderr, "chat-client: %s\n", chat_strerror(rc));
     return 1;
   }
   sodium_memzero(&opts, sizeof(opts));
-  client.interactive = isatty(0) && isatty(1) && !client.opts.json &&
-                       !client.opts.listen_only && !client.opts.to;
-  client.color = isatty(1) && !client.opts.json && !getenv("NO_COLOR");
-  rc = chat_client_run(&client);
-  chat_client_free(&client);
+  client.c.interactive = isatty(0) && isatty(1) && !client.c.opts.json &&
+                         !client.c.opts.listen_only && !client.c.opts.to;
+  client.c.color = isatty(1) && !client.c.opts.json && !getenv("NO_COLOR");
+  rc = chat_client_uv_run(&client);
+  chat_client_uv_free(&client);
   if (uv_loop_close(&loop) != 0)
     CHAT_DEBUG("loop closed with handles open");
   return rc;

@@ -6,7 +6,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "client.h"
+#include "client_uv.h"
+#include "input.h"
+#include "output.h"
 
 #define C_RESET "\033[0m"
 #define C_DIM "\033[2m"
@@ -254,8 +256,9 @@ static void human(chat_client_t *c, const json_t *ev) {
 }
 
 void chat__out_print(void *ctx, const json_t *ev) {
-  chat_client_t *c = ctx;
-  chat__input_hide(c);
+  chat_client_uv_t *u = ctx;
+  chat_client_t *c = &u->c;
+  chat__input_hide();
   if (c->opts.json) {
     char *s = json_dumps(ev, JSON_COMPACT);
     if (s) {
@@ -268,33 +271,5 @@ void chat__out_print(void *ctx, const json_t *ev) {
   }
   /* Scripts read this through a pipe: every event goes out now. */
   fflush(stdout);
-  chat__input_show(c);
-}
-
-void chat__out_event(chat_client_t *c, json_t *ev) {
-  if (!ev)
-    return;
-  c->env->event(c->env_ctx, ev);
-  json_decref(ev);
-}
-
-void chat__out_info(chat_client_t *c, const char *fmt, ...) {
-  char buf[2048];
-  va_list ap;
-  if (c->opts.json)
-    return;
-  va_start(ap, fmt);
-  vsnprintf(buf, sizeof(buf), fmt, ap);
-  va_end(ap);
-  chat__out_event(c, json_pack("{s:s,s:s}", "event", "info", "text", buf));
-}
-
-void chat__out_error(chat_client_t *c, const char *code, const char *fmt, ...) {
-  char buf[512];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(buf, sizeof(buf), fmt, ap);
-  va_end(ap);
-  chat__out_event(c, json_pack("{s:s,s:s,s:s}", "event", "error", "code", code,
-                               "message", buf));
+  chat__input_show();
 }

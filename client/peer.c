@@ -98,7 +98,6 @@ static void accept_link(chat_peer_t *p) {
   p->state = P_OPEN;
   send_obj(p, json_pack("{s:s,s:s}", "type", "peer_welcome", "user",
                         c->opts.user));
-  chat__client_rearm(c);
 }
 
 void chat__peer_on_ticket(void *ctx, void *waiter, int accepted) {
@@ -130,7 +129,6 @@ static void on_hello(chat_peer_t *p, const chat_msg_t *m) {
     CHAT_INFO("hello from %s waits for the server's expect", p->name);
     p->state = P_WAIT_TICKET;
     c->env->peer_pause(c->env_ctx, p->io);
-    chat__client_rearm(c);
   } else {
     refuse(p, "ticket unknown, expired, used, or for another user");
   }
@@ -160,7 +158,6 @@ static void on_open_frame(chat_peer_t *p, const chat_msg_t *m) {
   default:
     break;
   }
-  chat__client_rearm(c);
 }
 
 void chat__peer_on_frame(chat_peer_t *p, const json_t *obj) {
@@ -186,7 +183,6 @@ void chat__peer_on_frame(chat_peer_t *p, const json_t *obj) {
     if (m.type == CHAT_T_PEER_WELCOME && strcmp(m.user, p->name) == 0) {
       p->state = P_OPEN;
       chat_outbox_link_up(c->ob, p->link, chat__client_now(c));
-      chat__client_rearm(c);
     } else {
       CHAT_INFO("direct link to %s refused (%s)", p->name,
                 m.type == CHAT_T_ERROR ? m.code : "no welcome");
@@ -220,10 +216,8 @@ void chat__peer_closed(chat_peer_t *p) {
   if (c->tickets)
     chat_tickets_forget(c->tickets, p);
   inbound_decided(p);
-  if (p->link && !c->handles_closed) {
+  if (p->link && !c->finished)
     chat_outbox_link_down(c->ob, p->link, chat__client_now(c));
-    chat__client_rearm(c);
-  }
   peer_free(p);
 }
 
@@ -277,7 +271,6 @@ void chat__peer_on_expect(chat_client_t *c, const char *from,
   if (!c->tickets)
     return;
   chat_tickets_expect(c->tickets, from, ticket, chat__client_now(c));
-  chat__client_rearm(c);
 }
 
 chat_peer_t *chat__peer_accepted(chat_client_t *c, void *link) {
@@ -304,4 +297,13 @@ void chat__peer_sweep(chat_client_t *c) {
       inbound_decided(p);
       close_link(p, 0);
     }
+}
+
+int64_t chat__peer_next_deadline(chat_client_t *c) {
+  int64_t t = -1;
+  for (chat_peer_t *p = c->peers; p; p = p->next)
+    if (p->state == P_AWAIT_HELLO &&
+        (t < 0 || (int64_t)(p->since + CHAT_CLIENT_HELLO_MS) < t))
+      t = (int64_t)(p->since + CHAT_CLIENT_HELLO_MS);
+  return t;
 }

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "chat_log.h"
-#include "client.h"
+#include "client_uv.h"
 
 /* One link's socket. p is NULL for a link peer.c refused at once. */
 typedef struct peer_conn {
@@ -40,12 +40,12 @@ static void on_close(chat_conn_t *conn, int status) {
 static const chat_conn_cbs_t peer_cbs = {on_frame, on_bad_frame, on_overflow,
                                          on_close};
 
-static peer_conn_t *conn_new(chat_client_t *c) {
+static peer_conn_t *conn_new(chat_client_uv_t *u) {
   peer_conn_t *w = calloc(1, sizeof(*w));
   if (!w)
     return NULL;
   w->conn.data = w;
-  if (chat_conn_init(c->io, &w->conn, &peer_cbs, NULL) < 0) {
+  if (chat_conn_init(u->io, &w->conn, &peer_cbs, NULL) < 0) {
     free(w);
     return NULL;
   }
@@ -108,48 +108,43 @@ void chat__peer_env_resume(void *ctx, void *link) {
 /* ---- listening ---------------------------------------------------------- */
 
 static void on_connection(uv_stream_t *server, int status) {
-  chat_client_t *c = server->data;
+  chat_client_uv_t *u = server->data;
   peer_conn_t *w;
 
-  if (status < 0 || c->stopping)
+  if (status < 0 || u->c.stopping)
     return;
-  if (!(w = conn_new(c)))
+  if (!(w = conn_new(u)))
     return;
   if (chat_conn_accept(&w->conn, server) < 0) {
     chat_conn_abort(&w->conn);
     return;
   }
-  if (!(w->p = chat__peer_accepted(c, w)))
+  if (!(w->p = chat__peer_accepted(&u->c, w)))
     chat_conn_abort(&w->conn);
 }
 
-static void on_peer_timer(uv_timer_t *t) { chat__peer_sweep(t->data); }
-
-int chat__peer_listen(chat_client_t *c) {
+int chat__peer_listen(chat_client_uv_t *u) {
+  chat_client_t *c = &u->c;
   struct sockaddr_storage ss;
   struct sockaddr_storage bound;
   int len = sizeof(bound), rc;
   char host[64];
   int port;
 
-  uv_timer_init(c->loop, &c->peer_timer);
-  c->peer_timer.data = c;
-  uv_timer_start(&c->peer_timer, on_peer_timer, 1000, 1000);
-  uv_unref((uv_handle_t *)&c->peer_timer);
-  uv_tcp_init(c->loop, &c->listener);
-  c->listener.data = c;
-  c->listening = 1;
+  uv_tcp_init(u->loop, &u->listener);
+  u->listener.data = u;
+  u->listening = 1;
   /* Dual-stack where IPv6 exists, plain IPv4 otherwise. */
   uv_ip6_addr("::", c->opts.p2p_port, (struct sockaddr_in6 *)&ss);
-  rc = uv_tcp_bind(&c->listener, (struct sockaddr *)&ss, 0);
+  rc = uv_tcp_bind(&u->listener, (struct sockaddr *)&ss, 0);
   if (rc == UV_EAFNOSUPPORT || rc == UV_EADDRNOTAVAIL) {
     uv_ip4_addr("0.0.0.0", c->opts.p2p_port, (struct sockaddr_in *)&ss);
-    rc = uv_tcp_bind(&c->listener, (struct sockaddr *)&ss, 0);
+    rc = uv_tcp_bind(&u->listener, (struct sockaddr *)&ss, 0);
   }
   if (rc == 0)
-    rc = uv_listen((uv_stream_t *)&c->listener, 128, on_connection);
+    rc = uv_listen((uv_stream_t *)&u->listener, 128, on_connection);
   if (rc == 0)
-    rc = uv_tcp_getsockname(&c->listener, (struct sockaddr *)&bound, &len);
+    rc = uv_tcp_getsockname(&u->listener, (struct sockaddr *)&bound, &len);
   if (rc == 0)
     rc = chat_addr_host((struct sockaddr *)&bound, host, sizeof(host), &port);
   if (rc < 0) {

@@ -53,7 +53,6 @@ void chat__session_connected(chat_client_t *c) {
   c->disconnect_reason[0] = '\0';
   c->net = CHAT_NET_WELCOME;
   c->heartbeat_ms = 30000;
-  chat__client_rearm(c);
 }
 
 static void send_login(chat_client_t *c) {
@@ -313,7 +312,7 @@ int chat__session_show_message(chat_client_t *c, const char *from,
   if (chat_dedup_check(c->dedup, from, msg_id) != 0)
     return 0; /* seen (or not valid): acked, never shown twice */
   if (chat_convs_received(&c->convs, group ? group : from, group != NULL))
-    chat__input_prompt_changed(c);
+    c->prompt_dirty = 1;
   ev = json_pack("{s:s}", "event", "message");
   if (!ev)
     return 0;
@@ -419,7 +418,6 @@ void chat__session_on_frame(chat_client_t *c, const json_t *obj) {
   default:
     on_event(c, &m);
   }
-  chat__client_rearm(c);
 }
 
 /* ---- the end ------------------------------------------------------------ */
@@ -453,7 +451,6 @@ int chat__session_closed(chat_client_t *c, int status) {
     chat__out_event(c, json_pack("{s:s,s:s}", "event", "disconnected",
                                  "reason", c->disconnect_reason));
   }
-  chat__client_rearm(c);
   return 1;
 }
 
