@@ -130,6 +130,32 @@ static void test_too_long(void **state) {
   assert_int_equal(cmd.text_len, CHAT_MAX_BODY);
 }
 
+static void test_query_history_reconnect(void **state) {
+  assert_int_equal(parse("/query bob"), 0);
+  assert_int_equal(cmd.kind, CHAT_CMD_QUERY);
+  assert_string_equal(cmd.name, "bob");
+  assert_false(cmd.is_group);
+  assert_int_equal(parse("/query #dev"), 0);
+  assert_string_equal(cmd.name, "dev");
+  assert_true(cmd.is_group);
+  assert_int_equal(parse("/query"), 0);
+  assert_null(cmd.name);
+  assert_int_equal(parse("/query Bob"), -EINVAL);
+  assert_int_equal(parse("/query bob carol"), -EINVAL);
+  assert_int_equal(parse("/history bob"), 0);
+  assert_int_equal(cmd.kind, CHAT_CMD_HISTORY);
+  assert_int_equal(cmd.count, 0);
+  assert_int_equal(parse("/history #dev 5"), 0);
+  assert_true(cmd.is_group);
+  assert_int_equal(cmd.count, 5);
+  assert_int_equal(parse("/history bob 0"), -EINVAL);
+  assert_int_equal(parse("/history bob many"), -EINVAL);
+  assert_int_equal(parse("/history"), -EINVAL);
+  assert_int_equal(parse("/reconnect"), 0);
+  assert_int_equal(cmd.kind, CHAT_CMD_RECONNECT);
+  assert_int_equal(parse("/reconnect now"), -EINVAL);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_msg),
@@ -139,6 +165,7 @@ int main(void) {
       cmocka_unit_test(test_groups),
       cmocka_unit_test(test_wait_quit_help_unknown),
       cmocka_unit_test(test_too_long),
+      cmocka_unit_test(test_query_history_reconnect),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
