@@ -9,6 +9,7 @@
 #include "client_uv.h"
 #include "input.h"
 #include "output.h"
+#include "stamp.h"
 
 #define C_RESET "\033[0m"
 #define C_DIM "\033[2m"
@@ -31,19 +32,11 @@ static long long num(const json_t *ev, const char *key) {
   return (long long)json_integer_value(json_object_get(ev, key));
 }
 
-/* "[12:34:56]" for local time now, or for ts (ms since the epoch), with
- * the date in front when ts is not from today: a message held since
- * yesterday must not look like today's. */
+/* "[12:34:56]" for local time now, or for ts (ms since the epoch). */
 static void stamp(char *buf, size_t len, long long ts_ms) {
   time_t now = time(NULL);
-  time_t t = ts_ms > 0 ? (time_t)(ts_ms / 1000) : now;
-  struct tm tm, today;
-  localtime_r(&t, &tm);
-  localtime_r(&now, &today);
-  if (tm.tm_year == today.tm_year && tm.tm_yday == today.tm_yday)
-    strftime(buf, len, "[%H:%M:%S]", &tm);
-  else
-    strftime(buf, len, "[%Y-%m-%d %H:%M:%S]", &tm);
+  chat_stamp_format(buf, len, ts_ms > 0 ? ts_ms : (long long)now * 1000,
+                    (long long)now * 1000);
 }
 
 static const char *short_id(const char *msg_id) {

@@ -88,11 +88,12 @@ static unsigned char el_complete(EditLine *el, int ch) {
   const char *w = li->cursor, *found = NULL;
   size_t n, matches = 0;
   chat_client_t *c = g_pr.c;
-  int hash = 0;
+  int hash = 0, spaced;
   (void)ch;
   while (w > li->buffer && w[-1] != ' ')
     w--;
-  if (w < li->cursor && *w == '#' && strncmp(li->buffer, "/query ", 7) == 0) {
+  if (w < li->cursor && *w == '#' && w - li->buffer >= 7 &&
+      strncmp(li->buffer, "/query ", 7) == 0) {
     w++; /* "/query #dev": the group after the # */
     hash = 1;
   }
@@ -124,8 +125,10 @@ static unsigned char el_complete(EditLine *el, int ch) {
   }
   if (matches != 1)
     return CC_REFRESH_BEEP;
+  /* Read before inserting; past lastchar the buffer holds stale text. */
+  spaced = li->cursor < li->lastchar && *li->cursor == ' ';
   el_insertstr(el, found + n);
-  if (*li->cursor != ' ')
+  if (!spaced)
     el_insertstr(el, " ");
   return CC_REFRESH;
 }

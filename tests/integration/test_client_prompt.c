@@ -3,7 +3,8 @@
  * empty prompt does; UTF-8 typed reaches the peer byte for byte; Ctrl-Z and
  * fg give the prompt back with the half-typed line; /query chooses where
  * plain lines go and the prompt shows it; a line wider than the terminal is
- * redrawn whole when a message arrives. Each test waits on what the screen
+ * redrawn whole when a message arrives; Tab completes the right kind of
+ * name. Each test waits on what the screen
  * or the peer shows, with a deadline. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -230,6 +231,41 @@ static void test_wide_line_redraw(void **state) {
               typed + strlen("/msg bob "), NULL);
 }
 
+/* Tab completes a contact where a user belongs and a group where a group
+ * belongs, each followed by a space. */
+static void test_tab_completion(void **state) {
+  fx_t *f = *state;
+  start_alice(f, 120);
+  th_tty_type(f->t, "/add bob");
+  th_tty_keys(f->t, "Enter", NULL);
+  th_cli_wait(f->bob, D, "contact_request", "from", "alice", NULL);
+  th_cli_cmd(f->bob, "/accept alice");
+  free(th_tty_wait(f->t, "bob is now a contact", D));
+  th_tty_type(f->t, "/group create devs");
+  th_tty_keys(f->t, "Enter", NULL);
+  free(th_tty_wait(f->t, "created #devs", D));
+  th_tty_type(f->t, "/msg b");
+  th_tty_keys(f->t, "Tab", NULL);
+  th_tty_type(f->t, "x");
+  th_tty_wait_last(f->t, "alice> /msg bob x", D);
+  th_tty_keys(f->t, "C-u", NULL);
+  th_tty_type(f->t, "/gmsg d");
+  th_tty_keys(f->t, "Tab", NULL);
+  th_tty_type(f->t, "x");
+  th_tty_wait_last(f->t, "alice> /gmsg devs x", D);
+  th_tty_keys(f->t, "C-u", NULL);
+  th_tty_type(f->t, "/group add d");
+  th_tty_keys(f->t, "Tab", NULL);
+  th_tty_type(f->t, "b");
+  th_tty_keys(f->t, "Tab", NULL);
+  th_tty_wait_last(f->t, "alice> /group add devs bob", D);
+  th_tty_keys(f->t, "C-u", NULL);
+  th_tty_type(f->t, "/query #d");
+  th_tty_keys(f->t, "Tab", "Enter", NULL);
+  th_tty_wait_last(f->t, "alice\xe2\x86\x92#devs>", D);
+  assert_running(f);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_empty_line_keeps_running, setup,
@@ -239,6 +275,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_query_routes_plain_lines, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_wide_line_redraw, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_tab_completion, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
