@@ -187,6 +187,10 @@ int main(int argc, char **argv) {
   client.c.interactive = isatty(0) && isatty(1) && !client.c.opts.json &&
                          !client.c.opts.listen_only && !client.c.opts.to;
   client.c.color = isatty(1) && !client.c.opts.json && !getenv("NO_COLOR");
+  /* On a terminal, an event and the prompt redrawn below it go out in one
+   * write (every output path flushes when it is done). */
+  if (client.c.interactive)
+    setvbuf(stdout, NULL, _IOFBF, 1 << 16);
   rc = chat_client_uv_run(&client);
   chat_client_uv_free(&client);
   if (uv_loop_close(&loop) != 0)

@@ -262,7 +262,7 @@ void chat__out_print(void *ctx, const json_t *ev) {
   } else {
     human(c, ev);
   }
+  chat__input_show();
   /* Scripts read this through a pipe: every event goes out now. */
   fflush(stdout);
-  chat__input_show();
 }

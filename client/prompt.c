@@ -351,8 +351,7 @@ void chat__input_hide(void) {
   if (!in->started || in->stopped || in->hidden)
     return;
   in->hidden = 1;
-  wipe_line(in);
-  fflush(stdout);
+  wipe_line(in); /* not flushed: see chat__input_show */
 }
 
 void chat__input_show(void) {
@@ -360,7 +359,9 @@ void chat__input_show(void) {
   if (!in->started || in->stopped || !in->hidden)
     return;
   in->hidden = 0;
-  fflush(stdout);
+  /* stdout is fully buffered on a terminal (main.c): the wipe, the event
+   * and the redrawn line leave in one write, so the screen never shows
+   * the line missing. */
   el_set(in->el, EL_REFRESH); /* prompt, half-typed line, cursor */
   fflush(stdout);
 }

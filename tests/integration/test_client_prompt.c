@@ -218,7 +218,15 @@ static void test_wide_line_redraw(void **state) {
   th_tty_type(f->t, typed);
   free(th_tty_wait(f->t, "END", D));
   th_cli_cmd(f->bob, "/msg alice interrupting");
-  screen = th_tty_wait(f->t, "<bob> interrupting", D);
+  /* The message shows first, the line is redrawn after it: wait for both
+   * (a screen caught in between has the line nowhere). */
+  for (long long end = th_now_ms() + D;; usleep(50 * 1000)) {
+    screen = th_tty_wait(f->t, "<bob> interrupting", D);
+    p = strstr(screen, "<bob> interrupting");
+    if (strstr(p, "END") || th_now_ms() >= end)
+      break;
+    free(screen);
+  }
   for (p = screen; (p = strstr(p, "/msg bob")) != NULL; p++)
     n++;
   if (n != 1 || strstr(screen, "<bob> interrupting") > strstr(screen, "END"))
