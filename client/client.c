@@ -16,6 +16,19 @@ uint64_t chat__client_now(chat_client_t *c) {
   return c->env->now(c->env_ctx);
 }
 
+int64_t chat__client_wall(chat_client_t *c) {
+  if (c->env->wall)
+    return c->env->wall(c->env_ctx);
+  return (int64_t)chat__client_now(c);
+}
+
+void chat__client_record(chat_client_t *c, const char *conv, int is_group,
+                         const char *from, const char *body, size_t len,
+                         int64_t ts) {
+  if (c->env->hist_add)
+    c->env->hist_add(c->env_ctx, conv, is_group, from, body, len, ts);
+}
+
 void chat__client_new_msg_id(char out[33]) {
   unsigned char bin[16];
   randombytes_buf(bin, sizeof(bin));
@@ -241,6 +254,5 @@ void chat_client_free(chat_client_t *c) {
   chat_roster_free(&c->roster);
   chat_reqs_free(&c->reqs);
   chat_convs_free(&c->convs);
-  chat__hist_close(c);
   sodium_memzero(c->opts.password, sizeof(c->opts.password));
 }

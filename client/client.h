@@ -1,11 +1,10 @@
 /* client.h -- chat-client's core: the session with the server
- * (session.c), direct links (peer.c), what the user typed (commands.c), the
- * lifecycle and the outbox's actions (client.c), and the history it keeps
- * (hist.c). The decisions live in socket-free modules: outbox, roster,
+ * (session.c), direct links (peer.c), what the user typed (commands.c), and
+ * the lifecycle and the outbox's actions (client.c). The decisions live in socket-free modules: outbox, roster,
  * dedup, tickets, requests, conv, cmd, backoff.
  *
  * The core holds no libuv handle and reads no clock: it reaches sockets,
- * stdin, stdout and time only through a chat_client_env_t. The real program
+ * stdin, stdout, files and time only through a chat_client_env_t. The real program
  * (client_uv.h: sockets, terminal, timers) and the tests and fuzz target
  * (their own env, a fake clock) drive it the same way, through its entry
  * points: chat__session_connected / _on_frame / _closed for the server
@@ -103,6 +102,17 @@ typedef struct chat_client_env {
   void (*event)(void *ctx, const json_t *ev); /* {"event":...}, borrowed */
   /* The first login succeeded: start reading commands. 0 or < 0 (exit 1). */
   int (*input_start)(void *ctx);
+  /* Optional (NULL: the monotonic clock stands in): ms since the epoch,
+   * the ts of messages sent. */
+  int64_t (*wall)(void *ctx);
+  /* Optional (NULL: nothing is kept): one message shown or sent in the
+   * conversation with conv (a user, or a group when is_group)... */
+  void (*hist_add)(void *ctx, const char *conv, int is_group,
+                   const char *from, const char *body, size_t body_len,
+                   int64_t ts);
+  /* ...and the last n of them, oldest first, as a new JSON array of
+   * {"ts","from","body"} (NULL: none). */
+  json_t *(*hist_read)(void *ctx, const char *conv, int is_group, int n);
 } chat_client_env_t;
 
 typedef struct chat_client {
@@ -148,8 +158,6 @@ typedef struct chat_client {
   int kicked;
   int exit_code;
   unsigned failed_sends;     /* messages the outbox gave up on */
-
-  void *hist;                /* hist.c's state; NULL: nothing is kept */
 } chat_client_t;
 
 /* client.c */
@@ -165,6 +173,12 @@ int64_t chat_client_next_deadline(chat_client_t *c);
 /* After every event: ends a drain that is complete. */
 void chat_client_settle(chat_client_t *c);
 uint64_t chat__client_now(chat_client_t *c);
+/* The env's wall clock (ms since the epoch). */
+int64_t chat__client_wall(chat_client_t *c);
+/* A message for the env's history (env->hist_add), if it keeps one. */
+void chat__client_record(chat_client_t *c, const char *conv, int is_group,
+                         const char *from, const char *body, size_t len,
+                         int64_t ts);
 /* Runs every deadline due at now (and settles). */
 void chat__client_tick(chat_client_t *c);
 /* End of input or /quit (drain = wait for the outbox first). */
@@ -236,24 +250,6 @@ void chat__peer_on_expect(chat_client_t *c, const char *from,
                           const char *ticket);
 void chat__peer_close_all(chat_client_t *c);
 void chat__peer_on_ticket(void *ctx, void *waiter, int accepted);
-
-/* hist.c: input history and conversation logs kept across restarts in the
- * user's state directory (docs/client-history.md). Nothing happens when
- * c->hist is NULL (the core alone, or no usable directory). */
-int chat__hist_open(chat_client_t *c);
-void chat__hist_close(chat_client_t *c);
-/* One message shown or sent, in conversation conv (a user or a group). */
-void chat__hist_message(chat_client_t *c, const char *conv, int is_group,
-                        const char *from, const char *body, size_t body_len,
-                        int64_t ts);
-/* The last n messages of conv, oldest first, as a new JSON array of
- * {"from","body","ts"}; an empty array when there are none. */
-json_t *chat__hist_read(chat_client_t *c, const char *conv, int is_group,
-                        int n);
-/* A line typed at the prompt, and the earlier ones into libedit's history
- * (a History *). */
-void chat__hist_input_add(chat_client_t *c, const char *line);
-void chat__hist_input_load(chat_client_t *c, void *history);
 
 /* commands.c: one line the user typed. */
 void chat__cmd_run(chat_client_t *c, char *line);

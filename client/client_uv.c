@@ -18,11 +18,33 @@ static uint64_t env_now(void *ctx) { return chat__uv_now(ctx); }
 
 static int env_input_start(void *ctx) { return chat__input_start(ctx); }
 
+static int64_t env_wall(void *ctx) {
+  uv_timeval64_t tv;
+  (void)ctx;
+  if (uv_gettimeofday(&tv) < 0)
+    return 0;
+  return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+static void env_hist_add(void *ctx, const char *conv, int is_group,
+                         const char *from, const char *body, size_t body_len,
+                         int64_t ts) {
+  chat_client_uv_t *u = ctx;
+  chat_hist_message(u->hist, conv, is_group, from, body, body_len, ts);
+}
+
+static json_t *env_hist_read(void *ctx, const char *conv, int is_group,
+                             int n) {
+  chat_client_uv_t *u = ctx;
+  return chat_hist_read(u->hist, conv, is_group, n);
+}
+
 static const chat_client_env_t uv_env = {
     env_now,              chat__net_env_send,    chat__net_env_abort,
     chat__peer_env_dial,  chat__peer_env_send,   chat__peer_env_close,
     chat__peer_env_pause, chat__peer_env_resume, chat__out_print,
-    env_input_start};
+    env_input_start,      env_wall,              env_hist_add,
+    env_hist_read};
 
 static void close_handle(uv_handle_t *h) {
   if (h->loop && !uv_is_closing(h))
@@ -94,7 +116,7 @@ int chat_client_uv_init(chat_client_uv_t *u, uv_loop_t *loop,
   u->loop = loop;
   if ((rc = chat_client_init_core(&u->c, loop, opts, &uv_env, u)) < 0)
     return rc;
-  chat__hist_open(&u->c); /* without it nothing is kept; not fatal */
+  chat_hist_open(opts->user, &u->hist); /* none: nothing kept, not fatal */
   uv_prepare_init(loop, &u->settle);
   uv_timer_init(loop, &u->wake);
   uv_timer_init(loop, &u->reconnect_timer);
@@ -127,4 +149,7 @@ int chat_client_uv_run(chat_client_uv_t *u) {
   return u->c.exit_code;
 }
 
-void chat_client_uv_free(chat_client_uv_t *u) { chat_client_free(&u->c); }
+void chat_client_uv_free(chat_client_uv_t *u) {
+  chat_client_free(&u->c);
+  chat_hist_close(u->hist);
+}

@@ -14,6 +14,7 @@
 
 #include "chat_conn.h"
 #include "client.h"
+#include "hist.h"
 
 typedef struct chat_client_uv {
   chat_client_t c;             /* the core; the env's ctx is this struct */
@@ -23,6 +24,7 @@ typedef struct chat_client_uv {
   uv_timer_t wake;             /* the core's next deadline */
   uv_signal_t sigint, sigterm;
   int handles_closed;
+  chat_hist_t *hist;           /* NULL: nothing is kept */
 
   /* the server connection (net.c) */
   chat_conn_t *srv;            /* NULL when there is none */

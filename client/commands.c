@@ -13,13 +13,6 @@
 
 #define HISTORY_DEFAULT 20
 
-static int64_t wall_ms(void) {
-  uv_timeval64_t tv;
-  if (uv_gettimeofday(&tv) < 0)
-    return 0;
-  return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
-
 /* An error that answers a command: the command's name rides along so that
  * a script knows which line failed. */
 static void cmd_error(chat_client_t *c, const char *command, const char *code,
@@ -40,7 +33,7 @@ void chat__cmd_send(chat_client_t *c, const char *to, const char *group,
   const char *command = group ? "gmsg" : "msg";
   char msg_id[33];
   int rc;
-  int64_t ts = wall_ms();
+  int64_t ts = chat__client_wall(c);
   json_t *probe = json_stringn(text, len); /* jansson checks the UTF-8 */
 
   if (!probe) {
@@ -63,8 +56,8 @@ void chat__cmd_send(chat_client_t *c, const char *to, const char *group,
     cmd_error(c, command, "bad_command", "cannot send: %s", chat_strerror(rc));
     return;
   }
-  chat__hist_message(c, to ? to : group, group != NULL, c->opts.user, text,
-                     len, ts);
+  chat__client_record(c, to ? to : group, group != NULL, c->opts.user, text,
+                      len, ts);
   if (c->net != CHAT_NET_READY) /* it waits in the outbox: say so */
     chat__out_event(c, json_pack("{s:s,s:s,s:s}", "event", "queued",
                                  group ? "group" : "to", to ? to : group,
@@ -146,7 +139,9 @@ static void query(chat_client_t *c, const chat_cmd_t *cmd) {
 
 static void history(chat_client_t *c, const chat_cmd_t *cmd) {
   int n = cmd->count > 0 ? cmd->count : HISTORY_DEFAULT;
-  json_t *msgs = chat__hist_read(c, cmd->name, cmd->is_group, n);
+  json_t *msgs = c->env->hist_read
+                     ? c->env->hist_read(c->env_ctx, cmd->name, cmd->is_group, n)
+                     : NULL;
   chat__out_event(c, json_pack("{s:s,s:s,s:o}", "event", "history",
                                cmd->is_group ? "group" : "user", cmd->name,
                                "messages", msgs ? msgs : json_array()));

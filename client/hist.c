@@ -6,7 +6,8 @@
  * last HIST_KEEP messages, the input history its last HIST_INPUT_KEEP lines.
  *
  * Keeping history is a convenience: when the directory cannot be used, the
- * client says so once on stderr and runs without it. */
+ * client says so once on stderr and runs without it. Part of the real
+ * client (client_uv.c's env, prompt.c): the core only asks its env. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -17,8 +18,8 @@
 
 #include <histedit.h>
 
-#include "chat_log.h"
-#include "client.h"
+#include "chat_protocol.h"
+#include "hist.h"
 
 #define HIST_KEEP 1000        /* messages per conversation */
 #define HIST_INPUT_KEEP 1000  /* typed lines */
@@ -32,11 +33,13 @@ typedef struct hist_count {
   size_t lines;
 } hist_count_t;
 
-typedef struct hist {
+struct chat_hist {
   char dir[HIST_PATH_MAX];
   hist_count_t *counts;
   size_t ncounts;
-} hist_t;
+};
+
+typedef chat_hist_t hist_t;
 
 static int mkdir_private(const char *path) {
   if (mkdir(path, 0700) == 0 || errno == EEXIST)
@@ -59,20 +62,21 @@ static int make_dirs(char *path) {
   return mkdir_private(path);
 }
 
-int chat__hist_open(chat_client_t *c) {
+int chat_hist_open(const char *user, chat_hist_t **out) {
   const char *xdg = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
   hist_t *h = calloc(1, sizeof(*h));
   char conv[HIST_PATH_MAX + 8];
   int rc, n;
 
+  *out = NULL;
   if (!h)
     return -ENOMEM;
   if (xdg && xdg[0] == '/')
     n = snprintf(h->dir, sizeof(h->dir), "%s/chat-client/%s", xdg,
-                 c->opts.user);
+                 user);
   else if (home && home[0])
     n = snprintf(h->dir, sizeof(h->dir), "%s/.local/state/chat-client/%s",
-                 home, c->opts.user);
+                 home, user);
   else
     n = -1;
   if (n < 0 || (size_t)n >= sizeof(h->dir)) {
@@ -86,17 +90,15 @@ int chat__hist_open(chat_client_t *c) {
     free(h);
     return rc;
   }
-  c->hist = h;
+  *out = h;
   return 0;
 }
 
-void chat__hist_close(chat_client_t *c) {
-  hist_t *h = c->hist;
+void chat_hist_close(chat_hist_t *h) {
   if (!h)
     return;
   free(h->counts);
   free(h);
-  c->hist = NULL;
 }
 
 /* "u-bob.jsonl" or "g-dev.jsonl": names are [a-z0-9_.-], so a prefix is
@@ -216,10 +218,9 @@ static hist_count_t *count_of(hist_t *h, const char *file, const char *path) {
   return v;
 }
 
-void chat__hist_message(chat_client_t *c, const char *conv, int is_group,
-                        const char *from, const char *body, size_t body_len,
-                        int64_t ts) {
-  hist_t *h = c->hist;
+void chat_hist_message(chat_hist_t *h, const char *conv, int is_group,
+                       const char *from, const char *body, size_t body_len,
+                       int64_t ts) {
   char file[CHAT_MAX_NAME + 16], path[HIST_PATH_MAX + 64], *line;
   hist_count_t *cnt;
   json_t *e;
@@ -244,9 +245,8 @@ void chat__hist_message(chat_client_t *c, const char *conv, int is_group,
   free(line);
 }
 
-json_t *chat__hist_read(chat_client_t *c, const char *conv, int is_group,
-                        int n) {
-  hist_t *h = c->hist;
+json_t *chat_hist_read(chat_hist_t *h, const char *conv, int is_group,
+                       int n) {
   char file[CHAT_MAX_NAME + 16], path[HIST_PATH_MAX + 64];
   json_t *out = json_array();
   size_t got, total;
@@ -267,8 +267,7 @@ json_t *chat__hist_read(chat_client_t *c, const char *conv, int is_group,
   return out;
 }
 
-void chat__hist_input_add(chat_client_t *c, const char *line) {
-  hist_t *h = c->hist;
+void chat_hist_input_add(chat_hist_t *h, const char *line) {
   char path[HIST_PATH_MAX + 16];
   FILE *f;
   if (!h || !*line || strchr(line, '\n'))
@@ -280,9 +279,7 @@ void chat__hist_input_add(chat_client_t *c, const char *line) {
   }
 }
 
-void chat__hist_input_load(chat_client_t *c, void *history_) {
-  History *hist = history_;
-  hist_t *h = c->hist;
+void chat_hist_input_load(chat_hist_t *h, History *hist) {
   char path[HIST_PATH_MAX + 16];
   size_t n, total;
   char **v;

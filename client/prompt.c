@@ -213,7 +213,7 @@ static void on_poll(uv_poll_t *p, int status, int events) {
     return;
   if (*line) {
     history(in->hist, &ev, H_ENTER, line);
-    chat__hist_input_add(in->c, line);
+    chat_hist_input_add(in->u->hist, line);
   }
   chat__cmd_run(in->c, line);
   in->c->wait_ms = 0;
@@ -308,7 +308,7 @@ int chat__prompt_start(chat_client_uv_t *u) {
   if (!in->el || !in->hist)
     return -ENOMEM;
   history(in->hist, &ev, H_SETSIZE, 1000);
-  chat__hist_input_load(c, in->hist);
+  chat_hist_input_load(u->hist, in->hist);
   el_set(in->el, EL_HIST, history, in->hist);
   el_set(in->el, EL_PROMPT, el_prompt);
   el_set(in->el, EL_EDITOR, "emacs");

@@ -324,8 +324,8 @@ int chat__session_show_message(chat_client_t *c, const char *from,
   json_object_set_new(ev, "ts", json_integer(ts));
   json_object_set_new(ev, "via", json_string(via));
   json_object_set_new(ev, "offline", json_boolean(offline));
-  chat__hist_message(c, group ? group : from, group != NULL, from, body,
-                     body_len, ts);
+  chat__client_record(c, group ? group : from, group != NULL, from, body,
+                      body_len, ts);
   chat__out_event(c, ev);
   return 1;
 }

@@ -69,7 +69,8 @@ static int env_input_start(void *ctx) { return 0; }
 static const chat_client_env_t env = {
     env_now,       env_server_send, env_server_abort, env_peer_dial,
     env_peer_send, env_peer_close,  env_peer_pause,   env_peer_resume,
-    env_event,     env_input_start};
+    env_event,     env_input_start, NULL,             NULL,
+    NULL};
 
 static void server_says(fx_t *f, const char *fmt, ...) {
   va_list ap;
