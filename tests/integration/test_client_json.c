@@ -2,8 +2,9 @@
  * command answers an ok event naming it, every error names the command it
  * answers, messages typed while offline are queued and then sent, sends
  * still unconfirmed at the end of input exit 3, --listen-only and one-shot
- * --to/--message, history kept across restarts, and a frame longer than
- * max_frame from the server skipped without dropping the connection. */
+ * --to/--message, history kept across restarts, a frame longer than
+ * max_frame from the server skipped without dropping the connection, and a
+ * server that never answers given up after the connect timeout. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -355,6 +356,27 @@ static void test_frame_too_large_skipped(void **state) {
   th_cli_free(a);
 }
 
+/* A server that accepts and says nothing: the client gives up after the
+ * connect timeout (5 s), not 3 heartbeats (90 s), and says why. */
+static void test_silent_server_times_out(void **state) {
+  fake_t f;
+  int port = fake_listen(&f), status;
+  th_cli_t *a = th_cli_start(port, "alice", NULL);
+  long long t0 = th_now_ms();
+  (void)state;
+  assert_true(readable(f.lfd, D));
+  f.fd = accept(f.lfd, NULL, NULL);
+  assert_true(f.fd >= 0);
+  assert_int_equal(th_proc_wait(th_cli_proc(a), 2 * D, &status), 0);
+  assert_int_equal(th_proc_exit_code(th_cli_proc(a)), 1);
+  assert_true(th_now_ms() - t0 >= 4000);
+  assert_non_null(strstr(th_proc_output(th_cli_proc(a), TH_STDERR),
+                         "no welcome from the server"));
+  close(f.fd);
+  close(f.lfd);
+  th_cli_free(a);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_ok_events, th_fixture_server_up,
@@ -372,6 +394,7 @@ int main(void) {
                                       th_fixture_server_up,
                                       th_fixture_server_down),
       cmocka_unit_test(test_frame_too_large_skipped),
+      cmocka_unit_test(test_silent_server_times_out),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
