@@ -1,18 +1,21 @@
 /* client.h -- chat-client's core: the session with the server
  * (session.c), direct links (peer.c), what the user typed (commands.c), and
- * the lifecycle and the outbox's actions (client.c). The decisions live in socket-free modules: outbox, roster,
- * dedup, tickets, requests, conv, cmd, backoff.
+ * the lifecycle and the outbox's actions (client.c). The decisions live in
+ * socket-free modules: outbox, roster, dedup, tickets, requests, conv, cmd,
+ * backoff.
  *
- * The core holds no libuv handle and reads no clock: it reaches sockets,
- * stdin, stdout, files and time only through a chat_client_env_t. The real program
- * (client_uv.h: sockets, terminal, timers) and the tests and fuzz target
- * (their own env, a fake clock) drive it the same way, through its entry
- * points: chat__session_connected / _on_frame / _closed for the server
- * connection, chat__peer_accepted / _on_frame / _closed for links,
- * chat__cmd_run for typed lines, and chat__client_tick when time has passed
- * (at chat_client_next_deadline). After each of them the driver calls
- * chat_client_settle, the one place where the consequences of an event are
- * taken up (a drain that is complete ends the client).
+ * The core holds no libuv handle, reads no clock and opens no file: it
+ * reaches sockets, stdin, stdout, history and time only through a
+ * chat_client_env_t. The real program (client_uv.h: sockets, terminal,
+ * timers) and the tests and fuzz target (their own env, a fake clock) drive
+ * it the same way, through its entry points: chat__session_connected /
+ * _on_frame / _closed for the server connection, chat__peer_accepted /
+ * _on_frame / _closed for links, chat__cmd_run for typed lines, and
+ * chat__client_tick when time has passed (at chat_client_next_deadline).
+ * After them a driver calls chat_client_settle, the one place where the
+ * consequences of events are taken up (a drain that is complete ends the
+ * client), and reads what the core asks of it (prompt_dirty, wait_ms,
+ * reconnect_asked, finished).
  */
 #ifndef CHAT_CLIENT_H
 #define CHAT_CLIENT_H
@@ -22,7 +25,6 @@
 #include <uv.h> /* uv_loop_t in chat_client_init_core's signature only */
 
 #include "chat_addr.h"
-#include "chat_conn.h"
 #include "chat_protocol.h"
 #include "conv.h"
 #include "dedup.h"
@@ -80,7 +82,7 @@ typedef struct chat_peer chat_peer_t; /* peer.c */
  * reports the end later (chat__session_closed / chat__peer_closed), never
  * from inside the call, which may come from deep inside the core. */
 typedef struct chat_client_env {
-  uint64_t (*now)(void *ctx); /* monotonic ms: the core's only clock */
+  uint64_t (*now)(void *ctx); /* monotonic ms: deadlines */
   /* One frame to the server (borrowed). 0 or a negative error. Only called
    * between chat__session_connected and chat__session_closed. */
   int (*server_send)(void *ctx, const json_t *obj);
