@@ -21,11 +21,19 @@ static void cmd_error(chat_client_t *c, const char *command, const char *code,
                       const char *fmt, ...) {
   char buf[512];
   va_list ap;
+  json_t *msg;
   va_start(ap, fmt);
   vsnprintf(buf, sizeof(buf), fmt, ap);
   va_end(ap);
-  chat__out_event(c, json_pack("{s:s,s:s,s:s,s:s?}", "event", "error", "code",
-                               code, "message", buf, "command", command));
+  /* The message may quote what was typed, which need not be UTF-8. */
+  if (!(msg = json_string(buf))) {
+    for (char *p = buf; *p; p++)
+      if ((unsigned char)*p >= 0x80)
+        *p = '?';
+    msg = json_string(buf);
+  }
+  chat__out_event(c, json_pack("{s:s,s:s,s:o,s:s}", "event", "error", "code",
+                               code, "message", msg, "command", command));
 }
 
 void chat__cmd_send(chat_client_t *c, const char *to, const char *group,
@@ -147,23 +155,27 @@ static void history(chat_client_t *c, const chat_cmd_t *cmd) {
                                "messages", msgs ? msgs : json_array()));
 }
 
-static const char *cmd_name(const char *line) {
-  static char verb[24];
+/* The command a line names, for its error event: "msg" for a plain line,
+ * else the word after '/', cut at the first byte that cannot be in a
+ * command's name (so that it is always valid UTF-8). */
+static void cmd_name(const char *line, char *verb, size_t len) {
   size_t n = 0;
-  if (line[0] != '/')
-    return "msg";
+  if (line[0] != '/') {
+    snprintf(verb, len, "msg");
+    return;
+  }
   line++;
-  while (n + 1 < sizeof(verb) && line[n] && line[n] != ' ' && line[n] != '\t')
+  while (n + 1 < len && ((line[n] >= 'a' && line[n] <= 'z') ||
+                         (line[n] >= '0' && line[n] <= '9') || line[n] == '_'))
     verb[n] = line[n], n++;
   verb[n] = '\0';
-  return verb;
 }
 
 void chat__cmd_run(chat_client_t *c, char *line) {
   chat_cmd_t cmd;
   char err[200], verb[24];
 
-  snprintf(verb, sizeof(verb), "%s", cmd_name(line));
+  cmd_name(line, verb, sizeof(verb));
   if (chat_cmd_parse(line, &cmd, err, sizeof(err)) < 0) {
     cmd_error(c, verb, "bad_command", "%s", err);
     return;

@@ -89,6 +89,9 @@ static void test_errors_name_their_command(void **state) {
               "nobody", NULL);
   th_cli_cmd(a, "/frob");
   th_cli_wait(a, D, "error", "code", "bad_command", "command", "frob", NULL);
+  /* A command name that is not UTF-8 still gets its error (cut there). */
+  th_cli_cmd(a, "/fr\xffob");
+  th_cli_wait(a, D, "error", "code", "bad_command", "command", "fr", NULL);
   th_cli_cmd(a, "/group members nogroup");
   th_cli_wait(a, D, "error", "command", "group_members", "group", "nogroup",
               NULL);
