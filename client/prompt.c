@@ -28,6 +28,7 @@ typedef struct prompt {
   int tty_gone;          /* tty_getc saw the terminal end */
   uv_poll_t poll;
   uv_signal_t tstp;      /* Ctrl-Z */
+  uv_signal_t winch;     /* the terminal was resized */
   char prompt[2 * CHAT_MAX_NAME + 40];
   EditLine *el;
   History *hist;
@@ -265,6 +266,16 @@ static void wipe_line(prompt_t *in) {
  * and when the shell continues us ("fg") it is ours again with the prompt
  * and the half-typed line redrawn. (libedit's own signal handling is off:
  * SIGINT and SIGTERM are the loop's.) */
+/* libedit's signal handling is off, so it learns a new width here and
+ * uses it from the next key on. (Redrawing now would start wherever the
+ * terminal's reflow left the cursor.) */
+static void on_winch(uv_signal_t *h, int signum) {
+  prompt_t *in = h->data;
+  (void)signum;
+  if (!in->stopped)
+    el_resize(in->el);
+}
+
 static void on_tstp(uv_signal_t *h, int signum) {
   prompt_t *in = h->data;
   (void)signum;
@@ -330,6 +341,9 @@ int chat__prompt_start(chat_client_uv_t *u) {
   uv_signal_init(u->loop, &in->tstp);
   in->tstp.data = in;
   uv_signal_start(&in->tstp, on_tstp, SIGTSTP);
+  uv_signal_init(u->loop, &in->winch);
+  in->winch.data = in;
+  uv_signal_start(&in->winch, on_winch, SIGWINCH);
   return 0;
 }
 
@@ -373,6 +387,7 @@ void chat__prompt_stop(void) {
   in->stopped = 1;
   uv_close((uv_handle_t *)&in->poll, NULL);
   uv_close((uv_handle_t *)&in->tstp, NULL);
+  uv_close((uv_handle_t *)&in->winch, NULL);
   wipe_line(in);
   el_end(in->el); /* gives the terminal back */
   history_end(in->hist);
