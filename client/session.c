@@ -311,8 +311,9 @@ int chat__session_show_message(chat_client_t *c, const char *from,
   json_t *ev;
   if (chat_dedup_check(c->dedup, from, msg_id) != 0)
     return 0; /* seen (or not valid): acked, never shown twice */
-  if (chat_convs_received(&c->convs, group ? group : from, group != NULL))
-    c->prompt_dirty = 1;
+  /* It may start the conversation or add to the unread count. */
+  chat_convs_received(&c->convs, group ? group : from, group != NULL);
+  c->prompt_dirty = 1;
   ev = json_pack("{s:s}", "event", "message");
   if (!ev)
     return 0;

@@ -50,8 +50,10 @@ const char *th_proc_wait_line(th_proc_t *p, th_stream_t s, const char *needle,
  * terminated, owned by p; for failure messages. */
 const char *th_proc_output(th_proc_t *p, th_stream_t s);
 int th_proc_signal(th_proc_t *p, int sig);
-/* Waits for the child to end. Returns 0 and sets *status (waitpid's) when it
- * did, -ETIMEDOUT otherwise. Safe to call again after it ended. */
+/* Waits for the child to end, and then (within the same deadline) for its
+ * output pipes to be read to their end, so th_proc_output() has everything
+ * it wrote. Returns 0 and sets *status (waitpid's) when it ended,
+ * -ETIMEDOUT otherwise. Safe to call again after it ended. */
 int th_proc_wait(th_proc_t *p, int timeout_ms, int *status);
 /* Exit code when it exited, 128 + signal when killed, -1 while running. */
 int th_proc_exit_code(const th_proc_t *p);

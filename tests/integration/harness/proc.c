@@ -428,6 +428,22 @@ int th_proc_wait(th_proc_t *p, int timeout_ms, int *status) {
     struct timespec ts = {0, 2 * 1000000};
     nanosleep(&ts, NULL);
   }
+  /* What it wrote before it exited may still be in the pipes: wait until
+   * the reader thread has seen both end (within the deadline; a process it
+   * left behind holding them only costs the wait), so that
+   * th_proc_output() after th_proc_wait() has all of it. */
+  pthread_mutex_lock(&mu);
+  while ((p->out.fd >= 0 || p->err.fd >= 0) && th_now_ms() < deadline) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += 10 * 1000000;
+    if (ts.tv_nsec >= 1000000000) {
+      ts.tv_sec++;
+      ts.tv_nsec -= 1000000000;
+    }
+    pthread_cond_timedwait(&cv, &mu, &ts);
+  }
+  pthread_mutex_unlock(&mu);
   if (status)
     *status = p->status;
   return 0;
