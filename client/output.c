@@ -184,6 +184,11 @@ static void human(chat_client_t *c, const json_t *ev) {
     fprintf(f, "%s-> %s [%s] %s%s\n", col(c, C_GREEN), str(ev, "to"),
             short_id(str(ev, "msg_id")), str(ev, "state"), col(c, C_RESET));
   } else if (strcmp(e, "ready") == 0) {
+    static int again; /* one process, one user: after a reconnect */
+    if (again++) {
+      fprintf(f, "%slogged in again%s\n", col(c, C_GREEN), col(c, C_RESET));
+      return;
+    }
     fprintf(f, "logged in as %s%s%s", col(c, C_BOLD), str(ev, "user"),
             col(c, C_RESET));
     if (num(ev, "p2p_port"))
