@@ -86,9 +86,15 @@ int64_t chat_client_next_deadline(chat_client_t *c) {
   return earliest(t, c->stop_at);
 }
 
+/* The exit code once everything sent is confirmed: a one-shot --message
+ * that was refused is a failure; in a script the error event says it. */
+static int drained_code(const chat_client_t *c) {
+  return c->opts.to && c->failed_sends ? 1 : 0;
+}
+
 void chat_client_settle(chat_client_t *c) {
   if (c->input_done && !c->stopping && chat_outbox_pending(c->ob) == 0)
-    chat__client_stop(c, c->opts.to && c->failed_sends ? 1 : 0);
+    chat__client_stop(c, drained_code(c));
 }
 
 /* The drain after end of input, or the logout, took too long. */
@@ -241,7 +247,7 @@ void chat__client_finish(chat_client_t *c, int drain) {
     return;
   c->input_done = 1;
   if (!drain || chat_outbox_pending(c->ob) == 0) {
-    chat__client_stop(c, 0);
+    chat__client_stop(c, drained_code(c));
     return;
   }
   c->stop_at = (int64_t)chat__client_now(c) + CHAT_CLIENT_DRAIN_MS;

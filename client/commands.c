@@ -46,11 +46,13 @@ void chat__cmd_send(chat_client_t *c, const char *to, const char *group,
 
   if (!probe) {
     cmd_error(c, command, "bad_command", "the message is not valid UTF-8");
+    c->failed_sends++;
     return;
   }
   json_decref(probe);
   if (to && strcmp(to, c->opts.user) == 0) {
     cmd_error(c, command, "bad_command", "you cannot message yourself");
+    c->failed_sends++;
     return;
   }
   chat__client_new_msg_id(msg_id);
@@ -58,10 +60,12 @@ void chat__cmd_send(chat_client_t *c, const char *to, const char *group,
                           (int64_t)chat__client_now(c));
   if (rc == -ENOBUFS) {
     cmd_error(c, command, "outbox_full", "too many messages waiting; try later");
+    c->failed_sends++;
     return;
   }
   if (rc < 0) {
     cmd_error(c, command, "bad_command", "cannot send: %s", chat_strerror(rc));
+    c->failed_sends++;
     return;
   }
   chat__client_record(c, to ? to : group, group != NULL, c->opts.user, text,

@@ -188,6 +188,15 @@ static void test_one_shot(void **state) {
   th_cli_wait(x, D, "error", "code", "no_such_user", "to", "nobody", NULL);
   assert_int_equal(th_proc_wait(th_cli_proc(x), D, &status), 0);
   assert_int_equal(th_proc_exit_code(th_cli_proc(x)), 1);
+  th_cli_free(x);
+  /* Refused before it is sent (to oneself): also 1. */
+  {
+    const char *const self[] = {"--to", "alice", "--message", "me", NULL};
+    x = th_cli_start(port, "alice", self);
+    th_cli_wait(x, D, "error", "code", "bad_command", "command", "msg", NULL);
+    assert_int_equal(th_proc_wait(th_cli_proc(x), D, &status), 0);
+    assert_int_equal(th_proc_exit_code(th_cli_proc(x)), 1);
+  }
   assert_int_equal(th_cli_finish(b, D), 0);
   th_cli_free(a);
   th_cli_free(x);
