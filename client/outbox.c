@@ -11,7 +11,11 @@ typedef enum msg_state {
   M_WAIT_LINK,   /* waits for link `link` to come up */
   M_DIRECT_SENT, /* sent on link `link`; ack due by deadline */
   M_RELAY_WAIT,  /* to be relayed when the server is up (and deadline passed) */
-  M_RELAY_SENT   /* send issued; the server's reply is due */
+  M_RELAY_SENT,  /* send issued; the server's reply is due */
+  /* Relayed (sent shown to the user), kept until its receipt: a server
+   * that dies before the recipient acks may not have it on disk. */
+  M_RECEIPT,     /* waits for the receipt */
+  M_RESENT       /* sent again after a reconnect; the reply is not shown */
 } msg_state_t;
 
 typedef struct ob_msg {
@@ -49,6 +53,7 @@ struct chat_outbox {
   void *ctx;
   ob_msg_t *msgs, *msgs_tail; /* in the order typed */
   size_t n_msgs;
+  size_t n_receipt;           /* of them in M_RECEIPT or M_RESENT */
   ob_link_t *links;
   size_t n_links;
   uint64_t next_link;
@@ -64,7 +69,13 @@ static ob_msg_t *msg_find(const chat_outbox_t *ob, const char *msg_id) {
   return NULL;
 }
 
+static int after_sent(const ob_msg_t *m) {
+  return m->state == M_RECEIPT || m->state == M_RESENT;
+}
+
 static void msg_free(chat_outbox_t *ob, ob_msg_t *m) {
+  if (after_sent(m))
+    ob->n_receipt--;
   if (m->prev)
     m->prev->next = m->next;
   else
@@ -275,6 +286,14 @@ int chat_outbox_submit(chat_outbox_t *ob, const char *to, const char *group,
     return -EINVAL;
   if (msg_find(ob, msg_id))
     return -EEXIST;
+  /* Full: the oldest kept only for its receipt makes room (it was
+   * relayed; only a server crash in its first second could lose it). */
+  if (ob->n_msgs >= CHAT_OB_MAX_MESSAGES && ob->n_receipt > 0)
+    for (ob_msg_t *old = ob->msgs; old; old = old->next)
+      if (after_sent(old)) {
+        msg_free(ob, old);
+        break;
+      }
   if (ob->n_msgs >= CHAT_OB_MAX_MESSAGES)
     return -ENOBUFS;
   m = calloc(1, sizeof(*m));
@@ -303,10 +322,16 @@ int chat_outbox_submit(chat_outbox_t *ob, const char *to, const char *group,
 void chat_outbox_server_up(chat_outbox_t *ob, int64_t now) {
   ob->server_up = 1;
   for (ob_msg_t *m = ob->msgs; m; m = m->next) {
-    if (m->state == M_NEW)
+    if (m->state == M_NEW) {
       route(ob, m, now);
-    else if (m->state == M_RELAY_WAIT)
+    } else if (m->state == M_RELAY_WAIT) {
       relay(ob, m, NULL);
+    } else if (m->state == M_RECEIPT || m->state == M_RESENT) {
+      /* The same msg_id again: a server that still holds it answers with
+       * its status, one that lost it takes it anew. */
+      m->state = M_RESENT;
+      emit_simple(ob, CHAT_OB_RELAY_SEND, m, NULL);
+    }
   }
 }
 
@@ -373,6 +398,15 @@ void chat_outbox_relay_ok(chat_outbox_t *ob, const char *msg_id,
                           int64_t now) {
   chat_ob_action_t a;
   ob_msg_t *m = msg_id ? msg_find(ob, msg_id) : NULL;
+  int relayed_1to1 = m && !m->group[0] && status &&
+                     strcmp(status, "relayed") == 0;
+  if (m && m->state == M_RESENT) { /* the user was told already */
+    if (relayed_1to1)
+      m->state = M_RECEIPT;
+    else
+      msg_free(ob, m);
+    return;
+  }
   if (!m || m->state != M_RELAY_SENT)
     return;
   memset(&a, 0, sizeof(a));
@@ -381,7 +415,19 @@ void chat_outbox_relay_ok(chat_outbox_t *ob, const char *msg_id,
   a.relayed = relayed;
   a.stored = stored;
   emit(ob, CHAT_OB_SENT, m, NULL, &a);
-  msg_free(ob, m);
+  /* stored is on the server's disk; relayed waits for its receipt */
+  if (relayed_1to1) {
+    m->state = M_RECEIPT;
+    ob->n_receipt++;
+  } else {
+    msg_free(ob, m);
+  }
+}
+
+void chat_outbox_receipt(chat_outbox_t *ob, const char *msg_id) {
+  ob_msg_t *m = msg_id ? msg_find(ob, msg_id) : NULL;
+  if (m && after_sent(m))
+    msg_free(ob, m);
 }
 
 void chat_outbox_relay_failed(chat_outbox_t *ob, const char *msg_id,
@@ -389,6 +435,10 @@ void chat_outbox_relay_failed(chat_outbox_t *ob, const char *msg_id,
                               int64_t now) {
   chat_ob_action_t a;
   ob_msg_t *m = msg_id ? msg_find(ob, msg_id) : NULL;
+  if (m && m->state == M_RESENT) { /* shown as sent already: let it go */
+    msg_free(ob, m);
+    return;
+  }
   if (!m || m->state != M_RELAY_SENT)
     return;
   /* Nothing was accepted; these pass, so try again a little later. */
@@ -516,7 +566,13 @@ int64_t chat_outbox_next_deadline(const chat_outbox_t *ob) {
   return best;
 }
 
-size_t chat_outbox_pending(const chat_outbox_t *ob) { return ob->n_msgs; }
+size_t chat_outbox_pending(const chat_outbox_t *ob) {
+  return ob->n_msgs - ob->n_receipt;
+}
+
+size_t chat_outbox_awaiting_receipt(const chat_outbox_t *ob) {
+  return ob->n_receipt;
+}
 
 int chat_outbox_has(const chat_outbox_t *ob, const char *msg_id) {
   return msg_id && msg_find(ob, msg_id) != NULL;

@@ -19,7 +19,9 @@
  *   - a connect error falls back with the server's code; a `msg` not acked in
  *     5 s (or on a link that dies first) falls back with no_ack.
  * A relayed message keeps its msg_id, so the server and the peer can drop
- * duplicates. Group messages always take the relay.
+ * duplicates. Group messages always take the relay. A 1:1 message the
+ * server answered "relayed" is kept until its receipt and sent again after
+ * a reconnect (chat_outbox_awaiting_receipt).
  *
  * Links are named by ids the outbox hands out (chat_outbox_link_accepted for
  * links a peer opened to us, CHAT_OB_DIAL for ours). A link idle for 5
@@ -132,8 +134,16 @@ void chat_outbox_tick(chat_outbox_t *ob, int64_t now);
 /* The earliest deadline (outbox clock), or -1 when there is none. */
 int64_t chat_outbox_next_deadline(const chat_outbox_t *ob);
 
+/* A receipt for msg_id came: a relayed message kept for it is let go. */
+void chat_outbox_receipt(chat_outbox_t *ob, const char *msg_id);
+
 /* Messages not yet delivered, relayed or stored. */
 size_t chat_outbox_pending(const chat_outbox_t *ob);
+/* Relayed 1:1 messages kept until their receipt (PROTOCOL.md section 3: a
+ * server that dies may lose what it relayed less than a second ago); after
+ * a reconnect they are sent again with the same msg_id, and the reply is
+ * not shown to the user a second time. */
+size_t chat_outbox_awaiting_receipt(const chat_outbox_t *ob);
 /* Nonzero while msg_id is one of them. */
 int chat_outbox_has(const chat_outbox_t *ob, const char *msg_id);
 /* Links known (dialing or open), for tests and diagnostics. */

@@ -353,6 +353,7 @@ static void on_event(chat_client_t *c, const chat_msg_t *m) {
     on_deliver(c, m);
     break;
   case CHAT_T_RECEIPT:
+    chat_outbox_receipt(c->ob, m->msg_id);
     chat__out_event(c, json_pack("{s:s,s:s,s:s,s:s}", "event", "receipt", "to",
                                  m->to, "msg_id", m->msg_id, "state",
                                  m->state));
