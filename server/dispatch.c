@@ -78,6 +78,10 @@ static int admit(chat_srv_t *srv, chat_session_t *s, const json_t *id) {
 /* A decoded request: session state, then its handler. */
 static void run(chat_srv_t *srv, chat_session_t *s, const chat_msg_t *m) {
   chat_error_t err;
+  /* pong gets no reply in any state (PROTOCOL.md section 2), so it is not
+   * one of the requests that need a login either. */
+  if (m->type == CHAT_T_PONG)
+    return;
   chat_handler_fn fn = handler_for(m->type);
   if (fn == NULL) {
     chat_session_error(s, m->id, CHAT_E_UNKNOWN_TYPE, NULL);

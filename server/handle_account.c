@@ -137,10 +137,13 @@ static void login_complete(chat_srv_t *srv, account_op_t *op) {
   chat_session_send_new(s, ok);
   for (uint32_t i = 0; i < u->nrequests && !s->ended; i++)
     chat_session_send_new(s, chat_ev_contact_request(u->requests[i]->name));
-  /* Messages pushed to a kicked session go out again, in order. */
+  /* Messages pushed to a kicked session go out again, in order, as held
+   * ones (offline true, like every message delivered at login). */
   for (chat_held_t *h = u->mb_head; h; h = h->next)
-    if (h->state == CHAT_HELD_PUSHED)
+    if (h->state == CHAT_HELD_PUSHED) {
       chat_mailbox_set_state(h, CHAT_HELD_STORED);
+      h->offline = 1;
+    }
   chat_srv_pump(srv, u);
   if (!s->ended)
     chat_srv_presence_to_contacts(srv, u, s->status);

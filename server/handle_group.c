@@ -310,6 +310,9 @@ int chat_handle_group_send(chat_srv_t *srv, chat_session_t *s,
   if (r < 0)
     return r;
   chat_user_t *me = s->user;
+  size_t wire = chat_srv_deliver_len(srv, me->name, g->name, m, err);
+  if (wire == 0)
+    return -CHAT_E_BAD_REQUEST;
   int relayed = 0, stored = 0, over_quota = 0;
   gsend_op_t *waiting;
   if (count_copies(srv, g, me, m->msg_id, &relayed, &stored, &waiting)) {
@@ -346,7 +349,7 @@ int chat_handle_group_send(chat_srv_t *srv, chat_session_t *s,
       continue;
     }
     r = chat_mailbox_add(&srv->mb, u, me, g->name, m->msg_id, m->body,
-                         m->body_len, srv->next_seq++, ts, CHAT_HELD_STORED,
+                         m->body_len, wire, srv->next_seq++, ts, CHAT_HELD_STORED,
                          &h);
     if (r == -EEXIST) /* a 1:1 message with the same msg_id: skip */
       continue;
@@ -356,7 +359,7 @@ int chat_handle_group_send(chat_srv_t *srv, chat_session_t *s,
     /* The shared line goes out when nothing older waits for this member
      * and its window has room; otherwise acks will pump it later. */
     if (us && !us->ended && u->mb_waiting == h &&
-        chat_srv_window_open(srv, u, h->body_len)) {
+        chat_srv_window_open(srv, u, h->wire_len)) {
       chat_mailbox_set_state(h, CHAT_HELD_PUSHED);
       if (us->sink->send_line(us->ctx, line, len) == 0)
         h->delivered = 1;

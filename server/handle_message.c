@@ -122,6 +122,9 @@ static int reply_after_commit(chat_srv_t *srv, chat_session_t *s,
 int chat_handle_send(chat_srv_t *srv, chat_session_t *s, const chat_msg_t *m,
                      chat_error_t *err) {
   chat_user_t *me = s->user;
+  size_t wire = chat_srv_deliver_len(srv, me->name, NULL, m, err);
+  if (wire == 0)
+    return -CHAT_E_BAD_REQUEST;
   chat_user_t *to = chat_registry_find(&srv->reg, m->to);
   if (to == NULL)
     return -CHAT_E_NO_SUCH_USER;
@@ -129,7 +132,11 @@ int chat_handle_send(chat_srv_t *srv, chat_session_t *s, const chat_msg_t *m,
     return chat_error_set(err, CHAT_E_BAD_REQUEST, "to",
                           "field 'to' must name another user");
 
+  /* A msg_id is unique per sender: held for this recipient (also as a
+   * group copy) or, as a 1:1 message, for anyone, it is a repeat. */
   chat_held_t *h = chat_mailbox_find(&srv->mb, to, me, m->msg_id);
+  if (h == NULL)
+    h = chat_mailbox_find_sent(&srv->mb, me, m->msg_id);
   if (h) { /* a repeat: nothing stored or pushed again */
     if (h->waiter != NULL && h->group == NULL) {
       /* The original waits for its commit: so does this one. (A group
@@ -150,7 +157,7 @@ int chat_handle_send(chat_srv_t *srv, chat_session_t *s, const chat_msg_t *m,
     return 0;
   }
   int r = chat_mailbox_add(&srv->mb, to, me, NULL, m->msg_id, m->body,
-                           m->body_len, srv->next_seq, chat_srv_now_wall_ms(),
+                           m->body_len, wire, srv->next_seq, chat_srv_now_wall_ms(),
                            CHAT_HELD_STORED, &h);
   if (r < 0)
     return r;

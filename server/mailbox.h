@@ -34,6 +34,8 @@ typedef struct chat_held {
   char *group;                   /* in key[]'s allocation; NULL for 1:1 */
   char *body;                    /* in key[]'s allocation, body_len bytes */
   size_t body_len;
+  uint32_t wire_len;             /* the deliver line's bytes as sent (escapes
+                                  * included): what the window counts */
   uint64_t seq;
   int64_t ts;
   unsigned state : 1;            /* chat_held_state_t */
@@ -55,7 +57,10 @@ static inline const char *chat_held_msg_id(const chat_held_t *h) {
 }
 
 typedef struct chat_mailbox {
-  chat_hmap_t index; /* key -> chat_held_t */
+  chat_hmap_t index;     /* key -> chat_held_t */
+  chat_hmap_t by_sender; /* "from/msg_id" (a tail of key) -> chat_held_t,
+                          * 1:1 messages only: a msg_id is unique per
+                          * sender, whoever it went to */
   size_t count;
 } chat_mailbox_t;
 
@@ -66,13 +71,20 @@ void chat_mailbox_free(chat_mailbox_t *mb);
 chat_held_t *chat_mailbox_find(const chat_mailbox_t *mb, const chat_user_t *to,
                                const chat_user_t *from, const char *msg_id);
 
+/* The 1:1 message held from `from` under msg_id, to whomever, or NULL. */
+chat_held_t *chat_mailbox_find_sent(const chat_mailbox_t *mb,
+                                    const chat_user_t *from,
+                                    const char *msg_id);
+
 /* Appends a message to to's queue (seq must exceed every seq in it, except
  * at start-up, where the store hands them over in seq order anyway). body and
- * group are copied. Returns 0, -EEXIST for a (to, from, msg_id) already held,
+ * group are copied. wire_len is the deliver line's length
+ * (chat_srv_deliver_len). Returns 0, -EEXIST for a (to, from, msg_id) already
+ * held (or, for a 1:1 message, a (from, msg_id) held for anyone),
  * or -ENOMEM. */
 int chat_mailbox_add(chat_mailbox_t *mb, chat_user_t *to, chat_user_t *from,
                      const char *group, const char *msg_id, const char *body,
-                     size_t body_len, uint64_t seq, int64_t ts,
+                     size_t body_len, size_t wire_len, uint64_t seq, int64_t ts,
                      chat_held_state_t state, chat_held_t **out);
 
 /* Marks h pushed (counting its bytes as unacked) or stored again. */

@@ -28,7 +28,7 @@ typedef struct chat_user {
   /* The mailbox: held messages for this user in seq order (mailbox.c). */
   struct chat_held *mb_head, *mb_tail;
   struct chat_held *mb_waiting; /* the oldest one not pushed, or NULL */
-  size_t mb_unacked_bytes;      /* bodies pushed and not yet acked */
+  size_t mb_unacked_bytes;      /* deliver lines pushed, not yet acked */
   uint32_t mb_npushed;          /* messages pushed and not yet acked */
   uint32_t mb_count;            /* messages held, pushed or not */
   unsigned reserved : 1;

@@ -76,8 +76,11 @@ static int load_msg(void *ctx, const chat_stored_msg_t *m) {
   if (to == NULL || from == NULL)
     return 0;
   chat_held_t *h;
+  size_t wire = chat_line_deliver_len(
+      from->name, m->group, m->msg_id,
+      chat_json_escaped_len(m->body, m->body_len));
   int r = chat_mailbox_add(&srv->mb, to, from, m->group, m->msg_id, m->body,
-                           m->body_len, m->seq, m->ts, CHAT_HELD_STORED, &h);
+                           m->body_len, wire, m->seq, m->ts, CHAT_HELD_STORED, &h);
   if (r == -EEXIST || r == -EINVAL)
     return 0;
   if (r < 0)
@@ -353,6 +356,20 @@ void chat_srv_quota_error(chat_session_t *s, const json_t *id,
   chat_session_send_new(s, e);
 }
 
+size_t chat_srv_deliver_len(const chat_srv_t *srv, const char *from,
+                            const char *group, const chat_msg_t *m,
+                            chat_error_t *err) {
+  size_t len = chat_line_deliver_len(from, group, m->msg_id,
+                                     chat_json_escaped_len(m->body,
+                                                           m->body_len));
+  if (len - 1 <= srv->cfg.max_frame)
+    return len;
+  chat_error_set(err, CHAT_E_BAD_REQUEST, "body",
+                 "field 'body' would make a deliver of %zu bytes once "
+                 "escaped, over max_frame (%zu)", len - 1, srv->cfg.max_frame);
+  return 0;
+}
+
 int chat_srv_window_open(const chat_srv_t *srv, const chat_user_t *u,
                          size_t len) {
   if (u->mb_npushed == 0)
@@ -365,7 +382,7 @@ void chat_srv_pump(chat_srv_t *srv, chat_user_t *u) {
   chat_session_t *s = u->session;
   chat_held_t *h;
   while (s && !s->ended && (h = u->mb_waiting) != NULL &&
-         chat_srv_window_open(srv, u, h->body_len))
+         chat_srv_window_open(srv, u, h->wire_len))
     chat_srv_push(srv, h);
 }
 

@@ -37,7 +37,8 @@
 #define CHAT_MAX_RATE_LIMITED_RUN 100
 #define CHAT_OBSERVED_HOST_MAX 64
 /* Messages pushed to one recipient and not yet acked: at most this many,
- * and at most max_output / CHAT_WINDOW_DIV bytes of bodies (at least one),
+ * and at most max_output / CHAT_WINDOW_DIV bytes of deliver lines as sent,
+ * escapes included (at least one message),
  * so a recipient that does not ack cannot make the server queue without
  * bound; the rest waits (written to the store) until acks come. */
 #define CHAT_WINDOW_MSGS 1024
@@ -210,7 +211,14 @@ int chat_srv_quota_open(const chat_srv_t *srv, const chat_user_t *to);
  * "reason":"offline_quota" (an optional field PROTOCOL.md allows). */
 void chat_srv_quota_error(chat_session_t *s, const json_t *id,
                           const char *to);
-/* Nonzero when u's window has room for one more message of len bytes. */
+/* The deliver line a message from `from` (in group, or NULL) would take, in
+ * bytes as sent (chat_line_deliver_len). When its frame would exceed
+ * max_frame, returns 0 and fills err (bad_request naming body): nobody may
+ * be sent a frame longer than max_frame (PROTOCOL.md section 2). */
+size_t chat_srv_deliver_len(const chat_srv_t *srv, const char *from,
+                            const char *group, const chat_msg_t *m,
+                            chat_error_t *err);
+/* Nonzero when u's window has room for one more deliver line of len bytes. */
 int chat_srv_window_open(const chat_srv_t *srv, const chat_user_t *u,
                          size_t len);
 /* Pushes u's waiting messages, oldest first, while the window allows. */

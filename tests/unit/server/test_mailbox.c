@@ -41,7 +41,7 @@ static chat_held_t *add(env_t *e, chat_user_t *to, chat_user_t *from,
                         chat_held_state_t st) {
   chat_held_t *h;
   assert_int_equal(chat_mailbox_add(&e->mb, to, from, NULL, id, "body", 4,
-                                    seq, 1, st, &h),
+                                    4, seq, 1, st, &h),
                    0);
   return h;
 }
@@ -53,7 +53,7 @@ static void test_order_and_index(void **state) {
   add(e, e->b, e->a, "m0", 11, CHAT_HELD_STORED); /* out of order: sorted */
   chat_held_t *h;
   assert_int_equal(chat_mailbox_add(&e->mb, e->b, e->a, NULL, "m1", "x", 1,
-                                    13, 1, CHAT_HELD_STORED, &h),
+                                    1, 13, 1, CHAT_HELD_STORED, &h),
                    -EEXIST);
   uint64_t want[] = {10, 11, 12};
   int i = 0;
