@@ -259,7 +259,7 @@ static void test_no_poisoned_mailbox(void **state) {
     int got = round == 0 ? 0 : POISON_N / 2;
     for (; got < want; got++) {
       json_t *d = th_client_expect(b2, "deliver", TH_DEADLINE_MS);
-      char id[8];
+      char id[16];
       snprintf(id, sizeof(id), "p%02d", got);
       assert_string_equal(th_str(d, "msg_id"), id);
       assert_int_equal(json_string_length(json_object_get(d, "body")),
