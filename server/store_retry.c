@@ -55,6 +55,10 @@ static int still_needed(chat_srv_t *srv, const chat_store_op_t *op) {
     /* A seq is never held again once dropped: deleting it is always right
      * (and finding it in memory would cost a walk of the mailbox). */
     return 1;
+  case CHAT_STORE_ADD_TOKEN:
+  case CHAT_STORE_TOUCH_TOKEN:
+  case CHAT_STORE_DEL_TOKEN:
+    return 1; /* a client holds the token; its state only moves forward */
   }
   return 0;
 }
