@@ -199,6 +199,8 @@ typedef struct chat_msg {
   const char *user, *password, *to, *from, *by, *msg_id, *body, *group;
   const char *ticket, *host, *p2p_host, *reason, *code, *message, *state;
   const char *server;        /* welcome */
+  const char *token;         /* login (in place of password) / its ok */
+  int remember;              /* login: ask for a session token (0 or 1) */
   size_t body_len;           /* bytes of body (no NUL inside) */
   chat_status_t status;      /* login/status/presence/contact_added */
   int64_t p2p_port, port, proto, ts, heartbeat, max_frame, relayed, stored;

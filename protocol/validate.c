@@ -66,8 +66,10 @@ static const struct field s_register[] = {
   F("user", K_USER, REQ, user), F("password", K_PASSWORD, REQ, password),
 };
 /* Only types: a bad name or password must look like any failed login. */
+/* password or token: the server says which is missing (one of them is). */
 static const struct field s_login[] = {
-  F("user", K_CRED, REQ, user), F("password", K_CRED, REQ, password),
+  F("user", K_CRED, REQ, user), F("password", K_CRED, OPT, password),
+  F("token", K_CRED, OPT, token), F("remember", K_BOOL, OPT, remember),
   I("p2p_port", OPT, p2p_port, 0, 65535), F("p2p_host", K_HOST, OPT, p2p_host),
   F("status", K_STATUS, OPT, status),
 };
@@ -130,6 +132,7 @@ static const struct field c_ok[] = {
   F("status", K_STR, LAX, state), I("relayed", LAX, relayed, 0, INT64_MAX),
   I("stored", LAX, stored, 0, INT64_MAX),
   F("contacts", K_ARRAY, LAX, contacts), F("members", K_ARRAY, LAX, members),
+  F("token", K_STR, LAX, token),
   F("groups", K_ARRAY, LAX, groups),
 };
 static const struct field c_error[] = {

@@ -34,6 +34,7 @@ typedef struct rec {
   size_t body_len;
   uint64_t seq;
   int64_t ts;
+  int offline;
 } rec_t;
 
 typedef struct waiter {
@@ -149,6 +150,7 @@ static int build_ops(batch_t *b) {
     op->msg.body = str_at(b, r->body);
     op->msg.body_len = r->body_len;
     op->msg.ts = r->ts;
+    op->msg.offline = r->offline;
   }
   return 0;
 }
@@ -456,6 +458,7 @@ int chat_committer_add(chat_committer_t *c, const chat_store_op_t *op) {
   r->body_len = put ? m->body_len : 0;
   r->seq = is_msg ? m->seq : 0;
   r->ts = stamped ? m->ts : 0;
+  r->offline = put ? m->offline : 0;
   arm(c);
   return 0;
 }

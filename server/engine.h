@@ -139,6 +139,9 @@ static inline int chat_engine_find_sent(chat_engine_t *e, const char *from,
                                         chat_engine_sent_cb cb, void *arg) {
   return e->type->find_sent(e, from, msg_id, cb, arg);
 }
+static inline int chat_engine_flushing(const chat_engine_t *e) {
+  return e->type->flushing(e);
+}
 static inline int chat_engine_flush_sync(chat_engine_t *e) {
   return e->type->flush_sync(e);
 }

@@ -1,4 +1,4 @@
-/* mailbox.c -- per-recipient queues of held messages and their index. */
+/* mailbox.c -- per-recipient queues of pushed messages and their indexes. */
 #include "mailbox.h"
 
 #include <errno.h>
@@ -71,8 +71,8 @@ static const char *sender_key(const chat_held_t *h, size_t *len) {
 
 int chat_mailbox_add(chat_mailbox_t *mb, chat_user_t *to, chat_user_t *from,
                      const char *group, const char *msg_id, const char *body,
-                     size_t body_len, size_t wire_len, uint64_t seq, int64_t ts,
-                     chat_held_state_t state, chat_held_t **out) {
+                     size_t body_len, size_t wire_len, uint64_t seq,
+                     int64_t ts, chat_held_t **out) {
   char key[KEY_MAX + 1];
   size_t id_off;
   size_t n = make_key(key, to, from, msg_id, &id_off);
@@ -116,8 +116,8 @@ int chat_mailbox_add(chat_mailbox_t *mb, chat_user_t *to, chat_user_t *from,
   h->from = from;
   h->seq = seq;
   h->ts = ts;
-  /* Start-up hands messages over in seq order and new ones get the highest
-   * seq, so appending keeps the queue sorted; walk back just in case. */
+  /* Pages come in seq order and new messages get the highest seq, so
+   * appending keeps the queue sorted; walk back just in case. */
   chat_held_t *after = to->mb_tail;
   while (after && after->seq > seq)
     after = after->prev;
@@ -133,43 +133,20 @@ int chat_mailbox_add(chat_mailbox_t *mb, chat_user_t *to, chat_user_t *from,
     to->mb_head = h;
   mb->count++;
   to->mb_count++;
-  chat_mailbox_set_state(h, state); /* from STORED (memset): counts it in */
+  to->mb_unacked_bytes += h->wire_len;
+  to->mb_npushed++;
+  to->pins++;
+  from->pins++;
   if (out)
     *out = h;
   return 0;
 }
 
-/* The first waiting message at or after h. */
-static chat_held_t *first_waiting(chat_held_t *h) {
-  while (h && h->state != CHAT_HELD_STORED)
-    h = h->next;
-  return h;
-}
-
-void chat_mailbox_set_state(chat_held_t *h, chat_held_state_t state) {
-  chat_user_t *to = h->to;
-  if (h->state == CHAT_HELD_PUSHED) {
-    to->mb_unacked_bytes -= h->wire_len;
-    to->mb_npushed--;
-  }
-  h->state = state;
-  if (state == CHAT_HELD_PUSHED) {
-    to->mb_unacked_bytes += h->wire_len;
-    to->mb_npushed++;
-    if (to->mb_waiting == h)
-      to->mb_waiting = first_waiting(h->next);
-  } else if (to->mb_waiting == NULL || h->seq < to->mb_waiting->seq) {
-    to->mb_waiting = h;
-  }
-}
-
 void chat_mailbox_remove(chat_mailbox_t *mb, chat_held_t *h) {
-  if (h->state == CHAT_HELD_PUSHED) {
-    h->to->mb_unacked_bytes -= h->wire_len;
-    h->to->mb_npushed--;
-  }
-  if (h->to->mb_waiting == h)
-    h->to->mb_waiting = first_waiting(h->next);
+  h->to->mb_unacked_bytes -= h->wire_len;
+  h->to->mb_npushed--;
+  h->to->pins--;
+  h->from->pins--;
   if (h->prev)
     h->prev->next = h->next;
   else

@@ -42,6 +42,8 @@ typedef struct chat_stored_msg {
   const char *body;    /* body_len bytes, not NUL-terminated in general */
   size_t body_len;
   int64_t ts;          /* ms since the epoch, when the server accepted it */
+  int offline;         /* stored while its recipient was away (deliver's
+                        * "offline"); PUT_MSG of an unset one stores 0 */
 } chat_stored_msg_t;
 
 /* What the store holds of one user. Owned by whoever got it from

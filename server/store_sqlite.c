@@ -61,8 +61,8 @@ static const char *const stmt_sql[ST_COUNT] = {
       "INSERT OR IGNORE INTO requests(src, dst) VALUES(?1, ?2)",
   [ST_DEL_REQUEST] = "DELETE FROM requests WHERE src = ?1 AND dst = ?2",
   [ST_PUT_MSG] = "INSERT OR IGNORE INTO messages"
-                 "(seq, rcpt, sender, grp, msg_id, body, ts)"
-                 " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                 "(seq, rcpt, sender, grp, msg_id, body, ts, offline)"
+                 " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
   [ST_DEL_MSG] = "DELETE FROM messages WHERE seq = ?1 AND rcpt = ?2",
   [ST_ADD_MEMBER] =
       "INSERT OR IGNORE INTO members(grp, member) VALUES(?1, ?2)",
@@ -79,12 +79,12 @@ static const char *const stmt_sql[ST_COUNT] = {
   [ST_GET_REQUESTS] = "SELECT src FROM requests WHERE dst = ?1 ORDER BY id",
   [ST_GET_GROUPS] = "SELECT grp FROM members WHERE member = ?1 ORDER BY grp",
   [ST_GET_MEMBERS] = "SELECT member FROM members WHERE grp = ?1 ORDER BY id",
-  [ST_GET_HELD] = "SELECT seq, rcpt, sender, grp, msg_id, body, ts"
+  [ST_GET_HELD] = "SELECT seq, rcpt, sender, grp, msg_id, body, ts, offline"
                   " FROM messages WHERE rcpt = ?1 AND seq > ?2"
                   " ORDER BY seq LIMIT ?3",
   [ST_COUNT_SENT] =
       "SELECT count(*) FROM messages WHERE sender = ?1 AND grp IS NULL",
-  [ST_FIND_SENT] = "SELECT seq, rcpt, sender, grp, msg_id, body, ts"
+  [ST_FIND_SENT] = "SELECT seq, rcpt, sender, grp, msg_id, body, ts, offline"
                    " FROM messages WHERE sender = ?1 AND msg_id = ?2"
                    " AND grp IS NULL LIMIT 1",
 };
@@ -114,6 +114,7 @@ static const char schema_sql[] =
  * (so a mailbox's size costs no scan), and session tokens by hash. */
 static const char schema_v2_sql[] =
     "ALTER TABLE users ADD COLUMN held INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE messages ADD COLUMN offline INTEGER NOT NULL DEFAULT 1;"
     "UPDATE users SET held ="
     " (SELECT count(*) FROM messages WHERE rcpt = users.name);"
     "CREATE INDEX contacts_b ON contacts(b);"
@@ -514,6 +515,7 @@ static int collect_msgs(sqlite3_stmt *st, uint32_t limit,
     m->body = (const char *)(uintptr_t)boff;
     m->body_len = blen;
     m->ts = sqlite3_column_int64(st, 6);
+    m->offline = sqlite3_column_int(st, 7) != 0;
     count++;
   }
   if (ret == 0 && rc != SQLITE_DONE && rc != SQLITE_ROW)
@@ -733,6 +735,8 @@ static int bind_msg(sqlite3_stmt *st, const chat_stored_msg_t *m) {
                            (int)m->body_len, SQLITE_STATIC);
   if (rc == SQLITE_OK)
     rc = sqlite3_bind_int64(st, 7, m->ts);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_bind_int(st, 8, m->offline ? 1 : 0);
   return rc;
 }
 
