@@ -274,7 +274,13 @@ int chat_handle_group_send(chat_srv_t *srv, chat_session_t *s,
       chat_srv_track_unwritten(srv, h);
       chat_session_t *us = u->session;
       us->sink->send_line(us->ctx, line, len);
-      relayed++;
+      if (u->session == us && !us->ended) {
+        relayed++;
+      } else {
+        /* The line overflowed the member's output: its session ended and
+         * handed the copy to the store (srv.c). */
+        stored++;
+      }
       continue;
     }
     chat_srv_store_msg(srv, u, me, g->name, m->msg_id, m->body, m->body_len,

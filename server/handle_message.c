@@ -125,11 +125,15 @@ int chat_handle_send(chat_srv_t *srv, chat_session_t *s, const chat_msg_t *m,
     to->held++;
     to->store_after = seq; /* nothing older waits in the store */
     chat_srv_track_unwritten(srv, h);
-    /* Answered first: the push may end the recipient's session (output
-     * over the cap), which hands the message to the store. */
-    reply_status(s, m->id, m->msg_id, "relayed");
+    chat_session_t *rs = to->session;
     chat_srv_push(srv, h);
-    return 0;
+    if (to->session == rs && !rs->ended) {
+      reply_status(s, m->id, m->msg_id, "relayed");
+      return 0;
+    }
+    /* The push ended the recipient's session (output over the cap), which
+     * handed the message to the store: "stored", once committed. */
+    return reply_after_commit(srv, s, m, to, seq);
   }
   /* Offline, or older messages wait for it in the store, or its window is
    * full: the store keeps it, and pages bring it in order. */

@@ -228,6 +228,7 @@ int chat_registry_confirm(chat_user_t *u, const char *pwhash) {
   free(u->pwhash);
   u->pwhash = h;
   u->reserved = 0;
+  u->ghost = 0;
   u->held_known = 1; /* a new account holds nothing and sent nothing */
   u->held = u->sent_held = 0;
   return 0;
