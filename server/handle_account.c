@@ -24,6 +24,7 @@ typedef struct account_op {
   char *password;     /* login: kept for the hash after the load */
   int p2p_port;
   int remember;
+  int by_token;       /* login by token (valid or not): no hash */
   chat_status_t status;
   char token[CHAT_TOKEN_HASH_HEX + 1]; /* login by token: its hash */
 } account_op_t;
@@ -288,9 +289,9 @@ static void login_loaded(void *arg, int status, chat_user_t *u,
     op_done(op);
     return;
   }
-  if (op->token[0]) {
+  if (op->by_token) {
     /* A token costs no hash: it is 256 random bits, compared by the store
-     * through its hash. */
+     * through its hash. A malformed one never gets here with a user. */
     int64_t now = chat_srv_now_wall_ms();
     int ok = u != NULL && token_used >= 0 &&
              now - token_used <= CHAT_TOKEN_TTL_MS;
@@ -326,7 +327,8 @@ int chat_handle_login(chat_srv_t *srv, chat_session_t *s, const chat_msg_t *m,
   }
   op_start(op);
   int valid = chat_name_valid(m->user);
-  if (m->token != NULL)
+  op->by_token = m->token != NULL;
+  if (op->by_token)
     valid = valid && token_hash(m->token, op->token) == 0;
   else
     valid = valid && chat_password_valid(m->password);

@@ -155,6 +155,8 @@ static void mark_user(chat_user_t *u) {
     u->requests[i]->marked = 1;
 }
 
+static int grow(void ***arr, uint32_t *cap, uint32_t need);
+
 size_t chat_registry_sweep(chat_registry_t *r) {
   size_t pos = 0, freed = 0;
   chat_user_t *u;
@@ -173,27 +175,36 @@ size_t chat_registry_sweep(chat_registry_t *r) {
       for (uint32_t i = 0; i < g->nmembers; i++)
         g->members[i]->marked = 1;
   }
-  /* hmap deletion shifts entries back, so restart the walk after one. */
+  /* Deleting from the hmap moves entries, so victims are gathered in one
+   * walk (which also clears the marks) and freed after it. */
+  uint32_t nvict = 0, cap = 0;
+  void **vict = NULL;
   pos = 0;
   while ((g = chat_hmap_next(&r->groups, &pos)) != NULL) {
     if (g->marked) {
       g->marked = 0;
-      continue;
+    } else if (nvict < cap || grow(&vict, &cap, nvict + 1) == 0) {
+      vict[nvict++] = g;
     }
-    chat_registry_drop_group(r, g);
-    pos = 0;
   }
+  for (uint32_t i = 0; i < nvict; i++)
+    chat_registry_drop_group(r, vict[i]);
+  nvict = 0;
   pos = 0;
   while ((u = chat_hmap_next(&r->users, &pos)) != NULL) {
     if (u->marked) {
       u->marked = 0;
-      continue;
+    } else if (nvict < cap || grow(&vict, &cap, nvict + 1) == 0) {
+      vict[nvict++] = u;
     }
+  }
+  for (uint32_t i = 0; i < nvict; i++) {
+    u = vict[i];
     chat_hmap_del(&r->users, u->name, strlen(u->name));
     user_free(u);
     freed++;
-    pos = 0;
   }
+  free(vict);
   return freed;
 }
 
