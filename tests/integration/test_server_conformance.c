@@ -288,10 +288,12 @@ static void run_server(const char *const argv[], int want_code,
                        th_stream_t stream, const char *needle) {
   th_proc_t *p = th_proc_spawn(argv, NULL);
   int status;
+  /* read up to the line (the output may still be in the pipe when the
+   * process has exited), then the exit code */
+  if (th_proc_wait_line(p, stream, needle, TH_DEADLINE_MS) == NULL)
+    fail_msg("'%s' not in:\n%s", needle, th_proc_output(p, stream));
   assert_int_equal(th_proc_wait(p, TH_DEADLINE_MS, &status), 0);
   assert_int_equal(th_proc_exit_code(p), want_code);
-  if (strstr(th_proc_output(p, stream), needle) == NULL)
-    fail_msg("'%s' not in:\n%s", needle, th_proc_output(p, stream));
   th_proc_free(p);
 }
 
