@@ -217,7 +217,9 @@ static void login_complete(chat_srv_t *srv, account_op_t *op) {
     CHAT_INFO("login %s from %s (kicked the older session)", u->name, s->host);
   } else {
     srv->nlogged_in++;
-    u->store_more = u->held > 0 || u->mb_count > 0;
+    /* One page read even when the count says nothing is held: the store,
+     * not a counter, is the authority. */
+    u->store_more = 1;
     CHAT_INFO("login %s from %s", u->name, s->host);
   }
 
