@@ -149,7 +149,8 @@ static void check_parse(const char *line, size_t len, int rc,
     return;
   }
   chat__fuzz_alloc_suspend();
-  j = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+  j = json_loadb(line, len,
+                 JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
   if (j != NULL) {
     if (json_is_object(j) && depth(j) <= CHAT_MAX_DEPTH)
       FUZZ_CHECK(rc == 0 && json_equal(j, obj));

@@ -26,7 +26,7 @@
  */
 #include "chat_log.h"
 #include "chat_protocol.h"
-#include "committer.h"
+#include "engine.h"
 #include "fuzz_common.h"
 #include "srv.h"
 #include "store.h"
@@ -295,19 +295,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   int run_each = !(flags & 2);
   chat_srv_config_t cfg;
   chat_store_t *store;
-  chat_committer_t *committer;
+  chat_engine_t *engine;
   char errbuf[128];
 
   chat_log_set_level(CHAT_LOG_ERROR);
   memset(&w, 0, sizeof(w));
   FUZZ_CHECK(uv_loop_init(&w.loop) == 0);
   FUZZ_CHECK(chat_store_open(":memory:", &store, errbuf, sizeof(errbuf)) == 0);
-  FUZZ_CHECK(chat_committer_new(&w.loop, store, &committer) == 0);
+  FUZZ_CHECK(chat_engine_sqlite_new(&w.loop, store, &engine) == 0);
   chat_srv_config_default(&cfg);
   cfg.hash_cost = CHAT_HASH_MIN;
   cfg.max_output = max_output;
   cfg.rate_limit = 0; /* time stands still here; see the README */
-  FUZZ_CHECK(chat_srv_init(&w.srv, &w.loop, &cfg, store, committer) == 0);
+  FUZZ_CHECK(chat_srv_init(&w.srv, &w.loop, &cfg, engine) == 0);
   for (int i = 0; i < NSESS; i++)
     connect_fake(&w.f[i], max_output);
 
@@ -334,10 +334,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     disconnect(&w.f[i]);
   chat_srv_end_all(&w.srv);
   run_loop();
-  FUZZ_CHECK(chat_committer_flush_sync(committer) == 0);
-  chat_committer_free(committer);
+  FUZZ_CHECK(chat_engine_flush_sync(engine) == 0);
+  chat_engine_free(engine); /* closes the store */
   uv_run(&w.loop, UV_RUN_DEFAULT);
-  chat_store_close(store);
   chat_srv_free(&w.srv);
   FUZZ_CHECK(uv_loop_close(&w.loop) == 0);
   return 0;

@@ -199,6 +199,8 @@ typedef struct chat_msg {
   const char *user, *password, *to, *from, *by, *msg_id, *body, *group;
   const char *ticket, *host, *p2p_host, *reason, *code, *message, *state;
   const char *server;        /* welcome */
+  const char *token;         /* login (in place of password) / its ok */
+  int remember;              /* login: ask for a session token (0 or 1) */
   size_t body_len;           /* bytes of body (no NUL inside) */
   chat_status_t status;      /* login/status/presence/contact_added */
   int64_t p2p_port, port, proto, ts, heartbeat, max_frame, relayed, stored;
@@ -332,6 +334,15 @@ size_t chat_line_max(size_t body_len);
 int chat_line_deliver(char *out, size_t cap, const char *from,
                       const char *group, const char *msg_id, const char *body,
                       size_t body_len, int64_t ts, int offline);
+/* Bytes s[0..n) take inside a JSON string once escaped as above. */
+size_t chat_json_escaped_len(const char *s, size_t n);
+/* The length of the deliver line chat_line_deliver writes for these names
+ * and a body of body_escaped_len escaped bytes, LF included, for any ts of
+ * at most 19 digits and either offline value (an upper bound off by at most
+ * the ts digits it does not know). A frame's length in PROTOCOL.md's sense
+ * is this minus the LF. group may be NULL. */
+size_t chat_line_deliver_len(const char *from, const char *group,
+                             const char *msg_id, size_t body_escaped_len);
 int chat_line_receipt(char *out, size_t cap, const char *msg_id,
                       const char *to, const char *state);
 /* {"type":"ok","id":ID,"msg_id":M,"status":S}: the answer to a send. */

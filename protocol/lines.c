@@ -92,6 +92,34 @@ static char *put_escaped(char *p, const char *s, size_t n) {
   return put(p, s + run, n - run);
 }
 
+size_t chat_json_escaped_len(const char *s, size_t n) {
+  size_t len = n;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c == '"' || c == '\\' || c == '\b' || c == '\f' || c == '\n' ||
+        c == '\r' || c == '\t')
+      len += 1;
+    else if (c < 0x20)
+      len += 5;
+  }
+  return len;
+}
+
+size_t chat_line_deliver_len(const char *from, const char *group,
+                             const char *msg_id, size_t body_escaped_len) {
+  /* The same parts chat_line_deliver writes, with the longest ts (19
+   * digits) and offline false, so the answer holds whenever it goes out. */
+  size_t n = sizeof("{\"type\":\"deliver\"") - 1;
+  if (group != NULL)
+    n += sizeof(",\"group\":\"\"") - 1 + strlen(group);
+  n += sizeof(",\"from\":\"\"") - 1 + strlen(from);
+  n += sizeof(",\"msg_id\":\"\"") - 1 + strlen(msg_id);
+  n += sizeof(",\"body\":\"") - 1 + body_escaped_len;
+  n += sizeof("\",\"ts\":") - 1 + 19;
+  n += sizeof(",\"offline\":false}\n") - 1;
+  return n;
+}
+
 static char *put_key_str(char *p, const char *key, size_t klen,
                          const char *v, size_t vlen) {
   *p++ = ',';

@@ -190,7 +190,11 @@ int chat_frame_parse(const char *line, size_t len, json_t **out,
       return -ENOMEM;
     line = widened;
   }
-  obj = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+  /* U+0000 ("\u0000") is legal JSON: it is decoded, and validation refuses
+   * it by field (chat_msg_decode), so the error names what was wrong. */
+  obj = json_loadb(line, len,
+                   JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL,
+                   &jerr);
   chat__free(widened);
   if (obj == NULL) {
     /* jansson reports some allocation failures as out_of_memory, some with

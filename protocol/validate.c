@@ -12,6 +12,9 @@
  * receives it. */
 enum kind {
   K_STR,      /* any string without NUL -> const char * */
+  K_CRED,     /* any string -> const char *; one holding NUL becomes "",
+               * which no rule accepts (login: auth_failed, not a login
+               * as the name cut at the NUL) */
   K_HOST,     /* 1..255 bytes -> const char * */
   K_USER,     /* a name -> const char * */
   K_GROUP,    /* a name -> const char * */
@@ -63,8 +66,10 @@ static const struct field s_register[] = {
   F("user", K_USER, REQ, user), F("password", K_PASSWORD, REQ, password),
 };
 /* Only types: a bad name or password must look like any failed login. */
+/* password or token: the server says which is missing (one of them is). */
 static const struct field s_login[] = {
-  F("user", K_STR, REQ, user), F("password", K_STR, REQ, password),
+  F("user", K_CRED, REQ, user), F("password", K_CRED, OPT, password),
+  F("token", K_CRED, OPT, token), F("remember", K_BOOL, OPT, remember),
   I("p2p_port", OPT, p2p_port, 0, 65535), F("p2p_host", K_HOST, OPT, p2p_host),
   F("status", K_STATUS, OPT, status),
 };
@@ -92,6 +97,7 @@ static const struct spec server_specs[CHAT_T__COUNT] = {
   ROW(CHAT_T_LOGIN, s_login),
   EMPTY(CHAT_T_LOGOUT),
   EMPTY(CHAT_T_PING),
+  EMPTY(CHAT_T_PONG), /* a client may answer a ping; no reply */
   ROW(CHAT_T_STATUS, s_status),
   ROW(CHAT_T_CONTACT_ADD, s_user),
   ROW(CHAT_T_CONTACT_ACCEPT, s_user),
@@ -126,6 +132,7 @@ static const struct field c_ok[] = {
   F("status", K_STR, LAX, state), I("relayed", LAX, relayed, 0, INT64_MAX),
   I("stored", LAX, stored, 0, INT64_MAX),
   F("contacts", K_ARRAY, LAX, contacts), F("members", K_ARRAY, LAX, members),
+  F("token", K_STR, LAX, token),
   F("groups", K_ARRAY, LAX, groups),
 };
 static const struct field c_error[] = {
@@ -195,7 +202,8 @@ static const struct spec peer_specs[CHAT_T__COUNT] = {
 
 static const char *describe(const struct field *f, char *buf, size_t size) {
   switch (f->kind) {
-  case K_STR: return "a string";
+  case K_STR:
+  case K_CRED: return "a string";
   case K_HOST: return "a host of 1 to 255 bytes";
   case K_USER: return "a user name";
   case K_GROUP: return "a group name";
@@ -251,11 +259,16 @@ static int take(const struct field *f, const json_t *v, chat_msg_t *msg) {
     return -1;
   s = json_string_value(v);
   len = json_string_length(v);
-  /* Parsed text never holds a NUL (no JSON_ALLOW_NUL); a json_t built in
-   * code may, and would cut a C string short. The rule checks below see
-   * every byte, so they catch it for their kinds. */
+  /* Parsed text may hold U+0000 (JSON_ALLOW_NUL), which would cut a C
+   * string short. The rule checks below see every byte, so they catch it
+   * for their kinds. */
   switch (f->kind) {
   case K_STR: ok = memchr(s, '\0', len) == NULL; break;
+  case K_CRED:
+    ok = 1;
+    if (memchr(s, '\0', len) != NULL)
+      s = "";
+    break;
   case K_HOST:
     ok = len >= 1 && len <= CHAT_MAX_HOST && memchr(s, '\0', len) == NULL;
     break;

@@ -42,7 +42,7 @@ int chat_scenario_queue_push(chat_scenario_queue_t *q, const char *line,
   if (parse_json) {
     /* Decode only what is on the line: a client prints one object per line,
      * and anything else must be reported, not guessed at. */
-    json_t *obj = json_loadb(line, len, JSON_REJECT_DUPLICATES, NULL);
+    json_t *obj = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, NULL);
     if (json_is_object(obj))
       it->obj = obj;
     else

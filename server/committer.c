@@ -34,6 +34,7 @@ typedef struct rec {
   size_t body_len;
   uint64_t seq;
   int64_t ts;
+  int offline;
 } rec_t;
 
 typedef struct waiter {
@@ -42,7 +43,17 @@ typedef struct waiter {
   bool after_ops; /* registered with ops pending; else its status is 0 */
 } waiter_t;
 
+/* A read that runs on the store's thread right after its batch. */
+typedef struct reader {
+  chat_committer_read_fn fn;
+  chat_committer_cb done;
+  void *arg;
+  int status;
+} reader_t;
+
 typedef struct batch {
+  reader_t *rd;
+  size_t nrd, rdcap;
   rec_t *recs;
   size_t n, cap;
   char *buf;
@@ -139,6 +150,7 @@ static int build_ops(batch_t *b) {
     op->msg.body = str_at(b, r->body);
     op->msg.body_len = r->body_len;
     op->msg.ts = r->ts;
+    op->msg.offline = r->offline;
   }
   return 0;
 }
@@ -176,6 +188,33 @@ static void apply_batch(chat_store_t *store, batch_t *b) {
     b->nfailed = keep;
 }
 
+/* The batch's ops (if any), then its reads, on the thread that owns the
+ * store now. */
+static void run_batch(chat_store_t *store, batch_t *b) {
+  if (b->n > 0)
+    apply_batch(store, b);
+  for (size_t i = 0; i < b->nrd; i++)
+    b->rd[i].status = b->rd[i].fn(store, b->rd[i].arg);
+}
+
+/* Hands the reads' results back, on the loop thread. Like waiters, the list
+ * is taken out first: a done callback may ask for more. */
+static void fire_reads(batch_t *b) {
+  reader_t *rd = b->rd;
+  size_t i, n = b->nrd, cap = b->rdcap;
+
+  b->rd = NULL;
+  b->nrd = b->rdcap = 0;
+  for (i = 0; i < n; i++)
+    rd[i].done(rd[i].arg, rd[i].status);
+  if (b->rd == NULL) {
+    b->rd = rd;
+    b->rdcap = cap;
+  } else {
+    free(rd);
+  }
+}
+
 static void reset_batch(batch_t *b) {
   b->n = 0;
   b->len = 0;
@@ -195,6 +234,7 @@ static void reset_batch(batch_t *b) {
 }
 
 static void free_batch(batch_t *b) {
+  free(b->rd);
   free(b->recs);
   free(b->buf);
   free(b->ops);
@@ -252,7 +292,7 @@ static void on_retry(uv_timer_t *t) {
   chat_committer_t *c = t->data;
 
   c->backoff = false;
-  if (c->open->n > 0 || c->open->nw > 0)
+  if (c->open->n > 0 || c->open->nw > 0 || c->open->nrd > 0)
     arm(c);
 }
 
@@ -271,12 +311,13 @@ static void finish_flying(chat_committer_t *c) {
   }
   reset_batch(b);
   fire_waiters(b, status);
+  fire_reads(b);
 }
 
 static void work_cb(uv_work_t *req) {
   chat_committer_t *c = req->data;
 
-  apply_batch(c->store, c->flying);
+  run_batch(c->store, c->flying);
   uv_mutex_lock(&c->mu);
   c->flying_done = true;
   uv_cond_signal(&c->cv);
@@ -297,7 +338,7 @@ static void after_work_cb(uv_work_t *req, int status) {
   c->work_busy = false;
   if (c->flying != NULL) /* else flush_sync already handled it */
     finish_flying(c);
-  if (c->open->n > 0 || c->open->nw > 0)
+  if (c->open->n > 0 || c->open->nw > 0 || c->open->nrd > 0)
     arm(c);
   maybe_release(c);
 }
@@ -310,7 +351,7 @@ static void on_check(uv_check_t *h) {
   disarm(c);
   if (c->work_busy)
     return; /* after_work_cb re-arms */
-  if (b->n == 0) { /* only callbacks, registered with nothing pending */
+  if (b->n == 0 && b->nrd == 0) { /* only callbacks, nothing pending */
     fire_waiters(b, 0);
     return;
   }
@@ -323,7 +364,7 @@ static void on_check(uv_check_t *h) {
     c->work_busy = false;
     b->status = r;
     finish_flying(c);
-    if (c->open->n > 0 || c->open->nw > 0)
+    if (c->open->n > 0 || c->open->nw > 0 || c->open->nrd > 0)
       arm(c);
   }
 }
@@ -379,6 +420,8 @@ int chat_committer_add(chat_committer_t *c, const chat_store_op_t *op) {
   bool is_msg =
       op->kind == CHAT_STORE_PUT_MSG || op->kind == CHAT_STORE_DEL_MSG;
   bool put = op->kind == CHAT_STORE_PUT_MSG;
+  bool stamped = put || op->kind == CHAT_STORE_ADD_TOKEN ||
+                 op->kind == CHAT_STORE_TOUCH_TOKEN;
   size_t need = 0;
   rec_t *r;
 
@@ -414,7 +457,8 @@ int chat_committer_add(chat_committer_t *c, const chat_store_op_t *op) {
                 : NO_STR;
   r->body_len = put ? m->body_len : 0;
   r->seq = is_msg ? m->seq : 0;
-  r->ts = put ? m->ts : 0;
+  r->ts = stamped ? m->ts : 0;
+  r->offline = put ? m->offline : 0;
   arm(c);
   return 0;
 }
@@ -446,6 +490,23 @@ int chat_committer_then(chat_committer_t *c, chat_committer_cb cb,
   return r;
 }
 
+int chat_committer_read(chat_committer_t *c, chat_committer_read_fn fn,
+                        chat_committer_cb done, void *arg) {
+  batch_t *b = c->open;
+
+  /* The open batch runs after the one in flight, and its reads after its
+   * ops: so the read sees everything added before it. */
+  if (grow((void **)&b->rd, &b->rdcap, b->nrd + 1, sizeof(*b->rd), 16) != 0)
+    return -ENOMEM;
+  b->rd[b->nrd].fn = fn;
+  b->rd[b->nrd].done = done;
+  b->rd[b->nrd].arg = arg;
+  b->rd[b->nrd].status = 0;
+  b->nrd++;
+  arm(c);
+  return 0;
+}
+
 size_t chat_committer_pending(const chat_committer_t *c) {
   return c->open->n + (c->flying != NULL ? c->flying->n : 0);
 }
@@ -472,19 +533,23 @@ int chat_committer_flush_sync(chat_committer_t *c) {
     finish_flying(c);
   }
   /* Callbacks may add more; keep going until nothing is left. */
-  while (c->open->n > 0 || c->open->nw > 0) {
+  while (c->open->n > 0 || c->open->nw > 0 || c->open->nrd > 0) {
     batch_t *b = c->open;
     int status = 0;
 
-    if (b->n > 0) {
-      apply_batch(c->store, b);
-      count(c, b);
-      status = b->status;
-      if (first_err == 0)
-        first_err = status;
+    if (b->n > 0 || b->nrd > 0) {
+      bool had_ops = b->n > 0;
+      run_batch(c->store, b);
+      if (had_ops) {
+        count(c, b);
+        status = b->status;
+        if (first_err == 0)
+          first_err = status;
+      }
     }
     reset_batch(b);
     fire_waiters(b, status);
+    fire_reads(b);
   }
   disarm(c);
   c->flushing = outer;
@@ -501,7 +566,8 @@ static void on_close(uv_handle_t *h) {
 void chat_committer_free(chat_committer_t *c) {
   if (c == NULL)
     return;
-  if (c->flying != NULL || c->open->n > 0 || c->open->nw > 0)
+  if (c->flying != NULL || c->open->n > 0 || c->open->nw > 0 ||
+      c->open->nrd > 0)
     chat_committer_flush_sync(c);
   c->freeing = true;
   free_batch(&c->b[0]);

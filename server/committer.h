@@ -58,6 +58,17 @@ typedef void (*chat_committer_fail_cb)(void *arg, const chat_store_op_t *ops,
 void chat_committer_on_fail(chat_committer_t *c, chat_committer_fail_cb cb,
                             void *arg);
 
+/* A read of the store: runs on the store's thread, returns 0 or a negative
+ * error, and keeps its result in arg for the done callback. */
+typedef int (*chat_committer_read_fn)(chat_store_t *store, void *arg);
+
+/* Runs fn on the store's thread once every operation added before this call
+ * is committed (or has failed), then done(arg, fn's result) on the loop
+ * thread, never from inside this call. Reads ride with a batch, so they
+ * wait behind at most the batch in flight. Returns 0 or -ENOMEM. */
+int chat_committer_read(chat_committer_t *c, chat_committer_read_fn fn,
+                        chat_committer_cb done, void *arg);
+
 /* Number of operations added and not yet committed. */
 size_t chat_committer_pending(const chat_committer_t *c);
 

@@ -75,9 +75,15 @@ static int admit(chat_srv_t *srv, chat_session_t *s, const json_t *id) {
   return 1;
 }
 
-/* A decoded request: session state, then its handler. */
-static void run(chat_srv_t *srv, chat_session_t *s, const chat_msg_t *m) {
+/* A decoded request whose names are in the cache (resident.c): session
+ * state, then its handler. */
+void chat__srv_run(chat_srv_t *srv, chat_session_t *s, const chat_msg_t *m);
+void chat__srv_run(chat_srv_t *srv, chat_session_t *s, const chat_msg_t *m) {
   chat_error_t err;
+  /* pong gets no reply in any state (PROTOCOL.md section 2), so it is not
+   * one of the requests that need a login either. */
+  if (m->type == CHAT_T_PONG)
+    return;
   chat_handler_fn fn = handler_for(m->type);
   if (fn == NULL) {
     chat_session_error(s, m->id, CHAT_E_UNKNOWN_TYPE, NULL);
@@ -118,7 +124,7 @@ void chat_srv_on_frame(chat_srv_t *srv, chat_session_t *s, const json_t *obj) {
     chat_session_error(s, m.id, err.code, err.message);
     return;
   }
-  run(srv, s, &m);
+  chat_srv_run_resident(srv, s, &m);
 }
 
 int chat_srv_on_fast_line(chat_srv_t *srv, chat_session_t *s,
@@ -164,7 +170,7 @@ int chat_srv_on_fast_line(chat_srv_t *srv, chat_session_t *s,
     m.body_len = f.body.len;
   }
   if (admit(srv, s, id))
-    run(srv, s, &m);
+    chat_srv_run_resident(srv, s, &m);
   json_decref(id);
   return 1;
 }

@@ -1,8 +1,10 @@
-/* handle_account.c -- register, login, logout, ping, status.
+/* handle_account.c -- register, login (by password or session token),
+ * logout, ping, status.
  *
- * register and login hash on the thread pool; the connection is paused
- * meanwhile so that frames after them wait and replies stay in order. The
- * session may end before the hash returns: every completion checks. */
+ * register and login read the store and hash on the thread pool; the
+ * connection is paused meanwhile so that frames after them wait and replies
+ * stay in order. The session may end before either returns: every
+ * completion checks, and a login whose connection is gone is never hashed. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,15 +12,21 @@
 #include "chat_log.h"
 #include "handlers.h"
 
+#include <sodium.h>
+
 typedef struct account_op {
   chat_srv_t *srv;
   chat_session_t *s;  /* referenced */
-  chat_user_t *u;     /* reserved (register) / target (login), may be NULL */
+  chat_user_t *u;     /* reserved (register) / target (login), pinned */
   json_t *id;         /* referenced, may be NULL */
   char *hash;         /* register: the new hash */
   char *p2p_host;     /* login */
+  char *password;     /* login: kept for the hash after the load */
   int p2p_port;
+  int remember;
+  int by_token;       /* login by token (valid or not): no hash */
   chat_status_t status;
+  char token[CHAT_TOKEN_HASH_HEX + 1]; /* login by token: its hash */
 } account_op_t;
 
 static account_op_t *op_new(chat_srv_t *srv, chat_session_t *s,
@@ -33,16 +41,28 @@ static account_op_t *op_new(chat_srv_t *srv, chat_session_t *s,
   return op;
 }
 
+static void op_pin(account_op_t *op, chat_user_t *u) {
+  op->u = u;
+  if (u != NULL)
+    u->pins++;
+}
+
 /* Ends the wait: lets the next frames in and drops the references. */
 static void op_done(account_op_t *op) {
   chat_session_t *s = op->s;
   s->busy = 0;
   if (!s->ended && !s->closing)
     s->sink->resume(s->ctx);
+  if (op->u != NULL)
+    op->u->pins--;
   chat_session_unref(s);
   json_decref(op->id);
   free(op->hash);
   free(op->p2p_host);
+  if (op->password != NULL) {
+    sodium_memzero(op->password, strlen(op->password));
+    free(op->password);
+  }
   free(op);
 }
 
@@ -60,7 +80,6 @@ static void reg_committed(void *arg, int status) {
     chat_registry_unreserve(&op->srv->reg, op->u);
     chat_session_error(op->s, op->id, CHAT_E_INTERNAL, "storage failed");
   } else {
-    op->srv->reg.nusers++;
     CHAT_INFO("registered %s", op->u->name);
     chat_session_send_new(op->s, chat_reply_ok(op->id));
   }
@@ -76,8 +95,35 @@ static void reg_hashed(void *arg, int status, const char *hash) {
     return;
   }
   chat_srv_op2(op->srv, CHAT_STORE_ADD_USER, op->u->name, op->hash);
-  if (chat_committer_then(op->srv->committer, reg_committed, op) < 0)
+  if (chat_engine_then(op->srv->engine, reg_committed, op) < 0)
     reg_committed(op, -ENOMEM);
+}
+
+/* The store has answered whether the name is taken. */
+static void reg_checked(void *arg, int status, chat_user_t *u,
+                        int64_t unused) {
+  account_op_t *op = arg;
+  if (status < 0 || u != NULL) {
+    if (status < 0)
+      chat_registry_unreserve(&op->srv->reg, op->u);
+    chat_session_error(op->s, op->id,
+                       status < 0 ? CHAT_E_INTERNAL : CHAT_E_USER_EXISTS,
+                       status < 0 ? "storage failed" : NULL);
+    op_done(op);
+    return;
+  }
+  if (op->s->ended || op->s->closing) { /* nobody to answer: no hash */
+    chat_registry_unreserve(&op->srv->reg, op->u);
+    op_done(op);
+    return;
+  }
+  int r = chat_hash_make(op->srv->loop, op->srv->cfg.hash_cost, op->password,
+                         reg_hashed, op);
+  if (r < 0) {
+    chat_registry_unreserve(&op->srv->reg, op->u);
+    chat_session_error(op->s, op->id, CHAT_E_INTERNAL, "hashing failed");
+    op_done(op);
+  }
 }
 
 int chat_handle_register(chat_srv_t *srv, chat_session_t *s,
@@ -89,14 +135,16 @@ int chat_handle_register(chat_srv_t *srv, chat_session_t *s,
   if (r < 0)
     return r;
   account_op_t *op = op_new(srv, s, m);
-  if (op == NULL) {
+  if (op == NULL || (op->password = strdup(m->password)) == NULL) {
     chat_registry_unreserve(&srv->reg, u);
+    if (op != NULL)
+      op_done(op);
     return -ENOMEM;
   }
-  op->u = u;
+  op_pin(op, u);
   op_start(op);
-  r = chat_hash_make(srv->loop, srv->cfg.hash_cost, m->password, reg_hashed,
-                     op);
+  /* Not cached says nothing: the store may have it. */
+  r = chat_srv_load_user(srv, m->user, 0, NULL, reg_checked, op);
   if (r < 0) {
     chat_registry_unreserve(&srv->reg, u);
     op_done(op);
@@ -106,6 +154,44 @@ int chat_handle_register(chat_srv_t *srv, chat_session_t *s,
 }
 
 /* ---- login --------------------------------------------------------------- */
+
+/* 32 random bytes as 64 hex digits (the token) and the hex of its generic
+ * hash (what the store keeps). */
+static void token_new(char token[65], char hash[65]) {
+  unsigned char raw[32], h[32];
+  randombytes_buf(raw, sizeof(raw));
+  sodium_bin2hex(token, 65, raw, sizeof(raw));
+  crypto_generichash(h, sizeof(h), (const unsigned char *)token, 64, NULL, 0);
+  sodium_bin2hex(hash, 65, h, sizeof(h));
+  sodium_memzero(raw, sizeof(raw));
+}
+
+/* The hash of a token as the client sent it; 0, or -1 when it is not 64
+ * lowercase hex digits. */
+static int token_hash(const char *token, char hash[65]) {
+  size_t n = strlen(token);
+  if (n != 64)
+    return -1;
+  for (size_t i = 0; i < n; i++)
+    if (!((token[i] >= '0' && token[i] <= '9') ||
+          (token[i] >= 'a' && token[i] <= 'f')))
+      return -1;
+  unsigned char h[32];
+  crypto_generichash(h, sizeof(h), (const unsigned char *)token, n, NULL, 0);
+  sodium_bin2hex(hash, 65, h, sizeof(h));
+  return 0;
+}
+
+static void token_op(chat_srv_t *srv, chat_store_op_kind_t kind,
+                     const char *user, const char *hash) {
+  chat_store_op_t op;
+  memset(&op, 0, sizeof(op));
+  op.kind = kind;
+  op.a = user;
+  op.b = hash;
+  op.msg.ts = chat_srv_now_wall_ms();
+  chat_srv_log_op(srv, &op);
+}
 
 /* The user's state after a successful login: the session takes over, an
  * older one is kicked, pending requests and held messages are pushed. */
@@ -120,72 +206,142 @@ static void login_complete(chat_srv_t *srv, account_op_t *op) {
   s->p2p_host = op->p2p_host;
   op->p2p_host = NULL;
   u->session = s;
+  u->login_seq = srv->next_seq;
   if (old) {
-    /* The old session is no longer the user's: its end sends no offline
-     * and leaves the pushed messages to this session. */
+    /* The old session is no longer the user's: its end sends no offline.
+     * What it was pushed and did not ack goes to the store and comes to
+     * this session in order, as held messages. */
     chat_session_send_new(old, chat_ev_kicked("logged_in_elsewhere"));
     chat_srv_session_end(srv, old, "kicked");
+    chat__srv_unload_mailbox(srv, u);
     CHAT_INFO("login %s from %s (kicked the older session)", u->name, s->host);
   } else {
     srv->nlogged_in++;
+    /* One page read even when the count says nothing is held: the store,
+     * not a counter, is the authority. */
+    u->store_more = 1;
     CHAT_INFO("login %s from %s", u->name, s->host);
   }
 
   json_t *ok = chat_reply_ok(op->id);
   json_object_set_new(ok, "user", json_string(u->name));
   json_object_set_new(ok, "host", json_string(s->host));
+  if (op->token[0]) {
+    token_op(srv, CHAT_STORE_TOUCH_TOKEN, u->name, op->token);
+    snprintf(s->token, sizeof(s->token), "%s", op->token);
+  } else if (op->remember) {
+    char token[65], hash[65];
+    token_new(token, hash);
+    token_op(srv, CHAT_STORE_ADD_TOKEN, u->name, hash);
+    snprintf(s->token, sizeof(s->token), "%s", hash);
+    json_object_set_new(ok, "token", json_string(token));
+    sodium_memzero(token, sizeof(token));
+  }
   chat_session_send_new(s, ok);
   for (uint32_t i = 0; i < u->nrequests && !s->ended; i++)
     chat_session_send_new(s, chat_ev_contact_request(u->requests[i]->name));
-  /* Messages pushed to a kicked session go out again, in order. */
-  for (chat_held_t *h = u->mb_head; h; h = h->next)
-    if (h->state == CHAT_HELD_PUSHED)
-      chat_mailbox_set_state(h, CHAT_HELD_STORED);
   chat_srv_pump(srv, u);
   if (!s->ended)
     chat_srv_presence_to_contacts(srv, u, s->status);
+}
+
+static void login_failed(account_op_t *op) {
+  chat_session_t *s = op->s;
+  chat_user_t *u = op->u;
+  /* A full load for nobody's session: back to a stub. */
+  if (u != NULL && u->session == NULL && u->full)
+    chat_registry_unfill(u);
+  s->failed_logins++;
+  chat_session_error(s, op->id, CHAT_E_AUTH_FAILED, "wrong user or password");
+  if (s->failed_logins >= CHAT_MAX_FAILED_LOGINS) {
+    CHAT_INFO("%s: %d failed logins, closing", s->host, (int)s->failed_logins);
+    chat_session_close(s);
+  }
 }
 
 static void login_verified(void *arg, int status, const char *unused) {
   account_op_t *op = arg;
   chat_session_t *s = op->s;
   if (s->ended || s->closing) {
+    if (op->u != NULL && op->u->session == NULL && op->u->full)
+      chat_registry_unfill(op->u);
     op_done(op);
     return;
   }
-  if (status != 0 || op->u == NULL || op->u->reserved) {
-    s->failed_logins++;
-    chat_session_error(s, op->id, CHAT_E_AUTH_FAILED,
-                       "wrong user or password");
-    if (s->failed_logins >= CHAT_MAX_FAILED_LOGINS) {
-      CHAT_INFO("%s: %d failed logins, closing", s->host,
-                (int)s->failed_logins);
-      chat_session_close(s);
-    }
-  } else {
+  if (status != 0 || op->u == NULL || op->u->reserved || !op->u->full)
+    login_failed(op);
+  else
     login_complete(op->srv, op);
-  }
   op_done(op);
+}
+
+static void login_loaded(void *arg, int status, chat_user_t *u,
+                         int64_t token_used) {
+  account_op_t *op = arg;
+  chat_session_t *s = op->s;
+  op_pin(op, u);
+  if (s->ended || s->closing) { /* gone: never hashed */
+    login_verified(op, -ECANCELED, NULL);
+    return;
+  }
+  if (status < 0) {
+    if (u != NULL && u->session == NULL && u->full)
+      chat_registry_unfill(u);
+    chat_session_error(s, op->id, CHAT_E_INTERNAL, "storage failed");
+    op_done(op);
+    return;
+  }
+  if (op->by_token) {
+    /* A token costs no hash: it is 256 random bits, compared by the store
+     * through its hash. A malformed one never gets here with a user. */
+    int64_t now = chat_srv_now_wall_ms();
+    int ok = u != NULL && token_used >= 0 &&
+             now - token_used <= CHAT_TOKEN_TTL_MS;
+    login_verified(op, ok ? 0 : -EACCES, NULL);
+    return;
+  }
+  /* An unknown user costs the same verify as a known one. */
+  int r = chat_hash_verify(op->srv->loop, u ? u->pwhash : op->srv->dummy_hash,
+                           op->password, login_verified, op);
+  if (r < 0) {
+    if (u != NULL && u->session == NULL && u->full)
+      chat_registry_unfill(u);
+    chat_session_error(s, op->id, CHAT_E_INTERNAL, "hashing failed");
+    op_done(op);
+  }
 }
 
 int chat_handle_login(chat_srv_t *srv, chat_session_t *s, const chat_msg_t *m,
                       chat_error_t *err) {
-  int valid = chat_name_valid(m->user) && chat_password_valid(m->password);
-  chat_user_t *u = valid ? chat_registry_find(&srv->reg, m->user) : NULL;
+  if (m->password == NULL && m->token == NULL)
+    return chat_error_set(err, CHAT_E_BAD_REQUEST, "password",
+                          "field 'password' (or 'token') is required");
   account_op_t *op = op_new(srv, s, m);
   if (op == NULL)
     return -ENOMEM;
-  op->u = u;
   op->p2p_port = m->p2p_port > 0 ? (int)m->p2p_port : 0;
   op->status = m->status;
-  if (m->p2p_host && (op->p2p_host = strdup(m->p2p_host)) == NULL) {
+  op->remember = m->remember == 1;
+  if ((m->p2p_host && (op->p2p_host = strdup(m->p2p_host)) == NULL) ||
+      (m->password && (op->password = strdup(m->password)) == NULL)) {
     op_done(op);
     return -ENOMEM;
   }
   op_start(op);
-  /* An unknown user costs the same verify as a known one. */
-  int r = chat_hash_verify(srv->loop, u ? u->pwhash : srv->dummy_hash,
-                           m->password, login_verified, op);
+  int valid = chat_name_valid(m->user);
+  op->by_token = m->token != NULL;
+  if (op->by_token)
+    valid = valid && token_hash(m->token, op->token) == 0;
+  else
+    valid = valid && chat_password_valid(m->password);
+  if (!valid) {
+    /* A name or password that breaks the rules fails like a wrong one
+     * (the same hash for a password, none for a token). */
+    login_loaded(op, 0, NULL, -1);
+    return 0;
+  }
+  int r = chat_srv_load_user(srv, m->user, 1, op->token[0] ? op->token : NULL,
+                             login_loaded, op);
   if (r < 0) {
     op_done(op);
     return r;
@@ -197,6 +353,9 @@ int chat_handle_login(chat_srv_t *srv, chat_session_t *s, const chat_msg_t *m,
 
 int chat_handle_logout(chat_srv_t *srv, chat_session_t *s,
                        const chat_msg_t *m, chat_error_t *err) {
+  /* A token ends with a logout of a session it opened or was issued to. */
+  if (s->token[0])
+    token_op(srv, CHAT_STORE_DEL_TOKEN, s->user->name, s->token);
   chat_session_send_new(s, chat_reply_ok(m->id));
   chat_srv_session_end(srv, s, "logout");
   return 0;

@@ -1,4 +1,4 @@
-/* mailbox.c -- per-recipient queues of held messages and their index. */
+/* mailbox.c -- per-recipient queues of pushed messages and their indexes. */
 #include "mailbox.h"
 
 #include <errno.h>
@@ -12,6 +12,7 @@
 void chat_mailbox_init(chat_mailbox_t *mb) {
   memset(mb, 0, sizeof(*mb));
   chat_hmap_init(&mb->index);
+  chat_hmap_init(&mb->by_sender);
 }
 
 void chat_mailbox_free(chat_mailbox_t *mb) {
@@ -20,6 +21,7 @@ void chat_mailbox_free(chat_mailbox_t *mb) {
   while ((h = chat_hmap_next(&mb->index, &pos)) != NULL)
     free(h); /* key, group and body included */
   chat_hmap_free(&mb->index);
+  chat_hmap_free(&mb->by_sender);
   mb->count = 0;
 }
 
@@ -47,16 +49,37 @@ chat_held_t *chat_mailbox_find(const chat_mailbox_t *mb, const chat_user_t *to,
   return n ? chat_hmap_get(&mb->index, key, n) : NULL;
 }
 
+chat_held_t *chat_mailbox_find_sent(const chat_mailbox_t *mb,
+                                    const chat_user_t *from,
+                                    const char *msg_id) {
+  char key[KEY_MAX + 1];
+  size_t a = strlen(from->name), b = strlen(msg_id);
+  if (a + b + 1 > KEY_MAX)
+    return NULL;
+  memcpy(key, from->name, a);
+  key[a] = '/';
+  memcpy(key + a + 1, msg_id, b);
+  return chat_hmap_get(&mb->by_sender, key, a + 1 + b);
+}
+
+/* h's "from/msg_id": the tail of its key after "to/". */
+static const char *sender_key(const chat_held_t *h, size_t *len) {
+  size_t skip = strlen(h->to->name) + 1;
+  *len = h->klen - skip;
+  return h->key + skip;
+}
+
 int chat_mailbox_add(chat_mailbox_t *mb, chat_user_t *to, chat_user_t *from,
                      const char *group, const char *msg_id, const char *body,
-                     size_t body_len, uint64_t seq, int64_t ts,
-                     chat_held_state_t state, chat_held_t **out) {
+                     size_t body_len, size_t wire_len, uint64_t seq,
+                     int64_t ts, chat_held_t **out) {
   char key[KEY_MAX + 1];
   size_t id_off;
   size_t n = make_key(key, to, from, msg_id, &id_off);
   if (n == 0)
     return -EINVAL;
-  if (chat_hmap_get(&mb->index, key, n))
+  if (chat_hmap_get(&mb->index, key, n) ||
+      (group == NULL && chat_mailbox_find_sent(mb, from, msg_id) != NULL))
     return -EEXIST;
   /* One allocation per message: struct, key, group, body. */
   size_t glen = group ? strlen(group) + 1 : 0;
@@ -72,18 +95,29 @@ int chat_mailbox_add(chat_mailbox_t *mb, chat_user_t *to, chat_user_t *from,
     memcpy(h->group, group, glen);
   }
   h->body = h->key + n + 1 + glen;
+  h->to = to;
   if (chat_hmap_put(&mb->index, h->key, n, h) < 0) {
     free(h);
     return -ENOMEM;
   }
+  if (group == NULL) {
+    size_t slen;
+    const char *skey = sender_key(h, &slen);
+    if (chat_hmap_put(&mb->by_sender, skey, slen, h) < 0) {
+      chat_hmap_del(&mb->index, h->key, n);
+      free(h);
+      return -ENOMEM;
+    }
+  }
   memcpy(h->body, body, body_len);
   h->body_len = body_len;
+  h->wire_len = (uint32_t)wire_len;
   h->to = to;
   h->from = from;
   h->seq = seq;
   h->ts = ts;
-  /* Start-up hands messages over in seq order and new ones get the highest
-   * seq, so appending keeps the queue sorted; walk back just in case. */
+  /* Pages come in seq order and new messages get the highest seq, so
+   * appending keeps the queue sorted; walk back just in case. */
   chat_held_t *after = to->mb_tail;
   while (after && after->seq > seq)
     after = after->prev;
@@ -99,43 +133,20 @@ int chat_mailbox_add(chat_mailbox_t *mb, chat_user_t *to, chat_user_t *from,
     to->mb_head = h;
   mb->count++;
   to->mb_count++;
-  chat_mailbox_set_state(h, state); /* from STORED (memset): counts it in */
+  to->mb_unacked_bytes += h->wire_len;
+  to->mb_npushed++;
+  to->pins++;
+  from->pins++;
   if (out)
     *out = h;
   return 0;
 }
 
-/* The first waiting message at or after h. */
-static chat_held_t *first_waiting(chat_held_t *h) {
-  while (h && h->state != CHAT_HELD_STORED)
-    h = h->next;
-  return h;
-}
-
-void chat_mailbox_set_state(chat_held_t *h, chat_held_state_t state) {
-  chat_user_t *to = h->to;
-  if (h->state == CHAT_HELD_PUSHED) {
-    to->mb_unacked_bytes -= h->body_len;
-    to->mb_npushed--;
-  }
-  h->state = state;
-  if (state == CHAT_HELD_PUSHED) {
-    to->mb_unacked_bytes += h->body_len;
-    to->mb_npushed++;
-    if (to->mb_waiting == h)
-      to->mb_waiting = first_waiting(h->next);
-  } else if (to->mb_waiting == NULL || h->seq < to->mb_waiting->seq) {
-    to->mb_waiting = h;
-  }
-}
-
 void chat_mailbox_remove(chat_mailbox_t *mb, chat_held_t *h) {
-  if (h->state == CHAT_HELD_PUSHED) {
-    h->to->mb_unacked_bytes -= h->body_len;
-    h->to->mb_npushed--;
-  }
-  if (h->to->mb_waiting == h)
-    h->to->mb_waiting = first_waiting(h->next);
+  h->to->mb_unacked_bytes -= h->wire_len;
+  h->to->mb_npushed--;
+  h->to->pins--;
+  h->from->pins--;
   if (h->prev)
     h->prev->next = h->next;
   else
@@ -145,6 +156,11 @@ void chat_mailbox_remove(chat_mailbox_t *mb, chat_held_t *h) {
   else
     h->to->mb_tail = h->prev;
   chat_hmap_del(&mb->index, h->key, h->klen);
+  if (h->group == NULL) {
+    size_t slen;
+    const char *skey = sender_key(h, &slen);
+    chat_hmap_del(&mb->by_sender, skey, slen);
+  }
   mb->count--;
   h->to->mb_count--;
   free(h);

@@ -95,7 +95,8 @@ int main(int argc, char **argv) {
   int c;
   long long v;
   opterr = 0;
-  while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+  int li = 0;
+  while ((c = getopt_long(argc, argv, "", longopts, &li)) != -1) {
     int bad = 0;
     switch (c) {
     case O_LISTEN: o.listen = optarg; break;
@@ -149,8 +150,9 @@ int main(int argc, char **argv) {
       return 2;
     }
     if (bad) {
-      fprintf(stderr, "chat-server: bad value '%s' for %s\n", optarg,
-              argv[optind - 1]);
+      /* argv[optind - 1] is the value when it came as a separate word */
+      fprintf(stderr, "chat-server: bad value '%s' for --%s\n", optarg,
+              longopts[li].name);
       usage(stderr);
       return 2;
     }

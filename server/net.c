@@ -21,6 +21,7 @@ struct chat_net {
   chat_io_t *io;
   uv_tcp_t listener;
   uv_timer_t sweep;
+  uv_timer_t relayed;  /* writes relayed messages left unacked */
   uv_signal_t sigint, sigterm;
   chat_conn_opts_t opts;
   size_t nclients;
@@ -182,6 +183,15 @@ static void on_sweep(uv_timer_t *t) {
   chat_srv_sweep(srv, uv_now(net->loop));
 }
 
+/* Often, so that nothing answered relayed stays unwritten much longer than
+ * CHAT_RELAY_WRITE_MS; cheap, since it only looks at the oldest one. */
+#define RELAYED_TICK_MS 100
+
+static void on_relayed_tick(uv_timer_t *t) {
+  chat_net_t *net = t->data;
+  chat_srv_write_relayed(net->srv, uv_now(net->loop), CHAT_RELAY_WRITE_MS);
+}
+
 static void on_signal(uv_signal_t *h, int signum) {
   chat_net_t *net = h->data;
   CHAT_INFO("signal %d: shutting down", signum);
@@ -207,11 +217,12 @@ int chat_net_start(uv_loop_t *loop, chat_srv_t *srv,
   }
   uv_tcp_init(loop, &net->listener);
   uv_timer_init(loop, &net->sweep);
+  uv_timer_init(loop, &net->relayed);
   uv_signal_init(loop, &net->sigint);
   uv_signal_init(loop, &net->sigterm);
-  net->handles = 4;
+  net->handles = 5;
   net->listener.data = net->sweep.data = net->sigint.data =
-      net->sigterm.data = net;
+      net->sigterm.data = net->relayed.data = net;
   *out = net;
   if ((r = uv_tcp_bind(&net->listener, addr, 0)) < 0 ||
       (r = uv_listen((uv_stream_t *)&net->listener, 511, on_connection)) < 0)
@@ -227,6 +238,8 @@ int chat_net_start(uv_loop_t *loop, chat_srv_t *srv,
   if (every > 5000)
     every = 5000;
   uv_timer_start(&net->sweep, on_sweep, every, every);
+  uv_timer_start(&net->relayed, on_relayed_tick, RELAYED_TICK_MS,
+                 RELAYED_TICK_MS);
   uv_signal_start(&net->sigint, on_signal, SIGINT);
   uv_signal_start(&net->sigterm, on_signal, SIGTERM);
   return 0;
@@ -259,6 +272,7 @@ static int close_handles(chat_net_t *net) {
   net->stopped = 1;
   uv_close((uv_handle_t *)&net->listener, on_handle_closed);
   uv_close((uv_handle_t *)&net->sweep, on_handle_closed);
+  uv_close((uv_handle_t *)&net->relayed, on_handle_closed);
   uv_close((uv_handle_t *)&net->sigint, on_handle_closed);
   uv_close((uv_handle_t *)&net->sigterm, on_handle_closed);
   return 1;

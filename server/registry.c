@@ -1,4 +1,4 @@
-/* registry.c -- users, contacts, contact requests and groups in memory. */
+/* registry.c -- the cache of users, contacts, requests and groups. */
 #include "registry.h"
 
 #include <errno.h>
@@ -11,12 +11,31 @@ void chat_registry_init(chat_registry_t *r) {
   chat_hmap_init(&r->groups);
 }
 
-static void user_free(chat_user_t *u) {
-  free(u->pwhash);
+void chat_registry_unfill(chat_user_t *u) {
   free(u->contacts);
   free(u->requests);
+  for (uint32_t i = 0; i < u->ngroups; i++)
+    free(u->groups[i]);
   free(u->groups);
+  u->contacts = u->requests = NULL;
+  u->groups = NULL;
+  u->ncontacts = u->ccontacts = u->nrequests = u->crequests = 0;
+  u->ngroups = u->cgroups = 0;
+  u->full = 0;
+}
+
+static void user_free(chat_user_t *u) {
+  chat_registry_unfill(u);
+  free(u->pwhash);
   free(u);
+}
+
+/* A change to u's lists that u cannot record: counted for its loader. */
+static int untracked(chat_user_t *u) {
+  if (u->full)
+    return 0;
+  u->gen++;
+  return 1;
 }
 
 void chat_registry_free(chat_registry_t *r) {
@@ -36,7 +55,7 @@ void chat_registry_free(chat_registry_t *r) {
 
 chat_user_t *chat_registry_find(const chat_registry_t *r, const char *name) {
   chat_user_t *u = chat_hmap_get(&r->users, name, strlen(name));
-  return u && !u->reserved ? u : NULL;
+  return u && !u->reserved && !u->ghost ? u : NULL;
 }
 
 chat_user_t *chat_registry_next(const chat_registry_t *r, size_t *pos) {
@@ -58,6 +77,15 @@ static int user_new(chat_registry_t *r, const char *name, chat_user_t **out) {
   return 0;
 }
 
+chat_user_t *chat_registry_stub(chat_registry_t *r, const char *name) {
+  chat_user_t *u = chat_hmap_get(&r->users, name, strlen(name));
+  if (u != NULL) {
+    u->ghost = 0; /* named by the store: it exists */
+    return u;
+  }
+  return user_new(r, name, &u) == 0 ? u : NULL;
+}
+
 int chat_registry_add(chat_registry_t *r, const char *name, const char *pwhash,
                       chat_user_t **out) {
   chat_user_t *u;
@@ -70,14 +98,134 @@ int chat_registry_add(chat_registry_t *r, const char *name, const char *pwhash,
     return rc;
   }
   u->pwhash = h;
-  r->nusers++;
+  u->held_known = 1;
+  /* as if logged in: lists kept (tests) */
+  if (chat_registry_fill(r, u, NULL, 0, NULL, 0, NULL, 0) < 0)
+    return -ENOMEM;
   if (out)
     *out = u;
   return 0;
 }
 
+int chat_registry_fill(chat_registry_t *r, chat_user_t *u,
+                       char *const *contacts, uint32_t ncontacts,
+                       char *const *requests, uint32_t nrequests,
+                       char *const *groups, uint32_t ngroups) {
+  chat_registry_unfill(u);
+  u->contacts = calloc(ncontacts ? ncontacts : 1, sizeof(*u->contacts));
+  u->requests = calloc(nrequests ? nrequests : 1, sizeof(*u->requests));
+  u->groups = calloc(ngroups ? ngroups : 1, sizeof(*u->groups));
+  if (u->contacts == NULL || u->requests == NULL || u->groups == NULL)
+    goto fail;
+  u->ccontacts = ncontacts ? ncontacts : 1;
+  u->crequests = nrequests ? nrequests : 1;
+  u->cgroups = ngroups ? ngroups : 1;
+  /* The store sorts contacts and groups by name in byte order, as strcmp. */
+  for (uint32_t i = 0; i < ncontacts; i++) {
+    chat_user_t *c = chat_registry_stub(r, contacts[i]);
+    if (c == NULL)
+      goto fail;
+    u->contacts[u->ncontacts++] = c;
+  }
+  for (uint32_t i = 0; i < nrequests; i++) {
+    chat_user_t *c = chat_registry_stub(r, requests[i]);
+    if (c == NULL)
+      goto fail;
+    u->requests[u->nrequests++] = c;
+  }
+  for (uint32_t i = 0; i < ngroups; i++) {
+    if ((u->groups[i] = strdup(groups[i])) == NULL)
+      goto fail;
+    u->ngroups++;
+  }
+  u->full = 1;
+  return 0;
+fail:
+  chat_registry_unfill(u);
+  return -ENOMEM;
+}
+
+static void mark_user(chat_user_t *u) {
+  u->marked = 1;
+  if (!u->full)
+    return;
+  for (uint32_t i = 0; i < u->ncontacts; i++)
+    u->contacts[i]->marked = 1;
+  for (uint32_t i = 0; i < u->nrequests; i++)
+    u->requests[i]->marked = 1;
+}
+
+static int grow(void ***arr, uint32_t *cap, uint32_t need);
+
+size_t chat_registry_sweep(chat_registry_t *r) {
+  size_t pos = 0, freed = 0;
+  chat_user_t *u;
+  chat_group_t *g;
+  /* Mark what live users reach: their lists, and the groups they are in
+   * with every member (a group of nobody live goes). */
+  while ((u = chat_hmap_next(&r->users, &pos)) != NULL)
+    if (u->full || u->loading || u->pins > 0 || u->reserved)
+      mark_user(u);
+  pos = 0;
+  while ((g = chat_hmap_next(&r->groups, &pos)) != NULL) {
+    for (uint32_t i = 0; i < g->nmembers && !g->marked; i++)
+      if (g->members[i]->full)
+        g->marked = 1;
+    if (g->marked)
+      for (uint32_t i = 0; i < g->nmembers; i++)
+        g->members[i]->marked = 1;
+  }
+  /* Deleting from the hmap moves entries, so victims are gathered in one
+   * walk (which also clears the marks) and freed after it. */
+  uint32_t nvict = 0, cap = 0;
+  void **vict = NULL;
+  pos = 0;
+  while ((g = chat_hmap_next(&r->groups, &pos)) != NULL) {
+    if (g->marked) {
+      g->marked = 0;
+    } else if (nvict < cap || grow(&vict, &cap, nvict + 1) == 0) {
+      vict[nvict++] = g;
+    }
+  }
+  for (uint32_t i = 0; i < nvict; i++)
+    chat_registry_drop_group(r, vict[i]);
+  nvict = 0;
+  pos = 0;
+  while ((u = chat_hmap_next(&r->users, &pos)) != NULL) {
+    if (u->marked) {
+      u->marked = 0;
+    } else if (nvict < cap || grow(&vict, &cap, nvict + 1) == 0) {
+      vict[nvict++] = u;
+    }
+  }
+  for (uint32_t i = 0; i < nvict; i++) {
+    u = vict[i];
+    chat_hmap_del(&r->users, u->name, strlen(u->name));
+    user_free(u);
+    freed++;
+  }
+  free(vict);
+  return freed;
+}
+
+void chat_registry_drop_group(chat_registry_t *r, chat_group_t *g) {
+  chat_hmap_del(&r->groups, g->name, strlen(g->name));
+  free(g->members);
+  free(g);
+}
+
 int chat_registry_reserve(chat_registry_t *r, const char *name,
                           chat_user_t **out) {
+  chat_user_t *u = chat_hmap_get(&r->users, name, strlen(name));
+  if (u != NULL) {
+    /* Cached and known, or being registered: taken. A hidden entry (a
+     * load in flight) says nothing yet: the caller asks the store. */
+    if (!u->ghost || u->reserved)
+      return -EEXIST;
+    u->reserved = 1;
+    *out = u;
+    return 0;
+  }
   int rc = user_new(r, name, out);
   if (rc == 0)
     (*out)->reserved = 1;
@@ -91,12 +239,17 @@ int chat_registry_confirm(chat_user_t *u, const char *pwhash) {
   free(u->pwhash);
   u->pwhash = h;
   u->reserved = 0;
+  u->ghost = 0;
+  u->held_known = 1; /* a new account holds nothing and sent nothing */
+  u->held = u->sent_held = 0;
   return 0;
 }
 
 void chat_registry_unreserve(chat_registry_t *r, chat_user_t *u) {
-  chat_hmap_del(&r->users, u->name, strlen(u->name));
-  user_free(u);
+  /* Something may hold the pointer (a load that raced): hidden, it goes
+   * with the next sweep. */
+  u->reserved = 0;
+  u->ghost = 1;
 }
 
 /* ---- Sorted and ordered pointer arrays ---------------------------------- */
@@ -165,19 +318,27 @@ int chat_contact_is(const chat_user_t *a, const chat_user_t *b) {
   return found;
 }
 
+int chat_contact_is(const chat_user_t *a, const chat_user_t *b);
+
 int chat_contact_add(chat_user_t *a, chat_user_t *b) {
   /* Make room on both sides first so that a failure changes nothing. */
-  if (grow((void ***)&a->contacts, &a->ccontacts, a->ncontacts + 1) < 0 ||
-      grow((void ***)&b->contacts, &b->ccontacts, b->ncontacts + 1) < 0)
+  if ((a->full &&
+       grow((void ***)&a->contacts, &a->ccontacts, a->ncontacts + 1) < 0) ||
+      (b->full &&
+       grow((void ***)&b->contacts, &b->ccontacts, b->ncontacts + 1) < 0))
     return -ENOMEM;
-  sorted_add(&a->contacts, &a->ncontacts, &a->ccontacts, b);
-  sorted_add(&b->contacts, &b->ncontacts, &b->ccontacts, a);
+  if (!untracked(a))
+    sorted_add(&a->contacts, &a->ncontacts, &a->ccontacts, b);
+  if (!untracked(b))
+    sorted_add(&b->contacts, &b->ncontacts, &b->ccontacts, a);
   return 0;
 }
 
 void chat_contact_del(chat_user_t *a, chat_user_t *b) {
-  sorted_del(a->contacts, &a->ncontacts, b);
-  sorted_del(b->contacts, &b->ncontacts, a);
+  if (!untracked(a))
+    sorted_del(a->contacts, &a->ncontacts, b);
+  if (!untracked(b))
+    sorted_del(b->contacts, &b->ncontacts, a);
 }
 
 int chat_request_has(const chat_user_t *from, const chat_user_t *to) {
@@ -188,7 +349,7 @@ int chat_request_has(const chat_user_t *from, const chat_user_t *to) {
 }
 
 int chat_request_add(chat_user_t *from, chat_user_t *to) {
-  if (chat_request_has(from, to))
+  if (untracked(to) || chat_request_has(from, to))
     return 0;
   int rc = grow((void ***)&to->requests, &to->crequests, to->nrequests + 1);
   if (rc < 0)
@@ -198,6 +359,8 @@ int chat_request_add(chat_user_t *from, chat_user_t *to) {
 }
 
 void chat_request_del(chat_user_t *from, chat_user_t *to) {
+  if (untracked(to))
+    return;
   for (uint32_t i = 0; i < to->nrequests; i++)
     if (to->requests[i] == from) {
       memmove(to->requests + i, to->requests + i + 1,
@@ -235,28 +398,53 @@ int chat_group_is_member(const chat_group_t *g, const chat_user_t *u) {
   return 0;
 }
 
-static int group_cmp_add(chat_user_t *u, chat_group_t *g) {
-  /* u->groups sorted by group name */
-  uint32_t i = 0;
-  while (i < u->ngroups && strcmp(u->groups[i]->name, g->name) < 0)
-    i++;
-  if (i < u->ngroups && u->groups[i] == g)
+int chat_user_in_group(const chat_user_t *u, const char *name) {
+  for (uint32_t i = 0; i < u->ngroups; i++)
+    if (strcmp(u->groups[i], name) == 0)
+      return 1;
+  return 0;
+}
+
+/* Adds name to u's sorted group names. 0 or -ENOMEM. */
+static int user_group_add(chat_user_t *u, const char *name) {
+  if (untracked(u) || chat_user_in_group(u, name))
     return 0;
+  if (grow((void ***)&u->groups, &u->cgroups, u->ngroups + 1) < 0)
+    return -ENOMEM;
+  char *copy = strdup(name);
+  if (copy == NULL)
+    return -ENOMEM;
+  uint32_t i = 0;
+  while (i < u->ngroups && strcmp(u->groups[i], name) < 0)
+    i++;
   memmove(u->groups + i + 1, u->groups + i,
           (u->ngroups - i) * sizeof(*u->groups));
-  u->groups[i] = g;
+  u->groups[i] = copy;
   u->ngroups++;
   return 0;
+}
+
+static void user_group_del(chat_user_t *u, const char *name) {
+  if (untracked(u))
+    return;
+  for (uint32_t i = 0; i < u->ngroups; i++)
+    if (strcmp(u->groups[i], name) == 0) {
+      free(u->groups[i]);
+      memmove(u->groups + i, u->groups + i + 1,
+              (u->ngroups - i - 1) * sizeof(*u->groups));
+      u->ngroups--;
+      return;
+    }
 }
 
 int chat_group_add(chat_group_t *g, chat_user_t *u) {
   if (chat_group_is_member(g, u))
     return 0;
   if (grow((void ***)&g->members, &g->cmembers, g->nmembers + 1) < 0 ||
-      grow((void ***)&u->groups, &u->cgroups, u->ngroups + 1) < 0)
+      user_group_add(u, g->name) < 0)
     return -ENOMEM;
   g->members[g->nmembers++] = u;
-  return group_cmp_add(u, g);
+  return 0;
 }
 
 int chat_group_remove(chat_registry_t *r, chat_group_t *g, chat_user_t *u) {
@@ -267,17 +455,23 @@ int chat_group_remove(chat_registry_t *r, chat_group_t *g, chat_user_t *u) {
       g->nmembers--;
       break;
     }
-  for (uint32_t i = 0; i < u->ngroups; i++)
-    if (u->groups[i] == g) {
-      memmove(u->groups + i, u->groups + i + 1,
-              (u->ngroups - i - 1) * sizeof(*u->groups));
-      u->ngroups--;
-      break;
-    }
+  user_group_del(u, g->name);
   if (g->nmembers > 0)
     return 0;
-  chat_hmap_del(&r->groups, g->name, strlen(g->name));
-  free(g->members);
-  free(g);
+  chat_registry_drop_group(r, g);
   return 1;
+}
+
+int chat_group_load(chat_registry_t *r, chat_group_t *g, char *const *members,
+                    uint32_t n) {
+  if (grow((void ***)&g->members, &g->cmembers, n) < 0)
+    return -ENOMEM;
+  for (uint32_t i = 0; i < n; i++) {
+    chat_user_t *u = chat_registry_stub(r, members[i]);
+    if (u == NULL)
+      return -ENOMEM;
+    if (!chat_group_is_member(g, u))
+      g->members[g->nmembers++] = u;
+  }
+  return 0;
 }

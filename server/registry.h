@@ -1,10 +1,18 @@
-/* registry.h -- who exists: users (with password hash), contacts, pending
- * contact requests and groups, all in memory. The store is only the durable
- * log of these; the handlers write the matching store operations.
+/* registry.h -- the users and groups a node holds now: a cache of the
+ * store (engine.h), bounded by what is live.
  *
- * Users are never deleted once registered, so a chat_user_t pointer stays
- * valid for the life of the registry. A name being registered is "reserved":
- * it blocks a racing register but is invisible to everything else.
+ * A user is a stub (it exists; name, held-message counts) or full (also its
+ * contacts, incoming requests and group names: while it is logged in, or
+ * logging in). Contacts are symmetric, but only full users keep lists:
+ * changing a stub's side costs nothing, since its next full load reads the
+ * store, which has the change. A full load that races with a change to its
+ * user is detected through gen and read again (resident.c).
+ *
+ * A group is cached with all its members (as stubs or full users).
+ *
+ * Nothing here owns a user beyond the cache: chat_srv_sweep() frees what no
+ * live session reaches and nothing pins (pins: in-memory messages and
+ * asynchronous operations that hold a pointer).
  */
 #ifndef CHAT_REGISTRY_H
 #define CHAT_REGISTRY_H
@@ -19,44 +27,83 @@ struct chat_held;
 typedef struct chat_group chat_group_t;
 
 typedef struct chat_user {
-  char *pwhash;                 /* owned; NULL while reserved */
+  char *pwhash;                 /* owned; NULL while reserved or unknown */
   struct chat_session *session; /* the logged-in session, or NULL */
+  /* Full users only (else NULL / 0): */
   struct chat_user **contacts;  /* sorted by name */
   struct chat_user **requests;  /* incoming contact requests, oldest first */
-  chat_group_t **groups;        /* sorted by name */
+  char **groups;                /* group names, sorted, owned */
   uint32_t ncontacts, ccontacts, nrequests, crequests, ngroups, cgroups;
-  /* The mailbox: held messages for this user in seq order (mailbox.c). */
+  /* The mailbox in memory: messages pushed to the session and not yet
+   * acked, in seq order (mailbox.c). Everything else is in the store. */
   struct chat_held *mb_head, *mb_tail;
-  struct chat_held *mb_waiting; /* the oldest one not pushed, or NULL */
-  size_t mb_unacked_bytes;      /* bodies pushed and not yet acked */
+  size_t mb_unacked_bytes;      /* deliver lines pushed, not yet acked */
   uint32_t mb_npushed;          /* messages pushed and not yet acked */
-  uint32_t mb_count;            /* messages held, pushed or not */
-  unsigned reserved : 1;
+  uint32_t mb_count;            /* messages in memory */
+  uint32_t held;                /* messages held for it, anywhere */
+  uint32_t sent_held;           /* 1:1 messages from it in the store */
+  uint32_t pins;                /* holders of this pointer (see top) */
+  uint32_t gen;                 /* changes while not full (resident.c) */
+  uint32_t wgen;                /* messages stored for it (deliver.c) */
+  uint64_t login_seq;           /* next seq when its session started */
+  uint64_t store_after;         /* paging: held seqs above this are in the
+                                 * store and not yet in memory */
+  unsigned reserved : 1;        /* a registration in progress */
+  unsigned ghost : 1;           /* being loaded, not known to exist yet */
+  unsigned full : 1;
+  unsigned loading : 1;         /* a load of it is in flight */
+  unsigned held_known : 1;      /* held and sent_held came from the store */
+  unsigned store_more : 1;      /* the store may hold more for it */
+  unsigned paging : 1;          /* a page of its messages is being read */
+  unsigned marked : 1;          /* sweep */
   char name[];                  /* NUL-terminated, at most CHAT_MAX_NAME */
 } chat_user_t;
 
 struct chat_group {
   chat_user_t **members; /* in the order they were added */
   uint32_t nmembers, cmembers;
+  unsigned marked : 1;   /* sweep */
   char name[];
 };
 
 typedef struct chat_registry {
   chat_hmap_t users;  /* name -> chat_user_t */
   chat_hmap_t groups; /* name -> chat_group_t */
-  size_t nusers;
 } chat_registry_t;
 
 void chat_registry_init(chat_registry_t *r);
 /* Frees every user and group (not their mailboxes: free those first). */
 void chat_registry_free(chat_registry_t *r);
 
-/* A registered user, or NULL (also for a reserved name). */
+/* A cached registered user, or NULL (also for a reserved name or one whose
+ * load has not said yet that it exists). */
 chat_user_t *chat_registry_find(const chat_registry_t *r, const char *name);
-/* Adds a registered user (start-up load). pwhash is copied.
+/* The cached user name, created as a stub (no hash, counts unknown) when
+ * it is not cached. NULL only when out of memory. Callers make sure the
+ * name exists in the store (a contact list, a group's members). A reserved
+ * name is returned as it is. */
+chat_user_t *chat_registry_stub(chat_registry_t *r, const char *name);
+/* Adds a registered user (tests). pwhash is copied.
  * Returns 0, -EEXIST or -ENOMEM. */
 int chat_registry_add(chat_registry_t *r, const char *name, const char *pwhash,
                       chat_user_t **out);
+/* Makes u full with these lists (names borrowed; users found or stubbed).
+ * Returns 0 or -ENOMEM (u stays a stub). */
+int chat_registry_fill(chat_registry_t *r, chat_user_t *u,
+                       char *const *contacts, uint32_t ncontacts,
+                       char *const *requests, uint32_t nrequests,
+                       char *const *groups, uint32_t ngroups);
+/* Drops u's lists: it is a stub again. */
+void chat_registry_unfill(chat_user_t *u);
+/* Frees every user and group that is not marked, not full, not loading and
+ * not pinned, and clears the marks. Returns how many users it freed. */
+size_t chat_registry_sweep(chat_registry_t *r);
+/* Sets a loaded group's members (names borrowed; users found or stubbed),
+ * without touching their lists. 0 or -ENOMEM. */
+int chat_group_load(chat_registry_t *r, chat_group_t *g, char *const *members,
+                    uint32_t n);
+/* Removes a group from the cache without touching its members' lists. */
+void chat_registry_drop_group(chat_registry_t *r, chat_group_t *g);
 /* Reserves name for a registration in progress. Returns 0, -EEXIST when the
  * name is registered or reserved, or -ENOMEM. */
 int chat_registry_reserve(chat_registry_t *r, const char *name,
@@ -69,26 +116,30 @@ void chat_registry_unreserve(chat_registry_t *r, chat_user_t *u);
 /* Walk all users (reserved ones included): *pos = 0 first. */
 chat_user_t *chat_registry_next(const chat_registry_t *r, size_t *pos);
 
-/* Contacts are symmetric: these change both users. Returns 0 or -ENOMEM
- * (add of an existing contact is 0). */
+/* Contacts are symmetric: these change both users' lists, where full
+ * (a stub's change is counted in its gen). Returns 0 or -ENOMEM (add of an
+ * existing contact is 0). chat_contact_is needs a full a. */
 int chat_contact_is(const chat_user_t *a, const chat_user_t *b);
 int chat_contact_add(chat_user_t *a, chat_user_t *b);
 void chat_contact_del(chat_user_t *a, chat_user_t *b);
 
-/* A pending request from -> to (stored on the target's side). */
+/* A pending request from -> to (kept on the target's side: chat_request_has
+ * knows only for a full `to`). */
 int chat_request_has(const chat_user_t *from, const chat_user_t *to);
 int chat_request_add(chat_user_t *from, chat_user_t *to); /* 0 or -ENOMEM */
 void chat_request_del(chat_user_t *from, chat_user_t *to);
 
 /* Groups. */
 chat_group_t *chat_registry_group(const chat_registry_t *r, const char *name);
+/* Nonzero when the full user u lists group name. */
+int chat_user_in_group(const chat_user_t *u, const char *name);
 /* Creates an empty group. Returns 0, -EEXIST or -ENOMEM. */
 int chat_group_new(chat_registry_t *r, const char *name, chat_group_t **out);
 int chat_group_is_member(const chat_group_t *g, const chat_user_t *u);
 /* 0 (also when already a member) or -ENOMEM. */
 int chat_group_add(chat_group_t *g, chat_user_t *u);
-/* Removes u; when the group becomes empty it is deleted and freed, and 1 is
- * returned (else 0). */
+/* Removes u (and the group from u's list); when the group becomes empty it
+ * is deleted and freed, and 1 is returned (else 0). */
 int chat_group_remove(chat_registry_t *r, chat_group_t *g, chat_user_t *u);
 
 #endif /* CHAT_REGISTRY_H */

@@ -1,5 +1,5 @@
-/* server.c -- start-up and shutdown: store, load, committer, listener; on a
- * signal, end the sessions, commit everything, close the store. */
+/* server.c -- start-up and shutdown: store, engine, listener; on a signal,
+ * end the sessions, commit everything, close the store. */
 #include "server.h"
 
 #include <errno.h>
@@ -33,8 +33,8 @@ static void raise_fd_limit(int max_clients) {
 static void on_stop(void *arg) {
   /* Sessions have ended and written their unacked messages: commit now so
    * they are durable before the last connections finish closing. */
-  chat_committer_t *committer = arg;
-  int r = chat_committer_flush_sync(committer);
+  chat_engine_t *engine = arg;
+  int r = chat_engine_flush_sync(engine);
   if (r < 0)
     CHAT_ERROR("final commit failed: %s", chat_strerror(r));
 }
@@ -71,19 +71,18 @@ int chat_server_run(const chat_server_opts_t *opts) {
   }
   uv_loop_t *loop = uv_default_loop();
   chat_srv_t *srv = malloc(sizeof(*srv));
-  chat_committer_t *committer = NULL;
-  if (srv == NULL || (r = chat_committer_new(loop, store, &committer)) < 0) {
+  chat_engine_t *engine = NULL;
+  if (srv == NULL || (r = chat_engine_sqlite_new(loop, store, &engine)) < 0) {
     CHAT_ERROR("start-up: out of memory");
     free(srv);
     chat_store_close(store);
     return -ENOMEM;
   }
-  r = chat_srv_init(srv, loop, &opts->cfg, store, committer);
+  r = chat_srv_init(srv, loop, &opts->cfg, engine);
   if (r < 0) {
-    CHAT_ERROR("loading %s: %s", opts->db, chat_strerror(r));
-    chat_committer_free(committer);
+    CHAT_ERROR("opening %s: %s", opts->db, chat_strerror(r));
+    chat_engine_free(engine);
     uv_run(loop, UV_RUN_DEFAULT);
-    chat_store_close(store);
     free(srv);
     return r;
   }
@@ -96,7 +95,7 @@ int chat_server_run(const chat_server_opts_t *opts) {
     if (chat_net_address(net, where, sizeof(where)) < 0)
       snprintf(where, sizeof(where), "%s", opts->listen);
     chat_log_write(CHAT_LOG_INFO, 1, "listening on %s", where);
-    chat_net_on_stop(net, on_stop, committer);
+    chat_net_on_stop(net, on_stop, engine);
     uv_run(loop, UV_RUN_DEFAULT);
     CHAT_INFO("stopped");
   }
@@ -104,12 +103,11 @@ int chat_server_run(const chat_server_opts_t *opts) {
     chat_net_stop(net);
   chat_net_free(net);
   uv_run(loop, UV_RUN_DEFAULT); /* connections and handles finish closing */
-  int fr = chat_committer_flush_sync(committer);
+  int fr = chat_engine_flush_sync(engine);
   if (fr < 0)
     CHAT_ERROR("final commit failed: %s", chat_strerror(fr));
-  chat_committer_free(committer);
+  chat_engine_free(engine); /* closes the store */
   uv_run(loop, UV_RUN_DEFAULT);
-  chat_store_close(store);
   chat_srv_free(srv);
   free(srv);
   uv_loop_close(loop);

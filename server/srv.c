@@ -1,5 +1,6 @@
-/* srv.c -- the server core: start-up load, sessions and their end, presence,
- * pushing held messages, and the helpers the handlers share. */
+/* srv.c -- the server core: start-up, sessions and their end, presence,
+ * the periodic sweep, and the helpers the handlers share. Delivery of held
+ * messages is in deliver.c, loading from the engine in resident.c. */
 #include "srv.h"
 
 #include <errno.h>
@@ -29,90 +30,28 @@ int64_t chat_srv_now_wall_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* ---- Start-up load ------------------------------------------------------ */
-
-static int load_user(void *ctx, const char *user, const char *pwhash) {
-  chat_srv_t *srv = ctx;
-  int r = chat_registry_add(&srv->reg, user, pwhash, NULL);
-  return r == -EEXIST ? 0 : r;
-}
-
-static int load_contact(void *ctx, const char *a, const char *b) {
-  chat_srv_t *srv = ctx;
-  chat_user_t *ua = chat_registry_find(&srv->reg, a);
-  chat_user_t *ub = chat_registry_find(&srv->reg, b);
-  if (ua == NULL || ub == NULL || ua == ub)
-    return 0; /* dangling row: ignore */
-  return chat_contact_add(ua, ub);
-}
-
-static int load_request(void *ctx, const char *from, const char *to) {
-  chat_srv_t *srv = ctx;
-  chat_user_t *uf = chat_registry_find(&srv->reg, from);
-  chat_user_t *ut = chat_registry_find(&srv->reg, to);
-  if (uf == NULL || ut == NULL || uf == ut)
-    return 0;
-  return chat_request_add(uf, ut);
-}
-
-static int load_group(void *ctx, const char *group, const char *member) {
-  chat_srv_t *srv = ctx;
-  chat_user_t *u = chat_registry_find(&srv->reg, member);
-  if (u == NULL)
-    return 0;
-  chat_group_t *g = chat_registry_group(&srv->reg, group);
-  if (g == NULL) {
-    int r = chat_group_new(&srv->reg, group, &g);
-    if (r < 0)
-      return r;
-  }
-  return chat_group_add(g, u);
-}
-
-static int load_msg(void *ctx, const chat_stored_msg_t *m) {
-  chat_srv_t *srv = ctx;
-  chat_user_t *to = chat_registry_find(&srv->reg, m->to);
-  chat_user_t *from = chat_registry_find(&srv->reg, m->from);
-  if (to == NULL || from == NULL)
-    return 0;
-  chat_held_t *h;
-  int r = chat_mailbox_add(&srv->mb, to, from, m->group, m->msg_id, m->body,
-                           m->body_len, m->seq, m->ts, CHAT_HELD_STORED, &h);
-  if (r == -EEXIST || r == -EINVAL)
-    return 0;
-  if (r < 0)
-    return r;
-  h->written = 1;
-  h->offline = 1;
-  return 0;
-}
-
 int chat_srv_init(chat_srv_t *srv, uv_loop_t *loop,
-                  const chat_srv_config_t *cfg, chat_store_t *store,
-                  chat_committer_t *committer) {
+                  const chat_srv_config_t *cfg, chat_engine_t *engine) {
   memset(srv, 0, sizeof(*srv));
   srv->loop = loop;
   srv->cfg = *cfg;
-  srv->committer = committer;
+  srv->engine = engine;
   srv->sessions.next = srv->sessions.prev = &srv->sessions;
   chat_registry_init(&srv->reg);
   chat_mailbox_init(&srv->mb);
+  chat_hmap_init(&srv->loads);
+  chat_hmap_init(&srv->awaited);
   if (sodium_init() < 0)
     return -EIO;
-  int r;
+  /* The store is read per user on demand: start-up needs only the seq. */
   uint64_t max_seq = 0;
-  if ((r = chat_store_load_users(store, load_user, srv)) < 0 ||
-      (r = chat_store_load_contacts(store, load_contact, srv)) < 0 ||
-      (r = chat_store_load_requests(store, load_request, srv)) < 0 ||
-      (r = chat_store_load_groups(store, load_group, srv)) < 0 ||
-      (r = chat_store_load_messages(store, load_msg, srv)) < 0 ||
-      (r = chat_store_max_seq(store, &max_seq)) < 0) {
+  int r = engine->type->max_seq(engine, &max_seq);
+  if (r < 0) {
     chat_srv_free(srv);
     return r;
   }
   srv->next_seq = max_seq + 1;
-  if (committer != NULL)
-    chat_committer_on_fail(committer, chat_srv_commit_failed, srv);
+  engine->type->on_fail(engine, chat_srv_commit_failed, srv);
   /* Unknown users are verified against this, so a failed login costs the
    * same whether the name exists or not. Once, before serving. */
   char pw[33];
@@ -123,13 +62,14 @@ int chat_srv_init(chat_srv_t *srv, uv_loop_t *loop,
     chat_srv_free(srv);
     return r;
   }
-  CHAT_INFO("loaded %zu users, %zu held messages, next seq %llu",
-            srv->reg.nusers, srv->mb.count,
+  CHAT_INFO("store opened (%s engine), next seq %llu", engine->type->name,
             (unsigned long long)srv->next_seq);
   return 0;
 }
 
 void chat_srv_free(chat_srv_t *srv) {
+  chat_srv_loads_free(srv);
+  chat_hmap_free(&srv->awaited);
   chat_mailbox_free(&srv->mb);
   chat_registry_free(&srv->reg);
   free(srv->line);
@@ -257,40 +197,6 @@ int chat_srv_reply_list(chat_session_t *s, const json_t *id, const char *key,
   return 0;
 }
 
-/* ---- Store operations ---------------------------------------------------- */
-
-void chat_srv_log_op(chat_srv_t *srv, const chat_store_op_t *op) {
-  int r = chat_committer_add(srv->committer, op);
-  if (r < 0)
-    CHAT_ERROR("store op %d not queued: %s", (int)op->kind, chat_strerror(r));
-}
-
-void chat_srv_op2(chat_srv_t *srv, chat_store_op_kind_t kind, const char *a,
-                  const char *b) {
-  chat_store_op_t op;
-  memset(&op, 0, sizeof(op));
-  op.kind = kind;
-  op.a = a;
-  op.b = b;
-  chat_srv_log_op(srv, &op);
-}
-
-void chat_srv_write_held(chat_srv_t *srv, chat_held_t *h) {
-  chat_store_op_t op;
-  memset(&op, 0, sizeof(op));
-  op.kind = CHAT_STORE_PUT_MSG;
-  op.msg.seq = h->seq;
-  op.msg.to = h->to->name;
-  op.msg.from = h->from->name;
-  op.msg.group = h->group;
-  op.msg.msg_id = chat_held_msg_id(h);
-  op.msg.body = h->body;
-  op.msg.body_len = h->body_len;
-  op.msg.ts = h->ts;
-  chat_srv_log_op(srv, &op);
-  h->written = 1;
-}
-
 /* ---- Presence and delivery ----------------------------------------------- */
 
 chat_status_t chat_srv_status_of(const chat_user_t *u) {
@@ -311,74 +217,17 @@ void chat_srv_presence_to_contacts(chat_srv_t *srv, chat_user_t *u,
   json_decref(ev);
 }
 
-int chat_srv_push(chat_srv_t *srv, chat_held_t *h) {
-  chat_session_t *s = h->to->session;
-  if (s == NULL || s->ended)
-    return -EPIPE;
-  /* Pushed even if the line cannot be written: pump() moves on, and an
-   * unacked message is delivered again at the next login. */
-  chat_mailbox_set_state(h, CHAT_HELD_PUSHED);
-  size_t cap;
-  char *line = chat_srv_line_buf(srv, h->body_len, &cap);
-  if (line == NULL)
-    return -ENOMEM;
-  int n = chat_line_deliver(line, cap, h->from->name, h->group,
-                            chat_held_msg_id(h), h->body, h->body_len, h->ts,
-                            h->offline);
-  if (n < 0)
-    return n;
-  /* Marked first: once the line is out h may be gone (an ack handled
-   * before this returns); a failed send takes the mark back. */
-  unsigned was = h->delivered;
-  h->delivered = 1;
-  int r = chat_session_send_line(s, line, (size_t)n);
-  if (r < 0)
-    h->delivered = was;
-  return r;
-}
-
-int chat_srv_quota_open(const chat_srv_t *srv, const chat_user_t *to) {
-  return srv->cfg.offline_quota == 0 || to->mb_count < srv->cfg.offline_quota;
-}
-
-void chat_srv_quota_error(chat_session_t *s, const json_t *id,
-                          const char *to) {
-  char text[160];
-  snprintf(text, sizeof(text),
-           "the mailbox of %s is full (offline quota); try again once it "
-           "has read its messages", to);
-  json_t *e = chat_reply_error(id, CHAT_E_RATE_LIMITED, text);
-  if (e != NULL)
-    json_object_set_new(e, "reason", json_string("offline_quota"));
-  chat_session_send_new(s, e);
-}
-
-int chat_srv_window_open(const chat_srv_t *srv, const chat_user_t *u,
-                         size_t len) {
-  if (u->mb_npushed == 0)
-    return 1;
-  return u->mb_npushed < CHAT_WINDOW_MSGS &&
-         u->mb_unacked_bytes + len <= srv->cfg.max_output / CHAT_WINDOW_DIV;
-}
-
-void chat_srv_pump(chat_srv_t *srv, chat_user_t *u) {
-  chat_session_t *s = u->session;
+/* u's session ends: what it was pushed and has not acked goes to the
+ * store (written now if it was not), to be delivered again, in order, at
+ * its next login; memory keeps none of it. */
+void chat__srv_unload_mailbox(chat_srv_t *srv, chat_user_t *u) {
   chat_held_t *h;
-  while (s && !s->ended && (h = u->mb_waiting) != NULL &&
-         chat_srv_window_open(srv, u, h->body_len))
-    chat_srv_push(srv, h);
-}
-
-/* Writes every unwritten message of u so it survives a restart, and marks
- * the pushed ones for redelivery at the next login. */
-static void keep_unacked(chat_srv_t *srv, chat_user_t *u) {
-  for (chat_held_t *h = u->mb_head; h; h = h->next) {
-    if (!h->written)
-      chat_srv_write_held(srv, h);
-    h->offline = 1;
-    if (h->state == CHAT_HELD_PUSHED)
-      chat_mailbox_set_state(h, CHAT_HELD_STORED);
+  while ((h = u->mb_head) != NULL) {
+    chat_srv_write_held(srv, h);
+    chat_srv_drop_held(srv, h, 0);
   }
+  u->store_more = 1;
+  u->store_after = 0;
 }
 
 void chat_srv_session_end(chat_srv_t *srv, chat_session_t *s,
@@ -395,8 +244,9 @@ void chat_srv_session_end(chat_srv_t *srv, chat_session_t *s,
     CHAT_INFO("logout %s (%s)", u->name, why);
     u->session = NULL;
     srv->nlogged_in--;
-    keep_unacked(srv, u);
+    chat__srv_unload_mailbox(srv, u);
     chat_srv_presence_to_contacts(srv, u, CHAT_STATUS_OFFLINE);
+    chat_registry_unfill(u); /* a stub again: its lists are the store's */
   }
   chat_session_close(s);
 }
@@ -427,6 +277,8 @@ void chat_srv_sweep(chat_srv_t *srv, uint64_t now_ms) {
     }
     s = next;
   }
+  chat_srv_write_relayed(srv, now_ms, CHAT_RELAY_WRITE_MS);
+  chat_registry_sweep(&srv->reg);
 }
 
 void chat_srv_end_all(chat_srv_t *srv) {

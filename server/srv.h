@@ -1,10 +1,16 @@
-/* srv.h -- the server's decision core: sessions, users, mailboxes, and the
- * handlers that turn requests into replies, events and store operations.
+/* srv.h -- the server's decision core: sessions, the cache of users and
+ * groups (registry.h), the in-memory mailboxes, and the handlers that turn
+ * requests into replies, events and engine operations.
+ *
+ * The engine (engine.h) is the authority on everything that outlives a
+ * session; the core holds what is live and loads the rest when a request
+ * needs it (resident.c), so a node's memory follows its sessions, not its
+ * store.
  *
  * No sockets here. A session talks to its connection through a chat_sink_t
  * (net.c backs it with a chat_conn_t; unit tests capture the frames), so the
- * whole protocol logic runs in tests with a real loop, store and committer
- * but without a socket.
+ * whole protocol logic runs in tests with a real loop and engine but
+ * without a socket.
  *
  * Lifetime: the transport creates a session with chat_srv_session_new()
  * (holding one reference), feeds it frames, and calls chat_srv_session_end()
@@ -22,7 +28,7 @@
 #include <uv.h>
 
 #include "chat_protocol.h"
-#include "committer.h"
+#include "engine.h"
 #include "hash.h"
 #include "mailbox.h"
 #include "ratelimit.h"
@@ -37,7 +43,8 @@
 #define CHAT_MAX_RATE_LIMITED_RUN 100
 #define CHAT_OBSERVED_HOST_MAX 64
 /* Messages pushed to one recipient and not yet acked: at most this many,
- * and at most max_output / CHAT_WINDOW_DIV bytes of bodies (at least one),
+ * and at most max_output / CHAT_WINDOW_DIV bytes of deliver lines as sent,
+ * escapes included (at least one message),
  * so a recipient that does not ack cannot make the server queue without
  * bound; the rest waits (written to the store) until acks come. */
 #define CHAT_WINDOW_MSGS 1024
@@ -50,6 +57,14 @@
 /* Seconds a connection may take to log in before it is told
  * not_authenticated and closed (long enough to type JSON into nc). */
 #define CHAT_LOGIN_TIMEOUT_DEFAULT 60
+/* A relayed message not acked within this is written to the store in the
+ * background, so a crash of the server loses nothing older (PROTOCOL.md
+ * section 3); acks that come in time keep the hot path off the disk. */
+#define CHAT_RELAY_WRITE_MS 1000
+/* Most held messages read from the store in one page. */
+#define CHAT_PAGE_MAX 256
+/* A session token stays valid this long after its last use. */
+#define CHAT_TOKEN_TTL_MS (30LL * 24 * 3600 * 1000)
 
 typedef struct chat_srv_config {
   int heartbeat;           /* seconds, in welcome; idle cut-off is 3x */
@@ -89,6 +104,7 @@ typedef struct chat_session {
   uint64_t last_read_ms;   /* uv_now() of the last line read (blank too) */
   uint64_t opened_ms;      /* uv_now() when the connection was accepted */
   chat_ratelimit_t rl;
+  void *pending;           /* a request waiting for loads (resident.c) */
   int refs;
   uint16_t p2p_port;
   uint16_t limited_run;    /* rate_limited answers in a row */
@@ -98,6 +114,10 @@ typedef struct chat_session {
   unsigned busy : 1;       /* a register/login waits for the pool */
   unsigned ended : 1;      /* no more frames in or out */
   unsigned closing : 1;    /* close requested */
+  unsigned dup_stored : 1; /* the request being run repeats a msg_id the
+                            * store holds from this sender (resident.c) */
+  char token[CHAT_TOKEN_HASH_HEX + 1]; /* hash of the token that opened or
+                            * was issued to this session, or "" */
   char host[CHAT_OBSERVED_HOST_MAX]; /* observed peer address */
 } chat_session_t;
 
@@ -106,7 +126,12 @@ struct chat_srv {
   chat_srv_config_t cfg;
   chat_registry_t reg;
   chat_mailbox_t mb;
-  chat_committer_t *committer;  /* borrowed */
+  chat_engine_t *engine;        /* borrowed */
+  chat_hmap_t loads;            /* name -> loads in flight (resident.c) */
+  chat_hmap_t awaited;          /* seq (8 bytes, in the waiter) -> waiter:
+                                 * PUTs whose request decides their fate
+                                 * when the commit fails (store_retry.c) */
+  chat_held_t *wr_head, *wr_tail; /* pushed, unwritten: oldest push first */
   uint64_t next_seq;
   chat_session_t sessions;      /* list head (a sentinel) */
   size_t nsessions;
@@ -118,12 +143,11 @@ struct chat_srv {
                                  * CHAT_MAX_BODY bytes once used (owned) */
 };
 
-/* Sets up the core on loop with cfg, loading everything from store (which
- * the committer then owns for writing). Returns 0, -EIO or -ENOMEM. */
+/* Sets up the core on loop with cfg over engine (borrowed): reads nothing
+ * but the next seq. Returns 0, -EIO or -ENOMEM. */
 int chat_srv_init(chat_srv_t *srv, uv_loop_t *loop,
-                  const chat_srv_config_t *cfg, chat_store_t *store,
-                  chat_committer_t *committer);
-/* The committer's fail hook (store_retry.c), set by chat_srv_init: adds
+                  const chat_srv_config_t *cfg, chat_engine_t *engine);
+/* The engine's fail hook (store_retry.c), set by chat_srv_init: adds
  * again the failed changes that memory still holds. */
 void chat_srv_commit_failed(void *arg, const chat_store_op_t *ops, size_t n,
                             int status);
@@ -153,10 +177,14 @@ void chat_srv_on_bad_frame(chat_srv_t *srv, chat_session_t *s,
  * the sink to close. */
 void chat_srv_session_end(chat_srv_t *srv, chat_session_t *s,
                           const char *why);
-/* Ends every session whose last read is older than 3 x heartbeat, and
- * closes (with not_authenticated) every connection not logged in within
- * login_timeout. */
+/* Ends every session whose last read is older than 3 x heartbeat, closes
+ * (with not_authenticated) every connection not logged in within
+ * login_timeout, writes relayed messages unacked for CHAT_RELAY_WRITE_MS,
+ * and drops from the cache what no live session needs. */
 void chat_srv_sweep(chat_srv_t *srv, uint64_t now_ms);
+/* Writes every pushed message unacked since before now_ms - delay_ms. */
+void chat_srv_write_relayed(chat_srv_t *srv, uint64_t now_ms,
+                            uint64_t delay_ms);
 /* Ends every session (shutdown). */
 void chat_srv_end_all(chat_srv_t *srv);
 
@@ -188,13 +216,28 @@ int chat_srv_reply_list(chat_session_t *s, const json_t *id, const char *key,
 /* Closes after what is queued; the session ends when the connection does. */
 void chat_session_close(chat_session_t *s);
 
-/* Adds a store operation; a failure is logged (memory stays authoritative
- * until restart). */
+/* A stored message's request waits for its PUT and decides what a failed
+ * commit means: store_retry.c leaves that PUT alone. *seq must live until
+ * chat_srv_unawait. */
+void chat_srv_await(chat_srv_t *srv, const uint64_t *seq, void *waiter);
+void chat_srv_unawait(chat_srv_t *srv, const uint64_t *seq);
+/* Adds a store operation to the engine; a failure is logged. */
 void chat_srv_log_op(chat_srv_t *srv, const chat_store_op_t *op);
 void chat_srv_op2(chat_srv_t *srv, chat_store_op_kind_t kind, const char *a,
                   const char *b);
 /* PUT_MSG for h; marks it written. */
 void chat_srv_write_held(chat_srv_t *srv, chat_held_t *h);
+/* PUT_MSG of a message that is not in memory (for an offline recipient, or
+ * one whose window is full); counts it held. */
+void chat_srv_store_msg(chat_srv_t *srv, chat_user_t *to, chat_user_t *from,
+                        const char *group, const char *msg_id,
+                        const char *body, size_t body_len, uint64_t seq,
+                        int64_t ts);
+/* Takes h (just added) onto the list of messages to write if unacked. */
+void chat_srv_track_unwritten(chat_srv_t *srv, chat_held_t *h);
+/* Drops h from memory (acked, or handed to the store), with its DEL_MSG
+ * when acked and written. */
+void chat_srv_drop_held(chat_srv_t *srv, chat_held_t *h, int acked);
 
 /* Presence of u (its session's status or offline) to each of its contacts
  * that is logged in. */
@@ -210,11 +253,44 @@ int chat_srv_quota_open(const chat_srv_t *srv, const chat_user_t *to);
  * "reason":"offline_quota" (an optional field PROTOCOL.md allows). */
 void chat_srv_quota_error(chat_session_t *s, const json_t *id,
                           const char *to);
-/* Nonzero when u's window has room for one more message of len bytes. */
+/* The deliver line a message from `from` (in group, or NULL) would take, in
+ * bytes as sent (chat_line_deliver_len). When its frame would exceed
+ * max_frame, returns 0 and fills err (bad_request naming body): nobody may
+ * be sent a frame longer than max_frame (PROTOCOL.md section 2). */
+size_t chat_srv_deliver_len(const chat_srv_t *srv, const char *from,
+                            const char *group, const chat_msg_t *m,
+                            chat_error_t *err);
+/* Nonzero when u's window has room for one more deliver line of len bytes. */
 int chat_srv_window_open(const chat_srv_t *srv, const chat_user_t *u,
                          size_t len);
-/* Pushes u's waiting messages, oldest first, while the window allows. */
+/* Nonzero when a new message for the logged-in u may be pushed now: nothing
+ * older waits in the store and the window has room for len bytes. */
+int chat_srv_can_push(const chat_srv_t *srv, const chat_user_t *u,
+                      size_t len);
+/* Reads u's next page of held messages from the store and pushes them, if
+ * u is logged in, the store may hold more, and the window has room. */
 void chat_srv_pump(chat_srv_t *srv, chat_user_t *u);
+
+/* ---- resident.c: loading what a request needs --------------------------- */
+
+/* Runs the request m from s now when everything it names is in the cache,
+ * or loads what is missing first (the session's input waits meanwhile, so
+ * requests stay in order). */
+void chat_srv_run_resident(chat_srv_t *srv, chat_session_t *s,
+                           const chat_msg_t *m);
+/* Loads user name (full: with its lists, for a login; token_hash: also that
+ * token's last use) and calls cb(arg, status, u) once it is in the cache:
+ * u NULL when there is no such user. A load of a name already in flight is
+ * shared. 0 or -ENOMEM. */
+typedef void (*chat_srv_user_cb)(void *arg, int status, chat_user_t *u,
+                                 int64_t token_used);
+int chat_srv_load_user(chat_srv_t *srv, const char *name, int full,
+                       const char *token_hash, chat_srv_user_cb cb,
+                       void *arg);
+/* Frees the loads' bookkeeping (shutdown). */
+void chat_srv_loads_free(chat_srv_t *srv);
+/* Internal: hands u's in-memory messages to the store (session end, kick). */
+void chat__srv_unload_mailbox(chat_srv_t *srv, chat_user_t *u);
 int64_t chat_srv_now_wall_ms(void);
 
 #endif /* CHAT_SRV_H */

@@ -1,10 +1,11 @@
 /* store.h -- the server's durable state, behind one header.
  *
- * The server keeps its working state in memory and uses the store as the
- * durable log of it: everything is loaded once at start-up, and every change
- * is written as an operation in a batch that commits as one transaction.
- * SQLite appears only in store_sqlite.c. A chat_store_t is used by one thread
- * at a time (the committer moves it between the loop and the thread pool).
+ * The store is the authority on everything that outlives a session. The
+ * server reads it per user on demand (never all of it: start-up reads the
+ * schema and the next seq), and every change is written as an operation in
+ * a batch that commits as one transaction. SQLite appears only in
+ * store_sqlite.c; the server reaches it through engine.h. A chat_store_t is
+ * used by one thread at a time (the committer's).
  *
  * Durability: the database runs in WAL mode with synchronous=FULL, so when
  * chat_store_apply() returns 0 the batch is on disk and survives SIGKILL and
@@ -28,7 +29,66 @@ int chat_store_open(const char *path, chat_store_t **out, char *errbuf,
                     size_t errlen);
 void chat_store_close(chat_store_t *s);
 
-/* ---- Loading at start-up ------------------------------------------------ */
+/* ---- Reads -------------------------------------------------------------
+ * Synchronous, on whichever thread uses the store (the engine runs them on
+ * its store thread). Each returns 0 or -EIO / -ENOMEM. */
+
+typedef struct chat_stored_msg {
+  uint64_t seq;        /* accept order, unique, increasing */
+  const char *to;      /* recipient */
+  const char *from;    /* sender */
+  const char *group;   /* NULL for a 1:1 message */
+  const char *msg_id;
+  const char *body;    /* body_len bytes, not NUL-terminated in general */
+  size_t body_len;
+  int64_t ts;          /* ms since the epoch, when the server accepted it */
+  int offline;         /* stored while its recipient was away (deliver's
+                        * "offline"); PUT_MSG of an unset one stores 0 */
+} chat_stored_msg_t;
+
+/* What the store holds of one user. Owned by whoever got it from
+ * chat_store_get_user (free with chat_store_user_free). */
+typedef struct chat_store_user {
+  int exists;           /* 0: no such user; nothing else is set */
+  char *pwhash;         /* crypto_pwhash_str format */
+  uint32_t held;        /* messages held for the user (its mailbox) */
+  uint32_t sent_held;   /* 1:1 messages held *from* the user, to anyone */
+  int64_t token_used;   /* with a token hash asked: the ms of its last use
+                         * when it is this user's token, else -1 */
+  /* Only for a full load (a login); else NULL and 0. */
+  char **contacts;      /* sorted by name (byte order) */
+  uint32_t ncontacts;
+  char **requests;      /* incoming contact requests, oldest first */
+  uint32_t nrequests;
+  char **groups;        /* sorted by name */
+  uint32_t ngroups;
+} chat_store_user_t;
+
+typedef struct chat_store_group {
+  int exists;
+  char **members;       /* in the order they were added */
+  uint32_t nmembers;
+} chat_store_group_t;
+
+/* name's record; full adds contacts, requests and groups; token_hash
+ * (NULL: none) asks for that token's last use. */
+int chat_store_get_user(chat_store_t *s, const char *name, int full,
+                        const char *token_hash, chat_store_user_t **out);
+void chat_store_user_free(chat_store_user_t *u);
+int chat_store_get_group(chat_store_t *s, const char *name,
+                         chat_store_group_t **out);
+void chat_store_group_free(chat_store_group_t *g);
+/* Messages held for rcpt with seq > after, oldest first, at most limit
+ * (*n of them in *out, one allocation: free(*out)); *more is nonzero when
+ * there are further ones. */
+int chat_store_get_held(chat_store_t *s, const char *rcpt, uint64_t after,
+                        uint32_t limit, chat_stored_msg_t **out, size_t *n,
+                        int *more);
+/* The held 1:1 message from `from` with msg_id (*out one allocation, free
+ * it), or *out NULL when there is none. */
+int chat_store_find_sent(chat_store_t *s, const char *from,
+                         const char *msg_id, chat_stored_msg_t **out);
+/* ---- Whole-table scans, for tests and tools (the server reads per user) -- */
 /* Each loader calls cb once per row, in the order given, with borrowed
  * strings valid only during the call. A nonzero return from cb stops the walk
  * and is returned. Otherwise 0, or -EIO. */
@@ -56,16 +116,6 @@ int chat_store_load_groups(chat_store_t *s,
                                      const char *member),
                            void *ctx);
 
-typedef struct chat_stored_msg {
-  uint64_t seq;        /* accept order, unique, increasing */
-  const char *to;      /* recipient */
-  const char *from;    /* sender */
-  const char *group;   /* NULL for a 1:1 message */
-  const char *msg_id;
-  const char *body;    /* body_len bytes, not NUL-terminated in general */
-  size_t body_len;
-  int64_t ts;          /* ms since the epoch, when the server accepted it */
-} chat_stored_msg_t;
 
 /* Held messages in seq order. */
 int chat_store_load_messages(chat_store_t *s,
@@ -85,7 +135,10 @@ typedef enum chat_store_op_kind {
   CHAT_STORE_PUT_MSG,       /* msg */
   CHAT_STORE_DEL_MSG,       /* msg.to and msg.seq (other fields ignored) */
   CHAT_STORE_ADD_MEMBER,    /* a = group, b = user (creates the group) */
-  CHAT_STORE_DEL_MEMBER     /* a = group, b = user (the last one ends it) */
+  CHAT_STORE_DEL_MEMBER,    /* a = group, b = user (the last one ends it) */
+  CHAT_STORE_ADD_TOKEN,     /* a = user, b = token hash (hex), msg.ts = now */
+  CHAT_STORE_TOUCH_TOKEN,   /* b = token hash, msg.ts = now */
+  CHAT_STORE_DEL_TOKEN      /* b = token hash */
 } chat_store_op_kind_t;
 
 /* One change. The strings are borrowed by chat_store_apply() for the call

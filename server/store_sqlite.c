@@ -18,7 +18,7 @@
 
 #include <sqlite3.h>
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 #define STORE_BUSY_TIMEOUT_MS 5000
 
 enum {
@@ -35,6 +35,18 @@ enum {
   ST_ADD_MEMBER,
   ST_DEL_MEMBER,
   ST_BUMP_SEQ,
+  ST_ADD_TOKEN,
+  ST_TOUCH_TOKEN,
+  ST_DEL_TOKEN,
+  ST_GET_USER,
+  ST_GET_TOKEN,
+  ST_GET_CONTACTS,
+  ST_GET_REQUESTS,
+  ST_GET_GROUPS,
+  ST_GET_MEMBERS,
+  ST_GET_HELD,
+  ST_COUNT_SENT,
+  ST_FIND_SENT,
   ST_COUNT
 };
 
@@ -49,13 +61,32 @@ static const char *const stmt_sql[ST_COUNT] = {
       "INSERT OR IGNORE INTO requests(src, dst) VALUES(?1, ?2)",
   [ST_DEL_REQUEST] = "DELETE FROM requests WHERE src = ?1 AND dst = ?2",
   [ST_PUT_MSG] = "INSERT OR IGNORE INTO messages"
-                 "(seq, rcpt, sender, grp, msg_id, body, ts)"
-                 " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                 "(seq, rcpt, sender, grp, msg_id, body, ts, offline)"
+                 " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
   [ST_DEL_MSG] = "DELETE FROM messages WHERE seq = ?1 AND rcpt = ?2",
   [ST_ADD_MEMBER] =
       "INSERT OR IGNORE INTO members(grp, member) VALUES(?1, ?2)",
   [ST_DEL_MEMBER] = "DELETE FROM members WHERE grp = ?1 AND member = ?2",
   [ST_BUMP_SEQ] = "UPDATE meta SET max_seq = max(max_seq, ?1) WHERE id = 1",
+  [ST_ADD_TOKEN] =
+      "INSERT OR REPLACE INTO tokens(hash, user, used) VALUES(?2, ?1, ?3)",
+  [ST_TOUCH_TOKEN] = "UPDATE tokens SET used = max(used, ?3) WHERE hash = ?2",
+  [ST_DEL_TOKEN] = "DELETE FROM tokens WHERE hash = ?2",
+  [ST_GET_USER] = "SELECT pwhash, held FROM users WHERE name = ?1",
+  [ST_GET_TOKEN] = "SELECT used FROM tokens WHERE hash = ?1 AND user = ?2",
+  [ST_GET_CONTACTS] = "SELECT b FROM contacts WHERE a = ?1 UNION ALL"
+                      " SELECT a FROM contacts WHERE b = ?1 ORDER BY 1",
+  [ST_GET_REQUESTS] = "SELECT src FROM requests WHERE dst = ?1 ORDER BY id",
+  [ST_GET_GROUPS] = "SELECT grp FROM members WHERE member = ?1 ORDER BY grp",
+  [ST_GET_MEMBERS] = "SELECT member FROM members WHERE grp = ?1 ORDER BY id",
+  [ST_GET_HELD] = "SELECT seq, rcpt, sender, grp, msg_id, body, ts, offline"
+                  " FROM messages WHERE rcpt = ?1 AND seq > ?2"
+                  " ORDER BY seq LIMIT ?3",
+  [ST_COUNT_SENT] =
+      "SELECT count(*) FROM messages WHERE sender = ?1 AND grp IS NULL",
+  [ST_FIND_SENT] = "SELECT seq, rcpt, sender, grp, msg_id, body, ts, offline"
+                   " FROM messages WHERE sender = ?1 AND msg_id = ?2"
+                   " AND grp IS NULL LIMIT 1",
 };
 
 /* Version 1. Groups exist only through their members, so removing the last
@@ -77,6 +108,26 @@ static const char schema_sql[] =
     " max_seq INTEGER NOT NULL);"
     "INSERT INTO meta(id, max_seq) VALUES(1, 0);"
     "PRAGMA user_version = 1;";
+
+/* Version 2: the store is the authority, read per user on demand. Indexes
+ * for every per-user read, a held-message count per user kept by triggers
+ * (so a mailbox's size costs no scan), and session tokens by hash. */
+static const char schema_v2_sql[] =
+    "ALTER TABLE users ADD COLUMN held INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE messages ADD COLUMN offline INTEGER NOT NULL DEFAULT 1;"
+    "UPDATE users SET held ="
+    " (SELECT count(*) FROM messages WHERE rcpt = users.name);"
+    "CREATE INDEX contacts_b ON contacts(b);"
+    "CREATE INDEX requests_dst ON requests(dst, id);"
+    "CREATE INDEX members_member ON members(member, grp);"
+    "CREATE INDEX messages_sender ON messages(sender, msg_id);"
+    "CREATE TRIGGER messages_held_in AFTER INSERT ON messages BEGIN"
+    " UPDATE users SET held = held + 1 WHERE name = NEW.rcpt; END;"
+    "CREATE TRIGGER messages_held_out AFTER DELETE ON messages BEGIN"
+    " UPDATE users SET held = held - 1 WHERE name = OLD.rcpt; END;"
+    "CREATE TABLE tokens(hash TEXT PRIMARY KEY, user TEXT NOT NULL,"
+    " used INTEGER NOT NULL) WITHOUT ROWID;"
+    "PRAGMA user_version = 2;";
 
 struct chat_store {
   sqlite3 *db;
@@ -125,16 +176,20 @@ static int init_schema(sqlite3 *db, char *errbuf, size_t errlen) {
   }
   if (version == STORE_SCHEMA_VERSION)
     return 0;
-  if (version != 0) {
+  if (version != 0 && version != 1) {
     if (errbuf != NULL && errlen > 0)
       snprintf(errbuf, errlen,
                "database schema version %lld is not %d (newer server?)",
                (long long)version, STORE_SCHEMA_VERSION);
     return -EIO;
   }
+  /* A new database gets version 1 and then the same upgrade an old one
+   * gets, in one transaction. */
   rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-  if (rc == SQLITE_OK)
+  if (rc == SQLITE_OK && version == 0)
     rc = sqlite3_exec(db, schema_sql, NULL, NULL, NULL);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_exec(db, schema_v2_sql, NULL, NULL, NULL);
   if (rc != SQLITE_OK) {
     set_err(errbuf, errlen, "creating schema", db);
     sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
@@ -209,7 +264,316 @@ void chat_store_close(chat_store_t *s) {
   free(s);
 }
 
-/* ---- Loading ------------------------------------------------------------ */
+/* ---- Reads ---------------------------------------------------------------- */
+
+/* Binds ?1 (and ?2 when y is given) as text. */
+static int bind_texts(sqlite3_stmt *st, const char *x, const char *y) {
+  int rc = sqlite3_bind_text(st, 1, x, -1, SQLITE_STATIC);
+  if (rc == SQLITE_OK && y != NULL)
+    rc = sqlite3_bind_text(st, 2, y, -1, SQLITE_STATIC);
+  return rc;
+}
+
+static void done_stmt(sqlite3_stmt *st) {
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
+}
+
+/* The first column of every row of st (bound already) as strings into
+ * *out / *n. 0, -ENOMEM or -EIO. */
+static int collect(sqlite3_stmt *st, char ***out, uint32_t *n) {
+  char **v = NULL;
+  uint32_t len = 0, cap = 0;
+  int rc, ret = 0;
+
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    const char *x = (const char *)sqlite3_column_text(st, 0);
+    if (x == NULL) {
+      ret = -ENOMEM;
+      break;
+    }
+    if (len == cap) {
+      uint32_t ncap = cap ? cap * 2 : 16;
+      char **nv = realloc(v, ncap * sizeof(*v));
+      if (nv == NULL) {
+        ret = -ENOMEM;
+        break;
+      }
+      v = nv;
+      cap = ncap;
+    }
+    if ((v[len] = strdup(x)) == NULL) {
+      ret = -ENOMEM;
+      break;
+    }
+    len++;
+  }
+  if (ret == 0 && rc != SQLITE_DONE)
+    ret = -EIO;
+  done_stmt(st);
+  if (ret != 0) {
+    while (len > 0)
+      free(v[--len]);
+    free(v);
+    return ret;
+  }
+  *out = v;
+  *n = len;
+  return 0;
+}
+
+static void free_strs(char **v, uint32_t n) {
+  for (uint32_t i = 0; i < n; i++)
+    free(v[i]);
+  free(v);
+}
+
+void chat_store_user_free(chat_store_user_t *u) {
+  if (u == NULL)
+    return;
+  free(u->pwhash);
+  free_strs(u->contacts, u->ncontacts);
+  free_strs(u->requests, u->nrequests);
+  free_strs(u->groups, u->ngroups);
+  free(u);
+}
+
+static int64_t one_int(sqlite3_stmt *st, int64_t none) {
+  int64_t v = none;
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW)
+    v = sqlite3_column_int64(st, 0);
+  else if (rc != SQLITE_DONE)
+    v = INT64_MIN;
+  done_stmt(st);
+  return v;
+}
+
+int chat_store_get_user(chat_store_t *s, const char *name, int full,
+                        const char *token_hash, chat_store_user_t **out) {
+  chat_store_user_t *u = calloc(1, sizeof(*u));
+  sqlite3_stmt *st = s->stmt[ST_GET_USER];
+  int rc, ret = 0;
+
+  *out = NULL;
+  if (u == NULL)
+    return -ENOMEM;
+  u->token_used = -1;
+  if (bind_texts(st, name, NULL) != SQLITE_OK) {
+    done_stmt(st);
+    free(u);
+    return -EIO;
+  }
+  rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    const char *h = (const char *)sqlite3_column_text(st, 0);
+    int64_t held = sqlite3_column_int64(st, 1);
+    u->exists = 1;
+    u->held = held < 0 ? 0 : held > UINT32_MAX ? UINT32_MAX : (uint32_t)held;
+    if (h == NULL || (u->pwhash = strdup(h)) == NULL)
+      ret = -ENOMEM;
+  } else if (rc != SQLITE_DONE) {
+    ret = -EIO;
+  }
+  done_stmt(st);
+  if (ret == 0 && u->exists) {
+    st = s->stmt[ST_COUNT_SENT];
+    int64_t n = bind_texts(st, name, NULL) == SQLITE_OK ? one_int(st, 0)
+                                                        : INT64_MIN;
+    if (n == INT64_MIN)
+      ret = -EIO;
+    u->sent_held = n < 0 ? 0 : n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+  }
+  if (ret == 0 && u->exists && token_hash != NULL) {
+    st = s->stmt[ST_GET_TOKEN];
+    int64_t used = bind_texts(st, token_hash, name) == SQLITE_OK
+                       ? one_int(st, -1)
+                       : INT64_MIN;
+    if (used == INT64_MIN)
+      ret = -EIO;
+    u->token_used = used < 0 ? -1 : used;
+  }
+  if (ret == 0 && u->exists && full) {
+    st = s->stmt[ST_GET_CONTACTS];
+    ret = bind_texts(st, name, NULL) == SQLITE_OK
+              ? collect(st, &u->contacts, &u->ncontacts)
+              : -EIO;
+    st = s->stmt[ST_GET_REQUESTS];
+    if (ret == 0)
+      ret = bind_texts(st, name, NULL) == SQLITE_OK
+                ? collect(st, &u->requests, &u->nrequests)
+                : -EIO;
+    st = s->stmt[ST_GET_GROUPS];
+    if (ret == 0)
+      ret = bind_texts(st, name, NULL) == SQLITE_OK
+                ? collect(st, &u->groups, &u->ngroups)
+                : -EIO;
+  }
+  if (ret != 0) {
+    chat_store_user_free(u);
+    return ret;
+  }
+  *out = u;
+  return 0;
+}
+
+void chat_store_group_free(chat_store_group_t *g) {
+  if (g == NULL)
+    return;
+  free_strs(g->members, g->nmembers);
+  free(g);
+}
+
+int chat_store_get_group(chat_store_t *s, const char *name,
+                         chat_store_group_t **out) {
+  chat_store_group_t *g = calloc(1, sizeof(*g));
+  sqlite3_stmt *st = s->stmt[ST_GET_MEMBERS];
+  int ret;
+
+  *out = NULL;
+  if (g == NULL)
+    return -ENOMEM;
+  ret = bind_texts(st, name, NULL) == SQLITE_OK
+            ? collect(st, &g->members, &g->nmembers)
+            : -EIO;
+  if (ret != 0) {
+    free(g);
+    return ret;
+  }
+  g->exists = g->nmembers > 0; /* a group exists through its members */
+  *out = g;
+  return 0;
+}
+
+/* Rows of (seq, rcpt, sender, grp, msg_id, body, ts) into one allocation:
+ * the structs first, then every string and body behind them. */
+static int collect_msgs(sqlite3_stmt *st, uint32_t limit,
+                        chat_stored_msg_t **out, size_t *n, int *more) {
+  char *blk = NULL;
+  size_t len = 0, cap = 0, count = 0;
+  int rc, ret = 0;
+  /* Two passes would need the rows twice; instead keep offsets in the
+   * struct slots while the block grows, and fix them up at the end. */
+  size_t head = (size_t)limit * sizeof(chat_stored_msg_t);
+
+  *out = NULL;
+  *n = 0;
+  if (more)
+    *more = 0;
+  cap = head + 4096;
+  if ((blk = malloc(cap)) == NULL) {
+    done_stmt(st);
+    return -ENOMEM;
+  }
+  len = head;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    if (count == limit) {
+      if (more)
+        *more = 1;
+      break;
+    }
+    const char *cols[4];
+    size_t lens[4], need = 0;
+    for (int i = 0; i < 4; i++) {
+      cols[i] = (const char *)sqlite3_column_text(st, i + 1);
+      lens[i] = cols[i] ? strlen(cols[i]) + 1 : 0;
+      need += lens[i];
+    }
+    const void *body = sqlite3_column_blob(st, 5);
+    size_t blen = (size_t)sqlite3_column_bytes(st, 5);
+    need += blen;
+    if (len + need > cap) {
+      size_t ncap = cap;
+      while (len + need > ncap)
+        ncap *= 2;
+      char *nb = realloc(blk, ncap);
+      if (nb == NULL) {
+        ret = -ENOMEM;
+        break;
+      }
+      blk = nb;
+      cap = ncap;
+    }
+    chat_stored_msg_t *m = (chat_stored_msg_t *)(void *)blk + count;
+    size_t offs[4];
+    for (int i = 0; i < 4; i++) {
+      offs[i] = cols[i] ? len : SIZE_MAX;
+      if (cols[i]) {
+        memcpy(blk + len, cols[i], lens[i]);
+        len += lens[i];
+      }
+    }
+    size_t boff = len;
+    if (blen > 0)
+      memcpy(blk + len, body, blen);
+    len += blen;
+    m->seq = (uint64_t)sqlite3_column_int64(st, 0);
+    m->to = (const char *)(uintptr_t)offs[0];
+    m->from = (const char *)(uintptr_t)offs[1];
+    m->group = (const char *)(uintptr_t)offs[2];
+    m->msg_id = (const char *)(uintptr_t)offs[3];
+    m->body = (const char *)(uintptr_t)boff;
+    m->body_len = blen;
+    m->ts = sqlite3_column_int64(st, 6);
+    m->offline = sqlite3_column_int(st, 7) != 0;
+    count++;
+  }
+  if (ret == 0 && rc != SQLITE_DONE && rc != SQLITE_ROW)
+    ret = -EIO;
+  done_stmt(st);
+  if (ret != 0) {
+    free(blk);
+    return ret;
+  }
+  for (size_t i = 0; i < count; i++) {
+    chat_stored_msg_t *m = (chat_stored_msg_t *)(void *)blk + i;
+#define FIX(f) m->f = (uintptr_t)m->f == SIZE_MAX ? NULL : blk + (uintptr_t)m->f
+    FIX(to);
+    FIX(from);
+    FIX(group);
+    FIX(msg_id);
+    FIX(body);
+#undef FIX
+  }
+  *out = (chat_stored_msg_t *)(void *)blk;
+  *n = count;
+  return 0;
+}
+
+int chat_store_get_held(chat_store_t *s, const char *rcpt, uint64_t after,
+                        uint32_t limit, chat_stored_msg_t **out, size_t *n,
+                        int *more) {
+  sqlite3_stmt *st = s->stmt[ST_GET_HELD];
+  if (limit == 0)
+    limit = 1;
+  /* one more than asked, to learn whether there are more */
+  if (bind_texts(st, rcpt, NULL) != SQLITE_OK ||
+      sqlite3_bind_int64(st, 2, (sqlite3_int64)after) != SQLITE_OK ||
+      sqlite3_bind_int64(st, 3, (sqlite3_int64)limit + 1) != SQLITE_OK) {
+    done_stmt(st);
+    return -EIO;
+  }
+  return collect_msgs(st, limit, out, n, more);
+}
+
+int chat_store_find_sent(chat_store_t *s, const char *from,
+                         const char *msg_id, chat_stored_msg_t **out) {
+  sqlite3_stmt *st = s->stmt[ST_FIND_SENT];
+  size_t n;
+  int r;
+  if (bind_texts(st, from, msg_id) != SQLITE_OK) {
+    done_stmt(st);
+    return -EIO;
+  }
+  r = collect_msgs(st, 1, out, &n, NULL);
+  if (r == 0 && n == 0) {
+    free(*out);
+    *out = NULL;
+  }
+  return r;
+}
+
+/* ---- Whole-table scans (tests and tools; the server never calls these) -- */
 
 /* Walks a two-text-column query; cb's nonzero return stops the walk. */
 static int load_pairs(chat_store_t *s, const char *sql,
@@ -330,7 +694,11 @@ int chat_store_op_check(const chat_store_op_t *op) {
   case CHAT_STORE_DEL_REQUEST:
   case CHAT_STORE_ADD_MEMBER:
   case CHAT_STORE_DEL_MEMBER:
+  case CHAT_STORE_ADD_TOKEN:
     return op->a != NULL && op->b != NULL ? 0 : -EINVAL;
+  case CHAT_STORE_TOUCH_TOKEN:
+  case CHAT_STORE_DEL_TOKEN:
+    return op->b != NULL ? 0 : -EINVAL;
   case CHAT_STORE_PUT_MSG:
     if (m->from == NULL || m->msg_id == NULL ||
         (m->body == NULL && m->body_len > 0) || m->body_len > INT32_MAX)
@@ -367,6 +735,8 @@ static int bind_msg(sqlite3_stmt *st, const chat_stored_msg_t *m) {
                            (int)m->body_len, SQLITE_STATIC);
   if (rc == SQLITE_OK)
     rc = sqlite3_bind_int64(st, 7, m->ts);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_bind_int(st, 8, m->offline ? 1 : 0);
   return rc;
 }
 
@@ -420,6 +790,16 @@ static int apply_op(chat_store_t *s, const chat_store_op_t *op,
     rc = sqlite3_bind_int64(st, 1, (sqlite3_int64)op->msg.seq);
     if (rc == SQLITE_OK)
       rc = sqlite3_bind_text(st, 2, op->msg.to, -1, SQLITE_STATIC);
+    return rc == SQLITE_OK ? run(st) : rc;
+  case CHAT_STORE_ADD_TOKEN:
+  case CHAT_STORE_TOUCH_TOKEN:
+  case CHAT_STORE_DEL_TOKEN:
+    st = s->stmt[op->kind == CHAT_STORE_ADD_TOKEN     ? ST_ADD_TOKEN
+                 : op->kind == CHAT_STORE_TOUCH_TOKEN ? ST_TOUCH_TOKEN
+                                                      : ST_DEL_TOKEN];
+    rc = bind_pair(st, x, y);
+    if (rc == SQLITE_OK && op->kind != CHAT_STORE_DEL_TOKEN)
+      rc = sqlite3_bind_int64(st, 3, (sqlite3_int64)op->msg.ts);
     return rc == SQLITE_OK ? run(st) : rc;
   default:
     return SQLITE_MISUSE; /* chat_store_op_check() let it through: a bug */

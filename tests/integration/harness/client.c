@@ -201,7 +201,7 @@ static json_t *take_frame(th_client_t *c) {
       if (c->buf[i] != ' ' && c->buf[i] != '\t' && c->buf[i] != '\r')
         blank = 0;
     if (!blank) {
-      obj = json_loadb(c->buf, n, JSON_REJECT_DUPLICATES, &jerr);
+      obj = json_loadb(c->buf, n, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
       if (obj == NULL || !json_is_object(obj))
         fail_msg("server sent a line that is not a JSON object: %.*s",
                  (int)n, c->buf);

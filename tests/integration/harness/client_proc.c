@@ -96,7 +96,7 @@ static int read_event(th_cli_t *c, int timeout_ms) {
   json_t *ev;
   if (!line)
     return 0;
-  ev = json_loads(line, 0, &jerr);
+  ev = json_loads(line, JSON_ALLOW_NUL, &jerr);
   if (!ev || !json_is_object(ev) ||
       !json_is_string(json_object_get(ev, "event"))) {
     char what[512];

@@ -81,6 +81,13 @@ static void test_deliver(void **state) {
           expect_same(chat_ev_deliver("alice", groups[g], "A-z_09", body, n,
                                       stamps[t], off),
                       line, len);
+          /* the length bound: exact for the longest ts and offline false */
+          size_t bound = chat_line_deliver_len(
+              "alice", groups[g], "A-z_09", chat_json_escaped_len(body, n));
+          if (stamps[t] >= 0)
+            assert_true((size_t)len <= bound);
+          if (stamps[t] == INT64_MAX && !off)
+            assert_int_equal((size_t)len, bound);
         }
   }
   free(body);

@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "chat_log.h"
+#include "committer.h"
 #include "srv.h"
 
 typedef struct cap {
@@ -28,8 +29,9 @@ typedef struct cap {
 
 typedef struct fx {
   uv_loop_t loop;
-  chat_store_t *store;
-  chat_committer_t *committer;
+  chat_store_t *store;         /* owned by engine once open */
+  chat_engine_t *engine;
+  chat_committer_t *committer; /* the SQLite engine's */
   chat_srv_t srv;
   cap_t *caps[64];
   int ncaps;
@@ -73,13 +75,13 @@ static inline void fx_run(fx_t *f) { uv_run(&f->loop, UV_RUN_DEFAULT); }
 static inline void fx_open(fx_t *f, const char *path) {
   char err[128];
   assert_int_equal(chat_store_open(path, &f->store, err, sizeof(err)), 0);
-  assert_int_equal(chat_committer_new(&f->loop, f->store, &f->committer), 0);
+  assert_int_equal(chat_engine_sqlite_new(&f->loop, f->store, &f->engine), 0);
+  f->committer = chat_engine_sqlite_committer(f->engine);
   chat_srv_config_t cfg;
   chat_srv_config_default(&cfg);
   cfg.hash_cost = CHAT_HASH_MIN;
   cfg.rate_limit = 0;
-  assert_int_equal(chat_srv_init(&f->srv, &f->loop, &cfg, f->store,
-                                 f->committer), 0);
+  assert_int_equal(chat_srv_init(&f->srv, &f->loop, &cfg, f->engine), 0);
 }
 
 /* A fixture on a fresh temp database file (so a test can reopen it). */
@@ -110,10 +112,9 @@ static inline void fx_disconnect(fx_t *f, cap_t *c) {
 static inline void fx_close_store(fx_t *f) {
   for (int i = 0; i < f->ncaps; i++)
     fx_disconnect(f, f->caps[i]);
-  chat_committer_flush_sync(f->committer);
-  chat_committer_free(f->committer);
+  chat_engine_flush_sync(f->engine);
+  chat_engine_free(f->engine); /* closes the store */
   fx_run(f);
-  chat_store_close(f->store);
   chat_srv_free(&f->srv);
 }
 

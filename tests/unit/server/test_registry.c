@@ -3,6 +3,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -87,7 +88,7 @@ static void test_groups(void **state) {
   chat_group_add(g2, a);
   assert_int_equal(g->nmembers, 2);
   assert_int_equal(a->ngroups, 2);
-  assert_string_equal(a->groups[0]->name, "art"); /* sorted */
+  assert_string_equal(a->groups[0], "art"); /* sorted */
   assert_int_equal(chat_group_remove(&r, g, a), 0);
   assert_false(chat_group_is_member(g, a));
   assert_int_equal(chat_group_remove(&r, g, b), 1); /* last one: ended */
@@ -95,8 +96,50 @@ static void test_groups(void **state) {
   chat_registry_free(&r);
 }
 
+/* The sweep keeps what live users reach (their lists, pinned users) and
+ * frees the rest, however the hash map reorders itself as it deletes
+ * (a first version cleared marks in a walk that restarted after each
+ * deletion, and freed a logged-in user). */
+static void test_sweep_keeps_what_is_reachable(void **state) {
+  chat_registry_t r;
+  chat_registry_init(&r);
+  chat_user_t *live;
+  char *contacts[40];
+  char names[40][8];
+  for (int i = 0; i < 40; i++) {
+    snprintf(names[i], sizeof(names[i]), "c%02d", i);
+    contacts[i] = names[i];
+  }
+  assert_non_null(chat_registry_stub(&r, "live"));
+  live = chat_registry_find(&r, "live");
+  assert_int_equal(chat_registry_fill(&r, live, contacts, 20, NULL, 0, NULL,
+                                      0), 0);
+  /* 20 stubs nobody reaches, interleaved in the map with the contacts */
+  for (int i = 20; i < 40; i++)
+    assert_non_null(chat_registry_stub(&r, names[i]));
+  chat_user_t *pinned = chat_registry_stub(&r, "pinned");
+  pinned->pins = 1;
+  for (int round = 0; round < 2; round++) {
+    size_t freed = chat_registry_sweep(&r);
+    assert_int_equal(freed, round == 0 ? 20 : 0);
+    assert_ptr_equal(chat_registry_find(&r, "live"), live);
+    assert_ptr_equal(chat_registry_find(&r, "pinned"), pinned);
+    for (int i = 0; i < 20; i++)
+      assert_non_null(chat_registry_find(&r, names[i]));
+    for (int i = 20; i < 40; i++)
+      assert_null(chat_registry_find(&r, names[i]));
+  }
+  /* a stub again (logged out): it and its contacts go */
+  chat_registry_unfill(live);
+  pinned->pins = 0;
+  assert_int_equal(chat_registry_sweep(&r), 22);
+  assert_null(chat_registry_find(&r, "live"));
+  chat_registry_free(&r);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_sweep_keeps_what_is_reachable),
       cmocka_unit_test(test_users_and_reservations),
       cmocka_unit_test(test_contacts_sorted_symmetric),
       cmocka_unit_test(test_requests_in_order),

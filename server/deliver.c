@@ -1,0 +1,288 @@
+/* deliver.c -- getting held messages to their recipients: pushing, the
+ * unacked window, pages read from the store, the quota, and what is written
+ * when.
+ *
+ * A message for a logged-in recipient whose window has room, and for whom
+ * nothing older waits in the store, is pushed at once and kept in memory
+ * only (a relay touches no disk unless it stays unacked for
+ * CHAT_RELAY_WRITE_MS). Anything else goes to the store, and a logged-in
+ * recipient reads it back in pages, oldest first, as acks open its window.
+ */
+#include "srv.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chat_log.h"
+
+/* ---- Writes ---------------------------------------------------------------- */
+
+void chat_srv_log_op(chat_srv_t *srv, const chat_store_op_t *op) {
+  int r = chat_engine_add(srv->engine, op);
+  if (r < 0)
+    CHAT_ERROR("store op %d not queued: %s", (int)op->kind, chat_strerror(r));
+}
+
+void chat_srv_op2(chat_srv_t *srv, chat_store_op_kind_t kind, const char *a,
+                  const char *b) {
+  chat_store_op_t op;
+  memset(&op, 0, sizeof(op));
+  op.kind = kind;
+  op.a = a;
+  op.b = b;
+  chat_srv_log_op(srv, &op);
+}
+
+static void put_msg(chat_srv_t *srv, const char *to, const chat_user_t *from,
+                    const char *group, const char *msg_id, const char *body,
+                    size_t body_len, uint64_t seq, int64_t ts, int offline) {
+  chat_store_op_t op;
+  memset(&op, 0, sizeof(op));
+  op.kind = CHAT_STORE_PUT_MSG;
+  op.msg.seq = seq;
+  op.msg.to = to;
+  op.msg.from = from->name;
+  op.msg.group = group;
+  op.msg.msg_id = msg_id;
+  op.msg.body = body;
+  op.msg.body_len = body_len;
+  op.msg.ts = ts;
+  op.msg.offline = offline;
+  chat_srv_log_op(srv, &op);
+}
+
+void chat_srv_await(chat_srv_t *srv, const uint64_t *seq, void *waiter) {
+  if (chat_hmap_put(&srv->awaited, (const char *)seq, sizeof(*seq), waiter) <
+      0)
+    CHAT_WARN("seq %llu: not marked as awaited (out of memory)",
+              (unsigned long long)*seq);
+}
+
+void chat_srv_unawait(chat_srv_t *srv, const uint64_t *seq) {
+  chat_hmap_del(&srv->awaited, (const char *)seq, sizeof(*seq));
+}
+
+static void unlink_unwritten(chat_srv_t *srv, chat_held_t *h) {
+  if (h->wprev)
+    h->wprev->wnext = h->wnext;
+  else if (srv->wr_head == h)
+    srv->wr_head = h->wnext;
+  if (h->wnext)
+    h->wnext->wprev = h->wprev;
+  else if (srv->wr_tail == h)
+    srv->wr_tail = h->wprev;
+  h->wnext = h->wprev = NULL;
+}
+
+void chat_srv_track_unwritten(chat_srv_t *srv, chat_held_t *h) {
+  h->pushed_ms = uv_now(srv->loop);
+  h->wprev = srv->wr_tail;
+  h->wnext = NULL;
+  if (srv->wr_tail)
+    srv->wr_tail->wnext = h;
+  else
+    srv->wr_head = h;
+  srv->wr_tail = h;
+}
+
+void chat_srv_write_held(chat_srv_t *srv, chat_held_t *h) {
+  if (h->written)
+    return;
+  /* Delivered again only after a session ended: as a held message. */
+  put_msg(srv, h->to->name, h->from, h->group, chat_held_msg_id(h), h->body,
+          h->body_len, h->seq, h->ts, 1);
+  unlink_unwritten(srv, h);
+  h->written = 1;
+  if (h->group == NULL)
+    h->from->sent_held++;
+}
+
+void chat_srv_store_msg(chat_srv_t *srv, chat_user_t *to, chat_user_t *from,
+                        const char *group, const char *msg_id,
+                        const char *body, size_t body_len, uint64_t seq,
+                        int64_t ts) {
+  chat_session_t *s = to->session;
+  put_msg(srv, to->name, from, group, msg_id, body, body_len, seq, ts,
+          s == NULL || s->ended);
+  to->held++;
+  to->wgen++;
+  to->store_more = 1;
+  if (group == NULL)
+    from->sent_held++;
+}
+
+void chat_srv_drop_held(chat_srv_t *srv, chat_held_t *h, int acked) {
+  unlink_unwritten(srv, h);
+  if (acked) {
+    if (h->written) {
+      chat_store_op_t op;
+      memset(&op, 0, sizeof(op));
+      op.kind = CHAT_STORE_DEL_MSG;
+      op.msg.to = h->to->name;
+      op.msg.seq = h->seq;
+      chat_srv_log_op(srv, &op);
+      if (h->group == NULL && h->from->sent_held > 0)
+        h->from->sent_held--;
+    }
+    if (h->to->held > 0)
+      h->to->held--;
+  }
+  chat_mailbox_remove(&srv->mb, h);
+}
+
+void chat_srv_write_relayed(chat_srv_t *srv, uint64_t now_ms,
+                            uint64_t delay_ms) {
+  chat_held_t *h;
+  while ((h = srv->wr_head) != NULL && h->pushed_ms + delay_ms <= now_ms)
+    chat_srv_write_held(srv, h); /* unlinks it */
+}
+
+/* ---- Limits ---------------------------------------------------------------- */
+
+size_t chat_srv_deliver_len(const chat_srv_t *srv, const char *from,
+                            const char *group, const chat_msg_t *m,
+                            chat_error_t *err) {
+  size_t len = chat_line_deliver_len(from, group, m->msg_id,
+                                     chat_json_escaped_len(m->body,
+                                                           m->body_len));
+  if (len - 1 <= srv->cfg.max_frame)
+    return len;
+  chat_error_set(err, CHAT_E_BAD_REQUEST, "body",
+                 "field 'body' would make a deliver of %zu bytes once "
+                 "escaped, over max_frame (%zu)", len - 1, srv->cfg.max_frame);
+  return 0;
+}
+
+int chat_srv_quota_open(const chat_srv_t *srv, const chat_user_t *to) {
+  /* A stub met through a group has no count yet: its quota is checked
+   * when it is loaded for a 1:1 send (resident.c). */
+  return srv->cfg.offline_quota == 0 || !to->held_known ||
+         to->held < srv->cfg.offline_quota;
+}
+
+void chat_srv_quota_error(chat_session_t *s, const json_t *id,
+                          const char *to) {
+  char text[160];
+  snprintf(text, sizeof(text),
+           "the mailbox of %s is full (offline quota); try again once it "
+           "has read its messages", to);
+  json_t *e = chat_reply_error(id, CHAT_E_RATE_LIMITED, text);
+  if (e != NULL)
+    json_object_set_new(e, "reason", json_string("offline_quota"));
+  chat_session_send_new(s, e);
+}
+
+int chat_srv_window_open(const chat_srv_t *srv, const chat_user_t *u,
+                         size_t len) {
+  if (u->mb_npushed == 0)
+    return 1;
+  return u->mb_npushed < CHAT_WINDOW_MSGS &&
+         u->mb_unacked_bytes + len <= srv->cfg.max_output / CHAT_WINDOW_DIV;
+}
+
+int chat_srv_can_push(const chat_srv_t *srv, const chat_user_t *u,
+                      size_t len) {
+  chat_session_t *s = u->session;
+  return s != NULL && !s->ended && !u->store_more && !u->paging &&
+         chat_srv_window_open(srv, u, len);
+}
+
+/* ---- Pushing ---------------------------------------------------------------- */
+
+int chat_srv_push(chat_srv_t *srv, chat_held_t *h) {
+  chat_session_t *s = h->to->session;
+  if (s == NULL || s->ended)
+    return -EPIPE;
+  size_t cap;
+  char *line = chat_srv_line_buf(srv, h->body_len, &cap);
+  if (line == NULL)
+    return -ENOMEM;
+  int n = chat_line_deliver(line, cap, h->from->name, h->group,
+                            chat_held_msg_id(h), h->body, h->body_len, h->ts,
+                            h->offline);
+  if (n < 0)
+    return n;
+  /* Nothing after this may touch h: an overflowing send ends the session,
+   * which hands h to the store and frees it. */
+  return chat_session_send_line(s, line, (size_t)n);
+}
+
+/* A page read for a user: the user is pinned meanwhile. */
+typedef struct page_op {
+  chat_srv_t *srv;
+  chat_user_t *u;
+  uint32_t wgen;
+} page_op_t;
+
+static void page_read(void *arg, int status, const chat_stored_msg_t *msgs,
+                      size_t n, int more) {
+  page_op_t *op = arg;
+  chat_srv_t *srv = op->srv;
+  chat_user_t *u = op->u;
+  u->paging = 0;
+  u->pins--;
+  int stored_meanwhile = u->wgen != op->wgen;
+  free(op);
+  if (status < 0) {
+    CHAT_ERROR("reading held messages of %s: %s", u->name,
+               chat_strerror(status));
+    return; /* store_more stays: the next ack or login tries again */
+  }
+  chat_session_t *s = u->session;
+  size_t i;
+  for (i = 0; i < n && s != NULL && !s->ended && u->session == s; i++) {
+    const chat_stored_msg_t *m = &msgs[i];
+    chat_user_t *from = chat_registry_stub(&srv->reg, m->from);
+    if (from == NULL)
+      break;
+    size_t wire = chat_line_deliver_len(m->from, m->group, m->msg_id,
+                                        chat_json_escaped_len(m->body,
+                                                              m->body_len));
+    if (!chat_srv_window_open(srv, u, wire))
+      break;
+    chat_held_t *h;
+    int r = chat_mailbox_add(&srv->mb, u, from, m->group, m->msg_id, m->body,
+                             m->body_len, wire, m->seq, m->ts, &h);
+    u->store_after = m->seq;
+    if (r == -EEXIST)
+      continue; /* in memory already (pushed live, written since) */
+    if (r < 0)
+      break;
+    h->written = 1;
+    /* Held since before this session started, or stored while away. */
+    h->offline = m->offline || m->seq < u->login_seq;
+    chat_srv_push(srv, h);
+  }
+  /* Stop when the window is full or the session went; what is left stays
+   * in the store for the next page. */
+  if (i == n && !more && !stored_meanwhile)
+    u->store_more = 0;
+  if (s != NULL && !s->ended && u->session == s && i == n)
+    chat_srv_pump(srv, u);
+}
+
+void chat_srv_pump(chat_srv_t *srv, chat_user_t *u) {
+  chat_session_t *s = u->session;
+  if (s == NULL || s->ended || !u->store_more || u->paging ||
+      u->mb_npushed >= CHAT_WINDOW_MSGS ||
+      !chat_srv_window_open(srv, u, 1))
+    return;
+  uint32_t room = CHAT_WINDOW_MSGS - u->mb_npushed;
+  if (room > CHAT_PAGE_MAX)
+    room = CHAT_PAGE_MAX;
+  page_op_t *op = malloc(sizeof(*op));
+  if (op == NULL)
+    return;
+  op->srv = srv;
+  op->u = u;
+  op->wgen = u->wgen;
+  u->paging = 1;
+  u->pins++;
+  if (chat_engine_load_held(srv->engine, u->name, u->store_after, room,
+                            page_read, op) < 0) {
+    u->paging = 0;
+    u->pins--;
+    free(op);
+  }
+}

@@ -1,0 +1,366 @@
+/* resident.c -- making sure what a request names is in the cache before
+ * its handler runs, so that handlers stay synchronous over the registry.
+ *
+ * A request that names a user or group the node does not hold (a send to
+ * someone offline, a contact request to a stranger) is copied, the
+ * session's input is paused, and the engine is asked; when every answer is
+ * in, the handler runs as if nothing had happened and the input resumes.
+ * So requests of one session stay in order, and a node holds a user only
+ * while something live needs it (chat_srv_sweep lets go of the rest).
+ *
+ * The same step asks the store whether a msg_id is a repeat, when the
+ * sender has messages there (sent_held): the in-memory index knows only
+ * what is in flight.
+ */
+#include "srv.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chat_log.h"
+
+void chat__srv_run(chat_srv_t *srv, chat_session_t *s, const chat_msg_t *m);
+
+/* ---- Loading users -------------------------------------------------------- */
+
+typedef struct load_waiter {
+  chat_srv_user_cb cb;
+  void *arg;
+  struct load_waiter *next;
+} load_waiter_t;
+
+/* A load of one user: shared by every stub load of that name in flight
+ * (keyed in srv->loads); a full load (a login) has its own. */
+typedef struct user_load {
+  chat_srv_t *srv;
+  chat_user_t *u;      /* the cache entry, pinned (a hidden one if new) */
+  load_waiter_t *waiters, **tail;
+  uint32_t gen;        /* u->gen when asked: a change means read again */
+  int full, shared;
+  char token[CHAT_TOKEN_HASH_HEX + 1];
+  char name[CHAT_MAX_NAME + 1];
+} user_load_t;
+
+static int submit(user_load_t *l);
+
+static void finish(user_load_t *l, int status, chat_user_t *u,
+                   int64_t token_used) {
+  chat_srv_t *srv = l->srv;
+  if (l->shared)
+    chat_hmap_del(&srv->loads, l->name, strlen(l->name));
+  l->u->pins--;
+  l->u->loading = 0;
+  load_waiter_t *w = l->waiters;
+  free(l);
+  while (w != NULL) {
+    load_waiter_t *next = w->next;
+    w->cb(w->arg, status, u, token_used);
+    free(w);
+    w = next;
+  }
+}
+
+static void user_loaded(void *arg, int status, const chat_engine_user_t *rec) {
+  user_load_t *l = arg;
+  chat_srv_t *srv = l->srv;
+  chat_user_t *u = l->u;
+  if (status < 0) {
+    finish(l, status, NULL, -1);
+    return;
+  }
+  if (!rec->exists) {
+    /* Only a name that exists can be in anyone's list, so a hidden entry
+     * is referenced by nothing else: the sweep takes it. */
+    finish(l, 0, NULL, -1);
+    return;
+  }
+  if (u->pwhash == NULL || strcmp(u->pwhash, rec->pwhash) != 0) {
+    char *h = strdup(rec->pwhash);
+    if (h == NULL) {
+      finish(l, -ENOMEM, NULL, -1);
+      return;
+    }
+    free(u->pwhash);
+    u->pwhash = h;
+  }
+  u->reserved = 0; /* it exists: a racing registration will learn so */
+  u->ghost = 0;
+  if (!u->held_known) {
+    /* Counts kept since an earlier load are newer than this read. */
+    u->held = rec->held;
+    u->sent_held = rec->sent_held;
+    u->held_known = 1;
+  }
+  if (l->full && !u->full) {
+    if (u->gen != l->gen) {
+      /* Its lists changed while we read them: read again (the new read
+       * sees every change made before it). */
+      l->gen = u->gen;
+      if (submit(l) == 0)
+        return;
+      finish(l, -ENOMEM, NULL, -1);
+      return;
+    }
+    if (chat_registry_fill(&srv->reg, u, rec->contacts, rec->ncontacts,
+                           rec->requests, rec->nrequests, rec->groups,
+                           rec->ngroups) < 0) {
+      finish(l, -ENOMEM, NULL, -1);
+      return;
+    }
+  }
+  finish(l, 0, u, rec->token_used);
+}
+
+static int submit(user_load_t *l) {
+  return chat_engine_load_user(l->srv->engine, l->name, l->full,
+                               l->token[0] ? l->token : NULL, user_loaded, l);
+}
+
+int chat_srv_load_user(chat_srv_t *srv, const char *name, int full,
+                       const char *token_hash, chat_srv_user_cb cb,
+                       void *arg) {
+  size_t n = strlen(name);
+  int shared = !full && token_hash == NULL;
+  user_load_t *l = shared ? chat_hmap_get(&srv->loads, name, n) : NULL;
+  load_waiter_t *w = calloc(1, sizeof(*w));
+  if (w == NULL || n > CHAT_MAX_NAME) {
+    free(w);
+    return w == NULL ? -ENOMEM : -EINVAL;
+  }
+  w->cb = cb;
+  w->arg = arg;
+  if (l != NULL) { /* one read answers them all */
+    *l->tail = w;
+    l->tail = &w->next;
+    return 0;
+  }
+  if ((l = calloc(1, sizeof(*l))) == NULL) {
+    free(w);
+    return -ENOMEM;
+  }
+  l->srv = srv;
+  memcpy(l->name, name, n + 1);
+  l->full = full;
+  l->shared = shared;
+  if (token_hash != NULL)
+    snprintf(l->token, sizeof(l->token), "%s", token_hash);
+  l->waiters = w;
+  l->tail = &w->next;
+  /* A cache entry from the start (hidden until the store says the name
+   * exists), so list changes made meanwhile are counted in its gen. */
+  l->u = chat_hmap_get(&srv->reg.users, name, n);
+  if (l->u == NULL && (l->u = chat_registry_stub(&srv->reg, name)) != NULL)
+    l->u->ghost = 1;
+  if (l->u == NULL || (shared && chat_hmap_put(&srv->loads, l->name, n, l) <
+                                     0)) {
+    free(l);
+    free(w);
+    return -ENOMEM;
+  }
+  l->u->pins++;
+  l->u->loading = 1;
+  l->gen = l->u->gen;
+  int r = submit(l);
+  if (r < 0) {
+    if (shared)
+      chat_hmap_del(&srv->loads, l->name, n);
+    l->u->pins--;
+    l->u->loading = 0;
+    free(l);
+    free(w);
+  }
+  return r;
+}
+
+void chat_srv_loads_free(chat_srv_t *srv) {
+  /* Loads are finished by the engine's flush before this runs; the map
+   * itself is all that is left. */
+  chat_hmap_free(&srv->loads);
+}
+
+/* ---- Requests waiting for loads ----------------------------------------- */
+
+/* A copy of a request, with everything it points to. */
+typedef struct pending {
+  chat_srv_t *srv;
+  chat_session_t *s;   /* referenced */
+  chat_msg_t m;
+  int waiting;         /* answers still to come */
+  int failed;          /* a load failed: answer internal */
+  int dup_stored;      /* the store holds this msg_id from the sender */
+  char to[CHAT_MAX_NAME + 1], user[CHAT_MAX_NAME + 1];
+  char group[CHAT_MAX_NAME + 1], from[CHAT_MAX_NAME + 1];
+  char msg_id[CHAT_MAX_MSG_ID + 1];
+  char *body;
+} pending_t;
+
+static void pending_free(pending_t *p) {
+  json_decref((json_t *)p->m.id);
+  free(p->body);
+  chat_session_unref(p->s);
+  free(p);
+}
+
+static void pending_done(pending_t *p) {
+  if (--p->waiting > 0)
+    return;
+  chat_session_t *s = p->s;
+  chat_srv_t *srv = p->srv;
+  s->pending = NULL;
+  s->busy = 0;
+  if (!s->ended && !s->closing) {
+    if (p->failed) {
+      chat_session_error(s, p->m.id, CHAT_E_INTERNAL, "storage failed");
+    } else {
+      s->dup_stored = p->dup_stored;
+      chat__srv_run(srv, s, &p->m);
+      s->dup_stored = 0;
+    }
+    if (!s->ended && !s->closing)
+      s->sink->resume(s->ctx);
+  }
+  pending_free(p);
+}
+
+static void user_ready(void *arg, int status, chat_user_t *u,
+                       int64_t token_used) {
+  pending_t *p = arg;
+  if (status < 0)
+    p->failed = 1;
+  pending_done(p);
+}
+
+static void group_loaded(void *arg, int status, const chat_engine_group_t *g) {
+  pending_t *p = arg;
+  chat_srv_t *srv = p->srv;
+  if (status < 0) {
+    p->failed = 1;
+  } else if (g->exists && chat_registry_group(&srv->reg, p->group) == NULL) {
+    chat_group_t *grp;
+    if (chat_group_new(&srv->reg, p->group, &grp) < 0 ||
+        chat_group_load(&srv->reg, grp, g->members, g->nmembers) < 0)
+      p->failed = 1;
+  }
+  pending_done(p);
+}
+
+static void sent_found(void *arg, int status, const chat_stored_msg_t *m) {
+  pending_t *p = arg;
+  if (status < 0)
+    p->failed = 1;
+  else
+    p->dup_stored = m != NULL;
+  pending_done(p);
+}
+
+/* The user a request names, when it must be in the cache to answer. */
+static const char *named_user(const chat_msg_t *m) {
+  switch (m->type) {
+  case CHAT_T_SEND:
+  case CHAT_T_CONNECT:
+    return m->to;
+  case CHAT_T_CONTACT_ADD:
+  case CHAT_T_CONTACT_ACCEPT:
+  case CHAT_T_CONTACT_DECLINE:
+  case CHAT_T_CONTACT_REMOVE:
+  case CHAT_T_GROUP_ADD:
+    return m->user;
+  default:
+    return NULL;
+  }
+}
+
+static const char *named_group(const chat_msg_t *m) {
+  switch (m->type) {
+  case CHAT_T_GROUP_CREATE:
+  case CHAT_T_GROUP_ADD:
+  case CHAT_T_GROUP_LEAVE:
+  case CHAT_T_GROUP_MEMBERS:
+  case CHAT_T_GROUP_SEND:
+    return m->group;
+  default:
+    return NULL;
+  }
+}
+
+static void copy_str(char *dst, size_t size, const char **field) {
+  if (*field == NULL)
+    return;
+  snprintf(dst, size, "%s", *field);
+  *field = dst;
+}
+
+void chat_srv_run_resident(chat_srv_t *srv, chat_session_t *s,
+                           const chat_msg_t *m) {
+  const char *uname = s->user != NULL ? named_user(m) : NULL;
+  const char *gname = s->user != NULL ? named_group(m) : NULL;
+  chat_user_t *u = uname ? chat_registry_find(&srv->reg, uname) : NULL;
+  int need_user = uname && chat_name_valid(uname) &&
+                  (u == NULL || !u->held_known);
+  int need_group = gname && chat_name_valid(gname) &&
+                   chat_registry_group(&srv->reg, gname) == NULL;
+  /* A repeat the store may know of: only when the sender has messages
+   * there and memory does not know the msg_id already. */
+  int need_sent = m->type == CHAT_T_SEND && s->user != NULL &&
+                  s->user->sent_held > 0 && m->msg_id != NULL &&
+                  chat_mailbox_find_sent(&srv->mb, s->user, m->msg_id) ==
+                      NULL &&
+                  (u == NULL ||
+                   chat_mailbox_find(&srv->mb, u, s->user, m->msg_id) == NULL);
+  if (!need_user && !need_group && !need_sent) {
+    chat__srv_run(srv, s, m);
+    return;
+  }
+  pending_t *p = calloc(1, sizeof(*p));
+  if (p == NULL || (m->body != NULL && (p->body = malloc(m->body_len + 1)) ==
+                                           NULL)) {
+    free(p);
+    chat_session_error(s, m->id, CHAT_E_INTERNAL, "out of memory");
+    return;
+  }
+  p->srv = srv;
+  p->s = s;
+  chat_session_ref(s);
+  p->m = *m;
+  p->m.id = json_incref((json_t *)m->id);
+  copy_str(p->to, sizeof(p->to), &p->m.to);
+  copy_str(p->user, sizeof(p->user), &p->m.user);
+  copy_str(p->group, sizeof(p->group), &p->m.group);
+  copy_str(p->from, sizeof(p->from), &p->m.from);
+  copy_str(p->msg_id, sizeof(p->msg_id), &p->m.msg_id);
+  if (m->body != NULL) {
+    memcpy(p->body, m->body, m->body_len);
+    p->body[m->body_len] = '\0';
+    p->m.body = p->body;
+  }
+  /* Other pointers of m (password, host...) belong to requests that never
+   * wait here. */
+  p->waiting = 1; /* this function's own, dropped below */
+  s->pending = p;
+  s->busy = 1;
+  s->sink->pause(s->ctx);
+  if (need_user) {
+    p->waiting++;
+    if (chat_srv_load_user(srv, uname, 0, NULL, user_ready, p) < 0) {
+      p->waiting--;
+      p->failed = 1;
+    }
+  }
+  if (need_group) {
+    p->waiting++;
+    if (chat_engine_load_group(srv->engine, gname, group_loaded, p) < 0) {
+      p->waiting--;
+      p->failed = 1;
+    }
+  }
+  if (need_sent) {
+    p->waiting++;
+    if (chat_engine_find_sent(srv->engine, s->user->name, m->msg_id,
+                              sent_found, p) < 0) {
+      p->waiting--;
+      p->failed = 1;
+    }
+  }
+  pending_done(p);
+}
