@@ -254,6 +254,7 @@ void chat__client_finish(chat_client_t *c, int drain) {
 }
 
 void chat_client_free(chat_client_t *c) {
+  sodium_memzero(c->token, sizeof(c->token));
   chat_outbox_free(c->ob);
   chat_dedup_free(c->dedup);
   chat_tickets_free(c->tickets);

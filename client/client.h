@@ -133,6 +133,9 @@ typedef struct chat_client {
   int registered;            /* --register done */
   int oversize_cut;          /* the last connection ended over a long line */
   char disconnect_reason[96];
+  char token[65];            /* the session token the server issued, or "":
+                              * reconnects log in with it, not the password
+                              * (no argon2 run per reconnect) */
   chat_reqs_t reqs;          /* requests awaiting their reply */
 
   /* decisions */

@@ -56,8 +56,14 @@ void chat__session_connected(chat_client_t *c) {
 }
 
 static void send_login(chat_client_t *c) {
-  json_t *m = json_pack("{s:s,s:s,s:s}", "type", "login", "user", c->opts.user,
-                        "password", c->opts.password);
+  /* With a token from an earlier login, no password crosses the wire and
+   * the server runs no hash; the first login asks for one. */
+  json_t *m = c->token[0]
+                  ? json_pack("{s:s,s:s,s:s}", "type", "login", "user",
+                              c->opts.user, "token", c->token)
+                  : json_pack("{s:s,s:s,s:s,s:b}", "type", "login", "user",
+                              c->opts.user, "password", c->opts.password,
+                              "remember", 1);
   if (m && c->p2p_port > 0)
     json_object_set_new(m, "p2p_port", json_integer(c->p2p_port));
   if (m && c->opts.p2p_host[0])
@@ -186,6 +192,8 @@ static void on_ok(chat_client_t *c, const chat_req_t *r, const chat_msg_t *m) {
     send_login(c);
     break;
   case CHAT_REQ_LOGIN:
+    if (m->token != NULL && strlen(m->token) == 64)
+      snprintf(c->token, sizeof(c->token), "%s", m->token);
     logged_in(c);
     break;
   case CHAT_REQ_LOGIN_CONTACTS:
@@ -266,6 +274,13 @@ static void on_error(chat_client_t *c, const chat_req_t *r,
     }
     return;
   case CHAT_REQ_LOGIN:
+    if (c->token[0] && strcmp(code, "auth_failed") == 0) {
+      /* The token ended (logout elsewhere, expiry, a new store): the
+       * password once more, and a new token. */
+      sodium_memzero(c->token, sizeof(c->token));
+      send_login(c);
+      return;
+    }
     fail_start(c, "login failed", code, text);
     return;
   case CHAT_REQ_LOGIN_CONTACTS:
