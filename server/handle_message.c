@@ -17,8 +17,17 @@ typedef struct send_op {
   json_t *id;
   chat_user_t *to, *from; /* pinned */
   uint64_t seq;
+  int maybe_repeat;       /* the sender had messages in the store */
   char msg_id[CHAT_MAX_MSG_ID + 1];
 } send_op_t;
+
+static void send_op_free(send_op_t *op) {
+  op->to->pins--;
+  op->from->pins--;
+  chat_session_unref(op->s);
+  json_decref(op->id);
+  free(op);
+}
 
 static void reply_status(chat_session_t *s, const json_t *id,
                          const char *msg_id, const char *status) {
@@ -32,12 +41,32 @@ static void reply_status(chat_session_t *s, const json_t *id,
   chat_session_send_line(s, line, (size_t)n);
 }
 
+/* After the commit of a send that may repeat a msg_id the store held from
+ * the sender: the store keeps one copy (store_sqlite.c), so if the copy it
+ * holds is not this seq, this one was a repeat and counts nothing. Either
+ * way the message is stored. */
+static void repeat_checked(void *arg, int status, const chat_stored_msg_t *m) {
+  send_op_t *op = arg;
+  if (status == 0 && m != NULL && m->seq != op->seq) {
+    if (op->to->held > 0)
+      op->to->held--;
+    if (op->from->sent_held > 0)
+      op->from->sent_held--;
+  }
+  reply_status(op->s, op->id, op->msg_id, "stored");
+  send_op_free(op);
+}
+
 /* The PUT committed: stored. It failed: nothing was accepted (a page read
  * comes after the commit, so the recipient cannot have seen it), so the
  * counts go back and the answer is internal; a retry is a fresh send. */
 static void send_committed(void *arg, int status) {
   send_op_t *op = arg;
   chat_srv_unawait(op->srv, &op->seq);
+  if (status == 0 && op->maybe_repeat &&
+      chat_engine_find_sent(op->srv->engine, op->from->name, op->msg_id,
+                            repeat_checked, op) == 0)
+    return;
   if (status == 0) {
     reply_status(op->s, op->id, op->msg_id, "stored");
   } else {
@@ -49,17 +78,13 @@ static void send_committed(void *arg, int status) {
       op->from->sent_held--;
     chat_session_error(op->s, op->id, CHAT_E_INTERNAL, "storage failed");
   }
-  op->to->pins--;
-  op->from->pins--;
-  chat_session_unref(op->s);
-  json_decref(op->id);
-  free(op);
+  send_op_free(op);
 }
 
 /* Replies once everything added so far (the PUT) is committed. */
 static int reply_after_commit(chat_srv_t *srv, chat_session_t *s,
                               const chat_msg_t *m, chat_user_t *to,
-                              uint64_t seq) {
+                              uint64_t seq, int maybe_repeat) {
   send_op_t *op = calloc(1, sizeof(*op));
   if (op == NULL)
     return -ENOMEM;
@@ -69,6 +94,7 @@ static int reply_after_commit(chat_srv_t *srv, chat_session_t *s,
   op->to = to;
   op->from = s->user;
   op->seq = seq;
+  op->maybe_repeat = maybe_repeat;
   snprintf(op->msg_id, sizeof(op->msg_id), "%s", m->msg_id);
   int r = chat_engine_then(srv->engine, send_committed, op);
   if (r < 0) {
@@ -80,6 +106,42 @@ static int reply_after_commit(chat_srv_t *srv, chat_session_t *s,
   to->pins++;
   op->from->pins++;
   chat_srv_await(srv, &op->seq, op);
+  return 0;
+}
+
+/* A send refused by the quota may still be a repeat of a held message,
+ * which is answered with its status: the store says which. */
+static void quota_repeat_checked(void *arg, int status,
+                                 const chat_stored_msg_t *held) {
+  send_op_t *op = arg;
+  if (status == 0 && held != NULL)
+    reply_status(op->s, op->id, op->msg_id, "stored");
+  else
+    chat_srv_quota_error(op->s, op->id, op->to->name);
+  send_op_free(op);
+}
+
+static int quota_refuse(chat_srv_t *srv, chat_session_t *s,
+                        const chat_msg_t *m, chat_user_t *to) {
+  send_op_t *op = s->user->sent_held > 0 ? calloc(1, sizeof(*op)) : NULL;
+  if (op != NULL) {
+    op->srv = srv;
+    op->s = s;
+    op->id = json_incref((json_t *)m->id);
+    op->to = to;
+    op->from = s->user;
+    snprintf(op->msg_id, sizeof(op->msg_id), "%s", m->msg_id);
+    if (chat_engine_find_sent(srv->engine, s->user->name, m->msg_id,
+                              quota_repeat_checked, op) == 0) {
+      chat_session_ref(s);
+      to->pins++;
+      op->from->pins++;
+      return 0;
+    }
+    json_decref(op->id);
+    free(op);
+  }
+  chat_srv_quota_error(s, m->id, to->name);
   return 0;
 }
 
@@ -111,10 +173,8 @@ int chat_handle_send(chat_srv_t *srv, chat_session_t *s, const chat_msg_t *m,
     return 0;
   }
 
-  if (!chat_srv_quota_open(srv, to)) {
-    chat_srv_quota_error(s, m->id, to->name);
-    return 0;
-  }
+  if (!chat_srv_quota_open(srv, to))
+    return quota_refuse(srv, s, m, to);
   uint64_t seq = srv->next_seq++;
   int64_t ts = chat_srv_now_wall_ms();
   if (chat_srv_can_push(srv, to, wire)) {
@@ -133,13 +193,14 @@ int chat_handle_send(chat_srv_t *srv, chat_session_t *s, const chat_msg_t *m,
     }
     /* The push ended the recipient's session (output over the cap), which
      * handed the message to the store: "stored", once committed. */
-    return reply_after_commit(srv, s, m, to, seq);
+    return reply_after_commit(srv, s, m, to, seq, 0);
   }
   /* Offline, or older messages wait for it in the store, or its window is
    * full: the store keeps it, and pages bring it in order. */
+  int maybe_repeat = me->sent_held > 0;
   chat_srv_store_msg(srv, to, me, NULL, m->msg_id, m->body, m->body_len, seq,
                      ts);
-  int r = reply_after_commit(srv, s, m, to, seq);
+  int r = reply_after_commit(srv, s, m, to, seq, maybe_repeat);
   if (r < 0)
     return r;
   chat_srv_pump(srv, to); /* reads after the PUT: finds it */

@@ -189,6 +189,7 @@ typedef struct pending {
   int waiting;         /* answers still to come */
   int failed;          /* a load failed: answer internal */
   int dup_stored;      /* the store holds this msg_id from the sender */
+  int sent_asked;      /* the store was asked for a repeat */
   char to[CHAT_MAX_NAME + 1], user[CHAT_MAX_NAME + 1];
   char group[CHAT_MAX_NAME + 1], from[CHAT_MAX_NAME + 1];
   char msg_id[CHAT_MAX_MSG_ID + 1];
@@ -202,11 +203,27 @@ static void pending_free(pending_t *p) {
   free(p);
 }
 
+static void sent_found(void *arg, int status, const chat_stored_msg_t *m);
+static int send_needs_check(chat_srv_t *srv, chat_session_t *s,
+                            const chat_msg_t *m);
+
 static void pending_done(pending_t *p) {
   if (--p->waiting > 0)
     return;
   chat_session_t *s = p->s;
   chat_srv_t *srv = p->srv;
+  if (!p->failed && !p->sent_asked && !s->ended &&
+      send_needs_check(srv, s, &p->m)) {
+    /* The recipient is known now, and the send would be relayed: ask the
+     * store whether it is a repeat first. */
+    p->sent_asked = 1;
+    p->waiting = 1;
+    if (chat_engine_find_sent(srv->engine, s->user->name, p->m.msg_id,
+                              sent_found, p) == 0)
+      return;
+    p->failed = 1;
+    p->waiting = 0;
+  }
   s->pending = NULL;
   s->busy = 0;
   if (!s->ended && !s->closing) {
@@ -291,6 +308,22 @@ static void copy_str(char *dst, size_t size, const char **field) {
   *field = dst;
 }
 
+/* Nonzero when m is a send that would be relayed from memory and whose
+ * msg_id the store may hold from the sender (it has messages there). A
+ * send that goes to the store needs no question: the store refuses a
+ * second copy of a sender's msg_id itself (store_sqlite.c), and asking
+ * would cost every such send a round trip. */
+static int send_needs_check(chat_srv_t *srv, chat_session_t *s,
+                            const chat_msg_t *m) {
+  if (m->type != CHAT_T_SEND || s->user == NULL || s->user->sent_held == 0 ||
+      m->msg_id == NULL || m->to == NULL)
+    return 0;
+  chat_user_t *u = chat_registry_find(&srv->reg, m->to);
+  return u != NULL && u->held_known && chat_srv_can_push(srv, u, 1) &&
+         chat_mailbox_find_sent(&srv->mb, s->user, m->msg_id) == NULL &&
+         chat_mailbox_find(&srv->mb, u, s->user, m->msg_id) == NULL;
+}
+
 void chat_srv_run_resident(chat_srv_t *srv, chat_session_t *s,
                            const chat_msg_t *m) {
   const char *uname = s->user != NULL ? named_user(m) : NULL;
@@ -300,14 +333,8 @@ void chat_srv_run_resident(chat_srv_t *srv, chat_session_t *s,
                   (u == NULL || !u->held_known);
   int need_group = gname && chat_name_valid(gname) &&
                    chat_registry_group(&srv->reg, gname) == NULL;
-  /* A repeat the store may know of: only when the sender has messages
-   * there and memory does not know the msg_id already. */
-  int need_sent = m->type == CHAT_T_SEND && s->user != NULL &&
-                  s->user->sent_held > 0 && m->msg_id != NULL &&
-                  chat_mailbox_find_sent(&srv->mb, s->user, m->msg_id) ==
-                      NULL &&
-                  (u == NULL ||
-                   chat_mailbox_find(&srv->mb, u, s->user, m->msg_id) == NULL);
+  /* Asked now only when the recipient is known; else after its load. */
+  int need_sent = !need_user && send_needs_check(srv, s, m);
   if (!need_user && !need_group && !need_sent) {
     chat__srv_run(srv, s, m);
     return;
@@ -355,6 +382,7 @@ void chat_srv_run_resident(chat_srv_t *srv, chat_session_t *s,
     }
   }
   if (need_sent) {
+    p->sent_asked = 1;
     p->waiting++;
     if (chat_engine_find_sent(srv->engine, s->user->name, m->msg_id,
                               sent_found, p) < 0) {

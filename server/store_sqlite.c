@@ -60,9 +60,13 @@ static const char *const stmt_sql[ST_COUNT] = {
   [ST_ADD_REQUEST] =
       "INSERT OR IGNORE INTO requests(src, dst) VALUES(?1, ?2)",
   [ST_DEL_REQUEST] = "DELETE FROM requests WHERE src = ?1 AND dst = ?2",
+  /* A 1:1 msg_id is unique per sender (PROTOCOL.md section 3): a second
+   * copy held for anyone is not stored. */
   [ST_PUT_MSG] = "INSERT OR IGNORE INTO messages"
                  "(seq, rcpt, sender, grp, msg_id, body, ts, offline)"
-                 " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                 " SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8"
+                 " WHERE ?4 IS NOT NULL OR NOT EXISTS (SELECT 1 FROM messages"
+                 " WHERE sender = ?3 AND msg_id = ?5 AND grp IS NULL)",
   [ST_DEL_MSG] = "DELETE FROM messages WHERE seq = ?1 AND rcpt = ?2",
   [ST_ADD_MEMBER] =
       "INSERT OR IGNORE INTO members(grp, member) VALUES(?1, ?2)",
