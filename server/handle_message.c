@@ -17,7 +17,6 @@ typedef struct send_op {
   json_t *id;
   chat_user_t *to, *from; /* pinned */
   uint64_t seq;
-  int maybe_repeat;       /* the sender had messages in the store */
   char msg_id[CHAT_MAX_MSG_ID + 1];
 } send_op_t;
 
@@ -41,32 +40,15 @@ static void reply_status(chat_session_t *s, const json_t *id,
   chat_session_send_line(s, line, (size_t)n);
 }
 
-/* After the commit of a send that may repeat a msg_id the store held from
- * the sender: the store keeps one copy (store_sqlite.c), so if the copy it
- * holds is not this seq, this one was a repeat and counts nothing. Either
- * way the message is stored. */
-static void repeat_checked(void *arg, int status, const chat_stored_msg_t *m) {
-  send_op_t *op = arg;
-  if (status == 0 && m != NULL && m->seq != op->seq) {
-    if (op->to->held > 0)
-      op->to->held--;
-    if (op->from->sent_held > 0)
-      op->from->sent_held--;
-  }
-  reply_status(op->s, op->id, op->msg_id, "stored");
-  send_op_free(op);
-}
-
-/* The PUT committed: stored. It failed: nothing was accepted (a page read
- * comes after the commit, so the recipient cannot have seen it), so the
- * counts go back and the answer is internal; a retry is a fresh send. */
+/* Committed: stored. (A repeat of a msg_id the store holds from the
+ * sender is kept once by the store itself, store_sqlite.c; the counts took
+ * it as new, which only errs towards the quota until the recipient's next
+ * login reads them again.) Failed: nothing was accepted (a page read comes
+ * after the commit, so the recipient cannot have seen it): the counts go
+ * back and the answer is internal; a retry is a fresh send. */
 static void send_committed(void *arg, int status) {
   send_op_t *op = arg;
   chat_srv_unawait(op->srv, &op->seq);
-  if (status == 0 && op->maybe_repeat &&
-      chat_engine_find_sent(op->srv->engine, op->from->name, op->msg_id,
-                            repeat_checked, op) == 0)
-    return;
   if (status == 0) {
     reply_status(op->s, op->id, op->msg_id, "stored");
   } else {
@@ -84,7 +66,7 @@ static void send_committed(void *arg, int status) {
 /* Replies once everything added so far (the PUT) is committed. */
 static int reply_after_commit(chat_srv_t *srv, chat_session_t *s,
                               const chat_msg_t *m, chat_user_t *to,
-                              uint64_t seq, int maybe_repeat) {
+                              uint64_t seq) {
   send_op_t *op = calloc(1, sizeof(*op));
   if (op == NULL)
     return -ENOMEM;
@@ -94,7 +76,6 @@ static int reply_after_commit(chat_srv_t *srv, chat_session_t *s,
   op->to = to;
   op->from = s->user;
   op->seq = seq;
-  op->maybe_repeat = maybe_repeat;
   snprintf(op->msg_id, sizeof(op->msg_id), "%s", m->msg_id);
   int r = chat_engine_then(srv->engine, send_committed, op);
   if (r < 0) {
@@ -193,14 +174,13 @@ int chat_handle_send(chat_srv_t *srv, chat_session_t *s, const chat_msg_t *m,
     }
     /* The push ended the recipient's session (output over the cap), which
      * handed the message to the store: "stored", once committed. */
-    return reply_after_commit(srv, s, m, to, seq, 0);
+    return reply_after_commit(srv, s, m, to, seq);
   }
   /* Offline, or older messages wait for it in the store, or its window is
    * full: the store keeps it, and pages bring it in order. */
-  int maybe_repeat = me->sent_held > 0;
   chat_srv_store_msg(srv, to, me, NULL, m->msg_id, m->body, m->body_len, seq,
                      ts);
-  int r = reply_after_commit(srv, s, m, to, seq, maybe_repeat);
+  int r = reply_after_commit(srv, s, m, to, seq);
   if (r < 0)
     return r;
   chat_srv_pump(srv, to); /* reads after the PUT: finds it */

@@ -37,6 +37,7 @@ typedef struct user_load {
   chat_user_t *u;      /* the cache entry, pinned (a hidden one if new) */
   load_waiter_t *waiters, **tail;
   uint32_t gen;        /* u->gen when asked: a change means read again */
+  uint32_t wgen;       /* u->wgen when asked: nothing stored since? */
   int full, shared;
   char token[CHAT_TOKEN_HASH_HEX + 1];
   char name[CHAT_MAX_NAME + 1];
@@ -86,8 +87,10 @@ static void user_loaded(void *arg, int status, const chat_engine_user_t *rec) {
   }
   u->reserved = 0; /* it exists: a racing registration will learn so */
   u->ghost = 0;
-  if (!u->held_known) {
-    /* Counts kept since an earlier load are newer than this read. */
+  if (!u->held_known || (l->full && u->wgen == l->wgen)) {
+    /* The store's counts, unless counts kept since an earlier load are
+     * newer than this read (something was stored for it meanwhile). A
+     * login takes them afresh, which also ends any drift. */
     u->held = rec->held;
     u->sent_held = rec->sent_held;
     u->held_known = 1;
@@ -161,6 +164,7 @@ int chat_srv_load_user(chat_srv_t *srv, const char *name, int full,
   l->u->pins++;
   l->u->loading = 1;
   l->gen = l->u->gen;
+  l->wgen = l->u->wgen;
   int r = submit(l);
   if (r < 0) {
     if (shared)
