@@ -142,7 +142,9 @@ int chat_handle_send(chat_srv_t *srv, chat_session_t *s, const chat_msg_t *m,
   /* A msg_id is unique per sender: held for this recipient (also as a
    * group copy) or, as a 1:1 message, for anyone, it is a repeat, answered
    * with its status and neither stored nor pushed again. */
-  chat_held_t *h = chat_mailbox_find(&srv->mb, to, me, m->msg_id);
+  chat_held_t *h = to->mb_count > 0
+                       ? chat_mailbox_find(&srv->mb, to, me, m->msg_id)
+                       : NULL;
   if (h == NULL)
     h = chat_mailbox_find_sent(&srv->mb, me, m->msg_id);
   if (h != NULL) {

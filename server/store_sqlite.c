@@ -60,13 +60,11 @@ static const char *const stmt_sql[ST_COUNT] = {
   [ST_ADD_REQUEST] =
       "INSERT OR IGNORE INTO requests(src, dst) VALUES(?1, ?2)",
   [ST_DEL_REQUEST] = "DELETE FROM requests WHERE src = ?1 AND dst = ?2",
-  /* A 1:1 msg_id is unique per sender (PROTOCOL.md section 3): a second
-   * copy held for anyone is not stored. */
+  /* A 1:1 msg_id is unique per sender (PROTOCOL.md section 3): the
+   * unique index messages_sent ignores a second copy held for anyone. */
   [ST_PUT_MSG] = "INSERT OR IGNORE INTO messages"
                  "(seq, rcpt, sender, grp, msg_id, body, ts, offline)"
-                 " SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8"
-                 " WHERE ?4 IS NOT NULL OR NOT EXISTS (SELECT 1 FROM messages"
-                 " WHERE sender = ?3 AND msg_id = ?5 AND grp IS NULL)",
+                 " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
   [ST_DEL_MSG] = "DELETE FROM messages WHERE seq = ?1 AND rcpt = ?2",
   [ST_ADD_MEMBER] =
       "INSERT OR IGNORE INTO members(grp, member) VALUES(?1, ?2)",
@@ -125,7 +123,13 @@ static const char schema_v2_sql[] =
     "CREATE INDEX contacts_b ON contacts(b);"
     "CREATE INDEX requests_dst ON requests(dst, id);"
     "CREATE INDEX members_member ON members(member, grp);"
-    "CREATE INDEX messages_sender ON messages(sender, msg_id);"
+    /* Version 1 allowed one msg_id to several recipients: the later
+     * copies get a msg_id of their own (still valid: 64 bytes at most). */
+    "UPDATE messages SET msg_id = substr(msg_id, 1, 40) || '-' || seq"
+    " WHERE grp IS NULL AND seq NOT IN (SELECT min(seq) FROM messages"
+    " WHERE grp IS NULL GROUP BY sender, msg_id);"
+    "CREATE UNIQUE INDEX messages_sent ON messages(sender, msg_id)"
+    " WHERE grp IS NULL;"
     "CREATE TABLE tokens(hash TEXT PRIMARY KEY, user TEXT NOT NULL,"
     " used INTEGER NOT NULL) WITHOUT ROWID;"
     "PRAGMA user_version = 2;";
