@@ -217,9 +217,10 @@ static void login_complete(chat_srv_t *srv, account_op_t *op) {
     CHAT_INFO("login %s from %s (kicked the older session)", u->name, s->host);
   } else {
     srv->nlogged_in++;
-    /* One page read even when the count says nothing is held: the store,
-     * not a counter, is the authority. */
-    u->store_more = 1;
+    /* Pages only when something is held: a page in flight sends every new
+     * message the store's way, to keep the order. The count came from the
+     * store with this login's read, or has been kept since. */
+    u->store_more = u->held > 0;
     CHAT_INFO("login %s from %s", u->name, s->host);
   }
 

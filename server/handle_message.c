@@ -20,6 +20,14 @@ typedef struct send_op {
   char msg_id[CHAT_MAX_MSG_ID + 1];
 } send_op_t;
 
+static void send_op_free(send_op_t *op) {
+  op->to->pins--;
+  op->from->pins--;
+  chat_session_unref(op->s);
+  json_decref(op->id);
+  free(op);
+}
+
 static void reply_status(chat_session_t *s, const json_t *id,
                          const char *msg_id, const char *status) {
   size_t cap;
@@ -32,9 +40,12 @@ static void reply_status(chat_session_t *s, const json_t *id,
   chat_session_send_line(s, line, (size_t)n);
 }
 
-/* The PUT committed: stored. It failed: nothing was accepted (a page read
- * comes after the commit, so the recipient cannot have seen it), so the
- * counts go back and the answer is internal; a retry is a fresh send. */
+/* Committed: stored. (A repeat of a msg_id the store holds from the
+ * sender is kept once by the store itself, store_sqlite.c; the counts took
+ * it as new, which only errs towards the quota until the recipient's next
+ * login reads them again.) Failed: nothing was accepted (a page read comes
+ * after the commit, so the recipient cannot have seen it): the counts go
+ * back and the answer is internal; a retry is a fresh send. */
 static void send_committed(void *arg, int status) {
   send_op_t *op = arg;
   chat_srv_unawait(op->srv, &op->seq);
@@ -49,11 +60,7 @@ static void send_committed(void *arg, int status) {
       op->from->sent_held--;
     chat_session_error(op->s, op->id, CHAT_E_INTERNAL, "storage failed");
   }
-  op->to->pins--;
-  op->from->pins--;
-  chat_session_unref(op->s);
-  json_decref(op->id);
-  free(op);
+  send_op_free(op);
 }
 
 /* Replies once everything added so far (the PUT) is committed. */
@@ -83,6 +90,42 @@ static int reply_after_commit(chat_srv_t *srv, chat_session_t *s,
   return 0;
 }
 
+/* A send refused by the quota may still be a repeat of a held message,
+ * which is answered with its status: the store says which. */
+static void quota_repeat_checked(void *arg, int status,
+                                 const chat_stored_msg_t *held) {
+  send_op_t *op = arg;
+  if (status == 0 && held != NULL)
+    reply_status(op->s, op->id, op->msg_id, "stored");
+  else
+    chat_srv_quota_error(op->s, op->id, op->to->name);
+  send_op_free(op);
+}
+
+static int quota_refuse(chat_srv_t *srv, chat_session_t *s,
+                        const chat_msg_t *m, chat_user_t *to) {
+  send_op_t *op = s->user->sent_held > 0 ? calloc(1, sizeof(*op)) : NULL;
+  if (op != NULL) {
+    op->srv = srv;
+    op->s = s;
+    op->id = json_incref((json_t *)m->id);
+    op->to = to;
+    op->from = s->user;
+    snprintf(op->msg_id, sizeof(op->msg_id), "%s", m->msg_id);
+    if (chat_engine_find_sent(srv->engine, s->user->name, m->msg_id,
+                              quota_repeat_checked, op) == 0) {
+      chat_session_ref(s);
+      to->pins++;
+      op->from->pins++;
+      return 0;
+    }
+    json_decref(op->id);
+    free(op);
+  }
+  chat_srv_quota_error(s, m->id, to->name);
+  return 0;
+}
+
 int chat_handle_send(chat_srv_t *srv, chat_session_t *s, const chat_msg_t *m,
                      chat_error_t *err) {
   chat_user_t *me = s->user;
@@ -99,7 +142,9 @@ int chat_handle_send(chat_srv_t *srv, chat_session_t *s, const chat_msg_t *m,
   /* A msg_id is unique per sender: held for this recipient (also as a
    * group copy) or, as a 1:1 message, for anyone, it is a repeat, answered
    * with its status and neither stored nor pushed again. */
-  chat_held_t *h = chat_mailbox_find(&srv->mb, to, me, m->msg_id);
+  chat_held_t *h = to->mb_count > 0
+                       ? chat_mailbox_find(&srv->mb, to, me, m->msg_id)
+                       : NULL;
   if (h == NULL)
     h = chat_mailbox_find_sent(&srv->mb, me, m->msg_id);
   if (h != NULL) {
@@ -111,10 +156,8 @@ int chat_handle_send(chat_srv_t *srv, chat_session_t *s, const chat_msg_t *m,
     return 0;
   }
 
-  if (!chat_srv_quota_open(srv, to)) {
-    chat_srv_quota_error(s, m->id, to->name);
-    return 0;
-  }
+  if (!chat_srv_quota_open(srv, to))
+    return quota_refuse(srv, s, m, to);
   uint64_t seq = srv->next_seq++;
   int64_t ts = chat_srv_now_wall_ms();
   if (chat_srv_can_push(srv, to, wire)) {

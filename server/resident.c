@@ -37,6 +37,7 @@ typedef struct user_load {
   chat_user_t *u;      /* the cache entry, pinned (a hidden one if new) */
   load_waiter_t *waiters, **tail;
   uint32_t gen;        /* u->gen when asked: a change means read again */
+  uint32_t wgen;       /* u->wgen when asked: nothing stored since? */
   int full, shared;
   char token[CHAT_TOKEN_HASH_HEX + 1];
   char name[CHAT_MAX_NAME + 1];
@@ -86,8 +87,10 @@ static void user_loaded(void *arg, int status, const chat_engine_user_t *rec) {
   }
   u->reserved = 0; /* it exists: a racing registration will learn so */
   u->ghost = 0;
-  if (!u->held_known) {
-    /* Counts kept since an earlier load are newer than this read. */
+  if (!u->held_known || (l->full && u->wgen == l->wgen)) {
+    /* The store's counts, unless counts kept since an earlier load are
+     * newer than this read (something was stored for it meanwhile). A
+     * login takes them afresh, which also ends any drift. */
     u->held = rec->held;
     u->sent_held = rec->sent_held;
     u->held_known = 1;
@@ -161,6 +164,7 @@ int chat_srv_load_user(chat_srv_t *srv, const char *name, int full,
   l->u->pins++;
   l->u->loading = 1;
   l->gen = l->u->gen;
+  l->wgen = l->u->wgen;
   int r = submit(l);
   if (r < 0) {
     if (shared)
@@ -189,6 +193,7 @@ typedef struct pending {
   int waiting;         /* answers still to come */
   int failed;          /* a load failed: answer internal */
   int dup_stored;      /* the store holds this msg_id from the sender */
+  int sent_asked;      /* the store was asked for a repeat */
   char to[CHAT_MAX_NAME + 1], user[CHAT_MAX_NAME + 1];
   char group[CHAT_MAX_NAME + 1], from[CHAT_MAX_NAME + 1];
   char msg_id[CHAT_MAX_MSG_ID + 1];
@@ -202,11 +207,27 @@ static void pending_free(pending_t *p) {
   free(p);
 }
 
+static void sent_found(void *arg, int status, const chat_stored_msg_t *m);
+static int send_needs_check(chat_srv_t *srv, chat_session_t *s,
+                            const chat_msg_t *m);
+
 static void pending_done(pending_t *p) {
   if (--p->waiting > 0)
     return;
   chat_session_t *s = p->s;
   chat_srv_t *srv = p->srv;
+  if (!p->failed && !p->sent_asked && !s->ended &&
+      send_needs_check(srv, s, &p->m)) {
+    /* The recipient is known now, and the send would be relayed: ask the
+     * store whether it is a repeat first. */
+    p->sent_asked = 1;
+    p->waiting = 1;
+    if (chat_engine_find_sent(srv->engine, s->user->name, p->m.msg_id,
+                              sent_found, p) == 0)
+      return;
+    p->failed = 1;
+    p->waiting = 0;
+  }
   s->pending = NULL;
   s->busy = 0;
   if (!s->ended && !s->closing) {
@@ -291,6 +312,22 @@ static void copy_str(char *dst, size_t size, const char **field) {
   *field = dst;
 }
 
+/* Nonzero when m is a send that would be relayed from memory and whose
+ * msg_id the store may hold from the sender (it has messages there). A
+ * send that goes to the store needs no question: the store refuses a
+ * second copy of a sender's msg_id itself (store_sqlite.c), and asking
+ * would cost every such send a round trip. */
+static int send_needs_check(chat_srv_t *srv, chat_session_t *s,
+                            const chat_msg_t *m) {
+  if (m->type != CHAT_T_SEND || s->user == NULL || s->user->sent_held == 0 ||
+      m->msg_id == NULL || m->to == NULL)
+    return 0;
+  chat_user_t *u = chat_registry_find(&srv->reg, m->to);
+  return u != NULL && u->held_known && chat_srv_can_push(srv, u, 1) &&
+         chat_mailbox_find_sent(&srv->mb, s->user, m->msg_id) == NULL &&
+         chat_mailbox_find(&srv->mb, u, s->user, m->msg_id) == NULL;
+}
+
 void chat_srv_run_resident(chat_srv_t *srv, chat_session_t *s,
                            const chat_msg_t *m) {
   const char *uname = s->user != NULL ? named_user(m) : NULL;
@@ -300,14 +337,8 @@ void chat_srv_run_resident(chat_srv_t *srv, chat_session_t *s,
                   (u == NULL || !u->held_known);
   int need_group = gname && chat_name_valid(gname) &&
                    chat_registry_group(&srv->reg, gname) == NULL;
-  /* A repeat the store may know of: only when the sender has messages
-   * there and memory does not know the msg_id already. */
-  int need_sent = m->type == CHAT_T_SEND && s->user != NULL &&
-                  s->user->sent_held > 0 && m->msg_id != NULL &&
-                  chat_mailbox_find_sent(&srv->mb, s->user, m->msg_id) ==
-                      NULL &&
-                  (u == NULL ||
-                   chat_mailbox_find(&srv->mb, u, s->user, m->msg_id) == NULL);
+  /* Asked now only when the recipient is known; else after its load. */
+  int need_sent = !need_user && send_needs_check(srv, s, m);
   if (!need_user && !need_group && !need_sent) {
     chat__srv_run(srv, s, m);
     return;
@@ -355,6 +386,7 @@ void chat_srv_run_resident(chat_srv_t *srv, chat_session_t *s,
     }
   }
   if (need_sent) {
+    p->sent_asked = 1;
     p->waiting++;
     if (chat_engine_find_sent(srv->engine, s->user->name, m->msg_id,
                               sent_found, p) < 0) {

@@ -60,6 +60,8 @@ static const char *const stmt_sql[ST_COUNT] = {
   [ST_ADD_REQUEST] =
       "INSERT OR IGNORE INTO requests(src, dst) VALUES(?1, ?2)",
   [ST_DEL_REQUEST] = "DELETE FROM requests WHERE src = ?1 AND dst = ?2",
+  /* A 1:1 msg_id is unique per sender (PROTOCOL.md section 3): the
+   * unique index messages_sent ignores a second copy held for anyone. */
   [ST_PUT_MSG] = "INSERT OR IGNORE INTO messages"
                  "(seq, rcpt, sender, grp, msg_id, body, ts, offline)"
                  " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -72,7 +74,9 @@ static const char *const stmt_sql[ST_COUNT] = {
       "INSERT OR REPLACE INTO tokens(hash, user, used) VALUES(?2, ?1, ?3)",
   [ST_TOUCH_TOKEN] = "UPDATE tokens SET used = max(used, ?3) WHERE hash = ?2",
   [ST_DEL_TOKEN] = "DELETE FROM tokens WHERE hash = ?2",
-  [ST_GET_USER] = "SELECT pwhash, held FROM users WHERE name = ?1",
+  [ST_GET_USER] = "SELECT pwhash,"
+                  " (SELECT count(*) FROM messages WHERE rcpt = ?1)"
+                  " FROM users WHERE name = ?1",
   [ST_GET_TOKEN] = "SELECT used FROM tokens WHERE hash = ?1 AND user = ?2",
   [ST_GET_CONTACTS] = "SELECT b FROM contacts WHERE a = ?1 UNION ALL"
                       " SELECT a FROM contacts WHERE b = ?1 ORDER BY 1",
@@ -110,21 +114,22 @@ static const char schema_sql[] =
     "PRAGMA user_version = 1;";
 
 /* Version 2: the store is the authority, read per user on demand. Indexes
- * for every per-user read, a held-message count per user kept by triggers
- * (so a mailbox's size costs no scan), and session tokens by hash. */
+ * for every per-user read, whether a message was stored while its
+ * recipient was away, and session tokens by hash. (A mailbox's size is
+ * counted over its index when its user is loaded: a counter kept by
+ * triggers cost an UPDATE per message written or acked.) */
 static const char schema_v2_sql[] =
-    "ALTER TABLE users ADD COLUMN held INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE messages ADD COLUMN offline INTEGER NOT NULL DEFAULT 1;"
-    "UPDATE users SET held ="
-    " (SELECT count(*) FROM messages WHERE rcpt = users.name);"
     "CREATE INDEX contacts_b ON contacts(b);"
     "CREATE INDEX requests_dst ON requests(dst, id);"
     "CREATE INDEX members_member ON members(member, grp);"
-    "CREATE INDEX messages_sender ON messages(sender, msg_id);"
-    "CREATE TRIGGER messages_held_in AFTER INSERT ON messages BEGIN"
-    " UPDATE users SET held = held + 1 WHERE name = NEW.rcpt; END;"
-    "CREATE TRIGGER messages_held_out AFTER DELETE ON messages BEGIN"
-    " UPDATE users SET held = held - 1 WHERE name = OLD.rcpt; END;"
+    /* Version 1 allowed one msg_id to several recipients: the later
+     * copies get a msg_id of their own (still valid: 64 bytes at most). */
+    "UPDATE messages SET msg_id = substr(msg_id, 1, 40) || '-' || seq"
+    " WHERE grp IS NULL AND seq NOT IN (SELECT min(seq) FROM messages"
+    " WHERE grp IS NULL GROUP BY sender, msg_id);"
+    "CREATE UNIQUE INDEX messages_sent ON messages(sender, msg_id)"
+    " WHERE grp IS NULL;"
     "CREATE TABLE tokens(hash TEXT PRIMARY KEY, user TEXT NOT NULL,"
     " used INTEGER NOT NULL) WITHOUT ROWID;"
     "PRAGMA user_version = 2;";

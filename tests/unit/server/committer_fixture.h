@@ -98,7 +98,13 @@ static inline chat_store_op_t msg_op(uint64_t seq, const char *body,
   op.msg.seq = seq;
   op.msg.to = "bob";
   op.msg.from = "amy";
-  op.msg.msg_id = "id";
+  /* A sender's 1:1 msg_id is stored once, so each seq has its own; a ring
+   * of buffers keeps several ops valid at once. */
+  static char ids[16][24];
+  static unsigned next;
+  char *id = ids[next++ % 16];
+  snprintf(id, sizeof(ids[0]), "id%llu", (unsigned long long)seq);
+  op.msg.msg_id = id;
   op.msg.body = body;
   op.msg.body_len = len;
   op.msg.ts = 1;

@@ -52,14 +52,17 @@ static void test_stored_survives_restart_in_order(void **state) {
   send_msg(f, a, "bob", "s1", "one", "stored");
   send_msg(f, a, "bob", "s2", "two", "stored");
   send_msg(f, a, "bob", "s1", "one", "stored"); /* duplicate */
-  /* held in the store only: memory follows sessions, not mailboxes */
-  assert_int_equal(chat_registry_find(&f->srv.reg, "bob")->held, 2);
+  /* held in the store only: memory follows sessions, not mailboxes (the
+   * repeat may be counted until bob's next login reads the count) */
+  assert_true(chat_registry_find(&f->srv.reg, "bob")->held >= 2);
   assert_int_equal(f->srv.mb.count, 0);
   fx_restart(f);
   assert_int_equal(f->srv.mb.count, 0); /* start-up reads no messages */
   cap_t *b2 = fx_user(f, "bob");
   expect_deliver(b2, "alice", "s1", 1);
   expect_deliver(b2, "alice", "s2", 1);
+  /* the login read the count from the store: the repeat was never held */
+  assert_int_equal(chat_registry_find(&f->srv.reg, "bob")->held, 2);
   cap_empty(b2);
 }
 
