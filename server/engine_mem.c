@@ -41,6 +41,7 @@ typedef struct item {
   struct item *next;
   q_kind_t kind;
   int ready; /* its batch was applied; status is known */
+  int after_ops; /* Q_THEN: ops were queued before it in its batch */
   int status;
   own_op_t op;      /* Q_OP */
   void (*cb)(void); /* cast back by kind */
@@ -351,6 +352,7 @@ static item_t *push(mem_engine_t *me, q_kind_t kind, void (*cb)(void),
   me->tail = it;
   if (kind == Q_OP)
     me->nops++;
+  it->after_ops = me->nops > 0;
   uv_idle_start(&me->idle, on_idle);
   return it;
 }
@@ -396,10 +398,13 @@ static void run_batch(mem_engine_t *me) {
     for (i = 0; i < nfail; i++)
       fv[i] = v[i]->op;
   }
+  /* A waiter learns the fate of the ops added before it; one with none
+   * before it in this batch, and every read, sees 0 (a read of what did
+   * take effect), as with the committer. */
   for (it = me->head; it != NULL; it = it->next) {
     if (!it->ready) {
       it->ready = 1;
-      it->status = err;
+      it->status = it->kind == Q_THEN && it->after_ops ? err : 0;
     }
   }
   if (err != 0 && me->flush_status == 0)
