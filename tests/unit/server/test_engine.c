@@ -358,6 +358,21 @@ static void test_flush_sync(void **state) {
   assert_string_equal(user(f, "b", 0, NULL), "none");
 }
 
+/* free flushes: what was added is applied and every callback has run */
+static void test_free_flushes(void **state) {
+  fx_t *f = *state;
+  res_t t = {.f = f}, u = {.f = f};
+  add(f, CHAT_STORE_ADD_USER, "a", "pw");
+  assert_int_equal(chat_engine_then(f->e, then_cb, &t), 0);
+  assert_int_equal(chat_engine_load_user(f->e, "a", 0, NULL, user_cb, &u),
+                   0);
+  chat_engine_free(f->e);
+  f->e = NULL; /* teardown runs the loop once more */
+  assert_int_equal(f->fired, 2);
+  assert_int_equal(t.status, 0);
+  assert_string_equal(u.s, "pw held=0 sent=0 tok=-1");
+}
+
 #define BOTH(t)                                                              \
   cmocka_unit_test_setup_teardown(t, setup_sqlite, teardown),               \
       cmocka_unit_test_setup_teardown(t, setup_mem, teardown)
@@ -372,6 +387,7 @@ int main(void) {
       BOTH(test_callback_order),  BOTH(test_then_after_ops),
       BOTH(test_failure),         BOTH(test_failure_nospace),
       BOTH(test_max_seq),         BOTH(test_flush_sync),
+      BOTH(test_free_flushes),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
