@@ -21,7 +21,11 @@
  *   took no effect).
  * - A read sees every write added before the read was asked for, so a user
  *   loaded right after its contact was added sees the contact.
- * - Callbacks of one engine run in the order their requests were made.
+ * - Callbacks of one kind run in the order their requests were made: the
+ *   then callbacks among themselves, the reads among themselves. A batch's
+ *   then callbacks may come before reads asked earlier in its turn (the
+ *   SQLite engine answers a batch's waiters first; the memory engine keeps
+ *   the strict order, which also meets this).
  */
 #ifndef CHAT_ENGINE_H
 #define CHAT_ENGINE_H

@@ -163,14 +163,6 @@ static size_t msg_pos(const chat__memstore_t *s, uint64_t seq) {
   return i;
 }
 
-/* The held count follows the triggers: it moves only for a user that
- * exists when the message comes or goes. */
-static void bump_held(chat__memstore_t *s, const char *rcpt, int d) {
-  row_t *u = find_row(&s->users, rcpt, NULL);
-  if (u != NULL)
-    u->n += d;
-}
-
 static void put_msg(chat__memstore_t *s, chat__mem_op_t *o) {
   uint64_t seq = o->op.msg.seq;
   size_t i = msg_pos(s, seq);
@@ -178,12 +170,18 @@ static void put_msg(chat__memstore_t *s, chat__mem_op_t *o) {
     s->max_seq = seq; /* meta.max_seq moves even for a kept message */
   if (i < s->nmsgs && s->msgs[i].op.msg.seq == seq)
     return; /* INSERT OR IGNORE keeps the stored one */
+  if (o->op.msg.group == NULL) /* the unique index messages_sent */
+    for (size_t k = 0; k < s->nmsgs; k++) {
+      const chat_stored_msg_t *m = &s->msgs[k].op.msg;
+      if (m->group == NULL && strcmp(m->from, o->op.msg.from) == 0 &&
+          strcmp(m->msg_id, o->op.msg.msg_id) == 0)
+        return;
+    }
   memmove(&s->msgs[i + 1], &s->msgs[i],
           (s->nmsgs - i) * sizeof(*s->msgs));
   s->msgs[i] = *o;
   s->nmsgs++;
   memset(o, 0, sizeof(*o)); /* the strings moved */
-  bump_held(s, s->msgs[i].op.msg.to, 1);
 }
 
 static void del_msg(chat__memstore_t *s, const chat_stored_msg_t *m) {
@@ -191,7 +189,6 @@ static void del_msg(chat__memstore_t *s, const chat_stored_msg_t *m) {
   if (i == s->nmsgs || s->msgs[i].op.msg.seq != m->seq ||
       strcmp(s->msgs[i].op.msg.to, m->to) != 0)
     return;
-  bump_held(s, m->to, -1);
   chat__mem_op_free(&s->msgs[i]);
   memmove(&s->msgs[i], &s->msgs[i + 1],
           (s->nmsgs - i - 1) * sizeof(*s->msgs));
@@ -371,11 +368,13 @@ static int fill_user(const chat__memstore_t *s, const char *name, int full,
   if (r == NULL)
     return 0;
   u->exists = 1;
-  u->held = r->n < 0 ? 0 : r->n > UINT32_MAX ? UINT32_MAX : (uint32_t)r->n;
   if ((u->pwhash = strdup(r->b)) == NULL)
     return -ENOMEM;
+  /* Both counted over the messages, as the SQL counts over its indexes. */
   for (size_t i = 0; i < s->nmsgs; i++) {
     const chat_stored_msg_t *m = &s->msgs[i].op.msg;
+    if (strcmp(m->to, name) == 0 && u->held < UINT32_MAX)
+      u->held++;
     if (m->group == NULL && strcmp(m->from, name) == 0 &&
         u->sent_held < UINT32_MAX)
       u->sent_held++;

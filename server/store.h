@@ -79,8 +79,9 @@ int chat_store_get_group(chat_store_t *s, const char *name,
                          chat_store_group_t **out);
 void chat_store_group_free(chat_store_group_t *g);
 /* Messages held for rcpt with seq > after, oldest first, at most limit
- * (*n of them in *out, one allocation: free(*out)); *more is nonzero when
- * there are further ones. */
+ * (1 to CHAT_STORE_PAGE_MAX; *n of them in *out, one allocation:
+ * free(*out)); *more is nonzero when there are further ones. */
+#define CHAT_STORE_PAGE_MAX 4096
 int chat_store_get_held(chat_store_t *s, const char *rcpt, uint64_t after,
                         uint32_t limit, chat_stored_msg_t **out, size_t *n,
                         int *more);

@@ -90,7 +90,7 @@ static const char *const stmt_sql[ST_COUNT] = {
       "SELECT count(*) FROM messages WHERE sender = ?1 AND grp IS NULL",
   [ST_FIND_SENT] = "SELECT seq, rcpt, sender, grp, msg_id, body, ts, offline"
                    " FROM messages WHERE sender = ?1 AND msg_id = ?2"
-                   " AND grp IS NULL LIMIT 1",
+                   " AND grp IS NULL ORDER BY seq LIMIT 1",
 };
 
 /* Version 1. Groups exist only through their members, so removing the last
@@ -549,8 +549,12 @@ int chat_store_get_held(chat_store_t *s, const char *rcpt, uint64_t after,
                         uint32_t limit, chat_stored_msg_t **out, size_t *n,
                         int *more) {
   sqlite3_stmt *st = s->stmt[ST_GET_HELD];
+  /* The result's structs are allocated for limit up front: a page is a
+   * window's worth, never a mailbox. */
   if (limit == 0)
     limit = 1;
+  if (limit > CHAT_STORE_PAGE_MAX)
+    limit = CHAT_STORE_PAGE_MAX;
   /* one more than asked, to learn whether there are more */
   if (bind_texts(st, rcpt, NULL) != SQLITE_OK ||
       sqlite3_bind_int64(st, 2, (sqlite3_int64)after) != SQLITE_OK ||
