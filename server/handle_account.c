@@ -1,8 +1,11 @@
 /* handle_account.c -- register, login, logout, ping, status.
  *
- * register and login hash on the thread pool; the connection is paused
+ * register and login hash on the hash pool; the connection is paused
  * meanwhile so that frames after them wait and replies stay in order. The
- * session may end before the hash returns: every completion checks. */
+ * session may end before the hash returns: every completion checks. A hash
+ * still queued when the session ends or closes is cancelled (srv.c) and
+ * comes back with -ECANCELED, answered with nothing. When the pool's queue
+ * is full the request is refused at once with rate_limited. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +49,12 @@ static void op_done(account_op_t *op) {
   free(op);
 }
 
+/* The pool's queue is full: refused before any state changed. */
+static void busy_hashing(chat_session_t *s, const json_t *id) {
+  chat_session_error(s, id, CHAT_E_RATE_LIMITED,
+                     "server busy hashing passwords; try again shortly");
+}
+
 static void op_start(account_op_t *op) {
   op->s->busy = 1;
   op->s->sink->pause(op->s->ctx);
@@ -69,9 +78,11 @@ static void reg_committed(void *arg, int status) {
 
 static void reg_hashed(void *arg, int status, const char *hash) {
   account_op_t *op = arg;
+  op->s->hash_req = NULL;
   if (status < 0 || (op->hash = strdup(hash)) == NULL) {
     chat_registry_unreserve(&op->srv->reg, op->u);
-    chat_session_error(op->s, op->id, CHAT_E_INTERNAL, "hashing failed");
+    if (status != -ECANCELED) /* else the connection is going away */
+      chat_session_error(op->s, op->id, CHAT_E_INTERNAL, "hashing failed");
     op_done(op);
     return;
   }
@@ -95,12 +106,14 @@ int chat_handle_register(chat_srv_t *srv, chat_session_t *s,
   }
   op->u = u;
   op_start(op);
-  r = chat_hash_make(srv->loop, srv->cfg.hash_cost, m->password, reg_hashed,
-                     op);
+  r = chat_hash_make(srv->hashes, srv->loop, srv->cfg.hash_cost,
+                     m->password, reg_hashed, op, &s->hash_req);
   if (r < 0) {
     chat_registry_unreserve(&srv->reg, u);
     op_done(op);
-    return r;
+    if (r != -EAGAIN)
+      return r;
+    busy_hashing(s, m->id);
   }
   return 0;
 }
@@ -149,7 +162,8 @@ static void login_complete(chat_srv_t *srv, account_op_t *op) {
 static void login_verified(void *arg, int status, const char *unused) {
   account_op_t *op = arg;
   chat_session_t *s = op->s;
-  if (s->ended || s->closing) {
+  s->hash_req = NULL;
+  if (s->ended || s->closing || status == -ECANCELED) {
     op_done(op);
     return;
   }
@@ -184,11 +198,14 @@ int chat_handle_login(chat_srv_t *srv, chat_session_t *s, const chat_msg_t *m,
   }
   op_start(op);
   /* An unknown user costs the same verify as a known one. */
-  int r = chat_hash_verify(srv->loop, u ? u->pwhash : srv->dummy_hash,
-                           m->password, login_verified, op);
+  int r = chat_hash_verify(srv->hashes, srv->loop,
+                           u ? u->pwhash : srv->dummy_hash, m->password,
+                           login_verified, op, &s->hash_req);
   if (r < 0) {
     op_done(op);
-    return r;
+    if (r != -EAGAIN)
+      return r;
+    busy_hashing(s, m->id);
   }
   return 0;
 }

@@ -1,5 +1,6 @@
-/* server.c -- start-up and shutdown: store, load, committer, listener; on a
- * signal, end the sessions, commit everything, close the store. */
+/* server.c -- start-up and shutdown: store, load, committer, hash pool,
+ * listener; on a signal, end the sessions, drop the queued password hashes,
+ * commit everything, close the store. */
 #include "server.h"
 
 #include <errno.h>
@@ -30,11 +31,20 @@ static void raise_fd_limit(int max_clients) {
               (unsigned long long)rl.rlim_cur, max_clients, FD_RESERVE);
 }
 
+typedef struct stop_ctx {
+  chat_committer_t *committer;
+  chat_hash_pool_t *hashes;
+} stop_ctx_t;
+
 static void on_stop(void *arg) {
+  stop_ctx_t *stop = arg;
+  /* Queued logins and registrations belong to connections being closed:
+   * none is hashed (their sessions cancelled them as they ended; this also
+   * catches any left), so the exit waits at most for the running ones. */
+  chat_hash_pool_stop(stop->hashes);
   /* Sessions have ended and written their unacked messages: commit now so
    * they are durable before the last connections finish closing. */
-  chat_committer_t *committer = arg;
-  int r = chat_committer_flush_sync(committer);
+  int r = chat_committer_flush_sync(stop->committer);
   if (r < 0)
     CHAT_ERROR("final commit failed: %s", chat_strerror(r));
 }
@@ -72,8 +82,13 @@ int chat_server_run(const chat_server_opts_t *opts) {
   uv_loop_t *loop = uv_default_loop();
   chat_srv_t *srv = malloc(sizeof(*srv));
   chat_committer_t *committer = NULL;
-  if (srv == NULL || (r = chat_committer_new(loop, store, &committer)) < 0) {
+  chat_hash_pool_t *hashes = NULL;
+  if (srv == NULL || (r = chat_committer_new(loop, store, &committer)) < 0 ||
+      (r = chat_hash_pool_new(loop, 0, CHAT_HASH_QUEUE_DEFAULT, &hashes)) <
+          0) {
     CHAT_ERROR("start-up: out of memory");
+    chat_committer_free(committer);
+    uv_run(loop, UV_RUN_DEFAULT);
     free(srv);
     chat_store_close(store);
     return -ENOMEM;
@@ -81,12 +96,15 @@ int chat_server_run(const chat_server_opts_t *opts) {
   r = chat_srv_init(srv, loop, &opts->cfg, store, committer);
   if (r < 0) {
     CHAT_ERROR("loading %s: %s", opts->db, chat_strerror(r));
+    chat_hash_pool_free(hashes);
     chat_committer_free(committer);
     uv_run(loop, UV_RUN_DEFAULT);
     chat_store_close(store);
     free(srv);
     return r;
   }
+  srv->hashes = hashes;
+  stop_ctx_t stop = {committer, hashes};
   chat_net_t *net;
   r = chat_net_start(loop, srv, (struct sockaddr *)&addr, &net);
   if (r < 0) {
@@ -96,7 +114,7 @@ int chat_server_run(const chat_server_opts_t *opts) {
     if (chat_net_address(net, where, sizeof(where)) < 0)
       snprintf(where, sizeof(where), "%s", opts->listen);
     chat_log_write(CHAT_LOG_INFO, 1, "listening on %s", where);
-    chat_net_on_stop(net, on_stop, committer);
+    chat_net_on_stop(net, on_stop, &stop);
     uv_run(loop, UV_RUN_DEFAULT);
     CHAT_INFO("stopped");
   }
@@ -104,6 +122,10 @@ int chat_server_run(const chat_server_opts_t *opts) {
     chat_net_stop(net);
   chat_net_free(net);
   uv_run(loop, UV_RUN_DEFAULT); /* connections and handles finish closing */
+  /* Joins the hash threads (waiting only for hashes already running) and
+   * runs the callbacks of any still to come, before the committer goes. */
+  chat_hash_pool_free(hashes);
+  srv->hashes = NULL;
   int fr = chat_committer_flush_sync(committer);
   if (fr < 0)
     CHAT_ERROR("final commit failed: %s", chat_strerror(fr));

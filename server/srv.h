@@ -89,6 +89,9 @@ typedef struct chat_session {
   uint64_t last_read_ms;   /* uv_now() of the last line read (blank too) */
   uint64_t opened_ms;      /* uv_now() when the connection was accepted */
   chat_ratelimit_t rl;
+  chat_hash_req_t *hash_req; /* the register/login hash it waits for, if
+                              * any: cancelled when the session ends or
+                              * closes, so an abandoned one is never run */
   int refs;
   uint16_t p2p_port;
   uint16_t limited_run;    /* rate_limited answers in a row */
@@ -107,6 +110,8 @@ struct chat_srv {
   chat_registry_t reg;
   chat_mailbox_t mb;
   chat_committer_t *committer;  /* borrowed */
+  chat_hash_pool_t *hashes;     /* borrowed, set after chat_srv_init; NULL:
+                                 * hash on libuv's pool */
   uint64_t next_seq;
   chat_session_t sessions;      /* list head (a sentinel) */
   size_t nsessions;

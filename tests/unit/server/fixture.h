@@ -1,6 +1,7 @@
 /* fixture.h -- a server core without sockets for unit tests: a real loop,
- * store (a temp file or ":memory:"), committer and chat_srv_t, with sessions
- * whose sink captures every frame. Header-only: each test includes it. */
+ * store (a temp file or ":memory:"), committer, hash pool and chat_srv_t,
+ * with sessions whose sink captures every frame. Header-only: each test
+ * includes it. */
 #ifndef TEST_SERVER_FIXTURE_H
 #define TEST_SERVER_FIXTURE_H
 
@@ -30,6 +31,7 @@ typedef struct fx {
   uv_loop_t loop;
   chat_store_t *store;
   chat_committer_t *committer;
+  chat_hash_pool_t *hashes;
   chat_srv_t srv;
   cap_t *caps[64];
   int ncaps;
@@ -80,6 +82,9 @@ static inline void fx_open(fx_t *f, const char *path) {
   cfg.rate_limit = 0;
   assert_int_equal(chat_srv_init(&f->srv, &f->loop, &cfg, f->store,
                                  f->committer), 0);
+  assert_int_equal(chat_hash_pool_new(&f->loop, 2, CHAT_HASH_QUEUE_DEFAULT,
+                                      &f->hashes), 0);
+  f->srv.hashes = f->hashes;
 }
 
 /* A fixture on a fresh temp database file (so a test can reopen it). */
@@ -110,6 +115,8 @@ static inline void fx_disconnect(fx_t *f, cap_t *c) {
 static inline void fx_close_store(fx_t *f) {
   for (int i = 0; i < f->ncaps; i++)
     fx_disconnect(f, f->caps[i]);
+  chat_hash_pool_free(f->hashes);
+  f->hashes = f->srv.hashes = NULL;
   chat_committer_flush_sync(f->committer);
   chat_committer_free(f->committer);
   fx_run(f);

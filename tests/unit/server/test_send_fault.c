@@ -6,10 +6,37 @@
  * it was accepted and reached the recipient, so the sender gets ok relayed
  * and the message stays held, unwritten, until an ack or the session's end.
  *
- * The thread pool has one thread (set before libuv starts it), so work runs
- * in the order it was queued: a login queued before a commit is verified
- * before the commit comes back, every time. */
+ * Hashes and commits run on threads of their own, so where a login must be
+ * verified before a commit comes back, a gate holds the committer's store
+ * thread until the login's ok has arrived. */
+#include "committer_int.h"
 #include "fixture.h"
+#include "gate.h"
+
+static int has_frame(void *c) {
+  return json_array_size(((cap_t *)c)->frames) > 0;
+}
+
+/* Feeds a login on c and a send from a to bob whose commit fails, and runs
+ * the loop until the login is answered while the commit is held back. */
+static void login_before_failed_commit(fx_t *f, cap_t *c, cap_t *a,
+                                       const char *msg_id) {
+  gate_t g;
+  gate_hold(&g, chat__committer_worker(f->committer));
+  fx_feed(f, c, "{s:s,s:s,s:s,s:s}", "type", "login", "id", "l1", "user",
+          "bob", "password", "password1");
+  chat_store_fail_next(f->store, -EROFS);
+  fx_feed(f, a, "{s:s,s:s,s:s,s:s,s:s}", "type", "send", "id", "s1", "to",
+          "bob", "msg_id", msg_id, "body", "hi bob");
+  int r = run_until(&f->loop, has_frame, c, GATE_DEADLINE_MS);
+  size_t held_back = chat_committer_pending(f->committer);
+  gate_open(&g); /* before any assert, or a failure leaves it shut */
+  fx_run(f);
+  assert_true(g.done);
+  gate_destroy(&g);
+  assert_int_equal(r, 0);
+  assert_true(held_back >= 1); /* the PUT (and an ack's DEL) waited */
+}
 
 static void feed_send(fx_t *f, cap_t *c, const char *id, const char *msg_id) {
   fx_feed(f, c, "{s:s,s:s,s:s,s:s,s:s}", "type", "send", "id", id, "to", "bob",
@@ -43,11 +70,8 @@ static void test_pushed_before_failure_relayed(void **state) {
   fx_disconnect(f, b);
   cap_t *a = fx_user(f, "alice");
   cap_t *b2 = fx_connect(f);
-  fx_feed(f, b2, "{s:s,s:s,s:s,s:s}", "type", "login", "id", "l1", "user",
-          "bob", "password", "password1"); /* verified on the pool first */
-  chat_store_fail_next(f->store, -EROFS);
-  feed_send(f, a, "s1", "m1"); /* bob is still offline: stored */
-  fx_run(f);
+  /* bob is still offline when the send comes: stored */
+  login_before_failed_commit(f, b2, a, "m1");
   json_t *ok = cap_expect(b2, "ok", NULL);
   assert_string_equal(jstr(ok, "id"), "l1");
   json_decref(ok);
@@ -118,11 +142,7 @@ static void test_acked_before_failure_relayed(void **state) {
   cap_expect_drop(b, "welcome", NULL);
   g_fx = f;
   g_acker = b;
-  fx_feed(f, b, "{s:s,s:s,s:s,s:s}", "type", "login", "id", "l1", "user", "bob",
-          "password", "password1");
-  chat_store_fail_next(f->store, -EROFS);
-  feed_send(f, a, "s1", "m2");
-  fx_run(f);
+  login_before_failed_commit(f, b, a, "m2");
   cap_expect_drop(b, "ok", NULL);
   expect_deliver(b, "m2", 1);
   cap_empty(b);
@@ -180,8 +200,6 @@ static void test_plain_failure_internal(void **state) {
 #define T(name) cmocka_unit_test_setup_teardown(name, fx_setup, fx_teardown)
 
 int main(void) {
-  /* Before libuv starts its pool (the first uv_queue_work). */
-  setenv("UV_THREADPOOL_SIZE", "1", 1);
   const struct CMUnitTest tests[] = {
       T(test_pushed_before_failure_relayed),
       T(test_acked_before_failure_relayed),
