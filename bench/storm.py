@@ -7,8 +7,8 @@ usage: python3 bench/storm.py BUILD_DIR [--users N] [--sigterm-logins N]
 Starts BUILD_DIR/bin/chat-server on 127.0.0.1:0 with a fresh database at
 --hash-cost interactive (the default cost) and --rate-limit 0, registers N
 users (default 2000) plus a sender and an offline recipient, then measures
-the latency of `send` -> `ok stored` to the offline recipient, one send at a
-time from one logged-in sender:
+the latency of `send` -> `ok stored` to offline recipients, one send at a
+time (5 ms apart) from one logged-in sender:
 
   1. quiet: --sends sends with nothing else going on;
   2. storm: the same while all N users log in at once, each on its own
@@ -26,6 +26,8 @@ import argparse, asyncio, json, os, re, signal, statistics, subprocess
 import resource, sys, tempfile, time
 
 PW = "storm-password-1"
+NAWAY = 8
+PACE_S = 0.005  # between sends, in both phases alike
 
 
 def start_server(build, db, cost):
@@ -107,7 +109,8 @@ async def sender(port, prefix):
 
 async def timed_send(c, prefix, k):
     t0 = time.perf_counter()
-    r = await c.call({"type": "send", "to": prefix + "away",
+    # Spread over NAWAY recipients: one would hit its offline quota.
+    r = await c.call({"type": "send", "to": "%saway%d" % (prefix, k % NAWAY),
                       "msg_id": "%s%08d" % (prefix, k), "body": "hello"})
     dt = time.perf_counter() - t0
     assert r["type"] == "ok" and r.get("status") == "stored", r
@@ -132,6 +135,7 @@ async def measure(port, prefix, users, nsends):
     for _ in range(nsends):
         quiet.append(await timed_send(s, prefix, k))
         k += 1
+        await asyncio.sleep(PACE_S)
 
     refused = 0
     logged = 0
@@ -156,6 +160,7 @@ async def measure(port, prefix, users, nsends):
     while not storm.done():
         during.append(await timed_send(s, prefix, k))
         k += 1
+        await asyncio.sleep(PACE_S)
     conns = await storm
     storm_s = time.perf_counter() - t0
     for c in conns:
@@ -197,8 +202,9 @@ def main():
     p, port = start_server(a.build, db, a.hash_cost)
     try:
         t0 = time.perf_counter()
-        asyncio.run(register_all(port, users + [prefix + "sender",
-                                                prefix + "away"]))
+        asyncio.run(register_all(
+            port, users + [prefix + "sender"] +
+            ["%saway%d" % (prefix, i) for i in range(NAWAY)]))
         reg_s = time.perf_counter() - t0
         quiet, during, storm_s, refused = asyncio.run(
             measure(port, prefix, users, a.sends))
