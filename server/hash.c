@@ -189,7 +189,8 @@ int chat_hash_pool_new(uv_loop_t *loop, unsigned nthreads, size_t max_queued,
     return -ENOMEM;
   if (nthreads == 0)
     nthreads = chat_worker_default_threads();
-  r = chat_worker_new(loop, nthreads, max_queued, &p->worker);
+  chat_worker_opts_t o = {nthreads, max_queued, CHAT_HASH_NICE};
+  r = chat_worker_new_opts(loop, &o, &p->worker);
   if (r < 0) {
     free(p);
     return r;

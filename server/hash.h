@@ -23,6 +23,12 @@ typedef enum chat_hash_cost {
  * interactive cost on 2 threads that is about 15 s of work. */
 #define CHAT_HASH_QUEUE_DEFAULT 1024
 
+/* The hash threads run this much nicer than the rest of the server: with
+ * as many hash threads as cores, the loop thread and the store thread would
+ * otherwise queue for a core behind hashes, and every reply of a login storm
+ * would wait a scheduler slice. */
+#define CHAT_HASH_NICE 10
+
 typedef struct chat_hash_pool chat_hash_pool_t;
 typedef struct chat_hash_req chat_hash_req_t;
 

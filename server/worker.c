@@ -13,6 +13,9 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 enum { JOB_IDLE = 0, JOB_QUEUED, JOB_RUNNING, JOB_FINISHED };
 
@@ -25,6 +28,7 @@ struct chat_worker {
   chat_worker_job_t *fin_head, *fin_tail; /* finished, done not yet called */
   size_t nqueued;
   size_t max_queued;
+  int nice;
   bool stopping;
   /* Loop thread only. */
   size_t outstanding;     /* submitted, done not yet called */
@@ -48,6 +52,14 @@ static void thread_main(void *arg) {
   chat_worker_t *w = arg;
   chat_worker_job_t *job;
 
+  if (w->nice != 0) { /* this thread only: Linux renices threads alone */
+    pid_t tid = (pid_t)syscall(SYS_gettid);
+    int cur;
+    errno = 0;
+    cur = getpriority(PRIO_PROCESS, (id_t)tid);
+    if (errno == 0)
+      (void)setpriority(PRIO_PROCESS, (id_t)tid, cur + w->nice);
+  }
   uv_mutex_lock(&w->mu);
   for (;;) {
     while (w->head == NULL && !w->stopping)
@@ -94,6 +106,14 @@ static void on_async(uv_async_t *h) { deliver(h->data); }
 
 int chat_worker_new(uv_loop_t *loop, unsigned nthreads, size_t max_queued,
                     chat_worker_t **out) {
+  chat_worker_opts_t o = {nthreads, max_queued, 0};
+
+  return chat_worker_new_opts(loop, &o, out);
+}
+
+int chat_worker_new_opts(uv_loop_t *loop, const chat_worker_opts_t *opts,
+                         chat_worker_t **out) {
+  unsigned nthreads = opts->nthreads;
   chat_worker_t *w;
   unsigned i;
   int r;
@@ -110,7 +130,8 @@ int chat_worker_new(uv_loop_t *loop, unsigned nthreads, size_t max_queued,
     return -ENOMEM;
   }
   w->loop = loop;
-  w->max_queued = max_queued;
+  w->max_queued = opts->max_queued;
+  w->nice = opts->nice;
   if ((r = uv_mutex_init(&w->mu)) != 0)
     goto fail_mu;
   if ((r = uv_cond_init(&w->cv)) != 0)

@@ -43,6 +43,21 @@ struct chat_worker_job {
   int status;
 };
 
+typedef struct chat_worker_opts {
+  unsigned nthreads;  /* at least 1 */
+  size_t max_queued;  /* 0: no bound */
+  /* Added to the threads' nice value (Linux schedules threads on their
+   * own), 0 leaves it. Bulk CPU work (hashes) runs niced so that the loop
+   * and the store thread, which answer clients, get a core when they need
+   * one. */
+  int nice;
+} chat_worker_opts_t;
+
+/* As chat_worker_new(), with the threads reniced by opts->nice (a failure
+ * to renice is ignored: the jobs still run). */
+int chat_worker_new_opts(uv_loop_t *loop, const chat_worker_opts_t *opts,
+                         chat_worker_t **out);
+
 /* Starts nthreads (at least 1) threads. max_queued bounds the jobs waiting
  * to start (running ones do not count); 0 means no bound. The async handle
  * keeps the loop alive only while some job's done is still to come.

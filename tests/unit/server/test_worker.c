@@ -8,6 +8,9 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -270,6 +273,30 @@ static void test_done_may_submit(void **state) {
   chat_worker_free(w);
 }
 
+static int thread_nice(void) {
+  return getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid));
+}
+
+static int g_job_nice;
+static void nice_work(chat_worker_job_t *job) { g_job_nice = thread_nice(); }
+
+/* opts.nice renices the worker's threads, and only them. */
+static void test_nice(void **state) {
+  t_t *t = *state;
+  chat_worker_t *w;
+  chat_worker_opts_t o = {1, 0, 5};
+  int before = thread_nice();
+
+  assert_int_equal(chat_worker_new_opts(&t->loop, &o, &w), 0);
+  assert_int_equal(
+      chat_worker_submit(w, &t->recs[0].job, nice_work, rec_done), 0);
+  uv_run(&t->loop, UV_RUN_DEFAULT);
+  assert_true(t->recs[0].done);
+  assert_int_equal(g_job_nice, before + 5 > 19 ? 19 : before + 5);
+  assert_int_equal(thread_nice(), before);
+  chat_worker_free(w);
+}
+
 static void test_default_threads(void **state) {
   (void)state;
   assert_true(chat_worker_default_threads() >= 1);
@@ -283,7 +310,7 @@ int main(void) {
       T(test_cancel_before_start),   T(test_bounded_queue),
       T(test_free_cancels_queued),   T(test_stop_refuses),
       T(test_done_may_submit),
-      T(test_default_threads),
+      T(test_nice),                  T(test_default_threads),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
