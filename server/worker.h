@@ -61,7 +61,9 @@ int chat_worker_new_opts(uv_loop_t *loop, const chat_worker_opts_t *opts,
 /* Starts nthreads (at least 1) threads. max_queued bounds the jobs waiting
  * to start (running ones do not count); 0 means no bound. The async handle
  * keeps the loop alive only while some job's done is still to come.
- * Returns 0, -EINVAL (nthreads 0), -ENOMEM or a libuv error. */
+ * Returns 0, -EINVAL (nthreads 0), -ENOMEM or a libuv error (when a thread
+ * could not start; the loop must then run once more, as after
+ * chat_worker_free(), to release what was set up). */
 int chat_worker_new(uv_loop_t *loop, unsigned nthreads, size_t max_queued,
                     chat_worker_t **out);
 
