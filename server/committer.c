@@ -1,5 +1,9 @@
 /* committer.c -- group commit: ops gathered during loop turns, committed one
- * transaction at a time on the libuv thread pool.
+ * transaction at a time on a store thread of the committer's own.
+ *
+ * The store thread is a one-thread chat_worker_t rather than libuv's shared
+ * pool, so a commit never waits behind unrelated slow work (password
+ * hashes) queued there.
  *
  * Two batches take turns: the open one collects ops and callbacks on the
  * loop thread while the other is in flight. A batch keeps its strings in one
@@ -14,6 +18,9 @@
  * nothing is pending the committer keeps the loop alive with nothing.
  */
 #include "committer.h"
+
+#include "committer_int.h"
+#include "worker.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -71,11 +78,12 @@ struct chat_committer {
   chat_store_t *store;
   uv_idle_t idle;
   uv_check_t check;
-  uv_work_t work;
+  chat_worker_t *worker; /* the store thread */
+  chat_worker_job_t job;
   batch_t b[2];
   batch_t *open;
   batch_t *flying;  /* handed to the pool, result not yet handled */
-  bool work_busy;   /* work req queued, its after-work not yet run */
+  bool work_busy;   /* job submitted, its done not yet run */
   uv_mutex_t mu;    /* guards flying_done, for flush_sync */
   uv_cond_t cv;
   bool flying_done;
@@ -314,8 +322,8 @@ static void finish_flying(chat_committer_t *c) {
   fire_reads(b);
 }
 
-static void work_cb(uv_work_t *req) {
-  chat_committer_t *c = req->data;
+static void work_cb(chat_worker_job_t *job) {
+  chat_committer_t *c = job->data;
 
   run_batch(c->store, c->flying);
   uv_mutex_lock(&c->mu);
@@ -332,12 +340,15 @@ static void maybe_release(chat_committer_t *c) {
   }
 }
 
-static void after_work_cb(uv_work_t *req, int status) {
-  chat_committer_t *c = req->data;
+static void after_work_cb(chat_worker_job_t *job, int status) {
+  chat_committer_t *c = job->data;
 
   c->work_busy = false;
-  if (c->flying != NULL) /* else flush_sync already handled it */
+  if (c->flying != NULL) { /* else flush_sync already handled it */
+    if (status < 0) /* never started: the worker was stopped */
+      c->flying->status = status;
     finish_flying(c);
+  }
   if (c->open->n > 0 || c->open->nw > 0 || c->open->nrd > 0)
     arm(c);
   maybe_release(c);
@@ -359,8 +370,8 @@ static void on_check(uv_check_t *h) {
   c->flying = b;
   c->flying_done = false;
   c->work_busy = true;
-  r = uv_queue_work(c->loop, &c->work, work_cb, after_work_cb);
-  if (r != 0) { /* cannot happen with an after-work callback; be safe */
+  r = chat_worker_submit(c->worker, &c->job, work_cb, after_work_cb);
+  if (r != 0) { /* unbounded and never stopped before free; be safe */
     c->work_busy = false;
     b->status = r;
     finish_flying(c);
@@ -387,10 +398,16 @@ int chat_committer_new(uv_loop_t *loop, chat_store_t *store,
     free(c);
     return -ENOMEM;
   }
+  if (chat_worker_new(loop, 1, 0, &c->worker) != 0) {
+    uv_cond_destroy(&c->cv);
+    uv_mutex_destroy(&c->mu);
+    free(c);
+    return -ENOMEM;
+  }
   c->loop = loop;
   c->store = store;
   c->open = &c->b[0];
-  c->work.data = c;
+  c->job.data = c;
   uv_idle_init(loop, &c->idle);
   uv_check_init(loop, &c->check);
   uv_timer_init(loop, &c->retry);
@@ -570,6 +587,10 @@ void chat_committer_free(chat_committer_t *c) {
       c->open->nrd > 0)
     chat_committer_flush_sync(c);
   c->freeing = true;
+  /* Nothing is in flight after the flush; this joins the store thread
+   * (and runs a done still to come, which only clears work_busy). */
+  chat_worker_free(c->worker);
+  c->worker = NULL;
   free_batch(&c->b[0]);
   free_batch(&c->b[1]);
   uv_close((uv_handle_t *)&c->idle, on_close);
@@ -586,4 +607,8 @@ void chat_committer_on_fail(chat_committer_t *c, chat_committer_fail_cb cb,
 void chat_committer_stats(const chat_committer_t *c,
                           chat_committer_stats_t *out) {
   *out = c->stats;
+}
+
+chat_worker_t *chat__committer_worker(chat_committer_t *c) {
+  return c->worker;
 }

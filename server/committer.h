@@ -3,7 +3,8 @@
  * The loop thread adds operations as it changes its in-memory state; they
  * collect in an open batch. While no batch is being committed (nor paused
  * after a failure, see chat_committer_on_fail), the open batch is handed
- * to the libuv thread pool at the end of the loop turn, and one
+ * to the committer's own store thread (a one-thread chat_worker_t, so
+ * commits never queue behind other work) at the end of the loop turn; one
  * fsync'd transaction covers everything gathered meanwhile. Callbacks that
  * wait for durability (a "stored" reply, a registration) run on the loop
  * thread once every operation added before them is committed.
@@ -22,7 +23,7 @@ typedef struct chat_committer chat_committer_t;
  * took no effect). */
 typedef void (*chat_committer_cb)(void *arg, int status);
 
-/* The store is used from the thread pool while a batch is in flight and
+/* The store is used from the store thread while a batch is in flight and
  * from the loop thread otherwise; the committer must be the store's only
  * user once created (load everything before). The committer's handles keep
  * the loop alive only while something is pending. Returns 0 or -ENOMEM. */

@@ -1,10 +1,13 @@
 /* handle_account.c -- register, login (by password or session token),
  * logout, ping, status.
  *
- * register and login read the store and hash on the thread pool; the
+ * register and login read the store and hash on the hash pool; the
  * connection is paused meanwhile so that frames after them wait and replies
  * stay in order. The session may end before either returns: every
- * completion checks, and a login whose connection is gone is never hashed. */
+ * completion checks, and a login whose connection is gone is never hashed:
+ * a hash still queued when the session ends or closes is cancelled (srv.c)
+ * and comes back with -ECANCELED, answered with nothing. When the pool's
+ * queue is full the request is refused at once with rate_limited. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +69,12 @@ static void op_done(account_op_t *op) {
   free(op);
 }
 
+/* The pool's queue is full: refused before any state changed. */
+static void busy_hashing(chat_session_t *s, const json_t *id) {
+  chat_session_error(s, id, CHAT_E_RATE_LIMITED,
+                     "server busy hashing passwords; try again shortly");
+}
+
 static void op_start(account_op_t *op) {
   op->s->busy = 1;
   op->s->sink->pause(op->s->ctx);
@@ -88,9 +97,11 @@ static void reg_committed(void *arg, int status) {
 
 static void reg_hashed(void *arg, int status, const char *hash) {
   account_op_t *op = arg;
+  op->s->hash_req = NULL;
   if (status < 0 || (op->hash = strdup(hash)) == NULL) {
     chat_registry_unreserve(&op->srv->reg, op->u);
-    chat_session_error(op->s, op->id, CHAT_E_INTERNAL, "hashing failed");
+    if (status != -ECANCELED) /* else the connection is going away */
+      chat_session_error(op->s, op->id, CHAT_E_INTERNAL, "hashing failed");
     op_done(op);
     return;
   }
@@ -117,11 +128,15 @@ static void reg_checked(void *arg, int status, chat_user_t *u,
     op_done(op);
     return;
   }
-  int r = chat_hash_make(op->srv->loop, op->srv->cfg.hash_cost, op->password,
-                         reg_hashed, op);
+  int r = chat_hash_make(op->srv->hashes, op->srv->loop,
+                         op->srv->cfg.hash_cost, op->password, reg_hashed, op,
+                         &op->s->hash_req);
   if (r < 0) {
     chat_registry_unreserve(&op->srv->reg, op->u);
-    chat_session_error(op->s, op->id, CHAT_E_INTERNAL, "hashing failed");
+    if (r == -EAGAIN)
+      busy_hashing(op->s, op->id);
+    else
+      chat_session_error(op->s, op->id, CHAT_E_INTERNAL, "hashing failed");
     op_done(op);
   }
 }
@@ -263,7 +278,8 @@ static void login_failed(account_op_t *op) {
 static void login_verified(void *arg, int status, const char *unused) {
   account_op_t *op = arg;
   chat_session_t *s = op->s;
-  if (s->ended || s->closing) {
+  s->hash_req = NULL;
+  if (s->ended || s->closing || status == -ECANCELED) {
     if (op->u != NULL && op->u->session == NULL && op->u->full)
       chat_registry_unfill(op->u);
     op_done(op);
@@ -302,12 +318,16 @@ static void login_loaded(void *arg, int status, chat_user_t *u,
     return;
   }
   /* An unknown user costs the same verify as a known one. */
-  int r = chat_hash_verify(op->srv->loop, u ? u->pwhash : op->srv->dummy_hash,
-                           op->password, login_verified, op);
+  int r = chat_hash_verify(op->srv->hashes, op->srv->loop,
+                           u ? u->pwhash : op->srv->dummy_hash, op->password,
+                           login_verified, op, &s->hash_req);
   if (r < 0) {
     if (u != NULL && u->session == NULL && u->full)
       chat_registry_unfill(u);
-    chat_session_error(s, op->id, CHAT_E_INTERNAL, "hashing failed");
+    if (r == -EAGAIN)
+      busy_hashing(s, op->id);
+    else
+      chat_session_error(s, op->id, CHAT_E_INTERNAL, "hashing failed");
     op_done(op);
   }
 }

@@ -1,5 +1,9 @@
-/* hash.c -- argon2id via libsodium, off the loop thread. */
+/* hash.c -- argon2id via libsodium, off the loop thread: on the hash pool's
+ * own threads, or on libuv's pool when there is no hash pool. */
 #include "hash.h"
+
+#include "hash_int.h"
+#include "worker.h"
 
 #include <errno.h>
 #include <sodium.h>
@@ -7,8 +11,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct hash_work {
+struct chat_hash_pool {
+  chat_worker_t *worker;
+  uint64_t computed; /* atomic: counted on the hash threads */
+  uint64_t cancelled, refused;
+};
+
+/* A request; chat_hash_req_t is this. On a pool it runs as job, else as
+ * req on libuv's pool. */
+typedef struct chat_hash_req {
+  chat_worker_job_t job;
   uv_work_t req;
+  chat_hash_pool_t *pool; /* NULL: libuv's pool */
   chat_hash_cb cb;
   void *arg;
   int verify;
@@ -61,8 +75,7 @@ int chat_hash_make_sync(chat_hash_cost_t cost, const char *password,
   return 0;
 }
 
-static void work_cb(uv_work_t *req) {
-  hash_work_t *w = req->data;
+static void compute(hash_work_t *w) {
   if (w->verify)
     w->status = crypto_pwhash_str_verify(w->hash, w->password,
                                          strlen(w->password)) == 0
@@ -73,9 +86,8 @@ static void work_cb(uv_work_t *req) {
                                     sizeof(w->hash));
 }
 
-static void after_cb(uv_work_t *req, int status) {
-  hash_work_t *w = req->data;
-  if (status < 0) /* cancelled */
+static void finish(hash_work_t *w, int status) {
+  if (status < 0) /* cancelled: never computed */
     w->status = status;
   sodium_memzero(w->password, strlen(w->password));
   free(w->password);
@@ -83,10 +95,34 @@ static void after_cb(uv_work_t *req, int status) {
   free(w);
 }
 
-static int submit(uv_loop_t *loop, int verify, chat_hash_cost_t cost,
-                  const char *hash, const char *password, chat_hash_cb cb,
-                  void *arg) {
+static void libuv_work(uv_work_t *req) { compute(req->data); }
+
+static void libuv_after(uv_work_t *req, int status) {
+  finish(req->data, status);
+}
+
+static void job_work(chat_worker_job_t *job) {
+  hash_work_t *w = job->data;
+
+  compute(w);
+  __atomic_fetch_add(&w->pool->computed, 1, __ATOMIC_RELAXED);
+}
+
+static void job_done(chat_worker_job_t *job, int status) {
+  hash_work_t *w = job->data;
+
+  if (status == -ECANCELED)
+    w->pool->cancelled++;
+  finish(w, status);
+}
+
+static int submit(chat_hash_pool_t *pool, uv_loop_t *loop, int verify,
+                  chat_hash_cost_t cost, const char *hash,
+                  const char *password, chat_hash_cb cb, void *arg,
+                  chat_hash_req_t **req) {
   hash_work_t *w = calloc(1, sizeof(*w));
+  int r;
+
   if (w == NULL)
     return -ENOMEM;
   w->password = strdup(password);
@@ -100,21 +136,88 @@ static int submit(uv_loop_t *loop, int verify, chat_hash_cost_t cost,
   w->cost = cost;
   w->cb = cb;
   w->arg = arg;
+  w->pool = pool;
+  w->job.data = w;
   w->req.data = w;
-  int r = uv_queue_work(loop, &w->req, work_cb, after_cb);
+  if (pool != NULL) {
+    r = chat_worker_submit(pool->worker, &w->job, job_work, job_done);
+    if (r == -EAGAIN)
+      pool->refused++;
+  } else {
+    r = uv_queue_work(loop, &w->req, libuv_work, libuv_after);
+  }
   if (r < 0) {
+    sodium_memzero(w->password, strlen(w->password));
     free(w->password);
     free(w);
+    return r;
   }
-  return r;
+  if (req != NULL)
+    *req = w;
+  return 0;
 }
 
-int chat_hash_make(uv_loop_t *loop, chat_hash_cost_t cost,
-                   const char *password, chat_hash_cb cb, void *arg) {
-  return submit(loop, 0, cost, NULL, password, cb, arg);
+int chat_hash_make(chat_hash_pool_t *pool, uv_loop_t *loop,
+                   chat_hash_cost_t cost, const char *password,
+                   chat_hash_cb cb, void *arg, chat_hash_req_t **req) {
+  return submit(pool, loop, 0, cost, NULL, password, cb, arg, req);
 }
 
-int chat_hash_verify(uv_loop_t *loop, const char *hash, const char *password,
-                     chat_hash_cb cb, void *arg) {
-  return submit(loop, 1, 0, hash, password, cb, arg);
+int chat_hash_verify(chat_hash_pool_t *pool, uv_loop_t *loop,
+                     const char *hash, const char *password, chat_hash_cb cb,
+                     void *arg, chat_hash_req_t **req) {
+  return submit(pool, loop, 1, 0, hash, password, cb, arg, req);
+}
+
+void chat_hash_cancel(chat_hash_req_t *w) {
+  /* Either fails harmlessly once the hash has started. */
+  if (w->pool != NULL)
+    chat_worker_cancel(w->pool->worker, &w->job);
+  else
+    uv_cancel((uv_req_t *)&w->req);
+}
+
+/* ---- the pool ------------------------------------------------------------ */
+
+int chat_hash_pool_new(uv_loop_t *loop, unsigned nthreads, size_t max_queued,
+                       chat_hash_pool_t **out) {
+  chat_hash_pool_t *p = calloc(1, sizeof(*p));
+  int r;
+
+  *out = NULL;
+  if (p == NULL)
+    return -ENOMEM;
+  if (nthreads == 0)
+    nthreads = chat_worker_default_threads();
+  chat_worker_opts_t o = {nthreads, max_queued, CHAT_HASH_NICE};
+  r = chat_worker_new_opts(loop, &o, &p->worker);
+  if (r < 0) {
+    free(p);
+    return r;
+  }
+  *out = p;
+  return 0;
+}
+
+void chat_hash_pool_stop(chat_hash_pool_t *p) { chat_worker_stop(p->worker); }
+
+void chat_hash_pool_free(chat_hash_pool_t *p) {
+  if (p == NULL)
+    return;
+  chat_worker_free(p->worker); /* runs the callbacks still to come */
+  free(p);
+}
+
+void chat_hash_pool_stats(chat_hash_pool_t *p, chat_hash_stats_t *out) {
+  out->computed = __atomic_load_n(&p->computed, __ATOMIC_RELAXED);
+  out->cancelled = p->cancelled;
+  out->refused = p->refused;
+}
+
+size_t chat_hash_pool_queued(chat_hash_pool_t *p) {
+  return chat_worker_queued(p->worker);
+}
+
+chat_worker_t *chat__hash_pool_worker(chat_hash_pool_t *p) {
+  return p->worker;
 }

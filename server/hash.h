@@ -1,11 +1,16 @@
-/* hash.h -- argon2id password hashing on the libuv thread pool.
+/* hash.h -- argon2id password hashing off the loop thread, on a pool of its
+ * own.
  *
  * crypto_pwhash takes tens of milliseconds and tens of MiB by design, so it
- * never runs on the loop thread; the callback comes back on the loop. */
+ * never runs on the loop thread; the callback comes back on the loop. The
+ * hashes get dedicated threads (a chat_worker_t) with a bounded queue: a
+ * login storm then neither delays commits nor queues without limit, and a
+ * queued hash whose requester went away is cancelled, never computed. */
 #ifndef CHAT_HASH_H
 #define CHAT_HASH_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
 
 typedef enum chat_hash_cost {
@@ -14,19 +19,68 @@ typedef enum chat_hash_cost {
   CHAT_HASH_MODERATE
 } chat_hash_cost_t;
 
+/* Hashes that may wait for a thread; more are refused with -EAGAIN. At the
+ * interactive cost on 2 threads that is about 15 s of work. */
+#define CHAT_HASH_QUEUE_DEFAULT 1024
+
+/* The hash threads run this much nicer than the rest of the server: with
+ * as many hash threads as cores, the loop thread and the store thread would
+ * otherwise queue for a core behind hashes, and every reply of a login storm
+ * would wait a scheduler slice. */
+#define CHAT_HASH_NICE 10
+
+typedef struct chat_hash_pool chat_hash_pool_t;
+typedef struct chat_hash_req chat_hash_req_t;
+
 /* Parses "min", "interactive" or "moderate". 0 or -EINVAL. */
 int chat_hash_cost_parse(const char *name, chat_hash_cost_t *cost);
 
+/* nthreads 0: chat_worker_default_threads() (the CPUs, at least 1);
+ * max_queued 0: no bound. Returns 0, -ENOMEM or a libuv error. */
+int chat_hash_pool_new(uv_loop_t *loop, unsigned nthreads, size_t max_queued,
+                       chat_hash_pool_t **out);
+/* For shutdown: refuses new hashes (-ESHUTDOWN) and cancels the queued ones
+ * (their callbacks come later on the loop with -ECANCELED); the running
+ * ones finish. Does not block. */
+void chat_hash_pool_stop(chat_hash_pool_t *p);
+/* Stops, waits for the running hashes only, calls every callback still to
+ * come (here), and closes: run the loop once more before closing it. NULL
+ * is a no-op. */
+void chat_hash_pool_free(chat_hash_pool_t *p);
+
+typedef struct chat_hash_stats {
+  uint64_t computed;  /* hashes and verifies actually run */
+  uint64_t cancelled; /* submitted, never run */
+  uint64_t refused;   /* -EAGAIN: the queue was full */
+} chat_hash_stats_t;
+void chat_hash_pool_stats(chat_hash_pool_t *p, chat_hash_stats_t *out);
+/* Hashes waiting for a thread. */
+size_t chat_hash_pool_queued(chat_hash_pool_t *p);
+
 /* For make: status 0 and hash (borrowed for the call) or a negative error.
- * For verify: status 0 when the password matches, -EACCES when not. */
+ * For verify: status 0 when the password matches, -EACCES when not.
+ * -ECANCELED for either after chat_hash_cancel() or a stop. */
 typedef void (*chat_hash_cb)(void *arg, int status, const char *hash);
 
-/* Hashes password on the thread pool. Returns 0 (cb will be called) or
- * -ENOMEM / a libuv error (cb will not). */
-int chat_hash_make(uv_loop_t *loop, chat_hash_cost_t cost,
-                   const char *password, chat_hash_cb cb, void *arg);
-int chat_hash_verify(uv_loop_t *loop, const char *hash, const char *password,
-                     chat_hash_cb cb, void *arg);
+/* Hashes / verifies password on pool. pool NULL: on loop's libuv thread
+ * pool instead (embedders without a pool, e.g. the fuzzer; no bound there).
+ * *req (if req is not NULL) identifies the request for chat_hash_cancel()
+ * until cb is called. Returns 0 (cb will be called, never from inside this
+ * call), -EAGAIN (the pool's queue is full), -ESHUTDOWN (the pool is
+ * stopping), -ENOMEM or a libuv error; cb will not be called then. */
+int chat_hash_make(chat_hash_pool_t *pool, uv_loop_t *loop,
+                   chat_hash_cost_t cost, const char *password,
+                   chat_hash_cb cb, void *arg, chat_hash_req_t **req);
+int chat_hash_verify(chat_hash_pool_t *pool, uv_loop_t *loop,
+                     const char *hash, const char *password, chat_hash_cb cb,
+                     void *arg, chat_hash_req_t **req);
+
+/* The requester no longer wants the result: a request that has not started
+ * is never computed, and its cb comes later with -ECANCELED; one already
+ * running completes and its cb comes with its result. Only between the
+ * submit and cb. */
+void chat_hash_cancel(chat_hash_req_t *req);
+
 /* The same, synchronously (start-up's dummy hash, tests). 0 or -ENOMEM. */
 int chat_hash_make_sync(chat_hash_cost_t cost, const char *password,
                         char *out, size_t outlen);

@@ -1,5 +1,6 @@
-/* server.c -- start-up and shutdown: store, engine, listener; on a signal,
- * end the sessions, commit everything, close the store. */
+/* server.c -- start-up and shutdown: store, engine, hash pool, listener; on
+ * a signal, end the sessions, drop the queued password hashes, commit
+ * everything, close the store. */
 #include "server.h"
 
 #include <errno.h>
@@ -30,11 +31,20 @@ static void raise_fd_limit(int max_clients) {
               (unsigned long long)rl.rlim_cur, max_clients, FD_RESERVE);
 }
 
+typedef struct stop_ctx {
+  chat_engine_t *engine;
+  chat_hash_pool_t *hashes;
+} stop_ctx_t;
+
 static void on_stop(void *arg) {
+  stop_ctx_t *stop = arg;
+  /* Queued logins and registrations belong to connections being closed:
+   * none is hashed (their sessions cancelled them as they ended; this also
+   * catches any left), so the exit waits at most for the running ones. */
+  chat_hash_pool_stop(stop->hashes);
   /* Sessions have ended and written their unacked messages: commit now so
    * they are durable before the last connections finish closing. */
-  chat_engine_t *engine = arg;
-  int r = chat_engine_flush_sync(engine);
+  int r = chat_engine_flush_sync(stop->engine);
   if (r < 0)
     CHAT_ERROR("final commit failed: %s", chat_strerror(r));
 }
@@ -72,20 +82,30 @@ int chat_server_run(const chat_server_opts_t *opts) {
   uv_loop_t *loop = uv_default_loop();
   chat_srv_t *srv = malloc(sizeof(*srv));
   chat_engine_t *engine = NULL;
-  if (srv == NULL || (r = chat_engine_sqlite_new(loop, store, &engine)) < 0) {
+  chat_hash_pool_t *hashes = NULL;
+  if (srv == NULL || (r = chat_engine_sqlite_new(loop, store, &engine)) < 0 ||
+      (r = chat_hash_pool_new(loop, 0, CHAT_HASH_QUEUE_DEFAULT, &hashes)) <
+          0) {
     CHAT_ERROR("start-up: out of memory");
+    if (engine != NULL)
+      chat_engine_free(engine); /* closes the store */
+    else
+      chat_store_close(store);
+    uv_run(loop, UV_RUN_DEFAULT);
     free(srv);
-    chat_store_close(store);
     return -ENOMEM;
   }
   r = chat_srv_init(srv, loop, &opts->cfg, engine);
   if (r < 0) {
     CHAT_ERROR("opening %s: %s", opts->db, chat_strerror(r));
+    chat_hash_pool_free(hashes);
     chat_engine_free(engine);
     uv_run(loop, UV_RUN_DEFAULT);
     free(srv);
     return r;
   }
+  srv->hashes = hashes;
+  stop_ctx_t stop = {engine, hashes};
   chat_net_t *net;
   r = chat_net_start(loop, srv, (struct sockaddr *)&addr, &net);
   if (r < 0) {
@@ -95,7 +115,7 @@ int chat_server_run(const chat_server_opts_t *opts) {
     if (chat_net_address(net, where, sizeof(where)) < 0)
       snprintf(where, sizeof(where), "%s", opts->listen);
     chat_log_write(CHAT_LOG_INFO, 1, "listening on %s", where);
-    chat_net_on_stop(net, on_stop, engine);
+    chat_net_on_stop(net, on_stop, &stop);
     uv_run(loop, UV_RUN_DEFAULT);
     CHAT_INFO("stopped");
   }
@@ -103,6 +123,10 @@ int chat_server_run(const chat_server_opts_t *opts) {
     chat_net_stop(net);
   chat_net_free(net);
   uv_run(loop, UV_RUN_DEFAULT); /* connections and handles finish closing */
+  /* Joins the hash threads (waiting only for hashes already running) and
+   * runs the callbacks of any still to come, before the engine goes. */
+  chat_hash_pool_free(hashes);
+  srv->hashes = NULL;
   int fr = chat_engine_flush_sync(engine);
   if (fr < 0)
     CHAT_ERROR("final commit failed: %s", chat_strerror(fr));

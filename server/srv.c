@@ -160,6 +160,8 @@ void chat_session_close(chat_session_t *s) {
   if (s->closing)
     return;
   s->closing = 1;
+  if (s->hash_req != NULL) /* its answer could not be sent anyway */
+    chat_hash_cancel(s->hash_req);
   s->sink->close(s->ctx);
 }
 
@@ -235,6 +237,8 @@ void chat_srv_session_end(chat_srv_t *srv, chat_session_t *s,
   if (s->ended)
     return;
   s->ended = 1;
+  if (s->hash_req != NULL) /* nobody is left to answer */
+    chat_hash_cancel(s->hash_req);
   s->next->prev = s->prev;
   s->prev->next = s->next;
   s->next = s->prev = s;

@@ -105,6 +105,9 @@ typedef struct chat_session {
   uint64_t opened_ms;      /* uv_now() when the connection was accepted */
   chat_ratelimit_t rl;
   void *pending;           /* a request waiting for loads (resident.c) */
+  chat_hash_req_t *hash_req; /* the register/login hash it waits for, if
+                              * any: cancelled when the session ends or
+                              * closes, so an abandoned one is never run */
   int refs;
   uint16_t p2p_port;
   uint16_t limited_run;    /* rate_limited answers in a row */
@@ -127,6 +130,8 @@ struct chat_srv {
   chat_registry_t reg;
   chat_mailbox_t mb;
   chat_engine_t *engine;        /* borrowed */
+  chat_hash_pool_t *hashes;     /* borrowed, set after chat_srv_init; NULL:
+                                 * hash on libuv's pool */
   chat_hmap_t loads;            /* name -> loads in flight (resident.c) */
   chat_hmap_t awaited;          /* seq (8 bytes, in the waiter) -> waiter:
                                  * PUTs whose request decides their fate

@@ -1,6 +1,7 @@
 /* fixture.h -- a server core without sockets for unit tests: a real loop,
- * store (a temp file or ":memory:"), committer and chat_srv_t, with sessions
- * whose sink captures every frame. Header-only: each test includes it. */
+ * store (a temp file or ":memory:"), committer, hash pool and chat_srv_t,
+ * with sessions whose sink captures every frame. Header-only: each test
+ * includes it. */
 #ifndef TEST_SERVER_FIXTURE_H
 #define TEST_SERVER_FIXTURE_H
 
@@ -32,6 +33,7 @@ typedef struct fx {
   chat_store_t *store;         /* owned by engine once open */
   chat_engine_t *engine;
   chat_committer_t *committer; /* the SQLite engine's */
+  chat_hash_pool_t *hashes;
   chat_srv_t srv;
   cap_t *caps[64];
   int ncaps;
@@ -82,6 +84,9 @@ static inline void fx_open(fx_t *f, const char *path) {
   cfg.hash_cost = CHAT_HASH_MIN;
   cfg.rate_limit = 0;
   assert_int_equal(chat_srv_init(&f->srv, &f->loop, &cfg, f->engine), 0);
+  assert_int_equal(chat_hash_pool_new(&f->loop, 2, CHAT_HASH_QUEUE_DEFAULT,
+                                      &f->hashes), 0);
+  f->srv.hashes = f->hashes;
 }
 
 /* A fixture on a fresh temp database file (so a test can reopen it). */
@@ -112,6 +117,8 @@ static inline void fx_disconnect(fx_t *f, cap_t *c) {
 static inline void fx_close_store(fx_t *f) {
   for (int i = 0; i < f->ncaps; i++)
     fx_disconnect(f, f->caps[i]);
+  chat_hash_pool_free(f->hashes);
+  f->hashes = f->srv.hashes = NULL;
   chat_engine_flush_sync(f->engine);
   chat_engine_free(f->engine); /* closes the store */
   fx_run(f);

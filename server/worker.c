@@ -1,0 +1,269 @@
+/* worker.c -- dedicated threads with a FIFO queue; done back on the loop.
+ *
+ * One mutex guards both lists: the queue (jobs waiting to start) and the
+ * finished list (jobs whose done is still to be called). Threads take from
+ * the head of the queue and append to the finished list, then wake the loop
+ * through the async handle; the loop thread takes the whole finished list at
+ * once and calls the done functions outside the lock, so a done may submit
+ * again. Cancelled jobs go through the finished list too, so done is never
+ * called from inside chat_worker_cancel() or chat_worker_stop().
+ */
+#include "worker.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+enum { JOB_IDLE = 0, JOB_QUEUED, JOB_RUNNING, JOB_FINISHED };
+
+struct chat_worker {
+  uv_loop_t *loop;
+  uv_async_t async;
+  uv_mutex_t mu;
+  uv_cond_t cv;           /* signalled when a job is queued or on stop */
+  chat_worker_job_t *head, *tail;       /* queued */
+  chat_worker_job_t *fin_head, *fin_tail; /* finished, done not yet called */
+  size_t nqueued;
+  size_t max_queued;
+  int nice;
+  bool stopping;
+  /* Loop thread only. */
+  size_t outstanding;     /* submitted, done not yet called */
+  unsigned nthreads;
+  uv_thread_t *threads;
+};
+
+static void push_finished(chat_worker_t *w, chat_worker_job_t *job,
+                          int status) {
+  job->state = JOB_FINISHED;
+  job->status = status;
+  job->next = NULL;
+  if (w->fin_tail != NULL)
+    w->fin_tail->next = job;
+  else
+    w->fin_head = job;
+  w->fin_tail = job;
+}
+
+static void thread_main(void *arg) {
+  chat_worker_t *w = arg;
+  chat_worker_job_t *job;
+
+  if (w->nice != 0) { /* this thread only: Linux renices threads alone */
+    pid_t tid = (pid_t)syscall(SYS_gettid);
+    int cur;
+    errno = 0;
+    cur = getpriority(PRIO_PROCESS, (id_t)tid);
+    if (errno == 0)
+      (void)setpriority(PRIO_PROCESS, (id_t)tid, cur + w->nice);
+  }
+  uv_mutex_lock(&w->mu);
+  for (;;) {
+    while (w->head == NULL && !w->stopping)
+      uv_cond_wait(&w->cv, &w->mu);
+    if (w->head == NULL) /* stopping: the queue was emptied by stop */
+      break;
+    job = w->head;
+    w->head = job->next;
+    if (w->head == NULL)
+      w->tail = NULL;
+    w->nqueued--;
+    job->state = JOB_RUNNING;
+    uv_mutex_unlock(&w->mu);
+
+    job->work(job);
+
+    uv_mutex_lock(&w->mu);
+    push_finished(w, job, 0);
+    /* Thread-safe, and coalesces: one wake-up may deliver many jobs. */
+    uv_async_send(&w->async);
+  }
+  uv_mutex_unlock(&w->mu);
+}
+
+/* Calls done for everything finished so far, on the loop thread. */
+static void deliver(chat_worker_t *w) {
+  chat_worker_job_t *job, *next;
+
+  uv_mutex_lock(&w->mu);
+  job = w->fin_head;
+  w->fin_head = w->fin_tail = NULL;
+  uv_mutex_unlock(&w->mu);
+  for (; job != NULL; job = next) {
+    next = job->next;
+    job->state = JOB_IDLE;
+    job->next = NULL;
+    if (--w->outstanding == 0)
+      uv_unref((uv_handle_t *)&w->async);
+    job->done(job, job->status);
+  }
+}
+
+static void on_async(uv_async_t *h) { deliver(h->data); }
+
+int chat_worker_new(uv_loop_t *loop, unsigned nthreads, size_t max_queued,
+                    chat_worker_t **out) {
+  chat_worker_opts_t o = {nthreads, max_queued, 0};
+
+  return chat_worker_new_opts(loop, &o, out);
+}
+
+int chat_worker_new_opts(uv_loop_t *loop, const chat_worker_opts_t *opts,
+                         chat_worker_t **out) {
+  unsigned nthreads = opts->nthreads;
+  chat_worker_t *w;
+  unsigned i;
+  int r;
+
+  *out = NULL;
+  if (nthreads == 0)
+    return -EINVAL;
+  w = calloc(1, sizeof(*w));
+  if (w == NULL)
+    return -ENOMEM;
+  w->threads = calloc(nthreads, sizeof(*w->threads));
+  if (w->threads == NULL) {
+    free(w);
+    return -ENOMEM;
+  }
+  w->loop = loop;
+  w->max_queued = opts->max_queued;
+  w->nice = opts->nice;
+  if ((r = uv_mutex_init(&w->mu)) != 0)
+    goto fail_mu;
+  if ((r = uv_cond_init(&w->cv)) != 0)
+    goto fail_cv;
+  if ((r = uv_async_init(loop, &w->async, on_async)) != 0)
+    goto fail_async;
+  w->async.data = w;
+  uv_unref((uv_handle_t *)&w->async); /* nothing outstanding yet */
+  for (i = 0; i < nthreads; i++) {
+    if ((r = uv_thread_create(&w->threads[i], thread_main, w)) != 0)
+      break;
+    w->nthreads++;
+  }
+  if (w->nthreads < nthreads) {
+    /* The threads that did start stop again; the handle closes on the
+     * next loop run, as after chat_worker_free(). */
+    chat_worker_free(w);
+    return r;
+  }
+  *out = w;
+  return 0;
+
+fail_async:
+  uv_cond_destroy(&w->cv);
+fail_cv:
+  uv_mutex_destroy(&w->mu);
+fail_mu:
+  free(w->threads);
+  free(w);
+  return r;
+}
+
+int chat_worker_submit(chat_worker_t *w, chat_worker_job_t *job,
+                       chat_worker_work_fn work, chat_worker_done_fn done) {
+  uv_mutex_lock(&w->mu);
+  if (w->stopping) {
+    uv_mutex_unlock(&w->mu);
+    return -ESHUTDOWN;
+  }
+  if (w->max_queued > 0 && w->nqueued >= w->max_queued) {
+    uv_mutex_unlock(&w->mu);
+    return -EAGAIN;
+  }
+  job->work = work;
+  job->done = done;
+  job->next = NULL;
+  job->state = JOB_QUEUED;
+  job->status = 0;
+  if (w->tail != NULL)
+    w->tail->next = job;
+  else
+    w->head = job;
+  w->tail = job;
+  w->nqueued++;
+  uv_cond_signal(&w->cv);
+  uv_mutex_unlock(&w->mu);
+  if (w->outstanding++ == 0)
+    uv_ref((uv_handle_t *)&w->async);
+  return 0;
+}
+
+int chat_worker_cancel(chat_worker_t *w, chat_worker_job_t *job) {
+  chat_worker_job_t **pp, *prev = NULL;
+
+  uv_mutex_lock(&w->mu);
+  if (job->state != JOB_QUEUED) {
+    uv_mutex_unlock(&w->mu);
+    return -EBUSY;
+  }
+  for (pp = &w->head; *pp != job; pp = &(*pp)->next)
+    prev = *pp;
+  *pp = job->next;
+  if (w->tail == job)
+    w->tail = prev;
+  w->nqueued--;
+  push_finished(w, job, -ECANCELED);
+  uv_async_send(&w->async);
+  uv_mutex_unlock(&w->mu);
+  return 0;
+}
+
+void chat_worker_stop(chat_worker_t *w) {
+  chat_worker_job_t *job, *next;
+
+  uv_mutex_lock(&w->mu);
+  w->stopping = true;
+  for (job = w->head; job != NULL; job = next) {
+    next = job->next;
+    push_finished(w, job, -ECANCELED);
+  }
+  w->head = w->tail = NULL;
+  w->nqueued = 0;
+  uv_cond_broadcast(&w->cv);
+  if (w->fin_head != NULL)
+    uv_async_send(&w->async);
+  uv_mutex_unlock(&w->mu);
+}
+
+static void on_close(uv_handle_t *h) {
+  chat_worker_t *w = h->data;
+
+  uv_cond_destroy(&w->cv);
+  uv_mutex_destroy(&w->mu);
+  free(w->threads);
+  free(w);
+}
+
+void chat_worker_free(chat_worker_t *w) {
+  unsigned i;
+
+  if (w == NULL)
+    return;
+  chat_worker_stop(w);
+  for (i = 0; i < w->nthreads; i++)
+    uv_thread_join(&w->threads[i]);
+  /* No thread is left to add to the finished list, and a done that submits
+   * now gets -ESHUTDOWN, so this drains it for good. */
+  deliver(w);
+  uv_close((uv_handle_t *)&w->async, on_close);
+}
+
+size_t chat_worker_queued(chat_worker_t *w) {
+  size_t n;
+
+  uv_mutex_lock(&w->mu);
+  n = w->nqueued;
+  uv_mutex_unlock(&w->mu);
+  return n;
+}
+
+unsigned chat_worker_default_threads(void) {
+  unsigned n = uv_available_parallelism();
+
+  return n > 0 ? n : 1;
+}
