@@ -37,6 +37,22 @@ def rss_kb(pid):
     return 0
 
 
+def smaps_top(pid, n=4):
+    """The n largest mappings by Rss (kB), to tell heap from thread arenas
+    and the SQLite cache."""
+    maps, cur = [], None
+    with open("/proc/%d/smaps" % pid) as f:
+        for line in f:
+            if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):
+                parts = line.split()
+                cur = [parts[5] if len(parts) > 5 else "[anon]", 0]
+                maps.append(cur)
+            elif line.startswith("Rss:"):
+                cur[1] = int(line.split()[1])
+    maps.sort(key=lambda m: -m[1])
+    return maps[:n]
+
+
 class Server:
     """chat-server on 127.0.0.1:0; the port comes from its stderr."""
 
@@ -225,7 +241,11 @@ async def held_async(a, port, pid):
     rss_held = rss_kb(pid)
     for c in senders:
         c.close()
-    return {"pairs": n_pairs, "messages": per * n_pairs, "size": a.size,
+    await asyncio.sleep(a.settle)
+    rss_closed = rss_kb(pid)
+    return {"rss_kb_after_senders_left": rss_closed,
+            "largest_mappings_kb": smaps_top(pid),
+            "pairs": n_pairs, "messages": per * n_pairs, "size": a.size,
             "statuses": total, "send_s": round(el, 2),
             "msgs_per_s": round(per * n_pairs / el),
             "rss_kb_holding_none": rss_none, "rss_kb_holding_all": rss_held,
