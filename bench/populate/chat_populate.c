@@ -3,12 +3,14 @@
  *
  * usage: chat-populate --db FILE [--users N] [--contacts C] [--messages M]
  *                      [--size S] [--recipients R] [--batch B]
- *                      [--password P]
+ *                      [--password P] [--prefix C] [--hash-cost min|interactive]
  *
- * Users are u0000001..uN, all with the same password (default "password1"):
- * one argon2id hash at the "min" cost (OPSLIMIT_MIN, MEMLIMIT_MIN) is
- * computed once and stored for every account, so a benchmark can log in as
- * anyone. Contact rows pair user i with i+1, i+2, ... (wrapping), C in all.
+ * Users are u0000001..uN (another first letter with --prefix), all with the
+ * same password (default "password1"): one argon2id hash at the "min" cost
+ * (OPSLIMIT_MIN, MEMLIMIT_MIN; --hash-cost interactive for the server's
+ * default cost) is computed once and stored for every account, so a
+ * benchmark can log in as anyone. Run it again on the same file with another
+ * prefix to add a second set of accounts. Contact rows pair user i with i+1, i+2, ... (wrapping), C in all.
  * Messages: M held 1:1 messages of S bytes, message j (0-based) to user
  * (j % R) + 1 from the next user (its contact when C >= N), seqs 1..M in
  * order, msg_id "p<j>", offline. Every B ops go in one chat_store_apply()
@@ -32,6 +34,7 @@ typedef struct populate_opts {
   uint64_t users, contacts, messages, recipients, batch;
   size_t size;
   const char *password;
+  int interactive;
 } populate_opts_t;
 
 static double now_s(void) {
@@ -40,8 +43,10 @@ static double now_s(void) {
   return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+static char prefix = 'u';
+
 static void user_name(char *buf, uint64_t i) {
-  snprintf(buf, NAME_LEN, "u%07" PRIu64, i);
+  snprintf(buf, NAME_LEN, "%c%07" PRIu64, prefix, i);
 }
 
 /* A batch owns its name strings: two per op, fixed width. */
@@ -74,12 +79,13 @@ static uint64_t parse_u64(const char *flag, const char *v) {
 }
 
 int main(int argc, char **argv) {
-  populate_opts_t o = {NULL, 1000, 0, 0, 0, 50000, 1024, "password1"};
+  populate_opts_t o = {NULL, 1000, 0, 0, 0, 50000, 1024, "password1", 0};
   static const struct option longs[] = {
       {"db", 1, 0, 'd'},       {"users", 1, 0, 'u'},
       {"contacts", 1, 0, 'c'}, {"messages", 1, 0, 'm'},
       {"size", 1, 0, 's'},     {"recipients", 1, 0, 'r'},
       {"batch", 1, 0, 'b'},    {"password", 1, 0, 'p'},
+      {"prefix", 1, 0, 'x'},   {"hash-cost", 1, 0, 'h'},
       {0, 0, 0, 0}};
   int c;
   while ((c = getopt_long(argc, argv, "", longs, NULL)) != -1) {
@@ -92,6 +98,21 @@ int main(int argc, char **argv) {
     case 'r': o.recipients = parse_u64("--recipients", optarg); break;
     case 'b': o.batch = parse_u64("--batch", optarg); break;
     case 'p': o.password = optarg; break;
+    case 'x':
+      if (strlen(optarg) != 1 || optarg[0] < 'a' || optarg[0] > 'z') {
+        fprintf(stderr, "chat-populate: --prefix: want one letter a-z\n");
+        return 1;
+      }
+      prefix = optarg[0];
+      break;
+    case 'h':
+      if (strcmp(optarg, "min") != 0 && strcmp(optarg, "interactive") != 0) {
+        fprintf(stderr, "chat-populate: --hash-cost: want min or "
+                        "interactive\n");
+        return 1;
+      }
+      o.interactive = strcmp(optarg, "interactive") == 0;
+      break;
     default: return 1;
     }
   }
@@ -108,8 +129,10 @@ int main(int argc, char **argv) {
   double t0 = now_s();
   char pwhash[crypto_pwhash_STRBYTES];
   if (crypto_pwhash_str(pwhash, o.password, strlen(o.password),
-                        crypto_pwhash_OPSLIMIT_MIN,
-                        crypto_pwhash_MEMLIMIT_MIN) != 0) {
+                        o.interactive ? crypto_pwhash_OPSLIMIT_INTERACTIVE
+                                      : crypto_pwhash_OPSLIMIT_MIN,
+                        o.interactive ? crypto_pwhash_MEMLIMIT_INTERACTIVE
+                                      : crypto_pwhash_MEMLIMIT_MIN) != 0) {
     fprintf(stderr, "chat-populate: crypto_pwhash_str failed\n");
     return 1;
   }
