@@ -514,6 +514,8 @@ def sc_sigkill(a):
     populate(a.build, db, users=2, contacts=1)
     flags = ["--hash-cost", "min", "--rate-limit", str(a.rate_limit),
              "--log-level", "warn", "--offline-quota", "0"]
+    if a.heartbeat:
+        flags += ["--heartbeat", str(a.heartbeat)]
     s = Server(a.build, db, flags)
     sent, answered, t_kill, got_live = asyncio.run(
         sigkill_phase1(a, s.port, s))
@@ -562,6 +564,8 @@ def main():
     ap.add_argument("--concurrency", type=int, default=64)
     ap.add_argument("--kill-after", type=float, default=2.0)
     ap.add_argument("--rate-limit", type=int, default=0)
+    ap.add_argument("--heartbeat", type=int, default=0,
+                    help="sigkill: the server's --heartbeat (0: its default)")
     ap.add_argument("--keep", action="store_true",
                     help="keep the temp dir (its server logs)")
     a = ap.parse_args()
