@@ -4,6 +4,7 @@
 #include "srv.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -283,6 +284,10 @@ void chat_srv_sweep(chat_srv_t *srv, uint64_t now_ms) {
   }
   chat_srv_write_relayed(srv, now_ms, CHAT_RELAY_WRITE_MS);
   chat_registry_sweep(&srv->reg);
+  /* What a burst freed (batches, pages, the users the sweep let go) goes
+   * back to the system: a node's memory follows what is live now, not its
+   * busiest second. A walk of the free lists, once a sweep. */
+  malloc_trim(0);
 }
 
 void chat_srv_end_all(chat_srv_t *srv) {
