@@ -104,23 +104,10 @@ static void test_offline_recipient_stored_then_delivered(void **state) {
   th_server_free(s);
 }
 
-static int free_port(void) {
-  struct sockaddr_in sa;
-  socklen_t len = sizeof(sa);
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port;
-  memset(&sa, 0, sizeof(sa));
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-  assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-  port = ntohs(sa.sin_port);
-  close(fd);
-  return port;
-}
 
 static void restart_under_conversation(int sig) {
   char listen[64];
-  snprintf(listen, sizeof(listen), "127.0.0.1:%d", free_port());
+  snprintf(listen, sizeof(listen), "127.0.0.1:%d", th_free_port());
   const char *const extra[] = {"--listen", listen, NULL};
   const char *const no_p2p[] = {"--no-p2p", NULL};
   th_server_t *s = th_server_start(extra);

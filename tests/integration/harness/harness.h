@@ -197,5 +197,8 @@ void th_assert_type(const json_t *obj, const char *type, const char *code);
 
 /* Monotonic milliseconds. */
 long long th_now_ms(void);
+/* A loopback port that was free a moment ago (for a server that must come
+ * back on the same port after a restart). Fails the test when none. */
+int th_free_port(void);
 
 #endif /* TH_HARNESS_H */

@@ -1,5 +1,6 @@
 /* server.c -- a chat-server under test: fresh temp database, port 0, the port
  * learnt from its "listening on" log line, restart on the same database. */
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <setjmp.h>
@@ -9,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -159,3 +162,19 @@ void th_server_free(th_server_t *s) {
     free(s->extra[i]);
   free(s);
 }
+
+int th_free_port(void) {
+  struct sockaddr_in sa;
+  socklen_t len = sizeof(sa);
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port;
+  memset(&sa, 0, sizeof(sa));
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+      getsockname(fd, (struct sockaddr *)&sa, &len) != 0)
+    fail_msg("no free loopback port");
+  port = ntohs(sa.sin_port);
+  close(fd);
+  return port;
+}
+
