@@ -3,8 +3,6 @@
  * reconnect, so a crash of the server loses nothing end to end". The
  * recipient is a raw client that never acks; the server is killed right
  * after the push, before its own one-second write could run. */
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -12,8 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <cmocka.h>
 
