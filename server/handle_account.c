@@ -46,8 +46,17 @@ static account_op_t *op_new(chat_srv_t *srv, chat_session_t *s,
 
 static void op_pin(account_op_t *op, chat_user_t *u) {
   op->u = u;
-  if (u != NULL)
+  if (u != NULL) {
     u->pins++;
+    u->logins++;
+  }
+}
+
+/* The lists a login loaded, when no login will use them: back to a stub,
+ * unless a session or another login in progress needs them. */
+static void drop_lists(chat_user_t *u) {
+  if (u != NULL && u->session == NULL && u->full && u->logins <= 1)
+    chat_registry_unfill(u);
 }
 
 /* Ends the wait: lets the next frames in and drops the references. */
@@ -56,8 +65,10 @@ static void op_done(account_op_t *op) {
   s->busy = 0;
   if (!s->ended && !s->closing)
     s->sink->resume(s->ctx);
-  if (op->u != NULL)
+  if (op->u != NULL) {
     op->u->pins--;
+    op->u->logins--;
+  }
   chat_session_unref(s);
   json_decref(op->id);
   free(op->hash);
@@ -264,9 +275,7 @@ static void login_complete(chat_srv_t *srv, account_op_t *op) {
 static void login_failed(account_op_t *op) {
   chat_session_t *s = op->s;
   chat_user_t *u = op->u;
-  /* A full load for nobody's session: back to a stub. */
-  if (u != NULL && u->session == NULL && u->full)
-    chat_registry_unfill(u);
+  drop_lists(u);
   s->failed_logins++;
   chat_session_error(s, op->id, CHAT_E_AUTH_FAILED, "wrong user or password");
   if (s->failed_logins >= CHAT_MAX_FAILED_LOGINS) {
@@ -280,8 +289,7 @@ static void login_verified(void *arg, int status, const char *unused) {
   chat_session_t *s = op->s;
   s->hash_req = NULL;
   if (s->ended || s->closing || status == -ECANCELED) {
-    if (op->u != NULL && op->u->session == NULL && op->u->full)
-      chat_registry_unfill(op->u);
+    drop_lists(op->u);
     op_done(op);
     return;
   }
@@ -302,8 +310,7 @@ static void login_loaded(void *arg, int status, chat_user_t *u,
     return;
   }
   if (status < 0) {
-    if (u != NULL && u->session == NULL && u->full)
-      chat_registry_unfill(u);
+    drop_lists(u);
     chat_session_error(s, op->id, CHAT_E_INTERNAL, "storage failed");
     op_done(op);
     return;
@@ -322,8 +329,7 @@ static void login_loaded(void *arg, int status, chat_user_t *u,
                            u ? u->pwhash : op->srv->dummy_hash, op->password,
                            login_verified, op, &s->hash_req);
   if (r < 0) {
-    if (u != NULL && u->session == NULL && u->full)
-      chat_registry_unfill(u);
+    drop_lists(u);
     if (r == -EAGAIN)
       busy_hashing(s, op->id);
     else

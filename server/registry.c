@@ -163,9 +163,13 @@ size_t chat_registry_sweep(chat_registry_t *r) {
   chat_group_t *g;
   /* Mark what live users reach: their lists, and the groups they are in
    * with every member (a group of nobody live goes). */
-  while ((u = chat_hmap_next(&r->users, &pos)) != NULL)
+  while ((u = chat_hmap_next(&r->users, &pos)) != NULL) {
+    /* Lists nobody uses any more (a login that failed): a stub again. */
+    if (u->full && u->session == NULL && u->logins == 0 && !u->loading)
+      chat_registry_unfill(u);
     if (u->full || u->loading || u->pins > 0 || u->reserved)
       mark_user(u);
+  }
   pos = 0;
   while ((g = chat_hmap_next(&r->groups, &pos)) != NULL) {
     for (uint32_t i = 0; i < g->nmembers && !g->marked; i++)

@@ -43,6 +43,7 @@ typedef struct chat_user {
   uint32_t held;                /* messages held for it, anywhere */
   uint32_t sent_held;           /* 1:1 messages from it in the store */
   uint32_t pins;                /* holders of this pointer (see top) */
+  uint32_t logins;              /* logins of it in progress */
   uint32_t gen;                 /* changes while not full (resident.c) */
   uint32_t wgen;                /* messages stored for it (deliver.c) */
   uint64_t login_seq;           /* next seq when its session started */
