@@ -190,8 +190,10 @@ static void read_frame(struct fake *f, json_t *obj) {
   if (f->closed || f->s == NULL)
     return;
   /* Every request with a valid id is answered once, except a well-formed
-   * ack of a logged-in session (no reply). */
-  if (m.id != NULL && !(r == 0 && m.type == CHAT_T_ACK && f->s->user))
+   * ack of a logged-in session and a well-formed pong in any state (no
+   * reply, PROTOCOL.md section 2). */
+  if (m.id != NULL && !(r == 0 && m.type == CHAT_T_ACK && f->s->user) &&
+      !(r == 0 && m.type == CHAT_T_PONG))
     f->asked++;
   if (getenv("FUZZ_DEBUG")) {
     char *t = json_dumps(obj, JSON_COMPACT);
