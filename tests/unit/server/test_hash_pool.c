@@ -343,6 +343,33 @@ static void test_stop_drops_queued(void **state) {
   }
 }
 
+/* Two logins of one user at once, the wrong password's hash first (one
+ * hash thread: FIFO): its failure must not drop the lists the other login
+ * needs (it did: the right password was then refused). */
+static void test_failed_login_keeps_a_racing_one(void **state) {
+  fx_t *f = *state;
+  gate_t g;
+
+  cap_t *b = fx_user(f, "bob");
+  fx_disconnect(f, b);
+  small_pool(f, 8);
+  cap_t *wrong = fx_connect(f), *right = fx_connect(f);
+  gate_hold(&g, chat__hash_pool_worker(f->hashes));
+  fx_feed(f, wrong, "{s:s,s:s,s:s,s:s}", "type", "login", "id", "w1", "user",
+          "bob", "password", "not-the-password");
+  login(f, right, "r1", "bob");
+  wait_queued(f, 2);
+  gate_open(&g);
+  fx_run(f);
+  gate_destroy(&g);
+  json_t *e = cap_expect(wrong, "error", "auth_failed");
+  json_decref(e);
+  json_t *ok = cap_expect(right, "ok", NULL);
+  assert_string_equal(jstr(ok, "id"), "r1");
+  json_decref(ok);
+  assert_true(chat_registry_find(&f->srv.reg, "bob")->full);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, fx_setup, fx_teardown)
 
 int main(void) {
@@ -354,6 +381,7 @@ int main(void) {
       T(test_abandoned_register_not_hashed),
       T(test_full_queue_rate_limited),
       T(test_stop_drops_queued),
+      T(test_failed_login_keeps_a_racing_one),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
