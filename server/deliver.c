@@ -16,7 +16,7 @@
 
 #include "chat_log.h"
 
-/* ---- Writes ---------------------------------------------------------------- */
+/* ---- Writes -------------------------------------------------------------- */
 
 void chat_srv_log_op(chat_srv_t *srv, const chat_store_op_t *op) {
   int r = chat_engine_add(srv->engine, op);
@@ -34,9 +34,9 @@ void chat_srv_op2(chat_srv_t *srv, chat_store_op_kind_t kind, const char *a,
   chat_srv_log_op(srv, &op);
 }
 
-static void put_msg(chat_srv_t *srv, const char *to, const chat_user_t *from,
-                    const char *group, const char *msg_id, const char *body,
-                    size_t body_len, uint64_t seq, int64_t ts, int offline) {
+void chat_srv_put_msg(chat_srv_t *srv, const char *to, const chat_user_t *from,
+                      const char *group, const char *msg_id, const char *body,
+                      size_t body_len, uint64_t seq, int64_t ts, int offline) {
   chat_store_op_t op;
   memset(&op, 0, sizeof(op));
   op.kind = CHAT_STORE_PUT_MSG;
@@ -90,8 +90,8 @@ void chat_srv_write_held(chat_srv_t *srv, chat_held_t *h) {
   if (h->written)
     return;
   /* Delivered again only after a session ended: as a held message. */
-  put_msg(srv, h->to->name, h->from, h->group, chat_held_msg_id(h), h->body,
-          h->body_len, h->seq, h->ts, 1);
+  chat_srv_put_msg(srv, h->to->name, h->from, h->group, chat_held_msg_id(h),
+                   h->body, h->body_len, h->seq, h->ts, 1);
   unlink_unwritten(srv, h);
   h->written = 1;
   if (h->group == NULL)
@@ -103,8 +103,8 @@ void chat_srv_store_msg(chat_srv_t *srv, chat_user_t *to, chat_user_t *from,
                         const char *body, size_t body_len, uint64_t seq,
                         int64_t ts) {
   chat_session_t *s = to->session;
-  put_msg(srv, to->name, from, group, msg_id, body, body_len, seq, ts,
-          s == NULL || s->ended);
+  chat_srv_put_msg(srv, to->name, from, group, msg_id, body, body_len, seq,
+                   ts, s == NULL || s->ended);
   to->held++;
   to->wgen++;
   to->store_more = 1;
@@ -138,7 +138,7 @@ void chat_srv_write_relayed(chat_srv_t *srv, uint64_t now_ms,
     chat_srv_write_held(srv, h); /* unlinks it */
 }
 
-/* ---- Limits ---------------------------------------------------------------- */
+/* ---- Limits -------------------------------------------------------------- */
 
 size_t chat_srv_deliver_len(const chat_srv_t *srv, const char *from,
                             const char *group, const chat_msg_t *m,
@@ -188,7 +188,7 @@ int chat_srv_can_push(const chat_srv_t *srv, const chat_user_t *u,
          chat_srv_window_open(srv, u, len);
 }
 
-/* ---- Pushing ---------------------------------------------------------------- */
+/* ---- Pushing ------------------------------------------------------------- */
 
 int chat_srv_push(chat_srv_t *srv, chat_held_t *h) {
   chat_session_t *s = h->to->session;

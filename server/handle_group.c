@@ -104,7 +104,7 @@ int chat_handle_groups(chat_srv_t *srv, chat_session_t *s,
   return chat_srv_reply_list(s, m->id, "groups", list);
 }
 
-/* ---- group_send ------------------------------------------------------------ */
+/* ---- group_send ---------------------------------------------------------- */
 
 /* A group_send waiting for the commit of its stored copies. It keeps what
  * it needs to write them again: once any member was pushed the message, it
@@ -179,21 +179,10 @@ static void gsend_committed(void *arg, int status) {
   }
   /* Accepted: every copy must land. Written again, waited for again (the
    * engine waits CHAT_COMMITTER_RETRY_MS between failed batches). */
-  for (uint32_t i = 0; i < op->ncopies; i++) {
-    chat_store_op_t put;
-    memset(&put, 0, sizeof(put));
-    put.kind = CHAT_STORE_PUT_MSG;
-    put.msg.seq = op->copies[i].seq;
-    put.msg.to = op->copies[i].to->name;
-    put.msg.from = op->from->name;
-    put.msg.group = op->group;
-    put.msg.msg_id = op->msg_id;
-    put.msg.body = op->body;
-    put.msg.body_len = op->body_len;
-    put.msg.ts = op->ts;
-    put.msg.offline = 1;
-    chat_srv_log_op(srv, &put);
-  }
+  for (uint32_t i = 0; i < op->ncopies; i++)
+    chat_srv_put_msg(srv, op->copies[i].to->name, op->from, op->group,
+                     op->msg_id, op->body, op->body_len, op->copies[i].seq,
+                     op->ts, 1);
   if (chat_engine_then(srv->engine, gsend_committed, op) < 0)
     gsend_free(op);
 }
@@ -228,7 +217,8 @@ int chat_handle_group_send(chat_srv_t *srv, chat_session_t *s,
     return 0;
   }
   gsend_op_t *op = calloc(1, sizeof(*op) + g->nmembers * sizeof(op->copies[0]));
-  if (op == NULL || (op->body = malloc(m->body_len ? m->body_len : 1)) == NULL) {
+  if (op == NULL ||
+      (op->body = malloc(m->body_len ? m->body_len : 1)) == NULL) {
     free(op);
     return -ENOMEM;
   }

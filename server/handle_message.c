@@ -20,6 +20,25 @@ typedef struct send_op {
   char msg_id[CHAT_MAX_MSG_ID + 1];
 } send_op_t;
 
+/* A reply state for m from s to `to`, holding the session and both users
+ * (send_op_free lets go). NULL when out of memory. */
+static send_op_t *send_op_new(chat_srv_t *srv, chat_session_t *s,
+                              const chat_msg_t *m, chat_user_t *to) {
+  send_op_t *op = calloc(1, sizeof(*op));
+  if (op == NULL)
+    return NULL;
+  op->srv = srv;
+  op->s = s;
+  op->id = json_incref((json_t *)m->id);
+  op->to = to;
+  op->from = s->user;
+  snprintf(op->msg_id, sizeof(op->msg_id), "%s", m->msg_id);
+  chat_session_ref(s);
+  to->pins++;
+  op->from->pins++;
+  return op;
+}
+
 static void send_op_free(send_op_t *op) {
   op->to->pins--;
   op->from->pins--;
@@ -67,25 +86,15 @@ static void send_committed(void *arg, int status) {
 static int reply_after_commit(chat_srv_t *srv, chat_session_t *s,
                               const chat_msg_t *m, chat_user_t *to,
                               uint64_t seq) {
-  send_op_t *op = calloc(1, sizeof(*op));
+  send_op_t *op = send_op_new(srv, s, m, to);
   if (op == NULL)
     return -ENOMEM;
-  op->srv = srv;
-  op->s = s;
-  op->id = json_incref((json_t *)m->id);
-  op->to = to;
-  op->from = s->user;
   op->seq = seq;
-  snprintf(op->msg_id, sizeof(op->msg_id), "%s", m->msg_id);
   int r = chat_engine_then(srv->engine, send_committed, op);
   if (r < 0) {
-    json_decref(op->id);
-    free(op);
+    send_op_free(op);
     return r;
   }
-  chat_session_ref(s);
-  to->pins++;
-  op->from->pins++;
   chat_srv_await(srv, &op->seq, op);
   return 0;
 }
@@ -104,23 +113,12 @@ static void quota_repeat_checked(void *arg, int status,
 
 static int quota_refuse(chat_srv_t *srv, chat_session_t *s,
                         const chat_msg_t *m, chat_user_t *to) {
-  send_op_t *op = s->user->sent_held > 0 ? calloc(1, sizeof(*op)) : NULL;
+  send_op_t *op = s->user->sent_held > 0 ? send_op_new(srv, s, m, to) : NULL;
   if (op != NULL) {
-    op->srv = srv;
-    op->s = s;
-    op->id = json_incref((json_t *)m->id);
-    op->to = to;
-    op->from = s->user;
-    snprintf(op->msg_id, sizeof(op->msg_id), "%s", m->msg_id);
     if (chat_engine_find_sent(srv->engine, s->user->name, m->msg_id,
-                              quota_repeat_checked, op) == 0) {
-      chat_session_ref(s);
-      to->pins++;
-      op->from->pins++;
+                              quota_repeat_checked, op) == 0)
       return 0;
-    }
-    json_decref(op->id);
-    free(op);
+    send_op_free(op);
   }
   chat_srv_quota_error(s, m->id, to->name);
   return 0;

@@ -165,9 +165,9 @@ size_t chat_registry_sweep(chat_registry_t *r) {
    * with every member (a group of nobody live goes). */
   while ((u = chat_hmap_next(&r->users, &pos)) != NULL) {
     /* Lists nobody uses any more (a login that failed): a stub again. */
-    if (u->full && u->session == NULL && u->logins == 0 && !u->loading)
+    if (u->full && u->session == NULL && u->logins == 0)
       chat_registry_unfill(u);
-    if (u->full || u->loading || u->pins > 0 || u->reserved)
+    if (u->full || u->pins > 0 || u->reserved)
       mark_user(u);
   }
   pos = 0;

@@ -52,7 +52,6 @@ typedef struct chat_user {
   unsigned reserved : 1;        /* a registration in progress */
   unsigned ghost : 1;           /* being loaded, not known to exist yet */
   unsigned full : 1;
-  unsigned loading : 1;         /* a load of it is in flight */
   unsigned held_known : 1;      /* held and sent_held came from the store */
   unsigned store_more : 1;      /* the store may hold more for it */
   unsigned paging : 1;          /* a page of its messages is being read */
@@ -96,8 +95,9 @@ int chat_registry_fill(chat_registry_t *r, chat_user_t *u,
                        char *const *groups, uint32_t ngroups);
 /* Drops u's lists: it is a stub again. */
 void chat_registry_unfill(chat_user_t *u);
-/* Frees every user and group that is not marked, not full, not loading and
- * not pinned, and clears the marks. Returns how many users it freed. */
+/* Frees every user and group that is not marked, not full and not pinned
+ * (a load in flight pins its user), and clears the marks. Returns how
+ * many users it freed. */
 size_t chat_registry_sweep(chat_registry_t *r);
 /* Sets a loaded group's members (names borrowed; users found or stubbed),
  * without touching their lists. 0 or -ENOMEM. */

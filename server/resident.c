@@ -22,7 +22,7 @@
 
 void chat__srv_run(chat_srv_t *srv, chat_session_t *s, const chat_msg_t *m);
 
-/* ---- Loading users -------------------------------------------------------- */
+/* ---- Loading users --------------------------------------------------------- */
 
 typedef struct load_waiter {
   chat_srv_user_cb cb;
@@ -51,7 +51,6 @@ static void finish(user_load_t *l, int status, chat_user_t *u,
   if (l->shared)
     chat_hmap_del(&srv->loads, l->name, strlen(l->name));
   l->u->pins--;
-  l->u->loading = 0;
   load_waiter_t *w = l->waiters;
   free(l);
   while (w != NULL) {
@@ -161,8 +160,7 @@ int chat_srv_load_user(chat_srv_t *srv, const char *name, int full,
     free(w);
     return -ENOMEM;
   }
-  l->u->pins++;
-  l->u->loading = 1;
+  l->u->pins++; /* the sweep keeps it while the read is out */
   l->gen = l->u->gen;
   l->wgen = l->u->wgen;
   int r = submit(l);
@@ -170,7 +168,6 @@ int chat_srv_load_user(chat_srv_t *srv, const char *name, int full,
     if (shared)
       chat_hmap_del(&srv->loads, l->name, n);
     l->u->pins--;
-    l->u->loading = 0;
     free(l);
     free(w);
   }
@@ -195,7 +192,7 @@ typedef struct pending {
   int dup_stored;      /* the store holds this msg_id from the sender */
   int sent_asked;      /* the store was asked for a repeat */
   char to[CHAT_MAX_NAME + 1], user[CHAT_MAX_NAME + 1];
-  char group[CHAT_MAX_NAME + 1], from[CHAT_MAX_NAME + 1];
+  char group[CHAT_MAX_NAME + 1];
   char msg_id[CHAT_MAX_MSG_ID + 1];
   char *body;
 } pending_t;
@@ -228,7 +225,6 @@ static void pending_done(pending_t *p) {
     p->failed = 1;
     p->waiting = 0;
   }
-  s->pending = NULL;
   s->busy = 0;
   if (!s->ended && !s->closing) {
     if (p->failed) {
@@ -358,17 +354,15 @@ void chat_srv_run_resident(chat_srv_t *srv, chat_session_t *s,
   copy_str(p->to, sizeof(p->to), &p->m.to);
   copy_str(p->user, sizeof(p->user), &p->m.user);
   copy_str(p->group, sizeof(p->group), &p->m.group);
-  copy_str(p->from, sizeof(p->from), &p->m.from);
   copy_str(p->msg_id, sizeof(p->msg_id), &p->m.msg_id);
   if (m->body != NULL) {
     memcpy(p->body, m->body, m->body_len);
     p->body[m->body_len] = '\0';
     p->m.body = p->body;
   }
-  /* Other pointers of m (password, host...) belong to requests that never
-   * wait here. */
+  /* Other pointers of m (from, password, host...) belong to requests that
+   * never wait here. */
   p->waiting = 1; /* this function's own, dropped below */
-  s->pending = p;
   s->busy = 1;
   s->sink->pause(s->ctx);
   if (need_user) {

@@ -104,7 +104,6 @@ typedef struct chat_session {
   uint64_t last_read_ms;   /* uv_now() of the last line read (blank too) */
   uint64_t opened_ms;      /* uv_now() when the connection was accepted */
   chat_ratelimit_t rl;
-  void *pending;           /* a request waiting for loads (resident.c) */
   chat_hash_req_t *hash_req; /* the register/login hash it waits for, if
                               * any: cancelled when the session ends or
                               * closes, so an abandoned one is never run */
@@ -230,6 +229,10 @@ void chat_srv_unawait(chat_srv_t *srv, const uint64_t *seq);
 void chat_srv_log_op(chat_srv_t *srv, const chat_store_op_t *op);
 void chat_srv_op2(chat_srv_t *srv, chat_store_op_kind_t kind, const char *a,
                   const char *b);
+/* A PUT_MSG op (every string borrowed for the call). */
+void chat_srv_put_msg(chat_srv_t *srv, const char *to, const chat_user_t *from,
+                      const char *group, const char *msg_id, const char *body,
+                      size_t body_len, uint64_t seq, int64_t ts, int offline);
 /* PUT_MSG for h; marks it written. */
 void chat_srv_write_held(chat_srv_t *srv, chat_held_t *h);
 /* PUT_MSG of a message that is not in memory (for an offline recipient, or
