@@ -22,7 +22,7 @@
 
 void chat__srv_run(chat_srv_t *srv, chat_session_t *s, const chat_msg_t *m);
 
-/* ---- Loading users --------------------------------------------------------- */
+/* ---- Loading users ------------------------------------------------------ */
 
 typedef struct load_waiter {
   chat_srv_user_cb cb;
