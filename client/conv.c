@@ -36,7 +36,11 @@ static chat_conv_t *find(chat_convs_t *cv, const char *name, int is_group,
 }
 
 static void set_cur(chat_convs_t *cv, const char *name, int is_group) {
-  snprintf(cv->cur, sizeof(cv->cur), "%s", name);
+  /* name may be cv->cur itself (a plain line names the current
+   * conversation): snprintf onto its own source is undefined, and glibc's
+   * left it empty. */
+  if (name != cv->cur)
+    snprintf(cv->cur, sizeof(cv->cur), "%s", name);
   cv->cur_is_group = is_group;
 }
 

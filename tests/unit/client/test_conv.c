@@ -28,6 +28,22 @@ static void test_last_conversation_without_query(void **state) {
   chat_convs_free(&cv);
 }
 
+/* A plain line sends to the current conversation, naming it by its own
+ * buffer: that must leave it current (it was copied onto itself, and the
+ * next plain line found no conversation). */
+static void test_sent_to_current_by_its_own_name(void **state) {
+  chat_convs_t cv;
+  chat_convs_init(&cv);
+  chat_convs_received(&cv, "alice", 0);
+  chat_convs_sent(&cv, cv.cur, cv.cur_is_group);
+  assert_string_equal(cv.cur, "alice");
+  chat_convs_received(&cv, "dev", 1);
+  chat_convs_query(&cv, "dev", 1);
+  chat_convs_query(&cv, cv.cur, cv.cur_is_group);
+  assert_string_equal(cv.cur, "dev");
+  chat_convs_free(&cv);
+}
+
 static void test_query_pins(void **state) {
   chat_convs_t cv;
   chat_convs_init(&cv);
@@ -69,6 +85,7 @@ static void test_groups(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_last_conversation_without_query),
+      cmocka_unit_test(test_sent_to_current_by_its_own_name),
       cmocka_unit_test(test_query_pins),
       cmocka_unit_test(test_groups),
   };
