@@ -47,6 +47,7 @@ typedef struct chat_io_stats {
 void chat_io_get_stats(const chat_io_t *io, chat_io_stats_t *stats);
 
 typedef struct chat_conn chat_conn_t;
+typedef struct chat__tls chat__tls_t;
 
 typedef struct chat_conn_cbs {
   /* One parsed frame. obj and line are borrowed for the call (incref obj to
@@ -101,6 +102,7 @@ struct chat_conn {
   } req;
   void (*connect_cb)(chat_conn_t *c, int status); /* until it is called */
   uv_timer_t *deadline;   /* malloc'd while a graceful close waits */
+  struct chat__tls *tls;  /* NULL on plain TCP (chat_tls.h) */
   chat_conn_t *pend_next; /* io's pending list */
   chat_conn_t **pend_prev;
   int close_status;       /* for on_close: the first nonzero wins */

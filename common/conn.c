@@ -34,6 +34,7 @@ static void free_handle_cb(uv_handle_t *h) { free(h); }
 static void on_tcp_close(uv_handle_t *h) {
   chat_conn_t *c = h->data;
   void (*connect_cb)(chat_conn_t *, int) = c->connect_cb;
+  chat__tls_t *tls = c->tls; /* its error stays readable in the callbacks */
 
   /* Write callbacks (with UV_ECANCELED) ran before this one, so nothing of
    * libuv's still points into these buffers. */
@@ -48,7 +49,8 @@ static void on_tcp_close(uv_handle_t *h) {
     c->connect_cb = NULL;
     connect_cb(c, c->close_status != 0 ? c->close_status : UV_ECANCELED);
   }
-  c->cbs->on_close(c, c->close_status);
+  c->cbs->on_close(c, c->close_status); /* may free c */
+  chat__tls_free(tls);
 }
 
 /* Ends the handle now; on_close follows from its close callback. */
@@ -73,6 +75,16 @@ static void on_deadline(uv_timer_t *t) {
 
 static int read_start(chat_conn_t *c);
 
+/* Output that start_write can hand to the socket now: on TLS, ciphertext
+ * waiting, or frames once the handshake is done. */
+static int has_output(const chat_conn_t *c) {
+  if (c->tls == NULL)
+    return c->out_len > 0;
+  return chat__tls_pending(c) > 0 || (c->out_len > 0 && chat__tls_ready(c));
+}
+
+static void start_write(chat_conn_t *c);
+
 /* A closing connection whose output is written: close, or first shut the
  * write side and wait for the peer's EOF (see chat_conn_close). */
 static void try_finish(chat_conn_t *c) {
@@ -80,8 +92,15 @@ static void try_finish(chat_conn_t *c) {
 
   if (c->state != CHAT_CONN_CLOSING || uv_is_closing((uv_handle_t *)&c->tcp))
     return;
-  if (c->writing || c->out_len > 0)
+  if (c->writing || has_output(c))
     return;
+  if (c->tls != NULL && chat__tls_ready(c)) {
+    chat__tls_close_notify(c); /* once; a clean end for the peer's TLS */
+    if (chat__tls_pending(c) > 0) {
+      start_write(c);
+      return;
+    }
+  }
   if (!c->linger || c->eof) {
     close_now(c, 0);
     return;
@@ -111,28 +130,55 @@ static void on_write(uv_write_t *req, int status) {
     close_now(c, status);
     return;
   }
-  if (c->out_len > 0)
+  if (has_output(c))
     chat__io_schedule(c->io, c); /* written by this turn's check */
   else
     try_finish(c);
 }
 
+/* On TLS: encrypts the frames queued (once the handshake is done) and takes
+ * the ciphertext into *data. The plaintext buffer is freed as on plain TCP,
+ * where it becomes the write's. */
+static int tls_output(chat_conn_t *c, char **data, size_t *len) {
+  int rc = 0;
+
+  if (c->out_len > 0 && chat__tls_ready(c)) {
+    rc = chat__tls_encrypt(c, c->out, c->out_len);
+    free(c->out);
+    c->out = NULL;
+    c->out_len = c->out_cap = 0;
+  }
+  return rc < 0 ? rc : chat__tls_take(c, data, len);
+}
+
 /* Hands everything queued to one uv_write; c->out is then empty and owns no
  * buffer, so an idle connection holds none. */
 static void start_write(chat_conn_t *c) {
-  uv_buf_t buf = uv_buf_init(c->out, (unsigned)c->out_len);
-  int rc = uv_write(&c->req.write, (uv_stream_t *)&c->tcp, &buf, 1, on_write);
+  char *data = c->out;
+  size_t len = c->out_len;
+  uv_buf_t buf;
+  int rc;
 
+  if (c->tls != NULL && (rc = tls_output(c, &data, &len)) < 0) {
+    close_now(c, rc);
+    return;
+  }
+  buf = uv_buf_init(data, (unsigned)len);
+  rc = uv_write(&c->req.write, (uv_stream_t *)&c->tcp, &buf, 1, on_write);
   if (rc < 0) {
+    if (c->tls != NULL)
+      free(data);
     close_now(c, rc);
     return;
   }
   c->io->stats.writes++;
-  c->io->stats.bytes_written += c->out_len;
-  c->inflight = c->out;
-  c->inflight_len = c->out_len;
-  c->out = NULL;
-  c->out_len = c->out_cap = 0;
+  c->io->stats.bytes_written += len;
+  c->inflight = data;
+  c->inflight_len = len;
+  if (c->tls == NULL) {
+    c->out = NULL;
+    c->out_len = c->out_cap = 0;
+  }
   c->writing = 1;
 }
 
@@ -258,6 +304,20 @@ static void dispatch(chat_conn_t *c) {
     chat_error_t err;
     int rc = chat_decoder_next(&c->dec, &line, &len);
 
+    if (rc == 0 && c->tls != NULL) {
+      /* The decoder let go of the read buffer: decrypt more into it. */
+      ssize_t n = chat__tls_read(c, c->io->rbuf, CHAT__IO_READ_BUF);
+      if (n > 0) {
+        chat_decoder_feed(&c->dec, c->io->rbuf, (size_t)n);
+        continue;
+      }
+      if (n == UV_EOF) {
+        c->eof = 1; /* close_notify: nothing more will come */
+        begin_close(c, UV_EOF);
+      } else if (n < 0) {
+        close_now(c, (int)n);
+      }
+    }
     if (rc == 0)
       break;
     c->last_line_ms = uv_now(c->io->loop);
@@ -296,6 +356,38 @@ static void dispatch(chat_conn_t *c) {
     close_now(c, UV_ENOMEM);
 }
 
+/* The handshake is over: a dialer's connect callback runs now, and frames
+ * queued meanwhile (a server's welcome) go out. */
+static void tls_handshake_done(chat_conn_t *c) {
+  void (*cb)(chat_conn_t *, int) = c->connect_cb;
+
+  c->connect_cb = NULL;
+  c->last_line_ms = uv_now(c->io->loop);
+  if (c->paused)
+    read_stop(c); /* read on only for the handshake (see on_connect) */
+  if (c->out_len > 0)
+    chat__io_schedule(c->io, c);
+  if (cb != NULL)
+    cb(c, 0);
+}
+
+/* Ciphertext in: into the SSL object, its replies scheduled for writing,
+ * and the plaintext it yields through dispatch. */
+static void tls_read(chat_conn_t *c, const char *data, size_t n) {
+  int rc = chat__tls_input(c, data, n);
+
+  if (rc < 0) {
+    close_now(c, rc);
+    return;
+  }
+  if (chat__tls_pending(c) > 0)
+    chat__io_schedule(c->io, c);
+  if (rc == 1)
+    tls_handshake_done(c);
+  if (c->state == CHAT_CONN_OPEN)
+    dispatch(c);
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   chat_conn_t *c = s->data;
 
@@ -321,6 +413,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     c->linger = 1; /* closing: input is dropped, but the peer is sending */
     return;
   }
+  if (c->tls != NULL) {
+    tls_read(c, buf->base, (size_t)nread);
+    return;
+  }
   chat_decoder_feed(&c->dec, buf->base, (size_t)nread);
   dispatch(c);
 }
@@ -342,7 +438,7 @@ void chat__conn_run(chat_conn_t *c) {
   if (uv_is_closing((uv_handle_t *)&c->tcp))
     return;
   if ((c->state == CHAT_CONN_OPEN || c->state == CHAT_CONN_CLOSING) &&
-      !c->writing && c->out_len > 0)
+      !c->writing && has_output(c))
     start_write(c);
   try_finish(c);
 }
@@ -388,6 +484,8 @@ int chat_conn_accept(chat_conn_t *c, uv_stream_t *server) {
   uv_tcp_nodelay(&c->tcp, 1);
   c->state = CHAT_CONN_OPEN;
   c->last_line_ms = uv_now(c->io->loop);
+  if (c->tls != NULL)
+    chat__tls_start(c, 0);
   return read_start(c);
 }
 
@@ -396,7 +494,18 @@ static void on_connect(uv_connect_t *req, int status) {
   void (*cb)(chat_conn_t *, int) = c->connect_cb;
 
   c->connect_cb = NULL;
-  if (status == 0 && c->state == CHAT_CONN_CONNECTING) {
+  if (status == 0 && c->state == CHAT_CONN_CONNECTING && c->tls != NULL) {
+    /* Open for TLS records; the owner hears of it after the handshake. */
+    c->state = CHAT_CONN_OPEN;
+    c->connect_cb = cb;
+    chat__tls_start(c, 1);
+    status = read_start(c); /* even when paused: the handshake needs it */
+    if (status == 0) {
+      chat__io_schedule(c->io, c); /* the ClientHello */
+      return;
+    }
+    c->connect_cb = NULL;
+  } else if (status == 0 && c->state == CHAT_CONN_CONNECTING) {
     c->state = CHAT_CONN_OPEN;
     c->last_line_ms = uv_now(c->io->loop);
     status = c->paused ? 0 : read_start(c);
@@ -449,7 +558,7 @@ static void begin_close(chat_conn_t *c, int status) {
     close_now(c, 0);
     return;
   }
-  if (!c->writing && c->out_len > 0)
+  if (!c->writing && has_output(c))
     start_write(c);
   try_finish(c);
   if (!uv_is_closing((uv_handle_t *)&c->tcp) && c->deadline == NULL) {

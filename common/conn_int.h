@@ -31,4 +31,28 @@ void chat__io_unschedule(chat_io_t *io, chat_conn_t *c);
 /* The check phase's work for one connection (conn.c). */
 void chat__conn_run(chat_conn_t *c);
 
+/* TLS under the connection (tls.c); only called when c->tls is set. */
+/* Enters the client (dialing) or server role; a client's ClientHello then
+ * waits in the output BIO. */
+void chat__tls_start(chat_conn_t *c, int dialing);
+/* Ciphertext read from the socket. Returns 1 when this finished the
+ * handshake, 0, or UV_EPROTO / UV_ENOMEM. */
+int chat__tls_input(chat_conn_t *c, const char *data, size_t n);
+/* Plaintext out: > 0 bytes, 0 when more input is needed, UV_EOF after the
+ * peer's close_notify, UV_EPROTO. */
+ssize_t chat__tls_read(chat_conn_t *c, char *buf, size_t cap);
+/* Nonzero once the handshake is done and frames may be encrypted. */
+int chat__tls_ready(const chat_conn_t *c);
+/* Encrypts n bytes of frames into the output BIO: 0 or UV_EPROTO. */
+int chat__tls_encrypt(chat_conn_t *c, const char *data, size_t n);
+/* Ciphertext waiting to be written (0 without TLS). */
+size_t chat__tls_pending(const chat_conn_t *c);
+/* Moves that ciphertext into a new malloc'd buffer for uv_write. */
+int chat__tls_take(chat_conn_t *c, char **buf, size_t *len);
+/* Queues the close_notify alert once, after the last frame. */
+void chat__tls_close_notify(chat_conn_t *c);
+/* Frees an SSL object and its buffers; NULL is ignored. Takes the pointer,
+ * not the connection, whose memory on_close may have freed. */
+void chat__tls_free(chat__tls_t *t);
+
 #endif /* CHAT_CONN_INT_H */

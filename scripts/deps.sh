@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   gcc make cmake pkg-config git
   libuv1-dev libjansson-dev libcmocka-dev libsodium-dev libsqlite3-dev
-  libedit-dev
+  libedit-dev libssl-dev openssl
   tmux valgrind
   clang libclang-rt-14-dev
 )

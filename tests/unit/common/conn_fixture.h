@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include "chat_conn.h"
+#include "chat_tls.h"
 
 #define FX_DEADLINE_MS 20000 /* generous: a busy 2-core machine under ASan */
 #define FX_EVENTS 4096
@@ -55,6 +56,7 @@ struct fx {
   chat_conn_opts_t srv_opts;
   const chat_conn_cbs_t *srv_cbs; /* the server side's; NULL: fx_cbs */
   chat_conn_line_cb srv_on_line;  /* set on the server side when accepted */
+  chat_tls_ctx_t *srv_tls;        /* the server side speaks TLS with it */
   int srv_accepted;
   /* the raw peer */
   uv_tcp_t raw;
@@ -174,6 +176,9 @@ static inline void fx_on_accept(uv_stream_t *server, int status) {
                                 &fx->srv_opts) == 0;
   if (fx->srv.used)
     chat_conn_set_on_line(&fx->srv.conn, fx->srv_on_line);
+  if (fx->srv.used && fx->srv_tls != NULL &&
+      chat_conn_tls(&fx->srv.conn, fx->srv_tls, NULL) != 0)
+    return;
   if (fx->srv.used &&
       chat_conn_accept(&fx->srv.conn, server) == 0)
     fx->srv_accepted = 1;
