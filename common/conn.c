@@ -311,7 +311,9 @@ static void dispatch(chat_conn_t *c) {
         chat_decoder_feed(&c->dec, c->io->rbuf, (size_t)n);
         continue;
       }
-      if (n == UV_EOF) {
+      if (n == 0) {
+        chat__tls_trim(c); /* all input decrypted */
+      } else if (n == UV_EOF) {
         c->eof = 1; /* close_notify: nothing more will come */
         begin_close(c, UV_EOF);
       } else if (n < 0) {

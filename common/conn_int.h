@@ -49,6 +49,8 @@ int chat__tls_encrypt(chat_conn_t *c, const char *data, size_t n);
 size_t chat__tls_pending(const chat_conn_t *c);
 /* Moves that ciphertext into a new malloc'd buffer for uv_write. */
 int chat__tls_take(chat_conn_t *c, char **buf, size_t *len);
+/* Gives back the memory BIOs' grown buffers once they are empty. */
+void chat__tls_trim(chat_conn_t *c);
 /* Queues the close_notify alert once, after the last frame. */
 void chat__tls_close_notify(chat_conn_t *c);
 /* Frees an SSL object and its buffers; NULL is ignored. Takes the pointer,

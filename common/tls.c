@@ -398,6 +398,38 @@ size_t chat__tls_pending(const chat_conn_t *c) {
   return c->tls != NULL ? BIO_ctrl_pending(c->tls->wbio) : 0;
 }
 
+/* A memory BIO keeps the capacity of its largest burst after it is read
+ * empty; an idle connection should hold no buffers (as on plain TCP), so an
+ * emptied BIO that grew past this is replaced by a fresh one. */
+#define TLS_BIO_KEEP (16 * 1024)
+
+static BIO *fresh_if_grown(BIO *b) {
+  BUF_MEM *bm = NULL;
+  BIO *n;
+
+  if (BIO_ctrl_pending(b) > 0 || BIO_get_mem_ptr(b, &bm) != 1 || bm == NULL ||
+      bm->max <= TLS_BIO_KEEP)
+    return NULL;
+  n = BIO_new(BIO_s_mem());
+  if (n != NULL)
+    BIO_set_mem_eof_return(n, -1);
+  return n; /* NULL: keep the old one, it still works */
+}
+
+void chat__tls_trim(chat_conn_t *c) {
+  chat__tls_t *t = c->tls;
+  BIO *b;
+
+  if ((b = fresh_if_grown(t->rbio)) != NULL) {
+    SSL_set0_rbio(t->ssl, b); /* frees the old one */
+    t->rbio = b;
+  }
+  if ((b = fresh_if_grown(t->wbio)) != NULL) {
+    SSL_set0_wbio(t->ssl, b);
+    t->wbio = b;
+  }
+}
+
 int chat__tls_take(chat_conn_t *c, char **buf, size_t *len) {
   size_t n = BIO_ctrl_pending(c->tls->wbio);
   char *p = malloc(n > 0 ? n : 1);
@@ -412,6 +444,7 @@ int chat__tls_take(chat_conn_t *c, char **buf, size_t *len) {
   }
   *buf = p;
   *len = n;
+  chat__tls_trim(c);
   return 0;
 }
 
