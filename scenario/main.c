@@ -15,7 +15,7 @@
 static void usage(FILE *f) {
   fprintf(f,
           "usage: chat-scenario [--bin-dir DIR] [--keep] [--verbose] "
-          "[--max-time S] [--wrap CMD] [--slow F] [--check] FILE...\n"
+          "[--max-time S] [--wrap CMD] [--slow F] [--tls] [--check] FILE...\n"
           "Runs conversation scripts against chat-server and chat-client.\n"
           "  --bin-dir DIR  where chat-server and chat-client are "
           "(default: next to chat-scenario)\n"
@@ -25,6 +25,8 @@ static void usage(FILE *f) {
           "  --wrap CMD     run every program under CMD, split on spaces\n"
           "                 (e.g. --wrap 'valgrind -q --error-exitcode=99')\n"
           "  --slow F       multiply every expectation's deadline by F\n"
+          "  --tls          clients talk to the server over TLS (throwaway\n"
+          "                 certificates in the scenario's directory)\n"
           "  --check        only parse the files, and check that every event and\n"
           "                 field expected is one chat-client prints\n"
           "Exit status: 0 all passed, 1 a scenario failed, 2 usage or "
@@ -40,14 +42,15 @@ int main(int argc, char **argv) {
       {"check", no_argument, NULL, 'c'},
       {"wrap", required_argument, NULL, 'w'},
       {"slow", required_argument, NULL, 's'},
+      {"tls", no_argument, NULL, 't'},
       {"help", no_argument, NULL, 'h'},
       {"version", no_argument, NULL, 'V'},
       {NULL, 0, NULL, 0}};
-  chat_scenario_opts_t o = {NULL, 0, 0, stdout, 240.0, NULL, 1.0};
+  chat_scenario_opts_t o = {NULL, 0, 0, stdout, 240.0, NULL, 1.0, 0};
   char *wrap_words[32];
   int check = 0, c;
   char exe_dir[PATH_MAX];
-  while ((c = getopt_long(argc, argv, "b:kvm:chw:s:", longopts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "b:kvm:chw:s:t", longopts, NULL)) != -1) {
     switch (c) {
     case 'b':
       o.bin_dir = optarg;
@@ -99,6 +102,9 @@ int main(int argc, char **argv) {
       }
       break;
     }
+    case 't':
+      o.tls = 1;
+      break;
     case 'h':
       usage(stdout);
       return 0;

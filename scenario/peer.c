@@ -211,14 +211,30 @@ static int has_flag(char **flags, size_t n, const char *flag) {
 int peer_start_server(run_t *r) {
   peer_t *peer = &r->peers[CHAT_SCENARIO_SERVER];
   char listen[sizeof(r->server_addr)], db[PATH_MAX + 16];
+  char cert[PATH_MAX + 16], key[PATH_MAX + 16];
   snprintf(listen, sizeof(listen), "%s",
            r->server_addr[0] ? r->server_addr : "127.0.0.1:0");
   snprintf(db, sizeof(db), "%s/server.db", r->dir);
-  char **argv = calloc(r->nserver_flags + 8, sizeof(char *));
+  char **argv = calloc(r->nserver_flags + 16, sizeof(char *));
   if (argv == NULL)
     return -ENOMEM;
   size_t n = 1;
-  if (!has_flag(r->server_flags, r->nserver_flags, "--listen")) {
+  if (r->o->tls) {
+    /* Clients come back to the TLS address; the plain one nobody uses. */
+    snprintf(cert, sizeof(cert), "%s/server.pem", r->dir);
+    snprintf(key, sizeof(key), "%s/server.key", r->dir);
+    argv[n++] = "--tls-listen";
+    argv[n++] = listen;
+    argv[n++] = "--tls-cert";
+    argv[n++] = cert;
+    argv[n++] = "--tls-key";
+    argv[n++] = key;
+    if (!has_flag(r->server_flags, r->nserver_flags, "--listen")) {
+      argv[n++] = "--listen";
+      argv[n++] = "127.0.0.1:0";
+    }
+  }
+  if (!r->o->tls && !has_flag(r->server_flags, r->nserver_flags, "--listen")) {
     argv[n++] = "--listen";
     argv[n++] = listen;
   }
@@ -233,8 +249,8 @@ int peer_start_server(run_t *r) {
   }
   for (size_t i = 0; i < r->nserver_flags; i++) {
     argv[n++] = r->server_flags[i];
-    if (r->server_addr[0] && strcmp(r->server_flags[i], "--listen") == 0 &&
-        i + 1 < r->nserver_flags)
+    if (r->server_addr[0] && !r->o->tls &&
+        strcmp(r->server_flags[i], "--listen") == 0 && i + 1 < r->nserver_flags)
       argv[n++] = listen, i++;
   }
   int rc = spawn(r, peer, "chat-server", argv, NULL);
@@ -322,8 +338,9 @@ int peer_start_client(run_t *r, peer_t *peer, const chat_scenario_step_t *st) {
       peer->argc++;
     }
   }
-  char **argv = calloc(peer->argc + 8, sizeof(char *));
+  char **argv = calloc(peer->argc + 12, sizeof(char *));
   char **env = client_env(peer->password);
+  char ca[PATH_MAX + 16];
   if (argv == NULL || env == NULL) {
     free(argv);
     client_env_free(env);
@@ -335,6 +352,12 @@ int peer_start_client(run_t *r, peer_t *peer, const chat_scenario_step_t *st) {
   argv[n++] = "--user";
   argv[n++] = peer->user;
   argv[n++] = "--json";
+  if (r->o->tls) {
+    snprintf(ca, sizeof(ca), "%s/ca.pem", r->dir);
+    argv[n++] = "--tls";
+    argv[n++] = "--tls-ca";
+    argv[n++] = ca;
+  }
   for (size_t i = 0; i < peer->argc; i++)
     argv[n++] = peer->argv[i];
   run_note(r, peer->name, CHAT_SCENARIO_T_NOTE, "CHAT_PASSWORD=%s",

@@ -99,10 +99,12 @@ static int step_expand(run_t *r, const chat_scenario_step_t *st) {
 
 /* ---- waiting ----------------------------------------------------------- */
 
-/* The "listening on HOST:PORT" line gives the address clients use. */
+/* The "listening on HOST:PORT" line gives the address clients use; with
+ * --tls the one that ends "(tls)". */
 static int take_listen_line(run_t *r, peer_t *srv) {
-  ssize_t i = chat_scenario_queue_find_text(&srv->err, "listening on ");
-  if (i < 0)
+  ssize_t i = chat_scenario_queue_find_text(
+      &srv->err, r->o->tls ? " (tls)" : "listening on ");
+  if (i < 0 || strstr(srv->err.items[i].line, "listening on ") == NULL)
     return 0;
   srv->err.items[i].consumed = 1;
   const char *a = strstr(srv->err.items[i].line, "listening on ") + 13;
@@ -535,7 +537,10 @@ int chat_scenario_run(const chat_scenario_script_t *s,
     uv_unref((uv_handle_t *)&r->sigs[i]);
   }
   run_note(r, "runner", CHAT_SCENARIO_T_NOTE, "directory %s", r->dir);
-  advance(r);
+  if (o->tls && peer_make_certs(r) != 0)
+    run_fail(r, "cannot make TLS certificates in %s", r->dir);
+  else
+    advance(r);
   uv_run(&r->loop, UV_RUN_DEFAULT);
   if (!r->finished) { /* cannot happen, but never leave a handle open */
     uv_walk(&r->loop, close_any, NULL);

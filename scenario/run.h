@@ -16,6 +16,9 @@ typedef struct chat_scenario_opts {
                           {"valgrind", "-q", NULL} (NULL-terminated) */
   double slow;         /* deadlines of expectations are multiplied by this
                           (>= 1; for wrapped, slower runs) */
+  int tls;             /* clients reach the server over TLS: certificates
+                          are made in the scenario's directory, the server
+                          also gets --tls-listen, clients --tls --tls-ca */
 } chat_scenario_opts_t;
 
 #define CHAT_SCENARIO_PASS 0

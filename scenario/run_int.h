@@ -3,6 +3,7 @@
 #ifndef CHAT_SCENARIO_RUN_INT_H
 #define CHAT_SCENARIO_RUN_INT_H
 
+#include <errno.h>
 #include <limits.h>
 #include <uv.h>
 
@@ -62,7 +63,8 @@ struct run {
   uv_signal_t sigs[2];
   uint64_t t0; /* uv_hrtime() at the start */
   char dir[PATH_MAX];
-  char server_addr[300]; /* HOST:PORT from the server's log */
+  char server_addr[300]; /* HOST:PORT from the server's log: the TLS
+                            listener's with --tls, where clients go */
   char **server_flags;   /* the script's server flags, expanded, owned */
   size_t nserver_flags;
   chat_scenario_vars_t vars;
@@ -91,6 +93,8 @@ void run_poke(run_t *r, peer_t *peer);
 
 /* peer.c */
 int peer_start_server(run_t *r);
+/* With --tls: ca.pem, server.pem and server.key in r->dir. 0 or -EIO. */
+int peer_make_certs(run_t *r);
 int peer_start_client(run_t *r, peer_t *peer,
                       const chat_scenario_step_t *st);
 int peer_signal(run_t *r, peer_t *peer, int signum);
