@@ -54,7 +54,13 @@ static int sink_send_line(void *ctx, const char *line, size_t len) {
 
 static void sink_close(void *ctx) {
   net_client_t *nc = ctx;
-  chat_conn_close(&nc->conn);
+  /* Before the TLS handshake is over nothing queued can reach the client
+   * anyway, and one that stalls there (closed by the idle sweep) must not
+   * keep its slot for the close timeout on top of the idle bound. */
+  if (chat_conn_is_tls(&nc->conn) && chat_conn_tls_version(&nc->conn) == NULL)
+    chat_conn_abort(&nc->conn);
+  else
+    chat_conn_close(&nc->conn);
 }
 
 static void sink_pause(void *ctx) {
