@@ -86,6 +86,9 @@ static void on_connected(chat_conn_t *conn, int status) {
       char why[sizeof(c->disconnect_reason)];
       snprintf(why, sizeof(why), "tls: %s", tls_err);
       chat__session_reason(c, why);
+      if (c->ever_ready) /* before, the exit says it */
+        CHAT_WARN("%s:%d: %s", c->opts.server_host, c->opts.server_port,
+                  why);
     } else {
       chat__session_reason(c, uv_strerror(status));
     }

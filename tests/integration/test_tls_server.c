@@ -79,7 +79,7 @@ static th_cli_t *tls_cli_ready(fixture_t *f, const char *user) {
   return th_cli_ready(f->tls_port, user, extra);
 }
 
-/* ---- start-up errors ------------------------------------------------------ */
+/* ---- start-up errors ----------------------------------------------------- */
 
 /* chat-server with the TLS flags given must exit code without listening,
  * saying needle on stderr; its database is not even created. */
@@ -139,7 +139,7 @@ static void test_startup_errors(void **state) {
   expect_start_error(f, NULL, NULL, 2, "go together");
 }
 
-/* ---- openssl s_client ----------------------------------------------------- */
+/* ---- openssl s_client ---------------------------------------------------- */
 
 static int have_openssl(char *path, size_t len) {
   const char *env = getenv("PATH");
@@ -240,7 +240,7 @@ static void test_openssl_s_client(void **state) {
   th_cli_free(bob);
 }
 
-/* ---- garbage and a stalled handshake --------------------------------------- */
+/* ---- garbage and a stalled handshake ------------------------------------- */
 
 static int fd_count(pid_t pid) {
   char path[64];
