@@ -51,6 +51,8 @@
 typedef struct chat_client_opts {
   char server_host[CHAT_HOST_MAX];
   int server_port;
+  int tls;                        /* --tls: the server link speaks TLS */
+  const char *tls_ca;             /* --tls-ca FILE, or NULL: system CAs */
   char user[CHAT_MAX_NAME + 1];
   char password[CHAT_MAX_PASSWORD + 1];
   int do_register;
@@ -132,7 +134,7 @@ typedef struct chat_client {
   int ever_ready;            /* a login has succeeded once */
   int registered;            /* --register done */
   int oversize_cut;          /* the last connection ended over a long line */
-  char disconnect_reason[96];
+  char disconnect_reason[192]; /* room for OpenSSL's reason */
   char token[65];            /* the session token the server issued, or "":
                               * reconnects log in with it, not the password
                               * (no argon2 run per reconnect) */

@@ -151,5 +151,7 @@ int chat_client_uv_run(chat_client_uv_t *u) {
 
 void chat_client_uv_free(chat_client_uv_t *u) {
   chat_client_free(&u->c);
+  chat_tls_ctx_free(u->tls_ctx);
+  u->tls_ctx = NULL;
   chat_hist_close(u->hist);
 }

@@ -13,6 +13,7 @@
 #include <uv.h>
 
 #include "chat_conn.h"
+#include "chat_tls.h"
 #include "client.h"
 #include "hist.h"
 
@@ -28,6 +29,7 @@ typedef struct chat_client_uv {
 
   /* the server connection (net.c) */
   chat_conn_t *srv;            /* NULL when there is none */
+  chat_tls_ctx_t *tls_ctx;     /* --tls: every connect (reconnects too) */
   struct sockaddr_storage server_addr;
   uint64_t last_read, last_write;
   uint64_t connect_started;    /* the current connect attempt began */

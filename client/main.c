@@ -18,12 +18,17 @@
 
 static const char usage_text[] =
     "usage: chat-client [--server HOST:PORT] --user NAME [--register]\n"
+    "                   [--tls [--tls-ca FILE]]\n"
     "                   [--p2p-port PORT | --no-p2p] [--p2p-host HOST] "
     "[--json]\n"
     "                   [--no-bell] [--listen-only | --to USER --message TEXT]\n"
     "                   [--log-level error|warn|info|debug]\n"
     "\n"
     "  --server HOST:PORT  the chat-server (default 127.0.0.1:7700)\n"
+    "  --tls               speak TLS to the server; its certificate must\n"
+    "                      verify for the HOST of --server (name or address)\n"
+    "  --tls-ca FILE       trust these PEM CAs instead of the system's\n"
+    "                      (needs --tls)\n"
     "  --user NAME         who to log in as\n"
     "  --register          create the account first (fine if it exists)\n"
     "  --p2p-port PORT     listen for direct connections here (default 0: any)\n"
@@ -44,10 +49,11 @@ static const char usage_text[] =
     "(default ~/.local/state/chat-client/USER/).\n"
     "\n"
     "Exit status: 0 when every message sent was confirmed (delivered,\n"
-    "relayed or stored); 1 when the server cannot be reached, the login\n"
-    "fails, the session is taken over by another login, or a --message\n"
-    "is refused; 2 for a bad command line; 3 when messages were still\n"
-    "unconfirmed 10 s after the end of input.\n";
+    "relayed or stored); 1 when the server cannot be reached or its TLS\n"
+    "certificate does not verify, the login fails, the session is taken\n"
+    "over by another login, or a --message is refused; 2 for a bad command\n"
+    "line; 3 when messages were still unconfirmed 10 s after the end of\n"
+    "input.\n";
 
 #if defined(__SANITIZE_ADDRESS__)
 /* LeakSanitizer's hook: libedit copies the name and help of a function added
@@ -78,6 +84,8 @@ int main(int argc, char **argv) {
       {"to", required_argument, NULL, 't'},
       {"message", required_argument, NULL, 'm'},
       {"log-level", required_argument, NULL, 'l'},
+      {"tls", no_argument, NULL, 'T'},
+      {"tls-ca", required_argument, NULL, 'C'},
       {"help", no_argument, NULL, 'h'},
       {"version", no_argument, NULL, 'V'},
       {NULL, 0, NULL, 0}};
@@ -123,6 +131,12 @@ int main(int argc, char **argv) {
       break;
     case 'j': opts.json = 1; break;
     case 'B': opts.no_bell = 1; break;
+    case 'T': opts.tls = 1; break;
+    case 'C':
+      if (!*optarg)
+        return usage_error("%s", "bad --tls-ca ''");
+      opts.tls_ca = optarg;
+      break;
     case 'L': opts.listen_only = 1; break;
     case 't':
       if (!chat_name_valid(optarg))
@@ -153,6 +167,9 @@ int main(int argc, char **argv) {
     return usage_error("%s", "--to and --message go together");
   if (opts.to && opts.listen_only)
     return usage_error("%s", "--listen-only and --to exclude each other");
+  /* Explicit on purpose: a CA file alone does not switch encryption on. */
+  if (opts.tls_ca && !opts.tls)
+    return usage_error("%s", "--tls-ca needs --tls");
   if (have_port && opts.no_p2p)
     return usage_error("%s", "--p2p-port and --no-p2p exclude each other");
   if (chat_addr_split(server, opts.server_host, &opts.server_port) < 0)

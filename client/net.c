@@ -76,10 +76,31 @@ void chat__net_reconnect(chat_client_uv_t *u) {
 
 static void on_connected(chat_conn_t *conn, int status) {
   chat_client_uv_t *u = conn->data;
+  chat_client_t *c = &u->c;
+  const char *tls_err = chat_conn_tls_error(conn);
   if (status < 0) {
-    chat__session_reason(&u->c, uv_strerror(status));
+    /* A certificate that does not verify ends this attempt like a refused
+     * connect: exit 1 before the first login, a reconnect after it. Never
+     * plain TCP instead. */
+    if (tls_err != NULL) {
+      char why[sizeof(c->disconnect_reason)];
+      snprintf(why, sizeof(why), "tls: %s", tls_err);
+      chat__session_reason(c, why);
+      if (c->ever_ready) /* before, the exit says it */
+        CHAT_WARN("%s:%d: %s", c->opts.server_host, c->opts.server_port,
+                  why);
+    } else {
+      chat__session_reason(c, uv_strerror(status));
+    }
     return; /* on_close follows */
   }
+  if (u->tls_ctx != NULL)
+    chat__out_info(c, "connected to %s:%d (%s, certificate verified)",
+                   c->opts.server_host, c->opts.server_port,
+                   chat_conn_tls_version(conn));
+  else
+    chat__out_info(c, "connected to %s:%d (not encrypted)",
+                   c->opts.server_host, c->opts.server_port);
   u->last_read = u->last_write = chat__uv_now(u);
   u->c.max_frame = CHAT_MAX_FRAME_DEFAULT;
   chat__session_connected(&u->c);
@@ -104,6 +125,13 @@ static void connect_now(chat_client_uv_t *u) {
     return;
   }
   chat_conn_set_on_line(conn, on_line);
+  if (u->tls_ctx != NULL &&
+      (rc = chat_conn_tls(conn, u->tls_ctx, c->opts.server_host)) < 0) {
+    CHAT_ERROR("cannot start TLS: %s", strerror(-rc));
+    chat_conn_abort(conn);
+    chat__client_stop(c, 1);
+    return;
+  }
   u->srv = conn;
   c->net = CHAT_NET_CONNECTING;
   u->connect_started = chat__uv_now(u);
@@ -164,6 +192,14 @@ int chat__net_start(chat_client_uv_t *u) {
     fprintf(stderr, "chat-client: cannot resolve server %s: %s\n",
             c->opts.server_host, chat_strerror(rc));
     return rc;
+  }
+  if (c->opts.tls) {
+    char err[256];
+    rc = chat_tls_client_ctx(c->opts.tls_ca, &u->tls_ctx, err, sizeof(err));
+    if (rc < 0) {
+      fprintf(stderr, "chat-client: tls: %s\n", err);
+      return rc;
+    }
   }
   uv_timer_start(&u->hb_timer, on_hb_timer, HB_TICK_MS, HB_TICK_MS);
   uv_unref((uv_handle_t *)&u->hb_timer);

@@ -85,6 +85,15 @@ static int has_output(const chat_conn_t *c) {
 
 static void start_write(chat_conn_t *c);
 
+/* An accepted TLS connection closed before its handshake is over, with
+ * frames queued (a server's server_busy): the handshake goes on so that they
+ * reach the client, within the close deadline. A dialer's close does not
+ * wait: its connect callback must not report success after it. */
+static int tls_handshake_owed(const chat_conn_t *c) {
+  return c->tls != NULL && c->connect_cb == NULL && !chat__tls_ready(c) &&
+         c->out_len > 0 && !c->eof;
+}
+
 /* A closing connection whose output is written: close, or first shut the
  * write side and wait for the peer's EOF (see chat_conn_close). */
 static void try_finish(chat_conn_t *c) {
@@ -93,6 +102,8 @@ static void try_finish(chat_conn_t *c) {
   if (c->state != CHAT_CONN_CLOSING || uv_is_closing((uv_handle_t *)&c->tcp))
     return;
   if (c->writing || has_output(c))
+    return;
+  if (tls_handshake_owed(c))
     return;
   if (c->tls != NULL && chat__tls_ready(c)) {
     chat__tls_close_notify(c); /* once; a clean end for the peer's TLS */
@@ -412,6 +423,12 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   c->io->stats.reads++;
   c->io->stats.bytes_read += (size_t)nread;
   if (c->state != CHAT_CONN_OPEN) {
+    /* Closing before the handshake is over: it goes on, for the frames
+     * waiting for it (see try_finish); plaintext after it is dropped. */
+    if (c->state == CHAT_CONN_CLOSING && tls_handshake_owed(c)) {
+      tls_read(c, buf->base, (size_t)nread);
+      return;
+    }
     c->linger = 1; /* closing: input is dropped, but the peer is sending */
     return;
   }

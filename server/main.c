@@ -14,6 +14,8 @@ static void usage(FILE *f) {
   fprintf(f,
           "usage: chat-server [--listen HOST:PORT] [--db PATH] "
           "[--heartbeat SECONDS]\n"
+          "                   [--tls-listen HOST:PORT --tls-cert FILE "
+          "--tls-key FILE]\n"
           "                   [--max-frame BYTES] [--max-clients N] "
           "[--rate-limit N]\n"
           "                   [--log-level error|warn|info|debug]\n"
@@ -24,6 +26,11 @@ static void usage(FILE *f) {
           "\n"
           "  --listen HOST:PORT   address to serve (default 127.0.0.1:7700; "
           "port 0 picks one)\n"
+          "  --tls-listen HOST:PORT\n"
+          "                       also serve TLS there (port 0 picks one); "
+          "needs both of\n"
+          "  --tls-cert FILE      the PEM certificate chain to present\n"
+          "  --tls-key FILE       its PEM private key\n"
           "  --db PATH            SQLite database (default chat.db; :memory: "
           "keeps nothing)\n"
           "  --heartbeat S        heartbeat in seconds (default 30); idle "
@@ -64,7 +71,7 @@ static int parse_num(const char *s, long long min, long long max,
 int main(int argc, char **argv) {
   enum { O_LISTEN = 256, O_DB, O_HEARTBEAT, O_MAX_FRAME, O_MAX_CLIENTS,
          O_RATE, O_LOG, O_HASH, O_MAX_OUTPUT, O_QUOTA, O_LOGIN_TIMEOUT,
-         O_DB_MAX, O_HELP, O_VERSION };
+         O_DB_MAX, O_TLS_LISTEN, O_TLS_CERT, O_TLS_KEY, O_HELP, O_VERSION };
   static const struct option longopts[] = {
       {"listen", required_argument, NULL, O_LISTEN},
       {"db", required_argument, NULL, O_DB},
@@ -78,6 +85,9 @@ int main(int argc, char **argv) {
       {"offline-quota", required_argument, NULL, O_QUOTA},
       {"login-timeout", required_argument, NULL, O_LOGIN_TIMEOUT},
       {"db-max-mb", required_argument, NULL, O_DB_MAX},
+      {"tls-listen", required_argument, NULL, O_TLS_LISTEN},
+      {"tls-cert", required_argument, NULL, O_TLS_CERT},
+      {"tls-key", required_argument, NULL, O_TLS_KEY},
       {"help", no_argument, NULL, O_HELP},
       {"version", no_argument, NULL, O_VERSION},
       {NULL, 0, NULL, 0}};
@@ -101,6 +111,9 @@ int main(int argc, char **argv) {
     switch (c) {
     case O_LISTEN: o.listen = optarg; break;
     case O_DB: o.db = optarg; break;
+    case O_TLS_LISTEN: o.tls_listen = optarg; break;
+    case O_TLS_CERT: o.tls_cert = optarg; break;
+    case O_TLS_KEY: o.tls_key = optarg; break;
     case O_HEARTBEAT:
       bad = parse_num(optarg, 1, 86400, &v);
       o.cfg.heartbeat = (int)v;
@@ -159,6 +172,13 @@ int main(int argc, char **argv) {
   }
   if (optind < argc) {
     fprintf(stderr, "chat-server: unexpected argument '%s'\n", argv[optind]);
+    usage(stderr);
+    return 2;
+  }
+  if ((o.tls_listen != NULL) != (o.tls_cert != NULL) ||
+      (o.tls_listen != NULL) != (o.tls_key != NULL)) {
+    fprintf(stderr, "chat-server: --tls-listen, --tls-cert and --tls-key "
+                    "go together\n");
     usage(stderr);
     return 2;
   }

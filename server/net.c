@@ -1,4 +1,4 @@
-/* net.c -- listener, connections, heartbeat sweep and signals.
+/* net.c -- listeners, connections, heartbeat sweep and signals.
  *
  * A client is one net_client_t: its chat_conn_t and its session. The memory
  * is freed when the session's last reference goes (release), which is never
@@ -20,6 +20,8 @@ struct chat_net {
   chat_srv_t *srv;
   chat_io_t *io;
   uv_tcp_t listener;
+  uv_tcp_t tls_listener; /* open when tls_ctx is set */
+  chat_tls_ctx_t *tls_ctx;
   uv_timer_t sweep;
   uv_timer_t relayed;  /* writes relayed messages left unacked */
   uv_signal_t sigint, sigterm;
@@ -52,7 +54,13 @@ static int sink_send_line(void *ctx, const char *line, size_t len) {
 
 static void sink_close(void *ctx) {
   net_client_t *nc = ctx;
-  chat_conn_close(&nc->conn);
+  /* Before the TLS handshake is over nothing queued can reach the client
+   * anyway, and one that stalls there (closed by the idle sweep) must not
+   * keep its slot for the close timeout on top of the idle bound. */
+  if (chat_conn_is_tls(&nc->conn) && chat_conn_tls_version(&nc->conn) == NULL)
+    chat_conn_abort(&nc->conn);
+  else
+    chat_conn_close(&nc->conn);
 }
 
 static void sink_pause(void *ctx) {
@@ -105,6 +113,10 @@ static void on_overflow(chat_conn_t *c) {
 static void on_close(chat_conn_t *c, int status) {
   net_client_t *nc = c->data;
   chat_session_t *s = nc->s;
+  const char *tls_err = chat_conn_tls_error(c);
+  if (tls_err != NULL)
+    CHAT_INFO("%s: TLS handshake failed: %s", s ? s->host : "connection",
+              tls_err);
   if (s == NULL) {
     free(nc);
     return;
@@ -141,6 +153,12 @@ static void on_connection(uv_stream_t *server, int status) {
   }
   nc->conn.data = nc;
   chat_conn_set_on_line(&nc->conn, on_line);
+  if (server == (uv_stream_t *)&net->tls_listener &&
+      (r = chat_conn_tls(&nc->conn, net->tls_ctx, NULL)) < 0) {
+    CHAT_ERROR("accept: %s", strerror(-r));
+    chat_conn_abort(&nc->conn); /* on_close frees nc */
+    return;
+  }
   r = chat_conn_accept(&nc->conn, server);
   if (r < 0) {
     CHAT_WARN("accept: %s", uv_strerror(r));
@@ -245,10 +263,31 @@ int chat_net_start(uv_loop_t *loop, chat_srv_t *srv,
   return 0;
 }
 
-int chat_net_address(chat_net_t *net, char *buf, size_t len) {
+int chat_net_listen_tls(chat_net_t *net, const struct sockaddr *addr,
+                        chat_tls_ctx_t *ctx) {
+  int r;
+  if (net->tls_ctx != NULL || net->stopped) {
+    chat_tls_ctx_free(ctx);
+    return UV_EINVAL;
+  }
+  net->tls_ctx = ctx;
+  uv_tcp_init(net->loop, &net->tls_listener);
+  net->tls_listener.data = net;
+  net->handles++;
+  if ((r = uv_tcp_bind(&net->tls_listener, addr, 0)) < 0 ||
+      (r = uv_listen((uv_stream_t *)&net->tls_listener, 511,
+                     on_connection)) < 0)
+    return r;
+  return 0;
+}
+
+int chat_net_address(chat_net_t *net, int tls, char *buf, size_t len) {
   struct sockaddr_storage ss;
   int n = sizeof(ss);
-  int r = uv_tcp_getsockname(&net->listener, (struct sockaddr *)&ss, &n);
+  if (tls && net->tls_ctx == NULL)
+    return UV_EINVAL;
+  int r = uv_tcp_getsockname(tls ? &net->tls_listener : &net->listener,
+                             (struct sockaddr *)&ss, &n);
   if (r < 0)
     return r;
   return chat_addr_format((struct sockaddr *)&ss, buf, len);
@@ -271,6 +310,8 @@ static int close_handles(chat_net_t *net) {
     return 0;
   net->stopped = 1;
   uv_close((uv_handle_t *)&net->listener, on_handle_closed);
+  if (net->tls_ctx != NULL)
+    uv_close((uv_handle_t *)&net->tls_listener, on_handle_closed);
   uv_close((uv_handle_t *)&net->sweep, on_handle_closed);
   uv_close((uv_handle_t *)&net->relayed, on_handle_closed);
   uv_close((uv_handle_t *)&net->sigint, on_handle_closed);
@@ -288,6 +329,9 @@ void chat_net_free(chat_net_t *net) {
     return;
   chat_io_free(net->io);
   close_handles(net);
+  /* Connections still closing hold their own references to it. */
+  chat_tls_ctx_free(net->tls_ctx);
+  net->tls_ctx = NULL;
   net->free_requested = 1;
   if (net->handles == 0)
     free(net);

@@ -1,12 +1,13 @@
-/* net.h -- the only libuv-facing part of the server: the listener, one
- * chat_conn_t per client backing its session's sink, the heartbeat sweep
- * timer and the shutdown signals. */
+/* net.h -- the only libuv-facing part of the server: the listeners (plain
+ * and, with --tls-listen, TLS), one chat_conn_t per client backing its
+ * session's sink, the heartbeat sweep timer and the shutdown signals. */
 #ifndef CHAT_NET_H
 #define CHAT_NET_H
 
 #include <sys/socket.h>
 #include <uv.h>
 
+#include "chat_tls.h"
 #include "srv.h"
 
 typedef struct chat_net chat_net_t;
@@ -15,8 +16,16 @@ typedef struct chat_net chat_net_t;
  * Returns 0 or a libuv error (with *out NULL). */
 int chat_net_start(uv_loop_t *loop, chat_srv_t *srv,
                    const struct sockaddr *addr, chat_net_t **out);
-/* The address actually bound (port 0 resolved) as HOST:PORT. */
-int chat_net_address(chat_net_t *net, char *buf, size_t len);
+/* Also listens for TLS on addr with the server context ctx, which net owns
+ * from this call on (also when it fails). Connections accepted there are
+ * sessions like the others: one --max-clients count over both listeners,
+ * the same timeouts (a handshake that stalls is an idle connection). Call
+ * once, after chat_net_start. Returns 0 or a libuv error. */
+int chat_net_listen_tls(chat_net_t *net, const struct sockaddr *addr,
+                        chat_tls_ctx_t *ctx);
+/* The address actually bound (port 0 resolved) as HOST:PORT, of the plain
+ * listener (tls 0) or the TLS one (tls 1). */
+int chat_net_address(chat_net_t *net, int tls, char *buf, size_t len);
 /* Stops accepting and ends every session (their unacked messages are
  * written); connections close on their own. Idempotent. Also run on
  * SIGINT/SIGTERM, after which on_stop is called (may be NULL). */

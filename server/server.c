@@ -1,4 +1,5 @@
-/* server.c -- start-up and shutdown: store, engine, hash pool, listener; on
+/* server.c -- start-up and shutdown: TLS context, store, engine, hash pool,
+ * listeners; on
  * a signal, end the sessions, drop the queued password hashes, commit
  * everything, close the store. */
 #include "server.h"
@@ -49,25 +50,58 @@ static void on_stop(void *arg) {
     CHAT_ERROR("final commit failed: %s", chat_strerror(r));
 }
 
-int chat_server_run(const chat_server_opts_t *opts) {
+static int parse_listen(const char *what, const char *listen,
+                        struct sockaddr_storage *addr) {
   char host[CHAT_HOST_MAX];
   int port;
-  struct sockaddr_storage addr;
-  int r = chat_addr_split(opts->listen, host, &port);
+  int r = chat_addr_split(listen, host, &port);
   if (r == 0)
-    r = chat_addr_resolve(host, port, &addr);
-  if (r < 0) {
-    CHAT_ERROR("bad listen address '%s': %s", opts->listen, chat_strerror(r));
+    r = chat_addr_resolve(host, port, addr);
+  if (r < 0)
+    CHAT_ERROR("bad %s address '%s': %s", what, listen, chat_strerror(r));
+  return r;
+}
+
+/* Logs "listening on HOST:PORT" (and " (tls)") at every level: tests and
+ * scripts that asked for port 0 learn the port from it. */
+static void log_listening(chat_net_t *net, int tls, const char *asked) {
+  char where[CHAT_HOST_MAX + 16];
+  if (chat_net_address(net, tls, where, sizeof(where)) < 0)
+    snprintf(where, sizeof(where), "%s", asked);
+  chat_log_write(CHAT_LOG_INFO, 1, "listening on %s%s", where,
+                 tls ? " (tls)" : "");
+}
+
+int chat_server_run(const chat_server_opts_t *opts) {
+  struct sockaddr_storage addr, tls_addr;
+  int r = parse_listen("listen", opts->listen, &addr);
+  if (r < 0)
     return r;
+  /* The certificate and key before anything is opened or created: a file
+   * that is missing, unreadable, not PEM or a key that does not match the
+   * certificate stops the start with the file named. */
+  chat_tls_ctx_t *tls_ctx = NULL;
+  char errbuf[256] = "";
+  if (opts->tls_listen != NULL) {
+    r = parse_listen("tls-listen", opts->tls_listen, &tls_addr);
+    if (r < 0)
+      return r;
+    r = chat_tls_server_ctx(opts->tls_cert, opts->tls_key, &tls_ctx, errbuf,
+                            sizeof(errbuf));
+    if (r < 0) {
+      CHAT_ERROR("cannot use --tls-cert %s --tls-key %s: %s", opts->tls_cert,
+                 opts->tls_key, errbuf);
+      return r;
+    }
   }
   signal(SIGPIPE, SIG_IGN);
   raise_fd_limit(opts->cfg.max_clients);
 
-  char errbuf[256] = "";
   chat_store_t *store;
   r = chat_store_open(opts->db, &store, errbuf, sizeof(errbuf));
   if (r < 0) {
     CHAT_ERROR("cannot open database %s: %s", opts->db, errbuf);
+    chat_tls_ctx_free(tls_ctx);
     return r;
   }
   if (opts->db_max_mb > 0) {
@@ -75,6 +109,7 @@ int chat_server_run(const chat_server_opts_t *opts) {
     if (r < 0) {
       CHAT_ERROR("cannot cap database %s at %u MB", opts->db,
                  opts->db_max_mb);
+      chat_tls_ctx_free(tls_ctx);
       chat_store_close(store);
       return r;
     }
@@ -87,6 +122,7 @@ int chat_server_run(const chat_server_opts_t *opts) {
       (r = chat_hash_pool_new(loop, 0, CHAT_HASH_QUEUE_DEFAULT, &hashes)) <
           0) {
     CHAT_ERROR("start-up: out of memory");
+    chat_tls_ctx_free(tls_ctx);
     if (engine != NULL)
       chat_engine_free(engine); /* closes the store */
     else
@@ -98,6 +134,7 @@ int chat_server_run(const chat_server_opts_t *opts) {
   r = chat_srv_init(srv, loop, &opts->cfg, engine);
   if (r < 0) {
     CHAT_ERROR("opening %s: %s", opts->db, chat_strerror(r));
+    chat_tls_ctx_free(tls_ctx);
     chat_hash_pool_free(hashes);
     chat_engine_free(engine);
     uv_run(loop, UV_RUN_DEFAULT);
@@ -110,11 +147,16 @@ int chat_server_run(const chat_server_opts_t *opts) {
   r = chat_net_start(loop, srv, (struct sockaddr *)&addr, &net);
   if (r < 0) {
     CHAT_ERROR("listen on %s: %s", opts->listen, uv_strerror(r));
-  } else {
-    char where[CHAT_HOST_MAX + 16];
-    if (chat_net_address(net, where, sizeof(where)) < 0)
-      snprintf(where, sizeof(where), "%s", opts->listen);
-    chat_log_write(CHAT_LOG_INFO, 1, "listening on %s", where);
+    chat_tls_ctx_free(tls_ctx);
+  } else if (tls_ctx != NULL &&
+             (r = chat_net_listen_tls(net, (struct sockaddr *)&tls_addr,
+                                      tls_ctx)) < 0) {
+    CHAT_ERROR("listen on %s (tls): %s", opts->tls_listen, uv_strerror(r));
+  }
+  if (r == 0) {
+    log_listening(net, 0, opts->listen);
+    if (tls_ctx != NULL)
+      log_listening(net, 1, opts->tls_listen);
     chat_net_on_stop(net, on_stop, &stop);
     uv_run(loop, UV_RUN_DEFAULT);
     CHAT_INFO("stopped");

@@ -7,6 +7,8 @@
 
 typedef struct chat_server_opts {
   const char *listen; /* HOST:PORT */
+  /* --tls-listen HOST:PORT with its PEM chain and key; all NULL or none. */
+  const char *tls_listen, *tls_cert, *tls_key;
   const char *db;     /* path or ":memory:" */
   unsigned db_max_mb; /* cap on the database file, 0 = none */
   chat_srv_config_t cfg;

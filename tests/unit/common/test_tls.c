@@ -205,6 +205,34 @@ static void test_plaintext_to_tls_port(void **state) {
   chat_tls_ctx_free(fx->srv_tls);
 }
 
+/* A server that closes right after accepting (server_busy) still delivers
+ * what it queued: the handshake goes on for it, then the close. */
+static void test_close_before_handshake_sends_queued(void **state) {
+  fx_t *fx = *state;
+  chat_tls_ctx_t *cctx = client_ctx("ca.pem");
+  struct sockaddr_in sa;
+
+  fx->srv_tls = server_ctx("server.pem", "server.key");
+  fx_loopback(fx, &sa);
+  assert_int_equal(fx_conn_init(fx, &fx->cli, NULL), 0);
+  assert_int_equal(chat_conn_tls(&fx->cli.conn, cctx, "localhost"), 0);
+  assert_int_equal(
+      chat_conn_connect(&fx->cli.conn, (struct sockaddr *)&sa, fx_on_connect),
+      0);
+  FX_WAIT(fx, fx->srv_accepted);
+  assert_null(chat_conn_tls_version(&fx->srv.conn)); /* not read a byte */
+  assert_int_equal(fx_send(&fx->srv.conn, 1, 0), 0);
+  chat_conn_close(&fx->srv.conn);
+  FX_WAIT(fx, fx->cli.closed && fx->srv.closed);
+  assert_int_equal(fx->cli.connect_status, 0);
+  assert_int_equal(json_array_size(fx->cli.frames), 1);
+  fx_assert_sequence(&fx->cli, 1, 1);
+  assert_int_equal(fx->srv.close_status, 0);
+  assert_int_equal(fx->cli.close_status, UV_EOF);
+  chat_tls_ctx_free(cctx);
+  chat_tls_ctx_free(fx->srv_tls);
+}
+
 static void test_pause_keeps_decrypted_frames(void **state) {
   fx_t *fx = *state;
   chat_tls_ctx_t *cctx = client_ctx("ca.pem");
@@ -289,6 +317,8 @@ int main(void) {
                                       fx_teardown),
       cmocka_unit_test_setup_teardown(test_plaintext_to_tls_port, fx_setup,
                                       fx_teardown),
+      cmocka_unit_test_setup_teardown(test_close_before_handshake_sends_queued,
+                                      fx_setup, fx_teardown),
       cmocka_unit_test_setup_teardown(test_pause_keeps_decrypted_frames,
                                       fx_setup, fx_teardown),
       cmocka_unit_test_setup_teardown(test_peer_keys_pinned, fx_setup,
