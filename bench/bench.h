@@ -24,6 +24,7 @@
 #include "bench_hist.h"
 #include "chat_conn.h"
 #include "chat_protocol.h"
+#include "chat_tls.h"
 
 #define BENCH_NAME_MAX 33       /* a user name and its NUL */
 #define BENCH_PREFIX_MAX 20     /* leaves room for "s123456" in a name */
@@ -53,6 +54,9 @@ typedef struct bench_opts {
   char prefix[BENCH_PREFIX_MAX + 1];
   int pairs_given;         /* --pairs was on the command line */
   int group_size;          /* group mode: members, the owner included */
+  int tls;                 /* server connections speak TLS */
+  char tls_ca[4096];       /* --tls-ca, "" for the system's CAs */
+  long handshakes;         /* --handshakes N: only open N TLS connections */
 } bench_opts_t;
 
 /* Error kinds, counted separately and reported by name. */
@@ -177,6 +181,7 @@ typedef struct bench {
   uv_loop_t *loop;
   chat_io_t *io;
   struct sockaddr_storage server_addr;
+  chat_tls_ctx_t *tls_ctx;  /* --tls: a client context, else NULL */
   char run_tag[9];          /* random hex in every msg_id of this run */
   uint64_t t0_ns;           /* bodies carry send times relative to this */
 
@@ -227,6 +232,12 @@ typedef struct bench {
   long reply_other;
   bench_hist_t lat;
   long rss_before_kb, rss_after_kb;
+  /* --handshakes (bench_handshake.c) */
+  struct bench_hs *hs;      /* opts.concurrency connection slots, owned */
+  long hs_started, hs_done;
+  bench_span_t hs_span;
+  long long hs_server_cpu_ns; /* over hs_span, -1 without --server-pid */
+  long long hs_bench_cpu_ns;
   char stop_reason[512];
 } bench_t;
 
@@ -310,6 +321,14 @@ void bench_report_json(const bench_t *b, FILE *out);
 long bench_errors_total(const bench_t *b);
 /* bench_rss.c: VmRSS of pid in KiB, or a negative errno. */
 long bench_rss_kb(int pid);
+/* User + system CPU time of pid in ns, or a negative errno. */
+long long bench_cpu_ns(int pid);
+
+/* bench_handshake.c: --handshakes N, opts.concurrency TLS connections at a
+ * time, each closed as soon as its handshake is done. */
+int bench_handshake_start(bench_t *b);
+void bench_handshake_close_all(bench_t *b);
+void bench_handshake_free(bench_t *b);
 
 uint64_t bench_now_ns(void);
 

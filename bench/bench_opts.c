@@ -17,7 +17,8 @@ static const char usage_text[] =
     "                  [--group-size N] [--window W] [--json] [--idle N]\n"
     "                  [--server-pid PID]\n"
     "                  [--concurrency C] [--password PW] [--prefix P]\n"
-    "                  [--timeout S]\n"
+    "                  [--timeout S] [--tls [--tls-ca FILE]]\n"
+    "                  [--handshakes N]\n"
     "\n"
     "Registers and logs in 2*N users (sender i and receiver i), then each\n"
     "sender sends M messages of BYTES bytes to its receiver with at most W\n"
@@ -52,6 +53,16 @@ static const char usage_text[] =
     "  --prefix P          user name prefix (default random, so runs against\n"
     "                      one server never collide)\n"
     "  --timeout S         overall deadline in seconds (default 300)\n"
+    "  --tls               speak TLS to the server (its --tls-listen port),\n"
+    "                      verifying its certificate and the HOST of\n"
+    "                      --server; direct mode's peer links stay plain\n"
+    "  --tls-ca FILE       trust the CAs in FILE (PEM) instead of the\n"
+    "                      system's; implies --tls\n"
+    "  --handshakes N      only open N TLS connections, --concurrency at a\n"
+    "                      time, each closed once its handshake is done;\n"
+    "                      reports handshakes per second (and the server's\n"
+    "                      CPU per handshake with --server-pid); implies\n"
+    "                      --tls\n"
     "  --help, --version\n"
     "\n"
     "Run the server with --hash-cost min (logins hash with argon2id) and\n"
@@ -93,7 +104,7 @@ int bench_opts_parse(bench_opts_t *o, int argc, char **argv) {
   enum {
     O_SERVER = 256, O_PAIRS, O_MESSAGES, O_SIZE, O_MODE, O_WINDOW, O_JSON,
     O_IDLE, O_PID, O_CONC, O_PASSWORD, O_PREFIX, O_TIMEOUT, O_HELP, O_VERSION,
-    O_GROUP_SIZE
+    O_GROUP_SIZE, O_TLS, O_TLS_CA, O_HANDSHAKES
   };
   static const struct option longopts[] = {
       {"server", required_argument, 0, O_SERVER},
@@ -112,6 +123,9 @@ int bench_opts_parse(bench_opts_t *o, int argc, char **argv) {
       {"timeout", required_argument, 0, O_TIMEOUT},
       {"help", no_argument, 0, O_HELP},
       {"version", no_argument, 0, O_VERSION},
+      {"tls", no_argument, 0, O_TLS},
+      {"tls-ca", required_argument, 0, O_TLS_CA},
+      {"handshakes", required_argument, 0, O_HANDSHAKES},
       {0, 0, 0, 0}};
 
   memset(o, 0, sizeof(*o));
@@ -215,6 +229,21 @@ int bench_opts_parse(bench_opts_t *o, int argc, char **argv) {
       o->timeout_s = t;
       break;
     }
+    case O_TLS:
+      o->tls = 1;
+      break;
+    case O_TLS_CA:
+      if (optarg[0] == '\0' || strlen(optarg) >= sizeof(o->tls_ca))
+        return bad("--tls-ca", optarg, "want a PEM file");
+      snprintf(o->tls_ca, sizeof(o->tls_ca), "%s", optarg);
+      o->tls = 1;
+      break;
+    case O_HANDSHAKES:
+      if (parse_long(optarg, 1, 100000000, &v) < 0)
+        return bad("--handshakes", optarg, "want 1..100000000");
+      o->handshakes = v;
+      o->tls = 1;
+      break;
     case O_HELP:
       fputs(usage_text, stdout);
       return 1;
@@ -235,6 +264,14 @@ int bench_opts_parse(bench_opts_t *o, int argc, char **argv) {
   }
   if (o->idle > 0 && !o->pairs_given)
     o->pairs = 0;
+  if (o->handshakes > 0) {
+    if (o->pairs_given || o->idle > 0 || o->mode != BENCH_RELAY) {
+      fprintf(stderr, "chat-bench: --handshakes takes neither --pairs, "
+                      "--idle nor --mode\n");
+      return -EINVAL;
+    }
+    o->pairs = 0;
+  }
   if (o->mode == BENCH_GROUP) {
     if (o->pairs_given || o->idle > 0) {
       fprintf(stderr, "chat-bench: --mode group takes neither --pairs nor "

@@ -418,6 +418,7 @@ void bench_stop(bench_t *b, const char *why) {
   for (int i = 0; i < b->group.n; i++)
     bench_session_close(&b->group.users[i]);
   bench_peer_close_all(b);
+  bench_handshake_close_all(b);
   if (b->listener_live)
     close_handle((uv_handle_t *)&b->listener);
   close_handle((uv_handle_t *)&b->tick);
@@ -556,6 +557,15 @@ int bench_run(bench_t *b) {
             chat_strerror(rc));
     return rc;
   }
+  if (b->opts.tls) {
+    char err[256];
+    rc = chat_tls_client_ctx(b->opts.tls_ca[0] ? b->opts.tls_ca : NULL,
+                             &b->tls_ctx, err, sizeof(err));
+    if (rc < 0) {
+      fprintf(stderr, "chat-bench: --tls: %s\n", err);
+      return rc;
+    }
+  }
   if ((rc = make_users(b)) < 0) {
     fprintf(stderr, "chat-bench: out of memory for %ld users\n",
             b->users_total);
@@ -582,7 +592,12 @@ int bench_run(bench_t *b) {
   b->start_ns = b->t0_ns = b->last_progress_ns = bench_now_ns();
   b->deadline_ns = b->start_ns + (uint64_t)(b->opts.timeout_s * 1e9);
   uv_timer_start(&b->tick, on_tick, TICK_MS, TICK_MS);
-  advance(b);
+  if (b->opts.handshakes > 0) {
+    if (bench_handshake_start(b) < 0)
+      bench_stop(b, "out of memory");
+  } else {
+    advance(b);
+  }
   uv_run(b->loop, UV_RUN_DEFAULT);
   close_handle((uv_handle_t *)&b->reap);
   uv_run(b->loop, UV_RUN_DEFAULT);
@@ -592,4 +607,9 @@ int bench_run(bench_t *b) {
   return rc < 0 ? rc : 0;
 }
 
-void bench_free(bench_t *b) { free_users(b); }
+void bench_free(bench_t *b) {
+  free_users(b);
+  bench_handshake_free(b);
+  chat_tls_ctx_free(b->tls_ctx);
+  b->tls_ctx = NULL;
+}

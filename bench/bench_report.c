@@ -50,7 +50,19 @@ void bench_report_plain(const bench_t *b, FILE *out) {
   const bench_opts_t *o = &b->opts;
   double secs, per_sec;
   measured(b, &secs, &per_sec);
-  if (o->mode == BENCH_GROUP)
+  if (o->handshakes > 0) {
+    double hs = span_s(b, &b->hs_span);
+    fprintf(out, "chat-bench handshakes: %ld TLS connections, %d at a time\n",
+            o->handshakes, o->concurrency);
+    fprintf(out, "  handshakes %ld in %.3f s (%.0f/s)\n", b->hs_done, hs,
+            rate((double)b->hs_done, hs));
+    if (b->hs_server_cpu_ns >= 0 && b->hs_done > 0)
+      fprintf(out, "  server CPU %.0f us per handshake\n",
+              (double)b->hs_server_cpu_ns / 1000.0 / (double)b->hs_done);
+    if (b->hs_done > 0)
+      fprintf(out, "  bench CPU  %.0f us per handshake\n",
+              (double)b->hs_bench_cpu_ns / 1000.0 / (double)b->hs_done);
+  } else if (o->mode == BENCH_GROUP)
     fprintf(out, "chat-bench group: %d members (all online) x %ld messages "
                  "of %zu B, one at a time (users %s*)\n",
             o->group_size, o->messages, o->size, o->prefix);
@@ -156,7 +168,10 @@ void bench_report_json(const bench_t *b, FILE *out) {
   double secs, per_sec;
   measured(b, &secs, &per_sec);
   json_t *r = json_object();
-  json_object_set_new(r, "mode", json_string(mode_names[o->mode]));
+  json_object_set_new(r, "mode", json_string(o->handshakes > 0
+                                                 ? "handshakes"
+                                                 : mode_names[o->mode]));
+  json_object_set_new(r, "tls", json_boolean(o->tls));
   json_object_set_new(r, "pairs", json_integer(o->pairs));
   json_object_set_new(r, "messages", json_integer(o->messages));
   json_object_set_new(r, "size", json_integer((json_int_t)o->size));
@@ -218,6 +233,24 @@ void bench_report_json(const bench_t *b, FILE *out) {
     json_object_set_new(g, "size", json_integer(o->group_size));
     json_object_set_new(g, "relayed", json_integer(b->group.relayed));
     json_object_set_new(r, "group", g);
+  }
+  if (o->handshakes > 0) {
+    double hs = span_s(b, &b->hs_span);
+    json_t *h = json_object();
+    json_object_set_new(h, "wanted", json_integer(o->handshakes));
+    json_object_set_new(h, "done", json_integer(b->hs_done));
+    json_object_set_new(h, "concurrency", json_integer(o->concurrency));
+    json_object_set_new(h, "elapsed_s", num(hs));
+    json_object_set_new(h, "per_sec", num(rate((double)b->hs_done, hs)));
+    if (b->hs_server_cpu_ns >= 0 && b->hs_done > 0)
+      json_object_set_new(h, "server_cpu_us_per_handshake",
+                          num((double)b->hs_server_cpu_ns / 1000.0 /
+                              (double)b->hs_done));
+    if (b->hs_done > 0)
+      json_object_set_new(h, "bench_cpu_us_per_handshake",
+                          num((double)b->hs_bench_cpu_ns / 1000.0 /
+                              (double)b->hs_done));
+    json_object_set_new(r, "handshakes", h);
   }
   json_object_set_new(r, "prefix", json_string(o->prefix));
   if (b->stop_reason[0])

@@ -50,8 +50,10 @@ static void on_connect(chat_conn_t *c, int status) {
   if (status < 0 && !u->b->stopping) {
     bench_note_error(u->b, BENCH_E_CONNECT, 1);
     char why[512];
-    snprintf(why, sizeof(why), "%s: cannot connect to %s:%d: %s", u->name,
-             u->b->opts.host, u->b->opts.port, uv_strerror(status));
+    const char *tls = chat_conn_tls_error(c);
+    snprintf(why, sizeof(why), "%s: cannot connect to %s:%d: %s%s%s",
+             u->name, u->b->opts.host, u->b->opts.port, uv_strerror(status),
+             tls ? ": " : "", tls ? tls : "");
     bench_stop(u->b, why);
   }
   /* on_close follows a failure; the welcome follows a success. */
@@ -73,6 +75,12 @@ int bench_session_open(bench_user_t *u, int login) {
   b->live_conns++;
   u->want_login = login;
   u->state = BENCH_U_CONNECTING;
+  if (b->tls_ctx && (rc = chat_conn_tls(&u->conn, b->tls_ctx,
+                                        b->opts.host)) < 0) {
+    bench_note_error(b, BENCH_E_CONNECT, 1);
+    chat_conn_abort(&u->conn);
+    return rc;
+  }
   rc = chat_conn_connect(&u->conn, (const struct sockaddr *)&b->server_addr,
                          on_connect);
   if (rc < 0) {

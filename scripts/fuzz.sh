@@ -19,7 +19,7 @@ cmake --build "$build" -j2
 
 # target -> its corpus folder under fuzz/corpus/
 targets=()
-for t in frames server client; do
+for t in frames server client tls; do
   [ -x "$build/fuzz_$t" ] && [ -d "fuzz/corpus/$t" ] && targets+=("$t")
 done
 
