@@ -29,8 +29,9 @@ struct member {
 static const struct member members[] = {
   J(id), S(user), S(password), S(to), S(from), S(by), S(msg_id), S(body),
   S(group), S(ticket), S(host), S(p2p_host), S(reason), S(code), S(message),
-  S(state), S(server), N(p2p_port), N(port), N(proto), N(ts), N(heartbeat),
-  N(max_frame), N(relayed), N(stored), J(contacts), J(members), J(groups),
+  S(state), S(server), S(key), N(p2p_port), N(port), N(proto), N(ts),
+  N(heartbeat), N(max_frame), N(relayed), N(stored), J(contacts), J(members),
+  J(groups),
 };
 
 /* Prints member name of msg into buf; returns 0, or -1 for an unknown name. */
