@@ -64,7 +64,8 @@
 #define MAX_EXPECTS 256
 #define QMAX 8
 #define MAX_STEP_MS 600000
-#define FUZZ_KEY "f00d0123456789abcdef0123456789abcdef0123456789abcdef0123456789ab"
+#define FUZZ_KEY                                                             \
+  "f00d0123456789abcdef0123456789abcdef0123456789abcdef0123456789ab"
 
 enum { L_FREE = 0, L_OPEN, L_CLOSING, L_GONE };
 

@@ -74,8 +74,9 @@ static void test_wrong_from_to_or_ticket(void **state) {
                    CHAT_TICKET_REFUSE);
   assert_int_equal(chat_tickets_hello(f->t, &w1, "bob", "dave", T1, KB, 1),
                    CHAT_TICKET_REFUSE);
-  assert_int_equal(chat_tickets_hello(f->t, &w1, "bob", "alice", "nothex", KB, 1),
-                   CHAT_TICKET_REFUSE);
+  assert_int_equal(
+      chat_tickets_hello(f->t, &w1, "bob", "alice", "nothex", KB, 1),
+      CHAT_TICKET_REFUSE);
   assert_int_equal(chat_tickets_hello(f->t, &w1, "bob", NULL, T1, KB, 1),
                    CHAT_TICKET_REFUSE);
   /* The ticket survived the bad attempts. */
@@ -102,8 +103,9 @@ static void test_expired_ticket_stays_refused(void **state) {
   int64_t t0 = 1000, expired = t0 + CHAT_TICKET_TTL_MS;
   chat_tickets_expect(f->t, "bob", T1, KB, t0);
   chat_tickets_tick(f->t, expired);
-  assert_int_equal(chat_tickets_hello(f->t, &w1, "bob", "alice", T1, KB, expired),
-                   CHAT_TICKET_REFUSE);
+  assert_int_equal(
+      chat_tickets_hello(f->t, &w1, "bob", "alice", T1, KB, expired),
+      CHAT_TICKET_REFUSE);
   /* Forgotten a while after it expired (the next deadline says when). */
   assert_true(chat_tickets_next_deadline(f->t) > expired);
   chat_tickets_tick(f->t, chat_tickets_next_deadline(f->t));
@@ -171,8 +173,9 @@ static void test_waiters_are_bounded(void **state) {
   fx_t *f = *state;
   static char ws[CHAT_TICKET_WAITERS_MAX + 1];
   for (int i = 0; i < CHAT_TICKET_WAITERS_MAX; i++)
-    assert_int_equal(chat_tickets_hello(f->t, &ws[i], "bob", "alice", T1, KB, 0),
-                     CHAT_TICKET_WAIT);
+    assert_int_equal(
+        chat_tickets_hello(f->t, &ws[i], "bob", "alice", T1, KB, 0),
+        CHAT_TICKET_WAIT);
   assert_int_equal(chat_tickets_hello(f->t, &ws[CHAT_TICKET_WAITERS_MAX],
                                       "bob", "alice", T2, KB, 0),
                    CHAT_TICKET_REFUSE);

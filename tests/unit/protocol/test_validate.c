@@ -342,6 +342,17 @@ static void test_rules(void **state) {
   assert_false(chat_ticket_valid("0123456789abcdef0123456789abcde"));
   assert_false(chat_ticket_valid("0123456789abcdef0123456789abcdef0"));
   assert_false(chat_ticket_valid(NULL));
+  /* direct-link keys: 64 lowercase hex digits (PROTOCOL.md 7) */
+  assert_true(chat_key_valid(
+      "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"));
+  assert_false(chat_key_valid(
+      "0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef"));
+  assert_false(chat_key_valid(
+      "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde"));
+  assert_false(chat_key_valid(
+      "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0"));
+  assert_false(chat_key_valid(""));
+  assert_false(chat_key_valid(NULL));
 
   assert_true(chat_body_valid("x", 1));
   assert_true(chat_body_valid("h\xc3\xa9", 3));
