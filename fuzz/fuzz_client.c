@@ -17,7 +17,8 @@
  * first byte says what to do:
  *   'S' + frame   a frame from the server
  *   'P' + K + frame  a frame from link K ('0'..'9', 'a'..'z': the K-th link
- *                 made, by 'A' or by the client dialing)
+ *                 made, by 'A' or by the client dialing; a dialed link
+ *                 reads nothing before its handshake is reported)
  *   'A'           a peer dials us (a new inbound link)
  *   'X' + K       link K goes away (the peer closed it)
  *   'D'           the server connection drops;  'N' it comes back
@@ -396,6 +397,8 @@ static void link_read(struct link *l, json_t *obj) {
 
   if (l->state != L_OPEN || !l->p)
     return; /* a closing connection reads no more */
+  if (!l->inbound && !l->handshaken)
+    return; /* TLS hands out nothing before its handshake is over */
   if (l->paused) {
     if (l->nq < QMAX)
       l->queue[l->nq++] = json_incref(obj);
@@ -586,7 +589,7 @@ static void peer_line(struct link *l, const char *line, size_t len) {
   chat_error_t err;
   int r;
 
-  if (!l || l->state != L_OPEN || !l->p)
+  if (!l || l->state != L_OPEN || !l->p || (!l->inbound && !l->handshaken))
     return;
   r = chat_frame_parse(line, len, &obj, &err);
   if (r == 1)
