@@ -117,6 +117,11 @@ typedef struct chat_client_env {
   /* ...and the last n of them, oldest first, as a new JSON array of
    * {"ts","from","body"} (NULL: none). */
   json_t *(*hist_read)(void *ctx, const char *conv, int is_group, int n);
+  /* The key the other end of link proved in its TLS handshake (PROTOCOL.md
+   * 7), as CHAT_KEY_LEN lowercase hex digits. 0, or < 0 when it proved
+   * none (no handshake yet, or no TLS). NULL: no link ever proves a key,
+   * so every direct link is refused (bad_key / bad_ticket). */
+  int (*peer_key)(void *ctx, void *link, char hex[CHAT_KEY_LEN + 1]);
 } chat_client_env_t;
 
 typedef struct chat_client {
@@ -135,6 +140,9 @@ typedef struct chat_client {
   int registered;            /* --register done */
   int oversize_cut;          /* the last connection ended over a long line */
   char disconnect_reason[192]; /* room for OpenSSL's reason */
+  char key[CHAT_KEY_LEN + 1]; /* our direct-link key, announced at every
+                              * login; "" (none) until the driver sets it
+                              * before the first connect */
   char token[65];            /* the session token the server issued, or "":
                               * reconnects log in with it, not the password
                               * (no argon2 run per reconnect) */
@@ -249,14 +257,23 @@ const char *chat__peer_name(const chat_peer_t *p);
 void chat__peer_sweep(chat_client_t *c);
 /* When the next such link is due to be cut, or -1. */
 int64_t chat__peer_next_deadline(chat_client_t *c);
+/* Dials for the outbox; peer_hello waits for chat__peer_dialed. */
 void chat__peer_dial(chat_client_t *c, uint64_t link, const char *to,
                      const char *host, int port, const char *ticket);
+/* p's dialed link connected and its TLS handshake is done (status 0), the
+ * handshake failed (UV_EPROTO: the listener proved no key; its messages
+ * fall back with bad_key), or the connect failed (another error; then
+ * chat__peer_closed tells the outbox: refused). Called once per dial,
+ * before chat__peer_closed. With status 0 the listener's key is checked
+ * against the one the server vouched for before the ticket is shown. */
+void chat__peer_dialed(chat_peer_t *p, int status);
 int chat__peer_send(chat_client_t *c, uint64_t link, const json_t *obj);
 void chat__peer_close_link(chat_client_t *c, uint64_t link);
 void chat__peer_on_expect(chat_client_t *c, const char *from,
-                          const char *ticket);
+                          const char *ticket, const char *key);
 void chat__peer_close_all(chat_client_t *c);
-void chat__peer_on_ticket(void *ctx, void *waiter, int accepted);
+void chat__peer_on_ticket(void *ctx, void *waiter,
+                          chat_ticket_verdict_t verdict);
 
 /* commands.c: one line the user typed. */
 void chat__cmd_run(chat_client_t *c, char *line);

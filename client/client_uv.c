@@ -44,7 +44,7 @@ static const chat_client_env_t uv_env = {
     chat__peer_env_dial,  chat__peer_env_send,   chat__peer_env_close,
     chat__peer_env_pause, chat__peer_env_resume, chat__out_print,
     env_input_start,      env_wall,              env_hist_add,
-    env_hist_read};
+    env_hist_read,        chat__peer_env_key};
 
 static void close_handle(uv_handle_t *h) {
   if (h->loop && !uv_is_closing(h))
@@ -133,7 +133,8 @@ int chat_client_uv_init(chat_client_uv_t *u, uv_loop_t *loop,
 }
 
 int chat_client_uv_run(chat_client_uv_t *u) {
-  if ((!u->c.opts.no_p2p && chat__peer_listen(u) < 0) ||
+  if (chat__peer_tls_start(u) < 0 ||
+      (!u->c.opts.no_p2p && chat__peer_listen(u) < 0) ||
       chat__net_start(u) < 0) {
     chat__client_stop(&u->c, 1);
   } else {
@@ -150,6 +151,8 @@ int chat_client_uv_run(chat_client_uv_t *u) {
 }
 
 void chat_client_uv_free(chat_client_uv_t *u) {
+  chat_tls_ctx_free(u->peer_tls); /* links hold their own references */
+  u->peer_tls = NULL;
   chat_client_free(&u->c);
   chat_tls_ctx_free(u->tls_ctx);
   u->tls_ctx = NULL;

@@ -35,9 +35,11 @@ typedef struct chat_client_uv {
   uint64_t connect_started;    /* the current connect attempt began */
   uv_timer_t hb_timer, reconnect_timer;
 
-  /* the listener for direct links (peer_net.c) */
+  /* the listener for direct links and the TLS context of every link,
+   * accepted or dialed (peer_net.c): this process's own key */
   uv_tcp_t listener;
   int listening;
+  chat_tls_ctx_t *peer_tls;
 } chat_client_uv_t;
 
 /* The real client. Returns 0 or a negative error. */
@@ -59,6 +61,9 @@ int chat__net_env_send(void *ctx, const json_t *obj);
 void chat__net_env_abort(void *ctx);
 
 /* peer_net.c: the listener and links over sockets (the env's peer_*). */
+/* A fresh key for direct links (PROTOCOL.md 7) in u->peer_tls, announced as
+ * u->c.key. 0, or < 0 with the reason on stderr. */
+int chat__peer_tls_start(chat_client_uv_t *u);
 int chat__peer_listen(chat_client_uv_t *u);
 int chat__peer_env_dial(void *ctx, chat_peer_t *p, const char *host, int port,
                         void **link);
@@ -66,5 +71,6 @@ int chat__peer_env_send(void *ctx, void *link, const json_t *obj);
 void chat__peer_env_close(void *ctx, void *link, int graceful);
 void chat__peer_env_pause(void *ctx, void *link);
 void chat__peer_env_resume(void *ctx, void *link);
+int chat__peer_env_key(void *ctx, void *link, char hex[CHAT_KEY_LEN + 1]);
 
 #endif /* CHAT_CLIENT_UV_H */

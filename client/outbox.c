@@ -34,7 +34,9 @@ typedef struct ob_msg {
 
 typedef enum link_state {
   L_CONNECTING, /* connect sent to the server, reply due by deadline */
-  L_DIALING,    /* dial and handshake, peer_welcome due by deadline */
+  L_DIALING,    /* dial and TLS handshake, key not proven yet */
+  L_SECURED,    /* the listener proved the vouched key; hello said,
+                 * peer_welcome due by the same deadline */
   L_OPEN
 } link_state_t;
 
@@ -42,6 +44,7 @@ typedef struct ob_link {
   struct ob_link *prev, *next;
   uint64_t id;
   char peer[CHAT_MAX_NAME + 1];
+  char key[CHAT_KEY_LEN + 1]; /* dialed: the key the connect reply vouched */
   link_state_t state;
   int64_t deadline;
   int64_t last_active;
@@ -366,17 +369,24 @@ static ob_link_t *connecting_link(const chat_outbox_t *ob, const char *to) {
 
 void chat_outbox_connect_ok(chat_outbox_t *ob, const char *to,
                             const char *host, int port, const char *ticket,
-                            int64_t now) {
+                            const char *key, int64_t now) {
   chat_ob_action_t a;
   ob_link_t *l = connecting_link(ob, to);
   if (!l)
     return;
+  if (!key || !chat_key_valid(key)) {
+    /* Nobody to pin: a link we cannot authenticate is no direct link. */
+    fail_link(ob, l, "bad_key", 0);
+    return;
+  }
+  strcpy(l->key, key);
   l->state = L_DIALING;
   l->deadline = now + CHAT_OB_WELCOME_TIMEOUT_MS;
   memset(&a, 0, sizeof(a));
   a.host = host;
   a.port = port;
   a.ticket = ticket;
+  a.key = l->key;
   emit(ob, CHAT_OB_DIAL, NULL, l, &a);
 }
 
@@ -456,9 +466,29 @@ void chat_outbox_relay_failed(chat_outbox_t *ob, const char *msg_id,
   msg_free(ob, m);
 }
 
-void chat_outbox_link_up(chat_outbox_t *ob, uint64_t link, int64_t now) {
+int chat_outbox_link_secured(chat_outbox_t *ob, uint64_t link,
+                             const char *key, int64_t now) {
   ob_link_t *l = link_find(ob, link);
   if (!l || l->state != L_DIALING)
+    return -ENOENT;
+  if (!key || strcmp(key, l->key) != 0) {
+    fail_link(ob, l, "bad_key", 1);
+    return -EPERM;
+  }
+  l->state = L_SECURED;
+  return 0;
+}
+
+void chat_outbox_link_failed(chat_outbox_t *ob, uint64_t link,
+                             const char *reason, int64_t now) {
+  ob_link_t *l = link_find(ob, link);
+  if (l)
+    fail_link(ob, l, reason ? reason : "refused", 0);
+}
+
+void chat_outbox_link_up(chat_outbox_t *ob, uint64_t link, int64_t now) {
+  ob_link_t *l = link_find(ob, link);
+  if (!l || l->state != L_SECURED)
     return;
   l->state = L_OPEN;
   l->deadline = -1;
@@ -515,7 +545,8 @@ void chat_outbox_tick(chat_outbox_t *ob, int64_t now) {
     lnext = l->next;
     if (l->state == L_CONNECTING && l->deadline <= now) {
       fail_link(ob, l, "timeout", 0);
-    } else if (l->state == L_DIALING && l->deadline <= now) {
+    } else if ((l->state == L_DIALING || l->state == L_SECURED) &&
+               l->deadline <= now) {
       fail_link(ob, l, "timeout", 1);
     } else if (l->state == L_OPEN && l->last_active + CHAT_OB_IDLE_MS <= now) {
       int busy = 0;

@@ -16,6 +16,11 @@
  *   - else `connect {to}` (reply within 5 s, else fallback timeout), then
  *     dial with the ticket; peer_welcome within 3 s of the connect reply
  *     (else fallback timeout; a dial that fails is fallback refused).
+ *   - the link is pinned (PROTOCOL.md 7): the connect reply vouches for the
+ *     listener's key, and the dialer says its hello (shows the ticket) only
+ *     once the TLS handshake proved that key (chat_outbox_link_secured). No
+ *     key vouched, another key proven, or a handshake that failed: fallback
+ *     bad_key.
  *   - a connect error falls back with the server's code; a `msg` not acked in
  *     5 s (or on a link that dies first) falls back with no_ack.
  * A relayed message keeps its msg_id, so the server and the peer can drop
@@ -65,6 +70,7 @@ typedef struct chat_ob_action {
   const char *host;        /* DIAL */
   int port;                /* DIAL */
   const char *ticket;      /* DIAL */
+  const char *key;         /* DIAL: the key the listener must prove */
   const char *via;         /* SENT: "direct" or "relay" */
   const char *status;      /* SENT: "delivered", "relayed" or "stored" */
   const char *fallback;    /* SENT/FAILED: why not direct; NULL if direct */
@@ -97,10 +103,12 @@ void chat_outbox_server_up(chat_outbox_t *ob, int64_t now);
 /* The session ended: replies in flight are lost; those messages wait. */
 void chat_outbox_server_down(chat_outbox_t *ob, int64_t now);
 
-/* Replies to CHAT_OB_CONNECT. code is the error code's name. */
+/* Replies to CHAT_OB_CONNECT. code is the error code's name. key: the
+ * listener's key the reply vouched for; NULL or malformed (none vouched)
+ * falls back with bad_key at once, without dialing. */
 void chat_outbox_connect_ok(chat_outbox_t *ob, const char *to,
                             const char *host, int port, const char *ticket,
-                            int64_t now);
+                            const char *key, int64_t now);
 void chat_outbox_connect_failed(chat_outbox_t *ob, const char *to,
                                 const char *code, int64_t now);
 
@@ -113,6 +121,17 @@ void chat_outbox_relay_failed(chat_outbox_t *ob, const char *msg_id,
                               const char *code, const char *message,
                               int64_t now);
 
+/* Our dialed link's TLS handshake is done and the listener proved key (NULL:
+ * it proved none). Returns 0 when that is the key the connect reply vouched
+ * for: the caller now says peer_hello. Otherwise the link fails (its
+ * messages fall back with bad_key, CHAT_OB_CLOSE_LINK is emitted) and
+ * -EPERM is returned; -ENOENT for a link that is not dialing. */
+int chat_outbox_link_secured(chat_outbox_t *ob, uint64_t link,
+                             const char *key, int64_t now);
+/* Our dialed link's handshake failed (the listener could not prove a key):
+ * as link_down, but its messages fall back with reason (e.g. "bad_key"). */
+void chat_outbox_link_failed(chat_outbox_t *ob, uint64_t link,
+                             const char *reason, int64_t now);
 /* Our dialed link got its peer_welcome. */
 void chat_outbox_link_up(chat_outbox_t *ob, uint64_t link, int64_t now);
 /* A peer opened a link to us and proved to be `peer`: returns its id (> 0),

@@ -57,7 +57,8 @@ static void human_sent(chat_client_t *c, const json_t *ev, FILE *f) {
   fprintf(f, "%s-> %s [%s] ", col(c, C_DIM), str(ev, "to"),
           short_id(str(ev, "msg_id")));
   if (strcmp(str(ev, "via"), "direct") == 0)
-    fprintf(f, "%sdelivered directly%s", col(c, C_GREEN), col(c, C_RESET));
+    fprintf(f, "%sdelivered directly, encrypted%s", col(c, C_GREEN),
+            col(c, C_RESET));
   else if (strcmp(str(ev, "status"), "stored") == 0)
     fprintf(f, "stored by the server until %s logs in", str(ev, "to"));
   else
@@ -173,7 +174,10 @@ static void human(chat_client_t *c, const json_t *ev) {
       fprintf(f, "%s  (%s, written at that time while you were offline)%s\n",
               col(c, C_DIM), str(ev, "via"), col(c, C_RESET));
     } else {
-      fprintf(f, "%s  (%s)%s\n", col(c, C_DIM), str(ev, "via"),
+      /* A direct link is always TLS with the key the server vouched for. */
+      fprintf(f, "%s  (%s)%s\n", col(c, C_DIM),
+              strcmp(str(ev, "via"), "direct") == 0 ? "direct, encrypted"
+                                                    : str(ev, "via"),
               col(c, C_RESET));
     }
     if (c->interactive && !c->opts.no_bell)

@@ -1,16 +1,20 @@
 /* peer.c -- direct links: the peer_hello / peer_welcome handshake and msg /
- * ack on open links, over links the env provides (peer_net.c's sockets in
- * the real program). The decisions are elsewhere: tickets.c says which
- * hellos pass, outbox.c what to send on which link. */
+ * ack on open links, over links the env provides (peer_net.c's TLS sockets
+ * in the real program). The decisions are elsewhere: tickets.c says which
+ * hellos pass (ticket and key), outbox.c what to send on which link and
+ * whether a dialed link proved the key the server vouched for. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "chat_log.h"
 #include "client.h"
 
 typedef enum peer_state {
+  P_DIALING,     /* we dialed; connect and TLS handshake in progress */
   P_HELLO_SENT,  /* we dialed and said hello; waiting for peer_welcome */
   P_AWAIT_HELLO, /* a peer dialed us; waiting for its peer_hello */
   P_WAIT_TICKET, /* its hello waits for the server's expect */
@@ -27,6 +31,7 @@ struct chat_peer {
   peer_state_t state;
   uint64_t since;            /* accepted at (inbound) */
   char name[CHAT_MAX_NAME + 1];
+  char ticket[CHAT_TICKET_LEN + 1]; /* dialed: shown once the key is proven */
 };
 
 static chat_peer_t *peer_new(chat_client_t *c) {
@@ -86,6 +91,21 @@ static void refuse(chat_peer_t *p, const char *why) {
   close_link(p, 1);
 }
 
+/* The key p's link proved, or NULL. */
+static const char *link_key(chat_peer_t *p, char hex[CHAT_KEY_LEN + 1]) {
+  chat_client_t *c = p->c;
+  if (!c->env->peer_key || c->env->peer_key(c->env_ctx, p->io, hex) < 0 ||
+      !chat_key_valid(hex))
+    return NULL;
+  return hex;
+}
+
+/* For people: the link is up and who is at the other end was proven. */
+static void note_secure(chat_peer_t *p) {
+  chat__out_info(p->c, "direct link with %s: encrypted, %s's key verified",
+                 p->name, p->name);
+}
+
 /* p->name is the hello's from, which the ticket proved. */
 static void accept_link(chat_peer_t *p) {
   chat_client_t *c = p->c;
@@ -98,30 +118,36 @@ static void accept_link(chat_peer_t *p) {
   p->state = P_OPEN;
   send_obj(p, json_pack("{s:s,s:s}", "type", "peer_welcome", "user",
                         c->opts.user));
+  note_secure(p);
 }
 
-void chat__peer_on_ticket(void *ctx, void *waiter, int accepted) {
+#define WHY_TICKET "ticket unknown, expired, used, or for another user"
+#define WHY_KEY "the link's key is not the one the server vouched for"
+
+void chat__peer_on_ticket(void *ctx, void *waiter,
+                          chat_ticket_verdict_t verdict) {
   chat_peer_t *p = waiter;
   if (p->state != P_WAIT_TICKET)
     return;
-  if (accepted) {
+  if (verdict == CHAT_TICKET_ACCEPT) {
     accept_link(p);
     p->c->env->peer_resume(p->c->env_ctx, p->io);
   } else {
-    refuse(p, "ticket unknown, expired, used, or for another user");
+    refuse(p, verdict == CHAT_TICKET_BAD_KEY ? WHY_KEY : WHY_TICKET);
   }
 }
 
 static void on_hello(chat_peer_t *p, const chat_msg_t *m) {
   chat_client_t *c = p->c;
   chat_ticket_verdict_t v;
+  char hex[CHAT_KEY_LEN + 1];
   if (m->type != CHAT_T_PEER_HELLO || m->proto != CHAT_PROTO_VERSION) {
     refuse(p, "expected peer_hello, proto 1");
     return;
   }
   snprintf(p->name, sizeof(p->name), "%s", m->from);
   v = chat_tickets_hello(c->tickets, p, m->from, m->to, m->ticket,
-                         chat__client_now(c));
+                         link_key(p, hex), chat__client_now(c));
   if (v == CHAT_TICKET_ACCEPT) {
     accept_link(p);
   } else if (v == CHAT_TICKET_WAIT) {
@@ -130,7 +156,7 @@ static void on_hello(chat_peer_t *p, const chat_msg_t *m) {
     p->state = P_WAIT_TICKET;
     c->env->peer_pause(c->env_ctx, p->io);
   } else {
-    refuse(p, "ticket unknown, expired, used, or for another user");
+    refuse(p, v == CHAT_TICKET_BAD_KEY ? WHY_KEY : WHY_TICKET);
   }
 }
 
@@ -182,6 +208,7 @@ void chat__peer_on_frame(chat_peer_t *p, const json_t *obj) {
   case P_HELLO_SENT:
     if (m.type == CHAT_T_PEER_WELCOME && strcmp(m.user, p->name) == 0) {
       p->state = P_OPEN;
+      note_secure(p);
       chat_outbox_link_up(c->ob, p->link, chat__client_now(c));
     } else {
       CHAT_INFO("direct link to %s refused (%s)", p->name,
@@ -232,16 +259,53 @@ void chat__peer_dial(chat_client_t *c, uint64_t link, const char *to,
     return; /* the outbox's handshake timeout takes it to the relay */
   }
   p->link = link;
-  p->state = P_HELLO_SENT;
+  p->state = P_DIALING;
   snprintf(p->name, sizeof(p->name), "%s", to);
+  snprintf(p->ticket, sizeof(p->ticket), "%s", ticket);
   if (c->env->peer_dial(c->env_ctx, p, host, port, &p->io) < 0) {
     CHAT_ERROR("cannot dial %s", to);
     peer_free(p); /* as above */
     return;
   }
+}
+
+void chat__peer_dialed(chat_peer_t *p, int status) {
+  chat_client_t *c = p->c;
+  char hex[CHAT_KEY_LEN + 1];
+  int rc;
+
+  if (p->state != P_DIALING)
+    return;
+  if (status == UV_EPROTO) {
+    /* It could not prove any key: treated as one that proves a wrong one. */
+    CHAT_INFO("direct link to %s: TLS handshake failed", p->name);
+    if (p->link)
+      chat_outbox_link_failed(c->ob, p->link, "bad_key", chat__client_now(c));
+    p->link = 0; /* told; chat__peer_closed follows */
+    p->state = P_CLOSING;
+    return;
+  }
+  if (status < 0)
+    return; /* chat__peer_closed follows: refused */
+  rc = p->link ? chat_outbox_link_secured(c->ob, p->link, link_key(p, hex),
+                                          chat__client_now(c))
+               : -ENOENT;
+  if (rc == -EPERM) {
+    /* The outbox closed the link (CHAT_OB_CLOSE_LINK): the ticket was never
+     * shown to whoever answered. */
+    CHAT_WARN("direct link to %s refused: its key is not the one the server "
+              "vouched for", p->name);
+    return;
+  }
+  if (rc < 0) { /* the outbox gave up on it meanwhile (timeout) */
+    close_link(p, 0);
+    return;
+  }
+  p->state = P_HELLO_SENT;
   send_obj(p, json_pack("{s:s,s:i,s:s,s:s,s:s}", "type", "peer_hello",
                         "proto", CHAT_PROTO_VERSION, "from", c->opts.user,
-                        "to", to, "ticket", ticket));
+                        "to", p->name, "ticket", p->ticket));
+  sodium_memzero(p->ticket, sizeof(p->ticket));
 }
 
 int chat__peer_send(chat_client_t *c, uint64_t link, const json_t *obj) {
@@ -267,10 +331,10 @@ void chat__peer_close_all(chat_client_t *c) {
 /* ---- accepting ---------------------------------------------------------- */
 
 void chat__peer_on_expect(chat_client_t *c, const char *from,
-                          const char *ticket) {
+                          const char *ticket, const char *key) {
   if (!c->tickets)
     return;
-  chat_tickets_expect(c->tickets, from, ticket, chat__client_now(c));
+  chat_tickets_expect(c->tickets, from, ticket, key, chat__client_now(c));
 }
 
 chat_peer_t *chat__peer_accepted(chat_client_t *c, void *link) {

@@ -1,6 +1,9 @@
 /* peer_net.c -- direct links over sockets: the listener that peers dial,
  * the links we dial, and each link's chat_conn_t (the real env's peer_*
- * functions). What travels on them is peer.c's business. */
+ * functions). Every link speaks TLS 1.3 with this process's peer context
+ * (common/chat_tls.h): a fresh Ed25519 key in a self-signed certificate,
+ * both ends present theirs, and peer.c pins the other end's key to the one
+ * the server vouched for. What travels on them is peer.c's business. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,16 +52,42 @@ static peer_conn_t *conn_new(chat_client_uv_t *u) {
     free(w);
     return NULL;
   }
+  if (chat_conn_tls(&w->conn, u->peer_tls, NULL) < 0) {
+    chat_conn_abort(&w->conn); /* on_close frees it; w->p is NULL */
+    return NULL;
+  }
   return w;
+}
+
+int chat__peer_tls_start(chat_client_uv_t *u) {
+  char err[256] = "";
+  int rc = chat_tls_peer_ctx(&u->peer_tls, err, sizeof(err));
+  if (rc == 0)
+    rc = chat_tls_ctx_key(u->peer_tls, u->c.key);
+  if (rc < 0) {
+    fprintf(stderr, "chat-client: cannot make a key for direct links: %s\n",
+            err[0] ? err : chat_strerror(rc));
+    u->c.key[0] = '\0';
+    return rc;
+  }
+  CHAT_DEBUG("direct-link key %s", u->c.key);
+  return 0;
 }
 
 /* ---- the env's peer functions ------------------------------------------- */
 
+/* After the TLS handshake (status 0), or its failure (UV_EPROTO). */
 static void on_dialed(chat_conn_t *conn, int status) {
   peer_conn_t *w = conn->data;
-  if (status < 0 && w->p)
+  if (!w->p)
+    return;
+  if (status == UV_EPROTO && chat_conn_tls_error(conn))
+    CHAT_INFO("dialing %s: TLS handshake failed: %s", chat__peer_name(w->p),
+              chat_conn_tls_error(conn));
+  else if (status < 0)
     CHAT_INFO("dialing %s failed: %s", chat__peer_name(w->p),
               uv_strerror(status));
+  chat__peer_dialed(w->p, status);
 }
 
 int chat__peer_env_dial(void *ctx, chat_peer_t *p, const char *host, int port,
@@ -93,6 +122,11 @@ void chat__peer_env_close(void *ctx, void *link, int graceful) {
     chat_conn_close(&w->conn);
   else
     chat_conn_abort(&w->conn);
+}
+
+int chat__peer_env_key(void *ctx, void *link, char hex[CHAT_KEY_LEN + 1]) {
+  peer_conn_t *w = link;
+  return chat_conn_tls_peer_key(&w->conn, hex);
 }
 
 void chat__peer_env_pause(void *ctx, void *link) {

@@ -68,6 +68,10 @@ static void send_login(chat_client_t *c) {
     json_object_set_new(m, "p2p_port", json_integer(c->p2p_port));
   if (m && c->opts.p2p_host[0])
     json_object_set_new(m, "p2p_host", json_string(c->opts.p2p_host));
+  /* Every login, token logins too: the server vouches for the key of this
+   * session only (a new process has a new key). */
+  if (m && c->key[0])
+    json_object_set_new(m, "key", json_string(c->key));
   c->net = CHAT_NET_LOGIN;
   chat__session_request(c, m, CHAT_REQ_LOGIN, NULL, NULL);
 }
@@ -214,7 +218,7 @@ static void on_ok(chat_client_t *c, const chat_req_t *r, const chat_msg_t *m) {
       chat_outbox_connect_failed(c->ob, r->arg, "bad_request", now);
     else
       chat_outbox_connect_ok(c->ob, r->arg, m->host, (int)m->port, m->ticket,
-                             now);
+                             m->key, now);
     break;
   case CHAT_REQ_CONTACTS:
     roster_from(c, m->contacts);
@@ -400,7 +404,7 @@ static void on_event(chat_client_t *c, const chat_msg_t *m) {
                                  "group", m->group, "by", m->by));
     break;
   case CHAT_T_EXPECT:
-    chat__peer_on_expect(c, m->from, m->ticket);
+    chat__peer_on_expect(c, m->from, m->ticket, m->key);
     break;
   case CHAT_T_KICKED:
     chat__out_event(c, json_pack("{s:s,s:s}", "event", "kicked", "reason",

@@ -14,6 +14,7 @@
 typedef struct ticket {
   char from[CHAT_MAX_NAME + 1];
   char ticket[CHAT_TICKET_LEN + 1];
+  char key[CHAT_KEY_LEN + 1]; /* vouched for by the server, or "" */
   int64_t expires;
   int used;
 } ticket_t;
@@ -22,6 +23,7 @@ typedef struct waiter {
   void *waiter;
   char from[CHAT_MAX_NAME + 1];
   char ticket[CHAT_TICKET_LEN + 1];
+  char key[CHAT_KEY_LEN + 1]; /* the link proved it, or "" */
   int64_t deadline;
 } waiter_t;
 
@@ -69,16 +71,26 @@ static void waiter_remove(chat_tickets_t *t, size_t i) {
   t->waiters[i] = t->waiters[--t->n_waiters];
 }
 
-/* Checks a hello against a known ticket and uses it up when it passes. */
-static int ticket_accepts(ticket_t *k, const char *from, int64_t now) {
+/* Checks a hello against a known ticket and uses it up when it passes.
+ * A good ticket on a link with the wrong key is used up too: single use,
+ * whoever showed it. */
+static chat_ticket_verdict_t ticket_accepts(ticket_t *k, const char *from,
+                                            const char *key, int64_t now) {
   if (k->used || now >= k->expires || strcmp(k->from, from) != 0)
-    return 0;
+    return CHAT_TICKET_REFUSE;
   k->used = 1;
-  return 1;
+  if (!k->key[0] || !key[0] || strcmp(k->key, key) != 0)
+    return CHAT_TICKET_BAD_KEY;
+  return CHAT_TICKET_ACCEPT;
+}
+
+/* key if it is well-formed, else "" (none). */
+static const char *key_or_none(const char *key) {
+  return key && chat_key_valid(key) ? key : "";
 }
 
 int chat_tickets_expect(chat_tickets_t *t, const char *from,
-                        const char *ticket, int64_t now) {
+                        const char *ticket, const char *key, int64_t now) {
   ticket_t *k;
   if (!from || !ticket || !chat_name_valid(from) || !chat_ticket_valid(ticket))
     return -EINVAL;
@@ -93,6 +105,7 @@ int chat_tickets_expect(chat_tickets_t *t, const char *from,
   memset(k, 0, sizeof(*k));
   strcpy(k->from, from);
   strcpy(k->ticket, ticket);
+  strcpy(k->key, key_or_none(key));
   k->expires = now + CHAT_TICKET_TTL_MS;
   for (size_t i = 0; i < t->n_waiters;) {
     waiter_t w = t->waiters[i];
@@ -101,28 +114,30 @@ int chat_tickets_expect(chat_tickets_t *t, const char *from,
       continue;
     }
     waiter_remove(t, i);
-    t->cb(t->ctx, w.waiter, ticket_accepts(k, w.from, now));
+    t->cb(t->ctx, w.waiter, ticket_accepts(k, w.from, w.key, now));
   }
   return 0;
 }
 
 chat_ticket_verdict_t chat_tickets_hello(chat_tickets_t *t, void *waiter,
                                          const char *from, const char *to,
-                                         const char *ticket, int64_t now) {
+                                         const char *ticket, const char *key,
+                                         int64_t now) {
   ticket_t *k;
   waiter_t *w;
   if (!from || !to || !ticket || !chat_name_valid(from) ||
       !chat_ticket_valid(ticket) || strcmp(to, t->self) != 0)
     return CHAT_TICKET_REFUSE;
+  key = key_or_none(key);
   if ((k = ticket_find(t, ticket)))
-    return ticket_accepts(k, from, now) ? CHAT_TICKET_ACCEPT
-                                        : CHAT_TICKET_REFUSE;
+    return ticket_accepts(k, from, key, now);
   if (t->n_waiters == CHAT_TICKET_WAITERS_MAX)
     return CHAT_TICKET_REFUSE;
   w = &t->waiters[t->n_waiters++];
   w->waiter = waiter;
   strcpy(w->from, from);
   strcpy(w->ticket, ticket);
+  strcpy(w->key, key);
   w->deadline = now + CHAT_TICKET_WAIT_MS;
   return CHAT_TICKET_WAIT;
 }
@@ -143,7 +158,7 @@ void chat_tickets_tick(chat_tickets_t *t, int64_t now) {
     }
     void *w = t->waiters[i].waiter;
     waiter_remove(t, i);
-    t->cb(t->ctx, w, 0);
+    t->cb(t->ctx, w, CHAT_TICKET_REFUSE);
   }
   /* Expect times only grow, so the oldest tickets sit at the head. */
   while (t->n && forget_at(&t->tickets[t->head]) <= now) {

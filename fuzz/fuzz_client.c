@@ -11,10 +11,14 @@
  * Input: byte 0 is flags: bit 0 --no-p2p, bit 1 --register, bit 2 log in
  * first (welcome, login ok, contacts bob online / carol offline / dave away),
  * bit 3 settle only on 'z' (else after every line), bit 4 every dial fails,
- * bit 5 --json. Then lines; the first byte says what to do:
+ * bit 5 --json, bit 6 the TLS handshake of every dialed link fails. Every
+ * link proves the key FUZZ_KEY (PROTOCOL.md 7): expects and connect replies
+ * that vouch for it let links through, others must not. Then lines; the
+ * first byte says what to do:
  *   'S' + frame   a frame from the server
  *   'P' + K + frame  a frame from link K ('0'..'9', 'a'..'z': the K-th link
- *                 made, by 'A' or by the client dialing)
+ *                 made, by 'A' or by the client dialing; a dialed link
+ *                 reads nothing before its handshake is reported)
  *   'A'           a peer dials us (a new inbound link)
  *   'X' + K       link K goes away (the peer closed it)
  *   'D'           the server connection drops;  'N' it comes back
@@ -22,7 +26,8 @@
  *   'T' + text    the user types text (a command or a message)
  *   't' + digits  the clock moves that many ms (at most 10 min), timers run
  *   'W'           the clock moves to the next deadline, timers run
- *   'z'           settle: report closes, resume paused links
+ *   'z'           settle: report closes, resume paused links, report the
+ *                 handshakes of dialed links
  * In frames, "$D" (D a digit) becomes the id of the D-th most recent request
  * the client sent to the server, and "#D" the msg_id of the D-th most recent
  * message typed, so replies and acks can match.
@@ -32,7 +37,9 @@
  * a msg_id never typed; a message is shown twice for one (from, msg_id); a
  * peer_welcome goes out for a hello without a matching, unused, unexpired
  * expect for alice, or twice on a link, or does not go out when the expect
- * a waiting hello waited for arrives; a frame the client sends is not
+ * a waiting hello waited for arrives (and vouches for FUZZ_KEY); a
+ * peer_hello goes out before the link's handshake, or without a connect
+ * reply that vouched for FUZZ_KEY; a frame the client sends is not
  * valid for its receiver (chat_msg_decode as SERVER / PEER), is sent on a
  * link that is gone, to a server that is not connected, or is a msg / ack
  * on a link that is not open; the outbox, ticket waiters or half-open links
@@ -58,6 +65,8 @@
 #define MAX_EXPECTS 256
 #define QMAX 8
 #define MAX_STEP_MS 600000
+#define FUZZ_KEY                                                             \
+  "f00d0123456789abcdef0123456789abcdef0123456789abcdef0123456789ab"
 
 enum { L_FREE = 0, L_OPEN, L_CLOSING, L_GONE };
 
@@ -72,6 +81,7 @@ struct link {
   int welcomed;             /* inbound: we said peer_welcome */
   int welcome_fed;          /* dialed: the peer said peer_welcome */
   int hello_sent;           /* dialed: we said peer_hello */
+  int handshaken;           /* dialed: its handshake was reported */
   json_t *queue[QMAX];      /* frames read while paused */
   unsigned nq;
 };
@@ -88,7 +98,8 @@ static struct {
   chat_client_t c;
   uint64_t now;
   int srv_up, srv_abort, want_reconnect;
-  int settle_each, dial_fails, input_started;
+  int settle_each, dial_fails, input_started, tls_fails;
+  int vouched;              /* a connect reply vouched for FUZZ_KEY */
   char req[MAX_REQ][96];    /* ring of request ids, req[nreq % MAX_REQ] next */
   unsigned nreq;
   struct link links[MAX_LINKS];
@@ -103,6 +114,7 @@ static struct {
     char from[CHAT_MAX_NAME + 1], ticket[CHAT_TICKET_LEN + 1];
     uint64_t at;
     int used;
+    int key_ok;             /* it vouched for FUZZ_KEY */
   } expects[MAX_EXPECTS];
   unsigned nexpects;
   int expects_overflow;
@@ -228,7 +240,8 @@ static int env_peer_dial(void *ctx, chat_peer_t *p, const char *host,
 /* An expect that makes this hello acceptable now; used up by it. */
 static int expect_consume(const struct link *l) {
   for (unsigned i = 0; i < w.nexpects; i++) {
-    if (w.expects[i].used || strcmp(w.expects[i].ticket, l->ticket) != 0 ||
+    if (w.expects[i].used || !w.expects[i].key_ok ||
+        strcmp(w.expects[i].ticket, l->ticket) != 0 ||
         strcmp(w.expects[i].from, l->from) != 0 ||
         w.now >= w.expects[i].at + CHAT_TICKET_TTL_MS)
       continue;
@@ -250,6 +263,7 @@ static int env_peer_send(void *ctx, void *link, const json_t *obj) {
   switch (m.type) {
   case CHAT_T_PEER_HELLO:
     FUZZ_CHECK(!l->inbound && !l->hello_sent && l->frames_in == 0);
+    FUZZ_CHECK(l->handshaken && !w.tls_fails && w.vouched);
     FUZZ_CHECK(strcmp(m.from, SELF) == 0);
     l->hello_sent = 1;
     break;
@@ -270,6 +284,14 @@ static int env_peer_send(void *ctx, void *link, const json_t *obj) {
     break;
   }
   json_decref(back);
+  return 0;
+}
+
+static int env_peer_key(void *ctx, void *link, char hex[CHAT_KEY_LEN + 1]) {
+  struct link *l = link;
+  if (!l->inbound && !l->handshaken)
+    return -ENOENT;
+  snprintf(hex, CHAT_KEY_LEN + 1, "%s", FUZZ_KEY);
   return 0;
 }
 
@@ -334,7 +356,7 @@ static const chat_client_env_t env = {
     env_now,        env_server_send, env_server_abort, env_peer_dial,
     env_peer_send,  env_peer_close,  env_peer_pause,   env_peer_resume,
     env_event,      env_input_start, NULL,             NULL,
-    NULL};
+    NULL,           env_peer_key};
 
 /* ---- driving --------------------------------------------------------- */
 
@@ -375,6 +397,8 @@ static void link_read(struct link *l, json_t *obj) {
 
   if (l->state != L_OPEN || !l->p)
     return; /* a closing connection reads no more */
+  if (!l->inbound && !l->handshaken)
+    return; /* TLS hands out nothing before its handshake is over */
   if (l->paused) {
     if (l->nq < QMAX)
       l->queue[l->nq++] = json_incref(obj);
@@ -412,6 +436,14 @@ static void settle(void) {
         l->state = L_GONE;
         link_drop_queue(l);
         chat__peer_closed(l->p);
+        progress = 1;
+      } else if (l->state == L_OPEN && !l->inbound && !l->handshaken) {
+        /* The dial connected and the handshake is over (or failed: then
+         * the transport closes the link). */
+        l->handshaken = 1;
+        if (w.tls_fails)
+          l->state = L_CLOSING;
+        chat__peer_dialed(l->p, w.tls_fails ? UV_EPROTO : 0);
         progress = 1;
       } else if (l->state == L_OPEN && !l->paused && l->nq > 0) {
         json_t *obj = l->queue[0];
@@ -459,9 +491,12 @@ static void server_read(json_t *obj) {
   if (!w.srv_up || w.srv_abort)
     return;
   if (chat_msg_decode(obj, CHAT_ROLE_CLIENT, &m, NULL) == 0 &&
+      m.type == CHAT_T_OK && m.ticket && m.key && !strcmp(m.key, FUZZ_KEY))
+    w.vouched = 1;
+  if (chat_msg_decode(obj, CHAT_ROLE_CLIENT, &m, NULL) == 0 &&
       m.type == CHAT_T_EXPECT && !c->stopping &&
       (c->net == CHAT_NET_CONTACTS || c->net == CHAT_NET_READY)) {
-    waiting = hello_waits(&m);
+    waiting = m.key && strcmp(m.key, FUZZ_KEY) == 0 && hello_waits(&m);
     if (w.nexpects == MAX_EXPECTS) {
       w.expects_overflow = 1;
     } else {
@@ -471,6 +506,7 @@ static void server_read(json_t *obj) {
                "%s", m.ticket);
       w.expects[w.nexpects].at = w.now;
       w.expects[w.nexpects].used = 0;
+      w.expects[w.nexpects].key_ok = m.key && strcmp(m.key, FUZZ_KEY) == 0;
       w.nexpects++;
     }
   }
@@ -553,7 +589,7 @@ static void peer_line(struct link *l, const char *line, size_t len) {
   chat_error_t err;
   int r;
 
-  if (!l || l->state != L_OPEN || !l->p)
+  if (!l || l->state != L_OPEN || !l->p || (!l->inbound && !l->handshaken))
     return;
   r = chat_frame_parse(line, len, &obj, &err);
   if (r == 1)
@@ -726,6 +762,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   w.now = 1000000;
   w.settle_each = !(flags & 8);
   w.dial_fails = (flags & 16) != 0;
+  w.tls_fails = (flags & 64) != 0;
   memset(&opts, 0, sizeof(opts));
   snprintf(opts.server_host, sizeof(opts.server_host), "127.0.0.1");
   opts.server_port = 7700;

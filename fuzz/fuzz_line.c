@@ -242,7 +242,7 @@ static void check_fields(const json_t *obj, chat_role_t role,
   const char *strs[] = {m->user, m->password, m->to, m->from, m->by,
                         m->msg_id, m->body, m->group, m->ticket, m->host,
                         m->p2p_host, m->reason, m->code, m->message,
-                        m->state, m->server};
+                        m->state, m->server, m->key};
   size_t total = 0;
   /* An ok and a login take any string as user/to; elsewhere they are names. */
   int names = !(role == CHAT_ROLE_CLIENT && m->type == CHAT_T_OK);
@@ -268,6 +268,7 @@ static void check_fields(const json_t *obj, chat_role_t role,
     FUZZ_CHECK(chat_password_valid(m->password));
   FUZZ_CHECK(m->msg_id == NULL || chat_msg_id_valid(m->msg_id));
   FUZZ_CHECK(m->ticket == NULL || chat_ticket_valid(m->ticket));
+  FUZZ_CHECK(m->key == NULL || chat_key_valid(m->key));
   if (m->body != NULL) {
     FUZZ_CHECK(chat_body_valid(m->body, m->body_len));
     FUZZ_CHECK(m->body_len ==

@@ -38,9 +38,11 @@ valid() { # valid NAME LINE...
   { printf '\x00\x00'; printf '%s\n' "$@"; } > "$out/valid-$name"
 }
 t=0123456789abcdef0123456789abcdef
+k=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef  # a direct-link key (PROTOCOL.md 7)
 # client -> server
 valid register '{"type":"register","id":1,"user":"alice","password":"correct horse"}'
 valid login '{"type":"login","id":"l1","user":"alice","password":"correct horse","p2p_port":40000,"p2p_host":"10.0.0.2","status":"away"}'
+valid login_key '{"type":"login","id":"l2","user":"alice","token":"'$k'","p2p_port":4000,"key":"'$k'"}'
 valid logout '{"type":"logout","id":9}'
 valid ping '{"type":"ping","id":2}'
 valid status '{"type":"status","id":3,"status":"busy"}'
@@ -63,6 +65,7 @@ valid welcome '{"type":"welcome","proto":1,"server":"chat-server/0.1.0","heartbe
 valid ok '{"type":"ok","id":10,"msg_id":"m-1","status":"stored"}'
 valid ok_login '{"type":"ok","id":"l1","user":"alice","host":"127.0.0.1"}'
 valid ok_connect '{"type":"ok","id":11,"to":"bob","host":"10.0.0.3","port":40001,"ticket":"'$t'"}'
+valid ok_connect_key '{"type":"ok","id":11,"to":"bob","host":"10.0.0.3","port":40001,"ticket":"'$t'","key":"'$k'"}'
 valid ok_lists '{"type":"ok","id":8,"contacts":[{"user":"bob","status":"online"}],"members":[],"groups":["team.a"],"relayed":1,"stored":2}'
 valid error '{"type":"error","id":4,"code":"no_such_user","message":"no such user"}'
 valid pong '{"type":"pong","id":2}'
@@ -74,6 +77,7 @@ valid contact_removed '{"type":"contact_removed","user":"bob"}'
 valid deliver '{"type":"deliver","group":"team.a","from":"bob","msg_id":"m-2","body":"yo","ts":1700000000000,"offline":true}'
 valid receipt '{"type":"receipt","msg_id":"m-1","to":"bob","state":"delivered"}'
 valid expect '{"type":"expect","from":"bob","ticket":"'$t'"}'
+valid expect_key '{"type":"expect","from":"bob","ticket":"'$t'","key":"'$k'"}'
 valid group_added '{"type":"group_added","group":"team.a","by":"bob"}'
 # peer <-> peer
 valid peer_hello '{"type":"peer_hello","proto":1,"from":"alice","to":"bob","ticket":"'$t'"}'

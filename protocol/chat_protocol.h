@@ -27,6 +27,7 @@
 #define CHAT_MAX_ID_STRING 64        /* a request "id" given as a string */
 #define CHAT_MAX_ID_INT 9007199254740991LL /* 2^53 - 1 */
 #define CHAT_TICKET_LEN 32           /* lowercase hex digits */
+#define CHAT_KEY_LEN 64              /* a direct-link key: lowercase hex */
 #define CHAT_MAX_PROTOCOL_ERRORS 10  /* the 10th on a connection closes it */
 #define CHAT_MAX_FAILED_LOGINS 5     /* the 5th on a connection closes it */
 
@@ -200,6 +201,8 @@ typedef struct chat_msg {
   const char *ticket, *host, *p2p_host, *reason, *code, *message, *state;
   const char *server;        /* welcome */
   const char *token;         /* login (in place of password) / its ok */
+  const char *key;           /* login / connect's ok / expect: a direct-link
+                              * public key, CHAT_KEY_LEN lowercase hex */
   int remember;              /* login: ask for a session token (0 or 1) */
   size_t body_len;           /* bytes of body (no NUL inside) */
   chat_status_t status;      /* login/status/presence/contact_added */
@@ -234,6 +237,7 @@ int chat_password_valid(const char *password);       /* 8..256 bytes */
 int chat_msg_id_valid(const char *msg_id);  /* ^[A-Za-z0-9_-]{1,64}$ */
 int chat_body_valid(const char *body, size_t len);   /* 1..16384, no NUL */
 int chat_ticket_valid(const char *ticket);  /* 32 lowercase hex digits */
+int chat_key_valid(const char *key);        /* 64 lowercase hex digits */
 
 /* ---- Messages: building ------------------------------------------------ */
 /* Each returns a new reference, or NULL when out of memory. id may be NULL

@@ -18,6 +18,7 @@ size_t chat__utf8_prefix(const char *s, size_t len, size_t max);
 int chat__name_validn(const char *s, size_t len);
 int chat__msg_id_validn(const char *s, size_t len);
 int chat__ticket_validn(const char *s, size_t len);
+int chat__key_validn(const char *s, size_t len);
 int chat__password_validn(const char *s, size_t len);
 
 /* Memory through jansson's allocator, so json_set_alloc_funcs() governs the

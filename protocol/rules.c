@@ -30,13 +30,21 @@ int chat__msg_id_validn(const char *s, size_t len) {
   return 1;
 }
 
-int chat__ticket_validn(const char *s, size_t len) {
-  if (len != CHAT_TICKET_LEN)
-    return 0;
+static int lower_hex(const char *s, size_t len) {
   for (size_t i = 0; i < len; i++)
     if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
       return 0;
   return 1;
+}
+
+int chat__ticket_validn(const char *s, size_t len) {
+  return len == CHAT_TICKET_LEN && lower_hex(s, len);
+}
+
+/* A direct link's key (PROTOCOL.md 7): the raw 32-byte Ed25519 public key
+ * of the client's TLS certificate, in lowercase hex. */
+int chat__key_validn(const char *s, size_t len) {
+  return len == CHAT_KEY_LEN && lower_hex(s, len);
 }
 
 /* Any bytes but NUL: a password is hashed, never shown. */
@@ -66,6 +74,11 @@ int chat_msg_id_valid(const char *msg_id) {
 int chat_ticket_valid(const char *ticket) {
   return ticket != NULL &&
          chat__ticket_validn(ticket, strnlen(ticket, CHAT_TICKET_LEN + 1));
+}
+
+int chat_key_valid(const char *key) {
+  return key != NULL &&
+         chat__key_validn(key, strnlen(key, CHAT_KEY_LEN + 1));
 }
 
 /* Full check, UTF-8 included: for text that did not come through jansson

@@ -22,6 +22,7 @@ enum kind {
   K_MSG_ID,   /* -> const char * */
   K_BODY,     /* -> body, body_len */
   K_TICKET,   /* -> const char * */
+  K_KEY,      /* 64 lowercase hex digits -> const char * */
   K_STATUS,   /* online|away|busy -> status */
   K_PRESENCE, /* online|away|busy|offline -> status */
   K_INT,      /* integer in [min, max] -> int64_t */
@@ -71,7 +72,7 @@ static const struct field s_login[] = {
   F("user", K_CRED, REQ, user), F("password", K_CRED, OPT, password),
   F("token", K_CRED, OPT, token), F("remember", K_BOOL, OPT, remember),
   I("p2p_port", OPT, p2p_port, 0, 65535), F("p2p_host", K_HOST, OPT, p2p_host),
-  F("status", K_STATUS, OPT, status),
+  F("status", K_STATUS, OPT, status), F("key", K_KEY, OPT, key),
 };
 static const struct field s_status[] = {F("status", K_STATUS, REQ, status)};
 static const struct field s_user[] = {F("user", K_USER, REQ, user)};
@@ -133,7 +134,7 @@ static const struct field c_ok[] = {
   I("stored", LAX, stored, 0, INT64_MAX),
   F("contacts", K_ARRAY, LAX, contacts), F("members", K_ARRAY, LAX, members),
   F("token", K_STR, LAX, token),
-  F("groups", K_ARRAY, LAX, groups),
+  F("groups", K_ARRAY, LAX, groups), F("key", K_KEY, LAX, key),
 };
 static const struct field c_error[] = {
   F("code", K_STR, REQ, code), F("message", K_STR, OPT, message),
@@ -152,8 +153,11 @@ static const struct field c_receipt[] = {
   F("msg_id", K_MSG_ID, REQ, msg_id), F("to", K_USER, REQ, to),
   F("state", K_STR, REQ, state),
 };
+/* A key that is absent or malformed vouches for no one: the link is then
+ * refused, which is the client's decision, not a bad frame. */
 static const struct field c_expect[] = {
   F("from", K_USER, REQ, from), F("ticket", K_TICKET, REQ, ticket),
+  F("key", K_KEY, LAX, key),
 };
 static const struct field c_group_added[] = {
   F("group", K_GROUP, REQ, group), F("by", K_USER, REQ, by),
@@ -211,6 +215,7 @@ static const char *describe(const struct field *f, char *buf, size_t size) {
   case K_MSG_ID: return "a msg_id of 1 to 64 letters, digits, '_' or '-'";
   case K_BODY: return "a non-empty string of at most 16384 bytes";
   case K_TICKET: return "32 lowercase hex digits";
+  case K_KEY: return "64 lowercase hex digits";
   case K_STATUS: return "one of online, away, busy";
   case K_PRESENCE: return "one of online, away, busy, offline";
   case K_INT:
@@ -277,6 +282,7 @@ static int take(const struct field *f, const json_t *v, chat_msg_t *msg) {
   case K_PASSWORD: ok = chat__password_validn(s, len); break;
   case K_MSG_ID: ok = chat__msg_id_validn(s, len); break;
   case K_TICKET: ok = chat__ticket_validn(s, len); break;
+  case K_KEY: ok = chat__key_validn(s, len); break;
   case K_BODY:
     /* jansson already checked UTF-8 (on parse and in json_stringn). */
     ok = len >= 1 && len <= CHAT_MAX_BODY && memchr(s, '\0', len) == NULL;

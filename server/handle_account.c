@@ -30,6 +30,7 @@ typedef struct account_op {
   int by_token;       /* login by token (valid or not): no hash */
   chat_status_t status;
   char token[CHAT_TOKEN_HASH_HEX + 1]; /* login by token: its hash */
+  char key[CHAT_KEY_LEN + 1];          /* login: the announced key, or "" */
 } account_op_t;
 
 static account_op_t *op_new(chat_srv_t *srv, chat_session_t *s,
@@ -231,6 +232,7 @@ static void login_complete(chat_srv_t *srv, account_op_t *op) {
   s->p2p_port = (uint16_t)op->p2p_port;
   s->p2p_host = op->p2p_host;
   op->p2p_host = NULL;
+  memcpy(s->key, op->key, sizeof(s->key));
   u->session = s;
   u->login_seq = srv->next_seq;
   if (old) {
@@ -349,6 +351,8 @@ int chat_handle_login(chat_srv_t *srv, chat_session_t *s, const chat_msg_t *m,
   op->p2p_port = m->p2p_port > 0 ? (int)m->p2p_port : 0;
   op->status = m->status;
   op->remember = m->remember == 1;
+  if (m->key) /* validated by the decoder: 64 lowercase hex digits */
+    memcpy(op->key, m->key, CHAT_KEY_LEN);
   if ((m->p2p_host && (op->p2p_host = strdup(m->p2p_host)) == NULL) ||
       (m->password && (op->password = strdup(m->password)) == NULL)) {
     op_done(op);

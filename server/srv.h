@@ -120,6 +120,9 @@ typedef struct chat_session {
                             * store holds from this sender (resident.c) */
   char token[CHAT_TOKEN_HASH_HEX + 1]; /* hash of the token that opened or
                             * was issued to this session, or "" */
+  char key[CHAT_KEY_LEN + 1]; /* the direct-link key the login announced
+                            * (PROTOCOL.md 7), or "": handed to peers with
+                            * tickets, never checked by the server */
   char host[CHAT_OBSERVED_HOST_MAX]; /* observed peer address */
 } chat_session_t;
 

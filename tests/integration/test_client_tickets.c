@@ -2,10 +2,11 @@
  *
  * The test plays the server for bob's chat-client (a listening socket that
  * answers the login and sends `expect` frames when the test wants), and
- * dials bob's p2p port with raw sockets (the harness's raw client) to present
- * forged, foreign, used and late tickets, say nothing, trickle, or send
- * garbage. After each abuse a legitimate peer must still get through: its
- * message reaches bob's output and is acked.
+ * dials bob's p2p port with raw sockets (the harness's raw client, over TLS
+ * with a key of its own: PROTOCOL.md 7) to present forged, foreign, used
+ * and late tickets, a key the expect did not vouch for, no TLS at all, say
+ * nothing, trickle, or send garbage. After each abuse a legitimate peer
+ * must still get through: its message reaches bob's output and is acked.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -111,13 +112,18 @@ static json_t *fsrv_recv(fsrv_t *s, int timeout_ms) {
   }
 }
 
-static void fsrv_expect_request(fsrv_t *s, const char *type, const char *id) {
+/* The next request, which must be type with id (a new reference). */
+static json_t *fsrv_take_request(fsrv_t *s, const char *type, const char *id) {
   json_t *m = fsrv_recv(s, TH_DEADLINE_MS);
   if (!m)
     fail_msg("no %s from the client", type);
   assert_string_equal(th_str(m, "type"), type);
   assert_string_equal(th_str(m, "id"), id);
-  json_decref(m);
+  return m;
+}
+
+static void fsrv_expect_request(fsrv_t *s, const char *type, const char *id) {
+  json_decref(fsrv_take_request(s, type, id));
 }
 
 /* ---- bob, logged in to the fake server ------------------------------------ */
@@ -126,6 +132,9 @@ typedef struct fx {
   fsrv_t srv;
   th_cli_t *bob;
   int p2p_port;
+  char bob_key[65];      /* what bob's login announced */
+  th_peer_tls_t *alice;  /* the legitimate dialer's key, vouched in expects */
+  th_peer_tls_t *mallory; /* a key nobody vouched for */
 } fx_t;
 
 static int setup(void **state) {
@@ -139,7 +148,12 @@ static int setup(void **state) {
             "server", "fake", "heartbeat", 30, "max_frame", 65536);
   fsrv_expect_request(&f->srv, "register", "register");
   fsrv_send(&f->srv, "{s:s,s:s}", "type", "ok", "id", "register");
-  fsrv_expect_request(&f->srv, "login", "login");
+  json_t *login = fsrv_take_request(&f->srv, "login", "login");
+  /* A fresh key, as 64 lowercase hex digits. */
+  assert_non_null(th_str(login, "key"));
+  assert_int_equal(strspn(th_str(login, "key"), "0123456789abcdef"), 64);
+  snprintf(f->bob_key, sizeof(f->bob_key), "%s", th_str(login, "key"));
+  json_decref(login);
   fsrv_send(&f->srv, "{s:s,s:s,s:s,s:s}", "type", "ok", "id", "login", "user",
             "bob", "host", "127.0.0.1");
   fsrv_expect_request(&f->srv, "contacts", "login-contacts");
@@ -148,6 +162,8 @@ static int setup(void **state) {
   ready = th_cli_wait(f->bob, TH_DEADLINE_MS, "ready", "user", "bob", NULL);
   f->p2p_port = (int)th_int(ready, "p2p_port");
   assert_true(f->p2p_port > 0);
+  f->alice = th_peer_tls_new();
+  f->mallory = th_peer_tls_new();
   *state = f;
   return 0;
 }
@@ -156,16 +172,32 @@ static int teardown(void **state) {
   fx_t *f = *state;
   th_cli_free(f->bob);
   fsrv_close(&f->srv);
+  th_peer_tls_free(f->alice);
+  th_peer_tls_free(f->mallory);
   free(f);
   return 0;
 }
 
+/* The server's expect, vouching for alice's key. */
 static void expect(fx_t *f, const char *from, const char *ticket) {
-  fsrv_send(&f->srv, "{s:s,s:s,s:s}", "type", "expect", "from", from,
-            "ticket", ticket);
+  fsrv_send(&f->srv, "{s:s,s:s,s:s,s:s}", "type", "expect", "from", from,
+            "ticket", ticket, "key", th_peer_tls_key(f->alice));
 }
 
-static th_client_t *dial(fx_t *f) { return th_client_connect_raw(f->p2p_port); }
+/* A TLS link to bob with key k; bob proves the key his login announced. */
+static th_client_t *dial_as(fx_t *f, th_peer_tls_t *k) {
+  char hex[65];
+  th_client_t *p = th_client_dial_tls(f->p2p_port, k);
+  if (!p) {
+    th_cli_dump(f->bob);
+    fail_msg("TLS handshake with bob's listener failed");
+  }
+  assert_int_equal(th_client_tls_peer_key(p, hex), 0);
+  assert_string_equal(hex, f->bob_key);
+  return p;
+}
+
+static th_client_t *dial(fx_t *f) { return dial_as(f, f->alice); }
 
 static void say_hello(th_client_t *p, const char *from, const char *to,
                       const char *ticket) {
@@ -292,7 +324,8 @@ static void test_hello_before_expect(void **state) {
  * the hello deadline (10 s after they connect); bob keeps working. */
 static void test_silent_and_trickling_peers_cut(void **state) {
   fx_t *f = *state;
-  th_client_t *silent = dial(f), *trickle = dial(f);
+  /* silent: not even a TLS handshake; trickle: inside TLS */
+  th_client_t *silent = th_client_connect_raw(f->p2p_port), *trickle = dial(f);
   static const char slow[] =
       "{\"type\":\"peer_hello\",\"proto\":1,\"from\":\"alice\",\"to\":\"bob\","
       "\"ticket\":\"0123456789abcdef0123456789abcdef\"";
@@ -355,6 +388,62 @@ static void test_garbage_and_oversized_lines(void **state) {
   assert_still_works(f, T2, "m-garbage");
 }
 
+/* A dialer with a good ticket whose TLS key is not the one the expect
+ * vouched for (a man in the middle that saw or stole a ticket): bad_ticket
+ * and close, nothing shown; the ticket is used up by it. Also when the
+ * hello has to wait for the expect. */
+static void test_dialer_with_other_key_refused(void **state) {
+  fx_t *f = *state;
+  expect(f, "alice", T1);
+  th_client_t *m = dial_as(f, f->mallory);
+  say_hello(m, "alice", "bob", T1);
+  json_t *e = th_client_recv(m, TH_DEADLINE_MS);
+  assert_non_null(e);
+  th_assert_type(e, "error", "bad_ticket");
+  assert_non_null(strstr(th_str(e, "message"), "key"));
+  json_decref(e);
+  assert_true(th_client_wait_closed(m, TH_DEADLINE_MS));
+  th_client_close(m);
+  /* The hello first, the expect later: the same verdict. */
+  m = dial_as(f, f->mallory);
+  say_hello(m, "alice", "bob", T2);
+  if (!th_proc_wait_line(th_cli_proc(f->bob), TH_STDERR,
+                         "waits for the server's expect", TH_DEADLINE_MS))
+    fail_msg("the hello did not wait for its expect");
+  expect(f, "alice", T2);
+  assert_refused(f, m, "bad_ticket");
+  th_client_close(m);
+  /* The ticket it showed is gone even for alice. */
+  th_client_t *a = dial(f);
+  say_hello(a, "alice", "bob", T1);
+  assert_refused(f, a, "bad_ticket");
+  th_client_close(a);
+  assert_int_equal(th_cli_count(f->bob, "message", NULL), 0);
+  assert_still_works(f, "00000000000000000000000000000003", "m-mitm");
+}
+
+/* A dialer that speaks no TLS: its plaintext hello ends the handshake and
+ * the link, with no welcome and nothing kept: more such dials than bob
+ * keeps half-open links leave him as before. */
+static void test_plaintext_dialer_refused(void **state) {
+  fx_t *f = *state;
+  expect(f, "alice", T1);
+  for (int i = 0; i < 70; i++) {
+    th_client_t *p = th_client_connect_raw(f->p2p_port);
+    say_hello(p, "alice", "bob", T1);
+    /* Whatever bob answers (a TLS alert at most) is no frame. */
+    assert_true(th_client_wait_closed(p, TH_DEADLINE_MS));
+    th_client_close(p);
+  }
+  assert_int_equal(th_cli_count(f->bob, "message", NULL), 0);
+  /* T1 was never used: a real TLS dialer gets through with it. */
+  th_client_t *a = dial(f);
+  say_hello(a, "alice", "bob", T1);
+  json_decref(th_client_expect(a, "peer_welcome", TH_DEADLINE_MS));
+  msg_acked(f, a, "m-plain", "after the plaintext ones");
+  th_client_close(a);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void) {
@@ -365,6 +454,8 @@ int main(void) {
       T(test_hello_before_expect),
       T(test_silent_and_trickling_peers_cut),
       T(test_garbage_and_oversized_lines),
+      T(test_dialer_with_other_key_refused),
+      T(test_plaintext_dialer_refused),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

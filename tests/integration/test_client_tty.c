@@ -64,7 +64,14 @@ static void test_half_typed_line_survives(void **state) {
   th_tty_keys(t, "Enter", NULL);
   th_cli_wait(bob, D, "message", "from", "alice", "body",
               "hello bob, half of this is typed", NULL);
-  free(th_tty_wait(t, "delivered directly", D));
+  free(th_tty_wait(t, "delivered directly, encrypted", D));
+  /* bob's link to alice was TLS with his vouched key: said once, for
+   * people (--json has no such event). */
+  pane = th_tty_screen(t);
+  assert_non_null(strstr(pane, "direct link with bob: encrypted, bob's key "
+                               "verified"));
+  assert_non_null(strstr(pane, "<bob> interrupting you  (direct, encrypted)"));
+  free(pane);
 
   th_tty_type(t, "/quit");
   th_tty_keys(t, "Enter", NULL);

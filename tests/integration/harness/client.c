@@ -20,11 +20,13 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <openssl/ssl.h>
 
 #include "harness.h"
 
 struct th_client {
   int fd;
+  SSL *ssl;     /* NULL: plain TCP; else every byte goes through it (tls.c) */
   int eof;
   char *buf;
   size_t len, cap;
@@ -72,8 +74,26 @@ const json_t *th_client_welcome(const th_client_t *c) { return c->welcome; }
 int th_client_fd(const th_client_t *c) { return c->fd; }
 int th_client_closed(const th_client_t *c) { return c->eof; }
 
+th_client_t *th__client_wrap(int fd, struct ssl_st *ssl) {
+  th_client_t *c = calloc(1, sizeof(*c));
+  if (c == NULL)
+    abort();
+  c->queue = json_array();
+  c->fd = fd;
+  c->ssl = ssl;
+  return c;
+}
+
+struct ssl_st *th__client_ssl(const th_client_t *c) { return c->ssl; }
+
 int th_client_send_raw(th_client_t *c, const void *data, size_t len) {
   const char *p = data;
+  if (c->ssl != NULL) {
+    /* Blocking socket, no partial writes: all of it, or an error. */
+    if (len == 0)
+      return 0;
+    return SSL_write(c->ssl, data, (int)len) > 0 ? 0 : -EPIPE;
+  }
   while (len > 0) {
     ssize_t r = send(c->fd, p, len, MSG_NOSIGNAL);
     if (r < 0) {
@@ -222,7 +242,10 @@ static int fill(th_client_t *c, long long deadline) {
   if (left < 0)
     left = 0;
   struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
-  int r = poll(&pfd, 1, (int)left);
+  /* Plaintext that TLS already decrypted is not in the socket any more. */
+  int r = c->ssl != NULL && SSL_pending(c->ssl) > 0
+              ? 1
+              : poll(&pfd, 1, (int)left);
   if (r < 0 && errno != EINTR)
     fail_msg("poll: %s", strerror(errno));
   if (r <= 0)
@@ -235,6 +258,19 @@ static int fill(th_client_t *c, long long deadline) {
     if (c->buf == NULL)
       abort();
     c->cap = ncap;
+  }
+  if (c->ssl != NULL) {
+    size_t cap = c->cap - c->len > 1 << 30 ? 1 << 30 : c->cap - c->len;
+    int n = SSL_read(c->ssl, c->buf + c->len, (int)cap);
+    if (n <= 0) {
+      int e = SSL_get_error(c->ssl, n);
+      if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+        return 1;
+      c->eof = 1; /* close_notify, a reset or a TLS error */
+      return -1;
+    }
+    c->len += (size_t)n;
+    return 1;
   }
   ssize_t n = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
   if (n < 0 && (errno == EINTR || errno == EAGAIN))
@@ -399,6 +435,7 @@ th_client_t *th_client_user(int port, const char *user, const char *password) {
 void th_client_close(th_client_t *c) {
   if (c == NULL)
     return;
+  SSL_free(c->ssl); /* no close_notify: the tests close like a crash */
   close(c->fd);
   json_decref(c->welcome);
   json_decref(c->queue);

@@ -201,4 +201,32 @@ long long th_now_ms(void);
  * back on the same port after a restart). Fails the test when none. */
 int th_free_port(void);
 
+/* ---- TLS direct links (PROTOCOL.md 7), tls.c ------------------------------
+ * A raw peer that speaks TLS 1.3 the way chat-client's direct links do: a
+ * fresh Ed25519 key in a self-signed certificate, both ends present one,
+ * any certificate passes the handshake and the keys are compared after it.
+ * The th_client_t functions above work on such a connection as on plain
+ * TCP. */
+
+typedef struct th_peer_tls th_peer_tls_t;
+th_peer_tls_t *th_peer_tls_new(void); /* fails the test when it cannot */
+/* Its public key as chat-client announces one: 64 lowercase hex digits. */
+const char *th_peer_tls_key(const th_peer_tls_t *k);
+void th_peer_tls_free(th_peer_tls_t *k); /* NULL is fine */
+/* Dials 127.0.0.1:port and runs the client side of the handshake with k.
+ * NULL when the handshake fails (within TH_DEADLINE_MS). */
+th_client_t *th_client_dial_tls(int port, th_peer_tls_t *k);
+/* A listening socket on 127.0.0.1 at a free port (*port). */
+int th_listen(int *port);
+/* Accepts one connection on lfd within timeout_ms and runs the server side
+ * of the handshake with k. NULL on timeout or a failed handshake. */
+th_client_t *th_accept_tls(int lfd, th_peer_tls_t *k, int timeout_ms);
+/* The key the other end proved. 0, or -1. */
+int th_client_tls_peer_key(const th_client_t *c, char hex[65]);
+
+/* For tls.c: a th_client_t over fd (and ssl, or NULL); and its ssl. */
+struct ssl_st;
+th_client_t *th__client_wrap(int fd, struct ssl_st *ssl);
+struct ssl_st *th__client_ssl(const th_client_t *c);
+
 #endif /* TH_HARNESS_H */

@@ -1,4 +1,5 @@
-/* test_outbox.c -- every branch of the send path, on a fake clock. */
+/* test_outbox.c -- every branch of the send path, on a fake clock, and the
+ * pinning of a dialed link to the key the server vouched for. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +17,7 @@ typedef struct rec {
   chat_ob_act_kind_t kind;
   uint64_t link;
   char to[40], group[40], msg_id[80], body[64], host[64], ticket[40];
+  char key[72];
   char via[16], status[16], fallback[32], code[32];
   int port;
   int64_t relayed, stored, ts;
@@ -48,6 +50,7 @@ static void sink(void *ctx, const chat_ob_action_t *a) {
     snprintf(r->body, sizeof(r->body), "%.*s", (int)a->body_len, a->body);
   cp(r->host, sizeof(r->host), a->host);
   cp(r->ticket, sizeof(r->ticket), a->ticket);
+  cp(r->key, sizeof(r->key), a->key);
   cp(r->via, sizeof(r->via), a->via);
   cp(r->status, sizeof(r->status), a->status);
   cp(r->fallback, sizeof(r->fallback), a->fallback);
@@ -96,6 +99,11 @@ static void submit(fx_t *f, const char *to, const char *id, int64_t now) {
 }
 
 static const char T1[] = "0123456789abcdef0123456789abcdef";
+/* bob's key as the server vouched for it, and someone else's */
+static const char KB[] =
+    "bbbb0123456789abcdef0123456789abcdef0123456789abcdef0123456789ab";
+static const char KX[] =
+    "eeee0123456789abcdef0123456789abcdef0123456789abcdef0123456789ab";
 
 /* Logged in, bob an online contact; alice-msg m1 goes up to the dial. */
 static uint64_t dial_bob(fx_t *f, const char *id, int64_t now) {
@@ -106,14 +114,21 @@ static uint64_t dial_bob(fx_t *f, const char *id, int64_t now) {
   r = next_act(f, CHAT_OB_CONNECT);
   assert_string_equal(r->to, "bob");
   no_more_acts(f);
-  chat_outbox_connect_ok(f->ob, "bob", "127.0.0.1", 4000, T1, now + 10);
+  chat_outbox_connect_ok(f->ob, "bob", "127.0.0.1", 4000, T1, KB, now + 10);
   r = next_act(f, CHAT_OB_DIAL);
   assert_string_equal(r->host, "127.0.0.1");
   assert_int_equal(r->port, 4000);
   assert_string_equal(r->ticket, T1);
+  assert_string_equal(r->key, KB);
   assert_string_equal(r->to, "bob");
   assert_true(r->link > 0);
   return r->link;
+}
+
+/* The handshake proved bob's key, then bob's welcome came. */
+static void secure_up(fx_t *f, uint64_t link, int64_t now) {
+  (void)chat_outbox_link_secured(f->ob, link, KB, now);
+  chat_outbox_link_up(f->ob, link, now);
 }
 
 static void expect_relay(fx_t *f, const char *id, const char *fallback) {
@@ -207,7 +222,7 @@ static void test_direct_delivered(void **state) {
   fx_t *f = *state;
   uint64_t link = dial_bob(f, "m1", 0);
   rec_t *r;
-  chat_outbox_link_up(f->ob, link, 100);
+  secure_up(f, link, 100);
   r = next_act(f, CHAT_OB_DIRECT_SEND);
   assert_int_equal(r->link, link);
   assert_string_equal(r->msg_id, "m1");
@@ -225,7 +240,7 @@ static void test_direct_delivered(void **state) {
 static void test_open_link_is_reused(void **state) {
   fx_t *f = *state;
   uint64_t link = dial_bob(f, "m1", 0);
-  chat_outbox_link_up(f->ob, link, 100);
+  secure_up(f, link, 100);
   next_act(f, CHAT_OB_DIRECT_SEND);
   /* Queued behind the handshake: no second connect either. */
   submit(f, "bob", "m2", 150);
@@ -245,7 +260,7 @@ static void test_messages_wait_for_the_handshake(void **state) {
   uint64_t link = dial_bob(f, "m1", 0);
   submit(f, "bob", "m2", 50); /* no second connect or dial */
   no_more_acts(f);
-  chat_outbox_link_up(f->ob, link, 100);
+  secure_up(f, link, 100);
   assert_string_equal(next_act(f, CHAT_OB_DIRECT_SEND)->msg_id, "m1");
   assert_string_equal(next_act(f, CHAT_OB_DIRECT_SEND)->msg_id, "m2");
   no_more_acts(f);
@@ -276,14 +291,14 @@ static void test_handshake_timeout_3s(void **state) {
   expect_relay(f, "m1", "timeout");
   no_more_acts(f);
   /* A late welcome is for a link that no longer exists. */
-  chat_outbox_link_up(f->ob, link, 4000);
+  secure_up(f, link, 4000);
   no_more_acts(f);
 }
 
 static void test_no_ack_5s(void **state) {
   fx_t *f = *state;
   uint64_t link = dial_bob(f, "m1", 0);
-  chat_outbox_link_up(f->ob, link, 100);
+  secure_up(f, link, 100);
   next_act(f, CHAT_OB_DIRECT_SEND);
   submit(f, "bob", "m2", 1000);
   next_act(f, CHAT_OB_DIRECT_SEND);
@@ -304,7 +319,7 @@ static void test_no_ack_5s(void **state) {
 static void test_link_death_hands_unacked_to_relay(void **state) {
   fx_t *f = *state;
   uint64_t link = dial_bob(f, "m1", 0);
-  chat_outbox_link_up(f->ob, link, 100);
+  secure_up(f, link, 100);
   next_act(f, CHAT_OB_DIRECT_SEND);
   submit(f, "bob", "m2", 200);
   next_act(f, CHAT_OB_DIRECT_SEND);
@@ -401,7 +416,7 @@ static void test_disconnect_resends_after_relogin(void **state) {
   assert_int_equal(chat_outbox_pending(f->ob), 3);
   assert_int_equal(chat_outbox_links(f->ob), 0);
   /* A connect reply from the old session cannot arrive; ignore stale ones. */
-  chat_outbox_connect_ok(f->ob, "carol", "127.0.0.1", 1, T1, 30);
+  chat_outbox_connect_ok(f->ob, "carol", "127.0.0.1", 1, T1, KB, 30);
   no_more_acts(f);
   chat_outbox_server_up(f->ob, 1000);
   expect_relay(f, "m1", "offline");            /* same msg_id again */
@@ -422,7 +437,7 @@ static void test_messages_before_login_wait(void **state) {
 static void test_open_link_works_without_server(void **state) {
   fx_t *f = *state;
   uint64_t link = dial_bob(f, "m1", 0);
-  chat_outbox_link_up(f->ob, link, 100);
+  secure_up(f, link, 100);
   next_act(f, CHAT_OB_DIRECT_SEND);
   chat_outbox_server_down(f->ob, 150);
   submit(f, "bob", "m2", 200);
@@ -485,6 +500,102 @@ static void test_outbox_is_bounded(void **state) {
                                       0), -ENOBUFS);
 }
 
+/* ---- pinning (PROTOCOL.md 7) --------------------------------------- */
+
+/* A connect reply that vouches for no key (or a malformed one): nothing
+ * is dialed, the message goes by relay with bad_key. */
+static void test_no_key_vouched_relays_bad_key(void **state) {
+  fx_t *f = *state;
+  const char *keys[] = {NULL, "", "BBBB", KB + 1};
+  chat_roster_set(&f->roster, "bob", CHAT_STATUS_ONLINE);
+  chat_outbox_server_up(f->ob, 0);
+  for (int i = 0; i < 4; i++) {
+    char id[8];
+    snprintf(id, sizeof(id), "m%d", i);
+    submit(f, "bob", id, 0);
+    next_act(f, CHAT_OB_CONNECT);
+    chat_outbox_connect_ok(f->ob, "bob", "127.0.0.1", 4000, T1, keys[i], 10);
+    expect_relay(f, id, "bad_key");
+    no_more_acts(f);
+    relay_ok_sent(f, id, "relayed", "bad_key");
+  }
+  assert_int_equal(chat_outbox_links(f->ob), 0);
+}
+
+/* The listener proved another key: the link is closed before any hello,
+ * everything waiting for it is relayed with bad_key, a late welcome does
+ * nothing. */
+static void test_wrong_key_closes_and_relays(void **state) {
+  fx_t *f = *state;
+  uint64_t link = dial_bob(f, "m1", 0);
+  submit(f, "bob", "m2", 20);
+  assert_int_equal(chat_outbox_link_secured(f->ob, link, KX, 30), -EPERM);
+  assert_int_equal(next_act(f, CHAT_OB_CLOSE_LINK)->link, link);
+  expect_relay(f, "m1", "bad_key");
+  expect_relay(f, "m2", "bad_key");
+  no_more_acts(f);
+  relay_ok_sent(f, "m1", "relayed", "bad_key");
+  chat_outbox_link_up(f->ob, link, 40);
+  chat_outbox_link_down(f->ob, link, 50);
+  no_more_acts(f);
+  assert_int_equal(chat_outbox_links(f->ob), 0);
+}
+
+/* No key proven at all (NULL) counts as a wrong one. */
+static void test_no_key_proven_is_bad_key(void **state) {
+  fx_t *f = *state;
+  uint64_t link = dial_bob(f, "m1", 0);
+  assert_int_equal(chat_outbox_link_secured(f->ob, link, NULL, 30), -EPERM);
+  next_act(f, CHAT_OB_CLOSE_LINK);
+  expect_relay(f, "m1", "bad_key");
+  no_more_acts(f);
+}
+
+/* A TLS handshake that failed: bad_key, and the link is forgotten (the
+ * transport's close that follows changes nothing). */
+static void test_handshake_failure_is_bad_key(void **state) {
+  fx_t *f = *state;
+  uint64_t link = dial_bob(f, "m1", 0);
+  chat_outbox_link_failed(f->ob, link, "bad_key", 30);
+  expect_relay(f, "m1", "bad_key");
+  no_more_acts(f);
+  chat_outbox_link_down(f->ob, link, 40);
+  no_more_acts(f);
+}
+
+/* A welcome counts only on a link whose key was proven; the proof does not
+ * stretch the 3 s, and it is taken once. */
+static void test_welcome_needs_proven_key(void **state) {
+  fx_t *f = *state;
+  uint64_t link = dial_bob(f, "m1", 0);
+  chat_outbox_link_up(f->ob, link, 20); /* not proven yet: ignored */
+  no_more_acts(f);
+  assert_int_equal(chat_outbox_link_secured(f->ob, link, KB, 30), 0);
+  assert_int_equal(chat_outbox_link_secured(f->ob, link, KB, 31), -ENOENT);
+  no_more_acts(f);
+  assert_int_equal(chat_outbox_next_deadline(f->ob),
+                   10 + CHAT_OB_WELCOME_TIMEOUT_MS);
+  chat_outbox_tick(f->ob, 10 + CHAT_OB_WELCOME_TIMEOUT_MS);
+  assert_int_equal(next_act(f, CHAT_OB_CLOSE_LINK)->link, link);
+  expect_relay(f, "m1", "timeout");
+  no_more_acts(f);
+}
+
+/* After a proven key and a welcome: direct, delivered. */
+static void test_proven_key_goes_direct(void **state) {
+  fx_t *f = *state;
+  uint64_t link = dial_bob(f, "m1", 0);
+  assert_int_equal(chat_outbox_link_secured(f->ob, link, KB, 30), 0);
+  no_more_acts(f);
+  chat_outbox_link_up(f->ob, link, 40);
+  assert_string_equal(next_act(f, CHAT_OB_DIRECT_SEND)->msg_id, "m1");
+  chat_outbox_direct_ack(f->ob, link, "m1", 50);
+  rec_t *r = next_act(f, CHAT_OB_SENT);
+  assert_string_equal(r->via, "direct");
+  assert_string_equal(r->fallback, "");
+  no_more_acts(f);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -510,6 +621,12 @@ int main(void) {
       T(test_group_always_relayed),
       T(test_bad_submissions),
       T(test_outbox_is_bounded),
+      T(test_no_key_vouched_relays_bad_key),
+      T(test_wrong_key_closes_and_relays),
+      T(test_no_key_proven_is_bad_key),
+      T(test_handshake_failure_is_bad_key),
+      T(test_welcome_needs_proven_key),
+      T(test_proven_key_goes_direct),
 #undef T
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

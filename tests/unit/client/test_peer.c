@@ -1,6 +1,8 @@
-/* test_peer.c -- the listener's side of direct links (peer.c), driven
- * through the client core's env seam on a fake clock: which hellos get a
- * peer_welcome, which get an error and a close, and the hello deadline. */
+/* test_peer.c -- direct links (peer.c), driven through the client core's
+ * env seam on a fake clock. The listener's side: which hellos get a
+ * peer_welcome (ticket and key), which get an error and a close, and the
+ * hello deadline. The dialer's side: the ticket is shown only to a link
+ * that proved the key the server vouched for (PROTOCOL.md 7). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +18,11 @@
 
 static const char T1[] = "0123456789abcdef0123456789abcdef";
 static const char T2[] = "fedcba9876543210fedcba9876543210";
+/* bob's key as the server vouches for it, and a key nobody vouched for */
+static const char KB[] =
+    "bbbb0123456789abcdef0123456789abcdef0123456789abcdef0123456789ab";
+static const char KX[] =
+    "eeee0123456789abcdef0123456789abcdef0123456789abcdef0123456789ab";
 
 /* One fake link: what the core sent on it and whether it closed it. */
 typedef struct link {
@@ -23,6 +30,7 @@ typedef struct link {
   json_t *sent;   /* array of the frames the core sent */
   int closed;     /* 1 graceful, 2 at once */
   int paused;
+  const char *key; /* what its TLS handshake proved, NULL: none */
 } link_t;
 
 typedef struct fx {
@@ -42,7 +50,19 @@ static int env_server_send(void *ctx, const json_t *obj) {
 static void env_server_abort(void *ctx) {}
 static int env_peer_dial(void *ctx, chat_peer_t *p, const char *host,
                          int port, void **link) {
-  return -ENOMEM; /* these tests only listen */
+  fx_t *f = ctx;
+  link_t *l = &f->links[f->nlinks++];
+  l->sent = json_array();
+  l->p = p;
+  *link = l;
+  return 0;
+}
+static int env_peer_key(void *ctx, void *link, char hex[CHAT_KEY_LEN + 1]) {
+  link_t *l = link;
+  if (!l->key)
+    return -ENOENT;
+  snprintf(hex, CHAT_KEY_LEN + 1, "%s", l->key);
+  return 0;
 }
 static int env_peer_send(void *ctx, void *link, const json_t *obj) {
   link_t *l = link;
@@ -70,7 +90,7 @@ static const chat_client_env_t env = {
     env_now,       env_server_send, env_server_abort, env_peer_dial,
     env_peer_send, env_peer_close,  env_peer_pause,   env_peer_resume,
     env_event,     env_input_start, NULL,             NULL,
-    NULL};
+    NULL,          env_peer_key};
 
 static void server_says(fx_t *f, const char *fmt, ...) {
   va_list ap;
@@ -139,6 +159,7 @@ static int teardown(void **state) {
 static link_t *dial_in(fx_t *f) {
   link_t *l = &f->links[f->nlinks++];
   l->sent = json_array();
+  l->key = KB; /* by default it is bob, as the expects vouch */
   l->p = chat__peer_accepted(&f->c, l);
   assert_non_null(l->p);
   return l;
@@ -162,8 +183,8 @@ static void hello(link_t *l, const char *from, const char *to,
 }
 
 static void expect(fx_t *f, const char *from, const char *ticket) {
-  server_says(f, "{s:s,s:s,s:s}", "type", "expect", "from", from, "ticket",
-              ticket);
+  server_says(f, "{s:s,s:s,s:s,s:s}", "type", "expect", "from", from,
+              "ticket", ticket, "key", KB);
 }
 
 /* The i-th frame the core sent on l has this type (and code). */
@@ -334,6 +355,152 @@ static void test_half_open_links_are_bounded(void **state) {
     chat__peer_closed(f->c.peers);
 }
 
+/* ---- keys (PROTOCOL.md 7) --------------------------------------------- */
+
+/* The dialer proved another key than the expect's (a man in the middle
+ * with a ticket), or none: bad_ticket and a close, never a welcome. */
+static void test_hello_with_wrong_key_refused(void **state) {
+  fx_t *f = *state;
+  expect(f, "bob", T1);
+  link_t *l = dial_in(f);
+  l->key = KX;
+  hello(l, "bob", "alice", T1);
+  assert_refused(l, "bad_ticket");
+  assert_non_null(strstr(json_string_value(json_object_get(
+                             json_array_get(l->sent, 0), "message")),
+                         "key"));
+  expect(f, "bob", T2);
+  link_t *m = dial_in(f);
+  m->key = NULL;
+  hello(m, "bob", "alice", T2);
+  assert_refused(m, "bad_ticket");
+  settle(f);
+}
+
+/* A hello that waits for its expect is checked against the expect's key. */
+static void test_waiting_hello_with_wrong_key_refused(void **state) {
+  fx_t *f = *state;
+  link_t *l = dial_in(f);
+  l->key = KX;
+  hello(l, "bob", "alice", T1);
+  assert_int_equal(l->paused, 1);
+  expect(f, "bob", T1);
+  assert_refused(l, "bad_ticket");
+}
+
+/* An expect that vouches for no key lets nobody in. */
+static void test_expect_without_key_refuses(void **state) {
+  fx_t *f = *state;
+  server_says(f, "{s:s,s:s,s:s}", "type", "expect", "from", "bob", "ticket",
+              T1);
+  link_t *l = dial_in(f);
+  hello(l, "bob", "alice", T1);
+  assert_refused(l, "bad_ticket");
+}
+
+/* Dialer side: bob is an online contact; /msg bob makes a connect, whose
+ * reply (with key) makes a dial. Returns the dialed link. */
+static link_t *msg_bob_dialed(fx_t *f, const char *key) {
+  server_says(f, "{s:s,s:s,s:s}", "type", "contact_added", "user", "bob",
+              "status", "online");
+  char line[] = "/msg bob secret";
+  chat__cmd_run(&f->c, line);
+  json_t *req = json_array_get(f->to_server, json_array_size(f->to_server) - 1);
+  assert_string_equal(json_string_value(json_object_get(req, "type")),
+                      "connect");
+  json_t *ok = json_pack("{s:s,s:O,s:s,s:s,s:i,s:s}", "type", "ok", "id",
+                         json_object_get(req, "id"), "to", "bob", "host",
+                         "127.0.0.1", "port", 4001, "ticket", T1);
+  if (key)
+    json_object_set_new(ok, "key", json_string(key));
+  chat__session_on_frame(&f->c, ok);
+  json_decref(ok);
+  if (!key)
+    return NULL;
+  assert_int_equal(f->nlinks, 1);
+  return &f->links[0];
+}
+
+/* The last event is sent via relay with this fallback (after the server's
+ * ok for the send). */
+static void assert_relayed_with(fx_t *f, const char *fallback) {
+  json_t *req = json_array_get(f->to_server, json_array_size(f->to_server) - 1);
+  assert_string_equal(json_string_value(json_object_get(req, "type")), "send");
+  server_says(f, "{s:s,s:O,s:s,s:s}", "type", "ok", "id",
+              json_object_get(req, "id"), "msg_id",
+              json_string_value(json_object_get(req, "msg_id")), "status",
+              "relayed");
+  json_t *ev = json_array_get(f->events, json_array_size(f->events) - 1);
+  assert_string_equal(json_string_value(json_object_get(ev, "event")), "sent");
+  assert_string_equal(json_string_value(json_object_get(ev, "via")), "relay");
+  assert_string_equal(json_string_value(json_object_get(ev, "fallback")),
+                      fallback);
+}
+
+/* Nothing is said before the handshake; the right key gets the hello. */
+static void test_dialer_says_hello_after_key_proven(void **state) {
+  fx_t *f = *state;
+  link_t *l = msg_bob_dialed(f, KB);
+  assert_int_equal(json_array_size(l->sent), 0);
+  l->key = KB;
+  chat__peer_dialed(l->p, 0);
+  assert_sent(l, 0, "peer_hello", NULL);
+  assert_string_equal(
+      json_string_value(json_object_get(json_array_get(l->sent, 0), "ticket")),
+      T1);
+  peer_says(l, "{s:s,s:s}", "type", "peer_welcome", "user", "bob");
+  assert_sent(l, 1, "msg", NULL);
+}
+
+/* A listener that proves another key never sees the ticket: the link is
+ * closed, the message relayed with bad_key. */
+static void test_dialer_refuses_wrong_key(void **state) {
+  fx_t *f = *state;
+  link_t *l = msg_bob_dialed(f, KB);
+  l->key = KX;
+  chat__peer_dialed(l->p, 0);
+  assert_int_equal(json_array_size(l->sent), 0);
+  assert_int_not_equal(l->closed, 0);
+  assert_relayed_with(f, "bad_key");
+  settle(f);
+}
+
+/* A handshake that fails is bad_key too; the close that follows is no
+ * second outcome. */
+static void test_dialer_handshake_failure_is_bad_key(void **state) {
+  fx_t *f = *state;
+  link_t *l = msg_bob_dialed(f, KB);
+  chat__peer_dialed(l->p, UV_EPROTO);
+  assert_int_equal(json_array_size(l->sent), 0);
+  assert_relayed_with(f, "bad_key");
+  l->closed = 2; /* the transport closes it */
+  settle(f);
+  assert_int_equal(chat_outbox_links(f->c.ob), 0);
+}
+
+/* A connect reply without a key: no dial at all, relay with bad_key. */
+static void test_dialer_without_vouched_key_relays(void **state) {
+  fx_t *f = *state;
+  msg_bob_dialed(f, NULL);
+  assert_int_equal(f->nlinks, 0);
+  assert_relayed_with(f, "bad_key");
+}
+
+/* Our own key goes with every login, token logins too. */
+static void test_login_announces_key(void **state) {
+  fx_t *f = *state;
+  snprintf(f->c.key, sizeof(f->c.key), "%s", KX);
+  snprintf(f->c.token, sizeof(f->c.token), "%s", KB); /* any 64 hex */
+  chat__session_closed(&f->c, UV_EOF);
+  chat__session_connected(&f->c);
+  server_says(f, "{s:s,s:i,s:s,s:i,s:i}", "type", "welcome", "proto", 1,
+              "server", "fake", "heartbeat", 30, "max_frame", 65536);
+  json_t *req = json_array_get(f->to_server, json_array_size(f->to_server) - 1);
+  assert_string_equal(json_string_value(json_object_get(req, "type")), "login");
+  assert_non_null(json_object_get(req, "token"));
+  assert_string_equal(json_string_value(json_object_get(req, "key")), KX);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void) {
@@ -348,6 +515,14 @@ int main(void) {
       T(test_garbage_before_hello_closes),
       T(test_garbage_on_open_link_keeps_it),
       T(test_half_open_links_are_bounded),
+      T(test_hello_with_wrong_key_refused),
+      T(test_waiting_hello_with_wrong_key_refused),
+      T(test_expect_without_key_refuses),
+      T(test_dialer_says_hello_after_key_proven),
+      T(test_dialer_refuses_wrong_key),
+      T(test_dialer_handshake_failure_is_bad_key),
+      T(test_dialer_without_vouched_key_relays),
+      T(test_login_announces_key),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

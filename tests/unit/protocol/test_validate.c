@@ -29,8 +29,9 @@ struct member {
 static const struct member members[] = {
   J(id), S(user), S(password), S(to), S(from), S(by), S(msg_id), S(body),
   S(group), S(ticket), S(host), S(p2p_host), S(reason), S(code), S(message),
-  S(state), S(server), N(p2p_port), N(port), N(proto), N(ts), N(heartbeat),
-  N(max_frame), N(relayed), N(stored), J(contacts), J(members), J(groups),
+  S(state), S(server), S(key), N(p2p_port), N(port), N(proto), N(ts),
+  N(heartbeat), N(max_frame), N(relayed), N(stored), J(contacts), J(members),
+  J(groups),
 };
 
 /* Prints member name of msg into buf; returns 0, or -1 for an unknown name. */
@@ -341,6 +342,17 @@ static void test_rules(void **state) {
   assert_false(chat_ticket_valid("0123456789abcdef0123456789abcde"));
   assert_false(chat_ticket_valid("0123456789abcdef0123456789abcdef0"));
   assert_false(chat_ticket_valid(NULL));
+  /* direct-link keys: 64 lowercase hex digits (PROTOCOL.md 7) */
+  assert_true(chat_key_valid(
+      "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"));
+  assert_false(chat_key_valid(
+      "0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef"));
+  assert_false(chat_key_valid(
+      "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde"));
+  assert_false(chat_key_valid(
+      "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0"));
+  assert_false(chat_key_valid(""));
+  assert_false(chat_key_valid(NULL));
 
   assert_true(chat_body_valid("x", 1));
   assert_true(chat_body_valid("h\xc3\xa9", 3));
