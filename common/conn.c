@@ -364,6 +364,11 @@ static void dispatch(chat_conn_t *c) {
     }
     close_now(c, rc == -ENOMEM ? UV_ENOMEM : rc);
   }
+  /* What SSL_read may have written (an alert) goes out now, not with the
+   * next frame. (A KeyUpdate's answer is not among it: OpenSSL sends that
+   * before our next record.) */
+  if (chat__tls_pending(c) > 0)
+    chat__io_schedule(c->io, c);
   /* The read buffer is about to be reused: keep the unread rest. */
   if (c->state == CHAT_CONN_OPEN && chat_decoder_save(&c->dec) < 0)
     close_now(c, UV_ENOMEM);

@@ -5,8 +5,13 @@
  * pinning. Certificates are made by the test (tests/support/test_certs.h). */
 #include "conn_fixture.h"
 
+#include <fcntl.h>
 #include <ftw.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <unistd.h>
+
+#include <openssl/ssl.h>
 
 #include "../../support/test_certs.h"
 
@@ -207,6 +212,66 @@ static void test_plaintext_to_tls_port(void **state) {
 
 /* A server that closes right after accepting (server_busy) still delivers
  * what it queued: the handshake goes on for it, then the close. */
+/* A raw OpenSSL client on a non-blocking socket, driven between loop turns
+ * (the server side runs on this thread's loop). */
+static SSL *raw_tls_client(fx_t *fx, SSL_CTX **ctx, int *fd) {
+  struct sockaddr_in sa;
+  SSL *ssl;
+
+  fx_loopback(fx, &sa);
+  *fd = socket(AF_INET, SOCK_STREAM, 0);
+  assert_true(*fd >= 0);
+  assert_int_equal(connect(*fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+  fcntl(*fd, F_SETFL, O_NONBLOCK);
+  *ctx = SSL_CTX_new(TLS_client_method());
+  SSL_CTX_set_min_proto_version(*ctx, TLS1_3_VERSION);
+  ssl = SSL_new(*ctx);
+  SSL_set_fd(ssl, *fd);
+  SSL_set_connect_state(ssl);
+  for (int i = 0; SSL_do_handshake(ssl) != 1; i++) {
+    struct pollfd p = {*fd, POLLIN, 0};
+    if (i > 2000)
+      fail_msg("no handshake");
+    fx_turns(fx, 1);
+    poll(&p, 1, 10);
+  }
+  return ssl;
+}
+
+/* A peer's KeyUpdate asking for ours: OpenSSL answers it before our next
+ * record (RFC 8446 4.6.3), so the connection goes on both ways with the
+ * new keys. */
+static void test_key_update_both_ways(void **state) {
+  fx_t *fx = *state;
+  const char line[] = "{\"type\":\"t\",\"n\":1}\n";
+  SSL_CTX *ctx;
+  int fd, got = 0;
+  char buf[256];
+
+  fx->srv_tls = server_ctx("server.pem", "server.key");
+  SSL *ssl = raw_tls_client(fx, &ctx, &fd);
+  assert_int_equal(SSL_key_update(ssl, SSL_KEY_UPDATE_REQUESTED), 1);
+  assert_int_equal(SSL_write(ssl, line, (int)strlen(line)), (int)strlen(line));
+  FX_WAIT(fx, json_array_size(fx->srv.frames) == 1);
+  assert_int_equal(fx_send(&fx->srv.conn, 2, 0), 0);
+  for (int i = 0; i < 2000 && got <= 0; i++) {
+    struct pollfd p = {fd, POLLIN, 0};
+    fx_turns(fx, 1);
+    poll(&p, 1, 10);
+    got = SSL_read(ssl, buf, sizeof(buf) - 1);
+  }
+  assert_true(got > 0);
+  buf[got] = '\0';
+  assert_non_null(strstr(buf, "\"n\":2"));
+  /* and the client's next record, under its new keys, is read too */
+  assert_int_equal(SSL_write(ssl, line, (int)strlen(line)), (int)strlen(line));
+  FX_WAIT(fx, json_array_size(fx->srv.frames) == 2);
+  SSL_free(ssl);
+  SSL_CTX_free(ctx);
+  close(fd);
+  chat_tls_ctx_free(fx->srv_tls);
+}
+
 static void test_close_before_handshake_sends_queued(void **state) {
   fx_t *fx = *state;
   chat_tls_ctx_t *cctx = client_ctx("ca.pem");
@@ -316,6 +381,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_address_verified, fx_setup,
                                       fx_teardown),
       cmocka_unit_test_setup_teardown(test_plaintext_to_tls_port, fx_setup,
+                                      fx_teardown),
+      cmocka_unit_test_setup_teardown(test_key_update_both_ways, fx_setup,
                                       fx_teardown),
       cmocka_unit_test_setup_teardown(test_close_before_handshake_sends_queued,
                                       fx_setup, fx_teardown),
