@@ -269,7 +269,12 @@ static void test_no_poisoned_mailbox(void **state) {
     }
     assert_false(th_client_closed(b2));
     if (round == 0) {
-      /* leave with some unacked: they come again next time */
+      /* Leave with some unacked: they come again next time. The pong says
+       * the server has read the acks before it; without it a close with
+       * deliveries still unread here may reset the connection before the
+       * server reads the last ack (then that message rightly comes again,
+       * and the count below is off by one: seen in CI). */
+      json_decref(th_client_call(b2, "{s:s}", "type", "ping"));
       th_client_close(b2);
       continue;
     }
