@@ -113,6 +113,7 @@ struct bench_peer;
 typedef struct bench_expect {
   char from[BENCH_NAME_MAX];
   char ticket[CHAT_TICKET_LEN + 1];
+  char key[CHAT_TLS_KEY_HEX]; /* the dialer's, as the server vouched */
   int used;
 } bench_expect_t;
 
@@ -182,6 +183,10 @@ typedef struct bench {
   chat_io_t *io;
   struct sockaddr_storage server_addr;
   chat_tls_ctx_t *tls_ctx;  /* --tls: a client context, else NULL */
+  /* direct mode: the peer context every bench user's links use (one key
+   * for all, announced at every login), as chat-client's direct links */
+  chat_tls_ctx_t *peer_tls;
+  char peer_key[CHAT_TLS_KEY_HEX];
   char run_tag[9];          /* random hex in every msg_id of this run */
   uint64_t t0_ns;           /* bodies carry send times relative to this */
 

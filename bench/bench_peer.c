@@ -1,5 +1,8 @@
 /* bench_peer.c -- direct mode: one shared peer listener for every receiver,
- * and one dialled link per sender, speaking PROTOCOL.md section 4.
+ * and one dialled link per sender, speaking PROTOCOL.md section 4 over TLS
+ * with pinned keys, as chat-client does (section 7, docs/DIRECT.md): the
+ * dialer checks the listener's key against the connect reply's before its
+ * peer_hello, the listener the dialer's against the expect's.
  *
  * The listener honours tickets as a client must: a peer_hello is welcomed
  * only when the named receiver holds an unused expect with that from and
@@ -27,6 +30,7 @@ typedef struct bench_peer {
   bench_user_t *rcv;       /* listener: the receiver the hello named */
   char from[BENCH_NAME_MAX];
   char ticket[CHAT_TICKET_LEN + 1];
+  char want_key[CHAT_TLS_KEY_HEX]; /* dialer: the listener's, vouched */
   struct bench_peer *next, *prev;
 } bench_peer_t;
 
@@ -57,6 +61,10 @@ static bench_peer_t *peer_new(bench_t *b) {
     b->peers->prev = p;
   b->peers = p;
   b->live_conns++;
+  if (chat_conn_tls(&p->conn, b->peer_tls, NULL) < 0) {
+    chat_conn_abort(&p->conn); /* on_close unlinks and frees p */
+    return NULL;
+  }
   return p;
 }
 
@@ -96,11 +104,17 @@ static void welcome(bench_peer_t *p, bench_user_t *rcv) {
 static int try_ticket(bench_peer_t *p, bench_user_t *rcv) {
   for (int i = 0; i < BENCH_EXPECTS; i++) {
     bench_expect_t *e = &rcv->expects[i];
+    char key[CHAT_TLS_KEY_HEX];
     if (!e->ticket[0] || strcmp(e->ticket, p->ticket) != 0 ||
         strcmp(e->from, p->from) != 0)
       continue;
     if (e->used)
       return -1;
+    if (chat_conn_tls_peer_key(&p->conn, key) < 0 ||
+        strcmp(key, e->key) != 0) {
+      e->used = 1; /* a ticket shown with the wrong key is burnt */
+      return -1;
+    }
     e->used = 1;
     welcome(p, rcv);
     return 1;
@@ -110,7 +124,7 @@ static int try_ticket(bench_peer_t *p, bench_user_t *rcv) {
 
 void bench_peer_on_expect(bench_user_t *rcv, const chat_msg_t *m) {
   if (!m->from || !m->ticket || !chat_ticket_valid(m->ticket) ||
-      strlen(m->from) >= BENCH_NAME_MAX) {
+      strlen(m->from) >= BENCH_NAME_MAX || !m->key || !chat_key_valid(m->key)) {
     bench_note_error(rcv->b, BENCH_E_BAD_FRAME, 1);
     return;
   }
@@ -118,6 +132,7 @@ void bench_peer_on_expect(bench_user_t *rcv, const chat_msg_t *m) {
   rcv->next_expect = (rcv->next_expect + 1) % BENCH_EXPECTS;
   snprintf(e->from, sizeof(e->from), "%s", m->from);
   snprintf(e->ticket, sizeof(e->ticket), "%s", m->ticket);
+  snprintf(e->key, sizeof(e->key), "%s", m->key);
   e->used = 0;
   if (rcv->waiting)
     try_ticket(rcv->waiting, rcv);
@@ -156,7 +171,7 @@ static void on_hello(bench_peer_t *p, const chat_msg_t *m) {
   p->rcv = rcv;
   int r = try_ticket(p, rcv);
   if (r < 0) {
-    refuse(p, "a peer_hello reused a ticket");
+    refuse(p, "a peer_hello reused a ticket or proved another key");
   } else if (r == 0) {
     if (rcv->waiting) {
       refuse(p, "two peer_hellos wait for one receiver");
@@ -276,6 +291,14 @@ static void on_dialled(chat_conn_t *c, int status) {
     }
     return; /* on_close follows */
   }
+  char key[CHAT_TLS_KEY_HEX];
+  if (chat_conn_tls_peer_key(c, key) < 0 || strcmp(key, p->want_key) != 0) {
+    /* never show the ticket to a listener that is not the vouched one */
+    bench_note_error(b, BENCH_E_BAD_FRAME, 1);
+    bench_stop(b, "a receiver's listener proved another key");
+    chat_conn_abort(c);
+    return;
+  }
   char line[256];
   int n = snprintf(line, sizeof(line),
                    "{\"type\":\"peer_hello\",\"proto\":1,\"from\":\"%s\","
@@ -287,7 +310,8 @@ static void on_dialled(chat_conn_t *c, int status) {
 int bench_peer_dial(bench_t *b, bench_pair_t *pair, const chat_msg_t *ok) {
   struct sockaddr_storage ss;
   if (!ok->host || ok->port < 1 || ok->port > 65535 || !ok->ticket ||
-      !chat_ticket_valid(ok->ticket) || pair->link)
+      !chat_ticket_valid(ok->ticket) || !ok->key || !chat_key_valid(ok->key) ||
+      pair->link)
     return -EINVAL;
   /* The host is the address the server saw for our listener's side, so it
    * is numeric; a name would be resolved here, blocking, once per pair. */
@@ -301,6 +325,7 @@ int bench_peer_dial(bench_t *b, bench_pair_t *pair, const chat_msg_t *ok) {
   p->pair = pair;
   pair->link = p;
   snprintf(p->ticket, sizeof(p->ticket), "%s", ok->ticket);
+  snprintf(p->want_key, sizeof(p->want_key), "%s", ok->key);
   rc = chat_conn_connect(&p->conn, (const struct sockaddr *)&ss, on_dialled);
   if (rc < 0) {
     chat_conn_abort(&p->conn);

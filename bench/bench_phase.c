@@ -566,6 +566,14 @@ int bench_run(bench_t *b) {
       return rc;
     }
   }
+  if (b->opts.mode == BENCH_DIRECT) {
+    char err[256];
+    if ((rc = chat_tls_peer_ctx(&b->peer_tls, err, sizeof(err))) < 0 ||
+        (rc = chat_tls_ctx_key(b->peer_tls, b->peer_key)) < 0) {
+      fprintf(stderr, "chat-bench: peer links: %s\n", err);
+      return rc;
+    }
+  }
   if ((rc = make_users(b)) < 0) {
     fprintf(stderr, "chat-bench: out of memory for %ld users\n",
             b->users_total);
@@ -612,4 +620,6 @@ void bench_free(bench_t *b) {
   bench_handshake_free(b);
   chat_tls_ctx_free(b->tls_ctx);
   b->tls_ctx = NULL;
+  chat_tls_ctx_free(b->peer_tls);
+  b->peer_tls = NULL;
 }

@@ -106,8 +106,14 @@ static void send_login(bench_user_t *u) {
     bench_session_send_fmt(
         u,
         "{\"type\":\"login\",\"id\":\"login\",\"user\":\"%s\","
-        "\"password\":\"%s\",\"p2p_port\":%d}\n",
-        u->name, b->opts.password, b->listener_port);
+        "\"password\":\"%s\",\"p2p_port\":%d,\"key\":\"%s\"}\n",
+        u->name, b->opts.password, b->listener_port, b->peer_key);
+  else if (b->opts.mode == BENCH_DIRECT)
+    bench_session_send_fmt(
+        u,
+        "{\"type\":\"login\",\"id\":\"login\",\"user\":\"%s\","
+        "\"password\":\"%s\",\"key\":\"%s\"}\n",
+        u->name, b->opts.password, b->peer_key);
   else
     bench_session_send_fmt(
         u,
