@@ -203,7 +203,7 @@ client() {
   mkfifo "$WORK/$user.in"
   CHAT_PASSWORD="$user-secret" ns "$n" "$BIN/chat-client" \
     --server 203.0.113.1:7700 --user "$user" --register --json --log-level info \
-    <"$WORK/$user.in" >"$WORK/$user.out" 2>"$WORK/$user.err" &
+    <"$WORK/$user.in" >>"$WORK/$user.out" 2>>"$WORK/$user.err" &
   PIDS+=($!)
   eval "exec {fd_$user}>\"$WORK/$user.in\""
   wait_for "$WORK/$user.out" '"event":"ready"' 5 || fail "$user not ready"
