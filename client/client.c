@@ -152,6 +152,8 @@ static void emit_sent(chat_client_t *c, const chat_ob_action_t *a) {
                    "msg_id", a->msg_id, "via", a->via, "status", a->status);
     if (ev && a->fallback)
       json_object_set_new(ev, "fallback", json_string(a->fallback));
+    if (ev && a->path)
+      json_object_set_new(ev, "path", json_string(a->path));
   }
   chat__out_event(c, ev);
 }
@@ -172,7 +174,8 @@ static void on_action(void *ctx, const chat_ob_action_t *a) {
     break;
   case CHAT_OB_DIAL:
     CHAT_INFO("dialing %s at %s:%d", a->to, a->host, a->port);
-    chat__peer_dial(c, a->link, a->to, a->host, a->port, a->ticket);
+    chat__peer_dial(c, a->link, a->to, a->host, a->port, a->ticket, a->key,
+                    c->dial_plan);
     break;
   case CHAT_OB_DIRECT_SEND:
     m = json_pack("{s:s,s:s,s:s%,s:I}", "type", "msg", "msg_id", a->msg_id,

@@ -78,6 +78,22 @@ typedef enum chat_net_state {
 } chat_net_state_t;
 
 typedef struct chat_peer chat_peer_t; /* peer.c */
+typedef struct chat_race chat_race_t; /* peer.c: one attempt across NATs */
+
+/* The NAT ways a connect reply or an expect offers (docs/NAT.md), beside
+ * the plain dial. Borrowed for one call. */
+typedef struct chat_dial_plan {
+  const json_t *lan;      /* ok: the listener's LAN addresses, or NULL */
+  int reverse;            /* ok: the target dials back / expect: dial back */
+  const char *punch_host; /* the other side's server-connection address */
+  int punch_port;
+  int64_t punch_ms;       /* the first punch try, ms from now; -1: none */
+} chat_dial_plan_t;
+
+/* peer_dial flags */
+#define CHAT_DIAL_PUNCH 1      /* leave from the server connection's port */
+#define CHAT_DIAL_TLS_ACCEPT 2 /* take the TLS server's part (a punch of the
+                                * target: the asker is the TLS client) */
 
 /* How the core reaches the world; every function gets the env's ctx.
  * Closing is asynchronous: after server_abort or peer_close the transport
@@ -96,7 +112,7 @@ typedef struct chat_client_env {
    * relay); a link that cannot connect is reported through
    * chat__peer_closed. */
   int (*peer_dial)(void *ctx, chat_peer_t *p, const char *host, int port,
-                   void **link);
+                   int flags, void **link);
   int (*peer_send)(void *ctx, void *link, const json_t *obj); /* borrowed */
   /* graceful: after the output queued so far is flushed; else at once. */
   void (*peer_close)(void *ctx, void *link, int graceful);
@@ -158,6 +174,11 @@ typedef struct chat_client {
   int p2p_port;              /* the bound port, 0 with --no-p2p */
   chat_peer_t *peers;        /* every link, any state (peer.c) */
   int n_inbound;             /* accepted, before the hello is decided */
+  chat_race_t *races;        /* attempts across NATs under way (peer.c) */
+  const chat_dial_plan_t *dial_plan; /* during chat_outbox_connect_ok */
+  char lan[CHAT_MAX_LAN][CHAT_IP_MAX]; /* announced at login (the driver
+                              * fills them: the machine's addresses) */
+  int n_lan;
 
   /* conversations: where lines without a leading '/' go, unread counts */
   chat_convs_t convs;
@@ -239,7 +260,8 @@ void chat__session_logout(chat_client_t *c);
 int chat__session_show_message(chat_client_t *c, const char *from,
                                const char *group, const char *msg_id,
                                const char *body, size_t body_len, int64_t ts,
-                               const char *via, int offline);
+                               const char *via, const char *path,
+                               int offline);
 
 /* peer.c: the direct-link protocol over links the env provides. */
 /* A peer dialed us (link: the transport's handle). Returns the core's peer,
@@ -259,7 +281,8 @@ void chat__peer_sweep(chat_client_t *c);
 int64_t chat__peer_next_deadline(chat_client_t *c);
 /* Dials for the outbox; peer_hello waits for chat__peer_dialed. */
 void chat__peer_dial(chat_client_t *c, uint64_t link, const char *to,
-                     const char *host, int port, const char *ticket);
+                     const char *host, int port, const char *ticket,
+                     const char *key, const chat_dial_plan_t *plan);
 /* p's dialed link connected and its TLS handshake is done (status 0), the
  * handshake failed (UV_EPROTO: the listener proved no key; its messages
  * fall back with bad_key), or the connect failed (another error; then
@@ -269,8 +292,11 @@ void chat__peer_dial(chat_client_t *c, uint64_t link, const char *to,
 void chat__peer_dialed(chat_peer_t *p, int status);
 int chat__peer_send(chat_client_t *c, uint64_t link, const json_t *obj);
 void chat__peer_close_link(chat_client_t *c, uint64_t link);
+/* The server's expect; host:port (NULL: none) is where to dial back. */
 void chat__peer_on_expect(chat_client_t *c, const char *from,
-                          const char *ticket, const char *key);
+                          const char *ticket, const char *key,
+                          const char *host, int port,
+                          const chat_dial_plan_t *plan);
 void chat__peer_close_all(chat_client_t *c);
 void chat__peer_on_ticket(void *ctx, void *waiter,
                           chat_ticket_verdict_t verdict);

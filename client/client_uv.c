@@ -135,7 +135,7 @@ int chat_client_uv_init(chat_client_uv_t *u, uv_loop_t *loop,
 int chat_client_uv_run(chat_client_uv_t *u) {
   if (chat__peer_tls_start(u) < 0 ||
       (!u->c.opts.no_p2p && chat__peer_listen(u) < 0) ||
-      chat__net_start(u) < 0) {
+      (chat__peer_env_lan(u), chat__net_start(u)) < 0) {
     chat__client_stop(&u->c, 1);
   } else {
     uv_signal_start(&u->sigint, on_signal, SIGINT);

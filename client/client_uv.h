@@ -34,6 +34,8 @@ typedef struct chat_client_uv {
   uint64_t last_read, last_write;
   uint64_t connect_started;    /* the current connect attempt began */
   uv_timer_t hb_timer, reconnect_timer;
+  struct sockaddr_storage srv_local; /* the connection's own address... */
+  int srv_reuse, srv_local_ok;       /* ...which punches may bind too */
 
   /* the listener for direct links and the TLS context of every link,
    * accepted or dialed (peer_net.c): this process's own key */
@@ -66,7 +68,9 @@ void chat__net_env_abort(void *ctx);
 int chat__peer_tls_start(chat_client_uv_t *u);
 int chat__peer_listen(chat_client_uv_t *u);
 int chat__peer_env_dial(void *ctx, chat_peer_t *p, const char *host, int port,
-                        void **link);
+                        int flags, void **link);
+/* The machine's own addresses for login's lan (docs/NAT.md). */
+void chat__peer_env_lan(chat_client_uv_t *u);
 int chat__peer_env_send(void *ctx, void *link, const json_t *obj);
 void chat__peer_env_close(void *ctx, void *link, int graceful);
 void chat__peer_env_pause(void *ctx, void *link);

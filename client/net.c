@@ -94,6 +94,14 @@ static void on_connected(chat_conn_t *conn, int status) {
     }
     return; /* on_close follows */
   }
+  /* Where hole punches leave from (docs/NAT.md). */
+  {
+    int len = sizeof(u->srv_local);
+    u->srv_local_ok = u->srv_reuse &&
+                      uv_tcp_getsockname(&conn->tcp,
+                                         (struct sockaddr *)&u->srv_local,
+                                         &len) == 0;
+  }
   if (u->tls_ctx != NULL)
     chat__out_info(c, "connected to %s:%d (%s, certificate verified)",
                    c->opts.server_host, c->opts.server_port,
@@ -125,6 +133,17 @@ static void connect_now(chat_client_uv_t *u) {
     return;
   }
   chat_conn_set_on_line(conn, on_line);
+  /* A port that hole punches may share: bound (any port) with SO_REUSEADDR
+   * and SO_REUSEPORT before the connect. Without it, no punching. */
+  {
+    struct sockaddr_storage any;
+    memset(&any, 0, sizeof(any));
+    any.ss_family = u->server_addr.ss_family;
+    u->srv_local_ok = 0;
+    u->srv_reuse = chat_conn_bind_reuse(conn, (struct sockaddr *)&any) == 0;
+    if (!u->srv_reuse)
+      CHAT_DEBUG("server connection without SO_REUSEPORT: no hole punching");
+  }
   if (u->tls_ctx != NULL &&
       (rc = chat_conn_tls(conn, u->tls_ctx, c->opts.server_host)) < 0) {
     CHAT_ERROR("cannot start TLS: %s", strerror(-rc));

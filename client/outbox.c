@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 typedef enum msg_state {
@@ -48,6 +49,7 @@ typedef struct ob_link {
   link_state_t state;
   int64_t deadline;
   int64_t last_active;
+  char path[8];               /* "dialed", "reverse", "punched" or "" */
 } ob_link_t;
 
 struct chat_outbox {
@@ -533,6 +535,7 @@ void chat_outbox_direct_ack(chat_outbox_t *ob, uint64_t link,
   memset(&a, 0, sizeof(a));
   a.via = "direct";
   a.status = "delivered";
+  a.path = l->path[0] ? l->path : NULL;
   emit(ob, CHAT_OB_SENT, m, NULL, &a);
   msg_free(ob, m);
 }
@@ -614,4 +617,11 @@ size_t chat_outbox_links(const chat_outbox_t *ob) { return ob->n_links; }
 const char *chat_outbox_link_peer(const chat_outbox_t *ob, uint64_t link) {
   const ob_link_t *l = link_find(ob, link);
   return l && l->state == L_OPEN ? l->peer : NULL;
+}
+
+void chat_outbox_link_path(chat_outbox_t *ob, uint64_t link,
+                           const char *path) {
+  ob_link_t *l = link_find(ob, link);
+  if (l && path)
+    snprintf(l->path, sizeof(l->path), "%s", path);
 }

@@ -74,6 +74,7 @@ typedef struct chat_ob_action {
   const char *via;         /* SENT: "direct" or "relay" */
   const char *status;      /* SENT: "delivered", "relayed" or "stored" */
   const char *fallback;    /* SENT/FAILED: why not direct; NULL if direct */
+  const char *path;        /* SENT direct: how the link was made, or NULL */
   int64_t relayed, stored; /* SENT for a group message */
   const char *code;        /* FAILED: the server's error code */
   const char *message;     /* FAILED: its text */
@@ -144,6 +145,10 @@ void chat_outbox_link_activity(chat_outbox_t *ob, uint64_t link, int64_t now);
  * "refused", after it the unacked ones with "no_ack". Unknown ids are
  * ignored (e.g. links the outbox closed itself). */
 void chat_outbox_link_down(chat_outbox_t *ob, uint64_t link, int64_t now);
+/* How link was made ("dialed", "reverse", "punched"): direct sends on it
+ * say so (CLI.md's path). Unknown ids are ignored. */
+void chat_outbox_link_path(chat_outbox_t *ob, uint64_t link,
+                           const char *path);
 /* The peer acked msg_id on link. */
 void chat_outbox_direct_ack(chat_outbox_t *ob, uint64_t link,
                             const char *msg_id, int64_t now);

@@ -56,7 +56,14 @@ static void human_sent(chat_client_t *c, const json_t *ev, FILE *f) {
   }
   fprintf(f, "%s-> %s [%s] ", col(c, C_DIM), str(ev, "to"),
           short_id(str(ev, "msg_id")));
-  if (strcmp(str(ev, "via"), "direct") == 0)
+  if (strcmp(str(ev, "via"), "direct") == 0 && *str(ev, "path") &&
+      strcmp(str(ev, "path"), "dialed") != 0)
+    fprintf(f, "%sdelivered directly (%s), encrypted%s", col(c, C_GREEN),
+            strcmp(str(ev, "path"), "punched") == 0
+                ? "through the NAT: hole punched"
+                : "the peer dialed back",
+            col(c, C_RESET));
+  else if (strcmp(str(ev, "via"), "direct") == 0)
     fprintf(f, "%sdelivered directly, encrypted%s", col(c, C_GREEN),
             col(c, C_RESET));
   else if (strcmp(str(ev, "status"), "stored") == 0)
@@ -175,9 +182,14 @@ static void human(chat_client_t *c, const json_t *ev) {
               col(c, C_DIM), str(ev, "via"), col(c, C_RESET));
     } else {
       /* A direct link is always TLS with the key the server vouched for. */
-      fprintf(f, "%s  (%s)%s\n", col(c, C_DIM),
-              strcmp(str(ev, "via"), "direct") == 0 ? "direct, encrypted"
-                                                    : str(ev, "via"),
+      const char *path = str(ev, "path");
+      int direct = strcmp(str(ev, "via"), "direct") == 0;
+      fprintf(f, "%s  (%s%s%s)%s\n", col(c, C_DIM),
+              direct ? "direct, " : str(ev, "via"),
+              direct && *path && strcmp(path, "dialed") != 0 ? path : "",
+              direct ? (*path && strcmp(path, "dialed") != 0 ? ", encrypted"
+                                                             : "encrypted")
+                     : "",
               col(c, C_RESET));
     }
     if (c->interactive && !c->opts.no_bell)

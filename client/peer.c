@@ -2,7 +2,19 @@
  * ack on open links, over links the env provides (peer_net.c's TLS sockets
  * in the real program). The decisions are elsewhere: tickets.c says which
  * hellos pass (ticket and key), outbox.c what to send on which link and
- * whether a dialed link proved the key the server vouched for. */
+ * whether a dialed link proved the key the server vouched for, nat.c when
+ * to try which way across NATs.
+ *
+ * Every attempt at a link is a race (docs/NAT.md): the asker (who sent
+ * connect) dials the listener's address and, behind the same NAT, its LAN
+ * addresses; the target may dial back (reverse) and both may punch. Each
+ * way is a chat_peer_t of the race. The application roles never change
+ * with the way: the asker proves nothing but its key and says peer_hello
+ * with the ticket, the target checks the ticket and says peer_welcome. The
+ * TCP and TLS roles follow the way: whoever dials is the TLS client, except
+ * in a punch (both dial), where the asker is. The asker takes the first way
+ * whose other end proved the vouched key and closes the rest; the target
+ * ends its race when the ticket is used. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,9 +24,10 @@
 
 #include "chat_log.h"
 #include "client.h"
+#include "nat.h"
 
 typedef enum peer_state {
-  P_DIALING,     /* we dialed; connect and TLS handshake in progress */
+  P_DIALING,     /* we dialed (any way); connect and TLS handshake */
   P_HELLO_SENT,  /* we dialed and said hello; waiting for peer_welcome */
   P_AWAIT_HELLO, /* a peer dialed us; waiting for its peer_hello */
   P_WAIT_TICKET, /* its hello waits for the server's expect */
@@ -31,7 +44,24 @@ struct chat_peer {
   peer_state_t state;
   uint64_t since;            /* accepted at (inbound) */
   char name[CHAT_MAX_NAME + 1];
-  char ticket[CHAT_TICKET_LEN + 1]; /* dialed: shown once the key is proven */
+  char ticket[CHAT_TICKET_LEN + 1]; /* the hello's (target) */
+  chat_race_t *race;         /* a way of this race, until it is decided */
+  chat_nat_way_t way;        /* how the link was made */
+  int told;                  /* its race heard of its end already */
+};
+
+struct chat_race {
+  chat_race_t *next;
+  chat_client_t *c;
+  int asker;                 /* 1: our connect, we say hello; 0: an expect */
+  uint64_t link;             /* asker: the outbox's link */
+  char name[CHAT_MAX_NAME + 1];
+  char ticket[CHAT_TICKET_LEN + 1];
+  char key[CHAT_KEY_LEN + 1]; /* the other side's, as the server vouched */
+  char punch_host[CHAT_HOST_MAX];
+  int punch_port;
+  chat_peer_t *punch;        /* the punch try in flight */
+  chat_nat_t nat;
 };
 
 static chat_peer_t *peer_new(chat_client_t *c) {
@@ -106,15 +136,35 @@ static void note_secure(chat_peer_t *p) {
                  p->name, p->name);
 }
 
+static void race_end(chat_race_t *r, chat_peer_t *keep);
+
+/* The target's race for this hello's ticket is over: the ticket is used. */
+static void target_race_done(chat_peer_t *p) {
+  chat_client_t *c = p->c;
+  for (chat_race_t *r = c->races; r; r = r->next)
+    if (!r->asker && strcmp(r->name, p->name) == 0 &&
+        strcmp(r->ticket, p->ticket) == 0) {
+      if (p->race == r)
+        chat_nat_secured(&r->nat, p->way);
+      race_end(r, p);
+      return;
+    }
+}
+
 /* p->name is the hello's from, which the ticket proved. */
 static void accept_link(chat_peer_t *p) {
   chat_client_t *c = p->c;
   inbound_decided(p);
+  target_race_done(p);
+  sodium_memzero(p->ticket, sizeof(p->ticket));
   p->link = chat_outbox_link_accepted(c->ob, p->name, chat__client_now(c));
   if (!p->link) {
     close_link(p, 0);
     return;
   }
+  chat_outbox_link_path(c->ob, p->link, chat_nat_path(p->way));
+  if (p->way != CHAT_NAT_DIALED)
+    CHAT_INFO("direct link with %s: %s", p->name, chat_nat_path(p->way));
   p->state = P_OPEN;
   send_obj(p, json_pack("{s:s,s:s}", "type", "peer_welcome", "user",
                         c->opts.user));
@@ -146,6 +196,7 @@ static void on_hello(chat_peer_t *p, const chat_msg_t *m) {
     return;
   }
   snprintf(p->name, sizeof(p->name), "%s", m->from);
+  snprintf(p->ticket, sizeof(p->ticket), "%s", m->ticket);
   v = chat_tickets_hello(c->tickets, p, m->from, m->to, m->ticket,
                          link_key(p, hex), chat__client_now(c));
   if (v == CHAT_TICKET_ACCEPT) {
@@ -160,6 +211,8 @@ static void on_hello(chat_peer_t *p, const chat_msg_t *m) {
   }
 }
 
+static void on_reverse(chat_peer_t *p, const chat_msg_t *m);
+
 static void on_open_frame(chat_peer_t *p, const chat_msg_t *m) {
   chat_client_t *c = p->c;
   uint64_t now = chat__client_now(c);
@@ -169,7 +222,8 @@ static void on_open_frame(chat_peer_t *p, const chat_msg_t *m) {
   case CHAT_T_MSG:
     /* The sender is the peer proven in the handshake, never a field. */
     chat__session_show_message(c, p->name, NULL, m->msg_id, m->body,
-                               m->body_len, m->ts, "direct", 0);
+                               m->body_len, m->ts, "direct",
+                               chat_nat_path(p->way), 0);
     send_obj(p, json_pack("{s:s,s:s}", "type", "ack", "msg_id", m->msg_id));
     break;
   case CHAT_T_ACK:
@@ -203,7 +257,10 @@ void chat__peer_on_frame(chat_peer_t *p, const json_t *obj) {
   }
   switch (p->state) {
   case P_AWAIT_HELLO:
-    on_hello(p, &m);
+    if (m.type == CHAT_T_PEER_REVERSE)
+      on_reverse(p, &m);
+    else
+      on_hello(p, &m);
     break;
   case P_HELLO_SENT:
     if (m.type == CHAT_T_PEER_WELCOME && strcmp(m.user, p->name) == 0) {
@@ -237,75 +294,274 @@ void chat__peer_on_bad_frame(chat_peer_t *p, const chat_error_t *err) {
   }
 }
 
+static void way_failed(chat_peer_t *p, int bad_key);
+
 void chat__peer_closed(chat_peer_t *p) {
   chat_client_t *c = p->c;
 
   if (c->tickets)
     chat_tickets_forget(c->tickets, p);
   inbound_decided(p);
+  if (p->race)
+    way_failed(p, 0);
   if (p->link && !c->finished)
     chat_outbox_link_down(c->ob, p->link, chat__client_now(c));
   peer_free(p);
 }
 
+/* ---- races: the ways to one peer ---------------------------------------- */
+
+static chat_race_t *race_new(chat_client_t *c, int asker, const char *name,
+                             const char *ticket, const char *key,
+                             const chat_dial_plan_t *plan) {
+  chat_race_t *r = calloc(1, sizeof(*r));
+  if (!r)
+    return NULL;
+  r->c = c;
+  r->asker = asker;
+  snprintf(r->name, sizeof(r->name), "%s", name);
+  snprintf(r->ticket, sizeof(r->ticket), "%s", ticket);
+  snprintf(r->key, sizeof(r->key), "%s", key);
+  chat_nat_init(&r->nat, (int64_t)chat__client_now(c),
+                plan && plan->punch_host ? plan->punch_ms : -1);
+  if (plan && plan->punch_host && plan->punch_ms >= 0) {
+    snprintf(r->punch_host, sizeof(r->punch_host), "%s", plan->punch_host);
+    r->punch_port = plan->punch_port;
+  }
+  r->next = c->races;
+  c->races = r;
+  return r;
+}
+
+/* Unlinks and frees r; its ways but keep are closed without a word. */
+static void race_end(chat_race_t *r, chat_peer_t *keep) {
+  chat_client_t *c = r->c;
+  chat_race_t **pp;
+  for (pp = &c->races; *pp; pp = &(*pp)->next)
+    if (*pp == r) {
+      *pp = r->next;
+      break;
+    }
+  for (chat_peer_t *p = c->peers; p; p = p->next)
+    if (p->race == r) {
+      p->race = NULL;
+      if (p != keep && p->state != P_CLOSING) {
+        inbound_decided(p);
+        close_link(p, 0);
+      }
+    }
+  sodium_memzero(r->ticket, sizeof(r->ticket));
+  free(r);
+}
+
+/* The asker's race gave up before its time: the outbox falls back now. */
+static void race_give_up(chat_race_t *r, int in_time) {
+  chat_client_t *c = r->c;
+  uint64_t link = r->asker ? r->link : 0;
+  const char *why = r->nat.bad_key ? "bad_key" : "refused";
+  CHAT_INFO("no direct way to %s%s", r->name,
+            in_time ? "" : " within the time allowed");
+  race_end(r, NULL);
+  /* At the budget's end the outbox's own timeout says why (timeout). */
+  if (link && !in_time)
+    return;
+  if (link)
+    chat_outbox_link_failed(c->ob, link, why, chat__client_now(c));
+}
+
+static void way_failed(chat_peer_t *p, int bad_key) {
+  chat_race_t *r = p->race;
+  int rc;
+  if (!r)
+    return;
+  if (r->punch == p)
+    r->punch = NULL;
+  p->race = NULL;
+  if (p->told)
+    return;
+  p->told = 1;
+  /* An inbound reverse dial was never one of our ways. */
+  if (r->asker && p->way == CHAT_NAT_REVERSE) {
+    if (bad_key)
+      r->nat.bad_key = 1;
+    return;
+  }
+  rc = chat_nat_failed(&r->nat, p->way, bad_key,
+                       (int64_t)chat__client_now(r->c));
+  if (rc & CHAT_NAT_GIVE_UP)
+    race_give_up(r, 1);
+}
+
+static chat_peer_t *way_dial(chat_race_t *r, const char *host, int port,
+                             chat_nat_way_t way, int flags) {
+  chat_client_t *c = r->c;
+  chat_peer_t *p = peer_new(c);
+  if (!p)
+    return NULL;
+  p->state = P_DIALING;
+  p->race = r;
+  p->way = way;
+  snprintf(p->name, sizeof(p->name), "%s", r->name);
+  if (c->env->peer_dial(c->env_ctx, p, host, port, flags, &p->io) < 0) {
+    peer_free(p);
+    return NULL;
+  }
+  return p;
+}
+
+/* The asker's way p won: it is the outbox's link now, and says hello. */
+static void way_won(chat_race_t *r, chat_peer_t *p, const char *key) {
+  chat_client_t *c = r->c;
+  uint64_t link = r->link;
+  char ticket[CHAT_TICKET_LEN + 1];
+  int rc;
+
+  snprintf(ticket, sizeof(ticket), "%s", r->ticket);
+  p->race = NULL;
+  race_end(r, p);
+  p->link = link;
+  rc = chat_outbox_link_secured(c->ob, link, key, chat__client_now(c));
+  if (rc == -EPERM) {
+    CHAT_WARN("direct link to %s refused: its key is not the one the server "
+              "vouched for", p->name);
+    sodium_memzero(ticket, sizeof(ticket));
+    return; /* the outbox closed the link (CHAT_OB_CLOSE_LINK) */
+  }
+  if (rc < 0) { /* the outbox gave up on it meanwhile (timeout) */
+    p->link = 0;
+    close_link(p, 0);
+    sodium_memzero(ticket, sizeof(ticket));
+    return;
+  }
+  chat_outbox_link_path(c->ob, link, chat_nat_path(p->way));
+  CHAT_INFO("direct link to %s: %s%s", p->name, chat_nat_path(p->way),
+            p->way == CHAT_NAT_LAN ? " (LAN address)" : "");
+  p->state = P_HELLO_SENT;
+  send_obj(p, json_pack("{s:s,s:i,s:s,s:s,s:s}", "type", "peer_hello",
+                        "proto", CHAT_PROTO_VERSION, "from", c->opts.user,
+                        "to", p->name, "ticket", ticket));
+  sodium_memzero(ticket, sizeof(ticket));
+}
+
+static void punch_try(chat_race_t *r) {
+  int flags = CHAT_DIAL_PUNCH | (r->asker ? 0 : CHAT_DIAL_TLS_ACCEPT);
+  CHAT_DEBUG("punch %d to %s at %s:%d", r->nat.punch_tries, r->name,
+             r->punch_host, r->punch_port);
+  r->punch = way_dial(r, r->punch_host, r->punch_port, CHAT_NAT_PUNCHED,
+                      flags);
+  if (!r->punch) {
+    int rc = chat_nat_failed(&r->nat, CHAT_NAT_PUNCHED, 0,
+                             (int64_t)chat__client_now(r->c));
+    if (rc & CHAT_NAT_GIVE_UP)
+      race_give_up(r, 1);
+  }
+}
+
+/* Runs what the races' clocks say; returns when r may have been freed. */
+static void race_tick(chat_race_t *r, int64_t now) {
+  int acts = chat_nat_tick(&r->nat, now);
+  if ((acts & CHAT_NAT_STOP_PUNCH) && r->punch) {
+    chat_peer_t *p = r->punch;
+    r->punch = NULL;
+    p->told = 1; /* its window is over: the tick knows */
+    p->race = NULL;
+    close_link(p, 0);
+  }
+  if (acts & CHAT_NAT_GIVE_UP) {
+    race_give_up(r, now < r->nat.end);
+    return;
+  }
+  if (acts & CHAT_NAT_START_PUNCH)
+    punch_try(r);
+}
+
+static void races_tick(chat_client_t *c) {
+  int64_t now = (int64_t)chat__client_now(c);
+  chat_race_t *r = c->races, *next;
+  for (; r; r = next) {
+    next = r->next;
+    int64_t t = chat_nat_next_deadline(&r->nat);
+    if (t >= 0 && t <= now)
+      race_tick(r, now);
+    /* a give-up may have ended other races' ways, never other races */
+  }
+}
+
 /* ---- dialing ------------------------------------------------------------ */
 
 void chat__peer_dial(chat_client_t *c, uint64_t link, const char *to,
-                     const char *host, int port, const char *ticket) {
-  chat_peer_t *p = peer_new(c);
+                     const char *host, int port, const char *ticket,
+                     const char *key, const chat_dial_plan_t *plan) {
+  chat_race_t *r = race_new(c, 1, to, ticket, key ? key : "", plan);
 
-  if (!p) {
+  if (!r) {
     CHAT_ERROR("out of memory dialing %s", to);
     return; /* the outbox's handshake timeout takes it to the relay */
   }
-  p->link = link;
-  p->state = P_DIALING;
-  snprintf(p->name, sizeof(p->name), "%s", to);
-  snprintf(p->ticket, sizeof(p->ticket), "%s", ticket);
-  if (c->env->peer_dial(c->env_ctx, p, host, port, &p->io) < 0) {
+  r->link = link;
+  if (way_dial(r, host, port, CHAT_NAT_DIALED, 0))
+    chat_nat_started(&r->nat);
+  else
     CHAT_ERROR("cannot dial %s", to);
-    peer_free(p); /* as above */
-    return;
+  for (size_t i = 0; plan && plan->lan && i < json_array_size(plan->lan) &&
+                     i < CHAT_MAX_LAN; i++) {
+    const char *a = json_string_value(json_array_get(plan->lan, i));
+    if (!a || !chat_ip_valid(a) || strcmp(a, host) == 0)
+      continue;
+    CHAT_INFO("dialing %s at its LAN address %s:%d", to, a, port);
+    if (way_dial(r, a, port, CHAT_NAT_LAN, 0))
+      chat_nat_started(&r->nat);
   }
+  if (plan && plan->reverse)
+    chat_nat_expect_reverse(&r->nat);
+  /* Nothing under way: races_tick gives up on its next turn (the outbox
+   * must not be called back from inside its DIAL). */
 }
 
 void chat__peer_dialed(chat_peer_t *p, int status) {
   chat_client_t *c = p->c;
+  chat_race_t *r = p->race;
   char hex[CHAT_KEY_LEN + 1];
-  int rc;
+  const char *key;
 
-  if (p->state != P_DIALING)
+  if (p->state != P_DIALING || !r)
     return;
   if (status == UV_EPROTO) {
     /* It could not prove any key: treated as one that proves a wrong one. */
-    CHAT_INFO("direct link to %s: TLS handshake failed", p->name);
-    if (p->link)
-      chat_outbox_link_failed(c->ob, p->link, "bad_key", chat__client_now(c));
-    p->link = 0; /* told; chat__peer_closed follows */
-    p->state = P_CLOSING;
+    CHAT_INFO("direct link to %s (%s): TLS handshake failed", p->name,
+              chat_nat_path(p->way));
+    p->state = P_CLOSING; /* chat__peer_closed follows */
+    way_failed(p, 1);
     return;
   }
   if (status < 0)
     return; /* chat__peer_closed follows: refused */
-  rc = p->link ? chat_outbox_link_secured(c->ob, p->link, link_key(p, hex),
-                                          chat__client_now(c))
-               : -ENOENT;
-  if (rc == -EPERM) {
-    /* The outbox closed the link (CHAT_OB_CLOSE_LINK): the ticket was never
-     * shown to whoever answered. */
-    CHAT_WARN("direct link to %s refused: its key is not the one the server "
-              "vouched for", p->name);
+  key = link_key(p, hex);
+  if (!key || strcmp(key, r->key) != 0) {
+    CHAT_WARN("direct link to %s (%s) refused: its key is not the one the "
+              "server vouched for", p->name, chat_nat_path(p->way));
+    way_failed(p, 1);
+    close_link(p, 1); /* after our TLS Finished: no frame of ours */
     return;
   }
-  if (rc < 0) { /* the outbox gave up on it meanwhile (timeout) */
-    close_link(p, 0);
+  if (r->asker) {
+    if (!chat_nat_secured(&r->nat, p->way)) {
+      close_link(p, 1); /* another way won */
+      return;
+    }
+    way_won(r, p, key);
     return;
   }
-  p->state = P_HELLO_SENT;
-  send_obj(p, json_pack("{s:s,s:i,s:s,s:s,s:s}", "type", "peer_hello",
-                        "proto", CHAT_PROTO_VERSION, "from", c->opts.user,
-                        "to", p->name, "ticket", p->ticket));
-  sodium_memzero(p->ticket, sizeof(p->ticket));
+  /* The target's way (reverse or punch): the asker says hello on it if it
+   * wins; a reverse dial first says who it is. */
+  if (p->way == CHAT_NAT_PUNCHED && r->punch == p)
+    chat_nat_punch_connected(&r->nat);
+  p->state = P_AWAIT_HELLO;
+  p->since = chat__client_now(c);
+  if (p->way == CHAT_NAT_REVERSE)
+    send_obj(p, json_pack("{s:s,s:i,s:s,s:s}", "type", "peer_reverse",
+                          "proto", CHAT_PROTO_VERSION, "from", c->opts.user,
+                          "to", p->name));
 }
 
 int chat__peer_send(chat_client_t *c, uint64_t link, const json_t *obj) {
@@ -316,7 +572,13 @@ int chat__peer_send(chat_client_t *c, uint64_t link, const json_t *obj) {
 }
 
 void chat__peer_close_link(chat_client_t *c, uint64_t link) {
-  chat_peer_t *p = peer_by_link(c, link);
+  chat_peer_t *p;
+  for (chat_race_t *r = c->races; r; r = r->next)
+    if (r->asker && r->link == link) {
+      race_end(r, NULL); /* the outbox gave up on it */
+      break;
+    }
+  p = peer_by_link(c, link);
   if (!p)
     return;
   p->link = 0; /* the outbox has forgotten it already */
@@ -324,6 +586,8 @@ void chat__peer_close_link(chat_client_t *c, uint64_t link) {
 }
 
 void chat__peer_close_all(chat_client_t *c) {
+  while (c->races)
+    race_end(c->races, NULL);
   for (chat_peer_t *p = c->peers; p; p = p->next)
     close_link(p, 1);
 }
@@ -331,10 +595,62 @@ void chat__peer_close_all(chat_client_t *c) {
 /* ---- accepting ---------------------------------------------------------- */
 
 void chat__peer_on_expect(chat_client_t *c, const char *from,
-                          const char *ticket, const char *key) {
+                          const char *ticket, const char *key,
+                          const char *host, int port,
+                          const chat_dial_plan_t *plan) {
+  chat_race_t *r;
+  int punch = plan && plan->punch_host && plan->punch_ms >= 0;
   if (!c->tickets)
     return;
   chat_tickets_expect(c->tickets, from, ticket, key, chat__client_now(c));
+  /* The server asks us to dial back or to punch (docs/NAT.md): only
+   * toward a key it vouched for. */
+  if (c->stopping || !key || !chat_key_valid(key) ||
+      (!(host && port > 0) && !punch))
+    return;
+  if (!(r = race_new(c, 0, from, ticket, key, plan)))
+    return;
+  if (host && port > 0) {
+    CHAT_INFO("dialing back %s at %s:%d", from, host, port);
+    if (way_dial(r, host, port, CHAT_NAT_REVERSE, 0))
+      chat_nat_started(&r->nat);
+  }
+}
+
+/* A target dialed back (we asked for the link): we say hello on it if it
+ * is the first of our ways to prove the key the server vouched for. */
+static void on_reverse(chat_peer_t *p, const chat_msg_t *m) {
+  chat_client_t *c = p->c;
+  chat_race_t *r;
+  char hex[CHAT_KEY_LEN + 1];
+  const char *key;
+
+  if (m->proto != CHAT_PROTO_VERSION || strcmp(m->to, c->opts.user) != 0) {
+    refuse(p, "expected peer_reverse to us, proto 1");
+    return;
+  }
+  for (r = c->races; r; r = r->next)
+    if (r->asker && strcmp(r->name, m->from) == 0 &&
+        chat_nat_running(&r->nat))
+      break;
+  if (!r) {
+    refuse(p, "no direct link was asked of that user");
+    return;
+  }
+  key = link_key(p, hex);
+  if (!key || strcmp(key, r->key) != 0) {
+    r->nat.bad_key = 1;
+    refuse(p, WHY_KEY);
+    return;
+  }
+  snprintf(p->name, sizeof(p->name), "%s", m->from);
+  inbound_decided(p);
+  p->way = CHAT_NAT_REVERSE;
+  if (!chat_nat_secured(&r->nat, CHAT_NAT_REVERSE)) {
+    close_link(p, 1);
+    return;
+  }
+  way_won(r, p, key);
 }
 
 chat_peer_t *chat__peer_accepted(chat_client_t *c, void *link) {
@@ -353,9 +669,11 @@ chat_peer_t *chat__peer_accepted(chat_client_t *c, void *link) {
   return p;
 }
 
-/* Inbound links that never say hello (or trickle it) are cut off. */
+/* Inbound links that never say hello (or trickle it) are cut off; races
+ * run their clocks. */
 void chat__peer_sweep(chat_client_t *c) {
   uint64_t now = chat__client_now(c);
+  races_tick(c);
   for (chat_peer_t *p = c->peers; p; p = p->next)
     if (p->state == P_AWAIT_HELLO && now - p->since >= CHAT_CLIENT_HELLO_MS) {
       inbound_decided(p);
@@ -365,6 +683,11 @@ void chat__peer_sweep(chat_client_t *c) {
 
 int64_t chat__peer_next_deadline(chat_client_t *c) {
   int64_t t = -1;
+  for (chat_race_t *r = c->races; r; r = r->next) {
+    int64_t d = chat_nat_next_deadline(&r->nat);
+    if (d >= 0 && (t < 0 || d < t))
+      t = d;
+  }
   for (chat_peer_t *p = c->peers; p; p = p->next)
     if (p->state == P_AWAIT_HELLO &&
         (t < 0 || (int64_t)(p->since + CHAT_CLIENT_HELLO_MS) < t))

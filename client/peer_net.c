@@ -91,14 +91,31 @@ static void on_dialed(chat_conn_t *conn, int status) {
 }
 
 int chat__peer_env_dial(void *ctx, chat_peer_t *p, const char *host, int port,
-                        void **link) {
+                        int flags, void **link) {
+  chat_client_uv_t *u = ctx;
   struct sockaddr_storage ss;
-  peer_conn_t *w = conn_new(ctx);
+  peer_conn_t *w;
+  int rc;
 
-  if (!w)
+  /* A punch leaves from the server connection's address and port, which
+   * the NAT has mapped already (docs/NAT.md). */
+  if ((flags & CHAT_DIAL_PUNCH) && (!u->srv || !u->srv_local_ok))
+    return -ENOTCONN;
+  if (!(w = conn_new(u)))
     return -ENOMEM;
   w->p = p;
   *link = w;
+  if (flags & CHAT_DIAL_PUNCH) {
+    rc = chat_conn_bind_reuse(&w->conn, (struct sockaddr *)&u->srv_local);
+    if (rc < 0) {
+      CHAT_INFO("cannot punch to %s from the server port: %s",
+                chat__peer_name(p), uv_strerror(rc));
+      chat_conn_abort(&w->conn); /* on_close, on a later turn */
+      return 0;
+    }
+  }
+  if (flags & CHAT_DIAL_TLS_ACCEPT)
+    chat_conn_tls_accepting(&w->conn);
   /* Hosts come from the server: numeric, unless a peer set --p2p-host to a
    * name, which is not resolved here (that would block the loop). */
   if (chat_addr_resolve_numeric(host, port, &ss) != 0) {
@@ -137,6 +154,37 @@ void chat__peer_env_pause(void *ctx, void *link) {
 void chat__peer_env_resume(void *ctx, void *link) {
   peer_conn_t *w = link;
   chat_conn_resume(&w->conn);
+}
+
+/* ---- addresses ---------------------------------------------------------- */
+
+/* Our own addresses, for a peer behind the same NAT: every interface's
+ * but loopback and link-local, at most CHAT_MAX_LAN, IPv4 first. */
+void chat__peer_env_lan(chat_client_uv_t *u) {
+  uv_interface_address_t *ifs;
+  int n, pass, i;
+  chat_client_t *c = &u->c;
+
+  c->n_lan = 0;
+  if (uv_interface_addresses(&ifs, &n) != 0)
+    return;
+  for (pass = 0; pass < 2; pass++)
+    for (i = 0; i < n && c->n_lan < CHAT_MAX_LAN; i++) {
+      const struct sockaddr *sa = (const struct sockaddr *)&ifs[i].address;
+      char ip[CHAT_IP_MAX];
+      if (ifs[i].is_internal || sa->sa_family != (pass ? AF_INET6 : AF_INET))
+        continue;
+      if (sa->sa_family == AF_INET6 &&
+          IN6_IS_ADDR_LINKLOCAL(&ifs[i].address.address6.sin6_addr))
+        continue;
+      if ((sa->sa_family == AF_INET
+               ? uv_ip4_name(&ifs[i].address.address4, ip, sizeof(ip))
+               : uv_ip6_name(&ifs[i].address.address6, ip, sizeof(ip))) != 0 ||
+          !chat_ip_valid(ip))
+        continue;
+      snprintf(c->lan[c->n_lan++], CHAT_IP_MAX, "%s", ip);
+    }
+  uv_free_interface_addresses(ifs, n);
 }
 
 /* ---- listening ---------------------------------------------------------- */

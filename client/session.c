@@ -72,6 +72,13 @@ static void send_login(chat_client_t *c) {
    * session only (a new process has a new key). */
   if (m && c->key[0])
     json_object_set_new(m, "key", json_string(c->key));
+  /* Where a peer behind the same NAT finds our listener (docs/NAT.md). */
+  if (m && c->p2p_port > 0 && c->n_lan > 0) {
+    json_t *lan = json_array();
+    for (int i = 0; lan && i < c->n_lan; i++)
+      json_array_append_new(lan, json_string(c->lan[i]));
+    json_object_set_new(m, "lan", lan);
+  }
   c->net = CHAT_NET_LOGIN;
   chat__session_request(c, m, CHAT_REQ_LOGIN, NULL, NULL);
 }
@@ -216,9 +223,17 @@ static void on_ok(chat_client_t *c, const chat_req_t *r, const chat_msg_t *m) {
   case CHAT_REQ_CONNECT:
     if (!m->host || !m->ticket || m->port <= 0)
       chat_outbox_connect_failed(c->ob, r->arg, "bad_request", now);
-    else
+    else {
+      /* The NAT ways ride beside the outbox's dial (client.c's DIAL). */
+      chat_dial_plan_t plan = {m->lan, m->reverse == 1, m->punch_host,
+                               (int)m->punch_port,
+                               m->punch_host && m->punch_port > 0
+                                   ? m->punch_ms : -1};
+      c->dial_plan = &plan;
       chat_outbox_connect_ok(c->ob, r->arg, m->host, (int)m->port, m->ticket,
                              m->key, now);
+      c->dial_plan = NULL;
+    }
     break;
   case CHAT_REQ_CONTACTS:
     roster_from(c, m->contacts);
@@ -326,7 +341,8 @@ static void on_reply(chat_client_t *c, const chat_msg_t *m) {
 int chat__session_show_message(chat_client_t *c, const char *from,
                                const char *group, const char *msg_id,
                                const char *body, size_t body_len, int64_t ts,
-                               const char *via, int offline) {
+                               const char *via, const char *path,
+                               int offline) {
   json_t *ev;
   if (chat_dedup_check(c->dedup, from, msg_id) != 0)
     return 0; /* seen (or not valid): acked, never shown twice */
@@ -343,6 +359,8 @@ int chat__session_show_message(chat_client_t *c, const char *from,
   json_object_set_new(ev, "msg_id", json_string(msg_id));
   json_object_set_new(ev, "ts", json_integer(ts));
   json_object_set_new(ev, "via", json_string(via));
+  if (path)
+    json_object_set_new(ev, "path", json_string(path));
   json_object_set_new(ev, "offline", json_boolean(offline));
   chat__client_record(c, group ? group : from, group != NULL, from, body,
                       body_len, ts);
@@ -353,7 +371,7 @@ int chat__session_show_message(chat_client_t *c, const char *from,
 static void on_deliver(chat_client_t *c, const chat_msg_t *m) {
   json_t *ack;
   chat__session_show_message(c, m->from, m->group, m->msg_id, m->body,
-                             m->body_len, m->ts, "relay", m->offline > 0);
+                             m->body_len, m->ts, "relay", NULL, m->offline > 0);
   /* Duplicates are acked too, or the server would keep them forever. */
   ack = json_pack("{s:s,s:s,s:s}", "type", "ack", "msg_id", m->msg_id, "from",
                   m->from);
@@ -404,7 +422,14 @@ static void on_event(chat_client_t *c, const chat_msg_t *m) {
                                  "group", m->group, "by", m->by));
     break;
   case CHAT_T_EXPECT:
-    chat__peer_on_expect(c, m->from, m->ticket, m->key);
+    {
+      chat_dial_plan_t plan = {NULL, m->host && m->port > 0, m->punch_host,
+                               (int)m->punch_port,
+                               m->punch_host && m->punch_port > 0
+                                   ? m->punch_ms : -1};
+      chat__peer_on_expect(c, m->from, m->ticket, m->key, m->host,
+                           (int)m->port, &plan);
+    }
     break;
   case CHAT_T_KICKED:
     chat__out_event(c, json_pack("{s:s,s:s}", "event", "kicked", "reason",

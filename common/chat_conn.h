@@ -108,7 +108,8 @@ struct chat_conn {
   int close_status;       /* for on_close: the first nonzero wins */
   chat_conn_state_t state;
   unsigned paused : 1, reading : 1, writing : 1, scheduled : 1,
-      resume_pending : 1, overflowed : 1, linger : 1, eof : 1, shut : 1;
+      resume_pending : 1, overflowed : 1, linger : 1, eof : 1, shut : 1,
+      tls_accept : 1;
 };
 
 /* A raw-line hook, for owners that read their hot frames without jansson
@@ -141,6 +142,19 @@ int chat_conn_accept(chat_conn_t *c, uv_stream_t *server);
  * when c is not freshly initialised (then cb is never called). */
 int chat_conn_connect(chat_conn_t *c, const struct sockaddr *addr,
                       void (*cb)(chat_conn_t *c, int status));
+
+/* Gives c (fresh from chat_conn_init) a socket of local's family with
+ * SO_REUSEADDR and SO_REUSEPORT set and binds it to local (port 0: any),
+ * so that another such socket may bind the same address and port: the
+ * server connection and the hole punches that leave from its port
+ * (docs/NAT.md). Call before chat_conn_connect. Returns 0 or a libuv
+ * error (then close c as usual). */
+int chat_conn_bind_reuse(chat_conn_t *c, const struct sockaddr *local);
+/* A dialed c (before chat_conn_connect) that speaks TLS takes the server's
+ * part in the handshake: a hole punch's TCP is a simultaneous open, so
+ * someone must be told which TLS side it is. The connect callback still
+ * follows the handshake. */
+void chat_conn_tls_accepting(chat_conn_t *c);
 
 /* Queues obj (borrowed) as one line. Returns 0, -ENOBUFS past max_output
  * (on_overflow was called, the first time only), -EPIPE when closing or

@@ -12,7 +12,9 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "chat_addr.h"
 
@@ -522,7 +524,7 @@ static void on_connect(uv_connect_t *req, int status) {
     /* Open for TLS records; the owner hears of it after the handshake. */
     c->state = CHAT_CONN_OPEN;
     c->connect_cb = cb;
-    chat__tls_start(c, 1);
+    chat__tls_start(c, !c->tls_accept);
     status = read_start(c); /* even when paused: the handshake needs it */
     if (status == 0) {
       chat__io_schedule(c->io, c); /* the ClientHello */
@@ -547,6 +549,33 @@ static void on_connect(uv_connect_t *req, int status) {
     cb(c, status);
   close_now(c, status);
 }
+
+int chat_conn_bind_reuse(chat_conn_t *c, const struct sockaddr *local) {
+  int fd, one = 1, rc;
+  socklen_t len = local->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                               : sizeof(struct sockaddr_in);
+
+  if (c->state != CHAT_CONN_IDLE)
+    return UV_EINVAL;
+  /* libuv would set the options too late (it binds as it creates the
+   * socket), so the socket is made here and handed to it. */
+  fd = socket(local->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return uv_translate_sys_error(errno);
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+      setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
+      bind(fd, local, len) != 0) {
+    rc = uv_translate_sys_error(errno);
+    close(fd);
+    return rc;
+  }
+  rc = uv_tcp_open(&c->tcp, fd);
+  if (rc < 0)
+    close(fd);
+  return rc;
+}
+
+void chat_conn_tls_accepting(chat_conn_t *c) { c->tls_accept = 1; }
 
 int chat_conn_connect(chat_conn_t *c, const struct sockaddr *addr,
                       void (*cb)(chat_conn_t *c, int status)) {

@@ -225,7 +225,7 @@ static void env_server_abort(void *ctx) {
 }
 
 static int env_peer_dial(void *ctx, chat_peer_t *p, const char *host,
-                         int port, void **link) {
+                         int port, int flags, void **link) {
   struct link *l;
   if (w.dial_fails || w.nlinks == MAX_LINKS)
     return -ENOMEM;

@@ -153,7 +153,7 @@ static void sink_release(void *ctx) {
 }
 
 static const chat_sink_t sink = {sink_send, sink_send_line, sink_close,
-                                 sink_pause, sink_resume, sink_release};
+                                 sink_pause, sink_resume, sink_release, NULL};
 
 /* ---- Sessions ---------------------------------------------------------------- */
 

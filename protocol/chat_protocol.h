@@ -28,6 +28,8 @@
 #define CHAT_MAX_ID_INT 9007199254740991LL /* 2^53 - 1 */
 #define CHAT_TICKET_LEN 32           /* lowercase hex digits */
 #define CHAT_KEY_LEN 64              /* a direct-link key: lowercase hex */
+#define CHAT_MAX_LAN 4               /* login's lan: addresses at most */
+#define CHAT_IP_MAX 46               /* a numeric address with its NUL */
 #define CHAT_MAX_PROTOCOL_ERRORS 10  /* the 10th on a connection closes it */
 #define CHAT_MAX_FAILED_LOGINS 5     /* the 5th on a connection closes it */
 
@@ -167,7 +169,7 @@ typedef enum chat_type {
   CHAT_T_CONTACT_REMOVED, CHAT_T_DELIVER, CHAT_T_RECEIPT, CHAT_T_EXPECT,
   CHAT_T_GROUP_ADDED,
   /* peer <-> peer (also ping, pong, ack, error) */
-  CHAT_T_PEER_HELLO, CHAT_T_PEER_WELCOME, CHAT_T_MSG,
+  CHAT_T_PEER_HELLO, CHAT_T_PEER_WELCOME, CHAT_T_MSG, CHAT_T_PEER_REVERSE,
   CHAT_T__COUNT
 } chat_type_t;
 
@@ -209,6 +211,14 @@ typedef struct chat_msg {
   int64_t p2p_port, port, proto, ts, heartbeat, max_frame, relayed, stored;
   int offline;               /* deliver */
   const json_t *contacts, *members, *groups; /* arrays in an ok, borrowed */
+  /* NAT traversal (docs/DIRECT.md): login's and connect ok's lan (an array
+   * of numeric addresses, checked at login only), the punch target and
+   * moment of a connect ok / expect, and the ok's reverse flag (-1 when
+   * absent). An expect's host and port are where to dial back. */
+  const json_t *lan;
+  const char *punch_host;
+  int64_t punch_port, punch_ms;
+  int reverse;
 } chat_msg_t;
 
 /* Sets every field of *msg to its absent value (see chat_msg_t), for code
@@ -238,6 +248,8 @@ int chat_msg_id_valid(const char *msg_id);  /* ^[A-Za-z0-9_-]{1,64}$ */
 int chat_body_valid(const char *body, size_t len);   /* 1..16384, no NUL */
 int chat_ticket_valid(const char *ticket);  /* 32 lowercase hex digits */
 int chat_key_valid(const char *key);        /* 64 lowercase hex digits */
+/* A numeric IPv4 or IPv6 address (no brackets, port or zone). */
+int chat_ip_valid(const char *ip);
 
 /* ---- Messages: building ------------------------------------------------ */
 /* Each returns a new reference, or NULL when out of memory. id may be NULL

@@ -39,6 +39,7 @@ static const char *const type_names[CHAT_T__COUNT] = {
   [CHAT_T_GROUP_ADDED] = "group_added",
   [CHAT_T_PEER_HELLO] = "peer_hello",
   [CHAT_T_PEER_WELCOME] = "peer_welcome",
+  [CHAT_T_PEER_REVERSE] = "peer_reverse",
   [CHAT_T_MSG] = "msg",
 };
 

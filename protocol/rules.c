@@ -2,6 +2,7 @@
 #include "chat_protocol.h"
 #include "protocol_int.h"
 
+#include <arpa/inet.h>
 #include <string.h>
 
 int chat__name_validn(const char *s, size_t len) {
@@ -86,4 +87,11 @@ int chat_key_valid(const char *key) {
 int chat_body_valid(const char *body, size_t len) {
   return body != NULL && len >= 1 && len <= CHAT_MAX_BODY &&
          memchr(body, '\0', len) == NULL && chat__utf8_valid(body, len);
+}
+
+int chat_ip_valid(const char *ip) {
+  unsigned char buf[sizeof(struct in6_addr)];
+  if (ip == NULL || strnlen(ip, CHAT_IP_MAX) >= CHAT_IP_MAX)
+    return 0;
+  return inet_pton(AF_INET, ip, buf) == 1 || inet_pton(AF_INET6, ip, buf) == 1;
 }

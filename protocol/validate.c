@@ -28,6 +28,8 @@ enum kind {
   K_INT,      /* integer in [min, max] -> int64_t */
   K_BOOL,     /* -> int, 0 or 1 */
   K_ARRAY,    /* -> const json_t * */
+  K_ADDRS,    /* array of at most CHAT_MAX_LAN numeric IP addresses
+               * -> const json_t * */
 };
 
 enum need {
@@ -73,6 +75,7 @@ static const struct field s_login[] = {
   F("token", K_CRED, OPT, token), F("remember", K_BOOL, OPT, remember),
   I("p2p_port", OPT, p2p_port, 0, 65535), F("p2p_host", K_HOST, OPT, p2p_host),
   F("status", K_STATUS, OPT, status), F("key", K_KEY, OPT, key),
+  F("lan", K_ADDRS, OPT, lan),
 };
 static const struct field s_status[] = {F("status", K_STATUS, REQ, status)};
 static const struct field s_user[] = {F("user", K_USER, REQ, user)};
@@ -135,6 +138,9 @@ static const struct field c_ok[] = {
   F("contacts", K_ARRAY, LAX, contacts), F("members", K_ARRAY, LAX, members),
   F("token", K_STR, LAX, token),
   F("groups", K_ARRAY, LAX, groups), F("key", K_KEY, LAX, key),
+  F("lan", K_ADDRS, LAX, lan), F("punch_host", K_HOST, LAX, punch_host),
+  I("punch_port", LAX, punch_port, 1, 65535),
+  I("punch_ms", LAX, punch_ms, 0, 10000), F("reverse", K_BOOL, LAX, reverse),
 };
 static const struct field c_error[] = {
   F("code", K_STR, REQ, code), F("message", K_STR, OPT, message),
@@ -158,6 +164,10 @@ static const struct field c_receipt[] = {
 static const struct field c_expect[] = {
   F("from", K_USER, REQ, from), F("ticket", K_TICKET, REQ, ticket),
   F("key", K_KEY, LAX, key),
+  F("host", K_HOST, LAX, host), I("port", LAX, port, 1, 65535),
+  F("punch_host", K_HOST, LAX, punch_host),
+  I("punch_port", LAX, punch_port, 1, 65535),
+  I("punch_ms", LAX, punch_ms, 0, 10000),
 };
 static const struct field c_group_added[] = {
   F("group", K_GROUP, REQ, group), F("by", K_USER, REQ, by),
@@ -185,6 +195,11 @@ static const struct field p_hello[] = {
   I("proto", REQ, proto, 0, INT_MAX_53), F("from", K_USER, REQ, from),
   F("to", K_USER, REQ, to), F("ticket", K_TICKET, REQ, ticket),
 };
+/* The expect's side dialed back (a reverse dial): the asker says hello. */
+static const struct field p_reverse[] = {
+  I("proto", REQ, proto, 0, INT_MAX_53), F("from", K_USER, REQ, from),
+  F("to", K_USER, REQ, to),
+};
 static const struct field p_msg[] = {
   F("msg_id", K_MSG_ID, REQ, msg_id), F("body", K_BODY, REQ, body),
   I("ts", REQ, ts, 0, INT64_MAX),
@@ -195,6 +210,7 @@ static const struct field p_ack[] = {F("msg_id", K_MSG_ID, REQ, msg_id)};
 static const struct spec peer_specs[CHAT_T__COUNT] = {
   ROW(CHAT_T_PEER_HELLO, p_hello),
   ROW(CHAT_T_PEER_WELCOME, s_user),
+  ROW(CHAT_T_PEER_REVERSE, p_reverse),
   ROW(CHAT_T_MSG, p_msg),
   ROW(CHAT_T_ACK, p_ack),
   EMPTY(CHAT_T_PING),
@@ -224,6 +240,7 @@ static const char *describe(const struct field *f, char *buf, size_t size) {
     return buf;
   case K_BOOL: return "a boolean";
   case K_ARRAY: return "an array";
+  case K_ADDRS: return "an array of at most 4 numeric IP addresses";
   }
   return "valid";
 }
@@ -256,6 +273,21 @@ static int take(const struct field *f, const json_t *v, chat_msg_t *msg) {
       return -1;
     *(const json_t **)(void *)base = v;
     return 0;
+  case K_ADDRS: {
+    size_t i;
+    if (!json_is_array(v) || json_array_size(v) > CHAT_MAX_LAN)
+      return -1;
+    for (i = 0; i < json_array_size(v); i++) {
+      const json_t *e = json_array_get(v, i);
+      if (!json_is_string(e) ||
+          json_string_length(e) >= CHAT_IP_MAX ||
+          strlen(json_string_value(e)) != json_string_length(e) ||
+          !chat_ip_valid(json_string_value(e)))
+        return -1;
+    }
+    *(const json_t **)(void *)base = v;
+    return 0;
+  }
   default:
     break;
   }
@@ -321,6 +353,8 @@ void chat_msg_init(chat_msg_t *msg) {
   msg->p2p_port = msg->port = msg->proto = msg->ts = -1;
   msg->heartbeat = msg->max_frame = msg->relayed = msg->stored = -1;
   msg->offline = -1;
+  msg->punch_port = msg->punch_ms = -1;
+  msg->reverse = -1;
 }
 
 static const struct spec *role_specs(chat_role_t role) {

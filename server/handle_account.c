@@ -31,6 +31,8 @@ typedef struct account_op {
   chat_status_t status;
   char token[CHAT_TOKEN_HASH_HEX + 1]; /* login by token: its hash */
   char key[CHAT_KEY_LEN + 1];          /* login: the announced key, or "" */
+  char lan[CHAT_MAX_LAN][CHAT_IP_MAX]; /* login: its LAN addresses */
+  uint8_t n_lan;
 } account_op_t;
 
 static account_op_t *op_new(chat_srv_t *srv, chat_session_t *s,
@@ -233,6 +235,8 @@ static void login_complete(chat_srv_t *srv, account_op_t *op) {
   s->p2p_host = op->p2p_host;
   op->p2p_host = NULL;
   memcpy(s->key, op->key, sizeof(s->key));
+  memcpy(s->lan, op->lan, sizeof(s->lan));
+  s->n_lan = op->n_lan;
   u->session = s;
   u->login_seq = srv->next_seq;
   if (old) {
@@ -353,6 +357,10 @@ int chat_handle_login(chat_srv_t *srv, chat_session_t *s, const chat_msg_t *m,
   op->remember = m->remember == 1;
   if (m->key) /* validated by the decoder: 64 lowercase hex digits */
     memcpy(op->key, m->key, CHAT_KEY_LEN);
+  /* The decoder checked it: at most CHAT_MAX_LAN numeric addresses. */
+  for (size_t i = 0; m->lan && i < json_array_size(m->lan); i++)
+    snprintf(op->lan[op->n_lan++], CHAT_IP_MAX, "%s",
+             json_string_value(json_array_get(m->lan, i)));
   if ((m->p2p_host && (op->p2p_host = strdup(m->p2p_host)) == NULL) ||
       (m->password && (op->password = strdup(m->password)) == NULL)) {
     op_done(op);

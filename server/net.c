@@ -7,6 +7,8 @@
 #include "net.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,8 +77,23 @@ static void sink_resume(void *ctx) {
 
 static void sink_release(void *ctx) { free(ctx); }
 
-static const chat_sink_t sink = {sink_send, sink_send_line, sink_close,
-                                 sink_pause, sink_resume, sink_release};
+/* The kernel keeps a smoothed RTT for every TCP connection: no ping of our
+ * own is needed to time a hole punch. */
+static int sink_rtt_ms(void *ctx) {
+  net_client_t *nc = ctx;
+  struct tcp_info ti;
+  socklen_t len = sizeof(ti);
+  uv_os_fd_t fd;
+
+  if (uv_fileno((uv_handle_t *)&nc->conn.tcp, &fd) != 0 ||
+      getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0)
+    return -1;
+  return (int)(ti.tcpi_rtt / 1000);
+}
+
+static const chat_sink_t sink = {sink_send,   sink_send_line, sink_close,
+                                 sink_pause,  sink_resume,    sink_release,
+                                 sink_rtt_ms};
 
 /* ---- Connection callbacks -------------------------------------------------- */
 
@@ -182,6 +199,7 @@ static void on_connection(uv_stream_t *server, int status) {
     chat_conn_abort(&nc->conn);
     return;
   }
+  nc->s->obs_port = port > 0 && port <= 65535 ? (uint16_t)port : 0;
   net->nclients++;
   CHAT_DEBUG("connection from %s:%d", host, port);
 }

@@ -90,6 +90,9 @@ typedef struct chat_sink {
   void (*pause)(void *ctx);   /* hold further frames back */
   void (*resume)(void *ctx);
   void (*release)(void *ctx); /* the session's last reference is gone */
+  /* Optional (NULL: unknown): the connection's smoothed round trip in ms as
+   * the kernel measured it (TCP_INFO), or < 0. Times a hole punch. */
+  int (*rtt_ms)(void *ctx);
 } chat_sink_t;
 
 typedef struct chat_srv chat_srv_t;
@@ -124,6 +127,10 @@ typedef struct chat_session {
                             * (PROTOCOL.md 7), or "": handed to peers with
                             * tickets, never checked by the server */
   char host[CHAT_OBSERVED_HOST_MAX]; /* observed peer address */
+  uint16_t obs_port;       /* and port: where a hole punch aims (0: none) */
+  uint8_t n_lan;           /* login's lan: the addresses a peer behind the
+                            * same NAT dials (docs/DIRECT.md) */
+  char lan[CHAT_MAX_LAN][CHAT_IP_MAX];
 } chat_session_t;
 
 struct chat_srv {

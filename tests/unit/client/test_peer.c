@@ -49,7 +49,7 @@ static int env_server_send(void *ctx, const json_t *obj) {
 }
 static void env_server_abort(void *ctx) {}
 static int env_peer_dial(void *ctx, chat_peer_t *p, const char *host,
-                         int port, void **link) {
+                         int port, int flags, void **link) {
   fx_t *f = ctx;
   link_t *l = &f->links[f->nlinks++];
   l->sent = json_array();

@@ -70,7 +70,8 @@ static inline void cap_resume(void *ctx) { ((cap_t *)ctx)->paused = 0; }
 static inline void cap_release(void *ctx) { ((cap_t *)ctx)->released = 1; }
 
 static const chat_sink_t cap_sink = {cap_send,  cap_send_line, cap_close,
-                                     cap_pause, cap_resume,    cap_release};
+                                     cap_pause, cap_resume,    cap_release,
+                                     NULL};
 
 static inline void fx_run(fx_t *f) { uv_run(&f->loop, UV_RUN_DEFAULT); }
 

@@ -46,7 +46,8 @@ static inline int raw_send_line(void *ctx, const char *line, size_t len) {
 }
 
 static const chat_sink_t raw_sink = {raw_send,  raw_send_line, cap_close,
-                                     cap_pause, cap_resume,    cap_release};
+                                     cap_pause, cap_resume,    cap_release,
+                                     NULL};
 
 /* The last line c was sent, as bytes. */
 static inline const char *raw_last(cap_t *c) {

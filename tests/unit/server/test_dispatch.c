@@ -179,6 +179,75 @@ static void test_connect_error_order(void **state) {
   json_decref(ex);
 }
 
+#define KA "aaaa0123456789abcdef0123456789abcdef0123456789abcdef0123456789ab"
+#define KB "bbbb0123456789abcdef0123456789abcdef0123456789abcdef0123456789ab"
+
+static cap_t *nat_user(fx_t *f, const char *name, const char *key, int port,
+                       const char *lan) {
+  cap_t *c = fx_connect(f);
+  fx_send(f, c, "{s:s,s:s,s:s}", "type", "register", "user", name,
+          "password", "password1");
+  cap_expect_drop(c, "ok", NULL);
+  fx_send(f, c, "{s:s,s:s,s:s,s:s,s:i,s:[s]}", "type", "login", "user", name,
+          "password", "password1", "key", key, "p2p_port", port, "lan", lan);
+  cap_expect_drop(c, "ok", NULL);
+  return c;
+}
+
+/* docs/DIRECT.md: seen at one address, the asker gets the target's LAN
+ * addresses and nothing else; seen at two, a reverse dial (the asker's
+ * listener in the expect) and a punch toward each other's server
+ * connection, at a moment inside the budget. */
+static void test_connect_nat_fields(void **state) {
+  fx_t *f = *state;
+  cap_t *a = nat_user(f, "alice", KA, 5000, "192.168.1.10");
+  cap_t *b = nat_user(f, "bob", KB, 4000, "192.168.1.20");
+  fx_contacts(f, a, "alice", b, "bob");
+  a->s->obs_port = 41000;
+  b->s->obs_port = 42000;
+  fx_send(f, a, "{s:s,s:s}", "type", "connect", "to", "bob");
+  json_t *ok = cap_expect(a, "ok", NULL);
+  json_t *ex = cap_expect(b, "expect", NULL);
+  json_t *lan = json_object_get(ok, "lan");
+  assert_int_equal(json_array_size(lan), 1);
+  assert_string_equal(json_string_value(json_array_get(lan, 0)),
+                      "192.168.1.20");
+  assert_null(json_object_get(ok, "reverse"));
+  assert_null(json_object_get(ok, "punch_host"));
+  assert_null(json_object_get(ex, "host"));
+  assert_null(json_object_get(ex, "punch_host"));
+  json_decref(ok);
+  json_decref(ex);
+
+  snprintf(a->s->host, sizeof(a->s->host), "%s", "198.51.100.7");
+  fx_send(f, a, "{s:s,s:s}", "type", "connect", "to", "bob");
+  ok = cap_expect(a, "ok", NULL);
+  ex = cap_expect(b, "expect", NULL);
+  assert_null(json_object_get(ok, "lan"));
+  assert_true(json_is_true(json_object_get(ok, "reverse")));
+  assert_string_equal(jstr(ok, "punch_host"), "10.0.0.1");
+  assert_int_equal(json_integer_value(json_object_get(ok, "punch_port")),
+                   42000);
+  assert_string_equal(jstr(ex, "host"), "198.51.100.7");
+  assert_int_equal(json_integer_value(json_object_get(ex, "port")), 5000);
+  assert_string_equal(jstr(ex, "punch_host"), "198.51.100.7");
+  assert_int_equal(json_integer_value(json_object_get(ex, "punch_port")),
+                   41000);
+  /* no RTT known (the test sink has none): both punch after the lead */
+  assert_int_equal(json_integer_value(json_object_get(ok, "punch_ms")), 100);
+  assert_int_equal(json_integer_value(json_object_get(ex, "punch_ms")), 100);
+  json_decref(ok);
+  json_decref(ex);
+
+  /* a bad lan is bad_request naming it, not auth_failed */
+  cap_t *c = fx_connect(f);
+  fx_send(f, c, "{s:s,s:s,s:s,s:[s]}", "type", "login", "user", "carol",
+          "password", "password1", "lan", "10.0.0.1:80");
+  json_t *e = cap_expect(c, "error", "bad_request");
+  assert_non_null(strstr(jstr(e, "message"), "lan"));
+  json_decref(e);
+}
+
 static void test_group_errors(void **state) {
   fx_t *f = *state;
   cap_t *a = fx_user(f, "alice");
@@ -226,7 +295,8 @@ int main(void) {
       T(test_frame_too_large_closes), T(test_auth_failures),
       T(test_register_errors),    T(test_register_race_reserves_name),
       T(test_contact_errors),     T(test_send_errors),
-      T(test_connect_error_order), T(test_group_errors),
+      T(test_connect_error_order), T(test_connect_nat_fields),
+      T(test_group_errors),
       T(test_rate_limit),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
