@@ -666,6 +666,7 @@ int chat_engine_redis_new(uv_loop_t *loop, const char *url, int unsafe,
   e->idle.data = e->check.data = e->retry.data = e->reconnect.data =
       e->deadline.data = e;
   e->handles = 5;
+  uv_unref((uv_handle_t *)&e->reconnect); /* a stop does not wait for it */
   chat__redis_link_start(e);
   *out = &e->base;
   return 0;

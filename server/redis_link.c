@@ -206,6 +206,10 @@ void chat__redis_link_start(chat__redis_engine_t *e) {
     went_down(e, "cannot watch its socket");
     return;
   }
+  /* The socket's poll handle does not keep the loop alive: the deadline
+   * timer does, while anything is awaited from Redis, so a server that
+   * stops with nothing in flight is not held up by an idle connection. */
+  uv_unref((uv_handle_t *)&((redisLibuvEvents *)ac->ev.data)->handle);
   ac->data = e;
   redisAsyncSetConnectCallback(ac, on_connect);
   redisAsyncSetDisconnectCallback(ac, on_disconnect);
