@@ -1,6 +1,6 @@
 /* redis_link.c -- the Redis engine's connection on the loop (hiredis async
- * with its libuv adapter): connect, a handshake before anything else is
- * sent (SELECT, the scripts, the persistence settings again, since the
+ * with a libuv adapter of our own, below): connect, a handshake before
+ * anything else is sent (SELECT, the scripts, the persistence settings again, since the
  * Redis that comes back may not be the one checked at start), reconnect
  * with a doubling backoff, a deadline on connecting and on replies (a
  * Redis that stops answering is dropped like one that went away), and
@@ -13,10 +13,78 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <adapters/libuv.h>
 #include <sds.h>
 
 #include "chat_log.h"
+
+/* ---- the adapter ----------------------------------------------------------
+ * hiredis's adapters/libuv.h, with two changes. A poll error is handed to
+ * hiredis as an event on the socket, so it reads the error itself: libuv
+ * reports POLLERR as status UV_EBADF and stops the handle, which the stock
+ * adapter ignores -- a connect refused (Redis down) was then never noticed
+ * until a deadline. And the handle is unreferenced: it does not keep the
+ * loop alive; the deadline timer does while anything is awaited, so a
+ * server that stops with nothing in flight is not held by an idle
+ * connection. */
+
+typedef struct uv_events {
+  redisAsyncContext *ac; /* NULL once hiredis has cleaned up */
+  uv_poll_t handle;
+  int events;
+} uv_events_t;
+
+static void ev_poll(uv_poll_t *h, int status, int events) {
+  uv_events_t *p = h->data;
+  if (status < 0)
+    events = UV_READABLE | UV_WRITABLE; /* hiredis finds the error */
+  if (p->ac != NULL && (events & UV_WRITABLE))
+    redisAsyncHandleWrite(p->ac);
+  if (p->ac != NULL && (events & UV_READABLE))
+    redisAsyncHandleRead(p->ac);
+  if (status < 0 && p->ac != NULL && p->events != 0)
+    uv_poll_start(&p->handle, p->events, ev_poll); /* libuv stopped it */
+}
+
+static void ev_update(uv_events_t *p, int add, int flag) {
+  p->events = add ? p->events | flag : p->events & ~flag;
+  if (p->events != 0)
+    uv_poll_start(&p->handle, p->events, ev_poll);
+  else
+    uv_poll_stop(&p->handle);
+}
+
+static void ev_add_read(void *d) { ev_update(d, 1, UV_READABLE); }
+static void ev_del_read(void *d) { ev_update(d, 0, UV_READABLE); }
+static void ev_add_write(void *d) { ev_update(d, 1, UV_WRITABLE); }
+static void ev_del_write(void *d) { ev_update(d, 0, UV_WRITABLE); }
+
+static void ev_closed(uv_handle_t *h) { free(h->data); }
+
+static void ev_cleanup(void *d) {
+  uv_events_t *p = d;
+  p->ac = NULL;
+  uv_close((uv_handle_t *)&p->handle, ev_closed);
+}
+
+static int ev_attach(redisAsyncContext *ac, uv_loop_t *loop) {
+  uv_events_t *p = calloc(1, sizeof(*p));
+  if (p == NULL)
+    return -ENOMEM;
+  if (uv_poll_init(loop, &p->handle, ac->c.fd) != 0) {
+    free(p);
+    return -EIO;
+  }
+  uv_unref((uv_handle_t *)&p->handle);
+  p->handle.data = p;
+  p->ac = ac;
+  ac->ev.data = p;
+  ac->ev.addRead = ev_add_read;
+  ac->ev.delRead = ev_del_read;
+  ac->ev.addWrite = ev_add_write;
+  ac->ev.delWrite = ev_del_write;
+  ac->ev.cleanup = ev_cleanup;
+  return 0;
+}
 
 static void on_connect(const redisAsyncContext *ac, int status);
 static void on_disconnect(const redisAsyncContext *ac, int status);
@@ -200,16 +268,11 @@ void chat__redis_link_start(chat__redis_engine_t *e) {
     went_down(e, why);
     return;
   }
-  if (redisLibuvAttach(ac, e->loop) != REDIS_OK) {
-    ac->ev.cleanup = NULL; /* the adapter did not take it */
+  if (ev_attach(ac, e->loop) != 0) {
     redisAsyncFree(ac);
     went_down(e, "cannot watch its socket");
     return;
   }
-  /* The socket's poll handle does not keep the loop alive: the deadline
-   * timer does, while anything is awaited from Redis, so a server that
-   * stops with nothing in flight is not held up by an idle connection. */
-  uv_unref((uv_handle_t *)&((redisLibuvEvents *)ac->ev.data)->handle);
   ac->data = e;
   redisAsyncSetConnectCallback(ac, on_connect);
   redisAsyncSetDisconnectCallback(ac, on_disconnect);

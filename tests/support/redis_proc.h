@@ -121,7 +121,8 @@ static inline int rp__free_port(void) {
 
 /* Sends one inline command and reads the first line of the reply into
  * out (CRLF stripped). 0, or -1 (no connection, no reply in time). */
-static inline int rp_cmd(const rp_t *r, const char *cmd, char *out, size_t outlen) {
+static inline int rp_cmd(const rp_t *r, const char *cmd, char *out,
+                         size_t outlen) {
   struct sockaddr_in sa;
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), ret = -1;
   size_t got = 0;
