@@ -1,7 +1,8 @@
 /* engine_redis.c -- the engine (engine.h) on Redis: the first step of
  * cluster mode (issue 14), a node whose store is a Redis that other nodes
  * may share. Keys and commands: redis_cmds.c; replies: redis_reply.c; the
- * connection: redis_link.c; start-up checks: redis_conn.c.
+ * connection: redis_link.c; reads: redis_reads.c; start-up checks:
+ * redis_conn.c.
  *
  * Requests collect in the open batch during a loop turn. At the end of the
  * turn (a check handle, with an idle one so the loop does not block first,
@@ -58,7 +59,7 @@ static void disarm(chat__redis_engine_t *e) {
   uv_check_stop(&e->check);
 }
 
-static int grow(void **p, size_t *cap, size_t need, size_t size) {
+int chat__redis_grow(void **p, size_t *cap, size_t need, size_t size) {
   size_t ncap = *cap ? *cap : 16;
   if (need <= *cap)
     return 0;
@@ -76,107 +77,7 @@ static int has_work(const chat__redis_batch_t *b) {
   return b->n > 0 || b->nw > 0 || b->nrd > 0;
 }
 
-/* ---- reads ---------------------------------------------------------------- */
-
-static void rd_clear(chat__redis_rd_t *rd) {
-  chat_store_user_free(rd->user);
-  chat_store_group_free(rd->group);
-  free(rd->msgs);
-  rd->user = NULL;
-  rd->group = NULL;
-  rd->msgs = NULL;
-  rd->n = 0;
-  rd->more = 0;
-}
-
-static void rd_free(chat__redis_rd_t *rd) {
-  rd_clear(rd);
-  free(rd->a);
-  free(rd->b);
-  free(rd);
-}
-
-static void rd_fire(chat__redis_rd_t *rd) {
-  int ok = rd->status == 0;
-  switch (rd->kind) {
-  case CHAT__RD_USER:
-    ((chat_engine_user_cb)rd->cb)(rd->arg, rd->status, ok ? rd->user : NULL);
-    break;
-  case CHAT__RD_GROUP:
-    ((chat_engine_group_cb)rd->cb)(rd->arg, rd->status,
-                                   ok ? rd->group : NULL);
-    break;
-  case CHAT__RD_HELD:
-    ((chat_engine_held_cb)rd->cb)(rd->arg, rd->status, ok ? rd->msgs : NULL,
-                                  ok ? rd->n : 0, ok ? rd->more : 0);
-    break;
-  case CHAT__RD_SENT:
-    ((chat_engine_sent_cb)rd->cb)(rd->arg, rd->status, ok ? rd->msgs : NULL);
-    break;
-  }
-}
-
-static void reply_done(chat__redis_batch_t *b);
-
-static void on_read(redisAsyncContext *ac, void *reply, void *priv) {
-  chat__redis_rd_t *rd = priv;
-  const redisReply *r = reply;
-  (void)ac;
-  rd_clear(rd);
-  if (r == NULL) {
-    rd->status = -EIO;
-  } else if (r->type == REDIS_REPLY_ERROR) {
-    CHAT_WARN("Redis read failed: %s", r->str);
-    rd->status = -EIO;
-  } else {
-    switch (rd->kind) {
-    case CHAT__RD_USER:
-      rd->status =
-          chat__redis_user_parse(r, rd->a, rd->full, rd->b, &rd->user);
-      break;
-    case CHAT__RD_GROUP:
-      rd->status = chat__redis_group_parse(r, &rd->group);
-      break;
-    case CHAT__RD_HELD:
-      rd->status = chat__redis_held_parse(r, rd->limit, &rd->msgs, &rd->n,
-                                          &rd->more);
-      break;
-    case CHAT__RD_SENT:
-      rd->status = chat__redis_sent_parse(r, &rd->msgs);
-      break;
-    }
-  }
-  reply_done(rd->batch);
-}
-
-/* Sends one read's commands, its reply-bearing one last. */
-static int send_read(chat__redis_engine_t *e, chat__redis_rd_t *rd) {
-  chat__rcmd_t c[CHAT__READ_CMDS];
-  int n = 0, r = 0;
-  switch (rd->kind) {
-  case CHAT__RD_USER:
-    n = chat__redis_user_cmds(rd->a, rd->full, rd->b, c);
-    break;
-  case CHAT__RD_GROUP:
-    n = chat__redis_group_cmds(rd->a, c);
-    break;
-  case CHAT__RD_HELD:
-    n = chat__redis_held_cmds(rd->a, rd->after, rd->limit, c);
-    break;
-  case CHAT__RD_SENT:
-    n = chat__redis_sent_cmds(rd->a, rd->b, e->shas, c);
-    break;
-  }
-  for (int i = 0; i < n; i++) {
-    if (r < 0)
-      chat__rcmd_free(&c[i]);
-    else
-      r = chat__redis_link_send(e, &c[i], i == n - 1 ? on_read : NULL, rd);
-  }
-  return r;
-}
-
-/* ---- batches -------------------------------------------------------------- */
+/* ---- batches ------------------------------------------------------------- */
 
 static void on_exec(redisAsyncContext *ac, void *reply, void *priv) {
   chat__redis_batch_t *b = priv;
@@ -191,7 +92,7 @@ static void on_exec(redisAsyncContext *ac, void *reply, void *priv) {
     b->status = st;
   else
     b->del_status = st;
-  reply_done(b);
+  chat__redis_reply_done(b);
 }
 
 /* Sends the batch's ops (all, or only its DEL_MSGs in round 2) as one
@@ -250,7 +151,7 @@ static void send_batch(chat__redis_engine_t *e, chat__redis_batch_t *b) {
     chat__redis_rd_t *rd = b->rd[i];
     if (r == 0) {
       b->outstanding++;
-      if ((r = send_read(e, rd)) == 0)
+      if ((r = chat__redis_send_read(e, rd)) == 0)
         continue;
       b->outstanding--;
     }
@@ -266,7 +167,7 @@ static void send_batch(chat__redis_engine_t *e, chat__redis_batch_t *b) {
   chat__redis_arm(e);
 }
 
-static void reply_done(chat__redis_batch_t *b) {
+void chat__redis_reply_done(chat__redis_batch_t *b) {
   chat__redis_engine_t *e = b->e;
   if (--b->outstanding > 0)
     return;
@@ -355,8 +256,8 @@ static void finish(chat__redis_engine_t *e, chat__redis_batch_t *b) {
   b->rd = NULL;
   b->nrd = b->rdcap = 0;
   for (size_t i = 0; i < nrd; i++) {
-    rd_fire(rd[i]);
-    rd_free(rd[i]);
+    chat__redis_rd_fire(rd[i]);
+    chat__redis_rd_free(rd[i]);
   }
   free(rd);
 }
@@ -402,14 +303,15 @@ static void on_check(uv_check_t *h) {
     finish(e, e->flying); /* failed at once */
 }
 
-/* ---- the engine type ------------------------------------------------------ */
+/* ---- the engine type ----------------------------------------------------- */
 
 static int re_add(chat_engine_t *ce, const chat_store_op_t *op) {
   chat__redis_engine_t *e = RE(ce);
   chat__redis_batch_t *b = e->open;
   if (chat_store_op_check(op) != 0)
     return -EINVAL;
-  if (grow((void **)&b->ops, &b->cap, b->n + 1, sizeof(*b->ops)) != 0 ||
+  if (chat__redis_grow((void **)&b->ops, &b->cap, b->n + 1,
+                       sizeof(*b->ops)) != 0 ||
       chat__mem_op_copy(&b->ops[b->n], op) != 0)
     return -ENOMEM;
   b->n++;
@@ -419,7 +321,7 @@ static int re_add(chat_engine_t *ce, const chat_store_op_t *op) {
 
 static int add_waiter(chat__redis_batch_t *b, chat_engine_done_cb cb,
                       void *arg, int after_ops) {
-  if (grow((void **)&b->w, &b->wcap, b->nw + 1, sizeof(*b->w)) != 0)
+  if (chat__redis_grow((void **)&b->w, &b->wcap, b->nw + 1, sizeof(*b->w)) != 0)
     return -ENOMEM;
   b->w[b->nw++] = (chat__redis_waiter_t){cb, arg, after_ops};
   return 0;
@@ -451,69 +353,6 @@ static void re_on_fail(chat_engine_t *ce, chat_engine_fail_cb cb, void *arg) {
 
 static int re_flushing(const chat_engine_t *ce) {
   return CRE(ce)->flushing || CRE(ce)->freeing;
-}
-
-static int queue_read(chat_engine_t *ce, chat__redis_rd_kind_t kind,
-                      const char *a, const char *b, void (*cb)(void),
-                      void *arg, chat__redis_rd_t **out) {
-  chat__redis_engine_t *e = RE(ce);
-  chat__redis_batch_t *bt = e->open;
-  chat__redis_rd_t *rd = calloc(1, sizeof(*rd));
-  if (rd == NULL || (rd->a = strdup(a)) == NULL ||
-      (b != NULL && (rd->b = strdup(b)) == NULL) ||
-      grow((void **)&bt->rd, &bt->rdcap, bt->nrd + 1, sizeof(*bt->rd)) != 0) {
-    if (rd != NULL)
-      rd_free(rd);
-    return -ENOMEM;
-  }
-  rd->kind = kind;
-  rd->cb = cb;
-  rd->arg = arg;
-  rd->batch = bt;
-  bt->rd[bt->nrd++] = rd;
-  if (out != NULL)
-    *out = rd;
-  chat__redis_arm(e);
-  return 0;
-}
-
-static int re_load_user(chat_engine_t *ce, const char *name, int full,
-                        const char *token_hash, chat_engine_user_cb cb,
-                        void *arg) {
-  chat__redis_rd_t *rd;
-  int r = queue_read(ce, CHAT__RD_USER, name, token_hash, (void (*)(void))cb,
-                     arg, &rd);
-  if (r == 0)
-    rd->full = full;
-  return r;
-}
-
-static int re_load_group(chat_engine_t *ce, const char *name,
-                         chat_engine_group_cb cb, void *arg) {
-  return queue_read(ce, CHAT__RD_GROUP, name, NULL, (void (*)(void))cb, arg,
-                    NULL);
-}
-
-static int re_load_held(chat_engine_t *ce, const char *rcpt, uint64_t after,
-                        uint32_t limit, chat_engine_held_cb cb, void *arg) {
-  chat__redis_rd_t *rd;
-  int r = queue_read(ce, CHAT__RD_HELD, rcpt, NULL, (void (*)(void))cb, arg,
-                     &rd);
-  if (r == 0) {
-    rd->after = after;
-    /* as chat_store_get_held: 1 to CHAT_STORE_PAGE_MAX */
-    rd->limit = limit == 0                     ? 1
-                : limit > CHAT_STORE_PAGE_MAX ? CHAT_STORE_PAGE_MAX
-                                               : limit;
-  }
-  return r;
-}
-
-static int re_find_sent(chat_engine_t *ce, const char *from,
-                        const char *msg_id, chat_engine_sent_cb cb,
-                        void *arg) {
-  return queue_read(ce, CHAT__RD_SENT, from, msg_id, (void (*)(void))cb, arg,
-                    NULL);
 }
 
 /* On the blocking connection start-up made (opened again if it was
@@ -596,7 +435,7 @@ static void batch_free(chat__redis_batch_t *b) {
   for (size_t i = 0; i < b->n; i++)
     chat__mem_op_free(&b->ops[i]);
   for (size_t i = 0; i < b->nrd; i++)
-    rd_free(b->rd[i]);
+    chat__redis_rd_free(b->rd[i]);
   free(b->ops);
   free(b->w);
   free(b->rd);
@@ -627,10 +466,10 @@ static const chat_engine_type_t redis_type = {
     .pending = re_pending,
     .on_fail = re_on_fail,
     .flushing = re_flushing,
-    .load_user = re_load_user,
-    .load_group = re_load_group,
-    .load_held = re_load_held,
-    .find_sent = re_find_sent,
+    .load_user = chat__redis_load_user,
+    .load_group = chat__redis_load_group,
+    .load_held = chat__redis_load_held,
+    .find_sent = chat__redis_find_sent,
     .max_seq = re_max_seq,
     .flush_sync = re_flush_sync,
     .free = re_free,

@@ -32,7 +32,7 @@
 #define CHAT__REDIS_SCHEMA "1"
 #define CHAT__REDIS_SEQ_LEN 20 /* seqs as %020llu: byte order = seq order */
 
-/* ---- redis_cmds.c --------------------------------------------------------- */
+/* ---- redis_cmds.c -------------------------------------------------------- */
 
 /* The Lua scripts, loaded (SCRIPT LOAD) on every connection before any
  * other command, and called by their SHA1. */
@@ -80,7 +80,7 @@ int chat__redis_held_cmds(const char *rcpt, uint64_t after, uint32_t limit,
 int chat__redis_sent_cmds(const char *from, const char *msg_id,
                           const chat__redis_sha_t *shas, chat__rcmd_t out[1]);
 
-/* ---- redis_reply.c -------------------------------------------------------- */
+/* ---- redis_reply.c ------------------------------------------------------- */
 
 /* Each returns 0, -EIO (a reply not of the expected shape, or an error
  * reply) or -ENOMEM, and hands out owned results as store.h's readers do. */
@@ -97,7 +97,7 @@ char *chat__redis_msg_encode(const chat_stored_msg_t *m, size_t *len);
  * code (OOM: -ENOSPC, anything else -EIO) and, with errbuf, Redis's text. */
 int chat__redis_exec_status(const redisReply *r, char *errbuf, size_t errlen);
 
-/* ---- redis_conn.c --------------------------------------------------------- */
+/* ---- redis_conn.c -------------------------------------------------------- */
 
 typedef struct chat__redis_url {
   char host[256];

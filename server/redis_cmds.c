@@ -81,7 +81,7 @@ const char *chat__redis_script_src(chat__redis_script_t s) {
   return script_src[s];
 }
 
-/* ---- building commands ---------------------------------------------------- */
+/* ---- building commands --------------------------------------------------- */
 
 void chat__rcmd_free(chat__rcmd_t *c) {
   for (int i = 0; i < c->nmem; i++)
@@ -237,7 +237,7 @@ int chat__redis_op_cmds(const chat_store_op_t *op,
   return 0;
 }
 
-/* ---- reads ---------------------------------------------------------------- */
+/* ---- reads --------------------------------------------------------------- */
 
 int chat__redis_user_cmds(const char *name, int full, const char *token_hash,
                           chat__rcmd_t out[CHAT__READ_CMDS]) {

@@ -1,7 +1,8 @@
 /* redis_link.c -- the Redis engine's connection on the loop (hiredis async
  * with a libuv adapter of our own, below): connect, a handshake before
- * anything else is sent (SELECT, the scripts, the persistence settings again, since the
- * Redis that comes back may not be the one checked at start), reconnect
+ * anything else is sent (SELECT, the scripts, the persistence settings
+ * again, since the Redis that comes back may not be the one checked at
+ * start), reconnect
  * with a doubling backoff, a deadline on connecting and on replies (a
  * Redis that stops answering is dropped like one that went away), and
  * driving the connection by hand for flush_sync. */
@@ -161,7 +162,7 @@ void chat__redis_link_expect(chat__redis_engine_t *e, int on) {
     uv_timer_stop(&e->deadline);
 }
 
-/* ---- the handshake -------------------------------------------------------- */
+/* ---- the handshake ------------------------------------------------------- */
 
 /* Which handshake command a reply answers: SELECT, SCRIPT LOAD i, CONFIG
  * GET i. */
@@ -246,7 +247,7 @@ static int handshake(chat__redis_engine_t *e) {
   return 0;
 }
 
-/* ---- connecting ----------------------------------------------------------- */
+/* ---- connecting ---------------------------------------------------------- */
 
 void chat__redis_link_start(chat__redis_engine_t *e) {
   redisAsyncContext *ac;
@@ -300,7 +301,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status) {
                                                   : "connection lost");
 }
 
-/* ---- by hand -------------------------------------------------------------- */
+/* ---- by hand ------------------------------------------------------------- */
 
 int chat__redis_link_drive(chat__redis_engine_t *e, uint64_t deadline_ms) {
   redisAsyncContext *ac = e->ac;

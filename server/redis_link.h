@@ -116,7 +116,28 @@ void chat__redis_link_expect(chat__redis_engine_t *e, int on);
 int chat__redis_link_drive(chat__redis_engine_t *e, uint64_t deadline_ms);
 void chat__redis_link_close(chat__redis_engine_t *e);
 
-/* engine_redis.c, for the link: the check handle's work is due. */
+/* engine_redis.c: the check handle's work is due (arm); one of a batch's
+ * replies is in (reply_done). */
 void chat__redis_arm(chat__redis_engine_t *e);
+void chat__redis_reply_done(chat__redis_batch_t *b);
+/* *p (of *cap elements of size) grown to hold need: 0 or -ENOMEM. */
+int chat__redis_grow(void **p, size_t *cap, size_t need, size_t size);
+
+/* redis_reads.c: engine.h's reads, and what the batches do with them. */
+int chat__redis_load_user(chat_engine_t *e, const char *name, int full,
+                          const char *token_hash, chat_engine_user_cb cb,
+                          void *arg);
+int chat__redis_load_group(chat_engine_t *e, const char *name,
+                           chat_engine_group_cb cb, void *arg);
+int chat__redis_load_held(chat_engine_t *e, const char *rcpt, uint64_t after,
+                          uint32_t limit, chat_engine_held_cb cb, void *arg);
+int chat__redis_find_sent(chat_engine_t *e, const char *from,
+                          const char *msg_id, chat_engine_sent_cb cb,
+                          void *arg);
+/* Sends one read's commands: 0, or a negative code (nothing awaited). */
+int chat__redis_send_read(chat__redis_engine_t *e, chat__redis_rd_t *rd);
+/* Its callback with its result; then it is freed. */
+void chat__redis_rd_fire(chat__redis_rd_t *rd);
+void chat__redis_rd_free(chat__redis_rd_t *rd);
 
 #endif /* CHAT_REDIS_LINK_H */

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- records -------------------------------------------------------------- */
+/* ---- records ------------------------------------------------------------- */
 
 static size_t ns_size(size_t n) {
   char d[24];
@@ -137,7 +137,7 @@ static void rec_unpack(const rec_t *r, chat_stored_msg_t *m, char **p) {
   *p += r->n[F_BODY];
 }
 
-/* ---- replies -------------------------------------------------------------- */
+/* ---- replies ------------------------------------------------------------- */
 
 static int is_array(const redisReply *r) {
   return r != NULL && r->type == REDIS_REPLY_ARRAY;
