@@ -15,7 +15,8 @@
 static void usage(FILE *f) {
   fprintf(f,
           "usage: chat-scenario [--bin-dir DIR] [--keep] [--verbose] "
-          "[--max-time S] [--wrap CMD] [--slow F] [--tls] [--check] FILE...\n"
+          "[--max-time S] [--wrap CMD] [--slow F] [--tls] [--redis]\n"
+          "                     [--check] FILE...\n"
           "Runs conversation scripts against chat-server and chat-client.\n"
           "  --bin-dir DIR  where chat-server and chat-client are "
           "(default: next to chat-scenario)\n"
@@ -27,6 +28,8 @@ static void usage(FILE *f) {
           "  --slow F       multiply every expectation's deadline by F\n"
           "  --tls          clients talk to the server over TLS (throwaway\n"
           "                 certificates in the scenario's directory)\n"
+          "  --redis        the server keeps its store in a redis-server of\n"
+          "                 the scenario's own (exit 77 when there is none)\n"
           "  --check        only parse the files, and check that every event and\n"
           "                 field expected is one chat-client prints\n"
           "Exit status: 0 all passed, 1 a scenario failed, 2 usage or "
@@ -43,10 +46,11 @@ int main(int argc, char **argv) {
       {"wrap", required_argument, NULL, 'w'},
       {"slow", required_argument, NULL, 's'},
       {"tls", no_argument, NULL, 't'},
+      {"redis", no_argument, NULL, 'R'},
       {"help", no_argument, NULL, 'h'},
       {"version", no_argument, NULL, 'V'},
       {NULL, 0, NULL, 0}};
-  chat_scenario_opts_t o = {NULL, 0, 0, stdout, 240.0, NULL, 1.0, 0};
+  chat_scenario_opts_t o = {NULL, 0, 0, stdout, 240.0, NULL, 1.0, 0, 0};
   char *wrap_words[32];
   int check = 0, c;
   char exe_dir[PATH_MAX];
@@ -104,6 +108,14 @@ int main(int argc, char **argv) {
     }
     case 't':
       o.tls = 1;
+      break;
+    case 'R':
+      o.redis = 1;
+      if (chat_scenario_redis_missing() != NULL) {
+        fprintf(stderr, "chat-scenario: --redis: %s\n",
+                chat_scenario_redis_missing());
+        return 77; /* ctest's SKIP_RETURN_CODE */
+      }
       break;
     case 'h':
       usage(stdout);

@@ -240,7 +240,7 @@ int peer_start_server(run_t *r) {
   }
   if (!has_flag(r->server_flags, r->nserver_flags, "--db")) {
     argv[n++] = "--db";
-    argv[n++] = db;
+    argv[n++] = r->redis != NULL ? (char *)run_redis_url(r) : db;
   }
   /* Scripts register many accounts: the slow hash would dominate them. */
   if (!has_flag(r->server_flags, r->nserver_flags, "--hash-cost")) {

@@ -539,6 +539,8 @@ int chat_scenario_run(const chat_scenario_script_t *s,
   run_note(r, "runner", CHAT_SCENARIO_T_NOTE, "directory %s", r->dir);
   if (o->tls && peer_make_certs(r) != 0)
     run_fail(r, "cannot make TLS certificates in %s", r->dir);
+  else if (o->redis && run_redis_start(r) != 0)
+    run_fail(r, "cannot start a redis-server for --redis");
   else
     advance(r);
   uv_run(&r->loop, UV_RUN_DEFAULT);
@@ -547,6 +549,7 @@ int chat_scenario_run(const chat_scenario_script_t *s,
     uv_run(&r->loop, UV_RUN_DEFAULT);
   }
   uv_loop_close(&r->loop);
+  run_redis_stop(r); /* after the server, which the loop's end reaped */
   report(r, (double)run_now(r) / 1000);
   rc = r->interrupted ? CHAT_SCENARIO_INTERRUPTED
                       : r->failed ? CHAT_SCENARIO_FAIL : CHAT_SCENARIO_PASS;

@@ -19,7 +19,13 @@ typedef struct chat_scenario_opts {
   int tls;             /* clients reach the server over TLS: certificates
                           are made in the scenario's directory, the server
                           also gets --tls-listen, clients --tls --tls-ca */
+  int redis;           /* the server keeps its store in a redis-server
+                          started for the scenario (--db redis://...),
+                          on the same data across server restarts */
 } chat_scenario_opts_t;
+
+/* NULL when --redis can start a redis-server, else why not. */
+const char *chat_scenario_redis_missing(void);
 
 #define CHAT_SCENARIO_PASS 0
 #define CHAT_SCENARIO_FAIL 1

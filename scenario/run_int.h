@@ -65,6 +65,7 @@ struct run {
   char dir[PATH_MAX];
   char server_addr[300]; /* HOST:PORT from the server's log: the TLS
                             listener's with --tls, where clients go */
+  struct rp *redis;      /* with --redis: its redis-server (redis.c) */
   char **server_flags;   /* the script's server flags, expanded, owned */
   size_t nserver_flags;
   chat_scenario_vars_t vars;
@@ -95,6 +96,11 @@ void run_poke(run_t *r, peer_t *peer);
 int peer_start_server(run_t *r);
 /* With --tls: ca.pem, server.pem and server.key in r->dir. 0 or -EIO. */
 int peer_make_certs(run_t *r);
+/* redis.c: with --redis, a redis-server for the scenario (0, or -1 with
+ * the reason on stderr), and its end (stopped, reaped, removed). */
+int run_redis_start(run_t *r);
+void run_redis_stop(run_t *r);
+const char *run_redis_url(const run_t *r);
 int peer_start_client(run_t *r, peer_t *peer,
                       const chat_scenario_step_t *st);
 int peer_signal(run_t *r, peer_t *peer, int signum);

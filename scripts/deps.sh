@@ -7,6 +7,7 @@ packages=(
   gcc make cmake pkg-config git
   libuv1-dev libjansson-dev libcmocka-dev libsodium-dev libsqlite3-dev
   libedit-dev libssl-dev openssl
+  redis-server libhiredis-dev
   tmux valgrind iproute2 nftables
   clang libclang-rt-14-dev
 )

@@ -9,10 +9,12 @@
  * engine is a network store: a request returns at once and its callback
  * runs later on the loop thread, never from inside the call.
  *
- * Two implementations, chosen once at start-up (like Redis's connection
+ * Three implementations, chosen once at start-up (like Redis's connection
  * types): engine_sqlite.c (the default: SQLite through the committer, whose
  * group commits make one fsync cover many writes, with reads on the same
- * store thread) and engine_mem.c (in memory, for unit tests and fuzzers).
+ * store thread), engine_redis.c (Redis, one MULTI/EXEC per loop turn, the
+ * first step of cluster mode) and engine_mem.c (in memory, for unit tests
+ * and fuzzers).
  *
  * Ordering, which the core relies on:
  * - Writes are chat_store_op_t's (store.h), applied in the order added.
@@ -112,6 +114,19 @@ struct chat_committer *chat_engine_sqlite_committer(chat_engine_t *e);
 int chat_engine_mem_new(uv_loop_t *loop, chat_engine_t **out);
 /* Makes the next n batches of writes fail with err (tests). */
 void chat_engine_mem_fail(chat_engine_t *e, int n, int err);
+
+/* The Redis engine (engine_redis.c) on redis://HOST:PORT[/N]: connects
+ * before it returns, and refuses (-EIO, the reason in errbuf) a URL that
+ * does not parse, a Redis it cannot reach, or one whose settings could
+ * lose an acknowledged write (appendonly, appendfsync,
+ * no-appendfsync-on-rewrite), unless unsafe. Then it reconnects by itself
+ * whenever the connection is lost; meanwhile requests fail with -EIO.
+ * 0, -EIO or -ENOMEM. */
+int chat_engine_redis_new(uv_loop_t *loop, const char *url, int unsafe,
+                          chat_engine_t **out, char *errbuf, size_t errlen);
+/* Makes the next n batches of writes fail in Redis (a command that aborts
+ * their MULTI), reported as err (tests). */
+void chat_engine_redis_fail(chat_engine_t *e, int n, int err);
 
 /* Callers use these; they read like plain functions. */
 static inline int chat_engine_add(chat_engine_t *e, const chat_store_op_t *op) {

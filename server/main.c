@@ -54,6 +54,12 @@ static void usage(FILE *f) {
           "database refuses\n"
           "                       new stored messages with internal "
           "(default 0 = no cap)\n"
+          "  --db redis://HOST:PORT[/N]\n"
+          "                       keep everything in Redis (cluster mode; "
+          "it needs appendonly\n"
+          "                       yes, appendfsync always); --db-unsafe "
+          "starts anyway;\n"
+          "                       --node NAME names this node\n"
           "  --help, --version\n");
 }
 
@@ -71,7 +77,8 @@ static int parse_num(const char *s, long long min, long long max,
 int main(int argc, char **argv) {
   enum { O_LISTEN = 256, O_DB, O_HEARTBEAT, O_MAX_FRAME, O_MAX_CLIENTS,
          O_RATE, O_LOG, O_HASH, O_MAX_OUTPUT, O_QUOTA, O_LOGIN_TIMEOUT,
-         O_DB_MAX, O_TLS_LISTEN, O_TLS_CERT, O_TLS_KEY, O_HELP, O_VERSION };
+         O_DB_MAX, O_TLS_LISTEN, O_TLS_CERT, O_TLS_KEY, O_HELP, O_VERSION,
+         O_DB_UNSAFE, O_NODE };
   static const struct option longopts[] = {
       {"listen", required_argument, NULL, O_LISTEN},
       {"db", required_argument, NULL, O_DB},
@@ -88,6 +95,8 @@ int main(int argc, char **argv) {
       {"tls-listen", required_argument, NULL, O_TLS_LISTEN},
       {"tls-cert", required_argument, NULL, O_TLS_CERT},
       {"tls-key", required_argument, NULL, O_TLS_KEY},
+      {"db-unsafe", no_argument, NULL, O_DB_UNSAFE},
+      {"node", required_argument, NULL, O_NODE},
       {"help", no_argument, NULL, O_HELP},
       {"version", no_argument, NULL, O_VERSION},
       {NULL, 0, NULL, 0}};
@@ -154,6 +163,8 @@ int main(int argc, char **argv) {
       break;
     }
     case O_HASH: bad = chat_hash_cost_parse(optarg, &o.cfg.hash_cost); break;
+    case O_DB_UNSAFE: o.db_unsafe = 1; break;
+    case O_NODE: o.node = optarg; break;
     case O_HELP: usage(stdout); return 0;
     case O_VERSION: printf("chat-server %s\n", CHAT_VERSION); return 0;
     default:

@@ -72,6 +72,51 @@ static void log_listening(chat_net_t *net, int tls, const char *asked) {
                  tls ? " (tls)" : "");
 }
 
+/* The engine --db names: redis://... is the Redis engine (cluster mode's
+ * store), anything else an SQLite file. Errors are logged. */
+static int open_engine(uv_loop_t *loop, const chat_server_opts_t *opts,
+                       chat_engine_t **out) {
+  char errbuf[512] = "";
+  chat_store_t *store;
+  int r;
+
+  if (strncmp(opts->db, "redis://", 8) == 0) {
+    if (opts->db_max_mb > 0)
+      CHAT_WARN("--db-max-mb applies to SQLite only; set Redis's maxmemory");
+    r = chat_engine_redis_new(loop, opts->db, opts->db_unsafe, out, errbuf,
+                              sizeof(errbuf));
+    if (r < 0)
+      CHAT_ERROR("cannot use %s: %s", opts->db,
+                 errbuf[0] ? errbuf : chat_strerror(r));
+    else if (opts->db_unsafe)
+      CHAT_WARN("--db-unsafe: Redis's persistence settings are not "
+                "checked; a stored message may be lost");
+    if (r == 0 && opts->node != NULL)
+      CHAT_INFO("node %s", opts->node);
+    return r;
+  }
+  r = chat_store_open(opts->db, &store, errbuf, sizeof(errbuf));
+  if (r < 0) {
+    CHAT_ERROR("cannot open database %s: %s", opts->db, errbuf);
+    return r;
+  }
+  if (opts->db_max_mb > 0) {
+    r = chat_store_limit_bytes(store, (uint64_t)opts->db_max_mb << 20);
+    if (r < 0) {
+      CHAT_ERROR("cannot cap database %s at %u MB", opts->db,
+                 opts->db_max_mb);
+      chat_store_close(store);
+      return r;
+    }
+  }
+  r = chat_engine_sqlite_new(loop, store, out);
+  if (r < 0) {
+    CHAT_ERROR("start-up: out of memory");
+    chat_store_close(store);
+  }
+  return r;
+}
+
 int chat_server_run(const chat_server_opts_t *opts) {
   struct sockaddr_storage addr, tls_addr;
   int r = parse_listen("listen", opts->listen, &addr);
@@ -97,36 +142,22 @@ int chat_server_run(const chat_server_opts_t *opts) {
   signal(SIGPIPE, SIG_IGN);
   raise_fd_limit(opts->cfg.max_clients);
 
-  chat_store_t *store;
-  r = chat_store_open(opts->db, &store, errbuf, sizeof(errbuf));
-  if (r < 0) {
-    CHAT_ERROR("cannot open database %s: %s", opts->db, errbuf);
+  uv_loop_t *loop = uv_default_loop();
+  chat_engine_t *engine = NULL;
+  if ((r = open_engine(loop, opts, &engine)) < 0) {
     chat_tls_ctx_free(tls_ctx);
+    uv_run(loop, UV_RUN_DEFAULT);
+    uv_loop_close(loop);
     return r;
   }
-  if (opts->db_max_mb > 0) {
-    r = chat_store_limit_bytes(store, (uint64_t)opts->db_max_mb << 20);
-    if (r < 0) {
-      CHAT_ERROR("cannot cap database %s at %u MB", opts->db,
-                 opts->db_max_mb);
-      chat_tls_ctx_free(tls_ctx);
-      chat_store_close(store);
-      return r;
-    }
-  }
-  uv_loop_t *loop = uv_default_loop();
   chat_srv_t *srv = malloc(sizeof(*srv));
-  chat_engine_t *engine = NULL;
   chat_hash_pool_t *hashes = NULL;
-  if (srv == NULL || (r = chat_engine_sqlite_new(loop, store, &engine)) < 0 ||
+  if (srv == NULL ||
       (r = chat_hash_pool_new(loop, 0, CHAT_HASH_QUEUE_DEFAULT, &hashes)) <
           0) {
     CHAT_ERROR("start-up: out of memory");
     chat_tls_ctx_free(tls_ctx);
-    if (engine != NULL)
-      chat_engine_free(engine); /* closes the store */
-    else
-      chat_store_close(store);
+    chat_engine_free(engine); /* closes the store */
     uv_run(loop, UV_RUN_DEFAULT);
     free(srv);
     return -ENOMEM;

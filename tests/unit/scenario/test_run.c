@@ -35,7 +35,7 @@ static int run_text(const char *text, char **out, double *secs) {
   size_t len = 0;
   FILE *f = open_memstream(out, &len);
   assert_non_null(f);
-  chat_scenario_opts_t o = {bin_dir, 0, 0, f, 60.0, NULL, 1.0, 0};
+  chat_scenario_opts_t o = {bin_dir, 0, 0, f, 60.0, NULL, 1.0, 0, 0};
   struct timespec a, b;
   clock_gettime(CLOCK_MONOTONIC, &a);
   rc = chat_scenario_run(s, &o);

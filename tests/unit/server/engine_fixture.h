@@ -1,6 +1,7 @@
 /* engine_fixture.h -- what test_engine.c runs its cases on: a loop with
- * either engine (SQLite on ":memory:" through the committer, or the
- * in-memory one), ops to add, and reads that wait for their callback and
+ * one engine (SQLite on ":memory:" through the committer, the in-memory
+ * one, or Redis on a redis-server the test runs, emptied before each
+ * case), ops to add, and reads that wait for their callback and
  * turn the answer into a string, so each case reads as what the store
  * should say. Header-only, like committer_fixture.h. */
 #ifndef TEST_SERVER_ENGINE_FIXTURE_H
@@ -21,11 +22,14 @@
 #include <uv.h>
 
 #include "engine.h"
+#include "../../support/redis_proc.h"
 
 typedef struct fx {
   uv_loop_t loop;
   chat_engine_t *e;
   chat_store_t *store; /* the SQLite engine's, owned by it; NULL for mem */
+  int redis;           /* the Redis engine */
+  int skip;            /* Redis was asked for and there is none */
   int in_call;         /* set around every request: callbacks must not see it */
   int fired;           /* callbacks run so far */
   char log[256];       /* their tags, in the order they ran */
@@ -47,6 +51,31 @@ static inline int setup_mem(void **state) {
   assert_int_equal(uv_loop_init(&f->loop), 0);
   assert_int_equal(chat_engine_mem_new(&f->loop, &f->e), 0);
   *state = f;
+  return 0;
+}
+
+/* The redis-server of the Redis cases (started by main, rp_start), or
+ * NULL with fx_redis_why saying why there is none. */
+static rp_t *fx_redis;
+static const char *fx_redis_why = "redis-server did not start";
+
+static inline int setup_redis(void **state) {
+  fx_t *f = calloc(1, sizeof(*f));
+  char reply[256], err[512] = "";
+  assert_non_null(f);
+  assert_int_equal(uv_loop_init(&f->loop), 0);
+  f->redis = 1;
+  *state = f;
+  if (fx_redis == NULL) {
+    f->skip = 1; /* the case skips, saying why */
+    return 0;
+  }
+  assert_int_equal(rp_cmd(fx_redis, "FLUSHALL", reply, sizeof(reply)), 0);
+  assert_string_equal(reply, "+OK");
+  int r = chat_engine_redis_new(&f->loop, fx_redis->url, 0, &f->e, err,
+                                sizeof(err));
+  if (r != 0)
+    fail_msg("chat_engine_redis_new(%s): %s", fx_redis->url, err);
   return 0;
 }
 

@@ -1,6 +1,8 @@
 /* test_engine.c -- the engine contract (engine.h): every case runs against
- * the SQLite engine and the in-memory one, which must answer alike
- * (store_sqlite.c's SQL is the reference). */
+ * the SQLite engine, the in-memory one and the Redis one, which must answer
+ * alike (store_sqlite.c's SQL is the reference). The Redis cases run on a
+ * redis-server this test starts (tests/support/redis_proc.h) and skip,
+ * saying why, when there is none. */
 #include "engine_fixture.h"
 
 #define H1 "1111111111111111111111111111111111111111111111111111111111111111"
@@ -252,7 +254,7 @@ static void test_callback_order(void **state) {
   run_until(f, 6);
   /* Waiters in order, reads in order; a batch's waiters may come before
    * its reads (the SQLite engine answers them first, engine.h). */
-  if (f->store != NULL)
+  if (strcmp(f->e->type->name, "mem") != 0)
     assert_string_equal(f->log, "ttughs");
   else
     assert_string_equal(f->log, "utghst");
@@ -303,6 +305,8 @@ static void fail_cb(void *arg, const chat_store_op_t *ops, size_t n,
 static void arm_failure(fx_t *f, int err) {
   if (f->store != NULL)
     chat_store_fail_next(f->store, err);
+  else if (f->redis)
+    chat_engine_redis_fail(f->e, 1, err);
   else
     chat_engine_mem_fail(f->e, 1, err);
 }
@@ -407,11 +411,50 @@ static void test_free_flushes(void **state) {
   assert_string_equal(u.s, "pw held=0 sent=0 tok=-1");
 }
 
+/* A Redis case: the same function, skipped without a redis-server. */
+#define REDIS_CASE(t)                                                        \
+  static void t##_redis(void **state) {                                      \
+    fx_t *f = *state;                                                        \
+    if (f->skip) {                                                           \
+      print_message("redis engine: %s\n", fx_redis_why);                     \
+      skip();                                                                \
+    }                                                                        \
+    t(state);                                                                \
+  }
+REDIS_CASE(test_users)
+REDIS_CASE(test_add_checks)
+REDIS_CASE(test_contacts)
+REDIS_CASE(test_requests)
+REDIS_CASE(test_groups)
+REDIS_CASE(test_held_paging)
+REDIS_CASE(test_held_counts)
+REDIS_CASE(test_held_count_before_user)
+REDIS_CASE(test_find_sent)
+REDIS_CASE(test_tokens)
+REDIS_CASE(test_read_your_writes)
+REDIS_CASE(test_callback_order)
+REDIS_CASE(test_msg_id_unique_per_sender)
+REDIS_CASE(test_then_after_ops)
+REDIS_CASE(test_failure)
+REDIS_CASE(test_failure_nospace)
+REDIS_CASE(test_max_seq)
+REDIS_CASE(test_flush_sync)
+REDIS_CASE(test_free_flushes)
+
 #define BOTH(t)                                                              \
   cmocka_unit_test_setup_teardown(t, setup_sqlite, teardown),               \
-      cmocka_unit_test_setup_teardown(t, setup_mem, teardown)
+      cmocka_unit_test_setup_teardown(t, setup_mem, teardown),              \
+      cmocka_unit_test_setup_teardown(t##_redis, setup_redis, teardown)
 
 int main(void) {
+  /* One redis-server for every Redis case (each empties it first); it is
+   * stopped and reaped at the end, or at exit whatever happened. */
+  static rp_t redis;
+  const char *missing = rp_missing();
+  if (missing != NULL)
+    fx_redis_why = missing;
+  else if (rp_start(&redis, NULL) == 0)
+    fx_redis = &redis;
   const struct CMUnitTest tests[] = {
       BOTH(test_users),           BOTH(test_add_checks),
       BOTH(test_contacts),        BOTH(test_requests),
@@ -424,5 +467,8 @@ int main(void) {
       BOTH(test_max_seq),         BOTH(test_flush_sync),
       BOTH(test_free_flushes),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  int failed = cmocka_run_group_tests(tests, NULL, NULL);
+  if (fx_redis != NULL)
+    rp_free(fx_redis);
+  return failed;
 }

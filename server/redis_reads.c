@@ -1,0 +1,174 @@
+/* redis_reads.c -- the Redis engine's reads (engine.h's load_user,
+ * load_group, load_held, find_sent): each is queued in the open batch,
+ * sent behind its ops (redis_cmds.c builds the commands), decoded when its
+ * reply comes (redis_reply.c), and handed to its callback by
+ * engine_redis.c once its whole batch is in. */
+#include "redis_link.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chat_log.h"
+
+#define RE(x) ((chat__redis_engine_t *)(void *)(x))
+
+static void rd_clear(chat__redis_rd_t *rd) {
+  chat_store_user_free(rd->user);
+  chat_store_group_free(rd->group);
+  free(rd->msgs);
+  rd->user = NULL;
+  rd->group = NULL;
+  rd->msgs = NULL;
+  rd->n = 0;
+  rd->more = 0;
+}
+
+void chat__redis_rd_free(chat__redis_rd_t *rd) {
+  rd_clear(rd);
+  free(rd->a);
+  free(rd->b);
+  free(rd);
+}
+
+void chat__redis_rd_fire(chat__redis_rd_t *rd) {
+  int ok = rd->status == 0;
+  switch (rd->kind) {
+  case CHAT__RD_USER:
+    ((chat_engine_user_cb)rd->cb)(rd->arg, rd->status, ok ? rd->user : NULL);
+    break;
+  case CHAT__RD_GROUP:
+    ((chat_engine_group_cb)rd->cb)(rd->arg, rd->status,
+                                   ok ? rd->group : NULL);
+    break;
+  case CHAT__RD_HELD:
+    ((chat_engine_held_cb)rd->cb)(rd->arg, rd->status, ok ? rd->msgs : NULL,
+                                  ok ? rd->n : 0, ok ? rd->more : 0);
+    break;
+  case CHAT__RD_SENT:
+    ((chat_engine_sent_cb)rd->cb)(rd->arg, rd->status, ok ? rd->msgs : NULL);
+    break;
+  }
+}
+
+static void on_read(redisAsyncContext *ac, void *reply, void *priv) {
+  chat__redis_rd_t *rd = priv;
+  const redisReply *r = reply;
+  (void)ac;
+  rd_clear(rd);
+  if (r == NULL) {
+    rd->status = -EIO;
+  } else if (r->type == REDIS_REPLY_ERROR) {
+    CHAT_WARN("Redis read failed: %s", r->str);
+    rd->status = -EIO;
+  } else {
+    switch (rd->kind) {
+    case CHAT__RD_USER:
+      rd->status =
+          chat__redis_user_parse(r, rd->a, rd->full, rd->b, &rd->user);
+      break;
+    case CHAT__RD_GROUP:
+      rd->status = chat__redis_group_parse(r, &rd->group);
+      break;
+    case CHAT__RD_HELD:
+      rd->status = chat__redis_held_parse(r, rd->limit, &rd->msgs, &rd->n,
+                                          &rd->more);
+      break;
+    case CHAT__RD_SENT:
+      rd->status = chat__redis_sent_parse(r, &rd->msgs);
+      break;
+    }
+  }
+  chat__redis_reply_done(rd->batch);
+}
+
+/* Sends one read's commands, its reply-bearing one last. */
+int chat__redis_send_read(chat__redis_engine_t *e, chat__redis_rd_t *rd) {
+  chat__rcmd_t c[CHAT__READ_CMDS];
+  int n = 0, r = 0;
+  switch (rd->kind) {
+  case CHAT__RD_USER:
+    n = chat__redis_user_cmds(rd->a, rd->full, rd->b, c);
+    break;
+  case CHAT__RD_GROUP:
+    n = chat__redis_group_cmds(rd->a, c);
+    break;
+  case CHAT__RD_HELD:
+    n = chat__redis_held_cmds(rd->a, rd->after, rd->limit, c);
+    break;
+  case CHAT__RD_SENT:
+    n = chat__redis_sent_cmds(rd->a, rd->b, e->shas, c);
+    break;
+  }
+  for (int i = 0; i < n; i++) {
+    if (r < 0)
+      chat__rcmd_free(&c[i]);
+    else
+      r = chat__redis_link_send(e, &c[i], i == n - 1 ? on_read : NULL, rd);
+  }
+  return r;
+}
+
+static int queue_read(chat_engine_t *ce, chat__redis_rd_kind_t kind,
+                      const char *a, const char *b, void (*cb)(void),
+                      void *arg, chat__redis_rd_t **out) {
+  chat__redis_engine_t *e = RE(ce);
+  chat__redis_batch_t *bt = e->open;
+  chat__redis_rd_t *rd = calloc(1, sizeof(*rd));
+  if (rd == NULL || (rd->a = strdup(a)) == NULL ||
+      (b != NULL && (rd->b = strdup(b)) == NULL) ||
+      chat__redis_grow((void **)&bt->rd, &bt->rdcap, bt->nrd + 1,
+                       sizeof(*bt->rd)) != 0) {
+    if (rd != NULL)
+      chat__redis_rd_free(rd);
+    return -ENOMEM;
+  }
+  rd->kind = kind;
+  rd->cb = cb;
+  rd->arg = arg;
+  rd->batch = bt;
+  bt->rd[bt->nrd++] = rd;
+  if (out != NULL)
+    *out = rd;
+  chat__redis_arm(e);
+  return 0;
+}
+
+int chat__redis_load_user(chat_engine_t *ce, const char *name, int full,
+                        const char *token_hash, chat_engine_user_cb cb,
+                        void *arg) {
+  chat__redis_rd_t *rd;
+  int r = queue_read(ce, CHAT__RD_USER, name, token_hash, (void (*)(void))cb,
+                     arg, &rd);
+  if (r == 0)
+    rd->full = full;
+  return r;
+}
+
+int chat__redis_load_group(chat_engine_t *ce, const char *name,
+                         chat_engine_group_cb cb, void *arg) {
+  return queue_read(ce, CHAT__RD_GROUP, name, NULL, (void (*)(void))cb, arg,
+                    NULL);
+}
+
+int chat__redis_load_held(chat_engine_t *ce, const char *rcpt, uint64_t after,
+                        uint32_t limit, chat_engine_held_cb cb, void *arg) {
+  chat__redis_rd_t *rd;
+  int r = queue_read(ce, CHAT__RD_HELD, rcpt, NULL, (void (*)(void))cb, arg,
+                     &rd);
+  if (r == 0) {
+    rd->after = after;
+    /* as chat_store_get_held: 1 to CHAT_STORE_PAGE_MAX */
+    rd->limit = limit == 0                     ? 1
+                : limit > CHAT_STORE_PAGE_MAX ? CHAT_STORE_PAGE_MAX
+                                               : limit;
+  }
+  return r;
+}
+
+int chat__redis_find_sent(chat_engine_t *ce, const char *from,
+                        const char *msg_id, chat_engine_sent_cb cb,
+                        void *arg) {
+  return queue_read(ce, CHAT__RD_SENT, from, msg_id, (void (*)(void))cb, arg,
+                    NULL);
+}
