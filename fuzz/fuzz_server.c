@@ -295,7 +295,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   uint8_t flags = chat__fuzz_byte(&p, end);
   size_t max_output = (flags & 1) ? 4096 : CHAT_MAX_OUTPUT_DEFAULT;
   int run_each = !(flags & 2);
-  chat_srv_config_t cfg;
+  chat_server_config_t cfg;
   chat_store_t *store;
   chat_engine_t *engine;
   char errbuf[128];
@@ -305,7 +305,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   FUZZ_CHECK(uv_loop_init(&w.loop) == 0);
   FUZZ_CHECK(chat_store_open(":memory:", &store, errbuf, sizeof(errbuf)) == 0);
   FUZZ_CHECK(chat_engine_sqlite_new(&w.loop, store, &engine) == 0);
-  chat_srv_config_default(&cfg);
+  chat_server_config_default(&cfg);
   cfg.hash_cost = CHAT_HASH_MIN;
   cfg.max_output = max_output;
   cfg.rate_limit = 0; /* time stands still here; see the README */

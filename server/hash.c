@@ -26,13 +26,13 @@ typedef struct chat_hash_req {
   chat_hash_cb cb;
   void *arg;
   int verify;
-  chat_hash_cost_t cost;
+  chat_server_hash_cost_t cost;
   int status;
   char *password; /* owned, wiped before free */
   char hash[crypto_pwhash_STRBYTES];
 } hash_work_t;
 
-int chat_hash_cost_parse(const char *name, chat_hash_cost_t *cost) {
+int chat_server_hash_cost_parse(const char *name, chat_server_hash_cost_t *cost) {
   if (strcmp(name, "min") == 0)
     *cost = CHAT_HASH_MIN;
   else if (strcmp(name, "interactive") == 0)
@@ -44,7 +44,7 @@ int chat_hash_cost_parse(const char *name, chat_hash_cost_t *cost) {
   return 0;
 }
 
-static void limits(chat_hash_cost_t cost, unsigned long long *ops,
+static void limits(chat_server_hash_cost_t cost, unsigned long long *ops,
                    size_t *mem) {
   switch (cost) {
   case CHAT_HASH_MIN:
@@ -62,7 +62,7 @@ static void limits(chat_hash_cost_t cost, unsigned long long *ops,
   }
 }
 
-int chat_hash_make_sync(chat_hash_cost_t cost, const char *password,
+int chat_hash_make_sync(chat_server_hash_cost_t cost, const char *password,
                         char *out, size_t outlen) {
   unsigned long long ops;
   size_t mem;
@@ -117,7 +117,7 @@ static void job_done(chat_worker_job_t *job, int status) {
 }
 
 static int submit(chat_hash_pool_t *pool, uv_loop_t *loop, int verify,
-                  chat_hash_cost_t cost, const char *hash,
+                  chat_server_hash_cost_t cost, const char *hash,
                   const char *password, chat_hash_cb cb, void *arg,
                   chat_hash_req_t **req) {
   hash_work_t *w = calloc(1, sizeof(*w));
@@ -158,7 +158,7 @@ static int submit(chat_hash_pool_t *pool, uv_loop_t *loop, int verify,
 }
 
 int chat_hash_make(chat_hash_pool_t *pool, uv_loop_t *loop,
-                   chat_hash_cost_t cost, const char *password,
+                   chat_server_hash_cost_t cost, const char *password,
                    chat_hash_cb cb, void *arg, chat_hash_req_t **req) {
   return submit(pool, loop, 0, cost, NULL, password, cb, arg, req);
 }

@@ -13,11 +13,7 @@
 #include <stdint.h>
 #include <uv.h>
 
-typedef enum chat_hash_cost {
-  CHAT_HASH_MIN = 0,      /* libsodium's minimum: for tests only */
-  CHAT_HASH_INTERACTIVE,  /* OPSLIMIT/MEMLIMIT_INTERACTIVE, the default */
-  CHAT_HASH_MODERATE
-} chat_hash_cost_t;
+#include "server.h" /* chat_server_hash_cost_t */
 
 /* Hashes that may wait for a thread; more are refused with -EAGAIN. At the
  * interactive cost on 2 threads that is about 15 s of work. */
@@ -31,9 +27,6 @@ typedef enum chat_hash_cost {
 
 typedef struct chat_hash_pool chat_hash_pool_t;
 typedef struct chat_hash_req chat_hash_req_t;
-
-/* Parses "min", "interactive" or "moderate". 0 or -EINVAL. */
-int chat_hash_cost_parse(const char *name, chat_hash_cost_t *cost);
 
 /* nthreads 0: chat_worker_default_threads() (the CPUs, at least 1);
  * max_queued 0: no bound. Returns 0, -ENOMEM or a libuv error. */
@@ -69,7 +62,7 @@ typedef void (*chat_hash_cb)(void *arg, int status, const char *hash);
  * call), -EAGAIN (the pool's queue is full), -ESHUTDOWN (the pool is
  * stopping), -ENOMEM or a libuv error; cb will not be called then. */
 int chat_hash_make(chat_hash_pool_t *pool, uv_loop_t *loop,
-                   chat_hash_cost_t cost, const char *password,
+                   chat_server_hash_cost_t cost, const char *password,
                    chat_hash_cb cb, void *arg, chat_hash_req_t **req);
 int chat_hash_verify(chat_hash_pool_t *pool, uv_loop_t *loop,
                      const char *hash, const char *password, chat_hash_cb cb,
@@ -82,7 +75,7 @@ int chat_hash_verify(chat_hash_pool_t *pool, uv_loop_t *loop,
 void chat_hash_cancel(chat_hash_req_t *req);
 
 /* The same, synchronously (start-up's dummy hash, tests). 0 or -ENOMEM. */
-int chat_hash_make_sync(chat_hash_cost_t cost, const char *password,
+int chat_hash_make_sync(chat_server_hash_cost_t cost, const char *password,
                         char *out, size_t outlen);
 
 #endif /* CHAT_HASH_H */

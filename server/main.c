@@ -104,7 +104,7 @@ int main(int argc, char **argv) {
   memset(&o, 0, sizeof(o));
   o.listen = "127.0.0.1:7700";
   o.db = "chat.db";
-  chat_srv_config_default(&o.cfg);
+  chat_server_config_default(&o.cfg);
   chat_log_set_prefix("chat-server");
   /* A failed allocation inside jansson's lexer corrupts the string it reads
    * (akheron/jansson#362); a crash, with everything acknowledged already in
@@ -162,7 +162,7 @@ int main(int argc, char **argv) {
         chat_log_set_level(level);
       break;
     }
-    case O_HASH: bad = chat_hash_cost_parse(optarg, &o.cfg.hash_cost); break;
+    case O_HASH: bad = chat_server_hash_cost_parse(optarg, &o.cfg.hash_cost); break;
     case O_DB_UNSAFE: o.db_unsafe = 1; break;
     case O_NODE: o.node = optarg; break;
     case O_HELP: usage(stdout); return 0;

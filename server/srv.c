@@ -13,7 +13,7 @@
 #include "chat_log.h"
 #include "tickets.h"
 
-void chat_srv_config_default(chat_srv_config_t *cfg) {
+void chat_server_config_default(chat_server_config_t *cfg) {
   memset(cfg, 0, sizeof(*cfg));
   cfg->heartbeat = CHAT_HEARTBEAT_DEFAULT;
   cfg->max_frame = CHAT_MAX_FRAME_DEFAULT;
@@ -32,7 +32,7 @@ int64_t chat_srv_now_wall_ms(void) {
 }
 
 int chat_srv_init(chat_srv_t *srv, uv_loop_t *loop,
-                  const chat_srv_config_t *cfg, chat_engine_t *engine) {
+                  const chat_server_config_t *cfg, chat_engine_t *engine) {
   memset(srv, 0, sizeof(*srv));
   srv->loop = loop;
   srv->cfg = *cfg;

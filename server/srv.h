@@ -32,6 +32,7 @@
 #include "hash.h"
 #include "mailbox.h"
 #include "ratelimit.h"
+#include "server.h"
 #include "registry.h"
 
 #define CHAT_SRV_NAME "chat-server/" CHAT_VERSION
@@ -66,19 +67,6 @@
 /* A session token stays valid this long after its last use. */
 #define CHAT_TOKEN_TTL_MS (30LL * 24 * 3600 * 1000)
 
-typedef struct chat_srv_config {
-  int heartbeat;           /* seconds, in welcome; idle cut-off is 3x */
-  size_t max_frame;
-  size_t max_output;
-  int max_clients;
-  uint32_t rate_limit;     /* frames/s per connection, 0 = off */
-  chat_hash_cost_t hash_cost;
-  uint32_t offline_quota;  /* held messages per recipient, 0 = no limit */
-  int login_timeout;       /* seconds until a connection must be logged in */
-} chat_srv_config_t;
-
-/* Fills the defaults of CLI.md. */
-void chat_srv_config_default(chat_srv_config_t *cfg);
 
 /* How a session reaches its connection. Every function gets the sink's ctx. */
 typedef struct chat_sink {
@@ -135,7 +123,7 @@ typedef struct chat_session {
 
 struct chat_srv {
   uv_loop_t *loop;
-  chat_srv_config_t cfg;
+  chat_server_config_t cfg;
   chat_registry_t reg;
   chat_mailbox_t mb;
   chat_engine_t *engine;        /* borrowed */
@@ -160,7 +148,7 @@ struct chat_srv {
 /* Sets up the core on loop with cfg over engine (borrowed): reads nothing
  * but the next seq. Returns 0, -EIO or -ENOMEM. */
 int chat_srv_init(chat_srv_t *srv, uv_loop_t *loop,
-                  const chat_srv_config_t *cfg, chat_engine_t *engine);
+                  const chat_server_config_t *cfg, chat_engine_t *engine);
 /* The engine's fail hook (store_retry.c), set by chat_srv_init: adds
  * again the failed changes that memory still holds. */
 void chat_srv_commit_failed(void *arg, const chat_store_op_t *ops, size_t n,

@@ -80,8 +80,8 @@ static inline void fx_open(fx_t *f, const char *path) {
   assert_int_equal(chat_store_open(path, &f->store, err, sizeof(err)), 0);
   assert_int_equal(chat_engine_sqlite_new(&f->loop, f->store, &f->engine), 0);
   f->committer = chat_engine_sqlite_committer(f->engine);
-  chat_srv_config_t cfg;
-  chat_srv_config_default(&cfg);
+  chat_server_config_t cfg;
+  chat_server_config_default(&cfg);
   cfg.hash_cost = CHAT_HASH_MIN;
   cfg.rate_limit = 0;
   assert_int_equal(chat_srv_init(&f->srv, &f->loop, &cfg, f->engine), 0);
