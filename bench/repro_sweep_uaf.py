@@ -5,11 +5,11 @@ usage: SRV=<asan build>/bin/chat-server python3 bench/repro_sweep_uaf.py DB
 
 u0000001 stays logged in; u0000003..u0000020 log in and leave; after the
 sweep (every 5 s at the default heartbeat) u0000001 sends to its contact
-u0000002. chat_registry_sweep() clears a live user's mark when its walk
+u0000002. chat__registry_sweep() clears a live user's mark when its walk
 passes it, then restarts the walk from slot 0 after deleting an unneeded
 user, so every live user already passed is now unmarked and freed. With
-ASan: heap-use-after-free in chat_srv_run_resident (resident.c:306), freed
-by chat_registry_sweep (registry.c:193). Needs chat-populate from build-rel.
+ASan: heap-use-after-free in chat__srv_run_resident (resident.c:306), freed
+by chat__registry_sweep (registry.c:193). Needs chat-populate from build-rel.
 """
 import socket, json, subprocess, re, sys, time, os
 srvbin = os.environ.get("SRV", "/work/wt-bench/build-rel/bin/chat-server")

@@ -1,7 +1,7 @@
 /* fuzz_server.c -- libFuzzer target: the server's request handling, in
  * process, without sockets.
  *
- * The server core talks to connections only through chat_sink_t (srv.h), so
+ * The server core talks to connections only through chat__sink_t (srv.h), so
  * this target gives it four fake sessions whose sinks capture what it sends,
  * with the real registry, mailbox, committer, SQLite (":memory:") and
  * argon2id (libsodium's minimum cost) underneath.
@@ -41,7 +41,7 @@
 #define SENT_MAX 256
 
 struct fake {
-  chat_session_t *s;  /* NULL when there is no connection */
+  chat__session_t *s;  /* NULL when there is no connection */
   int closed, paused;
   size_t out_bytes, max_output;
   json_t *queue[QMAX];
@@ -52,7 +52,7 @@ struct fake {
 
 static struct {
   uv_loop_t loop;
-  chat_srv_t srv;
+  chat__srv_t srv;
   struct fake f[NSESS];
   struct { char from[CHAT_MAX_NAME + 1], msg_id[CHAT_MAX_MSG_ID + 1]; }
       sent[SENT_MAX];
@@ -78,7 +78,8 @@ static int was_sent(const char *from, const char *msg_id) {
   return w.sent_overflow;
 }
 
-/* ---- The capturing sink --------------------------------------------------- */
+/* ---- The capturing sink ---------------------------------------------------
+ */
 
 static int sink_send(void *ctx, const json_t *obj) {
   struct fake *f = ctx;
@@ -116,7 +117,7 @@ static int sink_send(void *ctx, const json_t *obj) {
   f->out_bytes += n;
   if (f->out_bytes > f->max_output) {
     f->closed = 1;
-    chat_srv_session_end(&w.srv, f->s, "output over the cap");
+    chat__srv_session_end(&w.srv, f->s, "output over the cap");
     return -ENOBUFS;
   }
   return 0;
@@ -152,10 +153,12 @@ static void sink_release(void *ctx) {
   (void)ctx; /* struct fake is static */
 }
 
-static const chat_sink_t sink = {sink_send, sink_send_line, sink_close,
-                                 sink_pause, sink_resume, sink_release, NULL};
+static const chat__sink_t sink = {sink_send,  sink_send_line, sink_close,
+                                  sink_pause, sink_resume,    sink_release,
+                                  NULL};
 
-/* ---- Sessions ---------------------------------------------------------------- */
+/* ---- Sessions
+ * ---------------------------------------------------------------- */
 
 static void drop_queue(struct fake *f) {
   for (unsigned i = 0; i < f->nqueue; i++)
@@ -167,8 +170,8 @@ static void drop_queue(struct fake *f) {
 static void disconnect(struct fake *f) {
   if (f->s == NULL)
     return;
-  chat_srv_session_end(&w.srv, f->s, "closed");
-  chat_session_unref(f->s);
+  chat__srv_session_end(&w.srv, f->s, "closed");
+  chat__session_unref(f->s);
   f->s = NULL;
   drop_queue(f);
 }
@@ -178,7 +181,7 @@ static void connect_fake(struct fake *f, size_t max_output) {
     return;
   memset(f, 0, sizeof(*f));
   f->max_output = max_output;
-  f->s = chat_srv_session_new(&w.srv, &sink, f, "127.0.0.1");
+  f->s = chat__srv_session_new(&w.srv, &sink, f, "127.0.0.1");
   FUZZ_CHECK(f->s != NULL);
 }
 
@@ -203,7 +206,7 @@ static void read_frame(struct fake *f, json_t *obj) {
   if (r == 0 && f->user[0] != '\0' &&
       (m.type == CHAT_T_SEND || m.type == CHAT_T_GROUP_SEND))
     note_sent(f->user, m.msg_id);
-  chat_srv_on_frame(&w.srv, f->s, obj);
+  chat__srv_on_frame(&w.srv, f->s, obj);
 }
 
 /* Frames a paused session held back go in once it is resumed; a connection
@@ -255,7 +258,7 @@ static void one_line(const char *line, size_t len, size_t max_output) {
       connect_fake(f, max_output);
     return;
   case 's':
-    chat_srv_sweep(&w.srv, uv_now(&w.loop) +
+    chat__srv_sweep(&w.srv, uv_now(&w.loop) +
                                (uint64_t)w.srv.cfg.heartbeat * 3000);
     return;
   case 'r':
@@ -274,7 +277,7 @@ static void one_line(const char *line, size_t len, size_t max_output) {
     return;
   if (r < 0) {
     if (!f->paused)
-      chat_srv_on_bad_frame(&w.srv, f->s, &err);
+      chat__srv_on_bad_frame(&w.srv, f->s, &err);
     return;
   }
   if (f->paused) {
@@ -296,20 +299,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   size_t max_output = (flags & 1) ? 4096 : CHAT_MAX_OUTPUT_DEFAULT;
   int run_each = !(flags & 2);
   chat_server_config_t cfg;
-  chat_store_t *store;
-  chat_engine_t *engine;
+  chat__store_t *store;
+  chat__engine_t *engine;
   char errbuf[128];
 
   chat_log_set_level(CHAT_LOG_ERROR);
   memset(&w, 0, sizeof(w));
   FUZZ_CHECK(uv_loop_init(&w.loop) == 0);
-  FUZZ_CHECK(chat_store_open(":memory:", &store, errbuf, sizeof(errbuf)) == 0);
-  FUZZ_CHECK(chat_engine_sqlite_new(&w.loop, store, &engine) == 0);
+  FUZZ_CHECK(chat__store_open(":memory:", &store, errbuf, sizeof(errbuf)) == 0);
+  FUZZ_CHECK(chat__engine_sqlite_new(&w.loop, store, &engine) == 0);
   chat_server_config_default(&cfg);
   cfg.hash_cost = CHAT_HASH_MIN;
   cfg.max_output = max_output;
   cfg.rate_limit = 0; /* time stands still here; see the README */
-  FUZZ_CHECK(chat_srv_init(&w.srv, &w.loop, &cfg, engine) == 0);
+  FUZZ_CHECK(chat__srv_init(&w.srv, &w.loop, &cfg, engine) == 0);
   for (int i = 0; i < NSESS; i++)
     connect_fake(&w.f[i], max_output);
 
@@ -334,12 +337,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
   for (int i = 0; i < NSESS; i++)
     disconnect(&w.f[i]);
-  chat_srv_end_all(&w.srv);
+  chat__srv_end_all(&w.srv);
   run_loop();
-  FUZZ_CHECK(chat_engine_flush_sync(engine) == 0);
-  chat_engine_free(engine); /* closes the store */
+  FUZZ_CHECK(chat__engine_flush_sync(engine) == 0);
+  chat__engine_free(engine); /* closes the store */
   uv_run(&w.loop, UV_RUN_DEFAULT);
-  chat_srv_free(&w.srv);
+  chat__srv_free(&w.srv);
   FUZZ_CHECK(uv_loop_close(&w.loop) == 0);
   return 0;
 }

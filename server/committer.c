@@ -1,7 +1,7 @@
 /* committer.c -- group commit: ops gathered during loop turns, committed one
  * transaction at a time on a store thread of the committer's own.
  *
- * The store thread is a one-thread chat_worker_t rather than libuv's shared
+ * The store thread is a one-thread chat__worker_t rather than libuv's shared
  * pool, so a commit never waits behind unrelated slow work (password
  * hashes) queued there.
  *
@@ -36,7 +36,7 @@
 
 /* An op whose strings are offsets into its batch's buffer (NO_STR: NULL). */
 typedef struct rec {
-  chat_store_op_kind_t kind;
+  chat__store_op_kind_t kind;
   size_t a, b, to, from, group, msg_id, body;
   size_t body_len;
   uint64_t seq;
@@ -45,15 +45,15 @@ typedef struct rec {
 } rec_t;
 
 typedef struct waiter {
-  chat_committer_cb cb;
+  chat__committer_cb cb;
   void *arg;
   bool after_ops; /* registered with ops pending; else its status is 0 */
 } waiter_t;
 
 /* A read that runs on the store's thread right after its batch. */
 typedef struct reader {
-  chat_committer_read_fn fn;
-  chat_committer_cb done;
+  chat__committer_read_fn fn;
+  chat__committer_cb done;
   void *arg;
   int status;
 } reader_t;
@@ -65,7 +65,7 @@ typedef struct batch {
   size_t n, cap;
   char *buf;
   size_t len, bufcap;
-  chat_store_op_t *ops; /* built from recs when the batch is applied */
+  chat__store_op_t *ops; /* built from recs when the batch is applied */
   size_t opscap;
   waiter_t *w;
   size_t nw, wcap;
@@ -73,13 +73,13 @@ typedef struct batch {
   size_t nfailed;       /* ops[0..nfailed) took no effect (after a failure) */
 } batch_t;
 
-struct chat_committer {
+struct chat__committer {
   uv_loop_t *loop;
-  chat_store_t *store;
+  chat__store_t *store;
   uv_idle_t idle;
   uv_check_t check;
-  chat_worker_t *worker; /* the store thread */
-  chat_worker_job_t job;
+  chat__worker_t *worker; /* the store thread */
+  chat__worker_job_t job;
   batch_t b[2];
   batch_t *open;
   batch_t *flying;  /* handed to the pool, result not yet handled */
@@ -91,10 +91,10 @@ struct chat_committer {
   bool flushing;    /* inside flush_sync */
   bool backoff;     /* a batch failed: the next waits for the timer */
   uv_timer_t retry;
-  chat_committer_fail_cb fail_cb;
+  chat__committer_fail_cb fail_cb;
   void *fail_arg;
   int open_handles;
-  chat_committer_stats_t stats;
+  chat__committer_stats_t stats;
 };
 
 /* ---- batches ------------------------------------------------------------ */
@@ -145,7 +145,7 @@ static int build_ops(batch_t *b) {
     return -ENOMEM;
   for (i = 0; i < b->n; i++) {
     const rec_t *r = &b->recs[i];
-    chat_store_op_t *op = &b->ops[i];
+    chat__store_op_t *op = &b->ops[i];
 
     op->kind = r->kind;
     op->a = str_at(b, r->a);
@@ -168,14 +168,14 @@ static int build_ops(batch_t *b) {
  * moved to the end so the others stay in order at the front. A DEL_MSG of a
  * message PUT earlier in the same batch finds nothing, which is right: the
  * owner sees the failed PUT and will not add it again for an acked message. */
-static void apply_batch(chat_store_t *store, batch_t *b) {
+static void apply_batch(chat__store_t *store, batch_t *b) {
   size_t i, k, d, keep = 0, ndel;
-  chat_store_op_t *tmp;
+  chat__store_op_t *tmp;
 
   b->nfailed = 0;
   b->status = build_ops(b);
   if (b->status == 0)
-    b->status = chat_store_apply(store, b->ops, b->n);
+    b->status = chat__store_apply(store, b->ops, b->n);
   if (b->status == 0)
     return;
   b->nfailed = b->status == -ENOMEM ? 0 : b->n;
@@ -192,13 +192,13 @@ static void apply_batch(chat_store_t *store, batch_t *b) {
     tmp[b->ops[i].kind == CHAT_STORE_DEL_MSG ? d++ : k++] = b->ops[i];
   memcpy(b->ops, tmp, b->n * sizeof(*tmp));
   free(tmp);
-  if (chat_store_apply(store, b->ops + keep, ndel) == 0)
+  if (chat__store_apply(store, b->ops + keep, ndel) == 0)
     b->nfailed = keep;
 }
 
 /* The batch's ops (if any), then its reads, on the thread that owns the
  * store now. */
-static void run_batch(chat_store_t *store, batch_t *b) {
+static void run_batch(chat__store_t *store, batch_t *b) {
   if (b->n > 0)
     apply_batch(store, b);
   for (size_t i = 0; i < b->nrd; i++)
@@ -273,19 +273,19 @@ static void fire_waiters(batch_t *b, int status) {
 static void on_idle(uv_idle_t *h) {}
 static void on_check(uv_check_t *h);
 
-static void arm(chat_committer_t *c) {
+static void arm(chat__committer_t *c) {
   if (c->work_busy || c->freeing || c->backoff)
     return;
   uv_idle_start(&c->idle, on_idle);
   uv_check_start(&c->check, on_check);
 }
 
-static void disarm(chat_committer_t *c) {
+static void disarm(chat__committer_t *c) {
   uv_idle_stop(&c->idle);
   uv_check_stop(&c->check);
 }
 
-static void count(chat_committer_t *c, const batch_t *b) {
+static void count(chat__committer_t *c, const batch_t *b) {
   c->stats.batches++;
   if (b->status != 0) {
     c->stats.failed_batches++;
@@ -297,7 +297,7 @@ static void count(chat_committer_t *c, const batch_t *b) {
 }
 
 static void on_retry(uv_timer_t *t) {
-  chat_committer_t *c = t->data;
+  chat__committer_t *c = t->data;
 
   c->backoff = false;
   if (c->open->n > 0 || c->open->nw > 0 || c->open->nrd > 0)
@@ -305,7 +305,7 @@ static void on_retry(uv_timer_t *t) {
 }
 
 /* Handles the result of the batch in flight, on the loop thread. */
-static void finish_flying(chat_committer_t *c) {
+static void finish_flying(chat__committer_t *c) {
   batch_t *b = c->flying;
   int status = b->status;
 
@@ -322,8 +322,8 @@ static void finish_flying(chat_committer_t *c) {
   fire_reads(b);
 }
 
-static void work_cb(chat_worker_job_t *job) {
-  chat_committer_t *c = job->data;
+static void work_cb(chat__worker_job_t *job) {
+  chat__committer_t *c = job->data;
 
   run_batch(c->store, c->flying);
   uv_mutex_lock(&c->mu);
@@ -332,7 +332,7 @@ static void work_cb(chat_worker_job_t *job) {
   uv_mutex_unlock(&c->mu);
 }
 
-static void maybe_release(chat_committer_t *c) {
+static void maybe_release(chat__committer_t *c) {
   if (c->freeing && c->open_handles == 0 && !c->work_busy) {
     uv_cond_destroy(&c->cv);
     uv_mutex_destroy(&c->mu);
@@ -340,8 +340,8 @@ static void maybe_release(chat_committer_t *c) {
   }
 }
 
-static void after_work_cb(chat_worker_job_t *job, int status) {
-  chat_committer_t *c = job->data;
+static void after_work_cb(chat__worker_job_t *job, int status) {
+  chat__committer_t *c = job->data;
 
   c->work_busy = false;
   if (c->flying != NULL) { /* else flush_sync already handled it */
@@ -355,7 +355,7 @@ static void after_work_cb(chat_worker_job_t *job, int status) {
 }
 
 static void on_check(uv_check_t *h) {
-  chat_committer_t *c = h->data;
+  chat__committer_t *c = h->data;
   batch_t *b = c->open;
   int r;
 
@@ -370,7 +370,7 @@ static void on_check(uv_check_t *h) {
   c->flying = b;
   c->flying_done = false;
   c->work_busy = true;
-  r = chat_worker_submit(c->worker, &c->job, work_cb, after_work_cb);
+  r = chat__worker_submit(c->worker, &c->job, work_cb, after_work_cb);
   if (r != 0) { /* unbounded and never stopped before free; be safe */
     c->work_busy = false;
     b->status = r;
@@ -382,9 +382,9 @@ static void on_check(uv_check_t *h) {
 
 /* ---- API ---------------------------------------------------------------- */
 
-int chat_committer_new(uv_loop_t *loop, chat_store_t *store,
-                       chat_committer_t **out) {
-  chat_committer_t *c = calloc(1, sizeof(*c));
+int chat__committer_new(uv_loop_t *loop, chat__store_t *store,
+                        chat__committer_t **out) {
+  chat__committer_t *c = calloc(1, sizeof(*c));
 
   *out = NULL;
   if (c == NULL)
@@ -398,7 +398,7 @@ int chat_committer_new(uv_loop_t *loop, chat_store_t *store,
     free(c);
     return -ENOMEM;
   }
-  if (chat_worker_new(loop, 1, 0, &c->worker) != 0) {
+  if (chat__worker_new(loop, 1, 0, &c->worker) != 0) {
     uv_cond_destroy(&c->cv);
     uv_mutex_destroy(&c->mu);
     free(c);
@@ -431,9 +431,9 @@ static bool add_len(size_t *total, const char *s) {
   return true;
 }
 
-int chat_committer_add(chat_committer_t *c, const chat_store_op_t *op) {
+int chat__committer_add(chat__committer_t *c, const chat__store_op_t *op) {
   batch_t *b = c->open;
-  const chat_stored_msg_t *m = &op->msg;
+  const chat__stored_msg_t *m = &op->msg;
   bool is_msg =
       op->kind == CHAT_STORE_PUT_MSG || op->kind == CHAT_STORE_DEL_MSG;
   bool put = op->kind == CHAT_STORE_PUT_MSG;
@@ -442,7 +442,7 @@ int chat_committer_add(chat_committer_t *c, const chat_store_op_t *op) {
   size_t need = 0;
   rec_t *r;
 
-  if (chat_store_op_check(op) != 0)
+  if (chat__store_op_check(op) != 0)
     return -EINVAL;
   /* Copy only what the kind uses: a DEL_MSG needs no body. */
   if (!is_msg && !(add_len(&need, op->a) && add_len(&need, op->b)))
@@ -480,7 +480,7 @@ int chat_committer_add(chat_committer_t *c, const chat_store_op_t *op) {
   return 0;
 }
 
-static int add_waiter(batch_t *b, chat_committer_cb cb, void *arg,
+static int add_waiter(batch_t *b, chat__committer_cb cb, void *arg,
                       bool after_ops) {
   if (grow((void **)&b->w, &b->wcap, b->nw + 1, sizeof(*b->w), 16) != 0)
     return -ENOMEM;
@@ -491,8 +491,8 @@ static int add_waiter(batch_t *b, chat_committer_cb cb, void *arg,
   return 0;
 }
 
-int chat_committer_then(chat_committer_t *c, chat_committer_cb cb,
-                        void *arg) {
+int chat__committer_then(chat__committer_t *c, chat__committer_cb cb,
+                         void *arg) {
   int r;
 
   /* Everything added so far is in the open batch if it has ops, else in
@@ -507,8 +507,8 @@ int chat_committer_then(chat_committer_t *c, chat_committer_cb cb,
   return r;
 }
 
-int chat_committer_read(chat_committer_t *c, chat_committer_read_fn fn,
-                        chat_committer_cb done, void *arg) {
+int chat__committer_read(chat__committer_t *c, chat__committer_read_fn fn,
+                         chat__committer_cb done, void *arg) {
   batch_t *b = c->open;
 
   /* The open batch runs after the one in flight, and its reads after its
@@ -524,15 +524,15 @@ int chat_committer_read(chat_committer_t *c, chat_committer_read_fn fn,
   return 0;
 }
 
-size_t chat_committer_pending(const chat_committer_t *c) {
+size_t chat__committer_pending(const chat__committer_t *c) {
   return c->open->n + (c->flying != NULL ? c->flying->n : 0);
 }
 
-int chat_committer_flushing(const chat_committer_t *c) {
+int chat__committer_flushing(const chat__committer_t *c) {
   return c->flushing || c->freeing;
 }
 
-int chat_committer_flush_sync(chat_committer_t *c) {
+int chat__committer_flush_sync(chat__committer_t *c) {
   int first_err = 0;
   bool outer = c->flushing; /* a callback may flush again */
 
@@ -574,22 +574,22 @@ int chat_committer_flush_sync(chat_committer_t *c) {
 }
 
 static void on_close(uv_handle_t *h) {
-  chat_committer_t *c = h->data;
+  chat__committer_t *c = h->data;
 
   c->open_handles--;
   maybe_release(c);
 }
 
-void chat_committer_free(chat_committer_t *c) {
+void chat__committer_free(chat__committer_t *c) {
   if (c == NULL)
     return;
   if (c->flying != NULL || c->open->n > 0 || c->open->nw > 0 ||
       c->open->nrd > 0)
-    chat_committer_flush_sync(c);
+    chat__committer_flush_sync(c);
   c->freeing = true;
   /* Nothing is in flight after the flush; this joins the store thread
    * (and runs a done still to come, which only clears work_busy). */
-  chat_worker_free(c->worker);
+  chat__worker_free(c->worker);
   c->worker = NULL;
   free_batch(&c->b[0]);
   free_batch(&c->b[1]);
@@ -598,17 +598,17 @@ void chat_committer_free(chat_committer_t *c) {
   uv_close((uv_handle_t *)&c->retry, on_close);
 }
 
-void chat_committer_on_fail(chat_committer_t *c, chat_committer_fail_cb cb,
-                            void *arg) {
+void chat__committer_on_fail(chat__committer_t *c, chat__committer_fail_cb cb,
+                             void *arg) {
   c->fail_cb = cb;
   c->fail_arg = arg;
 }
 
-void chat_committer_stats(const chat_committer_t *c,
-                          chat_committer_stats_t *out) {
+void chat__committer_stats(const chat__committer_t *c,
+                           chat__committer_stats_t *out) {
   *out = c->stats;
 }
 
-chat_worker_t *chat__committer_worker(chat_committer_t *c) {
+chat__worker_t *chat__committer_worker(chat__committer_t *c) {
   return c->worker;
 }

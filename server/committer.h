@@ -2,8 +2,8 @@
  *
  * The loop thread adds operations as it changes its in-memory state; they
  * collect in an open batch. While no batch is being committed (nor paused
- * after a failure, see chat_committer_on_fail), the open batch is handed
- * to the committer's own store thread (a one-thread chat_worker_t, so
+ * after a failure, see chat__committer_on_fail), the open batch is handed
+ * to the committer's own store thread (a one-thread chat__worker_t, so
  * commits never queue behind other work) at the end of the loop turn; one
  * fsync'd transaction covers everything gathered meanwhile. Callbacks that
  * wait for durability (a "stored" reply, a registration) run on the loop
@@ -16,24 +16,24 @@
 
 #include "store.h"
 
-typedef struct chat_committer chat_committer_t;
+typedef struct chat__committer chat__committer_t;
 
-/* status is 0 when everything added before chat_committer_then() is on disk,
+/* status is 0 when everything added before chat__committer_then() is on disk,
  * or the store's negative error when the batch holding it failed (its ops
  * took no effect). */
-typedef void (*chat_committer_cb)(void *arg, int status);
+typedef void (*chat__committer_cb)(void *arg, int status);
 
 /* The store is used from the store thread while a batch is in flight and
  * from the loop thread otherwise; the committer must be the store's only
  * user once created (load everything before). The committer's handles keep
  * the loop alive only while something is pending. Returns 0 or -ENOMEM. */
-int chat_committer_new(uv_loop_t *loop, chat_store_t *store,
-                       chat_committer_t **out);
+int chat__committer_new(uv_loop_t *loop, chat__store_t *store,
+                        chat__committer_t **out);
 
 /* Adds one operation, copying every string it points to (the body too).
- * Returns 0, -EINVAL (the op fails chat_store_op_check(); nothing is added)
+ * Returns 0, -EINVAL (the op fails chat__store_op_check(); nothing is added)
  * or -ENOMEM. */
-int chat_committer_add(chat_committer_t *c, const chat_store_op_t *op);
+int chat__committer_add(chat__committer_t *c, const chat__store_op_t *op);
 
 /* Calls cb(arg, status) on the loop thread once every operation added so far
  * has committed (or failed). With nothing pending it is still called later
@@ -41,7 +41,8 @@ int chat_committer_add(chat_committer_t *c, const chat_store_op_t *op);
  * failed batch is over), never from inside this call.
  * Callbacks run in the order they were registered, and may add operations
  * and register callbacks. Returns 0 or -ENOMEM (cb will not be called). */
-int chat_committer_then(chat_committer_t *c, chat_committer_cb cb, void *arg);
+int chat__committer_then(chat__committer_t *c, chat__committer_cb cb,
+                         void *arg);
 
 /* Called on the loop thread for a batch that failed, before its waiters,
  * with the ops that took no effect (borrowed for the call) and the error,
@@ -52,26 +53,26 @@ int chat_committer_then(chat_committer_t *c, chat_committer_cb cb, void *arg);
  * own (so acks free space; those are not passed to cb), and after a failed
  * batch the next one waits CHAT_COMMITTER_RETRY_MS, so ops added back do
  * not spin against a store that keeps failing. Not called for batches that
- * chat_committer_flush_sync() commits itself. cb NULL turns it off. */
+ * chat__committer_flush_sync() commits itself. cb NULL turns it off. */
 #define CHAT_COMMITTER_RETRY_MS 250
-typedef void (*chat_committer_fail_cb)(void *arg, const chat_store_op_t *ops,
-                                       size_t n, int status);
-void chat_committer_on_fail(chat_committer_t *c, chat_committer_fail_cb cb,
-                            void *arg);
+typedef void (*chat__committer_fail_cb)(void *arg, const chat__store_op_t *ops,
+                                        size_t n, int status);
+void chat__committer_on_fail(chat__committer_t *c, chat__committer_fail_cb cb,
+                             void *arg);
 
 /* A read of the store: runs on the store's thread, returns 0 or a negative
  * error, and keeps its result in arg for the done callback. */
-typedef int (*chat_committer_read_fn)(chat_store_t *store, void *arg);
+typedef int (*chat__committer_read_fn)(chat__store_t *store, void *arg);
 
 /* Runs fn on the store's thread once every operation added before this call
  * is committed (or has failed), then done(arg, fn's result) on the loop
  * thread, never from inside this call. Reads ride with a batch, so they
  * wait behind at most the batch in flight. Returns 0 or -ENOMEM. */
-int chat_committer_read(chat_committer_t *c, chat_committer_read_fn fn,
-                        chat_committer_cb done, void *arg);
+int chat__committer_read(chat__committer_t *c, chat__committer_read_fn fn,
+                         chat__committer_cb done, void *arg);
 
 /* Number of operations added and not yet committed. */
-size_t chat_committer_pending(const chat_committer_t *c);
+size_t chat__committer_pending(const chat__committer_t *c);
 
 /* For shutdown: blocks the calling (loop) thread until the batch in flight
  * is done (it waits on a condition variable, it does not run the loop, so it
@@ -79,30 +80,30 @@ size_t chat_committer_pending(const chat_committer_t *c);
  * rest on this thread and runs every waiting callback, including those that
  * callbacks add meanwhile. Returns 0 when all of it committed, else the first
  * failing batch's error. */
-int chat_committer_flush_sync(chat_committer_t *c);
+int chat__committer_flush_sync(chat__committer_t *c);
 
-/* Nonzero while chat_committer_flush_sync() runs (shutdown). A callback
+/* Nonzero while chat__committer_flush_sync() runs (shutdown). A callback
  * that would otherwise add its failed ops again and wait for another batch
  * must not, or a flush against a store that keeps failing never ends. */
-int chat_committer_flushing(const chat_committer_t *c);
+int chat__committer_flushing(const chat__committer_t *c);
 
-/* Frees the committer, flushing first (as chat_committer_flush_sync()) if
+/* Frees the committer, flushing first (as chat__committer_flush_sync()) if
  * anything is pending. Does not close the store. Its libuv handles are
  * closed, so the memory is released only in their close callbacks: run the
  * loop once more afterwards (uv_run(loop, UV_RUN_DEFAULT) returns at once
  * when nothing else is active) before closing the loop. */
-void chat_committer_free(chat_committer_t *c);
+void chat__committer_free(chat__committer_t *c);
 
-/* Counters since chat_committer_new(), for tests and monitoring. A batch is
+/* Counters since chat__committer_new(), for tests and monitoring. A batch is
  * one transaction (one fsync); callback-only turns are not batches. */
-typedef struct chat_committer_stats {
+typedef struct chat__committer_stats {
   uint64_t batches;        /* transactions attempted */
   uint64_t failed_batches; /* of which rolled back */
   uint64_t ops;            /* ops in committed batches */
   uint64_t max_batch;      /* most ops in one batch */
-} chat_committer_stats_t;
+} chat__committer_stats_t;
 
-void chat_committer_stats(const chat_committer_t *c,
-                          chat_committer_stats_t *out);
+void chat__committer_stats(const chat__committer_t *c,
+                           chat__committer_stats_t *out);
 
 #endif /* CHAT_COMMITTER_H */

@@ -8,6 +8,6 @@
 /* The committer's store thread. Jobs submitted here run in order with the
  * commits (one thread, FIFO); a test holds a commit back with a job that
  * blocks ahead of it. (A later change may run store reads here too.) */
-chat_worker_t *chat__committer_worker(chat_committer_t *c);
+chat__worker_t *chat__committer_worker(chat__committer_t *c);
 
 #endif /* CHAT_COMMITTER_INT_H */

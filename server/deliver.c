@@ -18,26 +18,27 @@
 
 /* ---- Writes -------------------------------------------------------------- */
 
-void chat_srv_log_op(chat_srv_t *srv, const chat_store_op_t *op) {
-  int r = chat_engine_add(srv->engine, op);
+void chat__srv_log_op(chat__srv_t *srv, const chat__store_op_t *op) {
+  int r = chat__engine_add(srv->engine, op);
   if (r < 0)
     CHAT_ERROR("store op %d not queued: %s", (int)op->kind, chat_strerror(r));
 }
 
-void chat_srv_op2(chat_srv_t *srv, chat_store_op_kind_t kind, const char *a,
-                  const char *b) {
-  chat_store_op_t op;
+void chat__srv_op2(chat__srv_t *srv, chat__store_op_kind_t kind, const char *a,
+                   const char *b) {
+  chat__store_op_t op;
   memset(&op, 0, sizeof(op));
   op.kind = kind;
   op.a = a;
   op.b = b;
-  chat_srv_log_op(srv, &op);
+  chat__srv_log_op(srv, &op);
 }
 
-void chat_srv_put_msg(chat_srv_t *srv, const char *to, const chat_user_t *from,
-                      const char *group, const char *msg_id, const char *body,
-                      size_t body_len, uint64_t seq, int64_t ts, int offline) {
-  chat_store_op_t op;
+void chat__srv_put_msg(chat__srv_t *srv, const char *to,
+                       const chat__user_t *from, const char *group,
+                       const char *msg_id, const char *body, size_t body_len,
+                       uint64_t seq, int64_t ts, int offline) {
+  chat__store_op_t op;
   memset(&op, 0, sizeof(op));
   op.kind = CHAT_STORE_PUT_MSG;
   op.msg.seq = seq;
@@ -49,21 +50,21 @@ void chat_srv_put_msg(chat_srv_t *srv, const char *to, const chat_user_t *from,
   op.msg.body_len = body_len;
   op.msg.ts = ts;
   op.msg.offline = offline;
-  chat_srv_log_op(srv, &op);
+  chat__srv_log_op(srv, &op);
 }
 
-void chat_srv_await(chat_srv_t *srv, const uint64_t *seq, void *waiter) {
-  if (chat_hmap_put(&srv->awaited, (const char *)seq, sizeof(*seq), waiter) <
+void chat__srv_await(chat__srv_t *srv, const uint64_t *seq, void *waiter) {
+  if (chat__hmap_put(&srv->awaited, (const char *)seq, sizeof(*seq), waiter) <
       0)
     CHAT_WARN("seq %llu: not marked as awaited (out of memory)",
               (unsigned long long)*seq);
 }
 
-void chat_srv_unawait(chat_srv_t *srv, const uint64_t *seq) {
-  chat_hmap_del(&srv->awaited, (const char *)seq, sizeof(*seq));
+void chat__srv_unawait(chat__srv_t *srv, const uint64_t *seq) {
+  chat__hmap_del(&srv->awaited, (const char *)seq, sizeof(*seq));
 }
 
-static void unlink_unwritten(chat_srv_t *srv, chat_held_t *h) {
+static void unlink_unwritten(chat__srv_t *srv, chat__held_t *h) {
   if (h->wprev)
     h->wprev->wnext = h->wnext;
   else if (srv->wr_head == h)
@@ -75,7 +76,7 @@ static void unlink_unwritten(chat_srv_t *srv, chat_held_t *h) {
   h->wnext = h->wprev = NULL;
 }
 
-void chat_srv_track_unwritten(chat_srv_t *srv, chat_held_t *h) {
+void chat__srv_track_unwritten(chat__srv_t *srv, chat__held_t *h) {
   h->pushed_ms = uv_now(srv->loop);
   h->wprev = srv->wr_tail;
   h->wnext = NULL;
@@ -86,25 +87,25 @@ void chat_srv_track_unwritten(chat_srv_t *srv, chat_held_t *h) {
   srv->wr_tail = h;
 }
 
-void chat_srv_write_held(chat_srv_t *srv, chat_held_t *h) {
+void chat__srv_write_held(chat__srv_t *srv, chat__held_t *h) {
   if (h->written)
     return;
   /* Delivered again only after a session ended: as a held message. */
-  chat_srv_put_msg(srv, h->to->name, h->from, h->group, chat_held_msg_id(h),
-                   h->body, h->body_len, h->seq, h->ts, 1);
+  chat__srv_put_msg(srv, h->to->name, h->from, h->group, chat__held_msg_id(h),
+                    h->body, h->body_len, h->seq, h->ts, 1);
   unlink_unwritten(srv, h);
   h->written = 1;
   if (h->group == NULL)
     h->from->sent_held++;
 }
 
-void chat_srv_store_msg(chat_srv_t *srv, chat_user_t *to, chat_user_t *from,
-                        const char *group, const char *msg_id,
-                        const char *body, size_t body_len, uint64_t seq,
-                        int64_t ts) {
-  chat_session_t *s = to->session;
-  chat_srv_put_msg(srv, to->name, from, group, msg_id, body, body_len, seq,
-                   ts, s == NULL || s->ended);
+void chat__srv_store_msg(chat__srv_t *srv, chat__user_t *to, chat__user_t *from,
+                         const char *group, const char *msg_id,
+                         const char *body, size_t body_len, uint64_t seq,
+                         int64_t ts) {
+  chat__session_t *s = to->session;
+  chat__srv_put_msg(srv, to->name, from, group, msg_id, body, body_len, seq, ts,
+                    s == NULL || s->ended);
   to->held++;
   to->wgen++;
   to->store_more = 1;
@@ -112,37 +113,37 @@ void chat_srv_store_msg(chat_srv_t *srv, chat_user_t *to, chat_user_t *from,
     from->sent_held++;
 }
 
-void chat_srv_drop_held(chat_srv_t *srv, chat_held_t *h, int acked) {
+void chat__srv_drop_held(chat__srv_t *srv, chat__held_t *h, int acked) {
   unlink_unwritten(srv, h);
   if (acked) {
     if (h->written) {
-      chat_store_op_t op;
+      chat__store_op_t op;
       memset(&op, 0, sizeof(op));
       op.kind = CHAT_STORE_DEL_MSG;
       op.msg.to = h->to->name;
       op.msg.seq = h->seq;
-      chat_srv_log_op(srv, &op);
+      chat__srv_log_op(srv, &op);
       if (h->group == NULL && h->from->sent_held > 0)
         h->from->sent_held--;
     }
     if (h->to->held > 0)
       h->to->held--;
   }
-  chat_mailbox_remove(&srv->mb, h);
+  chat__mailbox_remove(&srv->mb, h);
 }
 
-void chat_srv_write_relayed(chat_srv_t *srv, uint64_t now_ms,
-                            uint64_t delay_ms) {
-  chat_held_t *h;
+void chat__srv_write_relayed(chat__srv_t *srv, uint64_t now_ms,
+                             uint64_t delay_ms) {
+  chat__held_t *h;
   while ((h = srv->wr_head) != NULL && h->pushed_ms + delay_ms <= now_ms)
-    chat_srv_write_held(srv, h); /* unlinks it */
+    chat__srv_write_held(srv, h); /* unlinks it */
 }
 
 /* ---- Limits -------------------------------------------------------------- */
 
-size_t chat_srv_deliver_len(const chat_srv_t *srv, const char *from,
-                            const char *group, const chat_msg_t *m,
-                            chat_error_t *err) {
+size_t chat__srv_deliver_len(const chat__srv_t *srv, const char *from,
+                             const char *group, const chat_msg_t *m,
+                             chat_error_t *err) {
   size_t len = chat_line_deliver_len(from, group, m->msg_id,
                                      chat_json_escaped_len(m->body,
                                                            m->body_len));
@@ -154,15 +155,15 @@ size_t chat_srv_deliver_len(const chat_srv_t *srv, const char *from,
   return 0;
 }
 
-int chat_srv_quota_open(const chat_srv_t *srv, const chat_user_t *to) {
+int chat__srv_quota_open(const chat__srv_t *srv, const chat__user_t *to) {
   /* A stub met through a group has no count yet: its quota is checked
    * when it is loaded for a 1:1 send (resident.c). */
   return srv->cfg.offline_quota == 0 || !to->held_known ||
          to->held < srv->cfg.offline_quota;
 }
 
-void chat_srv_quota_error(chat_session_t *s, const json_t *id,
-                          const char *to) {
+void chat__srv_quota_error(chat__session_t *s, const json_t *id,
+                           const char *to) {
   char text[160];
   snprintf(text, sizeof(text),
            "the mailbox of %s is full (offline quota); try again once it "
@@ -170,56 +171,56 @@ void chat_srv_quota_error(chat_session_t *s, const json_t *id,
   json_t *e = chat_reply_error(id, CHAT_E_RATE_LIMITED, text);
   if (e != NULL)
     json_object_set_new(e, "reason", json_string("offline_quota"));
-  chat_session_send_new(s, e);
+  chat__session_send_new(s, e);
 }
 
-int chat_srv_window_open(const chat_srv_t *srv, const chat_user_t *u,
-                         size_t len) {
+int chat__srv_window_open(const chat__srv_t *srv, const chat__user_t *u,
+                          size_t len) {
   if (u->mb_npushed == 0)
     return 1;
   return u->mb_npushed < CHAT_WINDOW_MSGS &&
          u->mb_unacked_bytes + len <= srv->cfg.max_output / CHAT_WINDOW_DIV;
 }
 
-int chat_srv_can_push(const chat_srv_t *srv, const chat_user_t *u,
-                      size_t len) {
-  chat_session_t *s = u->session;
+int chat__srv_can_push(const chat__srv_t *srv, const chat__user_t *u,
+                       size_t len) {
+  chat__session_t *s = u->session;
   return s != NULL && !s->ended && !u->store_more && !u->paging &&
-         chat_srv_window_open(srv, u, len);
+         chat__srv_window_open(srv, u, len);
 }
 
 /* ---- Pushing ------------------------------------------------------------- */
 
-int chat_srv_push(chat_srv_t *srv, chat_held_t *h) {
-  chat_session_t *s = h->to->session;
+int chat__srv_push(chat__srv_t *srv, chat__held_t *h) {
+  chat__session_t *s = h->to->session;
   if (s == NULL || s->ended)
     return -EPIPE;
   size_t cap;
-  char *line = chat_srv_line_buf(srv, h->body_len, &cap);
+  char *line = chat__srv_line_buf(srv, h->body_len, &cap);
   if (line == NULL)
     return -ENOMEM;
   int n = chat_line_deliver(line, cap, h->from->name, h->group,
-                            chat_held_msg_id(h), h->body, h->body_len, h->ts,
+                            chat__held_msg_id(h), h->body, h->body_len, h->ts,
                             h->offline);
   if (n < 0)
     return n;
   /* Nothing after this may touch h: an overflowing send ends the session,
    * which hands h to the store and frees it. */
-  return chat_session_send_line(s, line, (size_t)n);
+  return chat__session_send_line(s, line, (size_t)n);
 }
 
 /* A page read for a user: the user is pinned meanwhile. */
 typedef struct page_op {
-  chat_srv_t *srv;
-  chat_user_t *u;
+  chat__srv_t *srv;
+  chat__user_t *u;
   uint32_t wgen;
 } page_op_t;
 
-static void page_read(void *arg, int status, const chat_stored_msg_t *msgs,
+static void page_read(void *arg, int status, const chat__stored_msg_t *msgs,
                       size_t n, int more) {
   page_op_t *op = arg;
-  chat_srv_t *srv = op->srv;
-  chat_user_t *u = op->u;
+  chat__srv_t *srv = op->srv;
+  chat__user_t *u = op->u;
   u->paging = 0;
   u->pins--;
   int stored_meanwhile = u->wgen != op->wgen;
@@ -229,21 +230,21 @@ static void page_read(void *arg, int status, const chat_stored_msg_t *msgs,
                chat_strerror(status));
     return; /* store_more stays: the next ack or login tries again */
   }
-  chat_session_t *s = u->session;
+  chat__session_t *s = u->session;
   size_t i;
   for (i = 0; i < n && s != NULL && !s->ended && u->session == s; i++) {
-    const chat_stored_msg_t *m = &msgs[i];
-    chat_user_t *from = chat_registry_stub(&srv->reg, m->from);
+    const chat__stored_msg_t *m = &msgs[i];
+    chat__user_t *from = chat__registry_stub(&srv->reg, m->from);
     if (from == NULL)
       break;
     size_t wire = chat_line_deliver_len(m->from, m->group, m->msg_id,
                                         chat_json_escaped_len(m->body,
                                                               m->body_len));
-    if (!chat_srv_window_open(srv, u, wire))
+    if (!chat__srv_window_open(srv, u, wire))
       break;
-    chat_held_t *h;
-    int r = chat_mailbox_add(&srv->mb, u, from, m->group, m->msg_id, m->body,
-                             m->body_len, wire, m->seq, m->ts, &h);
+    chat__held_t *h;
+    int r = chat__mailbox_add(&srv->mb, u, from, m->group, m->msg_id, m->body,
+                              m->body_len, wire, m->seq, m->ts, &h);
     u->store_after = m->seq;
     if (r == -EEXIST)
       continue; /* in memory already (pushed live, written since) */
@@ -252,21 +253,21 @@ static void page_read(void *arg, int status, const chat_stored_msg_t *msgs,
     h->written = 1;
     /* Held since before this session started, or stored while away. */
     h->offline = m->offline || m->seq < u->login_seq;
-    chat_srv_push(srv, h);
+    chat__srv_push(srv, h);
   }
   /* Stop when the window is full or the session went; what is left stays
    * in the store for the next page. */
   if (i == n && !more && !stored_meanwhile)
     u->store_more = 0;
   if (s != NULL && !s->ended && u->session == s && i == n)
-    chat_srv_pump(srv, u);
+    chat__srv_pump(srv, u);
 }
 
-void chat_srv_pump(chat_srv_t *srv, chat_user_t *u) {
-  chat_session_t *s = u->session;
+void chat__srv_pump(chat__srv_t *srv, chat__user_t *u) {
+  chat__session_t *s = u->session;
   if (s == NULL || s->ended || !u->store_more || u->paging ||
       u->mb_npushed >= CHAT_WINDOW_MSGS ||
-      !chat_srv_window_open(srv, u, 1))
+      !chat__srv_window_open(srv, u, 1))
     return;
   uint32_t room = CHAT_WINDOW_MSGS - u->mb_npushed;
   if (room > CHAT_PAGE_MAX)
@@ -279,8 +280,8 @@ void chat_srv_pump(chat_srv_t *srv, chat_user_t *u) {
   op->wgen = u->wgen;
   u->paging = 1;
   u->pins++;
-  if (chat_engine_load_held(srv->engine, u->name, u->store_after, room,
-                            page_read, op) < 0) {
+  if (chat__engine_load_held(srv->engine, u->name, u->store_after, room,
+                             page_read, op) < 0) {
     u->paging = 0;
     u->pins--;
     free(op);

@@ -35,12 +35,12 @@ typedef struct item {
 } item_t;
 
 typedef struct mem_engine {
-  chat_engine_t base;
+  chat__engine_t base;
   uv_idle_t idle;
   item_t *head, *tail;
   size_t nops; /* Q_OP items queued */
   chat__memstore_t *store;
-  chat_engine_fail_cb on_fail;
+  chat__engine_fail_cb on_fail;
   void *on_fail_arg;
   int fail_n, fail_err;
   int flushing;
@@ -103,7 +103,7 @@ static void run_batch(mem_engine_t *me) {
   }
   me->nops = 0;
   chat__mem_op_t **v = calloc(n ? n : 1, sizeof(*v));
-  chat_store_op_t *fv = calloc(n ? n : 1, sizeof(*fv));
+  chat__store_op_t *fv = calloc(n ? n : 1, sizeof(*fv));
   if (v == NULL || fv == NULL) {
     err = -ENOMEM;
   } else {
@@ -146,35 +146,34 @@ static void run_batch(mem_engine_t *me) {
  * after the callback. */
 static void call_read(mem_engine_t *me, item_t *it) {
   chat__memstore_t *s = me->store;
-  chat_store_user_t *u = NULL;
-  chat_store_group_t *g = NULL;
-  chat_stored_msg_t *m = NULL;
+  chat__store_user_t *u = NULL;
+  chat__store_group_t *g = NULL;
+  chat__stored_msg_t *m = NULL;
   size_t n = 0;
   int more = 0, r;
 
   switch (it->kind) {
   case Q_USER:
     r = chat__memstore_get_user(s, it->x, it->full, it->y, &u);
-    ((chat_engine_user_cb)it->cb)(it->arg, r, u);
+    ((chat__engine_user_cb)it->cb)(it->arg, r, u);
     break;
   case Q_GROUP:
     r = chat__memstore_get_group(s, it->x, &g);
-    ((chat_engine_group_cb)it->cb)(it->arg, r, g);
+    ((chat__engine_group_cb)it->cb)(it->arg, r, g);
     break;
   case Q_HELD:
-    r = chat__memstore_get_held(s, it->x, it->after, it->limit, &m, &n,
-                                &more);
-    ((chat_engine_held_cb)it->cb)(it->arg, r, m, n, more);
+    r = chat__memstore_get_held(s, it->x, it->after, it->limit, &m, &n, &more);
+    ((chat__engine_held_cb)it->cb)(it->arg, r, m, n, more);
     break;
   case Q_SENT:
     r = chat__memstore_find_sent(s, it->x, it->y, &m);
-    ((chat_engine_sent_cb)it->cb)(it->arg, r, m);
+    ((chat__engine_sent_cb)it->cb)(it->arg, r, m);
     break;
   default:
     break;
   }
-  chat_store_user_free(u);
-  chat_store_group_free(g);
+  chat__store_user_free(u);
+  chat__store_group_free(g);
   free(m);
 }
 
@@ -188,7 +187,7 @@ static void run_ready(mem_engine_t *me) {
       me->tail = NULL;
     switch (it->kind) {
     case Q_THEN:
-      ((chat_engine_done_cb)it->cb)(it->arg, it->status);
+      ((chat__engine_done_cb)it->cb)(it->arg, it->status);
       break;
     case Q_USER:
     case Q_GROUP:
@@ -211,12 +210,13 @@ static void on_idle(uv_idle_t *h) {
     run_ready(me);
   }
   if (me->head == NULL)
-    uv_idle_stop(&me->idle); /* an idle handle spins the loop: only when needed */
+    uv_idle_stop(
+        &me->idle); /* an idle handle spins the loop: only when needed */
 }
 
 /* ---- the engine type ---------------------------------------------------- */
 
-static int queue_read(chat_engine_t *e, q_kind_t kind, const char *x,
+static int queue_read(chat__engine_t *e, q_kind_t kind, const char *x,
                       const char *y, void (*cb)(void), void *arg,
                       item_t **out) {
   char *xc = strdup(x), *yc = y != NULL ? strdup(y) : NULL;
@@ -234,9 +234,9 @@ static int queue_read(chat_engine_t *e, q_kind_t kind, const char *x,
   return 0;
 }
 
-static int mem_add(chat_engine_t *e, const chat_store_op_t *op) {
+static int mem_add(chat__engine_t *e, const chat__store_op_t *op) {
   chat__mem_op_t o;
-  if (chat_store_op_check(op) != 0)
+  if (chat__store_op_check(op) != 0)
     return -EINVAL;
   if (chat__mem_op_copy(&o, op) != 0)
     return -ENOMEM;
@@ -249,25 +249,25 @@ static int mem_add(chat_engine_t *e, const chat_store_op_t *op) {
   return 0;
 }
 
-static int mem_then(chat_engine_t *e, chat_engine_done_cb cb, void *arg) {
+static int mem_then(chat__engine_t *e, chat__engine_done_cb cb, void *arg) {
   return push(ME(e), Q_THEN, (void (*)(void))cb, arg) != NULL ? 0 : -ENOMEM;
 }
 
-static size_t mem_pending(const chat_engine_t *e) {
+static size_t mem_pending(const chat__engine_t *e) {
   return ((const mem_engine_t *)(const void *)e)->nops;
 }
 
-static void mem_on_fail(chat_engine_t *e, chat_engine_fail_cb cb, void *arg) {
+static void mem_on_fail(chat__engine_t *e, chat__engine_fail_cb cb, void *arg) {
   ME(e)->on_fail = cb;
   ME(e)->on_fail_arg = arg;
 }
 
-static int mem_flushing(const chat_engine_t *e) {
+static int mem_flushing(const chat__engine_t *e) {
   return ((const mem_engine_t *)(const void *)e)->flushing;
 }
 
-static int mem_load_user(chat_engine_t *e, const char *name, int full,
-                         const char *token_hash, chat_engine_user_cb cb,
+static int mem_load_user(chat__engine_t *e, const char *name, int full,
+                         const char *token_hash, chat__engine_user_cb cb,
                          void *arg) {
   item_t *it;
   int r = queue_read(e, Q_USER, name, token_hash, (void (*)(void))cb, arg, &it);
@@ -276,13 +276,13 @@ static int mem_load_user(chat_engine_t *e, const char *name, int full,
   return r;
 }
 
-static int mem_load_group(chat_engine_t *e, const char *name,
-                          chat_engine_group_cb cb, void *arg) {
+static int mem_load_group(chat__engine_t *e, const char *name,
+                          chat__engine_group_cb cb, void *arg) {
   return queue_read(e, Q_GROUP, name, NULL, (void (*)(void))cb, arg, NULL);
 }
 
-static int mem_load_held(chat_engine_t *e, const char *rcpt, uint64_t after,
-                         uint32_t limit, chat_engine_held_cb cb, void *arg) {
+static int mem_load_held(chat__engine_t *e, const char *rcpt, uint64_t after,
+                         uint32_t limit, chat__engine_held_cb cb, void *arg) {
   item_t *it;
   int r = queue_read(e, Q_HELD, rcpt, NULL, (void (*)(void))cb, arg, &it);
   if (r == 0) {
@@ -292,19 +292,19 @@ static int mem_load_held(chat_engine_t *e, const char *rcpt, uint64_t after,
   return r;
 }
 
-static int mem_find_sent(chat_engine_t *e, const char *from,
-                         const char *msg_id, chat_engine_sent_cb cb,
+static int mem_find_sent(chat__engine_t *e, const char *from,
+                         const char *msg_id, chat__engine_sent_cb cb,
                          void *arg) {
   return queue_read(e, Q_SENT, from, msg_id, (void (*)(void))cb, arg, NULL);
 }
 
-static int mem_max_seq(chat_engine_t *e, uint64_t *seq) {
+static int mem_max_seq(chat__engine_t *e, uint64_t *seq) {
   *seq = chat__memstore_max_seq(ME(e)->store);
   return 0;
 }
 
 /* Applies and calls back everything, including what callbacks add. */
-static int mem_flush_sync(chat_engine_t *e) {
+static int mem_flush_sync(chat__engine_t *e) {
   mem_engine_t *me = ME(e);
   int outer = me->flushing, outer_status = me->flush_status;
   me->flushing = 1;
@@ -327,7 +327,7 @@ static void on_close(uv_handle_t *h) {
 
 /* Flushes, then frees: the memory goes in the idle handle's close
  * callback, so the loop must run once more (engine.h). */
-static void mem_free(chat_engine_t *e) {
+static void mem_free(chat__engine_t *e) {
   mem_engine_t *me = ME(e);
   mem_flush_sync(e);
   chat__memstore_free(me->store);
@@ -335,7 +335,7 @@ static void mem_free(chat_engine_t *e) {
   uv_close((uv_handle_t *)&me->idle, on_close);
 }
 
-static const chat_engine_type_t mem_type = {
+static const chat__engine_type_t mem_type = {
     .name = "mem",
     .add = mem_add,
     .then = mem_then,
@@ -351,7 +351,7 @@ static const chat_engine_type_t mem_type = {
     .free = mem_free,
 };
 
-int chat_engine_mem_new(uv_loop_t *loop, chat_engine_t **out) {
+int chat__engine_mem_new(uv_loop_t *loop, chat__engine_t **out) {
   mem_engine_t *me = calloc(1, sizeof(*me));
   *out = NULL;
   if (me == NULL)
@@ -367,7 +367,7 @@ int chat_engine_mem_new(uv_loop_t *loop, chat_engine_t **out) {
   return 0;
 }
 
-void chat_engine_mem_fail(chat_engine_t *e, int n, int err) {
+void chat__engine_mem_fail(chat__engine_t *e, int n, int err) {
   ME(e)->fail_n = n;
   ME(e)->fail_err = err > 0 ? -err : err;
 }

@@ -92,8 +92,8 @@ static char *dup_or_null(const char *s, int *bad) {
   return d;
 }
 
-int chat__mem_op_copy(chat__mem_op_t *o, const chat_store_op_t *op) {
-  const chat_stored_msg_t *m = &op->msg;
+int chat__mem_op_copy(chat__mem_op_t *o, const chat__store_op_t *op) {
+  const chat__stored_msg_t *m = &op->msg;
   int bad = 0;
   memset(o, 0, sizeof(*o));
   o->op = *op;
@@ -124,7 +124,7 @@ int chat__mem_op_copy(chat__mem_op_t *o, const chat_store_op_t *op) {
 
 /* ---- applying a batch --------------------------------------------------- */
 
-static table_t *table_of(chat__memstore_t *s, chat_store_op_kind_t k) {
+static table_t *table_of(chat__memstore_t *s, chat__store_op_kind_t k) {
   switch (k) {
   case CHAT_STORE_ADD_USER:
     return &s->users;
@@ -147,7 +147,7 @@ static int reserve_batch(chat__memstore_t *s, chat__mem_op_t **ops, size_t n) {
   for (size_t i = 0; i < n; i++)
     grow[ops[i]->op.kind]++;
   for (int k = 0; k <= CHAT_STORE_DEL_TOKEN; k++) {
-    table_t *t = table_of(s, (chat_store_op_kind_t)k);
+    table_t *t = table_of(s, (chat__store_op_kind_t)k);
     if (t != NULL && reserve((void **)&t->v, &t->cap, t->len, grow[k],
                              sizeof(row_t)) != 0)
       return -ENOMEM;
@@ -172,7 +172,7 @@ static void put_msg(chat__memstore_t *s, chat__mem_op_t *o) {
     return; /* INSERT OR IGNORE keeps the stored one */
   if (o->op.msg.group == NULL) /* the unique index messages_sent */
     for (size_t k = 0; k < s->nmsgs; k++) {
-      const chat_stored_msg_t *m = &s->msgs[k].op.msg;
+      const chat__stored_msg_t *m = &s->msgs[k].op.msg;
       if (m->group == NULL && strcmp(m->from, o->op.msg.from) == 0 &&
           strcmp(m->msg_id, o->op.msg.msg_id) == 0)
         return;
@@ -184,7 +184,7 @@ static void put_msg(chat__memstore_t *s, chat__mem_op_t *o) {
   memset(o, 0, sizeof(*o)); /* the strings moved */
 }
 
-static void del_msg(chat__memstore_t *s, const chat_stored_msg_t *m) {
+static void del_msg(chat__memstore_t *s, const chat__stored_msg_t *m) {
   size_t i = msg_pos(s, m->seq);
   if (i == s->nmsgs || s->msgs[i].op.msg.seq != m->seq ||
       strcmp(s->msgs[i].op.msg.to, m->to) != 0)
@@ -196,7 +196,7 @@ static void del_msg(chat__memstore_t *s, const chat_stored_msg_t *m) {
 }
 
 static void apply_op(chat__memstore_t *s, chat__mem_op_t *o) {
-  chat_store_op_kind_t k = o->op.kind;
+  chat__store_op_kind_t k = o->op.kind;
   row_t *r;
 
   switch (k) {
@@ -255,8 +255,8 @@ static void apply_op(chat__memstore_t *s, chat__mem_op_t *o) {
   }
 }
 
-int chat__memstore_apply(chat__memstore_t *s, chat__mem_op_t **ops,
-                         size_t n, int fail_err, size_t *nfail) {
+int chat__memstore_apply(chat__memstore_t *s, chat__mem_op_t **ops, size_t n,
+                         int fail_err, size_t *nfail) {
   int err = fail_err;
   *nfail = n;
   if (n == 0)
@@ -303,7 +303,8 @@ uint64_t chat__memstore_max_seq(const chat__memstore_t *s) {
   return s->max_seq;
 }
 
-/* ---- reads ---------------------------------------------------------------- */
+/* ---- reads ----------------------------------------------------------------
+ */
 
 /* One string of every row whose column col (0: a, 1: b) is key: the other
  * column when other, else the matching one, into a fresh vector. */
@@ -339,7 +340,7 @@ static int cmp_str(const void *x, const void *y) {
 /* Contacts: b where a = name and a where b = name, by name (ORDER BY 1 in
  * BINARY collation, which strcmp matches). */
 static int get_contacts(const chat__memstore_t *s, const char *name,
-                        chat_store_user_t *u) {
+                        chat__store_user_t *u) {
   char **c2;
   uint32_t n2;
   if (collect(&s->contacts, 0, name, 1, &u->contacts, &u->ncontacts) != 0 ||
@@ -362,7 +363,7 @@ static int get_contacts(const chat__memstore_t *s, const char *name,
 }
 
 static int fill_user(const chat__memstore_t *s, const char *name, int full,
-                     const char *token_hash, chat_store_user_t *u) {
+                     const char *token_hash, chat__store_user_t *u) {
   const row_t *r = find_row(&s->users, name, NULL);
   u->token_used = -1;
   if (r == NULL)
@@ -372,7 +373,7 @@ static int fill_user(const chat__memstore_t *s, const char *name, int full,
     return -ENOMEM;
   /* Both counted over the messages, as the SQL counts over its indexes. */
   for (size_t i = 0; i < s->nmsgs; i++) {
-    const chat_stored_msg_t *m = &s->msgs[i].op.msg;
+    const chat__stored_msg_t *m = &s->msgs[i].op.msg;
     if (strcmp(m->to, name) == 0 && u->held < UINT32_MAX)
       u->held++;
     if (m->group == NULL && strcmp(m->from, name) == 0 &&
@@ -396,12 +397,12 @@ static int fill_user(const chat__memstore_t *s, const char *name, int full,
 
 int chat__memstore_get_user(const chat__memstore_t *s, const char *name,
                             int full, const char *token_hash,
-                            chat_store_user_t **out) {
-  chat_store_user_t *u = calloc(1, sizeof(*u));
+                            chat__store_user_t **out) {
+  chat__store_user_t *u = calloc(1, sizeof(*u));
   int r = u != NULL ? fill_user(s, name, full, token_hash, u) : -ENOMEM;
   *out = NULL;
   if (r != 0) {
-    chat_store_user_free(u);
+    chat__store_user_free(u);
     return r;
   }
   *out = u;
@@ -409,8 +410,8 @@ int chat__memstore_get_user(const chat__memstore_t *s, const char *name,
 }
 
 int chat__memstore_get_group(const chat__memstore_t *s, const char *name,
-                             chat_store_group_t **out) {
-  chat_store_group_t *g = calloc(1, sizeof(*g));
+                             chat__store_group_t **out) {
+  chat__store_group_t *g = calloc(1, sizeof(*g));
   *out = NULL;
   if (g == NULL ||
       collect(&s->members, 0, name, 1, &g->members, &g->nmembers) != 0) {
@@ -436,15 +437,15 @@ static const char *put_str(char **p, const char *x) {
 }
 
 /* Copies of pick[0..n) in one allocation: the structs, then their strings
- * and bodies, as chat_store_get_held hands them out. */
-static chat_stored_msg_t *pack(const chat_stored_msg_t *const *pick,
-                               size_t n) {
-  size_t size = (n ? n : 1) * sizeof(chat_stored_msg_t);
+ * and bodies, as chat__store_get_held hands them out. */
+static chat__stored_msg_t *pack(const chat__stored_msg_t *const *pick,
+                                size_t n) {
+  size_t size = (n ? n : 1) * sizeof(chat__stored_msg_t);
   for (size_t i = 0; i < n; i++)
     size += str_size(pick[i]->to) + str_size(pick[i]->from) +
             str_size(pick[i]->group) + str_size(pick[i]->msg_id) +
             pick[i]->body_len;
-  chat_stored_msg_t *v = malloc(size);
+  chat__stored_msg_t *v = malloc(size);
   if (v == NULL)
     return NULL;
   char *p = (char *)(v + (n ? n : 1));
@@ -464,16 +465,16 @@ static chat_stored_msg_t *pack(const chat_stored_msg_t *const *pick,
 
 int chat__memstore_get_held(const chat__memstore_t *s, const char *rcpt,
                             uint64_t after, uint32_t limit,
-                            chat_stored_msg_t **out, size_t *n, int *more) {
+                            chat__stored_msg_t **out, size_t *n, int *more) {
   size_t k = 0;
   if (limit == 0)
-    limit = 1; /* as chat_store_get_held */
+    limit = 1; /* as chat__store_get_held */
   *out = NULL;
   *n = 0;
   *more = 0;
   /* Count first, so a large limit allocates nothing for itself. */
   for (size_t i = 0; i < s->nmsgs; i++) {
-    const chat_stored_msg_t *m = &s->msgs[i].op.msg;
+    const chat__stored_msg_t *m = &s->msgs[i].op.msg;
     if (m->seq <= after || strcmp(m->to, rcpt) != 0)
       continue;
     if (k == limit) {
@@ -482,12 +483,12 @@ int chat__memstore_get_held(const chat__memstore_t *s, const char *rcpt,
     }
     k++;
   }
-  const chat_stored_msg_t **pick = calloc(k ? k : 1, sizeof(*pick));
+  const chat__stored_msg_t **pick = calloc(k ? k : 1, sizeof(*pick));
   if (pick == NULL)
     return -ENOMEM;
   size_t j = 0;
   for (size_t i = 0; j < k && i < s->nmsgs; i++) {
-    const chat_stored_msg_t *m = &s->msgs[i].op.msg;
+    const chat__stored_msg_t *m = &s->msgs[i].op.msg;
     if (m->seq > after && strcmp(m->to, rcpt) == 0)
       pick[j++] = m;
   }
@@ -500,11 +501,11 @@ int chat__memstore_get_held(const chat__memstore_t *s, const char *rcpt,
 }
 
 int chat__memstore_find_sent(const chat__memstore_t *s, const char *from,
-                             const char *msg_id, chat_stored_msg_t **out) {
+                             const char *msg_id, chat__stored_msg_t **out) {
   *out = NULL;
   /* the lowest seq, as SQLite walks its (sender, msg_id) index */
   for (size_t i = 0; i < s->nmsgs; i++) {
-    const chat_stored_msg_t *m = &s->msgs[i].op.msg;
+    const chat__stored_msg_t *m = &s->msgs[i].op.msg;
     if (m->group == NULL && strcmp(m->from, from) == 0 &&
         strcmp(m->msg_id, msg_id) == 0)
       return (*out = pack(&m, 1)) != NULL ? 0 : -ENOMEM;

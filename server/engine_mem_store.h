@@ -14,12 +14,12 @@
  * move a string into the tables (the field is NULL then); the rest is freed
  * with chat__mem_op_free. */
 typedef struct chat__mem_op {
-  chat_store_op_t op;
+  chat__store_op_t op;
   char *a, *b, *to, *from, *group, *msg_id, *body;
 } chat__mem_op_t;
 
 /* 0 or -ENOMEM (o is then empty). The body is never NULL. */
-int chat__mem_op_copy(chat__mem_op_t *o, const chat_store_op_t *op);
+int chat__mem_op_copy(chat__mem_op_t *o, const chat__store_op_t *op);
 void chat__mem_op_free(chat__mem_op_t *o);
 
 typedef struct chat__memstore chat__memstore_t;
@@ -35,18 +35,18 @@ void chat__memstore_free(chat__memstore_t *s);
 int chat__memstore_apply(chat__memstore_t *s, chat__mem_op_t **ops, size_t n,
                          int fail_err, size_t *nfail);
 uint64_t chat__memstore_max_seq(const chat__memstore_t *s);
-/* As chat_store_get_user / get_group / get_held / find_sent: 0 or -ENOMEM,
- * the result owned by the caller (chat_store_user_free, chat_store_group_free,
- * free). */
+/* As chat__store_get_user / get_group / get_held / find_sent: 0 or -ENOMEM,
+ * the result owned by the caller (chat__store_user_free,
+ * chat__store_group_free, free). */
 int chat__memstore_get_user(const chat__memstore_t *s, const char *name,
                             int full, const char *token_hash,
-                            chat_store_user_t **out);
+                            chat__store_user_t **out);
 int chat__memstore_get_group(const chat__memstore_t *s, const char *name,
-                             chat_store_group_t **out);
+                             chat__store_group_t **out);
 int chat__memstore_get_held(const chat__memstore_t *s, const char *rcpt,
                             uint64_t after, uint32_t limit,
-                            chat_stored_msg_t **out, size_t *n, int *more);
+                            chat__stored_msg_t **out, size_t *n, int *more);
 int chat__memstore_find_sent(const chat__memstore_t *s, const char *from,
-                             const char *msg_id, chat_stored_msg_t **out);
+                             const char *msg_id, chat__stored_msg_t **out);
 
 #endif /* CHAT_ENGINE_MEM_STORE_H */

@@ -228,7 +228,7 @@ static void finish(chat__redis_engine_t *e, chat__redis_batch_t *b) {
     nfailed = b->n = k;
   }
   if (status != 0 && !e->freeing) {
-    chat_store_op_t *v = nfailed > 0 ? calloc(nfailed, sizeof(*v)) : NULL;
+    chat__store_op_t *v = nfailed > 0 ? calloc(nfailed, sizeof(*v)) : NULL;
     for (size_t i = 0; v != NULL && i < nfailed; i++)
       v[i] = b->ops[i].op;
     if (v != NULL && e->on_fail != NULL && !e->flushing)
@@ -305,13 +305,13 @@ static void on_check(uv_check_t *h) {
 
 /* ---- the engine type ----------------------------------------------------- */
 
-static int re_add(chat_engine_t *ce, const chat_store_op_t *op) {
+static int re_add(chat__engine_t *ce, const chat__store_op_t *op) {
   chat__redis_engine_t *e = RE(ce);
   chat__redis_batch_t *b = e->open;
-  if (chat_store_op_check(op) != 0)
+  if (chat__store_op_check(op) != 0)
     return -EINVAL;
-  if (chat__redis_grow((void **)&b->ops, &b->cap, b->n + 1,
-                       sizeof(*b->ops)) != 0 ||
+  if (chat__redis_grow((void **)&b->ops, &b->cap, b->n + 1, sizeof(*b->ops)) !=
+          0 ||
       chat__mem_op_copy(&b->ops[b->n], op) != 0)
     return -ENOMEM;
   b->n++;
@@ -319,7 +319,7 @@ static int re_add(chat_engine_t *ce, const chat_store_op_t *op) {
   return 0;
 }
 
-static int add_waiter(chat__redis_batch_t *b, chat_engine_done_cb cb,
+static int add_waiter(chat__redis_batch_t *b, chat__engine_done_cb cb,
                       void *arg, int after_ops) {
   if (chat__redis_grow((void **)&b->w, &b->wcap, b->nw + 1, sizeof(*b->w)) != 0)
     return -ENOMEM;
@@ -327,7 +327,7 @@ static int add_waiter(chat__redis_batch_t *b, chat_engine_done_cb cb,
   return 0;
 }
 
-static int re_then(chat_engine_t *ce, chat_engine_done_cb cb, void *arg) {
+static int re_then(chat__engine_t *ce, chat__engine_done_cb cb, void *arg) {
   chat__redis_engine_t *e = RE(ce);
   /* Everything added so far is in the open batch if it has ops, else in
    * the batch in flight, else applied already. */
@@ -341,23 +341,23 @@ static int re_then(chat_engine_t *ce, chat_engine_done_cb cb, void *arg) {
   return r;
 }
 
-static size_t re_pending(const chat_engine_t *ce) {
+static size_t re_pending(const chat__engine_t *ce) {
   const chat__redis_engine_t *e = CRE(ce);
   return e->open->n + (e->flying != NULL ? e->flying->n : 0);
 }
 
-static void re_on_fail(chat_engine_t *ce, chat_engine_fail_cb cb, void *arg) {
+static void re_on_fail(chat__engine_t *ce, chat__engine_fail_cb cb, void *arg) {
   RE(ce)->on_fail = cb;
   RE(ce)->on_fail_arg = arg;
 }
 
-static int re_flushing(const chat_engine_t *ce) {
+static int re_flushing(const chat__engine_t *ce) {
   return CRE(ce)->flushing || CRE(ce)->freeing;
 }
 
 /* On the blocking connection start-up made (opened again if it was
  * closed or broke): the loop's connection may not be up yet. */
-static int re_max_seq(chat_engine_t *ce, uint64_t *seq) {
+static int re_max_seq(chat__engine_t *ce, uint64_t *seq) {
   chat__redis_engine_t *e = RE(ce);
   char why[256];
   for (int attempt = 0; attempt < 2; attempt++) {
@@ -385,7 +385,7 @@ static int re_max_seq(chat_engine_t *ce, uint64_t *seq) {
  * and later finds nothing to read, which hiredis takes in its stride. A
  * Redis that does not answer within CHAT__REDIS_FLUSH_MS fails the rest
  * with -EIO; one that is down gets one connection attempt. */
-static int re_flush_sync(chat_engine_t *ce) {
+static int re_flush_sync(chat__engine_t *ce) {
   chat__redis_engine_t *e = RE(ce);
   int outer = e->flushing, first = 0, tried = 0;
   uint64_t deadline = uv_hrtime() / 1000000 + CHAT__REDIS_FLUSH_MS;
@@ -443,7 +443,7 @@ static void batch_free(chat__redis_batch_t *b) {
 
 /* Flushes, then frees: the memory goes once the handles have closed, so
  * the loop must run once more (engine.h). */
-static void re_free(chat_engine_t *ce) {
+static void re_free(chat__engine_t *ce) {
   chat__redis_engine_t *e = RE(ce);
   re_flush_sync(ce);
   e->freeing = 1;
@@ -459,7 +459,7 @@ static void re_free(chat_engine_t *ce) {
   uv_close((uv_handle_t *)&e->deadline, on_handle_closed);
 }
 
-static const chat_engine_type_t redis_type = {
+static const chat__engine_type_t redis_type = {
     .name = "redis",
     .add = re_add,
     .then = re_then,
@@ -475,8 +475,8 @@ static const chat_engine_type_t redis_type = {
     .free = re_free,
 };
 
-int chat_engine_redis_new(uv_loop_t *loop, const char *url, int unsafe,
-                          chat_engine_t **out, char *errbuf, size_t errlen) {
+int chat__engine_redis_new(uv_loop_t *loop, const char *url, int unsafe,
+                           chat__engine_t **out, char *errbuf, size_t errlen) {
   chat__redis_engine_t *e = calloc(1, sizeof(*e));
   int r;
 
@@ -484,8 +484,8 @@ int chat_engine_redis_new(uv_loop_t *loop, const char *url, int unsafe,
   if (e == NULL)
     return -ENOMEM;
   if ((r = chat__redis_url_parse(url, &e->url, errbuf, errlen)) < 0 ||
-      (r = chat__redis_sync_open(&e->url, 1, unsafe, e->shas, &e->sync,
-                                 errbuf, errlen)) < 0) {
+      (r = chat__redis_sync_open(&e->url, 1, unsafe, e->shas, &e->sync, errbuf,
+                                 errlen)) < 0) {
     free(e);
     return -EIO;
   }
@@ -511,7 +511,7 @@ int chat_engine_redis_new(uv_loop_t *loop, const char *url, int unsafe,
   return 0;
 }
 
-void chat_engine_redis_fail(chat_engine_t *ce, int n, int err) {
+void chat__engine_redis_fail(chat__engine_t *ce, int n, int err) {
   RE(ce)->fail_n = n;
   RE(ce)->fail_err = err > 0 ? -err : err;
 }

@@ -64,8 +64,8 @@ typedef struct chat__rcmd {
 void chat__rcmd_free(chat__rcmd_t *c);
 
 /* The commands that apply op (at most 2) into out; returns how many.
- * An op already passed chat_store_op_check(). */
-int chat__redis_op_cmds(const chat_store_op_t *op,
+ * An op already passed chat__store_op_check(). */
+int chat__redis_op_cmds(const chat__store_op_t *op,
                         const chat__redis_sha_t *shas, chat__rcmd_t out[2]);
 
 /* The commands of each read, its one reply-bearing command last (reads of
@@ -85,14 +85,14 @@ int chat__redis_sent_cmds(const char *from, const char *msg_id,
 /* Each returns 0, -EIO (a reply not of the expected shape, or an error
  * reply) or -ENOMEM, and hands out owned results as store.h's readers do. */
 int chat__redis_user_parse(const redisReply *r, const char *name, int full,
-                           const char *token_hash, chat_store_user_t **out);
-int chat__redis_group_parse(const redisReply *r, chat_store_group_t **out);
+                           const char *token_hash, chat__store_user_t **out);
+int chat__redis_group_parse(const redisReply *r, chat__store_group_t **out);
 /* limit as asked (the reply holds up to limit + 1: *more). */
 int chat__redis_held_parse(const redisReply *r, uint32_t limit,
-                           chat_stored_msg_t **out, size_t *n, int *more);
-int chat__redis_sent_parse(const redisReply *r, chat_stored_msg_t **out);
+                           chat__stored_msg_t **out, size_t *n, int *more);
+int chat__redis_sent_parse(const redisReply *r, chat__stored_msg_t **out);
 /* A held message's zset member, as PUT_MSG stores it (malloc'd, *len). */
-char *chat__redis_msg_encode(const chat_stored_msg_t *m, size_t *len);
+char *chat__redis_msg_encode(const chat__stored_msg_t *m, size_t *len);
 /* 0 when an EXEC's reply shows every command applied; else a negative
  * code (OOM: -ENOSPC, anything else -EIO) and, with errbuf, Redis's text. */
 int chat__redis_exec_status(const redisReply *r, char *errbuf, size_t errlen);

@@ -1,6 +1,6 @@
 /* engine_sqlite.c -- the engine (engine.h) on the SQLite store: writes go
  * through the committer's group commits, reads run on the same store thread
- * behind the writes added before them (chat_committer_read), so a read
+ * behind the writes added before them (chat__committer_read), so a read
  * always sees what the core wrote first. No SQL here: store_sqlite.c has
  * it all. */
 #include "engine.h"
@@ -12,9 +12,9 @@
 #include "committer.h"
 
 typedef struct sqlite_engine {
-  chat_engine_t base;
-  chat_store_t *store;
-  chat_committer_t *committer;
+  chat__engine_t base;
+  chat__store_t *store;
+  chat__committer_t *committer;
 } sqlite_engine_t;
 
 #define SE(e) ((sqlite_engine_t *)(void *)(e))
@@ -31,31 +31,31 @@ typedef struct read_job {
   uint32_t limit;
   int more;
   size_t n;
-  chat_store_user_t *user;
-  chat_store_group_t *group;
-  chat_stored_msg_t *msgs;
+  chat__store_user_t *user;
+  chat__store_group_t *group;
+  chat__stored_msg_t *msgs;
   char *a, *b; /* name / rcpt / from, and token hash / msg_id */
 } read_job_t;
 
-static int read_fn(chat_store_t *store, void *arg) {
+static int read_fn(chat__store_t *store, void *arg) {
   read_job_t *j = arg;
   switch (j->kind) {
   case R_USER:
-    return chat_store_get_user(store, j->a, j->full, j->b, &j->user);
+    return chat__store_get_user(store, j->a, j->full, j->b, &j->user);
   case R_GROUP:
-    return chat_store_get_group(store, j->a, &j->group);
+    return chat__store_get_group(store, j->a, &j->group);
   case R_HELD:
-    return chat_store_get_held(store, j->a, j->after, j->limit, &j->msgs,
-                               &j->n, &j->more);
+    return chat__store_get_held(store, j->a, j->after, j->limit, &j->msgs,
+                                &j->n, &j->more);
   case R_SENT:
-    return chat_store_find_sent(store, j->a, j->b, &j->msgs);
+    return chat__store_find_sent(store, j->a, j->b, &j->msgs);
   }
   return -EINVAL;
 }
 
 static void job_free(read_job_t *j) {
-  chat_store_user_free(j->user);
-  chat_store_group_free(j->group);
+  chat__store_user_free(j->user);
+  chat__store_group_free(j->group);
   free(j->msgs);
   free(j->a);
   free(j->b);
@@ -66,19 +66,18 @@ static void read_done(void *arg, int status) {
   read_job_t *j = arg;
   switch (j->kind) {
   case R_USER:
-    ((chat_engine_user_cb)j->cb)(j->arg, status, status == 0 ? j->user : NULL);
+    ((chat__engine_user_cb)j->cb)(j->arg, status, status == 0 ? j->user : NULL);
     break;
   case R_GROUP:
-    ((chat_engine_group_cb)j->cb)(j->arg, status,
-                                  status == 0 ? j->group : NULL);
+    ((chat__engine_group_cb)j->cb)(j->arg, status,
+                                   status == 0 ? j->group : NULL);
     break;
   case R_HELD:
-    ((chat_engine_held_cb)j->cb)(j->arg, status, j->msgs,
-                                 status == 0 ? j->n : 0, j->more);
+    ((chat__engine_held_cb)j->cb)(j->arg, status, j->msgs,
+                                  status == 0 ? j->n : 0, j->more);
     break;
   case R_SENT:
-    ((chat_engine_sent_cb)j->cb)(j->arg, status,
-                                 status == 0 ? j->msgs : NULL);
+    ((chat__engine_sent_cb)j->cb)(j->arg, status, status == 0 ? j->msgs : NULL);
     break;
   }
   job_free(j);
@@ -99,17 +98,17 @@ static read_job_t *job_new(read_kind_t kind, const char *a, const char *b,
   return j;
 }
 
-static int job_submit(chat_engine_t *e, read_job_t *j) {
+static int job_submit(chat__engine_t *e, read_job_t *j) {
   if (j == NULL)
     return -ENOMEM;
-  int r = chat_committer_read(SE(e)->committer, read_fn, read_done, j);
+  int r = chat__committer_read(SE(e)->committer, read_fn, read_done, j);
   if (r < 0)
     job_free(j);
   return r;
 }
 
-static int se_load_user(chat_engine_t *e, const char *name, int full,
-                        const char *token_hash, chat_engine_user_cb cb,
+static int se_load_user(chat__engine_t *e, const char *name, int full,
+                        const char *token_hash, chat__engine_user_cb cb,
                         void *arg) {
   read_job_t *j = job_new(R_USER, name, token_hash, (void *)cb, arg);
   if (j != NULL)
@@ -117,13 +116,13 @@ static int se_load_user(chat_engine_t *e, const char *name, int full,
   return job_submit(e, j);
 }
 
-static int se_load_group(chat_engine_t *e, const char *name,
-                         chat_engine_group_cb cb, void *arg) {
+static int se_load_group(chat__engine_t *e, const char *name,
+                         chat__engine_group_cb cb, void *arg) {
   return job_submit(e, job_new(R_GROUP, name, NULL, (void *)cb, arg));
 }
 
-static int se_load_held(chat_engine_t *e, const char *rcpt, uint64_t after,
-                        uint32_t limit, chat_engine_held_cb cb, void *arg) {
+static int se_load_held(chat__engine_t *e, const char *rcpt, uint64_t after,
+                        uint32_t limit, chat__engine_held_cb cb, void *arg) {
   read_job_t *j = job_new(R_HELD, rcpt, NULL, (void *)cb, arg);
   if (j != NULL) {
     j->after = after;
@@ -132,50 +131,49 @@ static int se_load_held(chat_engine_t *e, const char *rcpt, uint64_t after,
   return job_submit(e, j);
 }
 
-static int se_find_sent(chat_engine_t *e, const char *from,
-                        const char *msg_id, chat_engine_sent_cb cb,
-                        void *arg) {
+static int se_find_sent(chat__engine_t *e, const char *from, const char *msg_id,
+                        chat__engine_sent_cb cb, void *arg) {
   return job_submit(e, job_new(R_SENT, from, msg_id, (void *)cb, arg));
 }
 
-static int se_add(chat_engine_t *e, const chat_store_op_t *op) {
-  return chat_committer_add(SE(e)->committer, op);
+static int se_add(chat__engine_t *e, const chat__store_op_t *op) {
+  return chat__committer_add(SE(e)->committer, op);
 }
 
-static int se_then(chat_engine_t *e, chat_engine_done_cb cb, void *arg) {
-  return chat_committer_then(SE(e)->committer, cb, arg);
+static int se_then(chat__engine_t *e, chat__engine_done_cb cb, void *arg) {
+  return chat__committer_then(SE(e)->committer, cb, arg);
 }
 
-static size_t se_pending(const chat_engine_t *e) {
-  return chat_committer_pending(((const sqlite_engine_t *)(const void *)e)
+static size_t se_pending(const chat__engine_t *e) {
+  return chat__committer_pending(((const sqlite_engine_t *)(const void *)e)
                                     ->committer);
 }
 
-static void se_on_fail(chat_engine_t *e, chat_engine_fail_cb cb, void *arg) {
-  chat_committer_on_fail(SE(e)->committer, cb, arg);
+static void se_on_fail(chat__engine_t *e, chat__engine_fail_cb cb, void *arg) {
+  chat__committer_on_fail(SE(e)->committer, cb, arg);
 }
 
-static int se_flushing(const chat_engine_t *e) {
-  return chat_committer_flushing(
+static int se_flushing(const chat__engine_t *e) {
+  return chat__committer_flushing(
       ((const sqlite_engine_t *)(const void *)e)->committer);
 }
 
-static int se_max_seq(chat_engine_t *e, uint64_t *seq) {
-  return chat_store_max_seq(SE(e)->store, seq);
+static int se_max_seq(chat__engine_t *e, uint64_t *seq) {
+  return chat__store_max_seq(SE(e)->store, seq);
 }
 
-static int se_flush_sync(chat_engine_t *e) {
-  return chat_committer_flush_sync(SE(e)->committer);
+static int se_flush_sync(chat__engine_t *e) {
+  return chat__committer_flush_sync(SE(e)->committer);
 }
 
-static void se_free(chat_engine_t *e) {
+static void se_free(chat__engine_t *e) {
   sqlite_engine_t *se = SE(e);
-  chat_committer_free(se->committer); /* flushes first */
-  chat_store_close(se->store);
+  chat__committer_free(se->committer); /* flushes first */
+  chat__store_close(se->store);
   free(se);
 }
 
-static const chat_engine_type_t sqlite_type = {
+static const chat__engine_type_t sqlite_type = {
     .name = "sqlite",
     .add = se_add,
     .then = se_then,
@@ -191,13 +189,13 @@ static const chat_engine_type_t sqlite_type = {
     .free = se_free,
 };
 
-int chat_engine_sqlite_new(uv_loop_t *loop, chat_store_t *store,
-                           chat_engine_t **out) {
+int chat__engine_sqlite_new(uv_loop_t *loop, chat__store_t *store,
+                            chat__engine_t **out) {
   sqlite_engine_t *se = calloc(1, sizeof(*se));
   *out = NULL;
   if (se == NULL)
     return -ENOMEM;
-  int r = chat_committer_new(loop, store, &se->committer);
+  int r = chat__committer_new(loop, store, &se->committer);
   if (r < 0) {
     free(se);
     return r;
@@ -208,6 +206,6 @@ int chat_engine_sqlite_new(uv_loop_t *loop, chat_store_t *store,
   return 0;
 }
 
-struct chat_committer *chat_engine_sqlite_committer(chat_engine_t *e) {
+struct chat__committer *chat__engine_sqlite_committer(chat__engine_t *e) {
   return SE(e)->committer;
 }

@@ -18,9 +18,9 @@
 #include <sodium.h>
 
 typedef struct account_op {
-  chat_srv_t *srv;
-  chat_session_t *s;  /* referenced */
-  chat_user_t *u;     /* reserved (register) / target (login), pinned */
+  chat__srv_t *srv;
+  chat__session_t *s;  /* referenced */
+  chat__user_t *u;     /* reserved (register) / target (login), pinned */
   json_t *id;         /* referenced, may be NULL */
   char *hash;         /* register: the new hash */
   char *p2p_host;     /* login */
@@ -35,7 +35,7 @@ typedef struct account_op {
   uint8_t n_lan;
 } account_op_t;
 
-static account_op_t *op_new(chat_srv_t *srv, chat_session_t *s,
+static account_op_t *op_new(chat__srv_t *srv, chat__session_t *s,
                             const chat_msg_t *m) {
   account_op_t *op = calloc(1, sizeof(*op));
   if (op == NULL)
@@ -43,11 +43,11 @@ static account_op_t *op_new(chat_srv_t *srv, chat_session_t *s,
   op->srv = srv;
   op->s = s;
   op->id = json_incref((json_t *)m->id);
-  chat_session_ref(s);
+  chat__session_ref(s);
   return op;
 }
 
-static void op_pin(account_op_t *op, chat_user_t *u) {
+static void op_pin(account_op_t *op, chat__user_t *u) {
   op->u = u;
   if (u != NULL) {
     u->pins++;
@@ -57,14 +57,14 @@ static void op_pin(account_op_t *op, chat_user_t *u) {
 
 /* The lists a login loaded, when no login will use them: back to a stub,
  * unless a session or another login in progress needs them. */
-static void drop_lists(chat_user_t *u) {
+static void drop_lists(chat__user_t *u) {
   if (u != NULL && u->session == NULL && u->full && u->logins <= 1)
-    chat_registry_unfill(u);
+    chat__registry_unfill(u);
 }
 
 /* Ends the wait: lets the next frames in and drops the references. */
 static void op_done(account_op_t *op) {
-  chat_session_t *s = op->s;
+  chat__session_t *s = op->s;
   s->busy = 0;
   if (!s->ended && !s->closing)
     s->sink->resume(s->ctx);
@@ -72,7 +72,7 @@ static void op_done(account_op_t *op) {
     op->u->pins--;
     op->u->logins--;
   }
-  chat_session_unref(s);
+  chat__session_unref(s);
   json_decref(op->id);
   free(op->hash);
   free(op->p2p_host);
@@ -84,9 +84,9 @@ static void op_done(account_op_t *op) {
 }
 
 /* The pool's queue is full: refused before any state changed. */
-static void busy_hashing(chat_session_t *s, const json_t *id) {
-  chat_session_error(s, id, CHAT_E_RATE_LIMITED,
-                     "server busy hashing passwords; try again shortly");
+static void busy_hashing(chat__session_t *s, const json_t *id) {
+  chat__session_error(s, id, CHAT_E_RATE_LIMITED,
+                      "server busy hashing passwords; try again shortly");
 }
 
 static void op_start(account_op_t *op) {
@@ -98,13 +98,13 @@ static void op_start(account_op_t *op) {
 
 static void reg_committed(void *arg, int status) {
   account_op_t *op = arg;
-  if (status < 0 || chat_registry_confirm(op->u, op->hash) < 0) {
+  if (status < 0 || chat__registry_confirm(op->u, op->hash) < 0) {
     CHAT_ERROR("register %s: %s", op->u->name, chat_strerror(status));
-    chat_registry_unreserve(&op->srv->reg, op->u);
-    chat_session_error(op->s, op->id, CHAT_E_INTERNAL, "storage failed");
+    chat__registry_unreserve(&op->srv->reg, op->u);
+    chat__session_error(op->s, op->id, CHAT_E_INTERNAL, "storage failed");
   } else {
     CHAT_INFO("registered %s", op->u->name);
-    chat_session_send_new(op->s, chat_reply_ok(op->id));
+    chat__session_send_new(op->s, chat_reply_ok(op->id));
   }
   op_done(op);
 }
@@ -113,59 +113,59 @@ static void reg_hashed(void *arg, int status, const char *hash) {
   account_op_t *op = arg;
   op->s->hash_req = NULL;
   if (status < 0 || (op->hash = strdup(hash)) == NULL) {
-    chat_registry_unreserve(&op->srv->reg, op->u);
+    chat__registry_unreserve(&op->srv->reg, op->u);
     if (status != -ECANCELED) /* else the connection is going away */
-      chat_session_error(op->s, op->id, CHAT_E_INTERNAL, "hashing failed");
+      chat__session_error(op->s, op->id, CHAT_E_INTERNAL, "hashing failed");
     op_done(op);
     return;
   }
-  chat_srv_op2(op->srv, CHAT_STORE_ADD_USER, op->u->name, op->hash);
-  if (chat_engine_then(op->srv->engine, reg_committed, op) < 0)
+  chat__srv_op2(op->srv, CHAT_STORE_ADD_USER, op->u->name, op->hash);
+  if (chat__engine_then(op->srv->engine, reg_committed, op) < 0)
     reg_committed(op, -ENOMEM);
 }
 
 /* The store has answered whether the name is taken. */
-static void reg_checked(void *arg, int status, chat_user_t *u,
+static void reg_checked(void *arg, int status, chat__user_t *u,
                         int64_t unused) {
   account_op_t *op = arg;
   if (status < 0 || u != NULL) {
     if (status < 0)
-      chat_registry_unreserve(&op->srv->reg, op->u);
-    chat_session_error(op->s, op->id,
-                       status < 0 ? CHAT_E_INTERNAL : CHAT_E_USER_EXISTS,
-                       status < 0 ? "storage failed" : NULL);
+      chat__registry_unreserve(&op->srv->reg, op->u);
+    chat__session_error(op->s, op->id,
+                        status < 0 ? CHAT_E_INTERNAL : CHAT_E_USER_EXISTS,
+                        status < 0 ? "storage failed" : NULL);
     op_done(op);
     return;
   }
   if (op->s->ended || op->s->closing) { /* nobody to answer: no hash */
-    chat_registry_unreserve(&op->srv->reg, op->u);
+    chat__registry_unreserve(&op->srv->reg, op->u);
     op_done(op);
     return;
   }
-  int r = chat_hash_make(op->srv->hashes, op->srv->loop,
-                         op->srv->cfg.hash_cost, op->password, reg_hashed, op,
-                         &op->s->hash_req);
+  int r =
+      chat__hash_make(op->srv->hashes, op->srv->loop, op->srv->cfg.hash_cost,
+                      op->password, reg_hashed, op, &op->s->hash_req);
   if (r < 0) {
-    chat_registry_unreserve(&op->srv->reg, op->u);
+    chat__registry_unreserve(&op->srv->reg, op->u);
     if (r == -EAGAIN)
       busy_hashing(op->s, op->id);
     else
-      chat_session_error(op->s, op->id, CHAT_E_INTERNAL, "hashing failed");
+      chat__session_error(op->s, op->id, CHAT_E_INTERNAL, "hashing failed");
     op_done(op);
   }
 }
 
-int chat_handle_register(chat_srv_t *srv, chat_session_t *s,
-                         const chat_msg_t *m, chat_error_t *err) {
-  chat_user_t *u;
-  int r = chat_registry_reserve(&srv->reg, m->user, &u);
+int chat__handle_register(chat__srv_t *srv, chat__session_t *s,
+                          const chat_msg_t *m, chat_error_t *err) {
+  chat__user_t *u;
+  int r = chat__registry_reserve(&srv->reg, m->user, &u);
   if (r == -EEXIST)
     return -CHAT_E_USER_EXISTS;
   if (r < 0)
     return r;
   account_op_t *op = op_new(srv, s, m);
   if (op == NULL || (op->password = strdup(m->password)) == NULL) {
-    chat_registry_unreserve(&srv->reg, u);
+    chat__registry_unreserve(&srv->reg, u);
     if (op != NULL)
       op_done(op);
     return -ENOMEM;
@@ -173,9 +173,9 @@ int chat_handle_register(chat_srv_t *srv, chat_session_t *s,
   op_pin(op, u);
   op_start(op);
   /* Not cached says nothing: the store may have it. */
-  r = chat_srv_load_user(srv, m->user, 0, NULL, reg_checked, op);
+  r = chat__srv_load_user(srv, m->user, 0, NULL, reg_checked, op);
   if (r < 0) {
-    chat_registry_unreserve(&srv->reg, u);
+    chat__registry_unreserve(&srv->reg, u);
     op_done(op);
     return r;
   }
@@ -211,23 +211,23 @@ static int token_hash(const char *token, char hash[65]) {
   return 0;
 }
 
-static void token_op(chat_srv_t *srv, chat_store_op_kind_t kind,
+static void token_op(chat__srv_t *srv, chat__store_op_kind_t kind,
                      const char *user, const char *hash) {
-  chat_store_op_t op;
+  chat__store_op_t op;
   memset(&op, 0, sizeof(op));
   op.kind = kind;
   op.a = user;
   op.b = hash;
-  op.msg.ts = chat_srv_now_wall_ms();
-  chat_srv_log_op(srv, &op);
+  op.msg.ts = chat__srv_now_wall_ms();
+  chat__srv_log_op(srv, &op);
 }
 
 /* The user's state after a successful login: the session takes over, an
  * older one is kicked, pending requests and held messages are pushed. */
-static void login_complete(chat_srv_t *srv, account_op_t *op) {
-  chat_session_t *s = op->s;
-  chat_user_t *u = op->u;
-  chat_session_t *old = u->session;
+static void login_complete(chat__srv_t *srv, account_op_t *op) {
+  chat__session_t *s = op->s;
+  chat__user_t *u = op->u;
+  chat__session_t *old = u->session;
 
   s->user = u;
   s->status = op->status ? op->status : CHAT_STATUS_ONLINE;
@@ -243,8 +243,8 @@ static void login_complete(chat_srv_t *srv, account_op_t *op) {
     /* The old session is no longer the user's: its end sends no offline.
      * What it was pushed and did not ack goes to the store and comes to
      * this session in order, as held messages. */
-    chat_session_send_new(old, chat_ev_kicked("logged_in_elsewhere"));
-    chat_srv_session_end(srv, old, "kicked");
+    chat__session_send_new(old, chat_ev_kicked("logged_in_elsewhere"));
+    chat__srv_session_end(srv, old, "kicked");
     chat__srv_unload_mailbox(srv, u);
     CHAT_INFO("login %s from %s (kicked the older session)", u->name, s->host);
   } else {
@@ -270,29 +270,29 @@ static void login_complete(chat_srv_t *srv, account_op_t *op) {
     json_object_set_new(ok, "token", json_string(token));
     sodium_memzero(token, sizeof(token));
   }
-  chat_session_send_new(s, ok);
+  chat__session_send_new(s, ok);
   for (uint32_t i = 0; i < u->nrequests && !s->ended; i++)
-    chat_session_send_new(s, chat_ev_contact_request(u->requests[i]->name));
-  chat_srv_pump(srv, u);
+    chat__session_send_new(s, chat_ev_contact_request(u->requests[i]->name));
+  chat__srv_pump(srv, u);
   if (!s->ended)
-    chat_srv_presence_to_contacts(srv, u, s->status);
+    chat__srv_presence_to_contacts(srv, u, s->status);
 }
 
 static void login_failed(account_op_t *op) {
-  chat_session_t *s = op->s;
-  chat_user_t *u = op->u;
+  chat__session_t *s = op->s;
+  chat__user_t *u = op->u;
   drop_lists(u);
   s->failed_logins++;
-  chat_session_error(s, op->id, CHAT_E_AUTH_FAILED, "wrong user or password");
+  chat__session_error(s, op->id, CHAT_E_AUTH_FAILED, "wrong user or password");
   if (s->failed_logins >= CHAT_MAX_FAILED_LOGINS) {
     CHAT_INFO("%s: %d failed logins, closing", s->host, (int)s->failed_logins);
-    chat_session_close(s);
+    chat__session_close(s);
   }
 }
 
 static void login_verified(void *arg, int status, const char *unused) {
   account_op_t *op = arg;
-  chat_session_t *s = op->s;
+  chat__session_t *s = op->s;
   s->hash_req = NULL;
   if (s->ended || s->closing || status == -ECANCELED) {
     drop_lists(op->u);
@@ -306,10 +306,10 @@ static void login_verified(void *arg, int status, const char *unused) {
   op_done(op);
 }
 
-static void login_loaded(void *arg, int status, chat_user_t *u,
+static void login_loaded(void *arg, int status, chat__user_t *u,
                          int64_t token_used) {
   account_op_t *op = arg;
-  chat_session_t *s = op->s;
+  chat__session_t *s = op->s;
   op_pin(op, u);
   if (s->ended || s->closing) { /* gone: never hashed */
     login_verified(op, -ECANCELED, NULL);
@@ -317,35 +317,35 @@ static void login_loaded(void *arg, int status, chat_user_t *u,
   }
   if (status < 0) {
     drop_lists(u);
-    chat_session_error(s, op->id, CHAT_E_INTERNAL, "storage failed");
+    chat__session_error(s, op->id, CHAT_E_INTERNAL, "storage failed");
     op_done(op);
     return;
   }
   if (op->by_token) {
     /* A token costs no hash: it is 256 random bits, compared by the store
      * through its hash. A malformed one never gets here with a user. */
-    int64_t now = chat_srv_now_wall_ms();
+    int64_t now = chat__srv_now_wall_ms();
     int ok = u != NULL && token_used >= 0 &&
              now - token_used <= CHAT_TOKEN_TTL_MS;
     login_verified(op, ok ? 0 : -EACCES, NULL);
     return;
   }
   /* An unknown user costs the same verify as a known one. */
-  int r = chat_hash_verify(op->srv->hashes, op->srv->loop,
-                           u ? u->pwhash : op->srv->dummy_hash, op->password,
-                           login_verified, op, &s->hash_req);
+  int r = chat__hash_verify(op->srv->hashes, op->srv->loop,
+                            u ? u->pwhash : op->srv->dummy_hash, op->password,
+                            login_verified, op, &s->hash_req);
   if (r < 0) {
     drop_lists(u);
     if (r == -EAGAIN)
       busy_hashing(s, op->id);
     else
-      chat_session_error(s, op->id, CHAT_E_INTERNAL, "hashing failed");
+      chat__session_error(s, op->id, CHAT_E_INTERNAL, "hashing failed");
     op_done(op);
   }
 }
 
-int chat_handle_login(chat_srv_t *srv, chat_session_t *s, const chat_msg_t *m,
-                      chat_error_t *err) {
+int chat__handle_login(chat__srv_t *srv, chat__session_t *s,
+                       const chat_msg_t *m, chat_error_t *err) {
   if (m->password == NULL && m->token == NULL)
     return chat_error_set(err, CHAT_E_BAD_REQUEST, "password",
                           "field 'password' (or 'token') is required");
@@ -379,8 +379,8 @@ int chat_handle_login(chat_srv_t *srv, chat_session_t *s, const chat_msg_t *m,
     login_loaded(op, 0, NULL, -1);
     return 0;
   }
-  int r = chat_srv_load_user(srv, m->user, 1, op->token[0] ? op->token : NULL,
-                             login_loaded, op);
+  int r = chat__srv_load_user(srv, m->user, 1, op->token[0] ? op->token : NULL,
+                              login_loaded, op);
   if (r < 0) {
     op_done(op);
     return r;
@@ -388,31 +388,32 @@ int chat_handle_login(chat_srv_t *srv, chat_session_t *s, const chat_msg_t *m,
   return 0;
 }
 
-/* ---- logout, ping, status ------------------------------------------------- */
+/* ---- logout, ping, status -------------------------------------------------
+ */
 
-int chat_handle_logout(chat_srv_t *srv, chat_session_t *s,
-                       const chat_msg_t *m, chat_error_t *err) {
+int chat__handle_logout(chat__srv_t *srv, chat__session_t *s,
+                        const chat_msg_t *m, chat_error_t *err) {
   /* A token ends with a logout of a session it opened or was issued to. */
   if (s->token[0])
     token_op(srv, CHAT_STORE_DEL_TOKEN, s->user->name, s->token);
-  chat_session_send_new(s, chat_reply_ok(m->id));
-  chat_srv_session_end(srv, s, "logout");
+  chat__session_send_new(s, chat_reply_ok(m->id));
+  chat__srv_session_end(srv, s, "logout");
   return 0;
 }
 
-int chat_handle_ping(chat_srv_t *srv, chat_session_t *s, const chat_msg_t *m,
-                     chat_error_t *err) {
+int chat__handle_ping(chat__srv_t *srv, chat__session_t *s, const chat_msg_t *m,
+                      chat_error_t *err) {
   json_t *pong = chat_msg_new(CHAT_T_PONG);
   if (pong && m->id)
     json_object_set(pong, "id", (json_t *)m->id);
-  chat_session_send_new(s, pong);
+  chat__session_send_new(s, pong);
   return 0;
 }
 
-int chat_handle_status(chat_srv_t *srv, chat_session_t *s,
-                       const chat_msg_t *m, chat_error_t *err) {
+int chat__handle_status(chat__srv_t *srv, chat__session_t *s,
+                        const chat_msg_t *m, chat_error_t *err) {
   s->status = m->status;
-  chat_session_send_new(s, chat_reply_ok(m->id));
-  chat_srv_presence_to_contacts(srv, s->user, m->status);
+  chat__session_send_new(s, chat_reply_ok(m->id));
+  chat__srv_presence_to_contacts(srv, s->user, m->status);
   return 0;
 }

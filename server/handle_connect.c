@@ -22,7 +22,7 @@
 #define CHAT_PUNCH_LEAD_MS 100
 #define CHAT_PUNCH_MAX_OW_MS 1000 /* one-way delays beyond are capped */
 
-static int one_way_ms(chat_session_t *s) {
+static int one_way_ms(chat__session_t *s) {
   int rtt = s->sink && s->sink->rtt_ms ? s->sink->rtt_ms(s->ctx) : -1;
   if (rtt < 0)
     rtt = 0;
@@ -30,26 +30,26 @@ static int one_way_ms(chat_session_t *s) {
   return rtt > CHAT_PUNCH_MAX_OW_MS ? CHAT_PUNCH_MAX_OW_MS : rtt;
 }
 
-static void add_punch(json_t *o, const chat_session_t *other, int ms) {
+static void add_punch(json_t *o, const chat__session_t *other, int ms) {
   json_object_set_new(o, "punch_host", json_string(other->host));
   json_object_set_new(o, "punch_port", json_integer(other->obs_port));
   json_object_set_new(o, "punch_ms", json_integer(ms));
 }
 
-int chat_handle_connect(chat_srv_t *srv, chat_session_t *s,
-                        const chat_msg_t *m, chat_error_t *err) {
-  chat_user_t *to = chat_registry_find(&srv->reg, m->to);
+int chat__handle_connect(chat__srv_t *srv, chat__session_t *s,
+                         const chat_msg_t *m, chat_error_t *err) {
+  chat__user_t *to = chat__registry_find(&srv->reg, m->to);
   if (to == NULL)
     return -CHAT_E_NO_SUCH_USER;
-  if (to == s->user || !chat_contact_is(s->user, to))
+  if (to == s->user || !chat__contact_is(s->user, to))
     return -CHAT_E_NOT_CONTACT;
-  chat_session_t *ts = to->session;
+  chat__session_t *ts = to->session;
   if (ts == NULL || ts->ended)
     return -CHAT_E_OFFLINE;
   if (ts->p2p_port == 0)
     return -CHAT_E_NO_P2P;
   char ticket[33];
-  chat_ticket_new(ticket);
+  chat__ticket_new(ticket);
   /* One address for both: behind one NAT (the LAN is the way) or on one
    * host. Unknown addresses count as the same: nothing to traverse. */
   int same = strcmp(s->host, ts->host) == 0 || !s->host[0] || !ts->host[0];
@@ -80,7 +80,7 @@ int chat_handle_connect(chat_srv_t *srv, chat_session_t *s,
     json_object_set_new(ok, "reverse", json_true());
   if (punch)
     add_punch(ok, ts, at - ow_s);
-  chat_session_send_new(s, ok);
+  chat__session_send_new(s, ok);
 
   json_t *ex = chat_ev_expect(s->user->name, ticket);
   if (ex && s->key[0])
@@ -92,6 +92,6 @@ int chat_handle_connect(chat_srv_t *srv, chat_session_t *s,
   }
   if (ex && punch)
     add_punch(ex, s, at - ow_t);
-  chat_session_send_new(ts, ex);
+  chat__session_send_new(ts, ex);
   return 0;
 }

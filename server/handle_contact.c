@@ -4,36 +4,37 @@
 
 #include "handlers.h"
 
-static chat_session_t *online(const chat_user_t *u) {
+static chat__session_t *online(const chat__user_t *u) {
   return u->session && !u->session->ended ? u->session : NULL;
 }
 
 /* me accepts from's request (which the caller checked exists). */
-static int accept_request(chat_srv_t *srv, chat_session_t *s, chat_user_t *me,
-                          chat_user_t *from, const chat_msg_t *m) {
-  if (chat_contact_add(me, from) < 0)
+static int accept_request(chat__srv_t *srv, chat__session_t *s,
+                          chat__user_t *me, chat__user_t *from,
+                          const chat_msg_t *m) {
+  if (chat__contact_add(me, from) < 0)
     return -ENOMEM;
-  chat_request_del(from, me);
-  chat_srv_op2(srv, CHAT_STORE_DEL_REQUEST, from->name, me->name);
-  if (chat_request_has(me, from)) {
-    chat_request_del(me, from);
-    chat_srv_op2(srv, CHAT_STORE_DEL_REQUEST, me->name, from->name);
+  chat__request_del(from, me);
+  chat__srv_op2(srv, CHAT_STORE_DEL_REQUEST, from->name, me->name);
+  if (chat__request_has(me, from)) {
+    chat__request_del(me, from);
+    chat__srv_op2(srv, CHAT_STORE_DEL_REQUEST, me->name, from->name);
   }
-  chat_srv_op2(srv, CHAT_STORE_ADD_CONTACT, me->name, from->name);
-  chat_session_send_new(s, chat_reply_ok(m->id));
-  chat_session_send_new(
-      s, chat_ev_contact_added(from->name, chat_srv_status_of(from)));
-  chat_session_t *fs = online(from);
+  chat__srv_op2(srv, CHAT_STORE_ADD_CONTACT, me->name, from->name);
+  chat__session_send_new(s, chat_reply_ok(m->id));
+  chat__session_send_new(
+      s, chat_ev_contact_added(from->name, chat__srv_status_of(from)));
+  chat__session_t *fs = online(from);
   if (fs)
-    chat_session_send_new(
-        fs, chat_ev_contact_added(me->name, chat_srv_status_of(me)));
+    chat__session_send_new(
+        fs, chat_ev_contact_added(me->name, chat__srv_status_of(me)));
   return 0;
 }
 
 /* The target of a contact request: an existing user other than the caller. */
-static int target(chat_srv_t *srv, chat_session_t *s, const chat_msg_t *m,
-                  chat_error_t *err, chat_user_t **out) {
-  chat_user_t *t = chat_registry_find(&srv->reg, m->user);
+static int target(chat__srv_t *srv, chat__session_t *s, const chat_msg_t *m,
+                  chat_error_t *err, chat__user_t **out) {
+  chat__user_t *t = chat__registry_find(&srv->reg, m->user);
   if (t == NULL)
     return -CHAT_E_NO_SUCH_USER;
   if (t == s->user)
@@ -43,72 +44,72 @@ static int target(chat_srv_t *srv, chat_session_t *s, const chat_msg_t *m,
   return 0;
 }
 
-int chat_handle_contact_add(chat_srv_t *srv, chat_session_t *s,
-                            const chat_msg_t *m, chat_error_t *err) {
-  chat_user_t *me = s->user, *t = NULL;
+int chat__handle_contact_add(chat__srv_t *srv, chat__session_t *s,
+                             const chat_msg_t *m, chat_error_t *err) {
+  chat__user_t *me = s->user, *t = NULL;
   int r = target(srv, s, m, err, &t);
   if (r < 0)
     return r;
-  if (chat_contact_is(me, t) || chat_request_has(me, t)) {
-    chat_session_send_new(s, chat_reply_ok(m->id));
+  if (chat__contact_is(me, t) || chat__request_has(me, t)) {
+    chat__session_send_new(s, chat_reply_ok(m->id));
     return 0;
   }
-  if (chat_request_has(t, me))
+  if (chat__request_has(t, me))
     return accept_request(srv, s, me, t, m);
-  if (chat_request_add(me, t) < 0)
+  if (chat__request_add(me, t) < 0)
     return -ENOMEM;
-  chat_srv_op2(srv, CHAT_STORE_ADD_REQUEST, me->name, t->name);
-  chat_session_send_new(s, chat_reply_ok(m->id));
-  chat_session_t *ts = online(t);
+  chat__srv_op2(srv, CHAT_STORE_ADD_REQUEST, me->name, t->name);
+  chat__session_send_new(s, chat_reply_ok(m->id));
+  chat__session_t *ts = online(t);
   if (ts)
-    chat_session_send_new(ts, chat_ev_contact_request(me->name));
+    chat__session_send_new(ts, chat_ev_contact_request(me->name));
   return 0;
 }
 
-int chat_handle_contact_accept(chat_srv_t *srv, chat_session_t *s,
-                               const chat_msg_t *m, chat_error_t *err) {
-  chat_user_t *t = chat_registry_find(&srv->reg, m->user);
+int chat__handle_contact_accept(chat__srv_t *srv, chat__session_t *s,
+                                const chat_msg_t *m, chat_error_t *err) {
+  chat__user_t *t = chat__registry_find(&srv->reg, m->user);
   if (t == NULL)
     return -CHAT_E_NO_SUCH_USER;
-  if (!chat_request_has(t, s->user))
+  if (!chat__request_has(t, s->user))
     return chat_error_set(err, CHAT_E_BAD_REQUEST, "user",
                           "no pending contact request from '%s'", t->name);
   return accept_request(srv, s, s->user, t, m);
 }
 
-int chat_handle_contact_decline(chat_srv_t *srv, chat_session_t *s,
-                                const chat_msg_t *m, chat_error_t *err) {
-  chat_user_t *t = chat_registry_find(&srv->reg, m->user);
+int chat__handle_contact_decline(chat__srv_t *srv, chat__session_t *s,
+                                 const chat_msg_t *m, chat_error_t *err) {
+  chat__user_t *t = chat__registry_find(&srv->reg, m->user);
   if (t == NULL)
     return -CHAT_E_NO_SUCH_USER;
   /* Declining what is not pending (e.g. twice) is harmless: ok. */
-  if (chat_request_has(t, s->user)) {
-    chat_request_del(t, s->user);
-    chat_srv_op2(srv, CHAT_STORE_DEL_REQUEST, t->name, s->user->name);
+  if (chat__request_has(t, s->user)) {
+    chat__request_del(t, s->user);
+    chat__srv_op2(srv, CHAT_STORE_DEL_REQUEST, t->name, s->user->name);
   }
-  chat_session_send_new(s, chat_reply_ok(m->id));
+  chat__session_send_new(s, chat_reply_ok(m->id));
   return 0;
 }
 
-int chat_handle_contact_remove(chat_srv_t *srv, chat_session_t *s,
-                               const chat_msg_t *m, chat_error_t *err) {
-  chat_user_t *t = chat_registry_find(&srv->reg, m->user);
+int chat__handle_contact_remove(chat__srv_t *srv, chat__session_t *s,
+                                const chat_msg_t *m, chat_error_t *err) {
+  chat__user_t *t = chat__registry_find(&srv->reg, m->user);
   if (t == NULL)
     return -CHAT_E_NO_SUCH_USER;
-  if (!chat_contact_is(s->user, t))
+  if (!chat__contact_is(s->user, t))
     return -CHAT_E_NOT_CONTACT;
-  chat_contact_del(s->user, t);
-  chat_srv_op2(srv, CHAT_STORE_DEL_CONTACT, s->user->name, t->name);
-  chat_session_send_new(s, chat_reply_ok(m->id));
-  chat_session_t *ts = online(t);
+  chat__contact_del(s->user, t);
+  chat__srv_op2(srv, CHAT_STORE_DEL_CONTACT, s->user->name, t->name);
+  chat__session_send_new(s, chat_reply_ok(m->id));
+  chat__session_t *ts = online(t);
   if (ts)
-    chat_session_send_new(ts, chat_ev_contact_removed(s->user->name));
+    chat__session_send_new(ts, chat_ev_contact_removed(s->user->name));
   return 0;
 }
 
-int chat_handle_contacts(chat_srv_t *srv, chat_session_t *s,
-                         const chat_msg_t *m, chat_error_t *err) {
-  chat_user_t *me = s->user; /* contacts kept sorted by name */
-  return chat_srv_reply_list(s, m->id, "contacts",
-                             chat_srv_user_list(me->contacts, me->ncontacts));
+int chat__handle_contacts(chat__srv_t *srv, chat__session_t *s,
+                          const chat_msg_t *m, chat_error_t *err) {
+  chat__user_t *me = s->user; /* contacts kept sorted by name */
+  return chat__srv_reply_list(s, m->id, "contacts",
+                              chat__srv_user_list(me->contacts, me->ncontacts));
 }

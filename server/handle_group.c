@@ -9,99 +9,99 @@
 #include "chat_log.h"
 #include "handlers.h"
 
-static int member_group(chat_srv_t *srv, chat_session_t *s,
-                        const chat_msg_t *m, chat_group_t **out) {
-  chat_group_t *g = chat_registry_group(&srv->reg, m->group);
+static int member_group(chat__srv_t *srv, chat__session_t *s,
+                        const chat_msg_t *m, chat__group_t **out) {
+  chat__group_t *g = chat__registry_group(&srv->reg, m->group);
   if (g == NULL)
     return -CHAT_E_NO_SUCH_GROUP;
-  if (!chat_group_is_member(g, s->user))
+  if (!chat__group_is_member(g, s->user))
     return -CHAT_E_NOT_MEMBER;
   *out = g;
   return 0;
 }
 
-int chat_handle_group_create(chat_srv_t *srv, chat_session_t *s,
-                             const chat_msg_t *m, chat_error_t *err) {
-  chat_group_t *g;
-  int r = chat_group_new(&srv->reg, m->group, &g);
+int chat__handle_group_create(chat__srv_t *srv, chat__session_t *s,
+                              const chat_msg_t *m, chat_error_t *err) {
+  chat__group_t *g;
+  int r = chat__group_new(&srv->reg, m->group, &g);
   if (r == -EEXIST)
     return -CHAT_E_GROUP_EXISTS;
   if (r < 0)
     return r;
-  if (chat_group_add(g, s->user) < 0) {
-    chat_group_remove(&srv->reg, g, s->user);
+  if (chat__group_add(g, s->user) < 0) {
+    chat__group_remove(&srv->reg, g, s->user);
     return -ENOMEM;
   }
-  chat_srv_op2(srv, CHAT_STORE_ADD_MEMBER, g->name, s->user->name);
-  chat_session_send_new(s, chat_reply_ok(m->id));
+  chat__srv_op2(srv, CHAT_STORE_ADD_MEMBER, g->name, s->user->name);
+  chat__session_send_new(s, chat_reply_ok(m->id));
   return 0;
 }
 
-int chat_handle_group_add(chat_srv_t *srv, chat_session_t *s,
-                          const chat_msg_t *m, chat_error_t *err) {
-  chat_group_t *g;
+int chat__handle_group_add(chat__srv_t *srv, chat__session_t *s,
+                           const chat_msg_t *m, chat_error_t *err) {
+  chat__group_t *g;
   int r = member_group(srv, s, m, &g);
   if (r < 0)
     return r;
-  chat_user_t *u = chat_registry_find(&srv->reg, m->user);
+  chat__user_t *u = chat__registry_find(&srv->reg, m->user);
   if (u == NULL)
     return -CHAT_E_NO_SUCH_USER;
-  if (chat_group_is_member(g, u)) {
-    chat_session_send_new(s, chat_reply_ok(m->id));
+  if (chat__group_is_member(g, u)) {
+    chat__session_send_new(s, chat_reply_ok(m->id));
     return 0;
   }
-  if (!chat_contact_is(s->user, u))
+  if (!chat__contact_is(s->user, u))
     return -CHAT_E_NOT_CONTACT;
-  if (chat_group_add(g, u) < 0)
+  if (chat__group_add(g, u) < 0)
     return -ENOMEM;
-  chat_srv_op2(srv, CHAT_STORE_ADD_MEMBER, g->name, u->name);
-  chat_session_send_new(s, chat_reply_ok(m->id));
+  chat__srv_op2(srv, CHAT_STORE_ADD_MEMBER, g->name, u->name);
+  chat__session_send_new(s, chat_reply_ok(m->id));
   if (u->session && !u->session->ended)
-    chat_session_send_new(u->session,
-                          chat_ev_group_added(g->name, s->user->name));
+    chat__session_send_new(u->session,
+                           chat_ev_group_added(g->name, s->user->name));
   return 0;
 }
 
-int chat_handle_group_leave(chat_srv_t *srv, chat_session_t *s,
-                            const chat_msg_t *m, chat_error_t *err) {
-  chat_group_t *g;
+int chat__handle_group_leave(chat__srv_t *srv, chat__session_t *s,
+                             const chat_msg_t *m, chat_error_t *err) {
+  chat__group_t *g;
   int r = member_group(srv, s, m, &g);
   if (r < 0)
     return r;
-  chat_srv_op2(srv, CHAT_STORE_DEL_MEMBER, g->name, s->user->name);
-  chat_group_remove(&srv->reg, g, s->user);
-  chat_session_send_new(s, chat_reply_ok(m->id));
+  chat__srv_op2(srv, CHAT_STORE_DEL_MEMBER, g->name, s->user->name);
+  chat__group_remove(&srv->reg, g, s->user);
+  chat__session_send_new(s, chat_reply_ok(m->id));
   return 0;
 }
 
 static int by_name(const void *a, const void *b) {
-  const chat_user_t *x = *(chat_user_t *const *)a;
-  const chat_user_t *y = *(chat_user_t *const *)b;
+  const chat__user_t *x = *(chat__user_t *const *)a;
+  const chat__user_t *y = *(chat__user_t *const *)b;
   return strcmp(x->name, y->name);
 }
 
-int chat_handle_group_members(chat_srv_t *srv, chat_session_t *s,
-                              const chat_msg_t *m, chat_error_t *err) {
-  chat_group_t *g;
+int chat__handle_group_members(chat__srv_t *srv, chat__session_t *s,
+                               const chat_msg_t *m, chat_error_t *err) {
+  chat__group_t *g;
   int r = member_group(srv, s, m, &g);
   if (r < 0)
     return r;
-  chat_user_t **sorted = malloc(g->nmembers * sizeof(*sorted));
+  chat__user_t **sorted = malloc(g->nmembers * sizeof(*sorted));
   if (sorted == NULL)
     return -ENOMEM;
   memcpy(sorted, g->members, g->nmembers * sizeof(*sorted));
   qsort(sorted, g->nmembers, sizeof(*sorted), by_name);
-  json_t *list = chat_srv_user_list(sorted, g->nmembers);
+  json_t *list = chat__srv_user_list(sorted, g->nmembers);
   free(sorted);
-  return chat_srv_reply_list(s, m->id, "members", list);
+  return chat__srv_reply_list(s, m->id, "members", list);
 }
 
-int chat_handle_groups(chat_srv_t *srv, chat_session_t *s,
-                       const chat_msg_t *m, chat_error_t *err) {
+int chat__handle_groups(chat__srv_t *srv, chat__session_t *s,
+                        const chat_msg_t *m, chat_error_t *err) {
   json_t *list = json_array();
   for (uint32_t i = 0; list != NULL && i < s->user->ngroups; i++) /* sorted */
     json_array_append_new(list, json_string(s->user->groups[i]));
-  return chat_srv_reply_list(s, m->id, "groups", list);
+  return chat__srv_reply_list(s, m->id, "groups", list);
 }
 
 /* ---- group_send ---------------------------------------------------------- */
@@ -110,10 +110,10 @@ int chat_handle_groups(chat_srv_t *srv, chat_session_t *s,
  * it needs to write them again: once any member was pushed the message, it
  * was accepted and must reach the others too. */
 typedef struct gsend_op {
-  chat_srv_t *srv;
-  chat_session_t *s; /* referenced */
+  chat__srv_t *srv;
+  chat__session_t *s; /* referenced */
   json_t *id;
-  chat_user_t *from; /* pinned */
+  chat__user_t *from; /* pinned */
   int relayed, stored, over_quota;
   int64_t ts;
   char *body;
@@ -122,14 +122,14 @@ typedef struct gsend_op {
   char group[CHAT_MAX_NAME + 1];
   char msg_id[CHAT_MAX_MSG_ID + 1];
   struct {
-    chat_user_t *to; /* pinned */
+    chat__user_t *to; /* pinned */
     uint64_t seq;
   } copies[];
 } gsend_op_t;
 
 /* over_quota: members whose mailbox was full, so they got no copy (an
  * optional field, present only when nonzero). */
-static void gsend_reply(chat_session_t *s, const json_t *id,
+static void gsend_reply(chat__session_t *s, const json_t *id,
                         const char *msg_id, int relayed, int stored,
                         int over_quota) {
   json_t *ok = chat_reply_ok(id);
@@ -138,24 +138,24 @@ static void gsend_reply(chat_session_t *s, const json_t *id,
   json_object_set_new(ok, "stored", json_integer(stored));
   if (over_quota > 0)
     json_object_set_new(ok, "over_quota", json_integer(over_quota));
-  chat_session_send_new(s, ok);
+  chat__session_send_new(s, ok);
 }
 
 static void gsend_free(gsend_op_t *op) {
   for (uint32_t i = 0; i < op->ncopies; i++) {
-    chat_srv_unawait(op->srv, &op->copies[i].seq);
+    chat__srv_unawait(op->srv, &op->copies[i].seq);
     op->copies[i].to->pins--;
   }
   free(op->body);
   op->from->pins--;
-  chat_session_unref(op->s);
+  chat__session_unref(op->s);
   json_decref(op->id);
   free(op);
 }
 
 static void gsend_committed(void *arg, int status) {
   gsend_op_t *op = arg;
-  chat_srv_t *srv = op->srv;
+  chat__srv_t *srv = op->srv;
   if (status == 0) {
     gsend_reply(op->s, op->id, op->msg_id, op->relayed, op->stored,
                 op->over_quota);
@@ -168,47 +168,47 @@ static void gsend_committed(void *arg, int status) {
              chat_strerror(status),
              accepted ? "pushed to some members: written again"
                       : "pushed to nobody: dropped");
-  if (!accepted || chat_engine_flushing(srv->engine)) {
+  if (!accepted || chat__engine_flushing(srv->engine)) {
     for (uint32_t i = 0; i < op->ncopies; i++)
       if (op->copies[i].to->held > 0)
         op->copies[i].to->held--;
     if (!accepted)
-      chat_session_error(op->s, op->id, CHAT_E_INTERNAL, "storage failed");
+      chat__session_error(op->s, op->id, CHAT_E_INTERNAL, "storage failed");
     gsend_free(op);
     return;
   }
   /* Accepted: every copy must land. Written again, waited for again (the
    * engine waits CHAT_COMMITTER_RETRY_MS between failed batches). */
   for (uint32_t i = 0; i < op->ncopies; i++)
-    chat_srv_put_msg(srv, op->copies[i].to->name, op->from, op->group,
-                     op->msg_id, op->body, op->body_len, op->copies[i].seq,
-                     op->ts, 1);
-  if (chat_engine_then(srv->engine, gsend_committed, op) < 0)
+    chat__srv_put_msg(srv, op->copies[i].to->name, op->from, op->group,
+                      op->msg_id, op->body, op->body_len, op->copies[i].seq,
+                      op->ts, 1);
+  if (chat__engine_then(srv->engine, gsend_committed, op) < 0)
     gsend_free(op);
 }
 
 /* The copies of from's msg_id in memory for g's members: nonzero when
  * there are any (a repeat), with how many. */
-static int count_copies(chat_srv_t *srv, const chat_group_t *g,
-                        const chat_user_t *from, const char *msg_id,
+static int count_copies(chat__srv_t *srv, const chat__group_t *g,
+                        const chat__user_t *from, const char *msg_id,
                         int *relayed) {
   *relayed = 0;
   for (uint32_t i = 0; i < g->nmembers; i++) {
-    chat_held_t *h = chat_mailbox_find(&srv->mb, g->members[i], from, msg_id);
+    chat__held_t *h = chat__mailbox_find(&srv->mb, g->members[i], from, msg_id);
     if (h != NULL && h->group != NULL && strcmp(h->group, g->name) == 0)
       (*relayed)++;
   }
   return *relayed > 0;
 }
 
-int chat_handle_group_send(chat_srv_t *srv, chat_session_t *s,
-                           const chat_msg_t *m, chat_error_t *err) {
-  chat_group_t *g;
+int chat__handle_group_send(chat__srv_t *srv, chat__session_t *s,
+                            const chat_msg_t *m, chat_error_t *err) {
+  chat__group_t *g;
   int r = member_group(srv, s, m, &g);
   if (r < 0)
     return r;
-  chat_user_t *me = s->user;
-  size_t wire = chat_srv_deliver_len(srv, me->name, g->name, m, err);
+  chat__user_t *me = s->user;
+  size_t wire = chat__srv_deliver_len(srv, me->name, g->name, m, err);
   if (wire == 0)
     return -CHAT_E_BAD_REQUEST;
   int relayed = 0, stored = 0, over_quota = 0;
@@ -226,17 +226,17 @@ int chat_handle_group_send(chat_srv_t *srv, chat_session_t *s,
   op->body_len = m->body_len;
   op->srv = srv;
   op->s = s;
-  chat_session_ref(s);
+  chat__session_ref(s);
   op->id = json_incref((json_t *)m->id);
   op->from = me;
   me->pins++;
   snprintf(op->group, sizeof(op->group), "%s", g->name);
   snprintf(op->msg_id, sizeof(op->msg_id), "%s", m->msg_id);
-  op->ts = chat_srv_now_wall_ms();
+  op->ts = chat__srv_now_wall_ms();
   /* One line for every member pushed now: written once, sent as the same
    * bytes. Nothing below writes another line into the scratch buffer. */
   size_t cap;
-  char *line = chat_srv_line_buf(srv, m->body_len, &cap);
+  char *line = chat__srv_line_buf(srv, m->body_len, &cap);
   int n = line ? chat_line_deliver(line, cap, me->name, g->name, m->msg_id,
                                    m->body, m->body_len, op->ts, 0)
                : -ENOMEM;
@@ -247,22 +247,22 @@ int chat_handle_group_send(chat_srv_t *srv, chat_session_t *s,
   size_t len = (size_t)n;
   /* Sessions that overflow end after the loop, not in the middle of it. */
   for (uint32_t i = 0; i < g->nmembers; i++) {
-    chat_user_t *u = g->members[i];
+    chat__user_t *u = g->members[i];
     if (u == me)
       continue;
-    if (!chat_srv_quota_open(srv, u)) {
+    if (!chat__srv_quota_open(srv, u)) {
       over_quota++;
       continue;
     }
     uint64_t seq = srv->next_seq++;
-    chat_held_t *h;
-    if (chat_srv_can_push(srv, u, wire) &&
-        chat_mailbox_add(&srv->mb, u, me, g->name, m->msg_id, m->body,
-                         m->body_len, wire, seq, op->ts, &h) == 0) {
+    chat__held_t *h;
+    if (chat__srv_can_push(srv, u, wire) &&
+        chat__mailbox_add(&srv->mb, u, me, g->name, m->msg_id, m->body,
+                          m->body_len, wire, seq, op->ts, &h) == 0) {
       u->held++;
       u->store_after = seq;
-      chat_srv_track_unwritten(srv, h);
-      chat_session_t *us = u->session;
+      chat__srv_track_unwritten(srv, h);
+      chat__session_t *us = u->session;
       us->sink->send_line(us->ctx, line, len);
       if (u->session == us && !us->ended) {
         relayed++;
@@ -273,11 +273,11 @@ int chat_handle_group_send(chat_srv_t *srv, chat_session_t *s,
       }
       continue;
     }
-    chat_srv_store_msg(srv, u, me, g->name, m->msg_id, m->body, m->body_len,
-                       seq, op->ts);
+    chat__srv_store_msg(srv, u, me, g->name, m->msg_id, m->body, m->body_len,
+                        seq, op->ts);
     op->copies[op->ncopies].to = u;
     op->copies[op->ncopies].seq = seq;
-    chat_srv_await(srv, &op->copies[op->ncopies].seq, op);
+    chat__srv_await(srv, &op->copies[op->ncopies].seq, op);
     u->pins++;
     op->ncopies++;
     stored++;
@@ -286,20 +286,20 @@ int chat_handle_group_send(chat_srv_t *srv, chat_session_t *s,
     /* Nobody got a copy: refuse it as a send to one full mailbox is. */
     char who[CHAT_MAX_NAME + 32];
     snprintf(who, sizeof(who), "every other member of %s", g->name);
-    chat_srv_quota_error(s, m->id, who);
+    chat__srv_quota_error(s, m->id, who);
     gsend_free(op);
     return 0;
   }
   op->relayed = relayed;
   op->stored = stored;
   op->over_quota = over_quota;
-  if (stored == 0 || chat_engine_then(srv->engine, gsend_committed, op) < 0) {
+  if (stored == 0 || chat__engine_then(srv->engine, gsend_committed, op) < 0) {
     gsend_reply(s, m->id, m->msg_id, relayed, stored, over_quota);
     gsend_free(op);
     return 0;
   }
   /* Members logged in whose copies went to the store read them next. */
   for (uint32_t i = 0; i < op->ncopies; i++)
-    chat_srv_pump(srv, op->copies[i].to);
+    chat__srv_pump(srv, op->copies[i].to);
   return 0;
 }

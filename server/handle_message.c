@@ -2,7 +2,7 @@
  * touching the disk, or store durably (committed before "ok stored").
  *
  * seq is the order of delivery, in memory and in the store alike; which
- * path a message takes is deliver.c's rule (chat_srv_can_push). */
+ * path a message takes is deliver.c's rule (chat__srv_can_push). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,18 +12,18 @@
 
 /* A stored send waiting for the commit of its PUT_MSG. */
 typedef struct send_op {
-  chat_srv_t *srv;
-  chat_session_t *s; /* referenced */
+  chat__srv_t *srv;
+  chat__session_t *s; /* referenced */
   json_t *id;
-  chat_user_t *to, *from; /* pinned */
+  chat__user_t *to, *from; /* pinned */
   uint64_t seq;
   char msg_id[CHAT_MAX_MSG_ID + 1];
 } send_op_t;
 
 /* A reply state for m from s to `to`, holding the session and both users
  * (send_op_free lets go). NULL when out of memory. */
-static send_op_t *send_op_new(chat_srv_t *srv, chat_session_t *s,
-                              const chat_msg_t *m, chat_user_t *to) {
+static send_op_t *send_op_new(chat__srv_t *srv, chat__session_t *s,
+                              const chat_msg_t *m, chat__user_t *to) {
   send_op_t *op = calloc(1, sizeof(*op));
   if (op == NULL)
     return NULL;
@@ -33,7 +33,7 @@ static send_op_t *send_op_new(chat_srv_t *srv, chat_session_t *s,
   op->to = to;
   op->from = s->user;
   snprintf(op->msg_id, sizeof(op->msg_id), "%s", m->msg_id);
-  chat_session_ref(s);
+  chat__session_ref(s);
   to->pins++;
   op->from->pins++;
   return op;
@@ -42,21 +42,21 @@ static send_op_t *send_op_new(chat_srv_t *srv, chat_session_t *s,
 static void send_op_free(send_op_t *op) {
   op->to->pins--;
   op->from->pins--;
-  chat_session_unref(op->s);
+  chat__session_unref(op->s);
   json_decref(op->id);
   free(op);
 }
 
-static void reply_status(chat_session_t *s, const json_t *id,
+static void reply_status(chat__session_t *s, const json_t *id,
                          const char *msg_id, const char *status) {
   size_t cap;
-  char *line = chat_srv_line_buf(s->srv, 0, &cap);
+  char *line = chat__srv_line_buf(s->srv, 0, &cap);
   int n = line ? chat_line_send_ok(line, cap, id, msg_id, status) : -ENOMEM;
   if (n < 0) {
     CHAT_ERROR("ok for %s: %s", msg_id, chat_strerror(n));
     return;
   }
-  chat_session_send_line(s, line, (size_t)n);
+  chat__session_send_line(s, line, (size_t)n);
 }
 
 /* Committed: stored. (A repeat of a msg_id the store holds from the
@@ -67,7 +67,7 @@ static void reply_status(chat_session_t *s, const json_t *id,
  * back and the answer is internal; a retry is a fresh send. */
 static void send_committed(void *arg, int status) {
   send_op_t *op = arg;
-  chat_srv_unawait(op->srv, &op->seq);
+  chat__srv_unawait(op->srv, &op->seq);
   if (status == 0) {
     reply_status(op->s, op->id, op->msg_id, "stored");
   } else {
@@ -77,60 +77,60 @@ static void send_committed(void *arg, int status) {
       op->to->held--;
     if (op->from->sent_held > 0)
       op->from->sent_held--;
-    chat_session_error(op->s, op->id, CHAT_E_INTERNAL, "storage failed");
+    chat__session_error(op->s, op->id, CHAT_E_INTERNAL, "storage failed");
   }
   send_op_free(op);
 }
 
 /* Replies once everything added so far (the PUT) is committed. */
-static int reply_after_commit(chat_srv_t *srv, chat_session_t *s,
-                              const chat_msg_t *m, chat_user_t *to,
+static int reply_after_commit(chat__srv_t *srv, chat__session_t *s,
+                              const chat_msg_t *m, chat__user_t *to,
                               uint64_t seq) {
   send_op_t *op = send_op_new(srv, s, m, to);
   if (op == NULL)
     return -ENOMEM;
   op->seq = seq;
-  int r = chat_engine_then(srv->engine, send_committed, op);
+  int r = chat__engine_then(srv->engine, send_committed, op);
   if (r < 0) {
     send_op_free(op);
     return r;
   }
-  chat_srv_await(srv, &op->seq, op);
+  chat__srv_await(srv, &op->seq, op);
   return 0;
 }
 
 /* A send refused by the quota may still be a repeat of a held message,
  * which is answered with its status: the store says which. */
 static void quota_repeat_checked(void *arg, int status,
-                                 const chat_stored_msg_t *held) {
+                                 const chat__stored_msg_t *held) {
   send_op_t *op = arg;
   if (status == 0 && held != NULL)
     reply_status(op->s, op->id, op->msg_id, "stored");
   else
-    chat_srv_quota_error(op->s, op->id, op->to->name);
+    chat__srv_quota_error(op->s, op->id, op->to->name);
   send_op_free(op);
 }
 
-static int quota_refuse(chat_srv_t *srv, chat_session_t *s,
-                        const chat_msg_t *m, chat_user_t *to) {
+static int quota_refuse(chat__srv_t *srv, chat__session_t *s,
+                        const chat_msg_t *m, chat__user_t *to) {
   send_op_t *op = s->user->sent_held > 0 ? send_op_new(srv, s, m, to) : NULL;
   if (op != NULL) {
-    if (chat_engine_find_sent(srv->engine, s->user->name, m->msg_id,
-                              quota_repeat_checked, op) == 0)
+    if (chat__engine_find_sent(srv->engine, s->user->name, m->msg_id,
+                               quota_repeat_checked, op) == 0)
       return 0;
     send_op_free(op);
   }
-  chat_srv_quota_error(s, m->id, to->name);
+  chat__srv_quota_error(s, m->id, to->name);
   return 0;
 }
 
-int chat_handle_send(chat_srv_t *srv, chat_session_t *s, const chat_msg_t *m,
-                     chat_error_t *err) {
-  chat_user_t *me = s->user;
-  size_t wire = chat_srv_deliver_len(srv, me->name, NULL, m, err);
+int chat__handle_send(chat__srv_t *srv, chat__session_t *s, const chat_msg_t *m,
+                      chat_error_t *err) {
+  chat__user_t *me = s->user;
+  size_t wire = chat__srv_deliver_len(srv, me->name, NULL, m, err);
   if (wire == 0)
     return -CHAT_E_BAD_REQUEST;
-  chat_user_t *to = chat_registry_find(&srv->reg, m->to);
+  chat__user_t *to = chat__registry_find(&srv->reg, m->to);
   if (to == NULL)
     return -CHAT_E_NO_SUCH_USER;
   if (to == me)
@@ -140,11 +140,11 @@ int chat_handle_send(chat_srv_t *srv, chat_session_t *s, const chat_msg_t *m,
   /* A msg_id is unique per sender: held for this recipient (also as a
    * group copy) or, as a 1:1 message, for anyone, it is a repeat, answered
    * with its status and neither stored nor pushed again. */
-  chat_held_t *h = to->mb_count > 0
-                       ? chat_mailbox_find(&srv->mb, to, me, m->msg_id)
+  chat__held_t *h = to->mb_count > 0
+                       ? chat__mailbox_find(&srv->mb, to, me, m->msg_id)
                        : NULL;
   if (h == NULL)
-    h = chat_mailbox_find_sent(&srv->mb, me, m->msg_id);
+    h = chat__mailbox_find_sent(&srv->mb, me, m->msg_id);
   if (h != NULL) {
     reply_status(s, m->id, m->msg_id, "relayed");
     return 0;
@@ -154,20 +154,20 @@ int chat_handle_send(chat_srv_t *srv, chat_session_t *s, const chat_msg_t *m,
     return 0;
   }
 
-  if (!chat_srv_quota_open(srv, to))
+  if (!chat__srv_quota_open(srv, to))
     return quota_refuse(srv, s, m, to);
   uint64_t seq = srv->next_seq++;
-  int64_t ts = chat_srv_now_wall_ms();
-  if (chat_srv_can_push(srv, to, wire)) {
-    int r = chat_mailbox_add(&srv->mb, to, me, NULL, m->msg_id, m->body,
-                             m->body_len, wire, seq, ts, &h);
+  int64_t ts = chat__srv_now_wall_ms();
+  if (chat__srv_can_push(srv, to, wire)) {
+    int r = chat__mailbox_add(&srv->mb, to, me, NULL, m->msg_id, m->body,
+                              m->body_len, wire, seq, ts, &h);
     if (r < 0)
       return r;
     to->held++;
     to->store_after = seq; /* nothing older waits in the store */
-    chat_srv_track_unwritten(srv, h);
-    chat_session_t *rs = to->session;
-    chat_srv_push(srv, h);
+    chat__srv_track_unwritten(srv, h);
+    chat__session_t *rs = to->session;
+    chat__srv_push(srv, h);
     if (to->session == rs && !rs->ended) {
       reply_status(s, m->id, m->msg_id, "relayed");
       return 0;
@@ -178,35 +178,35 @@ int chat_handle_send(chat_srv_t *srv, chat_session_t *s, const chat_msg_t *m,
   }
   /* Offline, or older messages wait for it in the store, or its window is
    * full: the store keeps it, and pages bring it in order. */
-  chat_srv_store_msg(srv, to, me, NULL, m->msg_id, m->body, m->body_len, seq,
-                     ts);
+  chat__srv_store_msg(srv, to, me, NULL, m->msg_id, m->body, m->body_len, seq,
+                      ts);
   int r = reply_after_commit(srv, s, m, to, seq);
   if (r < 0)
     return r;
-  chat_srv_pump(srv, to); /* reads after the PUT: finds it */
+  chat__srv_pump(srv, to); /* reads after the PUT: finds it */
   return 0;
 }
 
-int chat_handle_ack(chat_srv_t *srv, chat_session_t *s, const chat_msg_t *m,
-                    chat_error_t *err) {
-  chat_user_t *me = s->user;
-  chat_user_t *from = chat_registry_find(&srv->reg, m->from);
+int chat__handle_ack(chat__srv_t *srv, chat__session_t *s, const chat_msg_t *m,
+                     chat_error_t *err) {
+  chat__user_t *me = s->user;
+  chat__user_t *from = chat__registry_find(&srv->reg, m->from);
   if (from == NULL)
     return 0; /* an ack of an unknown message is ignored */
-  chat_held_t *h = chat_mailbox_find(&srv->mb, me, from, m->msg_id);
+  chat__held_t *h = chat__mailbox_find(&srv->mb, me, from, m->msg_id);
   if (h == NULL)
     return 0;
   int group = h->group != NULL;
-  chat_srv_drop_held(srv, h, 1);
-  chat_srv_pump(srv, me);
+  chat__srv_drop_held(srv, h, 1);
+  chat__srv_pump(srv, me);
   if (!group && from->session && !from->session->ended) {
     size_t cap;
-    char *line = chat_srv_line_buf(srv, 0, &cap);
+    char *line = chat__srv_line_buf(srv, 0, &cap);
     int n = line ? chat_line_receipt(line, cap, m->msg_id, me->name,
                                      "delivered")
                  : -ENOMEM;
     if (n > 0)
-      chat_session_send_line(from->session, line, (size_t)n);
+      chat__session_send_line(from->session, line, (size_t)n);
   }
   return 0;
 }

@@ -9,51 +9,51 @@
 
 #include "srv.h"
 
-typedef int (*chat_handler_fn)(chat_srv_t *srv, chat_session_t *s,
-                               const chat_msg_t *m, chat_error_t *err);
+typedef int (*chat__handler_fn)(chat__srv_t *srv, chat__session_t *s,
+                                const chat_msg_t *m, chat_error_t *err);
 
 /* handle_account.c */
-int chat_handle_register(chat_srv_t *, chat_session_t *, const chat_msg_t *,
-                         chat_error_t *);
-int chat_handle_login(chat_srv_t *, chat_session_t *, const chat_msg_t *,
-                      chat_error_t *);
-int chat_handle_logout(chat_srv_t *, chat_session_t *, const chat_msg_t *,
-                       chat_error_t *);
-int chat_handle_ping(chat_srv_t *, chat_session_t *, const chat_msg_t *,
-                     chat_error_t *);
-int chat_handle_status(chat_srv_t *, chat_session_t *, const chat_msg_t *,
-                       chat_error_t *);
-/* handle_contact.c */
-int chat_handle_contact_add(chat_srv_t *, chat_session_t *, const chat_msg_t *,
-                            chat_error_t *);
-int chat_handle_contact_accept(chat_srv_t *, chat_session_t *,
-                               const chat_msg_t *, chat_error_t *);
-int chat_handle_contact_decline(chat_srv_t *, chat_session_t *,
-                                const chat_msg_t *, chat_error_t *);
-int chat_handle_contact_remove(chat_srv_t *, chat_session_t *,
-                               const chat_msg_t *, chat_error_t *);
-int chat_handle_contacts(chat_srv_t *, chat_session_t *, const chat_msg_t *,
-                         chat_error_t *);
-/* handle_message.c */
-int chat_handle_send(chat_srv_t *, chat_session_t *, const chat_msg_t *,
-                     chat_error_t *);
-int chat_handle_ack(chat_srv_t *, chat_session_t *, const chat_msg_t *,
-                    chat_error_t *);
-/* handle_connect.c */
-int chat_handle_connect(chat_srv_t *, chat_session_t *, const chat_msg_t *,
-                        chat_error_t *);
-/* handle_group.c */
-int chat_handle_group_create(chat_srv_t *, chat_session_t *,
-                             const chat_msg_t *, chat_error_t *);
-int chat_handle_group_add(chat_srv_t *, chat_session_t *, const chat_msg_t *,
+int chat__handle_register(chat__srv_t *, chat__session_t *, const chat_msg_t *,
                           chat_error_t *);
-int chat_handle_group_leave(chat_srv_t *, chat_session_t *,
-                            const chat_msg_t *, chat_error_t *);
-int chat_handle_group_members(chat_srv_t *, chat_session_t *,
-                              const chat_msg_t *, chat_error_t *);
-int chat_handle_groups(chat_srv_t *, chat_session_t *, const chat_msg_t *,
+int chat__handle_login(chat__srv_t *, chat__session_t *, const chat_msg_t *,
                        chat_error_t *);
-int chat_handle_group_send(chat_srv_t *, chat_session_t *, const chat_msg_t *,
+int chat__handle_logout(chat__srv_t *, chat__session_t *, const chat_msg_t *,
+                        chat_error_t *);
+int chat__handle_ping(chat__srv_t *, chat__session_t *, const chat_msg_t *,
+                      chat_error_t *);
+int chat__handle_status(chat__srv_t *, chat__session_t *, const chat_msg_t *,
+                        chat_error_t *);
+/* handle_contact.c */
+int chat__handle_contact_add(chat__srv_t *, chat__session_t *,
+                             const chat_msg_t *, chat_error_t *);
+int chat__handle_contact_accept(chat__srv_t *, chat__session_t *,
+                                const chat_msg_t *, chat_error_t *);
+int chat__handle_contact_decline(chat__srv_t *, chat__session_t *,
+                                 const chat_msg_t *, chat_error_t *);
+int chat__handle_contact_remove(chat__srv_t *, chat__session_t *,
+                                const chat_msg_t *, chat_error_t *);
+int chat__handle_contacts(chat__srv_t *, chat__session_t *, const chat_msg_t *,
+                          chat_error_t *);
+/* handle_message.c */
+int chat__handle_send(chat__srv_t *, chat__session_t *, const chat_msg_t *,
+                      chat_error_t *);
+int chat__handle_ack(chat__srv_t *, chat__session_t *, const chat_msg_t *,
+                     chat_error_t *);
+/* handle_connect.c */
+int chat__handle_connect(chat__srv_t *, chat__session_t *, const chat_msg_t *,
+                         chat_error_t *);
+/* handle_group.c */
+int chat__handle_group_create(chat__srv_t *, chat__session_t *,
+                              const chat_msg_t *, chat_error_t *);
+int chat__handle_group_add(chat__srv_t *, chat__session_t *, const chat_msg_t *,
                            chat_error_t *);
+int chat__handle_group_leave(chat__srv_t *, chat__session_t *,
+                             const chat_msg_t *, chat_error_t *);
+int chat__handle_group_members(chat__srv_t *, chat__session_t *,
+                               const chat_msg_t *, chat_error_t *);
+int chat__handle_groups(chat__srv_t *, chat__session_t *, const chat_msg_t *,
+                        chat_error_t *);
+int chat__handle_group_send(chat__srv_t *, chat__session_t *,
+                            const chat_msg_t *, chat_error_t *);
 
 #endif /* CHAT_HANDLERS_H */

@@ -11,19 +11,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct chat_hash_pool {
-  chat_worker_t *worker;
+struct chat__hash_pool {
+  chat__worker_t *worker;
   uint64_t computed; /* atomic: counted on the hash threads */
   uint64_t cancelled, refused;
 };
 
-/* A request; chat_hash_req_t is this. On a pool it runs as job, else as
+/* A request; chat__hash_req_t is this. On a pool it runs as job, else as
  * req on libuv's pool. */
-typedef struct chat_hash_req {
-  chat_worker_job_t job;
+typedef struct chat__hash_req {
+  chat__worker_job_t job;
   uv_work_t req;
-  chat_hash_pool_t *pool; /* NULL: libuv's pool */
-  chat_hash_cb cb;
+  chat__hash_pool_t *pool; /* NULL: libuv's pool */
+  chat__hash_cb cb;
   void *arg;
   int verify;
   chat_server_hash_cost_t cost;
@@ -32,7 +32,8 @@ typedef struct chat_hash_req {
   char hash[crypto_pwhash_STRBYTES];
 } hash_work_t;
 
-int chat_server_hash_cost_parse(const char *name, chat_server_hash_cost_t *cost) {
+int chat_server_hash_cost_parse(const char *name,
+                                chat_server_hash_cost_t *cost) {
   if (strcmp(name, "min") == 0)
     *cost = CHAT_HASH_MIN;
   else if (strcmp(name, "interactive") == 0)
@@ -62,8 +63,8 @@ static void limits(chat_server_hash_cost_t cost, unsigned long long *ops,
   }
 }
 
-int chat_hash_make_sync(chat_server_hash_cost_t cost, const char *password,
-                        char *out, size_t outlen) {
+int chat__hash_make_sync(chat_server_hash_cost_t cost, const char *password,
+                         char *out, size_t outlen) {
   unsigned long long ops;
   size_t mem;
   if (outlen < crypto_pwhash_STRBYTES)
@@ -82,8 +83,8 @@ static void compute(hash_work_t *w) {
                     ? 0
                     : -EACCES;
   else
-    w->status = chat_hash_make_sync(w->cost, w->password, w->hash,
-                                    sizeof(w->hash));
+    w->status =
+        chat__hash_make_sync(w->cost, w->password, w->hash, sizeof(w->hash));
 }
 
 static void finish(hash_work_t *w, int status) {
@@ -101,14 +102,14 @@ static void libuv_after(uv_work_t *req, int status) {
   finish(req->data, status);
 }
 
-static void job_work(chat_worker_job_t *job) {
+static void job_work(chat__worker_job_t *job) {
   hash_work_t *w = job->data;
 
   compute(w);
   __atomic_fetch_add(&w->pool->computed, 1, __ATOMIC_RELAXED);
 }
 
-static void job_done(chat_worker_job_t *job, int status) {
+static void job_done(chat__worker_job_t *job, int status) {
   hash_work_t *w = job->data;
 
   if (status == -ECANCELED)
@@ -116,10 +117,10 @@ static void job_done(chat_worker_job_t *job, int status) {
   finish(w, status);
 }
 
-static int submit(chat_hash_pool_t *pool, uv_loop_t *loop, int verify,
+static int submit(chat__hash_pool_t *pool, uv_loop_t *loop, int verify,
                   chat_server_hash_cost_t cost, const char *hash,
-                  const char *password, chat_hash_cb cb, void *arg,
-                  chat_hash_req_t **req) {
+                  const char *password, chat__hash_cb cb, void *arg,
+                  chat__hash_req_t **req) {
   hash_work_t *w = calloc(1, sizeof(*w));
   int r;
 
@@ -140,7 +141,7 @@ static int submit(chat_hash_pool_t *pool, uv_loop_t *loop, int verify,
   w->job.data = w;
   w->req.data = w;
   if (pool != NULL) {
-    r = chat_worker_submit(pool->worker, &w->job, job_work, job_done);
+    r = chat__worker_submit(pool->worker, &w->job, job_work, job_done);
     if (r == -EAGAIN)
       pool->refused++;
   } else {
@@ -157,40 +158,40 @@ static int submit(chat_hash_pool_t *pool, uv_loop_t *loop, int verify,
   return 0;
 }
 
-int chat_hash_make(chat_hash_pool_t *pool, uv_loop_t *loop,
-                   chat_server_hash_cost_t cost, const char *password,
-                   chat_hash_cb cb, void *arg, chat_hash_req_t **req) {
+int chat__hash_make(chat__hash_pool_t *pool, uv_loop_t *loop,
+                    chat_server_hash_cost_t cost, const char *password,
+                    chat__hash_cb cb, void *arg, chat__hash_req_t **req) {
   return submit(pool, loop, 0, cost, NULL, password, cb, arg, req);
 }
 
-int chat_hash_verify(chat_hash_pool_t *pool, uv_loop_t *loop,
-                     const char *hash, const char *password, chat_hash_cb cb,
-                     void *arg, chat_hash_req_t **req) {
+int chat__hash_verify(chat__hash_pool_t *pool, uv_loop_t *loop,
+                      const char *hash, const char *password, chat__hash_cb cb,
+                      void *arg, chat__hash_req_t **req) {
   return submit(pool, loop, 1, 0, hash, password, cb, arg, req);
 }
 
-void chat_hash_cancel(chat_hash_req_t *w) {
+void chat__hash_cancel(chat__hash_req_t *w) {
   /* Either fails harmlessly once the hash has started. */
   if (w->pool != NULL)
-    chat_worker_cancel(w->pool->worker, &w->job);
+    chat__worker_cancel(w->pool->worker, &w->job);
   else
     uv_cancel((uv_req_t *)&w->req);
 }
 
 /* ---- the pool ------------------------------------------------------------ */
 
-int chat_hash_pool_new(uv_loop_t *loop, unsigned nthreads, size_t max_queued,
-                       chat_hash_pool_t **out) {
-  chat_hash_pool_t *p = calloc(1, sizeof(*p));
+int chat__hash_pool_new(uv_loop_t *loop, unsigned nthreads, size_t max_queued,
+                        chat__hash_pool_t **out) {
+  chat__hash_pool_t *p = calloc(1, sizeof(*p));
   int r;
 
   *out = NULL;
   if (p == NULL)
     return -ENOMEM;
   if (nthreads == 0)
-    nthreads = chat_worker_default_threads();
-  chat_worker_opts_t o = {nthreads, max_queued, CHAT_HASH_NICE};
-  r = chat_worker_new_opts(loop, &o, &p->worker);
+    nthreads = chat__worker_default_threads();
+  chat__worker_opts_t o = {nthreads, max_queued, CHAT_HASH_NICE};
+  r = chat__worker_new_opts(loop, &o, &p->worker);
   if (r < 0) {
     free(p);
     return r;
@@ -199,25 +200,27 @@ int chat_hash_pool_new(uv_loop_t *loop, unsigned nthreads, size_t max_queued,
   return 0;
 }
 
-void chat_hash_pool_stop(chat_hash_pool_t *p) { chat_worker_stop(p->worker); }
+void chat__hash_pool_stop(chat__hash_pool_t *p) {
+  chat__worker_stop(p->worker);
+}
 
-void chat_hash_pool_free(chat_hash_pool_t *p) {
+void chat__hash_pool_free(chat__hash_pool_t *p) {
   if (p == NULL)
     return;
-  chat_worker_free(p->worker); /* runs the callbacks still to come */
+  chat__worker_free(p->worker); /* runs the callbacks still to come */
   free(p);
 }
 
-void chat_hash_pool_stats(chat_hash_pool_t *p, chat_hash_stats_t *out) {
+void chat__hash_pool_stats(chat__hash_pool_t *p, chat__hash_stats_t *out) {
   out->computed = __atomic_load_n(&p->computed, __ATOMIC_RELAXED);
   out->cancelled = p->cancelled;
   out->refused = p->refused;
 }
 
-size_t chat_hash_pool_queued(chat_hash_pool_t *p) {
-  return chat_worker_queued(p->worker);
+size_t chat__hash_pool_queued(chat__hash_pool_t *p) {
+  return chat__worker_queued(p->worker);
 }
 
-chat_worker_t *chat__hash_pool_worker(chat_hash_pool_t *p) {
+chat__worker_t *chat__hash_pool_worker(chat__hash_pool_t *p) {
   return p->worker;
 }

@@ -3,7 +3,7 @@
  *
  * crypto_pwhash takes tens of milliseconds and tens of MiB by design, so it
  * never runs on the loop thread; the callback comes back on the loop. The
- * hashes get dedicated threads (a chat_worker_t) with a bounded queue: a
+ * hashes get dedicated threads (a chat__worker_t) with a bounded queue: a
  * login storm then neither delays commits nor queues without limit, and a
  * queued hash whose requester went away is cancelled, never computed. */
 #ifndef CHAT_HASH_H
@@ -25,57 +25,57 @@
  * would wait a scheduler slice. */
 #define CHAT_HASH_NICE 10
 
-typedef struct chat_hash_pool chat_hash_pool_t;
-typedef struct chat_hash_req chat_hash_req_t;
+typedef struct chat__hash_pool chat__hash_pool_t;
+typedef struct chat__hash_req chat__hash_req_t;
 
-/* nthreads 0: chat_worker_default_threads() (the CPUs, at least 1);
+/* nthreads 0: chat__worker_default_threads() (the CPUs, at least 1);
  * max_queued 0: no bound. Returns 0, -ENOMEM or a libuv error. */
-int chat_hash_pool_new(uv_loop_t *loop, unsigned nthreads, size_t max_queued,
-                       chat_hash_pool_t **out);
+int chat__hash_pool_new(uv_loop_t *loop, unsigned nthreads, size_t max_queued,
+                        chat__hash_pool_t **out);
 /* For shutdown: refuses new hashes (-ESHUTDOWN) and cancels the queued ones
  * (their callbacks come later on the loop with -ECANCELED); the running
  * ones finish. Does not block. */
-void chat_hash_pool_stop(chat_hash_pool_t *p);
+void chat__hash_pool_stop(chat__hash_pool_t *p);
 /* Stops, waits for the running hashes only, calls every callback still to
  * come (here), and closes: run the loop once more before closing it. NULL
  * is a no-op. */
-void chat_hash_pool_free(chat_hash_pool_t *p);
+void chat__hash_pool_free(chat__hash_pool_t *p);
 
-typedef struct chat_hash_stats {
+typedef struct chat__hash_stats {
   uint64_t computed;  /* hashes and verifies actually run */
   uint64_t cancelled; /* submitted, never run */
   uint64_t refused;   /* -EAGAIN: the queue was full */
-} chat_hash_stats_t;
-void chat_hash_pool_stats(chat_hash_pool_t *p, chat_hash_stats_t *out);
+} chat__hash_stats_t;
+void chat__hash_pool_stats(chat__hash_pool_t *p, chat__hash_stats_t *out);
 /* Hashes waiting for a thread. */
-size_t chat_hash_pool_queued(chat_hash_pool_t *p);
+size_t chat__hash_pool_queued(chat__hash_pool_t *p);
 
 /* For make: status 0 and hash (borrowed for the call) or a negative error.
  * For verify: status 0 when the password matches, -EACCES when not.
- * -ECANCELED for either after chat_hash_cancel() or a stop. */
-typedef void (*chat_hash_cb)(void *arg, int status, const char *hash);
+ * -ECANCELED for either after chat__hash_cancel() or a stop. */
+typedef void (*chat__hash_cb)(void *arg, int status, const char *hash);
 
 /* Hashes / verifies password on pool. pool NULL: on loop's libuv thread
  * pool instead (embedders without a pool, e.g. the fuzzer; no bound there).
- * *req (if req is not NULL) identifies the request for chat_hash_cancel()
+ * *req (if req is not NULL) identifies the request for chat__hash_cancel()
  * until cb is called. Returns 0 (cb will be called, never from inside this
  * call), -EAGAIN (the pool's queue is full), -ESHUTDOWN (the pool is
  * stopping), -ENOMEM or a libuv error; cb will not be called then. */
-int chat_hash_make(chat_hash_pool_t *pool, uv_loop_t *loop,
-                   chat_server_hash_cost_t cost, const char *password,
-                   chat_hash_cb cb, void *arg, chat_hash_req_t **req);
-int chat_hash_verify(chat_hash_pool_t *pool, uv_loop_t *loop,
-                     const char *hash, const char *password, chat_hash_cb cb,
-                     void *arg, chat_hash_req_t **req);
+int chat__hash_make(chat__hash_pool_t *pool, uv_loop_t *loop,
+                    chat_server_hash_cost_t cost, const char *password,
+                    chat__hash_cb cb, void *arg, chat__hash_req_t **req);
+int chat__hash_verify(chat__hash_pool_t *pool, uv_loop_t *loop,
+                      const char *hash, const char *password, chat__hash_cb cb,
+                      void *arg, chat__hash_req_t **req);
 
 /* The requester no longer wants the result: a request that has not started
  * is never computed, and its cb comes later with -ECANCELED; one already
  * running completes and its cb comes with its result. Only between the
  * submit and cb. */
-void chat_hash_cancel(chat_hash_req_t *req);
+void chat__hash_cancel(chat__hash_req_t *req);
 
 /* The same, synchronously (start-up's dummy hash, tests). 0 or -ENOMEM. */
-int chat_hash_make_sync(chat_server_hash_cost_t cost, const char *password,
-                        char *out, size_t outlen);
+int chat__hash_make_sync(chat_server_hash_cost_t cost, const char *password,
+                         char *out, size_t outlen);
 
 #endif /* CHAT_HASH_H */

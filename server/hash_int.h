@@ -7,6 +7,6 @@
 
 /* The pool's worker, so a test can occupy its threads with jobs of its own
  * (gates) and so decide exactly when hashes may run. */
-chat_worker_t *chat__hash_pool_worker(chat_hash_pool_t *p);
+chat__worker_t *chat__hash_pool_worker(chat__hash_pool_t *p);
 
 #endif /* CHAT_HASH_INT_H */

@@ -14,19 +14,19 @@ static uint32_t hash_bytes(const char *k, size_t n) {
   return h;
 }
 
-void chat_hmap_init(chat_hmap_t *m) { memset(m, 0, sizeof(*m)); }
+void chat__hmap_init(chat__hmap_t *m) { memset(m, 0, sizeof(*m)); }
 
-void chat_hmap_free(chat_hmap_t *m) {
+void chat__hmap_free(chat__hmap_t *m) {
   free(m->slots);
   memset(m, 0, sizeof(*m));
 }
 
-static size_t find(const chat_hmap_t *m, const char *key, size_t klen,
+static size_t find(const chat__hmap_t *m, const char *key, size_t klen,
                    uint32_t h, int *found) {
   size_t mask = m->cap - 1;
   size_t i = h & mask;
   for (;;) {
-    const chat_hmap_slot_t *s = &m->slots[i];
+    const chat__hmap_slot_t *s = &m->slots[i];
     if (s->key == NULL) {
       *found = 0;
       return i;
@@ -39,7 +39,7 @@ static size_t find(const chat_hmap_t *m, const char *key, size_t klen,
   }
 }
 
-void *chat_hmap_get(const chat_hmap_t *m, const char *key, size_t klen) {
+void *chat__hmap_get(const chat__hmap_t *m, const char *key, size_t klen) {
   if (m->len == 0)
     return NULL;
   int found;
@@ -47,13 +47,13 @@ void *chat_hmap_get(const chat_hmap_t *m, const char *key, size_t klen) {
   return found ? m->slots[i].val : NULL;
 }
 
-static int grow(chat_hmap_t *m) {
+static int grow(chat__hmap_t *m) {
   size_t ncap = m->cap ? m->cap * 2 : 16;
-  chat_hmap_slot_t *ns = calloc(ncap, sizeof(*ns));
+  chat__hmap_slot_t *ns = calloc(ncap, sizeof(*ns));
   if (ns == NULL)
     return -ENOMEM;
   for (size_t i = 0; i < m->cap; i++) {
-    chat_hmap_slot_t *s = &m->slots[i];
+    chat__hmap_slot_t *s = &m->slots[i];
     if (s->key == NULL)
       continue;
     size_t j = s->hash & (ncap - 1);
@@ -67,7 +67,7 @@ static int grow(chat_hmap_t *m) {
   return 0;
 }
 
-int chat_hmap_put(chat_hmap_t *m, const char *key, size_t klen, void *val) {
+int chat__hmap_put(chat__hmap_t *m, const char *key, size_t klen, void *val) {
   if ((m->len + 1) * 4 > m->cap * 3) { /* keep the load under 3/4 */
     int r = grow(m);
     if (r < 0)
@@ -86,7 +86,7 @@ int chat_hmap_put(chat_hmap_t *m, const char *key, size_t klen, void *val) {
   return 0;
 }
 
-void *chat_hmap_del(chat_hmap_t *m, const char *key, size_t klen) {
+void *chat__hmap_del(chat__hmap_t *m, const char *key, size_t klen) {
   if (m->len == 0)
     return NULL;
   int found;
@@ -116,9 +116,9 @@ void *chat_hmap_del(chat_hmap_t *m, const char *key, size_t klen) {
   }
 }
 
-void *chat_hmap_next(const chat_hmap_t *m, size_t *pos) {
+void *chat__hmap_next(const chat__hmap_t *m, size_t *pos) {
   while (*pos < m->cap) {
-    const chat_hmap_slot_t *s = &m->slots[(*pos)++];
+    const chat__hmap_slot_t *s = &m->slots[(*pos)++];
     if (s->key)
       return s->val;
   }

@@ -11,29 +11,29 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef struct chat_hmap_slot {
+typedef struct chat__hmap_slot {
   const char *key; /* NULL: empty */
   void *val;
   uint32_t hash;
   uint32_t klen;
-} chat_hmap_slot_t;
+} chat__hmap_slot_t;
 
-typedef struct chat_hmap {
-  chat_hmap_slot_t *slots;
+typedef struct chat__hmap {
+  chat__hmap_slot_t *slots;
   size_t cap; /* a power of two, or 0 */
   size_t len;
-} chat_hmap_t;
+} chat__hmap_t;
 
-void chat_hmap_init(chat_hmap_t *m);
+void chat__hmap_init(chat__hmap_t *m);
 /* Frees the table; the keys and values are the caller's. */
-void chat_hmap_free(chat_hmap_t *m);
-void *chat_hmap_get(const chat_hmap_t *m, const char *key, size_t klen);
+void chat__hmap_free(chat__hmap_t *m);
+void *chat__hmap_get(const chat__hmap_t *m, const char *key, size_t klen);
 /* Returns 0, -EEXIST (the key is there; nothing changed) or -ENOMEM. */
-int chat_hmap_put(chat_hmap_t *m, const char *key, size_t klen, void *val);
+int chat__hmap_put(chat__hmap_t *m, const char *key, size_t klen, void *val);
 /* Removes the key; returns its value or NULL when it was not there. */
-void *chat_hmap_del(chat_hmap_t *m, const char *key, size_t klen);
+void *chat__hmap_del(chat__hmap_t *m, const char *key, size_t klen);
 /* Iteration: start with *pos = 0; returns the next value or NULL at the end.
  * The map must not change during a walk. */
-void *chat_hmap_next(const chat_hmap_t *m, size_t *pos);
+void *chat__hmap_next(const chat__hmap_t *m, size_t *pos);
 
 #endif /* CHAT_HMAP_H */

@@ -9,25 +9,25 @@
 
 #define KEY_MAX (CHAT_MAX_NAME * 2 + CHAT_MAX_MSG_ID + 3)
 
-void chat_mailbox_init(chat_mailbox_t *mb) {
+void chat__mailbox_init(chat__mailbox_t *mb) {
   memset(mb, 0, sizeof(*mb));
-  chat_hmap_init(&mb->index);
-  chat_hmap_init(&mb->by_sender);
+  chat__hmap_init(&mb->index);
+  chat__hmap_init(&mb->by_sender);
 }
 
-void chat_mailbox_free(chat_mailbox_t *mb) {
+void chat__mailbox_free(chat__mailbox_t *mb) {
   size_t pos = 0;
-  chat_held_t *h;
-  while ((h = chat_hmap_next(&mb->index, &pos)) != NULL)
+  chat__held_t *h;
+  while ((h = chat__hmap_next(&mb->index, &pos)) != NULL)
     free(h); /* key, group and body included */
-  chat_hmap_free(&mb->index);
-  chat_hmap_free(&mb->by_sender);
+  chat__hmap_free(&mb->index);
+  chat__hmap_free(&mb->by_sender);
   mb->count = 0;
 }
 
 /* '/' is in neither names nor msg_ids, so the key is unambiguous. */
-static size_t make_key(char *buf, const chat_user_t *to,
-                       const chat_user_t *from, const char *msg_id,
+static size_t make_key(char *buf, const chat__user_t *to,
+                       const chat__user_t *from, const char *msg_id,
                        size_t *id_off) {
   size_t a = strlen(to->name), b = strlen(from->name), c = strlen(msg_id);
   if (a + b + c + 2 > KEY_MAX)
@@ -42,16 +42,17 @@ static size_t make_key(char *buf, const chat_user_t *to,
   return a + b + c + 2;
 }
 
-chat_held_t *chat_mailbox_find(const chat_mailbox_t *mb, const chat_user_t *to,
-                               const chat_user_t *from, const char *msg_id) {
+chat__held_t *chat__mailbox_find(const chat__mailbox_t *mb,
+                                 const chat__user_t *to,
+                                 const chat__user_t *from, const char *msg_id) {
   char key[KEY_MAX + 1];
   size_t n = make_key(key, to, from, msg_id, NULL);
-  return n ? chat_hmap_get(&mb->index, key, n) : NULL;
+  return n ? chat__hmap_get(&mb->index, key, n) : NULL;
 }
 
-chat_held_t *chat_mailbox_find_sent(const chat_mailbox_t *mb,
-                                    const chat_user_t *from,
-                                    const char *msg_id) {
+chat__held_t *chat__mailbox_find_sent(const chat__mailbox_t *mb,
+                                      const chat__user_t *from,
+                                      const char *msg_id) {
   char key[KEY_MAX + 1];
   size_t a = strlen(from->name), b = strlen(msg_id);
   if (a + b + 1 > KEY_MAX)
@@ -59,31 +60,31 @@ chat_held_t *chat_mailbox_find_sent(const chat_mailbox_t *mb,
   memcpy(key, from->name, a);
   key[a] = '/';
   memcpy(key + a + 1, msg_id, b);
-  return chat_hmap_get(&mb->by_sender, key, a + 1 + b);
+  return chat__hmap_get(&mb->by_sender, key, a + 1 + b);
 }
 
 /* h's "from/msg_id": the tail of its key after "to/". */
-static const char *sender_key(const chat_held_t *h, size_t *len) {
+static const char *sender_key(const chat__held_t *h, size_t *len) {
   size_t skip = strlen(h->to->name) + 1;
   *len = h->klen - skip;
   return h->key + skip;
 }
 
-int chat_mailbox_add(chat_mailbox_t *mb, chat_user_t *to, chat_user_t *from,
-                     const char *group, const char *msg_id, const char *body,
-                     size_t body_len, size_t wire_len, uint64_t seq,
-                     int64_t ts, chat_held_t **out) {
+int chat__mailbox_add(chat__mailbox_t *mb, chat__user_t *to, chat__user_t *from,
+                      const char *group, const char *msg_id, const char *body,
+                      size_t body_len, size_t wire_len, uint64_t seq,
+                      int64_t ts, chat__held_t **out) {
   char key[KEY_MAX + 1];
   size_t id_off;
   size_t n = make_key(key, to, from, msg_id, &id_off);
   if (n == 0)
     return -EINVAL;
-  if (chat_hmap_get(&mb->index, key, n) ||
-      (group == NULL && chat_mailbox_find_sent(mb, from, msg_id) != NULL))
+  if (chat__hmap_get(&mb->index, key, n) ||
+      (group == NULL && chat__mailbox_find_sent(mb, from, msg_id) != NULL))
     return -EEXIST;
   /* One allocation per message: struct, key, group, body. */
   size_t glen = group ? strlen(group) + 1 : 0;
-  chat_held_t *h = malloc(sizeof(*h) + n + 1 + glen + body_len);
+  chat__held_t *h = malloc(sizeof(*h) + n + 1 + glen + body_len);
   if (h == NULL)
     return -ENOMEM;
   memset(h, 0, sizeof(*h));
@@ -96,15 +97,15 @@ int chat_mailbox_add(chat_mailbox_t *mb, chat_user_t *to, chat_user_t *from,
   }
   h->body = h->key + n + 1 + glen;
   h->to = to;
-  if (chat_hmap_put(&mb->index, h->key, n, h) < 0) {
+  if (chat__hmap_put(&mb->index, h->key, n, h) < 0) {
     free(h);
     return -ENOMEM;
   }
   if (group == NULL) {
     size_t slen;
     const char *skey = sender_key(h, &slen);
-    if (chat_hmap_put(&mb->by_sender, skey, slen, h) < 0) {
-      chat_hmap_del(&mb->index, h->key, n);
+    if (chat__hmap_put(&mb->by_sender, skey, slen, h) < 0) {
+      chat__hmap_del(&mb->index, h->key, n);
       free(h);
       return -ENOMEM;
     }
@@ -118,7 +119,7 @@ int chat_mailbox_add(chat_mailbox_t *mb, chat_user_t *to, chat_user_t *from,
   h->ts = ts;
   /* Pages come in seq order and new messages get the highest seq, so
    * appending keeps the queue sorted; walk back just in case. */
-  chat_held_t *after = to->mb_tail;
+  chat__held_t *after = to->mb_tail;
   while (after && after->seq > seq)
     after = after->prev;
   h->prev = after;
@@ -142,7 +143,7 @@ int chat_mailbox_add(chat_mailbox_t *mb, chat_user_t *to, chat_user_t *from,
   return 0;
 }
 
-void chat_mailbox_remove(chat_mailbox_t *mb, chat_held_t *h) {
+void chat__mailbox_remove(chat__mailbox_t *mb, chat__held_t *h) {
   h->to->mb_unacked_bytes -= h->wire_len;
   h->to->mb_npushed--;
   h->to->pins--;
@@ -155,11 +156,11 @@ void chat_mailbox_remove(chat_mailbox_t *mb, chat_held_t *h) {
     h->next->prev = h->prev;
   else
     h->to->mb_tail = h->prev;
-  chat_hmap_del(&mb->index, h->key, h->klen);
+  chat__hmap_del(&mb->index, h->key, h->klen);
   if (h->group == NULL) {
     size_t slen;
     const char *skey = sender_key(h, &slen);
-    chat_hmap_del(&mb->by_sender, skey, slen);
+    chat__hmap_del(&mb->by_sender, skey, slen);
   }
   mb->count--;
   h->to->mb_count--;

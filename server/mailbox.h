@@ -24,10 +24,10 @@
 #include "hmap.h"
 #include "registry.h"
 
-typedef struct chat_held {
-  struct chat_held *next, *prev;   /* the recipient's queue */
-  struct chat_held *wnext, *wprev; /* unwritten ones, oldest push first */
-  chat_user_t *to, *from;
+typedef struct chat__held {
+  struct chat__held *next, *prev;   /* the recipient's queue */
+  struct chat__held *wnext, *wprev; /* unwritten ones, oldest push first */
+  chat__user_t *to, *from;
   char *group;                   /* in key[]'s allocation; NULL for 1:1 */
   char *body;                    /* in key[]'s allocation, body_len bytes */
   size_t body_len;
@@ -42,42 +42,43 @@ typedef struct chat_held {
   uint16_t id_off;               /* msg_id = key + id_off */
   char key[];                    /* then the group's NUL-terminated name,
                                   * then the body */
-} chat_held_t;
+} chat__held_t;
 
-static inline const char *chat_held_msg_id(const chat_held_t *h) {
+static inline const char *chat__held_msg_id(const chat__held_t *h) {
   return h->key + h->id_off;
 }
 
-typedef struct chat_mailbox {
-  chat_hmap_t index;     /* key -> chat_held_t */
-  chat_hmap_t by_sender; /* "from/msg_id" (a tail of key) -> chat_held_t,
-                          * 1:1 messages only: a msg_id is unique per
-                          * sender, whoever it went to */
+typedef struct chat__mailbox {
+  chat__hmap_t index;     /* key -> chat__held_t */
+  chat__hmap_t by_sender; /* "from/msg_id" (a tail of key) -> chat__held_t,
+                           * 1:1 messages only: a msg_id is unique per
+                           * sender, whoever it went to */
   size_t count;
-} chat_mailbox_t;
+} chat__mailbox_t;
 
-void chat_mailbox_init(chat_mailbox_t *mb);
+void chat__mailbox_init(chat__mailbox_t *mb);
 /* Frees every held message and the index. */
-void chat_mailbox_free(chat_mailbox_t *mb);
+void chat__mailbox_free(chat__mailbox_t *mb);
 
-chat_held_t *chat_mailbox_find(const chat_mailbox_t *mb, const chat_user_t *to,
-                               const chat_user_t *from, const char *msg_id);
+chat__held_t *chat__mailbox_find(const chat__mailbox_t *mb,
+                                 const chat__user_t *to,
+                                 const chat__user_t *from, const char *msg_id);
 /* The 1:1 message held in memory from `from` under msg_id, or NULL. */
-chat_held_t *chat_mailbox_find_sent(const chat_mailbox_t *mb,
-                                    const chat_user_t *from,
-                                    const char *msg_id);
+chat__held_t *chat__mailbox_find_sent(const chat__mailbox_t *mb,
+                                      const chat__user_t *from,
+                                      const char *msg_id);
 
 /* Appends a pushed message to to's queue, counting wire_len (the deliver
- * line's length, chat_srv_deliver_len) in its window. body and group are
+ * line's length, chat__srv_deliver_len) in its window. body and group are
  * copied. Returns 0, -EEXIST for a (to, from, msg_id) already held (or, for
  * a 1:1 message, a (from, msg_id) held for anyone), -EINVAL for names too
  * long, or -ENOMEM. */
-int chat_mailbox_add(chat_mailbox_t *mb, chat_user_t *to, chat_user_t *from,
-                     const char *group, const char *msg_id, const char *body,
-                     size_t body_len, size_t wire_len, uint64_t seq,
-                     int64_t ts, chat_held_t **out);
+int chat__mailbox_add(chat__mailbox_t *mb, chat__user_t *to, chat__user_t *from,
+                      const char *group, const char *msg_id, const char *body,
+                      size_t body_len, size_t wire_len, uint64_t seq,
+                      int64_t ts, chat__held_t **out);
 
 /* Unlinks and frees h (the caller unlinks it from the write list first). */
-void chat_mailbox_remove(chat_mailbox_t *mb, chat_held_t *h);
+void chat__mailbox_remove(chat__mailbox_t *mb, chat__held_t *h);
 
 #endif /* CHAT_MAILBOX_H */

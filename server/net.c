@@ -17,9 +17,9 @@
 #include "chat_conn.h"
 #include "chat_log.h"
 
-struct chat_net {
+struct chat__net {
   uv_loop_t *loop;
-  chat_srv_t *srv;
+  chat__srv_t *srv;
   chat_io_t *io;
   uv_tcp_t listener;
   uv_tcp_t tls_listener; /* open when tls_ctx is set */
@@ -31,18 +31,19 @@ struct chat_net {
   size_t nclients;
   int stopped;
   int handles;        /* open handles */
-  int free_requested; /* chat_net_free was called: free when handles close */
+  int free_requested; /* chat__net_free was called: free when handles close */
   void (*on_stop)(void *arg);
   void *on_stop_arg;
 };
 
 typedef struct net_client {
   chat_conn_t conn;
-  chat_net_t *net;
-  chat_session_t *s; /* NULL for a connection turned away (server_busy) */
+  chat__net_t *net;
+  chat__session_t *s; /* NULL for a connection turned away (server_busy) */
 } net_client_t;
 
-/* ---- The session's sink --------------------------------------------------- */
+/* ---- The session's sink ---------------------------------------------------
+ */
 
 static int sink_send(void *ctx, const json_t *obj) {
   net_client_t *nc = ctx;
@@ -91,28 +92,29 @@ static int sink_rtt_ms(void *ctx) {
   return (int)(ti.tcpi_rtt / 1000);
 }
 
-static const chat_sink_t sink = {sink_send,   sink_send_line, sink_close,
-                                 sink_pause,  sink_resume,    sink_release,
-                                 sink_rtt_ms};
+static const chat__sink_t sink = {sink_send,  sink_send_line, sink_close,
+                                  sink_pause, sink_resume,    sink_release,
+                                  sink_rtt_ms};
 
-/* ---- Connection callbacks -------------------------------------------------- */
+/* ---- Connection callbacks --------------------------------------------------
+ */
 
 static void on_frame(chat_conn_t *c, json_t *obj, const char *line,
                      size_t len) {
   net_client_t *nc = c->data;
   if (nc->s)
-    chat_srv_on_frame(nc->net->srv, nc->s, obj);
+    chat__srv_on_frame(nc->net->srv, nc->s, obj);
 }
 
 static int on_line(chat_conn_t *c, const char *line, size_t len) {
   net_client_t *nc = c->data;
-  return nc->s ? chat_srv_on_fast_line(nc->net->srv, nc->s, line, len) : 0;
+  return nc->s ? chat__srv_on_fast_line(nc->net->srv, nc->s, line, len) : 0;
 }
 
 static void on_bad_frame(chat_conn_t *c, const chat_error_t *err) {
   net_client_t *nc = c->data;
   if (nc->s)
-    chat_srv_on_bad_frame(nc->net->srv, nc->s, err);
+    chat__srv_on_bad_frame(nc->net->srv, nc->s, err);
 }
 
 static void on_overflow(chat_conn_t *c) {
@@ -123,13 +125,13 @@ static void on_overflow(chat_conn_t *c) {
     CHAT_INFO("%s: output over %zu bytes, ending the session",
               nc->s->user ? nc->s->user->name : nc->s->host,
               nc->net->opts.max_output);
-    chat_srv_session_end(nc->net->srv, nc->s, "output over the cap");
+    chat__srv_session_end(nc->net->srv, nc->s, "output over the cap");
   }
 }
 
 static void on_close(chat_conn_t *c, int status) {
   net_client_t *nc = c->data;
-  chat_session_t *s = nc->s;
+  chat__session_t *s = nc->s;
   const char *tls_err = chat_conn_tls_error(c);
   if (tls_err != NULL)
     CHAT_INFO("%s: TLS handshake failed: %s", s ? s->host : "connection",
@@ -139,19 +141,20 @@ static void on_close(chat_conn_t *c, int status) {
     return;
   }
   nc->net->nclients--;
-  chat_srv_session_end(nc->net->srv, s,
-                       status == UV_EOF || status == 0 ? "closed"
-                                                       : uv_strerror(status));
-  chat_session_unref(s); /* may free nc */
+  chat__srv_session_end(nc->net->srv, s,
+                        status == UV_EOF || status == 0 ? "closed"
+                                                        : uv_strerror(status));
+  chat__session_unref(s); /* may free nc */
 }
 
 static const chat_conn_cbs_t conn_cbs = {on_frame, on_bad_frame, on_overflow,
                                          on_close};
 
-/* ---- Listener --------------------------------------------------------------- */
+/* ---- Listener ---------------------------------------------------------------
+ */
 
 static void on_connection(uv_stream_t *server, int status) {
-  chat_net_t *net = server->data;
+  chat__net_t *net = server->data;
   if (status < 0) {
     CHAT_WARN("accept: %s", uv_strerror(status));
     return;
@@ -194,7 +197,7 @@ static void on_connection(uv_stream_t *server, int status) {
   int port;
   if (chat_conn_peer(&nc->conn, host, sizeof(host), &port) < 0)
     host[0] = '\0';
-  nc->s = chat_srv_session_new(net->srv, &sink, nc, host);
+  nc->s = chat__srv_session_new(net->srv, &sink, nc, host);
   if (nc->s == NULL) {
     chat_conn_abort(&nc->conn);
     return;
@@ -205,18 +208,18 @@ static void on_connection(uv_stream_t *server, int status) {
 }
 
 static void on_sweep(uv_timer_t *t) {
-  chat_net_t *net = t->data;
-  chat_srv_t *srv = net->srv;
+  chat__net_t *net = t->data;
+  chat__srv_t *srv = net->srv;
   /* Blank lines count as reads too (PROTOCOL.md: the server closes a
    * connection it has read nothing from); frames never get here for them,
    * so take the connection's clock of complete lines. Every session of srv
    * has this file's sink. */
-  for (chat_session_t *s = srv->sessions.next; s != &srv->sessions;
+  for (chat__session_t *s = srv->sessions.next; s != &srv->sessions;
        s = s->next) {
     net_client_t *nc = s->ctx;
-    chat_srv_on_line(srv, s, nc->conn.last_line_ms);
+    chat__srv_on_line(srv, s, nc->conn.last_line_ms);
   }
-  chat_srv_sweep(srv, uv_now(net->loop));
+  chat__srv_sweep(srv, uv_now(net->loop));
 }
 
 /* Often, so that nothing answered relayed stays unwritten much longer than
@@ -224,22 +227,22 @@ static void on_sweep(uv_timer_t *t) {
 #define RELAYED_TICK_MS 100
 
 static void on_relayed_tick(uv_timer_t *t) {
-  chat_net_t *net = t->data;
-  chat_srv_write_relayed(net->srv, uv_now(net->loop), CHAT_RELAY_WRITE_MS);
+  chat__net_t *net = t->data;
+  chat__srv_write_relayed(net->srv, uv_now(net->loop), CHAT_RELAY_WRITE_MS);
 }
 
 static void on_signal(uv_signal_t *h, int signum) {
-  chat_net_t *net = h->data;
+  chat__net_t *net = h->data;
   CHAT_INFO("signal %d: shutting down", signum);
-  chat_net_stop(net);
+  chat__net_stop(net);
   if (net->on_stop)
     net->on_stop(net->on_stop_arg);
 }
 
-int chat_net_start(uv_loop_t *loop, chat_srv_t *srv,
-                   const struct sockaddr *addr, chat_net_t **out) {
+int chat__net_start(uv_loop_t *loop, chat__srv_t *srv,
+                    const struct sockaddr *addr, chat__net_t **out) {
   *out = NULL;
-  chat_net_t *net = calloc(1, sizeof(*net));
+  chat__net_t *net = calloc(1, sizeof(*net));
   if (net == NULL)
     return UV_ENOMEM;
   net->loop = loop;
@@ -281,8 +284,8 @@ int chat_net_start(uv_loop_t *loop, chat_srv_t *srv,
   return 0;
 }
 
-int chat_net_listen_tls(chat_net_t *net, const struct sockaddr *addr,
-                        chat_tls_ctx_t *ctx) {
+int chat__net_listen_tls(chat__net_t *net, const struct sockaddr *addr,
+                         chat_tls_ctx_t *ctx) {
   int r;
   if (net->tls_ctx != NULL || net->stopped) {
     chat_tls_ctx_free(ctx);
@@ -299,7 +302,7 @@ int chat_net_listen_tls(chat_net_t *net, const struct sockaddr *addr,
   return 0;
 }
 
-int chat_net_address(chat_net_t *net, int tls, char *buf, size_t len) {
+int chat__net_address(chat__net_t *net, int tls, char *buf, size_t len) {
   struct sockaddr_storage ss;
   int n = sizeof(ss);
   if (tls && net->tls_ctx == NULL)
@@ -311,19 +314,19 @@ int chat_net_address(chat_net_t *net, int tls, char *buf, size_t len) {
   return chat_addr_format((struct sockaddr *)&ss, buf, len);
 }
 
-void chat_net_on_stop(chat_net_t *net, void (*cb)(void *arg), void *arg) {
+void chat__net_on_stop(chat__net_t *net, void (*cb)(void *arg), void *arg) {
   net->on_stop = cb;
   net->on_stop_arg = arg;
 }
 
 static void on_handle_closed(uv_handle_t *h) {
-  chat_net_t *net = h->data;
+  chat__net_t *net = h->data;
   if (--net->handles == 0 && net->free_requested)
     free(net);
 }
 
 /* Stops accepting and closes the handles; 0 if that was done already. */
-static int close_handles(chat_net_t *net) {
+static int close_handles(chat__net_t *net) {
   if (net->stopped)
     return 0;
   net->stopped = 1;
@@ -337,12 +340,12 @@ static int close_handles(chat_net_t *net) {
   return 1;
 }
 
-void chat_net_stop(chat_net_t *net) {
+void chat__net_stop(chat__net_t *net) {
   if (close_handles(net))
-    chat_srv_end_all(net->srv);
+    chat__srv_end_all(net->srv);
 }
 
-void chat_net_free(chat_net_t *net) {
+void chat__net_free(chat__net_t *net) {
   if (net == NULL)
     return;
   chat_io_free(net->io);

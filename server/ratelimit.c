@@ -8,12 +8,14 @@ static uint64_t cap_m(uint32_t rate) {
   return c > UINT32_MAX ? UINT32_MAX : c;
 }
 
-void chat_ratelimit_init(chat_ratelimit_t *rl, uint32_t rate, uint64_t now_ms) {
+void chat__ratelimit_init(chat__ratelimit_t *rl, uint32_t rate,
+                          uint64_t now_ms) {
   rl->last_ms = now_ms;
   rl->tokens_m = (uint32_t)cap_m(rate);
 }
 
-int chat_ratelimit_take(chat_ratelimit_t *rl, uint32_t rate, uint64_t now_ms) {
+int chat__ratelimit_take(chat__ratelimit_t *rl, uint32_t rate,
+                         uint64_t now_ms) {
   if (rate == 0)
     return 1;
   if (now_ms > rl->last_ms) {

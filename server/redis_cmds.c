@@ -146,9 +146,9 @@ static void cmd(chat__rcmd_t *c, const char *name) {
   arg(c, name);
 }
 
-int chat__redis_op_cmds(const chat_store_op_t *op,
+int chat__redis_op_cmds(const chat__store_op_t *op,
                         const chat__redis_sha_t *shas, chat__rcmd_t out[2]) {
-  const chat_stored_msg_t *m = &op->msg;
+  const chat__stored_msg_t *m = &op->msg;
   chat__rcmd_t *c = &out[0];
   size_t len;
 

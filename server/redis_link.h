@@ -21,7 +21,7 @@
 #define CHAT__REDIS_RECONNECT_MAX_MS 2000
 
 typedef struct chat__redis_waiter {
-  chat_engine_done_cb cb;
+  chat__engine_done_cb cb;
   void *arg;
   int after_ops; /* ops were added before it: it gets the batch's status */
 } chat__redis_waiter_t;
@@ -41,9 +41,9 @@ typedef struct chat__redis_rd {
   uint64_t after;
   uint32_t limit;
   int status;
-  chat_store_user_t *user;
-  chat_store_group_t *group;
-  chat_stored_msg_t *msgs;
+  chat__store_user_t *user;
+  chat__store_group_t *group;
+  chat__stored_msg_t *msgs;
   size_t n;
   int more;
   struct chat__redis_batch *batch;
@@ -73,7 +73,7 @@ typedef enum { CHAT__LINK_DOWN, CHAT__LINK_CONNECTING,
                CHAT__LINK_READY } chat__link_state_t;
 
 typedef struct chat__redis_engine {
-  chat_engine_t base;
+  chat__engine_t base;
   uv_loop_t *loop;
   chat__redis_url_t url;
   char where[300]; /* HOST:PORT/N, for logs */
@@ -96,7 +96,7 @@ typedef struct chat__redis_engine {
   int backoff;
   int flushing, freeing;
   int fail_n, fail_err;
-  chat_engine_fail_cb on_fail;
+  chat__engine_fail_cb on_fail;
   void *on_fail_arg;
 } chat__redis_engine_t;
 
@@ -124,15 +124,15 @@ void chat__redis_reply_done(chat__redis_batch_t *b);
 int chat__redis_grow(void **p, size_t *cap, size_t need, size_t size);
 
 /* redis_reads.c: engine.h's reads, and what the batches do with them. */
-int chat__redis_load_user(chat_engine_t *e, const char *name, int full,
-                          const char *token_hash, chat_engine_user_cb cb,
+int chat__redis_load_user(chat__engine_t *e, const char *name, int full,
+                          const char *token_hash, chat__engine_user_cb cb,
                           void *arg);
-int chat__redis_load_group(chat_engine_t *e, const char *name,
-                           chat_engine_group_cb cb, void *arg);
-int chat__redis_load_held(chat_engine_t *e, const char *rcpt, uint64_t after,
-                          uint32_t limit, chat_engine_held_cb cb, void *arg);
-int chat__redis_find_sent(chat_engine_t *e, const char *from,
-                          const char *msg_id, chat_engine_sent_cb cb,
+int chat__redis_load_group(chat__engine_t *e, const char *name,
+                           chat__engine_group_cb cb, void *arg);
+int chat__redis_load_held(chat__engine_t *e, const char *rcpt, uint64_t after,
+                          uint32_t limit, chat__engine_held_cb cb, void *arg);
+int chat__redis_find_sent(chat__engine_t *e, const char *from,
+                          const char *msg_id, chat__engine_sent_cb cb,
                           void *arg);
 /* Sends one read's commands: 0, or a negative code (nothing awaited). */
 int chat__redis_send_read(chat__redis_engine_t *e, chat__redis_rd_t *rd);

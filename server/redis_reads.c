@@ -14,8 +14,8 @@
 #define RE(x) ((chat__redis_engine_t *)(void *)(x))
 
 static void rd_clear(chat__redis_rd_t *rd) {
-  chat_store_user_free(rd->user);
-  chat_store_group_free(rd->group);
+  chat__store_user_free(rd->user);
+  chat__store_group_free(rd->group);
   free(rd->msgs);
   rd->user = NULL;
   rd->group = NULL;
@@ -35,18 +35,17 @@ void chat__redis_rd_fire(chat__redis_rd_t *rd) {
   int ok = rd->status == 0;
   switch (rd->kind) {
   case CHAT__RD_USER:
-    ((chat_engine_user_cb)rd->cb)(rd->arg, rd->status, ok ? rd->user : NULL);
+    ((chat__engine_user_cb)rd->cb)(rd->arg, rd->status, ok ? rd->user : NULL);
     break;
   case CHAT__RD_GROUP:
-    ((chat_engine_group_cb)rd->cb)(rd->arg, rd->status,
-                                   ok ? rd->group : NULL);
+    ((chat__engine_group_cb)rd->cb)(rd->arg, rd->status, ok ? rd->group : NULL);
     break;
   case CHAT__RD_HELD:
-    ((chat_engine_held_cb)rd->cb)(rd->arg, rd->status, ok ? rd->msgs : NULL,
-                                  ok ? rd->n : 0, ok ? rd->more : 0);
+    ((chat__engine_held_cb)rd->cb)(rd->arg, rd->status, ok ? rd->msgs : NULL,
+                                   ok ? rd->n : 0, ok ? rd->more : 0);
     break;
   case CHAT__RD_SENT:
-    ((chat_engine_sent_cb)rd->cb)(rd->arg, rd->status, ok ? rd->msgs : NULL);
+    ((chat__engine_sent_cb)rd->cb)(rd->arg, rd->status, ok ? rd->msgs : NULL);
     break;
   }
 }
@@ -71,8 +70,8 @@ static void on_read(redisAsyncContext *ac, void *reply, void *priv) {
       rd->status = chat__redis_group_parse(r, &rd->group);
       break;
     case CHAT__RD_HELD:
-      rd->status = chat__redis_held_parse(r, rd->limit, &rd->msgs, &rd->n,
-                                          &rd->more);
+      rd->status =
+          chat__redis_held_parse(r, rd->limit, &rd->msgs, &rd->n, &rd->more);
       break;
     case CHAT__RD_SENT:
       rd->status = chat__redis_sent_parse(r, &rd->msgs);
@@ -109,9 +108,9 @@ int chat__redis_send_read(chat__redis_engine_t *e, chat__redis_rd_t *rd) {
   return r;
 }
 
-static int queue_read(chat_engine_t *ce, chat__redis_rd_kind_t kind,
-                      const char *a, const char *b, void (*cb)(void),
-                      void *arg, chat__redis_rd_t **out) {
+static int queue_read(chat__engine_t *ce, chat__redis_rd_kind_t kind,
+                      const char *a, const char *b, void (*cb)(void), void *arg,
+                      chat__redis_rd_t **out) {
   chat__redis_engine_t *e = RE(ce);
   chat__redis_batch_t *bt = e->open;
   chat__redis_rd_t *rd = calloc(1, sizeof(*rd));
@@ -134,9 +133,9 @@ static int queue_read(chat_engine_t *ce, chat__redis_rd_kind_t kind,
   return 0;
 }
 
-int chat__redis_load_user(chat_engine_t *ce, const char *name, int full,
-                        const char *token_hash, chat_engine_user_cb cb,
-                        void *arg) {
+int chat__redis_load_user(chat__engine_t *ce, const char *name, int full,
+                          const char *token_hash, chat__engine_user_cb cb,
+                          void *arg) {
   chat__redis_rd_t *rd;
   int r = queue_read(ce, CHAT__RD_USER, name, token_hash, (void (*)(void))cb,
                      arg, &rd);
@@ -145,20 +144,20 @@ int chat__redis_load_user(chat_engine_t *ce, const char *name, int full,
   return r;
 }
 
-int chat__redis_load_group(chat_engine_t *ce, const char *name,
-                         chat_engine_group_cb cb, void *arg) {
+int chat__redis_load_group(chat__engine_t *ce, const char *name,
+                           chat__engine_group_cb cb, void *arg) {
   return queue_read(ce, CHAT__RD_GROUP, name, NULL, (void (*)(void))cb, arg,
                     NULL);
 }
 
-int chat__redis_load_held(chat_engine_t *ce, const char *rcpt, uint64_t after,
-                        uint32_t limit, chat_engine_held_cb cb, void *arg) {
+int chat__redis_load_held(chat__engine_t *ce, const char *rcpt, uint64_t after,
+                          uint32_t limit, chat__engine_held_cb cb, void *arg) {
   chat__redis_rd_t *rd;
   int r = queue_read(ce, CHAT__RD_HELD, rcpt, NULL, (void (*)(void))cb, arg,
                      &rd);
   if (r == 0) {
     rd->after = after;
-    /* as chat_store_get_held: 1 to CHAT_STORE_PAGE_MAX */
+    /* as chat__store_get_held: 1 to CHAT_STORE_PAGE_MAX */
     rd->limit = limit == 0                     ? 1
                 : limit > CHAT_STORE_PAGE_MAX ? CHAT_STORE_PAGE_MAX
                                                : limit;
@@ -166,9 +165,9 @@ int chat__redis_load_held(chat_engine_t *ce, const char *rcpt, uint64_t after,
   return r;
 }
 
-int chat__redis_find_sent(chat_engine_t *ce, const char *from,
-                        const char *msg_id, chat_engine_sent_cb cb,
-                        void *arg) {
+int chat__redis_find_sent(chat__engine_t *ce, const char *from,
+                          const char *msg_id, chat__engine_sent_cb cb,
+                          void *arg) {
   return queue_read(ce, CHAT__RD_SENT, from, msg_id, (void (*)(void))cb, arg,
                     NULL);
 }

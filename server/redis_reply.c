@@ -23,7 +23,7 @@ static char *ns_put(char *p, const char *s, size_t n) {
   return p + n;
 }
 
-char *chat__redis_msg_encode(const chat_stored_msg_t *m, size_t *len) {
+char *chat__redis_msg_encode(const chat__stored_msg_t *m, size_t *len) {
   char ts[24], grp_flag[2] = "=";
   int tsn = snprintf(ts, sizeof(ts), "%lld", (long long)m->ts);
   size_t glen = m->group != NULL ? strlen(m->group) + 1 : 0;
@@ -117,7 +117,7 @@ static const char *put_str(char **p, const char *s, size_t n) {
 }
 
 /* Fills m from r with its strings copied at *p. */
-static void rec_unpack(const rec_t *r, chat_stored_msg_t *m, char **p) {
+static void rec_unpack(const rec_t *r, chat__stored_msg_t *m, char **p) {
   char ts[24];
   memcpy(ts, r->f[F_TS], r->n[F_TS]);
   ts[r->n[F_TS]] = '\0';
@@ -144,10 +144,10 @@ static int is_array(const redisReply *r) {
 }
 
 /* Messages from members[0..n) into one allocation (structs, then their
- * strings and bodies), as chat_store_get_held hands them out. */
+ * strings and bodies), as chat__store_get_held hands them out. */
 static int msgs_from(redisReply *const *el, size_t n,
-                     chat_stored_msg_t **out) {
-  size_t size = (n ? n : 1) * sizeof(chat_stored_msg_t);
+                     chat__stored_msg_t **out) {
+  size_t size = (n ? n : 1) * sizeof(chat__stored_msg_t);
   rec_t *recs = calloc(n ? n : 1, sizeof(*recs));
   if (recs == NULL)
     return -ENOMEM;
@@ -159,7 +159,7 @@ static int msgs_from(redisReply *const *el, size_t n,
     }
     size += rec_size(&recs[i]);
   }
-  chat_stored_msg_t *v = malloc(size);
+  chat__stored_msg_t *v = malloc(size);
   if (v == NULL) {
     free(recs);
     return -ENOMEM;
@@ -173,7 +173,7 @@ static int msgs_from(redisReply *const *el, size_t n,
 }
 
 int chat__redis_held_parse(const redisReply *r, uint32_t limit,
-                           chat_stored_msg_t **out, size_t *n, int *more) {
+                           chat__stored_msg_t **out, size_t *n, int *more) {
   *out = NULL;
   *n = 0;
   *more = 0;
@@ -188,7 +188,7 @@ int chat__redis_held_parse(const redisReply *r, uint32_t limit,
   return e;
 }
 
-int chat__redis_sent_parse(const redisReply *r, chat_stored_msg_t **out) {
+int chat__redis_sent_parse(const redisReply *r, chat__stored_msg_t **out) {
   *out = NULL;
   if (r == NULL || r->type == REDIS_REPLY_ERROR)
     return -EIO;
@@ -232,13 +232,13 @@ static uint32_t count_of(const redisReply *r, int *bad) {
 }
 
 int chat__redis_user_parse(const redisReply *r, const char *name, int full,
-                           const char *token_hash, chat_store_user_t **out) {
+                           const char *token_hash, chat__store_user_t **out) {
   size_t want = 3 + (token_hash != NULL) + (full ? 3 : 0), i = 3;
   int bad = 0, e = 0;
   *out = NULL;
   if (!is_array(r) || r->elements != want)
     return -EIO;
-  chat_store_user_t *u = calloc(1, sizeof(*u));
+  chat__store_user_t *u = calloc(1, sizeof(*u));
   if (u == NULL)
     return -ENOMEM;
   u->token_used = -1;
@@ -278,21 +278,21 @@ int chat__redis_user_parse(const redisReply *r, const char *name, int full,
   if (e == 0 && bad)
     e = -EIO;
   if (e != 0) {
-    chat_store_user_free(u);
+    chat__store_user_free(u);
     return e;
   }
   *out = u;
   return 0;
 }
 
-int chat__redis_group_parse(const redisReply *r, chat_store_group_t **out) {
-  chat_store_group_t *g = calloc(1, sizeof(*g));
+int chat__redis_group_parse(const redisReply *r, chat__store_group_t **out) {
+  chat__store_group_t *g = calloc(1, sizeof(*g));
   *out = NULL;
   if (g == NULL)
     return -ENOMEM;
   int e = strs_from(r, &g->members, &g->nmembers);
   if (e != 0) {
-    chat_store_group_free(g);
+    chat__store_group_free(g);
     return e;
   }
   g->exists = g->nmembers > 0; /* a group exists through its members */
@@ -306,8 +306,7 @@ static int err_code(const char *s) {
   return strstr(s, "OOM") != NULL ? -ENOSPC : -EIO;
 }
 
-int chat__redis_exec_status(const redisReply *r, char *errbuf,
-                            size_t errlen) {
+int chat__redis_exec_status(const redisReply *r, char *errbuf, size_t errlen) {
   const char *text = NULL;
   int e = 0;
   if (r == NULL) {

@@ -5,13 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-void chat_registry_init(chat_registry_t *r) {
+void chat__registry_init(chat__registry_t *r) {
   memset(r, 0, sizeof(*r));
-  chat_hmap_init(&r->users);
-  chat_hmap_init(&r->groups);
+  chat__hmap_init(&r->users);
+  chat__hmap_init(&r->groups);
 }
 
-void chat_registry_unfill(chat_user_t *u) {
+void chat__registry_unfill(chat__user_t *u) {
   free(u->contacts);
   free(u->requests);
   for (uint32_t i = 0; i < u->ngroups; i++)
@@ -24,51 +24,51 @@ void chat_registry_unfill(chat_user_t *u) {
   u->full = 0;
 }
 
-static void user_free(chat_user_t *u) {
-  chat_registry_unfill(u);
+static void user_free(chat__user_t *u) {
+  chat__registry_unfill(u);
   free(u->pwhash);
   free(u);
 }
 
 /* A change to u's lists that u cannot record: counted for its loader. */
-static int untracked(chat_user_t *u) {
+static int untracked(chat__user_t *u) {
   if (u->full)
     return 0;
   u->gen++;
   return 1;
 }
 
-void chat_registry_free(chat_registry_t *r) {
+void chat__registry_free(chat__registry_t *r) {
   size_t pos = 0;
-  chat_user_t *u;
-  chat_group_t *g;
-  while ((u = chat_hmap_next(&r->users, &pos)) != NULL)
+  chat__user_t *u;
+  chat__group_t *g;
+  while ((u = chat__hmap_next(&r->users, &pos)) != NULL)
     user_free(u);
   pos = 0;
-  while ((g = chat_hmap_next(&r->groups, &pos)) != NULL) {
+  while ((g = chat__hmap_next(&r->groups, &pos)) != NULL) {
     free(g->members);
     free(g);
   }
-  chat_hmap_free(&r->users);
-  chat_hmap_free(&r->groups);
+  chat__hmap_free(&r->users);
+  chat__hmap_free(&r->groups);
 }
 
-chat_user_t *chat_registry_find(const chat_registry_t *r, const char *name) {
-  chat_user_t *u = chat_hmap_get(&r->users, name, strlen(name));
+chat__user_t *chat__registry_find(const chat__registry_t *r, const char *name) {
+  chat__user_t *u = chat__hmap_get(&r->users, name, strlen(name));
   return u && !u->reserved && !u->ghost ? u : NULL;
 }
 
-chat_user_t *chat_registry_next(const chat_registry_t *r, size_t *pos) {
-  return chat_hmap_next(&r->users, pos);
+chat__user_t *chat__registry_next(const chat__registry_t *r, size_t *pos) {
+  return chat__hmap_next(&r->users, pos);
 }
 
-static int user_new(chat_registry_t *r, const char *name, chat_user_t **out) {
+static int user_new(chat__registry_t *r, const char *name, chat__user_t **out) {
   size_t n = strlen(name);
-  chat_user_t *u = calloc(1, sizeof(*u) + n + 1);
+  chat__user_t *u = calloc(1, sizeof(*u) + n + 1);
   if (u == NULL)
     return -ENOMEM;
   memcpy(u->name, name, n + 1);
-  int rc = chat_hmap_put(&r->users, u->name, n, u);
+  int rc = chat__hmap_put(&r->users, u->name, n, u);
   if (rc < 0) {
     free(u);
     return rc;
@@ -77,8 +77,8 @@ static int user_new(chat_registry_t *r, const char *name, chat_user_t **out) {
   return 0;
 }
 
-chat_user_t *chat_registry_stub(chat_registry_t *r, const char *name) {
-  chat_user_t *u = chat_hmap_get(&r->users, name, strlen(name));
+chat__user_t *chat__registry_stub(chat__registry_t *r, const char *name) {
+  chat__user_t *u = chat__hmap_get(&r->users, name, strlen(name));
   if (u != NULL) {
     u->ghost = 0; /* named by the store: it exists */
     return u;
@@ -86,9 +86,9 @@ chat_user_t *chat_registry_stub(chat_registry_t *r, const char *name) {
   return user_new(r, name, &u) == 0 ? u : NULL;
 }
 
-int chat_registry_add(chat_registry_t *r, const char *name, const char *pwhash,
-                      chat_user_t **out) {
-  chat_user_t *u;
+int chat__registry_add(chat__registry_t *r, const char *name,
+                       const char *pwhash, chat__user_t **out) {
+  chat__user_t *u;
   char *h = strdup(pwhash);
   if (h == NULL)
     return -ENOMEM;
@@ -100,18 +100,18 @@ int chat_registry_add(chat_registry_t *r, const char *name, const char *pwhash,
   u->pwhash = h;
   u->held_known = 1;
   /* as if logged in: lists kept (tests) */
-  if (chat_registry_fill(r, u, NULL, 0, NULL, 0, NULL, 0) < 0)
+  if (chat__registry_fill(r, u, NULL, 0, NULL, 0, NULL, 0) < 0)
     return -ENOMEM;
   if (out)
     *out = u;
   return 0;
 }
 
-int chat_registry_fill(chat_registry_t *r, chat_user_t *u,
-                       char *const *contacts, uint32_t ncontacts,
-                       char *const *requests, uint32_t nrequests,
-                       char *const *groups, uint32_t ngroups) {
-  chat_registry_unfill(u);
+int chat__registry_fill(chat__registry_t *r, chat__user_t *u,
+                        char *const *contacts, uint32_t ncontacts,
+                        char *const *requests, uint32_t nrequests,
+                        char *const *groups, uint32_t ngroups) {
+  chat__registry_unfill(u);
   u->contacts = calloc(ncontacts ? ncontacts : 1, sizeof(*u->contacts));
   u->requests = calloc(nrequests ? nrequests : 1, sizeof(*u->requests));
   u->groups = calloc(ngroups ? ngroups : 1, sizeof(*u->groups));
@@ -122,13 +122,13 @@ int chat_registry_fill(chat_registry_t *r, chat_user_t *u,
   u->cgroups = ngroups ? ngroups : 1;
   /* The store sorts contacts and groups by name in byte order, as strcmp. */
   for (uint32_t i = 0; i < ncontacts; i++) {
-    chat_user_t *c = chat_registry_stub(r, contacts[i]);
+    chat__user_t *c = chat__registry_stub(r, contacts[i]);
     if (c == NULL)
       goto fail;
     u->contacts[u->ncontacts++] = c;
   }
   for (uint32_t i = 0; i < nrequests; i++) {
-    chat_user_t *c = chat_registry_stub(r, requests[i]);
+    chat__user_t *c = chat__registry_stub(r, requests[i]);
     if (c == NULL)
       goto fail;
     u->requests[u->nrequests++] = c;
@@ -141,11 +141,11 @@ int chat_registry_fill(chat_registry_t *r, chat_user_t *u,
   u->full = 1;
   return 0;
 fail:
-  chat_registry_unfill(u);
+  chat__registry_unfill(u);
   return -ENOMEM;
 }
 
-static void mark_user(chat_user_t *u) {
+static void mark_user(chat__user_t *u) {
   u->marked = 1;
   if (!u->full)
     return;
@@ -157,21 +157,21 @@ static void mark_user(chat_user_t *u) {
 
 static int grow(void ***arr, uint32_t *cap, uint32_t need);
 
-size_t chat_registry_sweep(chat_registry_t *r) {
+size_t chat__registry_sweep(chat__registry_t *r) {
   size_t pos = 0, freed = 0;
-  chat_user_t *u;
-  chat_group_t *g;
+  chat__user_t *u;
+  chat__group_t *g;
   /* Mark what live users reach: their lists, and the groups they are in
    * with every member (a group of nobody live goes). */
-  while ((u = chat_hmap_next(&r->users, &pos)) != NULL) {
+  while ((u = chat__hmap_next(&r->users, &pos)) != NULL) {
     /* Lists nobody uses any more (a login that failed): a stub again. */
     if (u->full && u->session == NULL && u->logins == 0)
-      chat_registry_unfill(u);
+      chat__registry_unfill(u);
     if (u->full || u->pins > 0 || u->reserved)
       mark_user(u);
   }
   pos = 0;
-  while ((g = chat_hmap_next(&r->groups, &pos)) != NULL) {
+  while ((g = chat__hmap_next(&r->groups, &pos)) != NULL) {
     for (uint32_t i = 0; i < g->nmembers && !g->marked; i++)
       if (g->members[i]->full)
         g->marked = 1;
@@ -184,7 +184,7 @@ size_t chat_registry_sweep(chat_registry_t *r) {
   uint32_t nvict = 0, cap = 0;
   void **vict = NULL;
   pos = 0;
-  while ((g = chat_hmap_next(&r->groups, &pos)) != NULL) {
+  while ((g = chat__hmap_next(&r->groups, &pos)) != NULL) {
     if (g->marked) {
       g->marked = 0;
     } else if (nvict < cap || grow(&vict, &cap, nvict + 1) == 0) {
@@ -192,10 +192,10 @@ size_t chat_registry_sweep(chat_registry_t *r) {
     }
   }
   for (uint32_t i = 0; i < nvict; i++)
-    chat_registry_drop_group(r, vict[i]);
+    chat__registry_drop_group(r, vict[i]);
   nvict = 0;
   pos = 0;
-  while ((u = chat_hmap_next(&r->users, &pos)) != NULL) {
+  while ((u = chat__hmap_next(&r->users, &pos)) != NULL) {
     if (u->marked) {
       u->marked = 0;
     } else if (nvict < cap || grow(&vict, &cap, nvict + 1) == 0) {
@@ -204,7 +204,7 @@ size_t chat_registry_sweep(chat_registry_t *r) {
   }
   for (uint32_t i = 0; i < nvict; i++) {
     u = vict[i];
-    chat_hmap_del(&r->users, u->name, strlen(u->name));
+    chat__hmap_del(&r->users, u->name, strlen(u->name));
     user_free(u);
     freed++;
   }
@@ -212,15 +212,15 @@ size_t chat_registry_sweep(chat_registry_t *r) {
   return freed;
 }
 
-void chat_registry_drop_group(chat_registry_t *r, chat_group_t *g) {
-  chat_hmap_del(&r->groups, g->name, strlen(g->name));
+void chat__registry_drop_group(chat__registry_t *r, chat__group_t *g) {
+  chat__hmap_del(&r->groups, g->name, strlen(g->name));
   free(g->members);
   free(g);
 }
 
-int chat_registry_reserve(chat_registry_t *r, const char *name,
-                          chat_user_t **out) {
-  chat_user_t *u = chat_hmap_get(&r->users, name, strlen(name));
+int chat__registry_reserve(chat__registry_t *r, const char *name,
+                           chat__user_t **out) {
+  chat__user_t *u = chat__hmap_get(&r->users, name, strlen(name));
   if (u != NULL) {
     /* Cached and known, or being registered: taken. A hidden entry (a
      * load in flight) says nothing yet: the caller asks the store. */
@@ -236,7 +236,7 @@ int chat_registry_reserve(chat_registry_t *r, const char *name,
   return rc;
 }
 
-int chat_registry_confirm(chat_user_t *u, const char *pwhash) {
+int chat__registry_confirm(chat__user_t *u, const char *pwhash) {
   char *h = strdup(pwhash);
   if (h == NULL)
     return -ENOMEM;
@@ -249,7 +249,7 @@ int chat_registry_confirm(chat_user_t *u, const char *pwhash) {
   return 0;
 }
 
-void chat_registry_unreserve(chat_registry_t *r, chat_user_t *u) {
+void chat__registry_unreserve(chat__registry_t *r, chat__user_t *u) {
   /* Something may hold the pointer (a load that raced): hidden, it goes
    * with the next sweep. */
   u->reserved = 0;
@@ -273,7 +273,7 @@ static int grow(void ***arr, uint32_t *cap, uint32_t need) {
 }
 
 /* Index of name in a by-name sorted array of users, or where it would go. */
-static uint32_t lower_bound(chat_user_t **a, uint32_t n, const char *name,
+static uint32_t lower_bound(chat__user_t **a, uint32_t n, const char *name,
                             int *found) {
   uint32_t lo = 0, hi = n;
   while (lo < hi) {
@@ -292,8 +292,8 @@ static uint32_t lower_bound(chat_user_t **a, uint32_t n, const char *name,
   return lo;
 }
 
-static int sorted_add(chat_user_t ***a, uint32_t *n, uint32_t *cap,
-                      chat_user_t *u) {
+static int sorted_add(chat__user_t ***a, uint32_t *n, uint32_t *cap,
+                      chat__user_t *u) {
   int found;
   uint32_t i = lower_bound(*a, *n, u->name, &found);
   if (found)
@@ -307,7 +307,7 @@ static int sorted_add(chat_user_t ***a, uint32_t *n, uint32_t *cap,
   return 0;
 }
 
-static void sorted_del(chat_user_t **a, uint32_t *n, const chat_user_t *u) {
+static void sorted_del(chat__user_t **a, uint32_t *n, const chat__user_t *u) {
   int found;
   uint32_t i = lower_bound(a, *n, u->name, &found);
   if (!found)
@@ -316,15 +316,15 @@ static void sorted_del(chat_user_t **a, uint32_t *n, const chat_user_t *u) {
   (*n)--;
 }
 
-int chat_contact_is(const chat_user_t *a, const chat_user_t *b) {
+int chat__contact_is(const chat__user_t *a, const chat__user_t *b) {
   int found;
   lower_bound(a->contacts, a->ncontacts, b->name, &found);
   return found;
 }
 
-int chat_contact_is(const chat_user_t *a, const chat_user_t *b);
+int chat__contact_is(const chat__user_t *a, const chat__user_t *b);
 
-int chat_contact_add(chat_user_t *a, chat_user_t *b) {
+int chat__contact_add(chat__user_t *a, chat__user_t *b) {
   /* Make room on both sides first so that a failure changes nothing. */
   if ((a->full &&
        grow((void ***)&a->contacts, &a->ccontacts, a->ncontacts + 1) < 0) ||
@@ -338,22 +338,22 @@ int chat_contact_add(chat_user_t *a, chat_user_t *b) {
   return 0;
 }
 
-void chat_contact_del(chat_user_t *a, chat_user_t *b) {
+void chat__contact_del(chat__user_t *a, chat__user_t *b) {
   if (!untracked(a))
     sorted_del(a->contacts, &a->ncontacts, b);
   if (!untracked(b))
     sorted_del(b->contacts, &b->ncontacts, a);
 }
 
-int chat_request_has(const chat_user_t *from, const chat_user_t *to) {
+int chat__request_has(const chat__user_t *from, const chat__user_t *to) {
   for (uint32_t i = 0; i < to->nrequests; i++)
     if (to->requests[i] == from)
       return 1;
   return 0;
 }
 
-int chat_request_add(chat_user_t *from, chat_user_t *to) {
-  if (untracked(to) || chat_request_has(from, to))
+int chat__request_add(chat__user_t *from, chat__user_t *to) {
+  if (untracked(to) || chat__request_has(from, to))
     return 0;
   int rc = grow((void ***)&to->requests, &to->crequests, to->nrequests + 1);
   if (rc < 0)
@@ -362,7 +362,7 @@ int chat_request_add(chat_user_t *from, chat_user_t *to) {
   return 0;
 }
 
-void chat_request_del(chat_user_t *from, chat_user_t *to) {
+void chat__request_del(chat__user_t *from, chat__user_t *to) {
   if (untracked(to))
     return;
   for (uint32_t i = 0; i < to->nrequests; i++)
@@ -376,17 +376,19 @@ void chat_request_del(chat_user_t *from, chat_user_t *to) {
 
 /* ---- Groups -------------------------------------------------------------- */
 
-chat_group_t *chat_registry_group(const chat_registry_t *r, const char *name) {
-  return chat_hmap_get(&r->groups, name, strlen(name));
+chat__group_t *chat__registry_group(const chat__registry_t *r,
+                                    const char *name) {
+  return chat__hmap_get(&r->groups, name, strlen(name));
 }
 
-int chat_group_new(chat_registry_t *r, const char *name, chat_group_t **out) {
+int chat__group_new(chat__registry_t *r, const char *name,
+                    chat__group_t **out) {
   size_t n = strlen(name);
-  chat_group_t *g = calloc(1, sizeof(*g) + n + 1);
+  chat__group_t *g = calloc(1, sizeof(*g) + n + 1);
   if (g == NULL)
     return -ENOMEM;
   memcpy(g->name, name, n + 1);
-  int rc = chat_hmap_put(&r->groups, g->name, n, g);
+  int rc = chat__hmap_put(&r->groups, g->name, n, g);
   if (rc < 0) {
     free(g);
     return rc;
@@ -395,14 +397,14 @@ int chat_group_new(chat_registry_t *r, const char *name, chat_group_t **out) {
   return 0;
 }
 
-int chat_group_is_member(const chat_group_t *g, const chat_user_t *u) {
+int chat__group_is_member(const chat__group_t *g, const chat__user_t *u) {
   for (uint32_t i = 0; i < g->nmembers; i++)
     if (g->members[i] == u)
       return 1;
   return 0;
 }
 
-int chat_user_in_group(const chat_user_t *u, const char *name) {
+int chat__user_in_group(const chat__user_t *u, const char *name) {
   for (uint32_t i = 0; i < u->ngroups; i++)
     if (strcmp(u->groups[i], name) == 0)
       return 1;
@@ -410,8 +412,8 @@ int chat_user_in_group(const chat_user_t *u, const char *name) {
 }
 
 /* Adds name to u's sorted group names. 0 or -ENOMEM. */
-static int user_group_add(chat_user_t *u, const char *name) {
-  if (untracked(u) || chat_user_in_group(u, name))
+static int user_group_add(chat__user_t *u, const char *name) {
+  if (untracked(u) || chat__user_in_group(u, name))
     return 0;
   if (grow((void ***)&u->groups, &u->cgroups, u->ngroups + 1) < 0)
     return -ENOMEM;
@@ -428,7 +430,7 @@ static int user_group_add(chat_user_t *u, const char *name) {
   return 0;
 }
 
-static void user_group_del(chat_user_t *u, const char *name) {
+static void user_group_del(chat__user_t *u, const char *name) {
   if (untracked(u))
     return;
   for (uint32_t i = 0; i < u->ngroups; i++)
@@ -441,8 +443,8 @@ static void user_group_del(chat_user_t *u, const char *name) {
     }
 }
 
-int chat_group_add(chat_group_t *g, chat_user_t *u) {
-  if (chat_group_is_member(g, u))
+int chat__group_add(chat__group_t *g, chat__user_t *u) {
+  if (chat__group_is_member(g, u))
     return 0;
   if (grow((void ***)&g->members, &g->cmembers, g->nmembers + 1) < 0 ||
       user_group_add(u, g->name) < 0)
@@ -451,7 +453,7 @@ int chat_group_add(chat_group_t *g, chat_user_t *u) {
   return 0;
 }
 
-int chat_group_remove(chat_registry_t *r, chat_group_t *g, chat_user_t *u) {
+int chat__group_remove(chat__registry_t *r, chat__group_t *g, chat__user_t *u) {
   for (uint32_t i = 0; i < g->nmembers; i++)
     if (g->members[i] == u) {
       memmove(g->members + i, g->members + i + 1,
@@ -462,19 +464,19 @@ int chat_group_remove(chat_registry_t *r, chat_group_t *g, chat_user_t *u) {
   user_group_del(u, g->name);
   if (g->nmembers > 0)
     return 0;
-  chat_registry_drop_group(r, g);
+  chat__registry_drop_group(r, g);
   return 1;
 }
 
-int chat_group_load(chat_registry_t *r, chat_group_t *g, char *const *members,
-                    uint32_t n) {
+int chat__group_load(chat__registry_t *r, chat__group_t *g,
+                     char *const *members, uint32_t n) {
   if (grow((void ***)&g->members, &g->cmembers, n) < 0)
     return -ENOMEM;
   for (uint32_t i = 0; i < n; i++) {
-    chat_user_t *u = chat_registry_stub(r, members[i]);
+    chat__user_t *u = chat__registry_stub(r, members[i]);
     if (u == NULL)
       return -ENOMEM;
-    if (!chat_group_is_member(g, u))
+    if (!chat__group_is_member(g, u))
       g->members[g->nmembers++] = u;
   }
   return 0;

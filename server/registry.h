@@ -10,7 +10,7 @@
  *
  * A group is cached with all its members (as stubs or full users).
  *
- * Nothing here owns a user beyond the cache: chat_srv_sweep() frees what no
+ * Nothing here owns a user beyond the cache: chat__srv_sweep() frees what no
  * live session reaches and nothing pins (pins: in-memory messages and
  * asynchronous operations that hold a pointer).
  */
@@ -22,21 +22,21 @@
 
 #include "hmap.h"
 
-struct chat_session;
-struct chat_held;
-typedef struct chat_group chat_group_t;
+struct chat__session;
+struct chat__held;
+typedef struct chat__group chat__group_t;
 
-typedef struct chat_user {
+typedef struct chat__user {
   char *pwhash;                 /* owned; NULL while reserved or unknown */
-  struct chat_session *session; /* the logged-in session, or NULL */
+  struct chat__session *session; /* the logged-in session, or NULL */
   /* Full users only (else NULL / 0): */
-  struct chat_user **contacts;  /* sorted by name */
-  struct chat_user **requests;  /* incoming contact requests, oldest first */
+  struct chat__user **contacts;  /* sorted by name */
+  struct chat__user **requests;  /* incoming contact requests, oldest first */
   char **groups;                /* group names, sorted, owned */
   uint32_t ncontacts, ccontacts, nrequests, crequests, ngroups, cgroups;
   /* The mailbox in memory: messages pushed to the session and not yet
    * acked, in seq order (mailbox.c). Everything else is in the store. */
-  struct chat_held *mb_head, *mb_tail;
+  struct chat__held *mb_head, *mb_tail;
   size_t mb_unacked_bytes;      /* deliver lines pushed, not yet acked */
   uint32_t mb_npushed;          /* messages pushed and not yet acked */
   uint32_t mb_count;            /* messages in memory */
@@ -57,90 +57,91 @@ typedef struct chat_user {
   unsigned paging : 1;          /* a page of its messages is being read */
   unsigned marked : 1;          /* sweep */
   char name[];                  /* NUL-terminated, at most CHAT_MAX_NAME */
-} chat_user_t;
+} chat__user_t;
 
-struct chat_group {
-  chat_user_t **members; /* in the order they were added */
+struct chat__group {
+  chat__user_t **members; /* in the order they were added */
   uint32_t nmembers, cmembers;
   unsigned marked : 1;   /* sweep */
   char name[];
 };
 
-typedef struct chat_registry {
-  chat_hmap_t users;  /* name -> chat_user_t */
-  chat_hmap_t groups; /* name -> chat_group_t */
-} chat_registry_t;
+typedef struct chat__registry {
+  chat__hmap_t users;  /* name -> chat__user_t */
+  chat__hmap_t groups; /* name -> chat__group_t */
+} chat__registry_t;
 
-void chat_registry_init(chat_registry_t *r);
+void chat__registry_init(chat__registry_t *r);
 /* Frees every user and group (not their mailboxes: free those first). */
-void chat_registry_free(chat_registry_t *r);
+void chat__registry_free(chat__registry_t *r);
 
 /* A cached registered user, or NULL (also for a reserved name or one whose
  * load has not said yet that it exists). */
-chat_user_t *chat_registry_find(const chat_registry_t *r, const char *name);
+chat__user_t *chat__registry_find(const chat__registry_t *r, const char *name);
 /* The cached user name, created as a stub (no hash, counts unknown) when
  * it is not cached. NULL only when out of memory. Callers make sure the
  * name exists in the store (a contact list, a group's members). A reserved
  * name is returned as it is. */
-chat_user_t *chat_registry_stub(chat_registry_t *r, const char *name);
+chat__user_t *chat__registry_stub(chat__registry_t *r, const char *name);
 /* Adds a registered user (tests). pwhash is copied.
  * Returns 0, -EEXIST or -ENOMEM. */
-int chat_registry_add(chat_registry_t *r, const char *name, const char *pwhash,
-                      chat_user_t **out);
+int chat__registry_add(chat__registry_t *r, const char *name,
+                       const char *pwhash, chat__user_t **out);
 /* Makes u full with these lists (names borrowed; users found or stubbed).
  * Returns 0 or -ENOMEM (u stays a stub). */
-int chat_registry_fill(chat_registry_t *r, chat_user_t *u,
-                       char *const *contacts, uint32_t ncontacts,
-                       char *const *requests, uint32_t nrequests,
-                       char *const *groups, uint32_t ngroups);
+int chat__registry_fill(chat__registry_t *r, chat__user_t *u,
+                        char *const *contacts, uint32_t ncontacts,
+                        char *const *requests, uint32_t nrequests,
+                        char *const *groups, uint32_t ngroups);
 /* Drops u's lists: it is a stub again. */
-void chat_registry_unfill(chat_user_t *u);
+void chat__registry_unfill(chat__user_t *u);
 /* Frees every user and group that is not marked, not full and not pinned
  * (a load in flight pins its user), and clears the marks. Returns how
  * many users it freed. */
-size_t chat_registry_sweep(chat_registry_t *r);
+size_t chat__registry_sweep(chat__registry_t *r);
 /* Sets a loaded group's members (names borrowed; users found or stubbed),
  * without touching their lists. 0 or -ENOMEM. */
-int chat_group_load(chat_registry_t *r, chat_group_t *g, char *const *members,
-                    uint32_t n);
+int chat__group_load(chat__registry_t *r, chat__group_t *g,
+                     char *const *members, uint32_t n);
 /* Removes a group from the cache without touching its members' lists. */
-void chat_registry_drop_group(chat_registry_t *r, chat_group_t *g);
+void chat__registry_drop_group(chat__registry_t *r, chat__group_t *g);
 /* Reserves name for a registration in progress. Returns 0, -EEXIST when the
  * name is registered or reserved, or -ENOMEM. */
-int chat_registry_reserve(chat_registry_t *r, const char *name,
-                          chat_user_t **out);
+int chat__registry_reserve(chat__registry_t *r, const char *name,
+                           chat__user_t **out);
 /* Completes a reservation: the user exists from now on. pwhash is copied.
  * Returns 0 or -ENOMEM (the reservation stays). */
-int chat_registry_confirm(chat_user_t *u, const char *pwhash);
+int chat__registry_confirm(chat__user_t *u, const char *pwhash);
 /* Drops a reservation (the registration failed) and frees u. */
-void chat_registry_unreserve(chat_registry_t *r, chat_user_t *u);
+void chat__registry_unreserve(chat__registry_t *r, chat__user_t *u);
 /* Walk all users (reserved ones included): *pos = 0 first. */
-chat_user_t *chat_registry_next(const chat_registry_t *r, size_t *pos);
+chat__user_t *chat__registry_next(const chat__registry_t *r, size_t *pos);
 
 /* Contacts are symmetric: these change both users' lists, where full
  * (a stub's change is counted in its gen). Returns 0 or -ENOMEM (add of an
- * existing contact is 0). chat_contact_is needs a full a. */
-int chat_contact_is(const chat_user_t *a, const chat_user_t *b);
-int chat_contact_add(chat_user_t *a, chat_user_t *b);
-void chat_contact_del(chat_user_t *a, chat_user_t *b);
+ * existing contact is 0). chat__contact_is needs a full a. */
+int chat__contact_is(const chat__user_t *a, const chat__user_t *b);
+int chat__contact_add(chat__user_t *a, chat__user_t *b);
+void chat__contact_del(chat__user_t *a, chat__user_t *b);
 
-/* A pending request from -> to (kept on the target's side: chat_request_has
+/* A pending request from -> to (kept on the target's side: chat__request_has
  * knows only for a full `to`). */
-int chat_request_has(const chat_user_t *from, const chat_user_t *to);
-int chat_request_add(chat_user_t *from, chat_user_t *to); /* 0 or -ENOMEM */
-void chat_request_del(chat_user_t *from, chat_user_t *to);
+int chat__request_has(const chat__user_t *from, const chat__user_t *to);
+int chat__request_add(chat__user_t *from, chat__user_t *to); /* 0 or -ENOMEM */
+void chat__request_del(chat__user_t *from, chat__user_t *to);
 
 /* Groups. */
-chat_group_t *chat_registry_group(const chat_registry_t *r, const char *name);
+chat__group_t *chat__registry_group(const chat__registry_t *r,
+                                    const char *name);
 /* Nonzero when the full user u lists group name. */
-int chat_user_in_group(const chat_user_t *u, const char *name);
+int chat__user_in_group(const chat__user_t *u, const char *name);
 /* Creates an empty group. Returns 0, -EEXIST or -ENOMEM. */
-int chat_group_new(chat_registry_t *r, const char *name, chat_group_t **out);
-int chat_group_is_member(const chat_group_t *g, const chat_user_t *u);
+int chat__group_new(chat__registry_t *r, const char *name, chat__group_t **out);
+int chat__group_is_member(const chat__group_t *g, const chat__user_t *u);
 /* 0 (also when already a member) or -ENOMEM. */
-int chat_group_add(chat_group_t *g, chat_user_t *u);
+int chat__group_add(chat__group_t *g, chat__user_t *u);
 /* Removes u (and the group from u's list); when the group becomes empty it
  * is deleted and freed, and 1 is returned (else 0). */
-int chat_group_remove(chat_registry_t *r, chat_group_t *g, chat_user_t *u);
+int chat__group_remove(chat__registry_t *r, chat__group_t *g, chat__user_t *u);
 
 #endif /* CHAT_REGISTRY_H */

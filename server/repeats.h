@@ -20,25 +20,25 @@
  * repeat holds its session and request id). */
 #define CHAT_MAX_REPEATS 8
 
-typedef struct chat_repeat {
-  chat_session_t *s; /* referenced */
+typedef struct chat__repeat {
+  chat__session_t *s; /* referenced */
   json_t *id;        /* the repeat's request id, referenced (may be NULL) */
-} chat_repeat_t;
+} chat__repeat_t;
 
-typedef struct chat_repeats {
-  chat_repeat_t *v;
+typedef struct chat__repeats {
+  chat__repeat_t *v;
   uint32_t n;
-} chat_repeats_t;
+} chat__repeats_t;
 
 /* Adds a repeat from s with request id (both referenced, released by
- * chat_repeats_free). Returns 0, -ENOBUFS when CHAT_MAX_REPEATS already
+ * chat__repeats_free). Returns 0, -ENOBUFS when CHAT_MAX_REPEATS already
  * wait, or -ENOMEM. */
-int chat_repeats_add(chat_repeats_t *r, chat_session_t *s, const json_t *id);
+int chat__repeats_add(chat__repeats_t *r, chat__session_t *s, const json_t *id);
 
 /* The error for a repeat refused with -ENOBUFS: rate_limited. */
-void chat_repeats_refuse(chat_session_t *s, const json_t *id);
+void chat__repeats_refuse(chat__session_t *s, const json_t *id);
 
 /* Releases every repeat's references and the list (r is left empty). */
-void chat_repeats_free(chat_repeats_t *r);
+void chat__repeats_free(chat__repeats_t *r);
 
 #endif /* CHAT_REPEATS_H */

@@ -6,7 +6,7 @@
  * session's input is paused, and the engine is asked; when every answer is
  * in, the handler runs as if nothing had happened and the input resumes.
  * So requests of one session stay in order, and a node holds a user only
- * while something live needs it (chat_srv_sweep lets go of the rest).
+ * while something live needs it (chat__srv_sweep lets go of the rest).
  *
  * The same step asks the store whether a msg_id is a repeat, when the
  * sender has messages there (sent_held): the in-memory index knows only
@@ -20,12 +20,12 @@
 
 #include "chat_log.h"
 
-void chat__srv_run(chat_srv_t *srv, chat_session_t *s, const chat_msg_t *m);
+void chat__srv_run(chat__srv_t *srv, chat__session_t *s, const chat_msg_t *m);
 
 /* ---- Loading users ------------------------------------------------------ */
 
 typedef struct load_waiter {
-  chat_srv_user_cb cb;
+  chat__srv_user_cb cb;
   void *arg;
   struct load_waiter *next;
 } load_waiter_t;
@@ -33,8 +33,8 @@ typedef struct load_waiter {
 /* A load of one user: shared by every stub load of that name in flight
  * (keyed in srv->loads); a full load (a login) has its own. */
 typedef struct user_load {
-  chat_srv_t *srv;
-  chat_user_t *u;      /* the cache entry, pinned (a hidden one if new) */
+  chat__srv_t *srv;
+  chat__user_t *u;      /* the cache entry, pinned (a hidden one if new) */
   load_waiter_t *waiters, **tail;
   uint32_t gen;        /* u->gen when asked: a change means read again */
   uint32_t wgen;       /* u->wgen when asked: nothing stored since? */
@@ -45,11 +45,11 @@ typedef struct user_load {
 
 static int submit(user_load_t *l);
 
-static void finish(user_load_t *l, int status, chat_user_t *u,
+static void finish(user_load_t *l, int status, chat__user_t *u,
                    int64_t token_used) {
-  chat_srv_t *srv = l->srv;
+  chat__srv_t *srv = l->srv;
   if (l->shared)
-    chat_hmap_del(&srv->loads, l->name, strlen(l->name));
+    chat__hmap_del(&srv->loads, l->name, strlen(l->name));
   l->u->pins--;
   load_waiter_t *w = l->waiters;
   free(l);
@@ -61,10 +61,10 @@ static void finish(user_load_t *l, int status, chat_user_t *u,
   }
 }
 
-static void user_loaded(void *arg, int status, const chat_engine_user_t *rec) {
+static void user_loaded(void *arg, int status, const chat__engine_user_t *rec) {
   user_load_t *l = arg;
-  chat_srv_t *srv = l->srv;
-  chat_user_t *u = l->u;
+  chat__srv_t *srv = l->srv;
+  chat__user_t *u = l->u;
   if (status < 0) {
     finish(l, status, NULL, -1);
     return;
@@ -104,9 +104,9 @@ static void user_loaded(void *arg, int status, const chat_engine_user_t *rec) {
       finish(l, -ENOMEM, NULL, -1);
       return;
     }
-    if (chat_registry_fill(&srv->reg, u, rec->contacts, rec->ncontacts,
-                           rec->requests, rec->nrequests, rec->groups,
-                           rec->ngroups) < 0) {
+    if (chat__registry_fill(&srv->reg, u, rec->contacts, rec->ncontacts,
+                            rec->requests, rec->nrequests, rec->groups,
+                            rec->ngroups) < 0) {
       finish(l, -ENOMEM, NULL, -1);
       return;
     }
@@ -115,16 +115,16 @@ static void user_loaded(void *arg, int status, const chat_engine_user_t *rec) {
 }
 
 static int submit(user_load_t *l) {
-  return chat_engine_load_user(l->srv->engine, l->name, l->full,
-                               l->token[0] ? l->token : NULL, user_loaded, l);
+  return chat__engine_load_user(l->srv->engine, l->name, l->full,
+                                l->token[0] ? l->token : NULL, user_loaded, l);
 }
 
-int chat_srv_load_user(chat_srv_t *srv, const char *name, int full,
-                       const char *token_hash, chat_srv_user_cb cb,
-                       void *arg) {
+int chat__srv_load_user(chat__srv_t *srv, const char *name, int full,
+                        const char *token_hash, chat__srv_user_cb cb,
+                        void *arg) {
   size_t n = strlen(name);
   int shared = !full && token_hash == NULL;
-  user_load_t *l = shared ? chat_hmap_get(&srv->loads, name, n) : NULL;
+  user_load_t *l = shared ? chat__hmap_get(&srv->loads, name, n) : NULL;
   load_waiter_t *w = calloc(1, sizeof(*w));
   if (w == NULL || n > CHAT_MAX_NAME) {
     free(w);
@@ -151,10 +151,10 @@ int chat_srv_load_user(chat_srv_t *srv, const char *name, int full,
   l->tail = &w->next;
   /* A cache entry from the start (hidden until the store says the name
    * exists), so list changes made meanwhile are counted in its gen. */
-  l->u = chat_hmap_get(&srv->reg.users, name, n);
-  if (l->u == NULL && (l->u = chat_registry_stub(&srv->reg, name)) != NULL)
+  l->u = chat__hmap_get(&srv->reg.users, name, n);
+  if (l->u == NULL && (l->u = chat__registry_stub(&srv->reg, name)) != NULL)
     l->u->ghost = 1;
-  if (l->u == NULL || (shared && chat_hmap_put(&srv->loads, l->name, n, l) <
+  if (l->u == NULL || (shared && chat__hmap_put(&srv->loads, l->name, n, l) <
                                      0)) {
     free(l);
     free(w);
@@ -166,7 +166,7 @@ int chat_srv_load_user(chat_srv_t *srv, const char *name, int full,
   int r = submit(l);
   if (r < 0) {
     if (shared)
-      chat_hmap_del(&srv->loads, l->name, n);
+      chat__hmap_del(&srv->loads, l->name, n);
     l->u->pins--;
     free(l);
     free(w);
@@ -174,18 +174,18 @@ int chat_srv_load_user(chat_srv_t *srv, const char *name, int full,
   return r;
 }
 
-void chat_srv_loads_free(chat_srv_t *srv) {
+void chat__srv_loads_free(chat__srv_t *srv) {
   /* Loads are finished by the engine's flush before this runs; the map
    * itself is all that is left. */
-  chat_hmap_free(&srv->loads);
+  chat__hmap_free(&srv->loads);
 }
 
 /* ---- Requests waiting for loads ----------------------------------------- */
 
 /* A copy of a request, with everything it points to. */
 typedef struct pending {
-  chat_srv_t *srv;
-  chat_session_t *s;   /* referenced */
+  chat__srv_t *srv;
+  chat__session_t *s;   /* referenced */
   chat_msg_t m;
   int waiting;         /* answers still to come */
   int failed;          /* a load failed: answer internal */
@@ -200,27 +200,27 @@ typedef struct pending {
 static void pending_free(pending_t *p) {
   json_decref((json_t *)p->m.id);
   free(p->body);
-  chat_session_unref(p->s);
+  chat__session_unref(p->s);
   free(p);
 }
 
-static void sent_found(void *arg, int status, const chat_stored_msg_t *m);
-static int send_needs_check(chat_srv_t *srv, chat_session_t *s,
+static void sent_found(void *arg, int status, const chat__stored_msg_t *m);
+static int send_needs_check(chat__srv_t *srv, chat__session_t *s,
                             const chat_msg_t *m);
 
 static void pending_done(pending_t *p) {
   if (--p->waiting > 0)
     return;
-  chat_session_t *s = p->s;
-  chat_srv_t *srv = p->srv;
+  chat__session_t *s = p->s;
+  chat__srv_t *srv = p->srv;
   if (!p->failed && !p->sent_asked && !s->ended &&
       send_needs_check(srv, s, &p->m)) {
     /* The recipient is known now, and the send would be relayed: ask the
      * store whether it is a repeat first. */
     p->sent_asked = 1;
     p->waiting = 1;
-    if (chat_engine_find_sent(srv->engine, s->user->name, p->m.msg_id,
-                              sent_found, p) == 0)
+    if (chat__engine_find_sent(srv->engine, s->user->name, p->m.msg_id,
+                               sent_found, p) == 0)
       return;
     p->failed = 1;
     p->waiting = 0;
@@ -228,7 +228,7 @@ static void pending_done(pending_t *p) {
   s->busy = 0;
   if (!s->ended && !s->closing) {
     if (p->failed) {
-      chat_session_error(s, p->m.id, CHAT_E_INTERNAL, "storage failed");
+      chat__session_error(s, p->m.id, CHAT_E_INTERNAL, "storage failed");
     } else {
       s->dup_stored = p->dup_stored;
       chat__srv_run(srv, s, &p->m);
@@ -240,7 +240,7 @@ static void pending_done(pending_t *p) {
   pending_free(p);
 }
 
-static void user_ready(void *arg, int status, chat_user_t *u,
+static void user_ready(void *arg, int status, chat__user_t *u,
                        int64_t token_used) {
   pending_t *p = arg;
   if (status < 0)
@@ -248,21 +248,21 @@ static void user_ready(void *arg, int status, chat_user_t *u,
   pending_done(p);
 }
 
-static void group_loaded(void *arg, int status, const chat_engine_group_t *g) {
+static void group_loaded(void *arg, int status, const chat__engine_group_t *g) {
   pending_t *p = arg;
-  chat_srv_t *srv = p->srv;
+  chat__srv_t *srv = p->srv;
   if (status < 0) {
     p->failed = 1;
-  } else if (g->exists && chat_registry_group(&srv->reg, p->group) == NULL) {
-    chat_group_t *grp;
-    if (chat_group_new(&srv->reg, p->group, &grp) < 0 ||
-        chat_group_load(&srv->reg, grp, g->members, g->nmembers) < 0)
+  } else if (g->exists && chat__registry_group(&srv->reg, p->group) == NULL) {
+    chat__group_t *grp;
+    if (chat__group_new(&srv->reg, p->group, &grp) < 0 ||
+        chat__group_load(&srv->reg, grp, g->members, g->nmembers) < 0)
       p->failed = 1;
   }
   pending_done(p);
 }
 
-static void sent_found(void *arg, int status, const chat_stored_msg_t *m) {
+static void sent_found(void *arg, int status, const chat__stored_msg_t *m) {
   pending_t *p = arg;
   if (status < 0)
     p->failed = 1;
@@ -313,26 +313,26 @@ static void copy_str(char *dst, size_t size, const char **field) {
  * send that goes to the store needs no question: the store refuses a
  * second copy of a sender's msg_id itself (store_sqlite.c), and asking
  * would cost every such send a round trip. */
-static int send_needs_check(chat_srv_t *srv, chat_session_t *s,
+static int send_needs_check(chat__srv_t *srv, chat__session_t *s,
                             const chat_msg_t *m) {
   if (m->type != CHAT_T_SEND || s->user == NULL || s->user->sent_held == 0 ||
       m->msg_id == NULL || m->to == NULL)
     return 0;
-  chat_user_t *u = chat_registry_find(&srv->reg, m->to);
-  return u != NULL && u->held_known && chat_srv_can_push(srv, u, 1) &&
-         chat_mailbox_find_sent(&srv->mb, s->user, m->msg_id) == NULL &&
-         chat_mailbox_find(&srv->mb, u, s->user, m->msg_id) == NULL;
+  chat__user_t *u = chat__registry_find(&srv->reg, m->to);
+  return u != NULL && u->held_known && chat__srv_can_push(srv, u, 1) &&
+         chat__mailbox_find_sent(&srv->mb, s->user, m->msg_id) == NULL &&
+         chat__mailbox_find(&srv->mb, u, s->user, m->msg_id) == NULL;
 }
 
-void chat_srv_run_resident(chat_srv_t *srv, chat_session_t *s,
-                           const chat_msg_t *m) {
+void chat__srv_run_resident(chat__srv_t *srv, chat__session_t *s,
+                            const chat_msg_t *m) {
   const char *uname = s->user != NULL ? named_user(m) : NULL;
   const char *gname = s->user != NULL ? named_group(m) : NULL;
-  chat_user_t *u = uname ? chat_registry_find(&srv->reg, uname) : NULL;
+  chat__user_t *u = uname ? chat__registry_find(&srv->reg, uname) : NULL;
   int need_user = uname && chat_name_valid(uname) &&
                   (u == NULL || !u->held_known);
   int need_group = gname && chat_name_valid(gname) &&
-                   chat_registry_group(&srv->reg, gname) == NULL;
+                   chat__registry_group(&srv->reg, gname) == NULL;
   /* Asked now only when the recipient is known; else after its load. */
   int need_sent = !need_user && send_needs_check(srv, s, m);
   if (!need_user && !need_group && !need_sent) {
@@ -343,12 +343,12 @@ void chat_srv_run_resident(chat_srv_t *srv, chat_session_t *s,
   if (p == NULL || (m->body != NULL && (p->body = malloc(m->body_len + 1)) ==
                                            NULL)) {
     free(p);
-    chat_session_error(s, m->id, CHAT_E_INTERNAL, "out of memory");
+    chat__session_error(s, m->id, CHAT_E_INTERNAL, "out of memory");
     return;
   }
   p->srv = srv;
   p->s = s;
-  chat_session_ref(s);
+  chat__session_ref(s);
   p->m = *m;
   p->m.id = json_incref((json_t *)m->id);
   copy_str(p->to, sizeof(p->to), &p->m.to);
@@ -367,14 +367,14 @@ void chat_srv_run_resident(chat_srv_t *srv, chat_session_t *s,
   s->sink->pause(s->ctx);
   if (need_user) {
     p->waiting++;
-    if (chat_srv_load_user(srv, uname, 0, NULL, user_ready, p) < 0) {
+    if (chat__srv_load_user(srv, uname, 0, NULL, user_ready, p) < 0) {
       p->waiting--;
       p->failed = 1;
     }
   }
   if (need_group) {
     p->waiting++;
-    if (chat_engine_load_group(srv->engine, gname, group_loaded, p) < 0) {
+    if (chat__engine_load_group(srv->engine, gname, group_loaded, p) < 0) {
       p->waiting--;
       p->failed = 1;
     }
@@ -382,8 +382,8 @@ void chat_srv_run_resident(chat_srv_t *srv, chat_session_t *s,
   if (need_sent) {
     p->sent_asked = 1;
     p->waiting++;
-    if (chat_engine_find_sent(srv->engine, s->user->name, m->msg_id,
-                              sent_found, p) < 0) {
+    if (chat__engine_find_sent(srv->engine, s->user->name, m->msg_id,
+                               sent_found, p) < 0) {
       p->waiting--;
       p->failed = 1;
     }

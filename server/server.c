@@ -33,8 +33,8 @@ static void raise_fd_limit(int max_clients) {
 }
 
 typedef struct stop_ctx {
-  chat_engine_t *engine;
-  chat_hash_pool_t *hashes;
+  chat__engine_t *engine;
+  chat__hash_pool_t *hashes;
 } stop_ctx_t;
 
 static void on_stop(void *arg) {
@@ -42,10 +42,10 @@ static void on_stop(void *arg) {
   /* Queued logins and registrations belong to connections being closed:
    * none is hashed (their sessions cancelled them as they ended; this also
    * catches any left), so the exit waits at most for the running ones. */
-  chat_hash_pool_stop(stop->hashes);
+  chat__hash_pool_stop(stop->hashes);
   /* Sessions have ended and written their unacked messages: commit now so
    * they are durable before the last connections finish closing. */
-  int r = chat_engine_flush_sync(stop->engine);
+  int r = chat__engine_flush_sync(stop->engine);
   if (r < 0)
     CHAT_ERROR("final commit failed: %s", chat_strerror(r));
 }
@@ -64,9 +64,9 @@ static int parse_listen(const char *what, const char *listen,
 
 /* Logs "listening on HOST:PORT" (and " (tls)") at every level: tests and
  * scripts that asked for port 0 learn the port from it. */
-static void log_listening(chat_net_t *net, int tls, const char *asked) {
+static void log_listening(chat__net_t *net, int tls, const char *asked) {
   char where[CHAT_HOST_MAX + 16];
-  if (chat_net_address(net, tls, where, sizeof(where)) < 0)
+  if (chat__net_address(net, tls, where, sizeof(where)) < 0)
     snprintf(where, sizeof(where), "%s", asked);
   chat_log_write(CHAT_LOG_INFO, 1, "listening on %s%s", where,
                  tls ? " (tls)" : "");
@@ -75,16 +75,16 @@ static void log_listening(chat_net_t *net, int tls, const char *asked) {
 /* The engine --db names: redis://... is the Redis engine (cluster mode's
  * store), anything else an SQLite file. Errors are logged. */
 static int open_engine(uv_loop_t *loop, const chat_server_opts_t *opts,
-                       chat_engine_t **out) {
+                       chat__engine_t **out) {
   char errbuf[512] = "";
-  chat_store_t *store;
+  chat__store_t *store;
   int r;
 
   if (strncmp(opts->db, "redis://", 8) == 0) {
     if (opts->db_max_mb > 0)
       CHAT_WARN("--db-max-mb applies to SQLite only; set Redis's maxmemory");
-    r = chat_engine_redis_new(loop, opts->db, opts->db_unsafe, out, errbuf,
-                              sizeof(errbuf));
+    r = chat__engine_redis_new(loop, opts->db, opts->db_unsafe, out, errbuf,
+                               sizeof(errbuf));
     if (r < 0)
       CHAT_ERROR("cannot use %s: %s", opts->db,
                  errbuf[0] ? errbuf : chat_strerror(r));
@@ -95,24 +95,24 @@ static int open_engine(uv_loop_t *loop, const chat_server_opts_t *opts,
       CHAT_INFO("node %s", opts->node);
     return r;
   }
-  r = chat_store_open(opts->db, &store, errbuf, sizeof(errbuf));
+  r = chat__store_open(opts->db, &store, errbuf, sizeof(errbuf));
   if (r < 0) {
     CHAT_ERROR("cannot open database %s: %s", opts->db, errbuf);
     return r;
   }
   if (opts->db_max_mb > 0) {
-    r = chat_store_limit_bytes(store, (uint64_t)opts->db_max_mb << 20);
+    r = chat__store_limit_bytes(store, (uint64_t)opts->db_max_mb << 20);
     if (r < 0) {
       CHAT_ERROR("cannot cap database %s at %u MB", opts->db,
                  opts->db_max_mb);
-      chat_store_close(store);
+      chat__store_close(store);
       return r;
     }
   }
-  r = chat_engine_sqlite_new(loop, store, out);
+  r = chat__engine_sqlite_new(loop, store, out);
   if (r < 0) {
     CHAT_ERROR("start-up: out of memory");
-    chat_store_close(store);
+    chat__store_close(store);
   }
   return r;
 }
@@ -143,69 +143,69 @@ int chat_server_run(const chat_server_opts_t *opts) {
   raise_fd_limit(opts->cfg.max_clients);
 
   uv_loop_t *loop = uv_default_loop();
-  chat_engine_t *engine = NULL;
+  chat__engine_t *engine = NULL;
   if ((r = open_engine(loop, opts, &engine)) < 0) {
     chat_tls_ctx_free(tls_ctx);
     uv_run(loop, UV_RUN_DEFAULT);
     uv_loop_close(loop);
     return r;
   }
-  chat_srv_t *srv = malloc(sizeof(*srv));
-  chat_hash_pool_t *hashes = NULL;
+  chat__srv_t *srv = malloc(sizeof(*srv));
+  chat__hash_pool_t *hashes = NULL;
   if (srv == NULL ||
-      (r = chat_hash_pool_new(loop, 0, CHAT_HASH_QUEUE_DEFAULT, &hashes)) <
+      (r = chat__hash_pool_new(loop, 0, CHAT_HASH_QUEUE_DEFAULT, &hashes)) <
           0) {
     CHAT_ERROR("start-up: out of memory");
     chat_tls_ctx_free(tls_ctx);
-    chat_engine_free(engine); /* closes the store */
+    chat__engine_free(engine); /* closes the store */
     uv_run(loop, UV_RUN_DEFAULT);
     free(srv);
     return -ENOMEM;
   }
-  r = chat_srv_init(srv, loop, &opts->cfg, engine);
+  r = chat__srv_init(srv, loop, &opts->cfg, engine);
   if (r < 0) {
     CHAT_ERROR("opening %s: %s", opts->db, chat_strerror(r));
     chat_tls_ctx_free(tls_ctx);
-    chat_hash_pool_free(hashes);
-    chat_engine_free(engine);
+    chat__hash_pool_free(hashes);
+    chat__engine_free(engine);
     uv_run(loop, UV_RUN_DEFAULT);
     free(srv);
     return r;
   }
   srv->hashes = hashes;
   stop_ctx_t stop = {engine, hashes};
-  chat_net_t *net;
-  r = chat_net_start(loop, srv, (struct sockaddr *)&addr, &net);
+  chat__net_t *net;
+  r = chat__net_start(loop, srv, (struct sockaddr *)&addr, &net);
   if (r < 0) {
     CHAT_ERROR("listen on %s: %s", opts->listen, uv_strerror(r));
     chat_tls_ctx_free(tls_ctx);
   } else if (tls_ctx != NULL &&
-             (r = chat_net_listen_tls(net, (struct sockaddr *)&tls_addr,
-                                      tls_ctx)) < 0) {
+             (r = chat__net_listen_tls(net, (struct sockaddr *)&tls_addr,
+                                       tls_ctx)) < 0) {
     CHAT_ERROR("listen on %s (tls): %s", opts->tls_listen, uv_strerror(r));
   }
   if (r == 0) {
     log_listening(net, 0, opts->listen);
     if (tls_ctx != NULL)
       log_listening(net, 1, opts->tls_listen);
-    chat_net_on_stop(net, on_stop, &stop);
+    chat__net_on_stop(net, on_stop, &stop);
     uv_run(loop, UV_RUN_DEFAULT);
     CHAT_INFO("stopped");
   }
   if (net)
-    chat_net_stop(net);
-  chat_net_free(net);
+    chat__net_stop(net);
+  chat__net_free(net);
   uv_run(loop, UV_RUN_DEFAULT); /* connections and handles finish closing */
   /* Joins the hash threads (waiting only for hashes already running) and
    * runs the callbacks of any still to come, before the engine goes. */
-  chat_hash_pool_free(hashes);
+  chat__hash_pool_free(hashes);
   srv->hashes = NULL;
-  int fr = chat_engine_flush_sync(engine);
+  int fr = chat__engine_flush_sync(engine);
   if (fr < 0)
     CHAT_ERROR("final commit failed: %s", chat_strerror(fr));
-  chat_engine_free(engine); /* closes the store */
+  chat__engine_free(engine); /* closes the store */
   uv_run(loop, UV_RUN_DEFAULT);
-  chat_srv_free(srv);
+  chat__srv_free(srv);
   free(srv);
   uv_loop_close(loop);
   return r < 0 ? r : 0;

@@ -18,7 +18,8 @@ typedef enum chat_server_hash_cost {
 } chat_server_hash_cost_t;
 
 /* Parses "min", "interactive" or "moderate". 0 or -EINVAL. */
-int chat_server_hash_cost_parse(const char *name, chat_server_hash_cost_t *cost);
+int chat_server_hash_cost_parse(const char *name,
+                                chat_server_hash_cost_t *cost);
 
 typedef struct chat_server_config {
   int heartbeat;           /* seconds, in welcome; idle cut-off is 3x */

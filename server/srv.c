@@ -25,42 +25,42 @@ void chat_server_config_default(chat_server_config_t *cfg) {
   cfg->login_timeout = CHAT_LOGIN_TIMEOUT_DEFAULT;
 }
 
-int64_t chat_srv_now_wall_ms(void) {
+int64_t chat__srv_now_wall_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int chat_srv_init(chat_srv_t *srv, uv_loop_t *loop,
-                  const chat_server_config_t *cfg, chat_engine_t *engine) {
+int chat__srv_init(chat__srv_t *srv, uv_loop_t *loop,
+                   const chat_server_config_t *cfg, chat__engine_t *engine) {
   memset(srv, 0, sizeof(*srv));
   srv->loop = loop;
   srv->cfg = *cfg;
   srv->engine = engine;
   srv->sessions.next = srv->sessions.prev = &srv->sessions;
-  chat_registry_init(&srv->reg);
-  chat_mailbox_init(&srv->mb);
-  chat_hmap_init(&srv->loads);
-  chat_hmap_init(&srv->awaited);
+  chat__registry_init(&srv->reg);
+  chat__mailbox_init(&srv->mb);
+  chat__hmap_init(&srv->loads);
+  chat__hmap_init(&srv->awaited);
   if (sodium_init() < 0)
     return -EIO;
   /* The store is read per user on demand: start-up needs only the seq. */
   uint64_t max_seq = 0;
   int r = engine->type->max_seq(engine, &max_seq);
   if (r < 0) {
-    chat_srv_free(srv);
+    chat__srv_free(srv);
     return r;
   }
   srv->next_seq = max_seq + 1;
-  engine->type->on_fail(engine, chat_srv_commit_failed, srv);
+  engine->type->on_fail(engine, chat__srv_commit_failed, srv);
   /* Unknown users are verified against this, so a failed login costs the
    * same whether the name exists or not. Once, before serving. */
   char pw[33];
-  chat_ticket_new(pw); /* 32 random hex digits */
-  r = chat_hash_make_sync(cfg->hash_cost, pw, srv->dummy_hash,
-                          sizeof(srv->dummy_hash));
+  chat__ticket_new(pw); /* 32 random hex digits */
+  r = chat__hash_make_sync(cfg->hash_cost, pw, srv->dummy_hash,
+                           sizeof(srv->dummy_hash));
   if (r < 0) {
-    chat_srv_free(srv);
+    chat__srv_free(srv);
     return r;
   }
   CHAT_INFO("store opened (%s engine), next seq %llu", engine->type->name,
@@ -68,18 +68,18 @@ int chat_srv_init(chat_srv_t *srv, uv_loop_t *loop,
   return 0;
 }
 
-void chat_srv_free(chat_srv_t *srv) {
-  chat_srv_loads_free(srv);
-  chat_hmap_free(&srv->awaited);
-  chat_mailbox_free(&srv->mb);
-  chat_registry_free(&srv->reg);
+void chat__srv_free(chat__srv_t *srv) {
+  chat__srv_loads_free(srv);
+  chat__hmap_free(&srv->awaited);
+  chat__mailbox_free(&srv->mb);
+  chat__registry_free(&srv->reg);
   free(srv->line);
   free(srv->body);
   srv->line = srv->body = NULL;
   srv->line_cap = 0;
 }
 
-char *chat_srv_line_buf(chat_srv_t *srv, size_t body_len, size_t *cap) {
+char *chat__srv_line_buf(chat__srv_t *srv, size_t body_len, size_t *cap) {
   size_t need = chat_line_max(body_len);
   if (need > srv->line_cap) {
     /* Grown once to the largest body seen (at most ~100 KiB), then kept. */
@@ -95,9 +95,10 @@ char *chat_srv_line_buf(chat_srv_t *srv, size_t body_len, size_t *cap) {
 
 /* ---- Sessions ------------------------------------------------------------ */
 
-chat_session_t *chat_srv_session_new(chat_srv_t *srv, const chat_sink_t *sink,
-                                     void *ctx, const char *host) {
-  chat_session_t *s = calloc(1, sizeof(*s));
+chat__session_t *chat__srv_session_new(chat__srv_t *srv,
+                                       const chat__sink_t *sink, void *ctx,
+                                       const char *host) {
+  chat__session_t *s = calloc(1, sizeof(*s));
   if (s == NULL)
     return NULL;
   s->srv = srv;
@@ -106,7 +107,7 @@ chat_session_t *chat_srv_session_new(chat_srv_t *srv, const chat_sink_t *sink,
   s->refs = 1;
   snprintf(s->host, sizeof(s->host), "%s", host ? host : "");
   s->last_read_ms = s->opened_ms = uv_now(srv->loop);
-  chat_ratelimit_init(&s->rl, srv->cfg.rate_limit, s->last_read_ms);
+  chat__ratelimit_init(&s->rl, srv->cfg.rate_limit, s->last_read_ms);
   s->next = &srv->sessions;
   s->prev = srv->sessions.prev;
   s->prev->next = s;
@@ -114,24 +115,24 @@ chat_session_t *chat_srv_session_new(chat_srv_t *srv, const chat_sink_t *sink,
   srv->nsessions++;
   json_t *w = chat_ev_welcome(CHAT_SRV_NAME, srv->cfg.heartbeat,
                               srv->cfg.max_frame);
-  chat_session_send_new(s, w);
+  chat__session_send_new(s, w);
   return s;
 }
 
-void chat_session_ref(chat_session_t *s) { s->refs++; }
+void chat__session_ref(chat__session_t *s) { s->refs++; }
 
-void chat_session_unref(chat_session_t *s) {
+void chat__session_unref(chat__session_t *s) {
   if (--s->refs > 0)
     return;
   free(s->p2p_host);
-  const chat_sink_t *sink = s->sink;
+  const chat__sink_t *sink = s->sink;
   void *ctx = s->ctx;
   free(s);
   if (sink->release)
     sink->release(ctx);
 }
 
-int chat_session_send(chat_session_t *s, const json_t *obj) {
+int chat__session_send(chat__session_t *s, const json_t *obj) {
   if (s->ended || obj == NULL)
     return obj == NULL ? -ENOMEM : -EPIPE;
   if (chat_log_get_level() >= CHAT_LOG_DEBUG) {
@@ -142,7 +143,7 @@ int chat_session_send(chat_session_t *s, const json_t *obj) {
   return s->sink->send(s->ctx, obj);
 }
 
-int chat_session_send_line(chat_session_t *s, const char *line, size_t len) {
+int chat__session_send_line(chat__session_t *s, const char *line, size_t len) {
   if (s->ended)
     return -EPIPE;
   if (chat_log_get_level() >= CHAT_LOG_DEBUG)
@@ -151,71 +152,71 @@ int chat_session_send_line(chat_session_t *s, const char *line, size_t len) {
   return s->sink->send_line(s->ctx, line, len);
 }
 
-int chat_session_send_new(chat_session_t *s, json_t *obj) {
-  int r = chat_session_send(s, obj);
+int chat__session_send_new(chat__session_t *s, json_t *obj) {
+  int r = chat__session_send(s, obj);
   json_decref(obj);
   return r;
 }
 
-void chat_session_close(chat_session_t *s) {
+void chat__session_close(chat__session_t *s) {
   if (s->closing)
     return;
   s->closing = 1;
   if (s->hash_req != NULL) /* its answer could not be sent anyway */
-    chat_hash_cancel(s->hash_req);
+    chat__hash_cancel(s->hash_req);
   s->sink->close(s->ctx);
 }
 
-void chat_session_error(chat_session_t *s, const json_t *id, int code,
-                        const char *text) {
+void chat__session_error(chat__session_t *s, const json_t *id, int code,
+                         const char *text) {
   if (text == NULL)
     text = chat_strerror(-code);
-  chat_session_send_new(s, chat_reply_error(id, code, text));
+  chat__session_send_new(s, chat_reply_error(id, code, text));
   if (chat_code_is_protocol_error(code) &&
       ++s->proto_errors >= CHAT_MAX_PROTOCOL_ERRORS) {
     CHAT_INFO("%s: %d protocol errors, closing",
               s->user ? s->user->name : s->host, (int)s->proto_errors);
-    chat_session_close(s);
+    chat__session_close(s);
   }
 }
 
-json_t *chat_srv_user_list(chat_user_t *const *users, uint32_t n) {
+json_t *chat__srv_user_list(chat__user_t *const *users, uint32_t n) {
   json_t *list = json_array();
   for (uint32_t i = 0; list != NULL && i < n; i++)
     json_array_append_new(
         list, json_pack("{s:s,s:s}", "user", users[i]->name, "status",
-                        chat_status_name(chat_srv_status_of(users[i]))));
+                        chat_status_name(chat__srv_status_of(users[i]))));
   return list;
 }
 
-int chat_srv_reply_list(chat_session_t *s, const json_t *id, const char *key,
-                        json_t *list) {
+int chat__srv_reply_list(chat__session_t *s, const json_t *id, const char *key,
+                         json_t *list) {
   json_t *ok = list != NULL ? chat_reply_ok(id) : NULL;
   if (ok == NULL) {
     json_decref(list);
     return -ENOMEM;
   }
   json_object_set_new(ok, key, list);
-  chat_session_send_new(s, ok);
+  chat__session_send_new(s, ok);
   return 0;
 }
 
 /* ---- Presence and delivery ----------------------------------------------- */
 
-chat_status_t chat_srv_status_of(const chat_user_t *u) {
+chat_status_t chat__srv_status_of(const chat__user_t *u) {
   return u->session ? (chat_status_t)u->session->status : CHAT_STATUS_OFFLINE;
 }
 
-void chat_srv_presence_to_contacts(chat_srv_t *srv, chat_user_t *u,
-                                   chat_status_t status) {
+void chat__srv_presence_to_contacts(chat__srv_t *srv, chat__user_t *u,
+                                    chat_status_t status) {
   json_t *ev = NULL;
   for (uint32_t i = 0; i < u->ncontacts; i++) {
-    chat_user_t *c = u->contacts[i];
+    chat__user_t *c = u->contacts[i];
     if (c->session == NULL)
       continue;
     if (ev == NULL && (ev = chat_ev_presence(u->name, status)) == NULL)
       return;
-    chat_session_send(c->session, ev);
+    chat__session_send(c->session, ev);
   }
   json_decref(ev);
 }
@@ -223,74 +224,73 @@ void chat_srv_presence_to_contacts(chat_srv_t *srv, chat_user_t *u,
 /* u's session ends: what it was pushed and has not acked goes to the
  * store (written now if it was not), to be delivered again, in order, at
  * its next login; memory keeps none of it. */
-void chat__srv_unload_mailbox(chat_srv_t *srv, chat_user_t *u) {
-  chat_held_t *h;
+void chat__srv_unload_mailbox(chat__srv_t *srv, chat__user_t *u) {
+  chat__held_t *h;
   while ((h = u->mb_head) != NULL) {
-    chat_srv_write_held(srv, h);
-    chat_srv_drop_held(srv, h, 0);
+    chat__srv_write_held(srv, h);
+    chat__srv_drop_held(srv, h, 0);
   }
   u->store_more = 1;
   u->store_after = 0;
 }
 
-void chat_srv_session_end(chat_srv_t *srv, chat_session_t *s,
-                          const char *why) {
+void chat__srv_session_end(chat__srv_t *srv, chat__session_t *s,
+                           const char *why) {
   if (s->ended)
     return;
   s->ended = 1;
   if (s->hash_req != NULL) /* nobody is left to answer */
-    chat_hash_cancel(s->hash_req);
+    chat__hash_cancel(s->hash_req);
   s->next->prev = s->prev;
   s->prev->next = s->next;
   s->next = s->prev = s;
   srv->nsessions--;
-  chat_user_t *u = s->user;
+  chat__user_t *u = s->user;
   if (u && u->session == s) { /* not for a session that was kicked */
     CHAT_INFO("logout %s (%s)", u->name, why);
     u->session = NULL;
     srv->nlogged_in--;
     chat__srv_unload_mailbox(srv, u);
-    chat_srv_presence_to_contacts(srv, u, CHAT_STATUS_OFFLINE);
-    chat_registry_unfill(u); /* a stub again: its lists are the store's */
+    chat__srv_presence_to_contacts(srv, u, CHAT_STATUS_OFFLINE);
+    chat__registry_unfill(u); /* a stub again: its lists are the store's */
   }
-  chat_session_close(s);
+  chat__session_close(s);
 }
 
-void chat_srv_sweep(chat_srv_t *srv, uint64_t now_ms) {
+void chat__srv_sweep(chat__srv_t *srv, uint64_t now_ms) {
   uint64_t limit = (uint64_t)srv->cfg.heartbeat * 3000;
   uint64_t login_limit = (uint64_t)srv->cfg.login_timeout * 1000;
-  chat_session_t *s = srv->sessions.next;
+  chat__session_t *s = srv->sessions.next;
   while (s != &srv->sessions) {
-    chat_session_t *next = s->next;
+    chat__session_t *next = s->next;
     if (s->busy) {
       /* a login or register waits for the pool: judge it when it is done */
     } else if (now_ms >= s->last_read_ms &&
                now_ms - s->last_read_ms >= limit) {
-      chat_srv_session_end(srv, s, "heartbeat timeout");
+      chat__srv_session_end(srv, s, "heartbeat timeout");
     } else if (s->user == NULL && !s->closing && login_limit > 0 &&
                now_ms >= s->opened_ms && now_ms - s->opened_ms >= login_limit) {
       /* Not a protocol error of the peer's frames: do not count it. */
       char text[64];
       snprintf(text, sizeof(text), "no login within %d s; closing",
                srv->cfg.login_timeout);
-      chat_session_send_new(s, chat_reply_error(NULL,
-                                                CHAT_E_NOT_AUTHENTICATED,
-                                                text));
+      chat__session_send_new(
+          s, chat_reply_error(NULL, CHAT_E_NOT_AUTHENTICATED, text));
       CHAT_INFO("%s: no login within %d s, closing", s->host,
                 srv->cfg.login_timeout);
-      chat_session_close(s);
+      chat__session_close(s);
     }
     s = next;
   }
-  chat_srv_write_relayed(srv, now_ms, CHAT_RELAY_WRITE_MS);
-  chat_registry_sweep(&srv->reg);
+  chat__srv_write_relayed(srv, now_ms, CHAT_RELAY_WRITE_MS);
+  chat__registry_sweep(&srv->reg);
   /* What a burst freed (batches, pages, the users the sweep let go) goes
    * back to the system: a node's memory follows what is live now, not its
    * busiest second. A walk of the free lists, once a sweep. */
   malloc_trim(0);
 }
 
-void chat_srv_end_all(chat_srv_t *srv) {
+void chat__srv_end_all(chat__srv_t *srv) {
   while (srv->sessions.next != &srv->sessions)
-    chat_srv_session_end(srv, srv->sessions.next, "shutdown");
+    chat__srv_session_end(srv, srv->sessions.next, "shutdown");
 }

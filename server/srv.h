@@ -7,14 +7,14 @@
  * needs it (resident.c), so a node's memory follows its sessions, not its
  * store.
  *
- * No sockets here. A session talks to its connection through a chat_sink_t
+ * No sockets here. A session talks to its connection through a chat__sink_t
  * (net.c backs it with a chat_conn_t; unit tests capture the frames), so the
  * whole protocol logic runs in tests with a real loop and engine but
  * without a socket.
  *
- * Lifetime: the transport creates a session with chat_srv_session_new()
- * (holding one reference), feeds it frames, and calls chat_srv_session_end()
- * when the connection goes away, then chat_session_unref(). Asynchronous work
+ * Lifetime: the transport creates a session with chat__srv_session_new()
+ * (holding one reference), feeds it frames, and calls chat__srv_session_end()
+ * when the connection goes away, then chat__session_unref(). Asynchronous work
  * (password hashing, commits) holds its own reference and checks
  * session->ended before touching the connection; the sink's release() runs
  * when the last reference goes.
@@ -69,7 +69,7 @@
 
 
 /* How a session reaches its connection. Every function gets the sink's ctx. */
-typedef struct chat_sink {
+typedef struct chat__sink {
   /* Queue one frame / one encoded line (ending in LF). 0, -ENOBUFS when the
    * output cap was hit (the transport then ends the session), -EPIPE. */
   int (*send)(void *ctx, const json_t *obj);
@@ -81,21 +81,21 @@ typedef struct chat_sink {
   /* Optional (NULL: unknown): the connection's smoothed round trip in ms as
    * the kernel measured it (TCP_INFO), or < 0. Times a hole punch. */
   int (*rtt_ms)(void *ctx);
-} chat_sink_t;
+} chat__sink_t;
 
-typedef struct chat_srv chat_srv_t;
+typedef struct chat__srv chat__srv_t;
 
-typedef struct chat_session {
-  struct chat_session *next, *prev; /* srv->sessions */
-  chat_srv_t *srv;
-  const chat_sink_t *sink;
+typedef struct chat__session {
+  struct chat__session *next, *prev; /* srv->sessions */
+  chat__srv_t *srv;
+  const chat__sink_t *sink;
   void *ctx;
-  chat_user_t *user;       /* once logged in; stays set after the end */
+  chat__user_t *user;       /* once logged in; stays set after the end */
   char *p2p_host;          /* owned; NULL: use host */
   uint64_t last_read_ms;   /* uv_now() of the last line read (blank too) */
   uint64_t opened_ms;      /* uv_now() when the connection was accepted */
-  chat_ratelimit_t rl;
-  chat_hash_req_t *hash_req; /* the register/login hash it waits for, if
+  chat__ratelimit_t rl;
+  chat__hash_req_t *hash_req; /* the register/login hash it waits for, if
                               * any: cancelled when the session ends or
                               * closes, so an abandoned one is never run */
   int refs;
@@ -119,23 +119,23 @@ typedef struct chat_session {
   uint8_t n_lan;           /* login's lan: the addresses a peer behind the
                             * same NAT dials (docs/DIRECT.md) */
   char lan[CHAT_MAX_LAN][CHAT_IP_MAX];
-} chat_session_t;
+} chat__session_t;
 
-struct chat_srv {
+struct chat__srv {
   uv_loop_t *loop;
   chat_server_config_t cfg;
-  chat_registry_t reg;
-  chat_mailbox_t mb;
-  chat_engine_t *engine;        /* borrowed */
-  chat_hash_pool_t *hashes;     /* borrowed, set after chat_srv_init; NULL:
+  chat__registry_t reg;
+  chat__mailbox_t mb;
+  chat__engine_t *engine;        /* borrowed */
+  chat__hash_pool_t *hashes;     /* borrowed, set after chat__srv_init; NULL:
                                  * hash on libuv's pool */
-  chat_hmap_t loads;            /* name -> loads in flight (resident.c) */
-  chat_hmap_t awaited;          /* seq (8 bytes, in the waiter) -> waiter:
+  chat__hmap_t loads;            /* name -> loads in flight (resident.c) */
+  chat__hmap_t awaited;          /* seq (8 bytes, in the waiter) -> waiter:
                                  * PUTs whose request decides their fate
                                  * when the commit fails (store_retry.c) */
-  chat_held_t *wr_head, *wr_tail; /* pushed, unwritten: oldest push first */
+  chat__held_t *wr_head, *wr_tail; /* pushed, unwritten: oldest push first */
   uint64_t next_seq;
-  chat_session_t sessions;      /* list head (a sentinel) */
+  chat__session_t sessions;      /* list head (a sentinel) */
   size_t nsessions;
   size_t nlogged_in;
   char dummy_hash[128];         /* verified against for unknown users */
@@ -147,156 +147,159 @@ struct chat_srv {
 
 /* Sets up the core on loop with cfg over engine (borrowed): reads nothing
  * but the next seq. Returns 0, -EIO or -ENOMEM. */
-int chat_srv_init(chat_srv_t *srv, uv_loop_t *loop,
-                  const chat_server_config_t *cfg, chat_engine_t *engine);
-/* The engine's fail hook (store_retry.c), set by chat_srv_init: adds
+int chat__srv_init(chat__srv_t *srv, uv_loop_t *loop,
+                   const chat_server_config_t *cfg, chat__engine_t *engine);
+/* The engine's fail hook (store_retry.c), set by chat__srv_init: adds
  * again the failed changes that memory still holds. */
-void chat_srv_commit_failed(void *arg, const chat_store_op_t *ops, size_t n,
-                            int status);
+void chat__srv_commit_failed(void *arg, const chat__store_op_t *ops, size_t n,
+                             int status);
 /* Frees the in-memory state; every session must have ended. */
-void chat_srv_free(chat_srv_t *srv);
+void chat__srv_free(chat__srv_t *srv);
 
 /* A new connection from host. Sends welcome. NULL on -ENOMEM. */
-chat_session_t *chat_srv_session_new(chat_srv_t *srv, const chat_sink_t *sink,
-                                     void *ctx, const char *host);
+chat__session_t *chat__srv_session_new(chat__srv_t *srv,
+                                       const chat__sink_t *sink, void *ctx,
+                                       const char *host);
 /* One frame read from the session's connection (obj borrowed). */
-void chat_srv_on_frame(chat_srv_t *srv, chat_session_t *s, const json_t *obj);
+void chat__srv_on_frame(chat__srv_t *srv, chat__session_t *s,
+                        const json_t *obj);
 /* A line read from the session's connection, before it is parsed: the
  * hot requests (send, ack, group_send) go straight to their handlers when
  * chat_fast_request takes the line. Returns 1 when it was handled, 0 when
- * the line must be parsed and given to chat_srv_on_frame as usual. */
-int chat_srv_on_fast_line(chat_srv_t *srv, chat_session_t *s,
-                          const char *line, size_t len);
+ * the line must be parsed and given to chat__srv_on_frame as usual. */
+int chat__srv_on_fast_line(chat__srv_t *srv, chat__session_t *s,
+                           const char *line, size_t len);
 /* A complete line (blank lines too) was read at now_ms: the peer is alive.
  * An unfinished line must not be reported, or a peer trickling bytes would
  * never time out. Later times only. */
-void chat_srv_on_line(chat_srv_t *srv, chat_session_t *s, uint64_t now_ms);
+void chat__srv_on_line(chat__srv_t *srv, chat__session_t *s, uint64_t now_ms);
 /* A line that was not a frame (bad_json or frame_too_large). */
-void chat_srv_on_bad_frame(chat_srv_t *srv, chat_session_t *s,
-                           const chat_error_t *err);
+void chat__srv_on_bad_frame(chat__srv_t *srv, chat__session_t *s,
+                            const chat_error_t *err);
 /* The session is over (closed, timed out, overflowed, shutting down): the
  * user goes offline, its pushed messages are written. Idempotent. Also asks
  * the sink to close. */
-void chat_srv_session_end(chat_srv_t *srv, chat_session_t *s,
-                          const char *why);
+void chat__srv_session_end(chat__srv_t *srv, chat__session_t *s,
+                           const char *why);
 /* Ends every session whose last read is older than 3 x heartbeat, closes
  * (with not_authenticated) every connection not logged in within
  * login_timeout, writes relayed messages unacked for CHAT_RELAY_WRITE_MS,
  * and drops from the cache what no live session needs. */
-void chat_srv_sweep(chat_srv_t *srv, uint64_t now_ms);
+void chat__srv_sweep(chat__srv_t *srv, uint64_t now_ms);
 /* Writes every pushed message unacked since before now_ms - delay_ms. */
-void chat_srv_write_relayed(chat_srv_t *srv, uint64_t now_ms,
-                            uint64_t delay_ms);
+void chat__srv_write_relayed(chat__srv_t *srv, uint64_t now_ms,
+                             uint64_t delay_ms);
 /* Ends every session (shutdown). */
-void chat_srv_end_all(chat_srv_t *srv);
+void chat__srv_end_all(chat__srv_t *srv);
 
-void chat_session_ref(chat_session_t *s);
-void chat_session_unref(chat_session_t *s);
+void chat__session_ref(chat__session_t *s);
+void chat__session_unref(chat__session_t *s);
 
 /* ---- For the handlers ---------------------------------------------------- */
 
 /* Sends obj (borrowed) / sends and drops obj (stolen); nothing once ended. */
-int chat_session_send(chat_session_t *s, const json_t *obj);
-int chat_session_send_new(chat_session_t *s, json_t *obj);
+int chat__session_send(chat__session_t *s, const json_t *obj);
+int chat__session_send_new(chat__session_t *s, json_t *obj);
 /* error reply for code (positive chat_code_t) with text (NULL: default),
  * counting protocol errors; the 10th closes. */
-void chat_session_error(chat_session_t *s, const json_t *id, int code,
-                        const char *text);
-/* Sends one encoded line (ending in LF), as chat_session_send does a frame. */
-int chat_session_send_line(chat_session_t *s, const char *line, size_t len);
+void chat__session_error(chat__session_t *s, const json_t *id, int code,
+                         const char *text);
+/* Sends one encoded line (ending in LF), as chat__session_send does a frame. */
+int chat__session_send_line(chat__session_t *s, const char *line, size_t len);
 /* The server's scratch buffer for writing one line with chat_line_*, at
  * least chat_line_max(body_len) bytes (*cap says how many); valid until the
  * next call. NULL when out of memory. */
-char *chat_srv_line_buf(chat_srv_t *srv, size_t body_len, size_t *cap);
+char *chat__srv_line_buf(chat__srv_t *srv, size_t body_len, size_t *cap);
 /* [{"user":name,"status":status}, ...] for users[0..n), in that order.
  * NULL when out of memory. */
-json_t *chat_srv_user_list(chat_user_t *const *users, uint32_t n);
+json_t *chat__srv_user_list(chat__user_t *const *users, uint32_t n);
 /* Replies ok with list (stolen) as field key. 0, or -ENOMEM (list NULL or
  * no reply could be made; nothing sent). */
-int chat_srv_reply_list(chat_session_t *s, const json_t *id, const char *key,
-                        json_t *list);
+int chat__srv_reply_list(chat__session_t *s, const json_t *id, const char *key,
+                         json_t *list);
 /* Closes after what is queued; the session ends when the connection does. */
-void chat_session_close(chat_session_t *s);
+void chat__session_close(chat__session_t *s);
 
 /* A stored message's request waits for its PUT and decides what a failed
  * commit means: store_retry.c leaves that PUT alone. *seq must live until
- * chat_srv_unawait. */
-void chat_srv_await(chat_srv_t *srv, const uint64_t *seq, void *waiter);
-void chat_srv_unawait(chat_srv_t *srv, const uint64_t *seq);
+ * chat__srv_unawait. */
+void chat__srv_await(chat__srv_t *srv, const uint64_t *seq, void *waiter);
+void chat__srv_unawait(chat__srv_t *srv, const uint64_t *seq);
 /* Adds a store operation to the engine; a failure is logged. */
-void chat_srv_log_op(chat_srv_t *srv, const chat_store_op_t *op);
-void chat_srv_op2(chat_srv_t *srv, chat_store_op_kind_t kind, const char *a,
-                  const char *b);
+void chat__srv_log_op(chat__srv_t *srv, const chat__store_op_t *op);
+void chat__srv_op2(chat__srv_t *srv, chat__store_op_kind_t kind, const char *a,
+                   const char *b);
 /* A PUT_MSG op (every string borrowed for the call). */
-void chat_srv_put_msg(chat_srv_t *srv, const char *to, const chat_user_t *from,
-                      const char *group, const char *msg_id, const char *body,
-                      size_t body_len, uint64_t seq, int64_t ts, int offline);
+void chat__srv_put_msg(chat__srv_t *srv, const char *to,
+                       const chat__user_t *from, const char *group,
+                       const char *msg_id, const char *body, size_t body_len,
+                       uint64_t seq, int64_t ts, int offline);
 /* PUT_MSG for h; marks it written. */
-void chat_srv_write_held(chat_srv_t *srv, chat_held_t *h);
+void chat__srv_write_held(chat__srv_t *srv, chat__held_t *h);
 /* PUT_MSG of a message that is not in memory (for an offline recipient, or
  * one whose window is full); counts it held. */
-void chat_srv_store_msg(chat_srv_t *srv, chat_user_t *to, chat_user_t *from,
-                        const char *group, const char *msg_id,
-                        const char *body, size_t body_len, uint64_t seq,
-                        int64_t ts);
+void chat__srv_store_msg(chat__srv_t *srv, chat__user_t *to, chat__user_t *from,
+                         const char *group, const char *msg_id,
+                         const char *body, size_t body_len, uint64_t seq,
+                         int64_t ts);
 /* Takes h (just added) onto the list of messages to write if unacked. */
-void chat_srv_track_unwritten(chat_srv_t *srv, chat_held_t *h);
+void chat__srv_track_unwritten(chat__srv_t *srv, chat__held_t *h);
 /* Drops h from memory (acked, or handed to the store), with its DEL_MSG
  * when acked and written. */
-void chat_srv_drop_held(chat_srv_t *srv, chat_held_t *h, int acked);
+void chat__srv_drop_held(chat__srv_t *srv, chat__held_t *h, int acked);
 
 /* Presence of u (its session's status or offline) to each of its contacts
  * that is logged in. */
-void chat_srv_presence_to_contacts(chat_srv_t *srv, chat_user_t *u,
-                                   chat_status_t status);
-chat_status_t chat_srv_status_of(const chat_user_t *u);
+void chat__srv_presence_to_contacts(chat__srv_t *srv, chat__user_t *u,
+                                    chat_status_t status);
+chat_status_t chat__srv_status_of(const chat__user_t *u);
 /* Pushes h to its recipient's session as deliver; marks it pushed. Returns 0
  * or the sink's error. */
-int chat_srv_push(chat_srv_t *srv, chat_held_t *h);
+int chat__srv_push(chat__srv_t *srv, chat__held_t *h);
 /* Nonzero when to may hold one more message under the offline quota. */
-int chat_srv_quota_open(const chat_srv_t *srv, const chat_user_t *to);
+int chat__srv_quota_open(const chat__srv_t *srv, const chat__user_t *to);
 /* The error for a send refused by the quota: rate_limited with
  * "reason":"offline_quota" (an optional field PROTOCOL.md allows). */
-void chat_srv_quota_error(chat_session_t *s, const json_t *id,
-                          const char *to);
+void chat__srv_quota_error(chat__session_t *s, const json_t *id,
+                           const char *to);
 /* The deliver line a message from `from` (in group, or NULL) would take, in
  * bytes as sent (chat_line_deliver_len). When its frame would exceed
  * max_frame, returns 0 and fills err (bad_request naming body): nobody may
  * be sent a frame longer than max_frame (PROTOCOL.md section 2). */
-size_t chat_srv_deliver_len(const chat_srv_t *srv, const char *from,
-                            const char *group, const chat_msg_t *m,
-                            chat_error_t *err);
+size_t chat__srv_deliver_len(const chat__srv_t *srv, const char *from,
+                             const char *group, const chat_msg_t *m,
+                             chat_error_t *err);
 /* Nonzero when u's window has room for one more deliver line of len bytes. */
-int chat_srv_window_open(const chat_srv_t *srv, const chat_user_t *u,
-                         size_t len);
+int chat__srv_window_open(const chat__srv_t *srv, const chat__user_t *u,
+                          size_t len);
 /* Nonzero when a new message for the logged-in u may be pushed now: nothing
  * older waits in the store and the window has room for len bytes. */
-int chat_srv_can_push(const chat_srv_t *srv, const chat_user_t *u,
-                      size_t len);
+int chat__srv_can_push(const chat__srv_t *srv, const chat__user_t *u,
+                       size_t len);
 /* Reads u's next page of held messages from the store and pushes them, if
  * u is logged in, the store may hold more, and the window has room. */
-void chat_srv_pump(chat_srv_t *srv, chat_user_t *u);
+void chat__srv_pump(chat__srv_t *srv, chat__user_t *u);
 
 /* ---- resident.c: loading what a request needs --------------------------- */
 
 /* Runs the request m from s now when everything it names is in the cache,
  * or loads what is missing first (the session's input waits meanwhile, so
  * requests stay in order). */
-void chat_srv_run_resident(chat_srv_t *srv, chat_session_t *s,
-                           const chat_msg_t *m);
+void chat__srv_run_resident(chat__srv_t *srv, chat__session_t *s,
+                            const chat_msg_t *m);
 /* Loads user name (full: with its lists, for a login; token_hash: also that
  * token's last use) and calls cb(arg, status, u) once it is in the cache:
  * u NULL when there is no such user. A load of a name already in flight is
  * shared. 0 or -ENOMEM. */
-typedef void (*chat_srv_user_cb)(void *arg, int status, chat_user_t *u,
-                                 int64_t token_used);
-int chat_srv_load_user(chat_srv_t *srv, const char *name, int full,
-                       const char *token_hash, chat_srv_user_cb cb,
-                       void *arg);
+typedef void (*chat__srv_user_cb)(void *arg, int status, chat__user_t *u,
+                                  int64_t token_used);
+int chat__srv_load_user(chat__srv_t *srv, const char *name, int full,
+                        const char *token_hash, chat__srv_user_cb cb,
+                        void *arg);
 /* Frees the loads' bookkeeping (shutdown). */
-void chat_srv_loads_free(chat_srv_t *srv);
+void chat__srv_loads_free(chat__srv_t *srv);
 /* Internal: hands u's in-memory messages to the store (session end, kick). */
-void chat__srv_unload_mailbox(chat_srv_t *srv, chat_user_t *u);
-int64_t chat_srv_now_wall_ms(void);
+void chat__srv_unload_mailbox(chat__srv_t *srv, chat__user_t *u);
+int64_t chat__srv_now_wall_ms(void);
 
 #endif /* CHAT_SRV_H */

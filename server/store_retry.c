@@ -13,19 +13,19 @@
 #include "chat_log.h"
 #include "srv.h"
 
-void chat_srv_commit_failed(void *arg, const chat_store_op_t *ops, size_t n,
-                            int status) {
-  chat_srv_t *srv = arg;
+void chat__srv_commit_failed(void *arg, const chat__store_op_t *ops, size_t n,
+                             int status) {
+  chat__srv_t *srv = arg;
   size_t again = 0;
 
   for (size_t i = 0; i < n; i++) {
     if (ops[i].kind == CHAT_STORE_ADD_USER)
       continue;
     if (ops[i].kind == CHAT_STORE_PUT_MSG &&
-        chat_hmap_get(&srv->awaited, (const char *)&ops[i].msg.seq,
-                      sizeof(ops[i].msg.seq)) != NULL)
+        chat__hmap_get(&srv->awaited, (const char *)&ops[i].msg.seq,
+                       sizeof(ops[i].msg.seq)) != NULL)
       continue;
-    if (chat_engine_add(srv->engine, &ops[i]) == 0)
+    if (chat__engine_add(srv->engine, &ops[i]) == 0)
       again++;
   }
   CHAT_ERROR("commit of %zu changes failed (%s); %zu will be retried", n,

@@ -134,7 +134,7 @@ static const char schema_v2_sql[] =
     " used INTEGER NOT NULL) WITHOUT ROWID;"
     "PRAGMA user_version = 2;";
 
-struct chat_store {
+struct chat__store {
   sqlite3 *db;
   sqlite3_stmt *stmt[ST_COUNT];
   atomic_int fail_next; /* negative code for the next apply, or 0 */
@@ -208,9 +208,9 @@ static int init_schema(sqlite3 *db, char *errbuf, size_t errlen) {
   return 0;
 }
 
-int chat_store_open(const char *path, chat_store_t **out, char *errbuf,
-                    size_t errlen) {
-  chat_store_t *s;
+int chat__store_open(const char *path, chat__store_t **out, char *errbuf,
+                     size_t errlen) {
+  chat__store_t *s;
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_URI |
               SQLITE_OPEN_NOMUTEX;
   int i;
@@ -254,11 +254,11 @@ int chat_store_open(const char *path, chat_store_t **out, char *errbuf,
   return 0;
 
 fail:
-  chat_store_close(s);
+  chat__store_close(s);
   return -EIO;
 }
 
-void chat_store_close(chat_store_t *s) {
+void chat__store_close(chat__store_t *s) {
   int i;
 
   if (s == NULL)
@@ -269,7 +269,8 @@ void chat_store_close(chat_store_t *s) {
   free(s);
 }
 
-/* ---- Reads ---------------------------------------------------------------- */
+/* ---- Reads ----------------------------------------------------------------
+ */
 
 /* Binds ?1 (and ?2 when y is given) as text. */
 static int bind_texts(sqlite3_stmt *st, const char *x, const char *y) {
@@ -333,7 +334,7 @@ static void free_strs(char **v, uint32_t n) {
   free(v);
 }
 
-void chat_store_user_free(chat_store_user_t *u) {
+void chat__store_user_free(chat__store_user_t *u) {
   if (u == NULL)
     return;
   free(u->pwhash);
@@ -354,9 +355,9 @@ static int64_t one_int(sqlite3_stmt *st, int64_t none) {
   return v;
 }
 
-int chat_store_get_user(chat_store_t *s, const char *name, int full,
-                        const char *token_hash, chat_store_user_t **out) {
-  chat_store_user_t *u = calloc(1, sizeof(*u));
+int chat__store_get_user(chat__store_t *s, const char *name, int full,
+                         const char *token_hash, chat__store_user_t **out) {
+  chat__store_user_t *u = calloc(1, sizeof(*u));
   sqlite3_stmt *st = s->stmt[ST_GET_USER];
   int rc, ret = 0;
 
@@ -415,23 +416,23 @@ int chat_store_get_user(chat_store_t *s, const char *name, int full,
                 : -EIO;
   }
   if (ret != 0) {
-    chat_store_user_free(u);
+    chat__store_user_free(u);
     return ret;
   }
   *out = u;
   return 0;
 }
 
-void chat_store_group_free(chat_store_group_t *g) {
+void chat__store_group_free(chat__store_group_t *g) {
   if (g == NULL)
     return;
   free_strs(g->members, g->nmembers);
   free(g);
 }
 
-int chat_store_get_group(chat_store_t *s, const char *name,
-                         chat_store_group_t **out) {
-  chat_store_group_t *g = calloc(1, sizeof(*g));
+int chat__store_get_group(chat__store_t *s, const char *name,
+                          chat__store_group_t **out) {
+  chat__store_group_t *g = calloc(1, sizeof(*g));
   sqlite3_stmt *st = s->stmt[ST_GET_MEMBERS];
   int ret;
 
@@ -453,13 +454,13 @@ int chat_store_get_group(chat_store_t *s, const char *name,
 /* Rows of (seq, rcpt, sender, grp, msg_id, body, ts) into one allocation:
  * the structs first, then every string and body behind them. */
 static int collect_msgs(sqlite3_stmt *st, uint32_t limit,
-                        chat_stored_msg_t **out, size_t *n, int *more) {
+                        chat__stored_msg_t **out, size_t *n, int *more) {
   char *blk = NULL;
   size_t len = 0, cap = 0, count = 0;
   int rc, ret = 0;
   /* Two passes would need the rows twice; instead keep offsets in the
    * struct slots while the block grows, and fix them up at the end. */
-  size_t head = (size_t)limit * sizeof(chat_stored_msg_t);
+  size_t head = (size_t)limit * sizeof(chat__stored_msg_t);
 
   *out = NULL;
   *n = 0;
@@ -499,7 +500,7 @@ static int collect_msgs(sqlite3_stmt *st, uint32_t limit,
       blk = nb;
       cap = ncap;
     }
-    chat_stored_msg_t *m = (chat_stored_msg_t *)(void *)blk + count;
+    chat__stored_msg_t *m = (chat__stored_msg_t *)(void *)blk + count;
     size_t offs[4];
     for (int i = 0; i < 4; i++) {
       offs[i] = cols[i] ? len : SIZE_MAX;
@@ -531,7 +532,7 @@ static int collect_msgs(sqlite3_stmt *st, uint32_t limit,
     return ret;
   }
   for (size_t i = 0; i < count; i++) {
-    chat_stored_msg_t *m = (chat_stored_msg_t *)(void *)blk + i;
+    chat__stored_msg_t *m = (chat__stored_msg_t *)(void *)blk + i;
 #define FIX(f) m->f = (uintptr_t)m->f == SIZE_MAX ? NULL : blk + (uintptr_t)m->f
     FIX(to);
     FIX(from);
@@ -540,14 +541,14 @@ static int collect_msgs(sqlite3_stmt *st, uint32_t limit,
     FIX(body);
 #undef FIX
   }
-  *out = (chat_stored_msg_t *)(void *)blk;
+  *out = (chat__stored_msg_t *)(void *)blk;
   *n = count;
   return 0;
 }
 
-int chat_store_get_held(chat_store_t *s, const char *rcpt, uint64_t after,
-                        uint32_t limit, chat_stored_msg_t **out, size_t *n,
-                        int *more) {
+int chat__store_get_held(chat__store_t *s, const char *rcpt, uint64_t after,
+                         uint32_t limit, chat__stored_msg_t **out, size_t *n,
+                         int *more) {
   sqlite3_stmt *st = s->stmt[ST_GET_HELD];
   /* The result's structs are allocated for limit up front: a page is a
    * window's worth, never a mailbox. */
@@ -565,8 +566,8 @@ int chat_store_get_held(chat_store_t *s, const char *rcpt, uint64_t after,
   return collect_msgs(st, limit, out, n, more);
 }
 
-int chat_store_find_sent(chat_store_t *s, const char *from,
-                         const char *msg_id, chat_stored_msg_t **out) {
+int chat__store_find_sent(chat__store_t *s, const char *from,
+                          const char *msg_id, chat__stored_msg_t **out) {
   sqlite3_stmt *st = s->stmt[ST_FIND_SENT];
   size_t n;
   int r;
@@ -585,7 +586,7 @@ int chat_store_find_sent(chat_store_t *s, const char *from,
 /* ---- Whole-table scans (tests and tools; the server never calls these) -- */
 
 /* Walks a two-text-column query; cb's nonzero return stops the walk. */
-static int load_pairs(chat_store_t *s, const char *sql,
+static int load_pairs(chat__store_t *s, const char *sql,
                       int (*cb)(void *ctx, const char *x, const char *y),
                       void *ctx) {
   sqlite3_stmt *st;
@@ -611,39 +612,39 @@ static int load_pairs(chat_store_t *s, const char *sql,
   return ret;
 }
 
-int chat_store_load_users(chat_store_t *s,
-                          int (*cb)(void *ctx, const char *user,
-                                    const char *pwhash),
-                          void *ctx) {
+int chat__store_load_users(chat__store_t *s,
+                           int (*cb)(void *ctx, const char *user,
+                                     const char *pwhash),
+                           void *ctx) {
   return load_pairs(s, "SELECT name, pwhash FROM users ORDER BY name", cb,
                     ctx);
 }
 
-int chat_store_load_contacts(chat_store_t *s,
-                             int (*cb)(void *ctx, const char *a,
-                                       const char *b),
-                             void *ctx) {
+int chat__store_load_contacts(chat__store_t *s,
+                              int (*cb)(void *ctx, const char *a,
+                                        const char *b),
+                              void *ctx) {
   return load_pairs(s, "SELECT a, b FROM contacts ORDER BY a, b", cb, ctx);
 }
 
-int chat_store_load_requests(chat_store_t *s,
-                             int (*cb)(void *ctx, const char *from,
-                                       const char *to),
-                             void *ctx) {
+int chat__store_load_requests(chat__store_t *s,
+                              int (*cb)(void *ctx, const char *from,
+                                        const char *to),
+                              void *ctx) {
   return load_pairs(s, "SELECT src, dst FROM requests ORDER BY id", cb, ctx);
 }
 
-int chat_store_load_groups(chat_store_t *s,
-                           int (*cb)(void *ctx, const char *group,
-                                     const char *member),
-                           void *ctx) {
+int chat__store_load_groups(chat__store_t *s,
+                            int (*cb)(void *ctx, const char *group,
+                                      const char *member),
+                            void *ctx) {
   return load_pairs(s, "SELECT grp, member FROM members ORDER BY grp, id", cb,
                     ctx);
 }
 
-int chat_store_load_messages(chat_store_t *s,
-                             int (*cb)(void *ctx, const chat_stored_msg_t *m),
-                             void *ctx) {
+int chat__store_load_messages(chat__store_t *s,
+                              int (*cb)(void *ctx, const chat__stored_msg_t *m),
+                              void *ctx) {
   sqlite3_stmt *st;
   int rc, ret = 0;
 
@@ -653,7 +654,7 @@ int chat_store_load_messages(chat_store_t *s,
                          -1, &st, NULL) != SQLITE_OK)
     return -EIO;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    chat_stored_msg_t m;
+    chat__stored_msg_t m;
 
     m.seq = (uint64_t)sqlite3_column_int64(st, 0);
     m.to = (const char *)sqlite3_column_text(st, 1);
@@ -680,7 +681,7 @@ int chat_store_load_messages(chat_store_t *s,
   return ret;
 }
 
-int chat_store_max_seq(chat_store_t *s, uint64_t *seq) {
+int chat__store_max_seq(chat__store_t *s, uint64_t *seq) {
   int64_t v = query_int(s->db, "SELECT max((SELECT max_seq FROM meta),"
                                " ifnull((SELECT max(seq) FROM messages), 0))");
 
@@ -692,8 +693,8 @@ int chat_store_max_seq(chat_store_t *s, uint64_t *seq) {
 
 /* ---- Changes ------------------------------------------------------------ */
 
-int chat_store_op_check(const chat_store_op_t *op) {
-  const chat_stored_msg_t *m = &op->msg;
+int chat__store_op_check(const chat__store_op_t *op) {
+  const chat__stored_msg_t *m = &op->msg;
 
   switch (op->kind) {
   case CHAT_STORE_ADD_USER:
@@ -725,7 +726,7 @@ static int bind_pair(sqlite3_stmt *st, const char *x, const char *y) {
   return rc == SQLITE_OK ? sqlite3_bind_text(st, 2, y, -1, SQLITE_STATIC) : rc;
 }
 
-static int bind_msg(sqlite3_stmt *st, const chat_stored_msg_t *m) {
+static int bind_msg(sqlite3_stmt *st, const chat__stored_msg_t *m) {
   int rc = sqlite3_bind_int64(st, 1, (sqlite3_int64)m->seq);
 
   if (rc == SQLITE_OK)
@@ -757,7 +758,7 @@ static int run(sqlite3_stmt *st) {
   return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
 }
 
-static int apply_op(chat_store_t *s, const chat_store_op_t *op,
+static int apply_op(chat__store_t *s, const chat__store_op_t *op,
                     uint64_t *max_seq) {
   sqlite3_stmt *st;
   const char *x = op->a, *y = op->b;
@@ -811,13 +812,13 @@ static int apply_op(chat_store_t *s, const chat_store_op_t *op,
       rc = sqlite3_bind_int64(st, 3, (sqlite3_int64)op->msg.ts);
     return rc == SQLITE_OK ? run(st) : rc;
   default:
-    return SQLITE_MISUSE; /* chat_store_op_check() let it through: a bug */
+    return SQLITE_MISUSE; /* chat__store_op_check() let it through: a bug */
   }
   rc = bind_pair(st, x, y);
   return rc == SQLITE_OK ? run(st) : rc;
 }
 
-int chat_store_apply(chat_store_t *s, const chat_store_op_t *ops, size_t n) {
+int chat__store_apply(chat__store_t *s, const chat__store_op_t *ops, size_t n) {
   uint64_t max_seq = 0;
   size_t i;
   int rc, err;
@@ -825,7 +826,7 @@ int chat_store_apply(chat_store_t *s, const chat_store_op_t *ops, size_t n) {
   if (n == 0)
     return 0;
   for (i = 0; i < n; i++)
-    if (chat_store_op_check(&ops[i]) != 0)
+    if (chat__store_op_check(&ops[i]) != 0)
       return -EINVAL;
   rc = run(s->stmt[ST_BEGIN]);
   if (rc != SQLITE_OK)
@@ -855,20 +856,20 @@ int chat_store_apply(chat_store_t *s, const chat_store_op_t *ops, size_t n) {
 
 /* ---- Fault injection ---------------------------------------------------- */
 
-void chat_store_fail_next(chat_store_t *s, int err) {
+void chat__store_fail_next(chat__store_t *s, int err) {
   if (err > 0)
     err = -err;
   atomic_store(&s->fail_next, err);
 }
 
-int chat_store_limit_pages(chat_store_t *s, unsigned max_pages) {
+int chat__store_limit_pages(chat__store_t *s, unsigned max_pages) {
   char sql[64];
 
   snprintf(sql, sizeof(sql), "PRAGMA max_page_count=%u", max_pages);
   return query_int(s->db, sql) < 0 ? -EIO : 0;
 }
 
-int chat_store_limit_bytes(chat_store_t *s, uint64_t max_bytes) {
+int chat__store_limit_bytes(chat__store_t *s, uint64_t max_bytes) {
   int64_t page = query_int(s->db, "PRAGMA page_size");
   uint64_t pages;
 
@@ -879,5 +880,5 @@ int chat_store_limit_bytes(chat_store_t *s, uint64_t max_bytes) {
     pages = 1;
   if (pages > UINT32_MAX)
     pages = UINT32_MAX;
-  return chat_store_limit_pages(s, (unsigned)pages);
+  return chat__store_limit_pages(s, (unsigned)pages);
 }

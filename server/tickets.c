@@ -3,7 +3,7 @@
 
 #include <sodium.h>
 
-void chat_ticket_new(char out[33]) {
+void chat__ticket_new(char out[33]) {
   static const char hex[] = "0123456789abcdef";
   unsigned char raw[16];
   randombytes_buf(raw, sizeof(raw));

@@ -7,6 +7,6 @@
 #define CHAT_TICKET_TTL_MS 30000
 
 /* Writes a fresh ticket and its NUL into out. Needs sodium_init() first. */
-void chat_ticket_new(char out[33]);
+void chat__ticket_new(char out[33]);
 
 #endif /* CHAT_TICKETS_H */

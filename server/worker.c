@@ -6,7 +6,7 @@
  * through the async handle; the loop thread takes the whole finished list at
  * once and calls the done functions outside the lock, so a done may submit
  * again. Cancelled jobs go through the finished list too, so done is never
- * called from inside chat_worker_cancel() or chat_worker_stop().
+ * called from inside chat__worker_cancel() or chat__worker_stop().
  */
 #include "worker.h"
 
@@ -19,13 +19,13 @@
 
 enum { JOB_IDLE = 0, JOB_QUEUED, JOB_RUNNING, JOB_FINISHED };
 
-struct chat_worker {
+struct chat__worker {
   uv_loop_t *loop;
   uv_async_t async;
   uv_mutex_t mu;
   uv_cond_t cv;           /* signalled when a job is queued or on stop */
-  chat_worker_job_t *head, *tail;       /* queued */
-  chat_worker_job_t *fin_head, *fin_tail; /* finished, done not yet called */
+  chat__worker_job_t *head, *tail;       /* queued */
+  chat__worker_job_t *fin_head, *fin_tail; /* finished, done not yet called */
   size_t nqueued;
   size_t max_queued;
   int nice;
@@ -36,7 +36,7 @@ struct chat_worker {
   uv_thread_t *threads;
 };
 
-static void push_finished(chat_worker_t *w, chat_worker_job_t *job,
+static void push_finished(chat__worker_t *w, chat__worker_job_t *job,
                           int status) {
   job->state = JOB_FINISHED;
   job->status = status;
@@ -49,8 +49,8 @@ static void push_finished(chat_worker_t *w, chat_worker_job_t *job,
 }
 
 static void thread_main(void *arg) {
-  chat_worker_t *w = arg;
-  chat_worker_job_t *job;
+  chat__worker_t *w = arg;
+  chat__worker_job_t *job;
 
   if (w->nice != 0) { /* this thread only: Linux renices threads alone */
     pid_t tid = (pid_t)syscall(SYS_gettid);
@@ -85,8 +85,8 @@ static void thread_main(void *arg) {
 }
 
 /* Calls done for everything finished so far, on the loop thread. */
-static void deliver(chat_worker_t *w) {
-  chat_worker_job_t *job, *next;
+static void deliver(chat__worker_t *w) {
+  chat__worker_job_t *job, *next;
 
   uv_mutex_lock(&w->mu);
   job = w->fin_head;
@@ -104,17 +104,17 @@ static void deliver(chat_worker_t *w) {
 
 static void on_async(uv_async_t *h) { deliver(h->data); }
 
-int chat_worker_new(uv_loop_t *loop, unsigned nthreads, size_t max_queued,
-                    chat_worker_t **out) {
-  chat_worker_opts_t o = {nthreads, max_queued, 0};
+int chat__worker_new(uv_loop_t *loop, unsigned nthreads, size_t max_queued,
+                     chat__worker_t **out) {
+  chat__worker_opts_t o = {nthreads, max_queued, 0};
 
-  return chat_worker_new_opts(loop, &o, out);
+  return chat__worker_new_opts(loop, &o, out);
 }
 
-int chat_worker_new_opts(uv_loop_t *loop, const chat_worker_opts_t *opts,
-                         chat_worker_t **out) {
+int chat__worker_new_opts(uv_loop_t *loop, const chat__worker_opts_t *opts,
+                          chat__worker_t **out) {
   unsigned nthreads = opts->nthreads;
-  chat_worker_t *w;
+  chat__worker_t *w;
   unsigned i;
   int r;
 
@@ -147,8 +147,8 @@ int chat_worker_new_opts(uv_loop_t *loop, const chat_worker_opts_t *opts,
   }
   if (w->nthreads < nthreads) {
     /* The threads that did start stop again; the handle closes on the
-     * next loop run, as after chat_worker_free(). */
-    chat_worker_free(w);
+     * next loop run, as after chat__worker_free(). */
+    chat__worker_free(w);
     return r;
   }
   *out = w;
@@ -164,8 +164,8 @@ fail_mu:
   return r;
 }
 
-int chat_worker_submit(chat_worker_t *w, chat_worker_job_t *job,
-                       chat_worker_work_fn work, chat_worker_done_fn done) {
+int chat__worker_submit(chat__worker_t *w, chat__worker_job_t *job,
+                        chat__worker_work_fn work, chat__worker_done_fn done) {
   uv_mutex_lock(&w->mu);
   if (w->stopping) {
     uv_mutex_unlock(&w->mu);
@@ -193,8 +193,8 @@ int chat_worker_submit(chat_worker_t *w, chat_worker_job_t *job,
   return 0;
 }
 
-int chat_worker_cancel(chat_worker_t *w, chat_worker_job_t *job) {
-  chat_worker_job_t **pp, *prev = NULL;
+int chat__worker_cancel(chat__worker_t *w, chat__worker_job_t *job) {
+  chat__worker_job_t **pp, *prev = NULL;
 
   uv_mutex_lock(&w->mu);
   if (job->state != JOB_QUEUED) {
@@ -213,8 +213,8 @@ int chat_worker_cancel(chat_worker_t *w, chat_worker_job_t *job) {
   return 0;
 }
 
-void chat_worker_stop(chat_worker_t *w) {
-  chat_worker_job_t *job, *next;
+void chat__worker_stop(chat__worker_t *w) {
+  chat__worker_job_t *job, *next;
 
   uv_mutex_lock(&w->mu);
   w->stopping = true;
@@ -231,7 +231,7 @@ void chat_worker_stop(chat_worker_t *w) {
 }
 
 static void on_close(uv_handle_t *h) {
-  chat_worker_t *w = h->data;
+  chat__worker_t *w = h->data;
 
   uv_cond_destroy(&w->cv);
   uv_mutex_destroy(&w->mu);
@@ -239,12 +239,12 @@ static void on_close(uv_handle_t *h) {
   free(w);
 }
 
-void chat_worker_free(chat_worker_t *w) {
+void chat__worker_free(chat__worker_t *w) {
   unsigned i;
 
   if (w == NULL)
     return;
-  chat_worker_stop(w);
+  chat__worker_stop(w);
   for (i = 0; i < w->nthreads; i++)
     uv_thread_join(&w->threads[i]);
   /* No thread is left to add to the finished list, and a done that submits
@@ -253,7 +253,7 @@ void chat_worker_free(chat_worker_t *w) {
   uv_close((uv_handle_t *)&w->async, on_close);
 }
 
-size_t chat_worker_queued(chat_worker_t *w) {
+size_t chat__worker_queued(chat__worker_t *w) {
   size_t n;
 
   uv_mutex_lock(&w->mu);
@@ -262,7 +262,7 @@ size_t chat_worker_queued(chat_worker_t *w) {
   return n;
 }
 
-unsigned chat_worker_default_threads(void) {
+unsigned chat__worker_default_threads(void) {
   unsigned n = uv_available_parallelism();
 
   return n > 0 ? n : 1;

@@ -3,18 +3,20 @@
  *
  * usage: chat-populate --db FILE [--users N] [--contacts C] [--messages M]
  *                      [--size S] [--recipients R] [--batch B]
- *                      [--password P] [--prefix C] [--hash-cost min|interactive]
+ *                      [--password P] [--prefix C] [--hash-cost
+ * min|interactive]
  *
  * Users are u0000001..uN (another first letter with --prefix), all with the
  * same password (default "password1"): one argon2id hash at the "min" cost
  * (OPSLIMIT_MIN, MEMLIMIT_MIN; --hash-cost interactive for the server's
  * default cost) is computed once and stored for every account, so a
  * benchmark can log in as anyone. Run it again on the same file with another
- * prefix to add a second set of accounts. Contact rows pair user i with i+1, i+2, ... (wrapping), C in all.
- * Messages: M held 1:1 messages of S bytes, message j (0-based) to user
- * (j % R) + 1 from the next user (its contact when C >= N), seqs 1..M in
- * order, msg_id "p<j>", offline. Every B ops go in one chat_store_apply()
- * (one transaction). Prints the time each phase took. Exit 0 or 1.
+ * prefix to add a second set of accounts. Contact rows pair user i with i+1,
+ * i+2, ... (wrapping), C in all. Messages: M held 1:1 messages of S bytes,
+ * message j (0-based) to user (j % R) + 1 from the next user (its contact when
+ * C >= N), seqs 1..M in order, msg_id "p<j>", offline. Every B ops go in one
+ * chat__store_apply() (one transaction). Prints the time each phase took. Exit
+ * 0 or 1.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -51,16 +53,16 @@ static void user_name(char *buf, uint64_t i) {
 
 /* A batch owns its name strings: two per op, fixed width. */
 typedef struct batch {
-  chat_store_op_t *ops;
+  chat__store_op_t *ops;
   char (*names)[2][NAME_LEN];
   char (*ids)[24];
   size_t n, cap;
 } batch_t;
 
-static int batch_flush(chat_store_t *s, batch_t *b) {
-  int rc = chat_store_apply(s, b->ops, b->n);
+static int batch_flush(chat__store_t *s, batch_t *b) {
+  int rc = chat__store_apply(s, b->ops, b->n);
   if (rc != 0) {
-    fprintf(stderr, "chat-populate: chat_store_apply: %s\n", strerror(-rc));
+    fprintf(stderr, "chat-populate: chat__store_apply: %s\n", strerror(-rc));
     return -1;
   }
   b->n = 0;
@@ -138,8 +140,8 @@ int main(int argc, char **argv) {
   }
 
   char err[256] = "";
-  chat_store_t *s;
-  if (chat_store_open(o.db, &s, err, sizeof err) != 0) {
+  chat__store_t *s;
+  if (chat__store_open(o.db, &s, err, sizeof err) != 0) {
     fprintf(stderr, "chat-populate: %s: %s\n", o.db, err);
     return 1;
   }
@@ -158,10 +160,9 @@ int main(int argc, char **argv) {
 
   double t1 = now_s();
   for (uint64_t i = 1; i <= o.users; i++) {
-    chat_store_op_t *op = &b.ops[b.n];
+    chat__store_op_t *op = &b.ops[b.n];
     user_name(b.names[b.n][0], i);
-    *op = (chat_store_op_t){CHAT_STORE_ADD_USER, b.names[b.n][0], pwhash,
-                            {0}};
+    *op = (chat__store_op_t){CHAT_STORE_ADD_USER, b.names[b.n][0], pwhash, {0}};
     if (++b.n == b.cap && batch_flush(s, &b)) return 1;
   }
   if (batch_flush(s, &b)) return 1;
@@ -173,26 +174,26 @@ int main(int argc, char **argv) {
   for (uint64_t k = 0; k < o.contacts; k++) {
     uint64_t i = k % o.users, step = k / o.users + 1;
     uint64_t j = (i + step) % o.users;
-    chat_store_op_t *op = &b.ops[b.n];
+    chat__store_op_t *op = &b.ops[b.n];
     user_name(b.names[b.n][0], i + 1);
     user_name(b.names[b.n][1], j + 1);
-    *op = (chat_store_op_t){CHAT_STORE_ADD_CONTACT, b.names[b.n][0],
-                            b.names[b.n][1], {0}};
+    *op = (chat__store_op_t){
+        CHAT_STORE_ADD_CONTACT, b.names[b.n][0], b.names[b.n][1], {0}};
     if (++b.n == b.cap && batch_flush(s, &b)) return 1;
   }
   if (batch_flush(s, &b)) return 1;
   double t3 = now_s();
 
   uint64_t max_seq = 0;
-  if (chat_store_max_seq(s, &max_seq) != 0) return 1;
+  if (chat__store_max_seq(s, &max_seq) != 0) return 1;
   int64_t ts = (int64_t)time(NULL) * 1000;
   for (uint64_t j = 0; j < o.messages; j++) {
     uint64_t r = j % o.recipients;
-    chat_store_op_t *op = &b.ops[b.n];
+    chat__store_op_t *op = &b.ops[b.n];
     user_name(b.names[b.n][0], r + 1);
     user_name(b.names[b.n][1], (r + 1) % o.users + 1);
     snprintf(b.ids[b.n], sizeof b.ids[b.n], "p%" PRIu64, j);
-    *op = (chat_store_op_t){CHAT_STORE_PUT_MSG, NULL, NULL, {0}};
+    *op = (chat__store_op_t){CHAT_STORE_PUT_MSG, NULL, NULL, {0}};
     op->msg.seq = max_seq + j + 1;
     op->msg.to = b.names[b.n][0];
     op->msg.from = b.names[b.n][1];
@@ -205,7 +206,7 @@ int main(int argc, char **argv) {
   }
   if (batch_flush(s, &b)) return 1;
   double t4 = now_s();
-  chat_store_close(s);
+  chat__store_close(s);
 
   printf("{\"db\":\"%s\",\"users\":%" PRIu64 ",\"contacts\":%" PRIu64
          ",\"messages\":%" PRIu64 ",\"size\":%zu,\"recipients\":%" PRIu64

@@ -27,8 +27,8 @@ typedef struct fx {
   uv_timer_t deadline; /* fails the test if the loop is still busy by then */
   char dir[64];
   char path[96];
-  chat_store_t *store;
-  chat_committer_t *c;
+  chat__store_t *store;
+  chat__committer_t *c;
 } fx_t;
 
 static inline void on_deadline(uv_timer_t *t) {
@@ -44,8 +44,8 @@ static inline int setup(void **state) {
   snprintf(f->dir, sizeof(f->dir), "/tmp/chat-committer-XXXXXX");
   assert_non_null(mkdtemp(f->dir));
   snprintf(f->path, sizeof(f->path), "%s/chat.db", f->dir);
-  assert_int_equal(chat_store_open(f->path, &f->store, NULL, 0), 0);
-  assert_int_equal(chat_committer_new(&f->loop, f->store, &f->c), 0);
+  assert_int_equal(chat__store_open(f->path, &f->store, NULL, 0), 0);
+  assert_int_equal(chat__committer_new(&f->loop, f->store, &f->c), 0);
   *state = f;
   return 0;
 }
@@ -56,12 +56,12 @@ static inline int teardown(void **state) {
   char p[128];
   size_t i;
 
-  chat_committer_free(f->c);
+  chat__committer_free(f->c);
   uv_close((uv_handle_t *)&f->deadline, NULL);
   /* Finishes closing the committer's handles; every handle is closed. */
   assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
   assert_int_equal(uv_loop_close(&f->loop), 0);
-  chat_store_close(f->store);
+  chat__store_close(f->store);
   for (i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
     snprintf(p, sizeof(p), "%s%s", f->path, suffix[i]);
     unlink(p);
@@ -79,8 +79,8 @@ static inline void run_until_idle(fx_t *f) {
   uv_timer_stop(&f->deadline);
 }
 
-static inline chat_store_op_t user_op(const char *name) {
-  chat_store_op_t op;
+static inline chat__store_op_t user_op(const char *name) {
+  chat__store_op_t op;
 
   memset(&op, 0, sizeof(op));
   op.kind = CHAT_STORE_ADD_USER;
@@ -89,9 +89,9 @@ static inline chat_store_op_t user_op(const char *name) {
   return op;
 }
 
-static inline chat_store_op_t msg_op(uint64_t seq, const char *body,
-                                     size_t len) {
-  chat_store_op_t op;
+static inline chat__store_op_t msg_op(uint64_t seq, const char *body,
+                                      size_t len) {
+  chat__store_op_t op;
 
   memset(&op, 0, sizeof(op));
   op.kind = CHAT_STORE_PUT_MSG;
@@ -111,25 +111,25 @@ static inline chat_store_op_t msg_op(uint64_t seq, const char *body,
   return op;
 }
 
-static inline int msg_cb(void *ctx, const chat_stored_msg_t *m) {
+static inline int msg_cb(void *ctx, const chat__stored_msg_t *m) {
   (*(int *)ctx)++;
   return 0;
 }
 
 static inline int committed_msgs(const fx_t *f) {
-  chat_store_t *s = NULL;
+  chat__store_t *s = NULL;
   int n = 0;
 
-  assert_int_equal(chat_store_open(f->path, &s, NULL, 0), 0);
-  assert_int_equal(chat_store_load_messages(s, msg_cb, &n), 0);
-  chat_store_close(s);
+  assert_int_equal(chat__store_open(f->path, &s, NULL, 0), 0);
+  assert_int_equal(chat__store_load_messages(s, msg_cb, &n), 0);
+  chat__store_close(s);
   return n;
 }
 
-static inline chat_committer_stats_t stats(const fx_t *f) {
-  chat_committer_stats_t st;
+static inline chat__committer_stats_t stats(const fx_t *f) {
+  chat__committer_stats_t st;
 
-  chat_committer_stats(f->c, &st);
+  chat__committer_stats(f->c, &st);
   return st;
 }
 

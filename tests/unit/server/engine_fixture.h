@@ -26,8 +26,8 @@
 
 typedef struct fx {
   uv_loop_t loop;
-  chat_engine_t *e;
-  chat_store_t *store; /* the SQLite engine's, owned by it; NULL for mem */
+  chat__engine_t *e;
+  chat__store_t *store; /* the SQLite engine's, owned by it; NULL for mem */
   int redis;           /* the Redis engine */
   int skip;            /* Redis was asked for and there is none */
   int in_call;         /* set around every request: callbacks must not see it */
@@ -39,8 +39,8 @@ static inline int setup_sqlite(void **state) {
   fx_t *f = calloc(1, sizeof(*f));
   assert_non_null(f);
   assert_int_equal(uv_loop_init(&f->loop), 0);
-  assert_int_equal(chat_store_open(":memory:", &f->store, NULL, 0), 0);
-  assert_int_equal(chat_engine_sqlite_new(&f->loop, f->store, &f->e), 0);
+  assert_int_equal(chat__store_open(":memory:", &f->store, NULL, 0), 0);
+  assert_int_equal(chat__engine_sqlite_new(&f->loop, f->store, &f->e), 0);
   *state = f;
   return 0;
 }
@@ -49,7 +49,7 @@ static inline int setup_mem(void **state) {
   fx_t *f = calloc(1, sizeof(*f));
   assert_non_null(f);
   assert_int_equal(uv_loop_init(&f->loop), 0);
-  assert_int_equal(chat_engine_mem_new(&f->loop, &f->e), 0);
+  assert_int_equal(chat__engine_mem_new(&f->loop, &f->e), 0);
   *state = f;
   return 0;
 }
@@ -72,16 +72,16 @@ static inline int setup_redis(void **state) {
   }
   assert_int_equal(rp_cmd(fx_redis, "FLUSHALL", reply, sizeof(reply)), 0);
   assert_string_equal(reply, "+OK");
-  int r = chat_engine_redis_new(&f->loop, fx_redis->url, 0, &f->e, err,
-                                sizeof(err));
+  int r = chat__engine_redis_new(&f->loop, fx_redis->url, 0, &f->e, err,
+                                 sizeof(err));
   if (r != 0)
-    fail_msg("chat_engine_redis_new(%s): %s", fx_redis->url, err);
+    fail_msg("chat__engine_redis_new(%s): %s", fx_redis->url, err);
   return 0;
 }
 
 static inline int teardown(void **state) {
   fx_t *f = *state;
-  chat_engine_free(f->e);
+  chat__engine_free(f->e);
   /* engine.h: the loop runs once more so the engine's handles close */
   assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
   assert_int_equal(uv_loop_close(&f->loop), 0);
@@ -102,39 +102,45 @@ static inline void note(fx_t *f, const char *tag) {
   strncat(f->log, tag, sizeof(f->log) - strlen(f->log) - 1);
 }
 
-/* ---- ops ------------------------------------------------------------------ */
+/* ---- ops ------------------------------------------------------------------
+ */
 
-static inline void add(fx_t *f, chat_store_op_kind_t kind, const char *a,
-                const char *b) {
-  chat_store_op_t op = {.kind = kind, .a = a, .b = b};
-  assert_int_equal(chat_engine_add(f->e, &op), 0);
+static inline void add(fx_t *f, chat__store_op_kind_t kind, const char *a,
+                       const char *b) {
+  chat__store_op_t op = {.kind = kind, .a = a, .b = b};
+  assert_int_equal(chat__engine_add(f->e, &op), 0);
 }
 
-static inline void add_tok(fx_t *f, chat_store_op_kind_t kind, const char *user,
-                    const char *hash, int64_t ts) {
-  chat_store_op_t op = {.kind = kind, .a = user, .b = hash};
+static inline void add_tok(fx_t *f, chat__store_op_kind_t kind,
+                           const char *user, const char *hash, int64_t ts) {
+  chat__store_op_t op = {.kind = kind, .a = user, .b = hash};
   op.msg.ts = ts;
-  assert_int_equal(chat_engine_add(f->e, &op), 0);
+  assert_int_equal(chat__engine_add(f->e, &op), 0);
 }
 
 static inline void put(fx_t *f, uint64_t seq, const char *to, const char *from,
                 const char *group, const char *msg_id, const char *body) {
-  chat_store_op_t op = {.kind = CHAT_STORE_PUT_MSG};
-  op.msg = (chat_stored_msg_t){.seq = seq, .to = to, .from = from,
-                               .group = group, .msg_id = msg_id,
-                               .body = body, .body_len = strlen(body),
-                               .ts = 1000 + (int64_t)seq};
-  assert_int_equal(chat_engine_add(f->e, &op), 0);
+  chat__store_op_t op = {.kind = CHAT_STORE_PUT_MSG};
+  op.msg = (chat__stored_msg_t){.seq = seq,
+                                .to = to,
+                                .from = from,
+                                .group = group,
+                                .msg_id = msg_id,
+                                .body = body,
+                                .body_len = strlen(body),
+                                .ts = 1000 + (int64_t)seq};
+  assert_int_equal(chat__engine_add(f->e, &op), 0);
 }
 
 static inline void del(fx_t *f, uint64_t seq, const char *to) {
-  chat_store_op_t op = {.kind = CHAT_STORE_DEL_MSG};
+  chat__store_op_t op = {.kind = CHAT_STORE_DEL_MSG};
   op.msg.seq = seq;
   op.msg.to = to;
-  assert_int_equal(chat_engine_add(f->e, &op), 0);
+  assert_int_equal(chat__engine_add(f->e, &op), 0);
 }
 
-/* ---- reads, as strings ---------------------------------------------------- */
+/* ---- reads, as strings ----------------------------------------------------
+ */
 
 typedef struct res {
   fx_t *f;
@@ -160,7 +166,8 @@ static inline void list(char *s, size_t cap, const char *name, char **v,
   cat(s, cap, "]");
 }
 
-static inline void user_cb(void *arg, int status, const chat_engine_user_t *u) {
+static inline void user_cb(void *arg, int status,
+                           const chat__engine_user_t *u) {
   res_t *r = arg;
   note(r->f, "u");
   r->status = status;
@@ -179,7 +186,8 @@ static inline void user_cb(void *arg, int status, const chat_engine_user_t *u) {
   }
 }
 
-static inline void group_cb(void *arg, int status, const chat_engine_group_t *g) {
+static inline void group_cb(void *arg, int status,
+                            const chat__engine_group_t *g) {
   res_t *r = arg;
   note(r->f, "g");
   r->status = status;
@@ -189,7 +197,7 @@ static inline void group_cb(void *arg, int status, const chat_engine_group_t *g)
   }
 }
 
-static inline void msg_str(char *s, size_t cap, const chat_stored_msg_t *m) {
+static inline void msg_str(char *s, size_t cap, const chat__stored_msg_t *m) {
   char b[160];
   snprintf(b, sizeof(b), "%llu:%s>%s%s%s#%s=%.*s@%lld",
            (unsigned long long)m->seq, m->from, m->to, m->group ? "/" : "",
@@ -198,8 +206,8 @@ static inline void msg_str(char *s, size_t cap, const chat_stored_msg_t *m) {
   cat(s, cap, b);
 }
 
-static inline void held_cb(void *arg, int status, const chat_stored_msg_t *msgs,
-                    size_t n, int more) {
+static inline void held_cb(void *arg, int status,
+                           const chat__stored_msg_t *msgs, size_t n, int more) {
   res_t *r = arg;
   note(r->f, "h");
   r->status = status;
@@ -211,7 +219,7 @@ static inline void held_cb(void *arg, int status, const chat_stored_msg_t *msgs,
   cat(r->s, sizeof(r->s), more ? "more" : "end");
 }
 
-static inline void sent_cb(void *arg, int status, const chat_stored_msg_t *m) {
+static inline void sent_cb(void *arg, int status, const chat__stored_msg_t *m) {
   res_t *r = arg;
   note(r->f, "s");
   r->status = status;
@@ -238,7 +246,7 @@ static inline const char *user(fx_t *f, const char *name, int full,
   r.full = full;
   int n = f->fired;
   f->in_call = 1;
-  assert_int_equal(chat_engine_load_user(f->e, name, full, tok, user_cb, &r),
+  assert_int_equal(chat__engine_load_user(f->e, name, full, tok, user_cb, &r),
                    0);
   f->in_call = 0;
   run_until(f, n + 1);
@@ -252,7 +260,7 @@ static inline const char *group(fx_t *f, const char *name) {
   r.f = f;
   int n = f->fired;
   f->in_call = 1;
-  assert_int_equal(chat_engine_load_group(f->e, name, group_cb, &r), 0);
+  assert_int_equal(chat__engine_load_group(f->e, name, group_cb, &r), 0);
   f->in_call = 0;
   run_until(f, n + 1);
   assert_int_equal(r.status, 0);
@@ -267,7 +275,7 @@ static inline const char *held(fx_t *f, const char *rcpt, uint64_t after,
   int n = f->fired;
   f->in_call = 1;
   assert_int_equal(
-      chat_engine_load_held(f->e, rcpt, after, limit, held_cb, &r), 0);
+      chat__engine_load_held(f->e, rcpt, after, limit, held_cb, &r), 0);
   f->in_call = 0;
   run_until(f, n + 1);
   assert_int_equal(r.status, 0);
@@ -280,7 +288,7 @@ static inline const char *sent(fx_t *f, const char *from, const char *msg_id) {
   r.f = f;
   int n = f->fired;
   f->in_call = 1;
-  assert_int_equal(chat_engine_find_sent(f->e, from, msg_id, sent_cb, &r), 0);
+  assert_int_equal(chat__engine_find_sent(f->e, from, msg_id, sent_cb, &r), 0);
   f->in_call = 0;
   run_until(f, n + 1);
   assert_int_equal(r.status, 0);
@@ -292,7 +300,7 @@ static inline int settle(fx_t *f) {
   res_t r = {.f = f};
   int n = f->fired;
   f->in_call = 1;
-  assert_int_equal(chat_engine_then(f->e, then_cb, &r), 0);
+  assert_int_equal(chat__engine_then(f->e, then_cb, &r), 0);
   f->in_call = 0;
   run_until(f, n + 1);
   return r.status;

@@ -1,5 +1,5 @@
 /* fixture.h -- a server core without sockets for unit tests: a real loop,
- * store (a temp file or ":memory:"), committer, hash pool and chat_srv_t,
+ * store (a temp file or ":memory:"), committer, hash pool and chat__srv_t,
  * with sessions whose sink captures every frame. Header-only: each test
  * includes it. */
 #ifndef TEST_SERVER_FIXTURE_H
@@ -22,7 +22,7 @@
 
 typedef struct cap {
   json_t *frames;   /* captured, oldest first */
-  chat_session_t *s;
+  chat__session_t *s;
   int closed, paused, released, gone;
   size_t limit;     /* 0: no output cap */
   size_t bytes;
@@ -30,11 +30,11 @@ typedef struct cap {
 
 typedef struct fx {
   uv_loop_t loop;
-  chat_store_t *store;         /* owned by engine once open */
-  chat_engine_t *engine;
-  chat_committer_t *committer; /* the SQLite engine's */
-  chat_hash_pool_t *hashes;
-  chat_srv_t srv;
+  chat__store_t *store;         /* owned by engine once open */
+  chat__engine_t *engine;
+  chat__committer_t *committer; /* the SQLite engine's */
+  chat__hash_pool_t *hashes;
+  chat__srv_t srv;
   cap_t *caps[64];
   int ncaps;
   char path[64];
@@ -48,7 +48,7 @@ static inline int cap_send(void *ctx, const json_t *obj) {
   if (c->limit && c->bytes + n > c->limit) {
     /* what net.c does on overflow: end the session */
     c->limit = 0;
-    chat_srv_session_end(c->s->srv, c->s, "output over the cap");
+    chat__srv_session_end(c->s->srv, c->s, "output over the cap");
     return -ENOBUFS;
   }
   c->bytes += n;
@@ -69,24 +69,24 @@ static inline void cap_pause(void *ctx) { ((cap_t *)ctx)->paused = 1; }
 static inline void cap_resume(void *ctx) { ((cap_t *)ctx)->paused = 0; }
 static inline void cap_release(void *ctx) { ((cap_t *)ctx)->released = 1; }
 
-static const chat_sink_t cap_sink = {cap_send,  cap_send_line, cap_close,
-                                     cap_pause, cap_resume,    cap_release,
-                                     NULL};
+static const chat__sink_t cap_sink = {cap_send,  cap_send_line, cap_close,
+                                      cap_pause, cap_resume,    cap_release,
+                                      NULL};
 
 static inline void fx_run(fx_t *f) { uv_run(&f->loop, UV_RUN_DEFAULT); }
 
 static inline void fx_open(fx_t *f, const char *path) {
   char err[128];
-  assert_int_equal(chat_store_open(path, &f->store, err, sizeof(err)), 0);
-  assert_int_equal(chat_engine_sqlite_new(&f->loop, f->store, &f->engine), 0);
-  f->committer = chat_engine_sqlite_committer(f->engine);
+  assert_int_equal(chat__store_open(path, &f->store, err, sizeof(err)), 0);
+  assert_int_equal(chat__engine_sqlite_new(&f->loop, f->store, &f->engine), 0);
+  f->committer = chat__engine_sqlite_committer(f->engine);
   chat_server_config_t cfg;
   chat_server_config_default(&cfg);
   cfg.hash_cost = CHAT_HASH_MIN;
   cfg.rate_limit = 0;
-  assert_int_equal(chat_srv_init(&f->srv, &f->loop, &cfg, f->engine), 0);
-  assert_int_equal(chat_hash_pool_new(&f->loop, 2, CHAT_HASH_QUEUE_DEFAULT,
-                                      &f->hashes), 0);
+  assert_int_equal(chat__srv_init(&f->srv, &f->loop, &cfg, f->engine), 0);
+  assert_int_equal(
+      chat__hash_pool_new(&f->loop, 2, CHAT_HASH_QUEUE_DEFAULT, &f->hashes), 0);
   f->srv.hashes = f->hashes;
 }
 
@@ -110,20 +110,20 @@ static inline void fx_disconnect(fx_t *f, cap_t *c) {
   if (c->gone)
     return;
   c->gone = 1;
-  chat_srv_session_end(&f->srv, c->s, "closed");
-  chat_session_unref(c->s);
+  chat__srv_session_end(&f->srv, c->s, "closed");
+  chat__session_unref(c->s);
   fx_run(f);
 }
 
 static inline void fx_close_store(fx_t *f) {
   for (int i = 0; i < f->ncaps; i++)
     fx_disconnect(f, f->caps[i]);
-  chat_hash_pool_free(f->hashes);
+  chat__hash_pool_free(f->hashes);
   f->hashes = f->srv.hashes = NULL;
-  chat_engine_flush_sync(f->engine);
-  chat_engine_free(f->engine); /* closes the store */
+  chat__engine_flush_sync(f->engine);
+  chat__engine_free(f->engine); /* closes the store */
   fx_run(f);
-  chat_srv_free(&f->srv);
+  chat__srv_free(&f->srv);
 }
 
 /* Simulates a restart on the same database. */
@@ -172,7 +172,8 @@ static inline json_t *cap_expect(cap_t *c, const char *type, const char *code) {
   return x;
 }
 
-static inline void cap_expect_drop(cap_t *c, const char *type, const char *code) {
+static inline void cap_expect_drop(cap_t *c, const char *type,
+                                   const char *code) {
   json_decref(cap_expect(c, type, code));
 }
 
@@ -193,7 +194,7 @@ static inline cap_t *fx_connect(fx_t *f) {
   cap_t *c = calloc(1, sizeof(*c));
   assert_non_null(c);
   c->frames = json_array();
-  c->s = chat_srv_session_new(&f->srv, &cap_sink, c, "10.0.0.1");
+  c->s = chat__srv_session_new(&f->srv, &cap_sink, c, "10.0.0.1");
   assert_non_null(c->s);
   f->caps[f->ncaps++] = c;
   cap_expect_drop(c, "welcome", NULL);
@@ -208,7 +209,7 @@ static inline void fx_vfeed(fx_t *f, cap_t *c, const char *fmt, va_list ap) {
   json_t *obj = json_vpack_ex(&jerr, 0, fmt, ap);
   if (obj == NULL)
     fail_msg("pack %s: %s", fmt, jerr.text);
-  chat_srv_on_frame(&f->srv, c->s, obj);
+  chat__srv_on_frame(&f->srv, c->s, obj);
   json_decref(obj);
 }
 

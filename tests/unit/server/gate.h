@@ -20,30 +20,30 @@
 #define GATE_DEADLINE_MS 20000
 
 typedef struct gate {
-  chat_worker_job_t job;
+  chat__worker_job_t job;
   uv_sem_t started, open;
   int done, status;
 } gate_t;
 
-static inline void gate_work(chat_worker_job_t *job) {
+static inline void gate_work(chat__worker_job_t *job) {
   gate_t *g = job->data;
   uv_sem_post(&g->started);
   uv_sem_wait(&g->open);
 }
 
-static inline void gate_done(chat_worker_job_t *job, int status) {
+static inline void gate_done(chat__worker_job_t *job, int status) {
   gate_t *g = job->data;
   g->done = 1;
   g->status = status;
 }
 
 /* Queues a gate on w and waits until a thread of w is held by it. */
-static inline void gate_hold(gate_t *g, chat_worker_t *w) {
+static inline void gate_hold(gate_t *g, chat__worker_t *w) {
   memset(g, 0, sizeof(*g));
   assert_int_equal(uv_sem_init(&g->started, 0), 0);
   assert_int_equal(uv_sem_init(&g->open, 0), 0);
   g->job.data = g;
-  assert_int_equal(chat_worker_submit(w, &g->job, gate_work, gate_done), 0);
+  assert_int_equal(chat__worker_submit(w, &g->job, gate_work, gate_done), 0);
   uv_sem_wait(&g->started);
 }
 

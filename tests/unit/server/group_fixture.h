@@ -45,9 +45,9 @@ static inline int raw_send_line(void *ctx, const char *line, size_t len) {
   return r;
 }
 
-static const chat_sink_t raw_sink = {raw_send,  raw_send_line, cap_close,
-                                     cap_pause, cap_resume,    cap_release,
-                                     NULL};
+static const chat__sink_t raw_sink = {raw_send,  raw_send_line, cap_close,
+                                      cap_pause, cap_resume,    cap_release,
+                                      NULL};
 
 /* The last line c was sent, as bytes. */
 static inline const char *raw_last(cap_t *c) {
@@ -63,7 +63,7 @@ static inline cap_t *connect_raw(fx_t *f) {
   assert_true(g_nraw < 64);
   g_raw[g_nraw].c = c;
   g_raw[g_nraw++].lines = json_array();
-  c->s = chat_srv_session_new(&f->srv, &raw_sink, c, "10.0.0.1");
+  c->s = chat__srv_session_new(&f->srv, &raw_sink, c, "10.0.0.1");
   assert_non_null(c->s);
   f->caps[f->ncaps++] = c;
   cap_expect_drop(c, "welcome", NULL);
@@ -235,7 +235,7 @@ typedef struct rows {
   char to[256];
 } rows_t;
 
-static inline int row_cb(void *ctx, const chat_stored_msg_t *m) {
+static inline int row_cb(void *ctx, const chat__stored_msg_t *m) {
   rows_t *r = ctx;
   if (strcmp(m->msg_id, r->msg_id) == 0) {
     size_t n = strlen(r->to);
@@ -247,11 +247,11 @@ static inline int row_cb(void *ctx, const chat_stored_msg_t *m) {
 static inline void expect_rows(fx_t *f, const char *msg_id, const char *want) {
   char uri[96], err[128];
   snprintf(uri, sizeof(uri), "file:%s?mode=ro", f->path);
-  chat_store_t *st;
-  assert_int_equal(chat_store_open(uri, &st, err, sizeof(err)), 0);
+  chat__store_t *st;
+  assert_int_equal(chat__store_open(uri, &st, err, sizeof(err)), 0);
   rows_t r = {.msg_id = msg_id, .to = ""};
-  assert_int_equal(chat_store_load_messages(st, row_cb, &r), 0);
-  chat_store_close(st);
+  assert_int_equal(chat__store_load_messages(st, row_cb, &r), 0);
+  chat__store_close(st);
   assert_string_equal(r.to, want);
 }
 

@@ -2,7 +2,7 @@
  * (store_retry.c and the committer's fail hook): a stored send is answered
  * internal and forgotten; acks are committed even when their batch fails for
  * space; every other change memory still holds is retried until it is on
- * disk, so a restart finds it. Faults come from chat_store_fail_next(). */
+ * disk, so a restart finds it. Faults come from chat__store_fail_next(). */
 #include "fixture.h"
 
 static void send_to(fx_t *f, cap_t *c, const char *to, const char *msg_id) {
@@ -17,11 +17,11 @@ static void test_readonly_send_internal_nothing_lost(void **state) {
   cap_t *a = fx_user(f, "alice");
   send_to(f, a, "bob", "ok1");
   cap_expect_drop(a, "ok", NULL);
-  chat_store_fail_next(f->store, -EROFS);
+  chat__store_fail_next(f->store, -EROFS);
   send_to(f, a, "bob", "lost");
   json_t *e = cap_expect(a, "error", "internal");
   json_decref(e);
-  chat_user_t *bob = chat_registry_find(&f->srv.reg, "bob");
+  chat__user_t *bob = chat__registry_find(&f->srv.reg, "bob");
   assert_int_equal(bob->held, 1); /* ok1 only: the failed one is not held */
   assert_int_equal(f->srv.mb.count, 0); /* and memory holds neither */
   /* the same msg_id again is a new attempt, and now it works */
@@ -29,8 +29,8 @@ static void test_readonly_send_internal_nothing_lost(void **state) {
   json_t *ok = cap_expect(a, "ok", NULL);
   assert_string_equal(jstr(ok, "status"), "stored");
   json_decref(ok);
-  chat_committer_stats_t st;
-  chat_committer_stats(f->committer, &st);
+  chat__committer_stats_t st;
+  chat__committer_stats(f->committer, &st);
   assert_int_equal(st.failed_batches, 1);
   fx_restart(f);
   b = fx_user(f, "bob");
@@ -56,11 +56,11 @@ static void test_acks_committed_despite_enospc(void **state) {
   b = fx_user(f, "bob");
   cap_expect_drop(b, "deliver", NULL);
   cap_expect_drop(b, "deliver", NULL);
-  chat_store_fail_next(f->store, -ENOSPC);
+  chat__store_fail_next(f->store, -ENOSPC);
   fx_send(f, b, "{s:s,s:s,s:s}", "type", "ack", "msg_id", "m1", "from",
           "alice");
-  chat_committer_stats_t st;
-  chat_committer_stats(f->committer, &st);
+  chat__committer_stats_t st;
+  chat__committer_stats(f->committer, &st);
   assert_int_equal(st.failed_batches, 1);
   fx_restart(f);
   b = fx_user(f, "bob");
@@ -74,12 +74,12 @@ static void test_acks_committed_despite_enospc(void **state) {
 static void test_contact_change_retried(void **state) {
   fx_t *f = *state;
   cap_t *a = fx_user(f, "alice"), *b = fx_user(f, "bob");
-  chat_store_fail_next(f->store, -EIO);
+  chat__store_fail_next(f->store, -EIO);
   fx_contacts(f, a, "alice", b, "bob");
-  chat_committer_stats_t st;
-  chat_committer_stats(f->committer, &st);
+  chat__committer_stats_t st;
+  chat__committer_stats(f->committer, &st);
   assert_true(st.failed_batches >= 1);
-  assert_int_equal(chat_committer_pending(f->committer), 0);
+  assert_int_equal(chat__committer_pending(f->committer), 0);
   fx_restart(f);
   a = fx_user(f, "alice");
   fx_send(f, a, "{s:s}", "type", "contacts");
@@ -100,12 +100,12 @@ static void test_unacked_write_retried(void **state) {
   assert_string_equal(jstr(ok, "status"), "relayed");
   json_decref(ok);
   cap_expect_drop(b, "deliver", NULL);
-  chat_store_fail_next(f->store, -EIO);
+  chat__store_fail_next(f->store, -EIO);
   fx_disconnect(f, b);
-  chat_committer_stats_t st;
-  chat_committer_stats(f->committer, &st);
+  chat__committer_stats_t st;
+  chat__committer_stats(f->committer, &st);
   assert_int_equal(st.failed_batches, 1);
-  assert_int_equal(chat_committer_pending(f->committer), 0);
+  assert_int_equal(chat__committer_pending(f->committer), 0);
   fx_restart(f);
   b = fx_user(f, "bob");
   json_t *d = cap_expect(b, "deliver", NULL);
@@ -122,11 +122,11 @@ static void test_retry_judged_against_memory(void **state) {
   send_to(f, a, "bob", "held");
   cap_expect_drop(a, "ok", NULL);
   cap_expect_drop(b, "deliver", NULL);
-  chat_user_t *bob = chat_registry_find(&f->srv.reg, "bob");
-  chat_user_t *alice = chat_registry_find(&f->srv.reg, "alice");
-  chat_held_t *h = chat_mailbox_find(&f->srv.mb, bob, alice, "held");
+  chat__user_t *bob = chat__registry_find(&f->srv.reg, "bob");
+  chat__user_t *alice = chat__registry_find(&f->srv.reg, "alice");
+  chat__held_t *h = chat__mailbox_find(&f->srv.mb, bob, alice, "held");
   assert_non_null(h);
-  chat_store_op_t ops[6];
+  chat__store_op_t ops[6];
   memset(ops, 0, sizeof(ops));
   ops[0].kind = CHAT_STORE_PUT_MSG; /* written from memory: again */
   ops[0].msg.seq = h->seq;
@@ -151,13 +151,13 @@ static void test_retry_judged_against_memory(void **state) {
   ops[5].msg.to = "bob";
   ops[5].msg.seq = 77;
   uint64_t waited = h->seq + 100;
-  chat_srv_await(&f->srv, &waited, &waited);
-  assert_int_equal(chat_committer_pending(f->committer), 0);
-  chat_srv_commit_failed(&f->srv, ops, 6, -EIO);
-  assert_int_equal(chat_committer_pending(f->committer), 4);
-  chat_srv_unawait(&f->srv, &waited);
+  chat__srv_await(&f->srv, &waited, &waited);
+  assert_int_equal(chat__committer_pending(f->committer), 0);
+  chat__srv_commit_failed(&f->srv, ops, 6, -EIO);
+  assert_int_equal(chat__committer_pending(f->committer), 4);
+  chat__srv_unawait(&f->srv, &waited);
   fx_run(f);
-  assert_int_equal(chat_committer_pending(f->committer), 0);
+  assert_int_equal(chat__committer_pending(f->committer), 0);
 }
 
 #define T(name) cmocka_unit_test_setup_teardown(name, fx_setup, fx_teardown)

@@ -9,11 +9,11 @@ static void add_users(fx_t *f, const char *prefix, int n) {
   int i;
 
   for (i = 0; i < n; i++) {
-    chat_store_op_t op;
+    chat__store_op_t op;
 
     snprintf(name, sizeof(name), "%s%d", prefix, i);
     op = user_op(name); /* name is reused: the committer must copy it */
-    assert_int_equal(chat_committer_add(f->c, &op), 0);
+    assert_int_equal(chat__committer_add(f->c, &op), 0);
   }
 }
 
@@ -24,12 +24,12 @@ static int count_cb(void *ctx, const char *x, const char *y) {
 }
 
 static int committed_users(const fx_t *f) {
-  chat_store_t *s = NULL;
+  chat__store_t *s = NULL;
   int n = 0;
 
-  assert_int_equal(chat_store_open(f->path, &s, NULL, 0), 0);
-  assert_int_equal(chat_store_load_users(s, count_cb, &n), 0);
-  chat_store_close(s);
+  assert_int_equal(chat__store_open(f->path, &s, NULL, 0), 0);
+  assert_int_equal(chat__store_load_users(s, count_cb, &n), 0);
+  chat__store_close(s);
   return n;
 }
 
@@ -61,15 +61,15 @@ static void test_callback_after_commit(void **state) {
   seen_t s = {.f = f};
 
   add_users(f, "u", 3);
-  assert_int_equal(chat_committer_then(f->c, on_done, &s), 0);
-  assert_int_equal(chat_committer_pending(f->c), 3);
+  assert_int_equal(chat__committer_then(f->c, on_done, &s), 0);
+  assert_int_equal(chat__committer_pending(f->c), 3);
   assert_int_equal(s.calls, 0); /* never from inside then() */
   assert_int_equal(committed_users(f), 0);
   run_until_idle(f);
   assert_int_equal(s.calls, 1);
   assert_int_equal(s.status, 0);
   assert_int_equal(s.users_on_disk, 3); /* visible when the callback ran */
-  assert_int_equal(chat_committer_pending(f->c), 0);
+  assert_int_equal(chat__committer_pending(f->c), 0);
   assert_int_equal(stats(f).batches, 1);
   assert_int_equal(stats(f).ops, 3);
 }
@@ -78,8 +78,8 @@ static void test_nothing_pending_fires_later(void **state) {
   fx_t *f = *state;
   seen_t a = {0}, b = {0};
 
-  assert_int_equal(chat_committer_then(f->c, on_done, &a), 0);
-  assert_int_equal(chat_committer_then(f->c, on_done, &b), 0);
+  assert_int_equal(chat__committer_then(f->c, on_done, &a), 0);
+  assert_int_equal(chat__committer_then(f->c, on_done, &b), 0);
   assert_int_equal(a.calls, 0);
   run_until_idle(f);
   assert_int_equal(a.calls, 1);
@@ -121,7 +121,7 @@ static void on_burst(uv_timer_t *t) {
   burst_t *b = t->data;
 
   add_users(b->f, "burst", 1000);
-  assert_int_equal(chat_committer_then(b->f->c, on_burst_done, b), 0);
+  assert_int_equal(chat__committer_then(b->f->c, on_burst_done, b), 0);
   uv_close((uv_handle_t *)&b->timer, NULL);
 }
 
@@ -152,15 +152,15 @@ static void test_group_commit_while_in_flight(void **state) {
   seen_t first = {.f = f}, during = {.f = f}, last = {.f = f};
 
   add_users(f, "a", 1);
-  assert_int_equal(chat_committer_then(f->c, on_done, &first), 0);
+  assert_int_equal(chat__committer_then(f->c, on_done, &first), 0);
   assert_int_equal(uv_run(&f->loop, UV_RUN_NOWAIT), 1); /* handed over */
   /* The loop is not running, so the batch cannot be reported done yet. */
-  assert_int_equal(chat_committer_pending(f->c), 1);
+  assert_int_equal(chat__committer_pending(f->c), 1);
   /* Nothing open: this waits for the batch in flight. */
-  assert_int_equal(chat_committer_then(f->c, on_done, &during), 0);
+  assert_int_equal(chat__committer_then(f->c, on_done, &during), 0);
   add_users(f, "b", 100);
-  assert_int_equal(chat_committer_then(f->c, on_done, &last), 0);
-  assert_int_equal(chat_committer_pending(f->c), 101);
+  assert_int_equal(chat__committer_then(f->c, on_done, &last), 0);
+  assert_int_equal(chat__committer_pending(f->c), 101);
   run_until_idle(f);
   assert_int_equal(first.status, 0);
   assert_int_equal(first.users_on_disk, 1);
@@ -180,10 +180,10 @@ static void test_failed_batch_then_recovery(void **state) {
   int i;
 
   /* Registered with nothing pending: not affected by the failure. */
-  assert_int_equal(chat_committer_then(f->c, on_done, &before), 0);
+  assert_int_equal(chat__committer_then(f->c, on_done, &before), 0);
   add_users(f, "lost", 5);
-  assert_int_equal(chat_committer_then(f->c, on_done, &failed), 0);
-  chat_store_fail_next(f->store, -EIO);
+  assert_int_equal(chat__committer_then(f->c, on_done, &failed), 0);
+  chat__store_fail_next(f->store, -EIO);
   run_until_idle(f);
   assert_int_equal(before.status, 0);
   assert_int_equal(failed.calls, 1);
@@ -191,30 +191,30 @@ static void test_failed_batch_then_recovery(void **state) {
   assert_int_equal(failed.users_on_disk, 0);
 
   add_users(f, "kept", 2);
-  assert_int_equal(chat_committer_then(f->c, on_done, &ok), 0);
+  assert_int_equal(chat__committer_then(f->c, on_done, &ok), 0);
   run_until_idle(f);
   assert_int_equal(ok.status, 0);
   assert_int_equal(ok.users_on_disk, 2);
 
   /* A real fault: the database may not grow. Then space comes back. */
-  assert_int_equal(chat_store_limit_pages(f->store, 1), 0);
+  assert_int_equal(chat__store_limit_pages(f->store, 1), 0);
   memset(body, 'z', sizeof(body));
   for (i = 0; i < 50; i++) {
-    chat_store_op_t op = msg_op((uint64_t)i + 1, body, sizeof(body));
+    chat__store_op_t op = msg_op((uint64_t)i + 1, body, sizeof(body));
 
-    assert_int_equal(chat_committer_add(f->c, &op), 0);
+    assert_int_equal(chat__committer_add(f->c, &op), 0);
   }
-  assert_int_equal(chat_committer_then(f->c, on_done, &full), 0);
+  assert_int_equal(chat__committer_then(f->c, on_done, &full), 0);
   run_until_idle(f);
   assert_int_equal(full.status, -ENOSPC);
   assert_int_equal(committed_msgs(f), 0);
-  assert_int_equal(chat_store_limit_pages(f->store, 1u << 30), 0);
+  assert_int_equal(chat__store_limit_pages(f->store, 1u << 30), 0);
   {
-    chat_store_op_t op = msg_op(100, body, sizeof(body));
+    chat__store_op_t op = msg_op(100, body, sizeof(body));
 
-    assert_int_equal(chat_committer_add(f->c, &op), 0);
+    assert_int_equal(chat__committer_add(f->c, &op), 0);
   }
-  assert_int_equal(chat_committer_then(f->c, on_done, &ok2), 0);
+  assert_int_equal(chat__committer_then(f->c, on_done, &ok2), 0);
   run_until_idle(f);
   assert_int_equal(ok2.status, 0);
   assert_int_equal(committed_msgs(f), 1);
@@ -239,7 +239,7 @@ static void on_chain(void *arg, int status) {
 
     snprintf(prefix, sizeof(prefix), "chain%d-", ch->step);
     add_users(ch->f, prefix, 10);
-    assert_int_equal(chat_committer_then(ch->f->c, on_chain, ch), 0);
+    assert_int_equal(chat__committer_then(ch->f->c, on_chain, ch), 0);
   }
 }
 
@@ -248,7 +248,7 @@ static void test_callbacks_add_more(void **state) {
   chain_t ch = {.f = f};
 
   add_users(f, "chain0-", 10);
-  assert_int_equal(chat_committer_then(f->c, on_chain, &ch), 0);
+  assert_int_equal(chat__committer_then(f->c, on_chain, &ch), 0);
   run_until_idle(f);
   assert_int_equal(ch.step, 3);
   assert_int_equal(ch.statuses[2], 0);
@@ -262,19 +262,19 @@ static void test_flush_sync(void **state) {
   chain_t ch = {.f = f, .step = 1};
 
   add_users(f, "f", 50);
-  assert_int_equal(chat_committer_then(f->c, on_done, &flying), 0);
+  assert_int_equal(chat__committer_then(f->c, on_done, &flying), 0);
   assert_int_equal(uv_run(&f->loop, UV_RUN_NOWAIT), 1); /* 50 in flight */
   add_users(f, "g", 20);
-  assert_int_equal(chat_committer_then(f->c, on_done, &rest), 0);
+  assert_int_equal(chat__committer_then(f->c, on_done, &rest), 0);
   /* This one adds 10 more from inside the flush. */
-  assert_int_equal(chat_committer_then(f->c, on_chain, &ch), 0);
-  assert_int_equal(chat_committer_flush_sync(f->c), 0);
+  assert_int_equal(chat__committer_then(f->c, on_chain, &ch), 0);
+  assert_int_equal(chat__committer_flush_sync(f->c), 0);
   assert_int_equal(flying.status, 0);
   assert_int_equal(flying.users_on_disk, 50);
   assert_int_equal(rest.calls, 1);
   assert_int_equal(rest.users_on_disk, 70);
   assert_int_equal(ch.step, 3);
-  assert_int_equal(chat_committer_pending(f->c), 0);
+  assert_int_equal(chat__committer_pending(f->c), 0);
   assert_int_equal(committed_users(f), 80);
   /* The work request still completes on the loop, harmlessly. */
   run_until_idle(f);
@@ -289,11 +289,11 @@ static void test_flush_sync_reports_failure(void **state) {
   fx_t *f = *state;
   seen_t s = {.f = f};
 
-  assert_int_equal(chat_committer_flush_sync(f->c), 0); /* nothing to do */
+  assert_int_equal(chat__committer_flush_sync(f->c), 0); /* nothing to do */
   add_users(f, "x", 2);
-  assert_int_equal(chat_committer_then(f->c, on_done, &s), 0);
-  chat_store_fail_next(f->store, -EROFS);
-  assert_int_equal(chat_committer_flush_sync(f->c), -EROFS);
+  assert_int_equal(chat__committer_then(f->c, on_done, &s), 0);
+  chat__store_fail_next(f->store, -EROFS);
+  assert_int_equal(chat__committer_flush_sync(f->c), -EROFS);
   assert_int_equal(s.status, -EROFS);
   assert_int_equal(committed_users(f), 0);
 }
@@ -303,10 +303,10 @@ static void test_free_flushes_pending(void **state) {
   seen_t s = {0};
 
   add_users(f, "p", 4);
-  assert_int_equal(chat_committer_then(f->c, on_done, &s), 0);
+  assert_int_equal(chat__committer_then(f->c, on_done, &s), 0);
   assert_int_equal(uv_run(&f->loop, UV_RUN_NOWAIT), 1);
   add_users(f, "q", 4);
-  chat_committer_free(f->c); /* teardown then frees NULL */
+  chat__committer_free(f->c); /* teardown then frees NULL */
   f->c = NULL;
   assert_int_equal(s.calls, 1);
   assert_int_equal(committed_users(f), 8);
@@ -314,24 +314,24 @@ static void test_free_flushes_pending(void **state) {
 
 static void test_rejects_invalid(void **state) {
   fx_t *f = *state;
-  chat_store_op_t bad = user_op(NULL);
+  chat__store_op_t bad = user_op(NULL);
 
   add_users(f, "v", 1);
-  assert_int_equal(chat_committer_add(f->c, &bad), -EINVAL);
+  assert_int_equal(chat__committer_add(f->c, &bad), -EINVAL);
   bad = msg_op(0, "x", 1); /* seq 0 */
-  assert_int_equal(chat_committer_add(f->c, &bad), -EINVAL);
+  assert_int_equal(chat__committer_add(f->c, &bad), -EINVAL);
   bad = msg_op(1, NULL, 5); /* a length with no body */
-  assert_int_equal(chat_committer_add(f->c, &bad), -EINVAL);
+  assert_int_equal(chat__committer_add(f->c, &bad), -EINVAL);
   bad = user_op("w");
-  bad.kind = (chat_store_op_kind_t)77;
-  assert_int_equal(chat_committer_add(f->c, &bad), -EINVAL);
-  assert_int_equal(chat_committer_pending(f->c), 1);
+  bad.kind = (chat__store_op_kind_t)77;
+  assert_int_equal(chat__committer_add(f->c, &bad), -EINVAL);
+  assert_int_equal(chat__committer_pending(f->c), 1);
   run_until_idle(f);
   assert_int_equal(stats(f).failed_batches, 0);
   assert_int_equal(committed_users(f), 1);
 }
 
-static int check_copy(void *ctx, const chat_stored_msg_t *m) {
+static int check_copy(void *ctx, const chat__stored_msg_t *m) {
   static const char want[] = "a\0b\"c'\xe2\x82\xac";
 
   assert_int_equal(m->seq, 7);
@@ -347,20 +347,20 @@ static void test_copies_body_exactly(void **state) {
   fx_t *f = *state;
   char body[] = "a\0b\"c'\xe2\x82\xac";
   char to[8] = "bob";
-  chat_store_op_t op = msg_op(7, body, sizeof(body) - 1);
-  chat_store_t *s = NULL;
+  chat__store_op_t op = msg_op(7, body, sizeof(body) - 1);
+  chat__store_t *s = NULL;
   int n = 0;
 
   op.msg.to = to;
   op.msg.group = "grp";
-  assert_int_equal(chat_committer_add(f->c, &op), 0);
+  assert_int_equal(chat__committer_add(f->c, &op), 0);
   memset(body, 'X', sizeof(body));
   memcpy(to, "zzz", 4);
   run_until_idle(f);
-  assert_int_equal(chat_store_open(f->path, &s, NULL, 0), 0);
-  assert_int_equal(chat_store_load_messages(s, check_copy, &n), 0);
+  assert_int_equal(chat__store_open(f->path, &s, NULL, 0), 0);
+  assert_int_equal(chat__store_load_messages(s, check_copy, &n), 0);
   assert_int_equal(n, 1);
-  chat_store_close(s);
+  chat__store_close(s);
 }
 
 int main(void) {

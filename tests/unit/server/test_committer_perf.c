@@ -32,10 +32,10 @@ static void on_produce(uv_idle_t *h) {
   int i;
 
   for (i = 0; i < TP_PER_TURN && p->next_seq <= TP_TOTAL; i++) {
-    chat_store_op_t op = msg_op(p->next_seq++, p->body, sizeof(p->body));
+    chat__store_op_t op = msg_op(p->next_seq++, p->body, sizeof(p->body));
 
-    assert_int_equal(chat_committer_add(p->f->c, &op), 0);
-    assert_int_equal(chat_committer_then(p->f->c, on_stored, p), 0);
+    assert_int_equal(chat__committer_add(p->f->c, &op), 0);
+    assert_int_equal(chat__committer_then(p->f->c, on_stored, p), 0);
   }
   if (p->next_seq > TP_TOTAL)
     uv_close((uv_handle_t *)&p->idle, NULL);
@@ -44,7 +44,7 @@ static void on_produce(uv_idle_t *h) {
 static void test_throughput_report(void **state) {
   fx_t *f = *state;
   producer_t p = {.f = f, .next_seq = 1};
-  chat_committer_stats_t st;
+  chat__committer_stats_t st;
   uint64_t t0, t1;
 
   memset(p.body, 'm', sizeof(p.body));
@@ -79,25 +79,25 @@ typedef struct pinger {
 
 static void on_ping(void *arg, int status) {
   pinger_t *p = arg;
-  chat_store_op_t op;
+  chat__store_op_t op;
 
   if (status != 0)
     p->errors++;
   if (++p->done >= LAT_ROUNDS)
     return;
   op = msg_op((uint64_t)p->done + 1, "ping", 4);
-  assert_int_equal(chat_committer_add(p->f->c, &op), 0);
-  assert_int_equal(chat_committer_then(p->f->c, on_ping, p), 0);
+  assert_int_equal(chat__committer_add(p->f->c, &op), 0);
+  assert_int_equal(chat__committer_then(p->f->c, on_ping, p), 0);
 }
 
 static void test_commit_latency_report(void **state) {
   fx_t *f = *state;
   pinger_t p = {.f = f};
-  chat_store_op_t op = msg_op(1, "ping", 4);
+  chat__store_op_t op = msg_op(1, "ping", 4);
   uint64_t t0, t1;
 
-  assert_int_equal(chat_committer_add(f->c, &op), 0);
-  assert_int_equal(chat_committer_then(f->c, on_ping, &p), 0);
+  assert_int_equal(chat__committer_add(f->c, &op), 0);
+  assert_int_equal(chat__committer_then(f->c, on_ping, &p), 0);
   t0 = uv_hrtime();
   run_until_idle(f);
   t1 = uv_hrtime();

@@ -1,7 +1,7 @@
 /* test_deadlines.c -- the sweep's two deadlines: a connection not logged in
  * within login_timeout is told not_authenticated and closed (once); a
  * logged-in one is judged by its last complete line, which
- * chat_srv_on_line only ever moves forward. */
+ * chat__srv_on_line only ever moves forward. */
 #include "fixture.h"
 
 static int setup(void **state) {
@@ -25,18 +25,18 @@ static void test_login_timeout(void **state) {
   /* talking does not count as logging in */
   fx_send(f, anon, "{s:s}", "type", "ping");
   cap_expect_drop(anon, "pong", NULL);
-  chat_srv_sweep(&f->srv, t0 + 59999);
+  chat__srv_sweep(&f->srv, t0 + 59999);
   assert_false(anon->closed);
   cap_empty(anon);
   a->s->last_read_ms = t0 + 60000;
-  chat_srv_sweep(&f->srv, t0 + 60000);
+  chat__srv_sweep(&f->srv, t0 + 60000);
   assert_true(anon->closed);
   json_t *e = cap_expect(anon, "error", "not_authenticated");
   assert_null(json_object_get(e, "id"));
   assert_non_null(strstr(jstr(e, "message"), "60 s"));
   json_decref(e);
   /* a later sweep, before the connection is gone, says nothing again */
-  chat_srv_sweep(&f->srv, t0 + 61000);
+  chat__srv_sweep(&f->srv, t0 + 61000);
   cap_empty(anon);
   assert_false(a->closed);
   cap_empty(a);
@@ -48,10 +48,10 @@ static void test_login_in_progress_not_cut(void **state) {
   fx_t *f = *state;
   cap_t *c = fx_connect(f);
   c->s->busy = 1; /* a login waiting for the pool */
-  chat_srv_sweep(&f->srv, c->s->opened_ms + 120000);
+  chat__srv_sweep(&f->srv, c->s->opened_ms + 120000);
   assert_false(c->closed);
   c->s->busy = 0;
-  chat_srv_sweep(&f->srv, c->s->opened_ms + 120000);
+  chat__srv_sweep(&f->srv, c->s->opened_ms + 120000);
   assert_true(c->closed);
 }
 
@@ -59,13 +59,13 @@ static void test_on_line_moves_forward_only(void **state) {
   fx_t *f = *state;
   cap_t *b = fx_user(f, "bob");
   uint64_t t = b->s->last_read_ms;
-  chat_srv_on_line(&f->srv, b->s, t + 50000); /* a blank line read */
+  chat__srv_on_line(&f->srv, b->s, t + 50000); /* a blank line read */
   assert_true(b->s->last_read_ms == t + 50000);
-  chat_srv_on_line(&f->srv, b->s, t + 10); /* older: ignored */
+  chat__srv_on_line(&f->srv, b->s, t + 10); /* older: ignored */
   assert_true(b->s->last_read_ms == t + 50000);
-  chat_srv_sweep(&f->srv, t + 90000 + 10);
+  chat__srv_sweep(&f->srv, t + 90000 + 10);
   assert_false(b->closed); /* 40 s since the blank line */
-  chat_srv_sweep(&f->srv, t + 50000 + 90000);
+  chat__srv_sweep(&f->srv, t + 50000 + 90000);
   assert_true(b->closed);
 }
 

@@ -39,7 +39,7 @@ static void test_tenth_protocol_error_closes(void **state) {
   cap_t *c = fx_connect(f);
   chat_error_t err = {.code = CHAT_E_BAD_JSON, .message = "bad"};
   for (int i = 0; i < 9; i++) {
-    chat_srv_on_bad_frame(&f->srv, c->s, &err);
+    chat__srv_on_bad_frame(&f->srv, c->s, &err);
     cap_expect_drop(c, "error", "bad_json");
   }
   assert_false(c->closed);
@@ -55,7 +55,7 @@ static void test_frame_too_large_closes(void **state) {
   fx_t *f = *state;
   cap_t *c = fx_connect(f);
   chat_error_t err = {.code = CHAT_E_FRAME_TOO_LARGE, .message = "big"};
-  chat_srv_on_bad_frame(&f->srv, c->s, &err);
+  chat__srv_on_bad_frame(&f->srv, c->s, &err);
   cap_expect_drop(c, "error", "frame_too_large");
   assert_true(c->closed);
 }
@@ -102,8 +102,8 @@ static void test_register_race_reserves_name(void **state) {
   json_t *r1 = json_pack("{s:s,s:s,s:s}", "type", "register", "user", "zed",
                          "password", "password1");
   /* both arrive before the first hash is done */
-  chat_srv_on_frame(&f->srv, a->s, r1);
-  chat_srv_on_frame(&f->srv, b->s, r1);
+  chat__srv_on_frame(&f->srv, a->s, r1);
+  chat__srv_on_frame(&f->srv, b->s, r1);
   json_decref(r1);
   cap_expect_drop(b, "error", "user_exists");
   assert_true(a->paused);

@@ -30,19 +30,19 @@ static void test_users(void **state) {
 
 static void test_add_checks(void **state) {
   fx_t *f = *state;
-  chat_store_op_t bad = {.kind = CHAT_STORE_ADD_USER, .a = "x"};
-  assert_int_equal(chat_engine_add(f->e, &bad), -EINVAL);
-  bad = (chat_store_op_t){.kind = CHAT_STORE_DEL_MSG};
+  chat__store_op_t bad = {.kind = CHAT_STORE_ADD_USER, .a = "x"};
+  assert_int_equal(chat__engine_add(f->e, &bad), -EINVAL);
+  bad = (chat__store_op_t){.kind = CHAT_STORE_DEL_MSG};
   bad.msg.to = "x"; /* seq 0 */
-  assert_int_equal(chat_engine_add(f->e, &bad), -EINVAL);
-  bad = (chat_store_op_t){.kind = (chat_store_op_kind_t)99, .a = "x",
-                          .b = "y"};
-  assert_int_equal(chat_engine_add(f->e, &bad), -EINVAL);
-  assert_int_equal(chat_engine_pending(f->e), 0);
+  assert_int_equal(chat__engine_add(f->e, &bad), -EINVAL);
+  bad =
+      (chat__store_op_t){.kind = (chat__store_op_kind_t)99, .a = "x", .b = "y"};
+  assert_int_equal(chat__engine_add(f->e, &bad), -EINVAL);
+  assert_int_equal(chat__engine_pending(f->e), 0);
   add(f, CHAT_STORE_ADD_USER, "a", "pw");
-  assert_int_equal(chat_engine_pending(f->e), 1);
+  assert_int_equal(chat__engine_pending(f->e), 1);
   assert_int_equal(settle(f), 0);
-  assert_int_equal(chat_engine_pending(f->e), 0);
+  assert_int_equal(chat__engine_pending(f->e), 0);
 }
 
 static void test_contacts(void **state) {
@@ -239,17 +239,17 @@ static void test_callback_order(void **state) {
     order_res[i] = (res_t){.f = f};
   f->in_call = 1;
   add(f, CHAT_STORE_ADD_USER, "a", "pw");
-  assert_int_equal(chat_engine_load_user(f->e, "a", 0, NULL, user_cb,
-                                         &order_res[0]), 0);
-  assert_int_equal(chat_engine_then(f->e, then_cb, &order_res[1]), 0);
-  assert_int_equal(chat_engine_load_group(f->e, "g", group_cb,
-                                          &order_res[2]), 0);
+  assert_int_equal(
+      chat__engine_load_user(f->e, "a", 0, NULL, user_cb, &order_res[0]), 0);
+  assert_int_equal(chat__engine_then(f->e, then_cb, &order_res[1]), 0);
+  assert_int_equal(chat__engine_load_group(f->e, "g", group_cb, &order_res[2]),
+                   0);
   add(f, CHAT_STORE_ADD_MEMBER, "g", "a");
-  assert_int_equal(chat_engine_load_held(f->e, "a", 0, 1, held_cb,
-                                         &order_res[3]), 0);
-  assert_int_equal(chat_engine_find_sent(f->e, "a", "m", sent_cb,
-                                         &order_res[4]), 0);
-  assert_int_equal(chat_engine_then(f->e, then_cb, &order_res[5]), 0);
+  assert_int_equal(
+      chat__engine_load_held(f->e, "a", 0, 1, held_cb, &order_res[3]), 0);
+  assert_int_equal(
+      chat__engine_find_sent(f->e, "a", "m", sent_cb, &order_res[4]), 0);
+  assert_int_equal(chat__engine_then(f->e, then_cb, &order_res[5]), 0);
   f->in_call = 0;
   run_until(f, 6);
   /* Waiters in order, reads in order; a batch's waiters may come before
@@ -270,14 +270,14 @@ static void chain_cb(void *arg, int status) {
   assert_int_equal(status, 0);
   add(f, CHAT_STORE_ADD_USER, "late", "pw");
   chain_res[1] = (res_t){.f = f};
-  assert_int_equal(chat_engine_load_user(f->e, "late", 0, NULL, user_cb,
-                                         &chain_res[1]), 0);
+  assert_int_equal(
+      chat__engine_load_user(f->e, "late", 0, NULL, user_cb, &chain_res[1]), 0);
 }
 
 static void test_then_after_ops(void **state) {
   fx_t *f = *state;
   add(f, CHAT_STORE_ADD_USER, "a", "pw");
-  assert_int_equal(chat_engine_then(f->e, chain_cb, f), 0);
+  assert_int_equal(chat__engine_then(f->e, chain_cb, f), 0);
   run_until(f, 2);
   assert_string_equal(f->log, "cu");
   assert_string_equal(chain_res[1].s, "pw held=0 sent=0 tok=-1");
@@ -288,10 +288,10 @@ typedef struct failed {
   fx_t *f;
   int calls, status, fired_before;
   size_t n;
-  chat_store_op_kind_t kind[4];
+  chat__store_op_kind_t kind[4];
 } failed_t;
 
-static void fail_cb(void *arg, const chat_store_op_t *ops, size_t n,
+static void fail_cb(void *arg, const chat__store_op_t *ops, size_t n,
                     int status) {
   failed_t *x = arg;
   x->calls++;
@@ -304,11 +304,11 @@ static void fail_cb(void *arg, const chat_store_op_t *ops, size_t n,
 
 static void arm_failure(fx_t *f, int err) {
   if (f->store != NULL)
-    chat_store_fail_next(f->store, err);
+    chat__store_fail_next(f->store, err);
   else if (f->redis)
-    chat_engine_redis_fail(f->e, 1, err);
+    chat__engine_redis_fail(f->e, 1, err);
   else
-    chat_engine_mem_fail(f->e, 1, err);
+    chat__engine_mem_fail(f->e, 1, err);
 }
 
 static void test_failure(void **state) {
@@ -316,15 +316,15 @@ static void test_failure(void **state) {
   failed_t x = {.f = f};
   res_t before = {.f = f}, after = {.f = f}, rd = {.f = f};
 
-  chat_engine_t *e = f->e;
+  chat__engine_t *e = f->e;
   e->type->on_fail(e, fail_cb, &x);
   arm_failure(f, -EIO);
   f->in_call = 1;
-  assert_int_equal(chat_engine_then(e, then_cb, &before), 0);
+  assert_int_equal(chat__engine_then(e, then_cb, &before), 0);
   add(f, CHAT_STORE_ADD_USER, "x", "pw");
   add(f, CHAT_STORE_ADD_CONTACT, "x", "y");
-  assert_int_equal(chat_engine_then(e, then_cb, &after), 0);
-  assert_int_equal(chat_engine_load_user(e, "x", 1, NULL, user_cb, &rd), 0);
+  assert_int_equal(chat__engine_then(e, then_cb, &after), 0);
+  assert_int_equal(chat__engine_load_user(e, "x", 1, NULL, user_cb, &rd), 0);
   f->in_call = 0;
   run_until(f, 3);
   assert_int_equal(before.status, 0); /* nothing was added before it */
@@ -383,16 +383,15 @@ static void test_flush_sync(void **state) {
   fx_t *f = *state;
   res_t t = {.f = f}, u = {.f = f};
   add(f, CHAT_STORE_ADD_USER, "a", "pw");
-  assert_int_equal(chat_engine_then(f->e, then_cb, &t), 0);
-  assert_int_equal(chat_engine_load_user(f->e, "a", 0, NULL, user_cb, &u),
-                   0);
-  assert_int_equal(chat_engine_flush_sync(f->e), 0);
+  assert_int_equal(chat__engine_then(f->e, then_cb, &t), 0);
+  assert_int_equal(chat__engine_load_user(f->e, "a", 0, NULL, user_cb, &u), 0);
+  assert_int_equal(chat__engine_flush_sync(f->e), 0);
   assert_int_equal(f->fired, 2); /* all of it, now */
   assert_string_equal(u.s, "pw held=0 sent=0 tok=-1");
-  assert_int_equal(chat_engine_pending(f->e), 0);
+  assert_int_equal(chat__engine_pending(f->e), 0);
   arm_failure(f, -EIO);
   add(f, CHAT_STORE_ADD_USER, "b", "pw");
-  assert_int_equal(chat_engine_flush_sync(f->e), -EIO);
+  assert_int_equal(chat__engine_flush_sync(f->e), -EIO);
   assert_string_equal(user(f, "b", 0, NULL), "none");
 }
 
@@ -401,10 +400,9 @@ static void test_free_flushes(void **state) {
   fx_t *f = *state;
   res_t t = {.f = f}, u = {.f = f};
   add(f, CHAT_STORE_ADD_USER, "a", "pw");
-  assert_int_equal(chat_engine_then(f->e, then_cb, &t), 0);
-  assert_int_equal(chat_engine_load_user(f->e, "a", 0, NULL, user_cb, &u),
-                   0);
-  chat_engine_free(f->e);
+  assert_int_equal(chat__engine_then(f->e, then_cb, &t), 0);
+  assert_int_equal(chat__engine_load_user(f->e, "a", 0, NULL, user_cb, &u), 0);
+  chat__engine_free(f->e);
   f->e = NULL; /* teardown runs the loop once more */
   assert_int_equal(f->fired, 2);
   assert_int_equal(t.status, 0);
@@ -456,15 +454,24 @@ int main(void) {
   else if (rp_start(&redis, NULL) == 0)
     fx_redis = &redis;
   const struct CMUnitTest tests[] = {
-      BOTH(test_users),           BOTH(test_add_checks),
-      BOTH(test_contacts),        BOTH(test_requests),
-      BOTH(test_groups),          BOTH(test_held_paging),
-      BOTH(test_held_counts),     BOTH(test_held_count_before_user),
+      BOTH(test_users),
+      BOTH(test_add_checks),
+      BOTH(test_contacts),
+      BOTH(test_requests),
+      BOTH(test_groups),
+      BOTH(test_held_paging),
+      BOTH(test_held_counts),
+      BOTH(test_held_count_before_user),
       BOTH(test_find_sent),
-      BOTH(test_tokens),          BOTH(test_read_your_writes),
-      BOTH(test_callback_order),  BOTH(test_msg_id_unique_per_sender),  BOTH(test_then_after_ops),
-      BOTH(test_failure),         BOTH(test_failure_nospace),
-      BOTH(test_max_seq),         BOTH(test_flush_sync),
+      BOTH(test_tokens),
+      BOTH(test_read_your_writes),
+      BOTH(test_callback_order),
+      BOTH(test_msg_id_unique_per_sender),
+      BOTH(test_then_after_ops),
+      BOTH(test_failure),
+      BOTH(test_failure_nospace),
+      BOTH(test_max_seq),
+      BOTH(test_flush_sync),
       BOTH(test_free_flushes),
   };
   int failed = cmocka_run_group_tests(tests, NULL, NULL);

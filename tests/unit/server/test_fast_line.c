@@ -1,4 +1,4 @@
-/* test_fast_line.c -- chat_srv_on_fast_line against chat_srv_on_frame: two
+/* test_fast_line.c -- chat__srv_on_fast_line against chat__srv_on_frame: two
  * servers in the same state get the same lines, one through the fast path
  * (where it takes them) and one through the full parse; every session of
  * both must then have received the same frames (only deliver's ts, a wall
@@ -60,18 +60,17 @@ static int feed(world_t *w, char from, const char *line) {
   int taken;
 
   if (chat_frame_parse(line, len, &obj, &err) == 0)
-    chat_srv_on_frame(&w[0].f->srv, who(&w[0], from)->s, obj);
+    chat__srv_on_frame(&w[0].f->srv, who(&w[0], from)->s, obj);
   else
-    chat_srv_on_bad_frame(&w[0].f->srv, who(&w[0], from)->s, &err);
+    chat__srv_on_bad_frame(&w[0].f->srv, who(&w[0], from)->s, &err);
   fx_run(w[0].f);
 
-  taken = chat_srv_on_fast_line(&w[1].f->srv, who(&w[1], from)->s, line,
-                                len);
+  taken = chat__srv_on_fast_line(&w[1].f->srv, who(&w[1], from)->s, line, len);
   if (!taken) {
     if (obj != NULL)
-      chat_srv_on_frame(&w[1].f->srv, who(&w[1], from)->s, obj);
+      chat__srv_on_frame(&w[1].f->srv, who(&w[1], from)->s, obj);
     else
-      chat_srv_on_bad_frame(&w[1].f->srv, who(&w[1], from)->s, &err);
+      chat__srv_on_bad_frame(&w[1].f->srv, who(&w[1], from)->s, &err);
   }
   fx_run(w[1].f);
   json_decref(obj);
@@ -93,7 +92,8 @@ static int same_output(world_t *w) {
         json_object_del(fy, "ts");
       }
       if (!json_equal(fx, fy)) {
-        char *a = json_dumps(fx, JSON_COMPACT), *b = json_dumps(fy, JSON_COMPACT);
+        char *a = json_dumps(fx, JSON_COMPACT),
+             *b = json_dumps(fy, JSON_COMPACT);
         fail_msg("full path: %s\nfast path: %s", a, b);
       }
       json_decref(fx);
@@ -131,15 +131,18 @@ static void test_same_as_full_path(void **state) {
   FAST(w, 'b', "{\"type\":\"ack\",\"msg_id\":\"m1\",\"from\":\"alice\"}", 0);
   FAST(w, 'b', "{\"type\":\"ack\",\"msg_id\":\"m1\",\"from\":\"zed\"}", 0);
   /* escapes in the body, a string id, spaces */
-  FAST(w, 'a', " { \"type\" : \"send\", \"id\":\"s-1\", \"to\":\"bob\", "
-               "\"msg_id\":\"m2\", \"body\":\"a\\\"b\\\\c\\nd\\/e\\t\xc3\xa9\" }",
+  FAST(w, 'a',
+       " { \"type\" : \"send\", \"id\":\"s-1\", \"to\":\"bob\", "
+       "\"msg_id\":\"m2\", \"body\":\"a\\\"b\\\\c\\nd\\/e\\t\xc3\xa9\" }",
        2);
   /* to an offline user: stored, ok after the commit */
   FAST(w, 'a', "{\"type\":\"send\",\"id\":3,\"to\":\"carol\",\"msg_id\":\"m3\","
                "\"body\":\"later\"}", 1);
   /* handler errors */
-  FAST(w, 'a', "{\"type\":\"send\",\"id\":4,\"to\":\"nobody\",\"msg_id\":\"m4\","
-               "\"body\":\"x\"}", 1);
+  FAST(w, 'a',
+       "{\"type\":\"send\",\"id\":4,\"to\":\"nobody\",\"msg_id\":\"m4\","
+       "\"body\":\"x\"}",
+       1);
   FAST(w, 'a', "{\"type\":\"send\",\"id\":5,\"to\":\"alice\",\"msg_id\":\"m5\","
                "\"body\":\"x\"}", 1);
   /* before login */
@@ -168,8 +171,8 @@ static void test_same_as_full_path(void **state) {
 static void test_rate_limit(void **state) {
   world_t *w = *state;
   w[0].f->srv.cfg.rate_limit = w[1].f->srv.cfg.rate_limit = 1;
-  chat_ratelimit_init(&w[0].alice->s->rl, 1, uv_now(&w[0].f->loop));
-  chat_ratelimit_init(&w[1].alice->s->rl, 1, uv_now(&w[1].f->loop));
+  chat__ratelimit_init(&w[0].alice->s->rl, 1, uv_now(&w[0].f->loop));
+  chat__ratelimit_init(&w[1].alice->s->rl, 1, uv_now(&w[1].f->loop));
   int got = 0;
   for (int i = 0; i < 5; i++) {
     char line[160];

@@ -5,7 +5,7 @@
  * counts of the send) comes only then; a repeat meanwhile waits for the same
  * outcome. If nobody was pushed it, nothing was accepted: every copy goes,
  * the sender (and any repeat, whatever batch it waited on) is told internal,
- * and a retry is a fresh send. Faults come from chat_store_fail_next(). */
+ * and a retry is a fresh send. Faults come from chat__store_fail_next(). */
 #include "fixture.h"
 
 static void feed_gsend(fx_t *f, cap_t *c, const char *id, const char *msg_id) {
@@ -15,13 +15,13 @@ static void feed_gsend(fx_t *f, cap_t *c, const char *id, const char *msg_id) {
 
 /* Runs the loop one turn at a time until n batches have failed. */
 static void run_until_failed(fx_t *f, uint64_t n) {
-  chat_committer_stats_t st;
+  chat__committer_stats_t st;
   for (;;) {
-    chat_committer_stats(f->committer, &st);
+    chat__committer_stats(f->committer, &st);
     if (st.failed_batches >= n)
       return;
     if (uv_run(&f->loop, UV_RUN_ONCE) == 0) {
-      chat_committer_stats(f->committer, &st);
+      chat__committer_stats(f->committer, &st);
       if (st.failed_batches < n)
         fail_msg("loop idle with %llu failed batches, want %llu",
                  (unsigned long long)st.failed_batches,
@@ -59,7 +59,7 @@ static void expect_deliver(cap_t *c, const char *msg_id, int offline) {
 
 /* Messages held for user anywhere (store and memory). */
 static size_t held_for(fx_t *f, const char *user) {
-  return chat_registry_find(&f->srv.reg, user)->held;
+  return chat__registry_find(&f->srv.reg, user)->held;
 }
 
 /* alice, bob and carol in group g (alice their contact); carol offline.
@@ -85,7 +85,7 @@ static void test_pushed_copy_keeps_message(void **state) {
   fx_t *f = *state;
   cap_t *a, *b;
   trio(f, &a, &b);
-  chat_store_fail_next(f->store, -EROFS);
+  chat__store_fail_next(f->store, -EROFS);
   feed_gsend(f, a, "s1", "m1");
   expect_deliver(b, "m1", 0);
   run_until_failed(f, 1);
@@ -100,10 +100,10 @@ static void test_pushed_copy_keeps_message(void **state) {
   expect_counts(a, "s1", "m1", 1, 1);
   cap_empty(a);
   cap_empty(b);
-  chat_committer_stats_t st;
-  chat_committer_stats(f->committer, &st);
+  chat__committer_stats_t st;
+  chat__committer_stats(f->committer, &st);
   assert_int_equal(st.failed_batches, 1);
-  assert_int_equal(chat_committer_pending(f->committer), 0);
+  assert_int_equal(chat__committer_pending(f->committer), 0);
   /* carol's copy is on disk: a restart finds it */
   fx_restart(f);
   cap_t *c = fx_user(f, "carol");
@@ -123,7 +123,7 @@ static void test_kept_copy_delivered_at_login(void **state) {
   fx_t *f = *state;
   cap_t *a, *b;
   trio(f, &a, &b);
-  chat_store_fail_next(f->store, -EIO);
+  chat__store_fail_next(f->store, -EIO);
   fx_send(f, a, "{s:s,s:s,s:s,s:s,s:s}", "type", "group_send", "id", "s1",
           "group", "g", "msg_id", "m2", "body", "hello group");
   expect_counts(a, "s1", "m2", 1, 1);
@@ -142,7 +142,7 @@ static void test_nobody_pushed_internal(void **state) {
   trio(f, &a, &b);
   fx_disconnect(f, b);
   json_array_clear(a->frames);
-  chat_store_fail_next(f->store, -EROFS);
+  chat__store_fail_next(f->store, -EROFS);
   feed_gsend(f, a, "s1", "m3");
   uv_run(&f->loop, UV_RUN_NOWAIT); /* its batch goes to the pool */
   fx_feed(f, a, "{s:s,s:s,s:s}", "type", "group_create", "id", "c1", "group",

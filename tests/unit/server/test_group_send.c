@@ -33,7 +33,7 @@ static void test_fanout(void **state) {
   json_t *obj = json_pack("{s:s,s:s,s:s,s:s,s:s}", "type", "group_send", "id",
                           "q1", "group", "g", "msg_id", "f1", "body",
                           "standup \"now\" \xc3\xa9");
-  chat_srv_on_frame(&f->srv, b->s, obj);
+  chat__srv_on_frame(&f->srv, b->s, obj);
   json_decref(obj);
   cap_empty(b); /* nothing committed yet: no ok */
   expect_rows(f, "f1", "");

@@ -33,7 +33,7 @@ static void test_relay_then_receipt(void **state) {
   send_msg(f, a, "bob", "m1", "hi", "relayed");
   expect_deliver(b, "alice", "m1", 0);
   assert_int_equal(f->srv.mb.count, 1);
-  assert_int_equal(chat_committer_pending(f->committer), 0); /* no disk */
+  assert_int_equal(chat__committer_pending(f->committer), 0); /* no disk */
   ack(f, b, "alice", "m1");
   cap_empty(b);
   json_t *r = cap_expect(a, "receipt", NULL);
@@ -54,7 +54,7 @@ static void test_stored_survives_restart_in_order(void **state) {
   send_msg(f, a, "bob", "s1", "one", "stored"); /* duplicate */
   /* held in the store only: memory follows sessions, not mailboxes (the
    * repeat may be counted until bob's next login reads the count) */
-  assert_true(chat_registry_find(&f->srv.reg, "bob")->held >= 2);
+  assert_true(chat__registry_find(&f->srv.reg, "bob")->held >= 2);
   assert_int_equal(f->srv.mb.count, 0);
   fx_restart(f);
   assert_int_equal(f->srv.mb.count, 0); /* start-up reads no messages */
@@ -62,7 +62,7 @@ static void test_stored_survives_restart_in_order(void **state) {
   expect_deliver(b2, "alice", "s1", 1);
   expect_deliver(b2, "alice", "s2", 1);
   /* the login read the count from the store: the repeat was never held */
-  assert_int_equal(chat_registry_find(&f->srv.reg, "bob")->held, 2);
+  assert_int_equal(chat__registry_find(&f->srv.reg, "bob")->held, 2);
   cap_empty(b2);
 }
 
@@ -122,7 +122,7 @@ static void test_overflow_while_pushing_stores(void **state) {
    * hears "stored", after the commit */
   send_msg(f, a, "bob", "o1", "hello", "stored");
   assert_true(b->closed);
-  assert_null(f->srv.reg.users.len ? chat_registry_find(&f->srv.reg, "bob")
+  assert_null(f->srv.reg.users.len ? chat__registry_find(&f->srv.reg, "bob")
                                          ->session
                                    : NULL);
   fx_disconnect(f, b);

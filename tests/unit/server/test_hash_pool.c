@@ -22,7 +22,7 @@ typedef struct counts {
   uint64_t computed_at_commit;
   size_t queued_at_commit;
   int hashed_cbs_at_commit;
-  chat_hash_pool_t *pool;
+  chat__hash_pool_t *pool;
 } counts_t;
 
 static void on_hashed(void *arg, int status, const char *hash) {
@@ -34,12 +34,12 @@ static void on_hashed(void *arg, int status, const char *hash) {
 
 static void on_commit(void *arg, int status) {
   counts_t *c = arg;
-  chat_hash_stats_t st;
-  chat_hash_pool_stats(c->pool, &st);
+  chat__hash_stats_t st;
+  chat__hash_pool_stats(c->pool, &st);
   c->commit_cbs++;
   c->commit_status = status;
   c->computed_at_commit = st.computed;
-  c->queued_at_commit = chat_hash_pool_queued(c->pool);
+  c->queued_at_commit = chat__hash_pool_queued(c->pool);
   c->hashed_cbs_at_commit = c->hashed_cbs;
 }
 
@@ -71,9 +71,9 @@ static void uvgate_after(uv_work_t *req, int status) {
 static void test_commit_while_hash_pool_saturated(void **state) {
   (void)state;
   uv_loop_t loop;
-  chat_store_t *store;
-  chat_committer_t *cm;
-  chat_hash_pool_t *pool;
+  chat__store_t *store;
+  chat__committer_t *cm;
+  chat__hash_pool_t *pool;
   char err[128];
   counts_t c = {0};
   gate_t gates[HASH_THREADS];
@@ -81,9 +81,9 @@ static void test_commit_while_hash_pool_saturated(void **state) {
   uv_sem_t uv_started, uv_open;
 
   assert_int_equal(uv_loop_init(&loop), 0);
-  assert_int_equal(chat_store_open(":memory:", &store, err, sizeof(err)), 0);
-  assert_int_equal(chat_committer_new(&loop, store, &cm), 0);
-  assert_int_equal(chat_hash_pool_new(&loop, HASH_THREADS, 0, &pool), 0);
+  assert_int_equal(chat__store_open(":memory:", &store, err, sizeof(err)), 0);
+  assert_int_equal(chat__committer_new(&loop, store, &cm), 0);
+  assert_int_equal(chat__hash_pool_new(&loop, HASH_THREADS, 0, &pool), 0);
   c.pool = pool;
 
   assert_int_equal(uv_sem_init(&uv_started, 0), 0);
@@ -99,15 +99,15 @@ static void test_commit_while_hash_pool_saturated(void **state) {
   for (int i = 0; i < HASH_THREADS; i++)
     gate_hold(&gates[i], chat__hash_pool_worker(pool));
   for (int i = 0; i < NHASH; i++)
-    assert_int_equal(chat_hash_make(pool, &loop, CHAT_HASH_MIN, "password1",
-                                    on_hashed, &c, NULL),
+    assert_int_equal(chat__hash_make(pool, &loop, CHAT_HASH_MIN, "password1",
+                                     on_hashed, &c, NULL),
                      0);
-  assert_int_equal(chat_hash_pool_queued(pool), NHASH);
+  assert_int_equal(chat__hash_pool_queued(pool), NHASH);
 
-  chat_store_op_t op = {.kind = CHAT_STORE_ADD_USER, .a = "alice",
-                        .b = "$argon2id$dummy"};
-  assert_int_equal(chat_committer_add(cm, &op), 0);
-  assert_int_equal(chat_committer_then(cm, on_commit, &c), 0);
+  chat__store_op_t op = {
+      .kind = CHAT_STORE_ADD_USER, .a = "alice", .b = "$argon2id$dummy"};
+  assert_int_equal(chat__committer_add(cm, &op), 0);
+  assert_int_equal(chat__committer_then(cm, on_commit, &c), 0);
   int r = run_until(&loop, commit_seen, &c, GATE_DEADLINE_MS);
 
   /* Let everything go before asserting, so a failure cannot hang. */
@@ -124,8 +124,8 @@ static void test_commit_while_hash_pool_saturated(void **state) {
   assert_int_equal(c.queued_at_commit, NHASH);
   assert_int_equal(c.hashed_cbs_at_commit, 0);
   assert_int_equal(r2, 0);
-  chat_hash_stats_t st;
-  chat_hash_pool_stats(pool, &st);
+  chat__hash_stats_t st;
+  chat__hash_pool_stats(pool, &st);
   assert_int_equal(st.computed, NHASH);
   for (int i = 0; i < NUVPOOL; i++)
     assert_true(uvg[i].done);
@@ -135,10 +135,10 @@ static void test_commit_while_hash_pool_saturated(void **state) {
   }
   uv_sem_destroy(&uv_started);
   uv_sem_destroy(&uv_open);
-  chat_hash_pool_free(pool);
-  chat_committer_free(cm);
+  chat__hash_pool_free(pool);
+  chat__committer_free(cm);
   uv_run(&loop, UV_RUN_DEFAULT);
-  chat_store_close(store);
+  chat__store_close(store);
   assert_int_equal(uv_loop_close(&loop), 0);
 }
 
@@ -170,8 +170,8 @@ static void login(fx_t *f, cap_t *c, const char *id, const char *user) {
  * held gates keep it busy). */
 static void drop(fx_t *f, cap_t *c) {
   c->gone = 1;
-  chat_srv_session_end(&f->srv, c->s, "closed");
-  chat_session_unref(c->s);
+  chat__srv_session_end(&f->srv, c->s, "closed");
+  chat__session_unref(c->s);
 }
 
 static int has_frame(void *c) {
@@ -183,7 +183,7 @@ static int has_frame(void *c) {
 static fx_t *g_fx;
 static size_t g_want;
 static int hashes_queued(void *unused) {
-  return chat_hash_pool_queued(g_fx->hashes) >= g_want;
+  return chat__hash_pool_queued(g_fx->hashes) >= g_want;
 }
 
 static void wait_queued(fx_t *f, size_t n) {
@@ -199,25 +199,25 @@ static void wait_queued(fx_t *f, size_t n) {
 static void test_abandoned_login_not_hashed(void **state) {
   fx_t *f = *state;
   gate_t g[HASH_THREADS];
-  chat_hash_stats_t before, after;
+  chat__hash_stats_t before, after;
 
   fx_user(f, "bob"); /* registered (and hashed) before counting */
   cap_t *gone = fx_connect(f), *closed = fx_connect(f), *kept = fx_connect(f);
-  chat_hash_pool_stats(f->hashes, &before);
+  chat__hash_pool_stats(f->hashes, &before);
   hold_all(f, g, HASH_THREADS);
   login(f, gone, "l1", "bob");
   login(f, closed, "l2", "nobody"); /* an unknown user: the dummy verify */
   login(f, kept, "l3", "bob");
   wait_queued(f, 3);
-  size_t queued = chat_hash_pool_queued(f->hashes);
+  size_t queued = chat__hash_pool_queued(f->hashes);
   drop(f, gone);
-  chat_session_close(closed->s);
-  size_t queued_after = chat_hash_pool_queued(f->hashes);
+  chat__session_close(closed->s);
+  size_t queued_after = chat__hash_pool_queued(f->hashes);
   open_all(g, HASH_THREADS);
   int r = run_until(&f->loop, has_frame, kept, GATE_DEADLINE_MS);
   fx_run(f);
   destroy_all(g, HASH_THREADS);
-  chat_hash_pool_stats(f->hashes, &after);
+  chat__hash_pool_stats(f->hashes, &after);
 
   assert_int_equal(r, 0);
   assert_int_equal(queued, 3);
@@ -237,10 +237,10 @@ static void test_abandoned_login_not_hashed(void **state) {
 static void test_abandoned_register_not_hashed(void **state) {
   fx_t *f = *state;
   gate_t g[HASH_THREADS];
-  chat_hash_stats_t before, after;
+  chat__hash_stats_t before, after;
 
   cap_t *c = fx_connect(f);
-  chat_hash_pool_stats(f->hashes, &before);
+  chat__hash_pool_stats(f->hashes, &before);
   hold_all(f, g, HASH_THREADS);
   fx_feed(f, c, "{s:s,s:s,s:s,s:s}", "type", "register", "id", "r1", "user",
           "carol", "password", "password1");
@@ -249,7 +249,7 @@ static void test_abandoned_register_not_hashed(void **state) {
   open_all(g, HASH_THREADS);
   fx_run(f);
   destroy_all(g, HASH_THREADS);
-  chat_hash_pool_stats(f->hashes, &after);
+  chat__hash_pool_stats(f->hashes, &after);
   assert_int_equal(after.computed - before.computed, 0);
   assert_int_equal(after.cancelled - before.cancelled, 1);
   cap_empty(c);
@@ -259,9 +259,9 @@ static void test_abandoned_register_not_hashed(void **state) {
 
 /* Replaces the fixture's pool by one thread with max_queued places. */
 static void small_pool(fx_t *f, size_t max_queued) {
-  chat_hash_pool_free(f->hashes);
+  chat__hash_pool_free(f->hashes);
   uv_run(&f->loop, UV_RUN_DEFAULT);
-  assert_int_equal(chat_hash_pool_new(&f->loop, 1, max_queued, &f->hashes), 0);
+  assert_int_equal(chat__hash_pool_new(&f->loop, 1, max_queued, &f->hashes), 0);
   f->srv.hashes = f->hashes;
 }
 
@@ -299,9 +299,9 @@ static void test_full_queue_rate_limited(void **state) {
   assert_string_equal(jstr(e2, "code"), "rate_limited");
   assert_string_equal(jstr(e2, "id"), "r1");
   json_decref(e2);
-  assert_null(chat_registry_find(&f->srv.reg, "dave"));
-  chat_hash_stats_t st;
-  chat_hash_pool_stats(f->hashes, &st);
+  assert_null(chat__registry_find(&f->srv.reg, "dave"));
+  chat__hash_stats_t st;
+  chat__hash_pool_stats(f->hashes, &st);
   assert_int_equal(st.refused, 2);
   /* a and b: the second login of bob kicks the first */
   cap_expect_drop(a, "ok", NULL);
@@ -318,23 +318,23 @@ static void test_full_queue_rate_limited(void **state) {
 static void test_stop_drops_queued(void **state) {
   fx_t *f = *state;
   gate_t g;
-  chat_hash_stats_t before, after;
+  chat__hash_stats_t before, after;
 
   fx_user(f, "bob");
   small_pool(f, 0);
   cap_t *c[8];
   for (int i = 0; i < 8; i++)
     c[i] = fx_connect(f);
-  chat_hash_pool_stats(f->hashes, &before);
+  chat__hash_pool_stats(f->hashes, &before);
   gate_hold(&g, chat__hash_pool_worker(f->hashes));
   for (int i = 0; i < 8; i++)
     login(f, c[i], "l", "bob");
   wait_queued(f, 8);
-  chat_hash_pool_stop(f->hashes);
+  chat__hash_pool_stop(f->hashes);
   gate_open(&g);
   fx_run(f);
   gate_destroy(&g);
-  chat_hash_pool_stats(f->hashes, &after);
+  chat__hash_pool_stats(f->hashes, &after);
   assert_int_equal(after.computed - before.computed, 0);
   assert_int_equal(after.cancelled - before.cancelled, 8);
   for (int i = 0; i < 8; i++) {
@@ -367,7 +367,7 @@ static void test_failed_login_keeps_a_racing_one(void **state) {
   json_t *ok = cap_expect(right, "ok", NULL);
   assert_string_equal(jstr(ok, "id"), "r1");
   json_decref(ok);
-  assert_true(chat_registry_find(&f->srv.reg, "bob")->full);
+  assert_true(chat__registry_find(&f->srv.reg, "bob")->full);
 }
 
 #define T(name) cmocka_unit_test_setup_teardown(name, fx_setup, fx_teardown)

@@ -41,7 +41,7 @@ static void test_fourth_refused_then_free_after_ack(void **state) {
     cap_expect_drop(a, "ok", NULL);
   send_to(f, a, "bob", "m4");
   expect_quota(a, "m4");
-  chat_user_t *bob = chat_registry_find(&f->srv.reg, "bob");
+  chat__user_t *bob = chat__registry_find(&f->srv.reg, "bob");
   assert_int_equal(bob->held, 3);
   /* a refusal is not a protocol error: many of them do not close */
   for (int i = 0; i < 12; i++) {
@@ -52,11 +52,11 @@ static void test_fourth_refused_then_free_after_ack(void **state) {
   /* the count survives a restart (read from the store with bob) */
   fx_restart(f);
   f->srv.cfg.offline_quota = 3; /* the restart took the defaults */
-  assert_null(chat_registry_find(&f->srv.reg, "bob")); /* not loaded yet */
+  assert_null(chat__registry_find(&f->srv.reg, "bob")); /* not loaded yet */
   a = fx_user(f, "alice");
   send_to(f, a, "bob", "m5");
   expect_quota(a, "m5");
-  bob = chat_registry_find(&f->srv.reg, "bob");
+  bob = chat__registry_find(&f->srv.reg, "bob");
   assert_int_equal(bob->held, 3);
   cap_t *b2 = fx_user(f, "bob");
   for (int i = 1; i <= 3; i++)

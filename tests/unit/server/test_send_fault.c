@@ -26,9 +26,9 @@ static void expect_deliver(cap_t *c, const char *msg_id, int offline) {
   json_decref(d);
 }
 
-static chat_held_t *held(fx_t *f, const char *msg_id) {
-  return chat_mailbox_find(&f->srv.mb, chat_registry_find(&f->srv.reg, "bob"),
-                           chat_registry_find(&f->srv.reg, "alice"), msg_id);
+static chat__held_t *held(fx_t *f, const char *msg_id) {
+  return chat__mailbox_find(&f->srv.mb, chat__registry_find(&f->srv.reg, "bob"),
+                            chat__registry_find(&f->srv.reg, "alice"), msg_id);
 }
 
 /* (c) bob logs in before the failed commit of alice's stored send returns. */
@@ -43,7 +43,7 @@ static void test_login_during_failed_commit_sees_nothing(void **state) {
   cap_t *b2 = fx_connect(f);
   fx_feed(f, b2, "{s:s,s:s,s:s,s:s}", "type", "login", "id", "l1", "user",
           "bob", "password", "password1");
-  chat_store_fail_next(f->store, -EROFS);
+  chat__store_fail_next(f->store, -EROFS);
   feed_send(f, a, "s1", "m1"); /* bob is still offline: stored */
   fx_run(f);
   json_t *ok = cap_expect(b2, "ok", NULL);
@@ -73,7 +73,7 @@ static void test_plain_failure_internal(void **state) {
   cap_t *b = fx_user(f, "bob");
   fx_disconnect(f, b);
   cap_t *a = fx_user(f, "alice");
-  chat_store_fail_next(f->store, -EROFS);
+  chat__store_fail_next(f->store, -EROFS);
   feed_send(f, a, "s1", "m3");
   uv_run(&f->loop, UV_RUN_NOWAIT); /* its batch goes to the pool */
   fx_feed(f, a, "{s:s,s:s,s:s}", "type", "group_create", "id", "c1", "group",

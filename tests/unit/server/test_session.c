@@ -73,9 +73,9 @@ static void test_heartbeat_sweep(void **state) {
   uint64_t now = uv_now(&f->loop);
   a->s->last_read_ms = now + 100000; /* alice is active */
   b->s->last_read_ms = now;
-  chat_srv_sweep(&f->srv, now + 89999);
+  chat__srv_sweep(&f->srv, now + 89999);
   assert_false(b->closed);
-  chat_srv_sweep(&f->srv, now + 90000 + 1000);
+  chat__srv_sweep(&f->srv, now + 90000 + 1000);
   assert_true(b->closed);
   assert_false(a->closed);
   json_t *p = cap_expect(a, "presence", NULL);

@@ -34,7 +34,7 @@ static int dump_pair(void *ctx, const char *x, const char *y) {
   return d->stop_after > 0 && d->calls >= d->stop_after ? 42 : 0;
 }
 
-static int dump_msg(void *ctx, const chat_stored_msg_t *m) {
+static int dump_msg(void *ctx, const chat__stored_msg_t *m) {
   dump_t *d = ctx;
   int n = snprintf(d->buf + d->len, sizeof(d->buf) - d->len,
                    "%llu:%s>%s/%s/%s/%.*s/%lld;", (unsigned long long)m->seq,
@@ -47,11 +47,11 @@ static int dump_msg(void *ctx, const chat_stored_msg_t *m) {
   return 0;
 }
 
-typedef int (*pair_loader_t)(chat_store_t *,
+typedef int (*pair_loader_t)(chat__store_t *,
                              int (*)(void *, const char *, const char *),
                              void *);
 
-static void expect_pairs(chat_store_t *s, pair_loader_t load,
+static void expect_pairs(chat__store_t *s, pair_loader_t load,
                          const char *want) {
   dump_t *d = calloc(1, sizeof(*d));
 
@@ -61,18 +61,18 @@ static void expect_pairs(chat_store_t *s, pair_loader_t load,
   free(d);
 }
 
-static void expect_msgs(chat_store_t *s, const char *want) {
+static void expect_msgs(chat__store_t *s, const char *want) {
   dump_t *d = calloc(1, sizeof(*d));
 
   assert_non_null(d);
-  assert_int_equal(chat_store_load_messages(s, dump_msg, d), 0);
+  assert_int_equal(chat__store_load_messages(s, dump_msg, d), 0);
   assert_string_equal(d->buf, want);
   free(d);
 }
 
-static chat_store_op_t pair(chat_store_op_kind_t kind, const char *a,
-                            const char *b) {
-  chat_store_op_t op;
+static chat__store_op_t pair(chat__store_op_kind_t kind, const char *a,
+                             const char *b) {
+  chat__store_op_t op;
 
   memset(&op, 0, sizeof(op));
   op.kind = kind;
@@ -81,10 +81,10 @@ static chat_store_op_t pair(chat_store_op_kind_t kind, const char *a,
   return op;
 }
 
-static chat_store_op_t put(uint64_t seq, const char *to, const char *from,
-                           const char *group, const char *id,
-                           const char *body) {
-  chat_store_op_t op;
+static chat__store_op_t put(uint64_t seq, const char *to, const char *from,
+                            const char *group, const char *id,
+                            const char *body) {
+  chat__store_op_t op;
 
   memset(&op, 0, sizeof(op));
   op.kind = CHAT_STORE_PUT_MSG;
@@ -99,8 +99,8 @@ static chat_store_op_t put(uint64_t seq, const char *to, const char *from,
   return op;
 }
 
-static chat_store_op_t del(uint64_t seq, const char *to) {
-  chat_store_op_t op;
+static chat__store_op_t del(uint64_t seq, const char *to) {
+  chat__store_op_t op;
 
   memset(&op, 0, sizeof(op));
   op.kind = CHAT_STORE_DEL_MSG;
@@ -109,11 +109,11 @@ static chat_store_op_t del(uint64_t seq, const char *to) {
   return op;
 }
 
-static chat_store_t *open_mem(void) {
-  chat_store_t *s = NULL;
+static chat__store_t *open_mem(void) {
+  chat__store_t *s = NULL;
   char err[256] = "";
 
-  assert_int_equal(chat_store_open(":memory:", &s, err, sizeof(err)), 0);
+  assert_int_equal(chat__store_open(":memory:", &s, err, sizeof(err)), 0);
   assert_non_null(s);
   return s;
 }
@@ -144,93 +144,92 @@ static void tmpdb_remove(tmpdb_t *t) {
 
 #define APPLY_OK(s, ...)                                                     \
   do {                                                                       \
-    chat_store_op_t ops_[] = {__VA_ARGS__};                                  \
+    chat__store_op_t ops_[] = {__VA_ARGS__};                                  \
     assert_int_equal(                                                        \
-        chat_store_apply(s, ops_, sizeof(ops_) / sizeof(ops_[0])), 0);       \
+        chat__store_apply(s, ops_, sizeof(ops_) / sizeof(ops_[0])), 0);       \
   } while (0)
 
 /* ---- tests -------------------------------------------------------------- */
 
 static void test_empty(void **state) {
-  chat_store_t *s = open_mem();
+  chat__store_t *s = open_mem();
   uint64_t seq = 99;
 
-  expect_pairs(s, chat_store_load_users, "");
-  expect_pairs(s, chat_store_load_contacts, "");
-  expect_pairs(s, chat_store_load_requests, "");
-  expect_pairs(s, chat_store_load_groups, "");
+  expect_pairs(s, chat__store_load_users, "");
+  expect_pairs(s, chat__store_load_contacts, "");
+  expect_pairs(s, chat__store_load_requests, "");
+  expect_pairs(s, chat__store_load_groups, "");
   expect_msgs(s, "");
-  assert_int_equal(chat_store_max_seq(s, &seq), 0);
+  assert_int_equal(chat__store_max_seq(s, &seq), 0);
   assert_int_equal(seq, 0);
-  assert_int_equal(chat_store_apply(s, NULL, 0), 0);
-  chat_store_close(s);
+  assert_int_equal(chat__store_apply(s, NULL, 0), 0);
+  chat__store_close(s);
 }
 
 static void test_users(void **state) {
-  chat_store_t *s = open_mem();
+  chat__store_t *s = open_mem();
 
   APPLY_OK(s, pair(CHAT_STORE_ADD_USER, "carol", "$argon2id$c"),
            pair(CHAT_STORE_ADD_USER, "alice", "$argon2id$a"),
            pair(CHAT_STORE_ADD_USER, "bob", "$argon2id$b"));
   /* A second registration of a name keeps the first hash. */
   APPLY_OK(s, pair(CHAT_STORE_ADD_USER, "alice", "$argon2id$other"));
-  expect_pairs(s, chat_store_load_users,
+  expect_pairs(s, chat__store_load_users,
                "alice,$argon2id$a;bob,$argon2id$b;carol,$argon2id$c;");
-  chat_store_close(s);
+  chat__store_close(s);
 }
 
 static void test_contacts_any_order(void **state) {
-  chat_store_t *s = open_mem();
+  chat__store_t *s = open_mem();
 
   APPLY_OK(s, pair(CHAT_STORE_ADD_CONTACT, "bob", "alice"),
            pair(CHAT_STORE_ADD_CONTACT, "alice", "bob"),
            pair(CHAT_STORE_ADD_CONTACT, "carol", "alice"),
            pair(CHAT_STORE_ADD_CONTACT, "bob", "dave"));
-  expect_pairs(s, chat_store_load_contacts,
-               "alice,bob;alice,carol;bob,dave;");
+  expect_pairs(s, chat__store_load_contacts, "alice,bob;alice,carol;bob,dave;");
   APPLY_OK(s, pair(CHAT_STORE_DEL_CONTACT, "bob", "alice"),
            pair(CHAT_STORE_DEL_CONTACT, "bob", "dave"),
            pair(CHAT_STORE_DEL_CONTACT, "x", "y"));
-  expect_pairs(s, chat_store_load_contacts, "alice,carol;");
-  chat_store_close(s);
+  expect_pairs(s, chat__store_load_contacts, "alice,carol;");
+  chat__store_close(s);
 }
 
 static void test_requests_oldest_first(void **state) {
-  chat_store_t *s = open_mem();
+  chat__store_t *s = open_mem();
 
   APPLY_OK(s, pair(CHAT_STORE_ADD_REQUEST, "zed", "amy"),
            pair(CHAT_STORE_ADD_REQUEST, "amy", "bob"));
   APPLY_OK(s, pair(CHAT_STORE_ADD_REQUEST, "bob", "amy"),
            pair(CHAT_STORE_ADD_REQUEST, "zed", "amy")); /* repeat: stays */
-  expect_pairs(s, chat_store_load_requests, "zed,amy;amy,bob;bob,amy;");
+  expect_pairs(s, chat__store_load_requests, "zed,amy;amy,bob;bob,amy;");
   /* Direction matters. */
   APPLY_OK(s, pair(CHAT_STORE_DEL_REQUEST, "amy", "zed"),
            pair(CHAT_STORE_DEL_REQUEST, "amy", "bob"));
-  expect_pairs(s, chat_store_load_requests, "zed,amy;bob,amy;");
-  chat_store_close(s);
+  expect_pairs(s, chat__store_load_requests, "zed,amy;bob,amy;");
+  chat__store_close(s);
 }
 
 static void test_groups_member_order(void **state) {
-  chat_store_t *s = open_mem();
+  chat__store_t *s = open_mem();
 
   APPLY_OK(s, pair(CHAT_STORE_ADD_MEMBER, "team", "zed"),
            pair(CHAT_STORE_ADD_MEMBER, "alpha", "owner"),
            pair(CHAT_STORE_ADD_MEMBER, "team", "amy"),
            pair(CHAT_STORE_ADD_MEMBER, "team", "mia"),
            pair(CHAT_STORE_ADD_MEMBER, "team", "zed"));
-  expect_pairs(s, chat_store_load_groups,
+  expect_pairs(s, chat__store_load_groups,
                "alpha,owner;team,zed;team,amy;team,mia;");
   /* A member who leaves and comes back is now the newest. */
   APPLY_OK(s, pair(CHAT_STORE_DEL_MEMBER, "team", "zed"),
            pair(CHAT_STORE_ADD_MEMBER, "team", "zed"),
            pair(CHAT_STORE_DEL_MEMBER, "alpha", "owner"),
            pair(CHAT_STORE_DEL_MEMBER, "nogroup", "nobody"));
-  expect_pairs(s, chat_store_load_groups, "team,amy;team,mia;team,zed;");
-  chat_store_close(s);
+  expect_pairs(s, chat__store_load_groups, "team,amy;team,mia;team,zed;");
+  chat__store_close(s);
 }
 
 static void test_messages(void **state) {
-  chat_store_t *s = open_mem();
+  chat__store_t *s = open_mem();
   uint64_t seq;
 
   /* Put out of order; loaded in seq order. */
@@ -249,13 +248,13 @@ static void test_messages(void **state) {
   APPLY_OK(s, del(7, "bob"), del(3, "carol"));
   expect_msgs(s, "");
   /* The largest seq is remembered after its message is gone. */
-  assert_int_equal(chat_store_max_seq(s, &seq), 0);
+  assert_int_equal(chat__store_max_seq(s, &seq), 0);
   assert_int_equal(seq, 7);
-  chat_store_close(s);
+  chat__store_close(s);
 }
 
-static int count_msg(void *ctx, const chat_stored_msg_t *m) {
-  const chat_stored_msg_t *want = ctx;
+static int count_msg(void *ctx, const chat__stored_msg_t *m) {
+  const chat__stored_msg_t *want = ctx;
 
   assert_int_equal(m->seq, want->seq);
   assert_string_equal(m->to, want->to);
@@ -266,23 +265,24 @@ static int count_msg(void *ctx, const chat_stored_msg_t *m) {
 }
 
 static void test_binary_and_utf8_bodies(void **state) {
-  static const char body[] = "quote' \"double\" ; DROP TABLE users; --\0"
-                             "\xff\xfe\x01 \xe4\xbd\xa0\xe5\xa5\xbd \xf0\x9f\x98\x80 \\n";
-  chat_store_t *s = open_mem();
-  chat_store_op_t op = put(1, "b\xc3\xa9" "b", "o'brien", NULL, "id\"1", "");
+  static const char body[] =
+      "quote' \"double\" ; DROP TABLE users; --\0"
+      "\xff\xfe\x01 \xe4\xbd\xa0\xe5\xa5\xbd \xf0\x9f\x98\x80 \\n";
+  chat__store_t *s = open_mem();
+  chat__store_op_t op = put(1, "b\xc3\xa9" "b", "o'brien", NULL, "id\"1", "");
 
   op.msg.body = body;
   op.msg.body_len = sizeof(body) - 1; /* embedded NUL included */
   APPLY_OK(s, op);
-  assert_int_equal(chat_store_load_messages(s, count_msg, &op.msg), 0);
+  assert_int_equal(chat__store_load_messages(s, count_msg, &op.msg), 0);
   APPLY_OK(s, pair(CHAT_STORE_ADD_USER, "o'brien", "h\"a'sh"));
-  expect_pairs(s, chat_store_load_users, "o'brien,h\"a'sh;");
-  chat_store_close(s);
+  expect_pairs(s, chat__store_load_users, "o'brien,h\"a'sh;");
+  chat__store_close(s);
 }
 
 static void test_idempotent_replay(void **state) {
-  chat_store_t *s = open_mem();
-  chat_store_op_t batch[] = {
+  chat__store_t *s = open_mem();
+  chat__store_op_t batch[] = {
       pair(CHAT_STORE_ADD_USER, "amy", "h1"),
       pair(CHAT_STORE_ADD_CONTACT, "bob", "amy"),
       pair(CHAT_STORE_ADD_REQUEST, "amy", "cat"),
@@ -295,20 +295,20 @@ static void test_idempotent_replay(void **state) {
   int round;
 
   for (round = 0; round < 3; round++) {
-    assert_int_equal(chat_store_apply(s, batch, 8), 0);
-    expect_pairs(s, chat_store_load_users, "amy,h1;");
-    expect_pairs(s, chat_store_load_contacts, "amy,bob;");
-    expect_pairs(s, chat_store_load_requests, "");
-    expect_pairs(s, chat_store_load_groups, "g,amy;");
+    assert_int_equal(chat__store_apply(s, batch, 8), 0);
+    expect_pairs(s, chat__store_load_users, "amy,h1;");
+    expect_pairs(s, chat__store_load_contacts, "amy,bob;");
+    expect_pairs(s, chat__store_load_requests, "");
+    expect_pairs(s, chat__store_load_groups, "g,amy;");
     expect_msgs(s, "2:amy>bob/-/y/yo/1700000000002;");
   }
-  chat_store_close(s);
+  chat__store_close(s);
 }
 
 static void test_invalid_ops(void **state) {
-  chat_store_t *s = open_mem();
-  chat_store_op_t ok = pair(CHAT_STORE_ADD_USER, "amy", "h");
-  chat_store_op_t bad[6];
+  chat__store_t *s = open_mem();
+  chat__store_op_t ok = pair(CHAT_STORE_ADD_USER, "amy", "h");
+  chat__store_op_t bad[6];
   size_t i;
 
   bad[0] = pair(CHAT_STORE_ADD_USER, "amy", NULL);
@@ -318,63 +318,63 @@ static void test_invalid_ops(void **state) {
   bad[4] = put(1, "bob", "amy", NULL, "id", "x");
   bad[4].msg.body = NULL; /* body_len 1 with no body */
   bad[5] = ok;
-  bad[5].kind = (chat_store_op_kind_t)1000;
+  bad[5].kind = (chat__store_op_kind_t)1000;
   for (i = 0; i < 6; i++) {
-    chat_store_op_t two[2] = {ok, bad[i]};
+    chat__store_op_t two[2] = {ok, bad[i]};
 
-    assert_int_equal(chat_store_op_check(&bad[i]), -EINVAL);
-    assert_int_equal(chat_store_apply(s, two, 2), -EINVAL);
+    assert_int_equal(chat__store_op_check(&bad[i]), -EINVAL);
+    assert_int_equal(chat__store_apply(s, two, 2), -EINVAL);
   }
-  expect_pairs(s, chat_store_load_users, "");
-  chat_store_close(s);
+  expect_pairs(s, chat__store_load_users, "");
+  chat__store_close(s);
 }
 
 static void test_injected_failure_rolls_back(void **state) {
-  chat_store_t *s = open_mem();
+  chat__store_t *s = open_mem();
   uint64_t seq;
 
   APPLY_OK(s, pair(CHAT_STORE_ADD_USER, "amy", "h"));
-  chat_store_fail_next(s, -EIO);
+  chat__store_fail_next(s, -EIO);
   {
-    chat_store_op_t ops[] = {pair(CHAT_STORE_ADD_USER, "bob", "h"),
-                             put(9, "amy", "bob", NULL, "m", "lost"),
-                             pair(CHAT_STORE_ADD_MEMBER, "g", "bob")};
+    chat__store_op_t ops[] = {pair(CHAT_STORE_ADD_USER, "bob", "h"),
+                              put(9, "amy", "bob", NULL, "m", "lost"),
+                              pair(CHAT_STORE_ADD_MEMBER, "g", "bob")};
 
-    assert_int_equal(chat_store_apply(s, ops, 3), -EIO);
+    assert_int_equal(chat__store_apply(s, ops, 3), -EIO);
   }
-  expect_pairs(s, chat_store_load_users, "amy,h;");
-  expect_pairs(s, chat_store_load_groups, "");
+  expect_pairs(s, chat__store_load_users, "amy,h;");
+  expect_pairs(s, chat__store_load_groups, "");
   expect_msgs(s, "");
-  assert_int_equal(chat_store_max_seq(s, &seq), 0);
+  assert_int_equal(chat__store_max_seq(s, &seq), 0);
   assert_int_equal(seq, 0);
   /* The fault is one-shot. */
   APPLY_OK(s, pair(CHAT_STORE_ADD_USER, "bob", "h"));
-  expect_pairs(s, chat_store_load_users, "amy,h;bob,h;");
+  expect_pairs(s, chat__store_load_users, "amy,h;bob,h;");
   /* Any code can be injected; zero cancels. */
-  chat_store_fail_next(s, -ENOSPC);
-  chat_store_fail_next(s, 0);
+  chat__store_fail_next(s, -ENOSPC);
+  chat__store_fail_next(s, 0);
   APPLY_OK(s, pair(CHAT_STORE_ADD_USER, "cat", "h"));
-  chat_store_fail_next(s, -ENOSPC);
+  chat__store_fail_next(s, -ENOSPC);
   {
-    chat_store_op_t op = pair(CHAT_STORE_ADD_USER, "dan", "h");
+    chat__store_op_t op = pair(CHAT_STORE_ADD_USER, "dan", "h");
 
-    assert_int_equal(chat_store_apply(s, &op, 1), -ENOSPC);
+    assert_int_equal(chat__store_apply(s, &op, 1), -ENOSPC);
   }
-  expect_pairs(s, chat_store_load_users, "amy,h;bob,h;cat,h;");
-  chat_store_close(s);
+  expect_pairs(s, chat__store_load_users, "amy,h;bob,h;cat,h;");
+  chat__store_close(s);
 }
 
 static void test_full_maps_to_enospc(void **state) {
   tmpdb_t t;
-  chat_store_t *s = NULL;
+  chat__store_t *s = NULL;
   char big[2000];
-  chat_store_op_t ops[64];
+  chat__store_op_t ops[64];
   char ids[64][16];
   uint64_t seq;
   int i;
 
   tmpdb_make(&t);
-  assert_int_equal(chat_store_open(t.path, &s, NULL, 0), 0);
+  assert_int_equal(chat__store_open(t.path, &s, NULL, 0), 0);
   APPLY_OK(s, put(1, "amy", "bob", NULL, "first", "kept"));
   memset(big, 'x', sizeof(big) - 1);
   big[sizeof(big) - 1] = '\0';
@@ -383,46 +383,46 @@ static void test_full_maps_to_enospc(void **state) {
     ops[i] = put((uint64_t)i + 2, "amy", "bob", NULL, ids[i], big);
   }
   /* The database cannot grow past its current size. */
-  assert_int_equal(chat_store_limit_pages(s, 1), 0);
-  assert_int_equal(chat_store_apply(s, ops, 64), -ENOSPC);
+  assert_int_equal(chat__store_limit_pages(s, 1), 0);
+  assert_int_equal(chat__store_apply(s, ops, 64), -ENOSPC);
   expect_msgs(s, "1:bob>amy/-/first/kept/1700000000001;");
-  assert_int_equal(chat_store_max_seq(s, &seq), 0);
+  assert_int_equal(chat__store_max_seq(s, &seq), 0);
   assert_int_equal(seq, 1);
   /* Space comes back: the same batch now commits. */
-  assert_int_equal(chat_store_limit_pages(s, 1u << 30), 0);
-  assert_int_equal(chat_store_apply(s, ops, 64), 0);
-  assert_int_equal(chat_store_max_seq(s, &seq), 0);
+  assert_int_equal(chat__store_limit_pages(s, 1u << 30), 0);
+  assert_int_equal(chat__store_apply(s, ops, 64), 0);
+  assert_int_equal(chat__store_max_seq(s, &seq), 0);
   assert_int_equal(seq, 65);
-  chat_store_close(s);
+  chat__store_close(s);
   tmpdb_remove(&t);
 }
 
 static void test_readonly_maps_to_erofs(void **state) {
   tmpdb_t t;
-  chat_store_t *s = NULL;
+  chat__store_t *s = NULL;
   char uri[160];
-  chat_store_op_t op = pair(CHAT_STORE_ADD_USER, "bob", "h");
+  chat__store_op_t op = pair(CHAT_STORE_ADD_USER, "bob", "h");
 
   tmpdb_make(&t);
-  assert_int_equal(chat_store_open(t.path, &s, NULL, 0), 0);
+  assert_int_equal(chat__store_open(t.path, &s, NULL, 0), 0);
   APPLY_OK(s, pair(CHAT_STORE_ADD_USER, "amy", "h"));
-  chat_store_close(s);
+  chat__store_close(s);
 
   snprintf(uri, sizeof(uri), "file:%s?mode=ro", t.path);
-  assert_int_equal(chat_store_open(uri, &s, NULL, 0), 0);
-  assert_int_equal(chat_store_apply(s, &op, 1), -EROFS);
-  expect_pairs(s, chat_store_load_users, "amy,h;");
-  chat_store_close(s);
+  assert_int_equal(chat__store_open(uri, &s, NULL, 0), 0);
+  assert_int_equal(chat__store_apply(s, &op, 1), -EROFS);
+  expect_pairs(s, chat__store_load_users, "amy,h;");
+  chat__store_close(s);
   tmpdb_remove(&t);
 }
 
 static void test_reopen_keeps_everything(void **state) {
   tmpdb_t t;
-  chat_store_t *s = NULL;
+  chat__store_t *s = NULL;
   uint64_t seq;
 
   tmpdb_make(&t);
-  assert_int_equal(chat_store_open(t.path, &s, NULL, 0), 0);
+  assert_int_equal(chat__store_open(t.path, &s, NULL, 0), 0);
   APPLY_OK(s, pair(CHAT_STORE_ADD_USER, "amy", "ha"),
            pair(CHAT_STORE_ADD_USER, "bob", "hb"),
            pair(CHAT_STORE_ADD_CONTACT, "bob", "amy"),
@@ -433,23 +433,23 @@ static void test_reopen_keeps_everything(void **state) {
            put(11, "bob", "amy", "g", "b", "two"),
            put(12, "amy", "bob", NULL, "c", "three"));
   APPLY_OK(s, del(12, "amy"));
-  chat_store_close(s);
+  chat__store_close(s);
 
-  assert_int_equal(chat_store_open(t.path, &s, NULL, 0), 0);
-  expect_pairs(s, chat_store_load_users, "amy,ha;bob,hb;");
-  expect_pairs(s, chat_store_load_contacts, "amy,bob;");
-  expect_pairs(s, chat_store_load_requests, "cat,amy;");
-  expect_pairs(s, chat_store_load_groups, "g,bob;g,amy;");
+  assert_int_equal(chat__store_open(t.path, &s, NULL, 0), 0);
+  expect_pairs(s, chat__store_load_users, "amy,ha;bob,hb;");
+  expect_pairs(s, chat__store_load_contacts, "amy,bob;");
+  expect_pairs(s, chat__store_load_requests, "cat,amy;");
+  expect_pairs(s, chat__store_load_groups, "g,bob;g,amy;");
   expect_msgs(s, "10:bob>amy/-/a/one/1700000000010;"
                  "11:amy>bob/g/b/two/1700000000011;");
-  assert_int_equal(chat_store_max_seq(s, &seq), 0);
+  assert_int_equal(chat__store_max_seq(s, &seq), 0);
   assert_int_equal(seq, 12);
-  chat_store_close(s);
+  chat__store_close(s);
   tmpdb_remove(&t);
 }
 
 static void test_loader_stops_on_nonzero(void **state) {
-  chat_store_t *s = open_mem();
+  chat__store_t *s = open_mem();
   dump_t *d = calloc(1, sizeof(*d));
 
   assert_non_null(d);
@@ -457,29 +457,29 @@ static void test_loader_stops_on_nonzero(void **state) {
            pair(CHAT_STORE_ADD_USER, "b", "2"),
            pair(CHAT_STORE_ADD_USER, "c", "3"));
   d->stop_after = 2;
-  assert_int_equal(chat_store_load_users(s, dump_pair, d), 42);
+  assert_int_equal(chat__store_load_users(s, dump_pair, d), 42);
   assert_int_equal(d->calls, 2);
   free(d);
-  chat_store_close(s);
+  chat__store_close(s);
 }
 
 static void test_open_errors(void **state) {
   tmpdb_t t;
   static int sentinel;
-  chat_store_t *s = (chat_store_t *)&sentinel; /* must be reset to NULL */
+  chat__store_t *s = (chat__store_t *)&sentinel; /* must be reset to NULL */
   char err[256] = "";
   char uri[160];
 
-  assert_int_equal(chat_store_open("/nonexistent-dir/x/chat.db", &s, err,
-                                   sizeof(err)),
-                   -EIO);
+  assert_int_equal(
+      chat__store_open("/nonexistent-dir/x/chat.db", &s, err, sizeof(err)),
+      -EIO);
   assert_null(s);
   assert_non_null(strstr(err, "/nonexistent-dir/x/chat.db"));
 
   /* A database from a future schema is refused, not damaged. */
   tmpdb_make(&t);
-  assert_int_equal(chat_store_open(t.path, &s, NULL, 0), 0);
-  chat_store_close(s);
+  assert_int_equal(chat__store_open(t.path, &s, NULL, 0), 0);
+  chat__store_close(s);
   {
     FILE *f;
 
@@ -492,17 +492,17 @@ static void test_open_errors(void **state) {
     assert_int_equal(fclose(f), 0);
   }
   err[0] = '\0';
-  assert_int_equal(chat_store_open(t.path, &s, err, sizeof(err)), -EIO);
+  assert_int_equal(chat__store_open(t.path, &s, err, sizeof(err)), -EIO);
   assert_null(s);
   assert_non_null(strstr(err, "version 7"));
   /* Read-only open of a file that does not exist. */
   snprintf(uri, sizeof(uri), "file:%s/none.db?mode=ro", t.dir);
-  assert_int_equal(chat_store_open(uri, &s, err, sizeof(err)), -EIO);
+  assert_int_equal(chat__store_open(uri, &s, err, sizeof(err)), -EIO);
   assert_null(s);
   tmpdb_remove(&t);
 }
 
-static int check_order(void *ctx, const chat_stored_msg_t *m) {
+static int check_order(void *ctx, const chat__stored_msg_t *m) {
   uint64_t *next = ctx;
   char want[32];
 
@@ -517,8 +517,8 @@ static int check_order(void *ctx, const chat_stored_msg_t *m) {
 static void test_big_batch(void **state) {
   enum { N = 10000 };
   tmpdb_t t;
-  chat_store_t *s = NULL;
-  chat_store_op_t *ops = calloc(N, sizeof(*ops));
+  chat__store_t *s = NULL;
+  chat__store_op_t *ops = calloc(N, sizeof(*ops));
   char(*ids)[32] = calloc(N, sizeof(*ids));
   char body[65];
   uint64_t next = 1, seq;
@@ -536,15 +536,15 @@ static void test_big_batch(void **state) {
     ops[i] = put(sq, i % 2 ? "amy" : "bob", "cat", NULL, ids[i], body);
   }
   tmpdb_make(&t);
-  assert_int_equal(chat_store_open(t.path, &s, NULL, 0), 0);
-  assert_int_equal(chat_store_apply(s, ops, N), 0);
-  chat_store_close(s);
-  assert_int_equal(chat_store_open(t.path, &s, NULL, 0), 0);
-  assert_int_equal(chat_store_load_messages(s, check_order, &next), 0);
+  assert_int_equal(chat__store_open(t.path, &s, NULL, 0), 0);
+  assert_int_equal(chat__store_apply(s, ops, N), 0);
+  chat__store_close(s);
+  assert_int_equal(chat__store_open(t.path, &s, NULL, 0), 0);
+  assert_int_equal(chat__store_load_messages(s, check_order, &next), 0);
   assert_int_equal(next, N + 1);
-  assert_int_equal(chat_store_max_seq(s, &seq), 0);
+  assert_int_equal(chat__store_max_seq(s, &seq), 0);
   assert_int_equal(seq, N);
-  chat_store_close(s);
+  chat__store_close(s);
   tmpdb_remove(&t);
   free(ids);
   free(ops);

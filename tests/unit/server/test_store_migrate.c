@@ -62,22 +62,22 @@ static int64_t user_version(const char *path) {
   return v;
 }
 
-static void expect_user(chat_store_t *s, const char *name, uint32_t held,
+static void expect_user(chat__store_t *s, const char *name, uint32_t held,
                         uint32_t sent) {
-  chat_store_user_t *u = NULL;
-  assert_int_equal(chat_store_get_user(s, name, 1, NULL, &u), 0);
+  chat__store_user_t *u = NULL;
+  assert_int_equal(chat__store_get_user(s, name, 1, NULL, &u), 0);
   assert_true(u->exists);
   assert_int_equal(u->held, held);
   assert_int_equal(u->sent_held, sent);
-  chat_store_user_free(u);
+  chat__store_user_free(u);
 }
 
 static void test_migrate_v1(void **state) {
   char dir[] = "/tmp/chat-migrate-XXXXXX", path[96], p[128], err[256] = "";
   static const char *const suffix[] = {"", "-wal", "-shm", "-journal"};
-  chat_store_t *s = NULL;
-  chat_store_user_t *u = NULL;
-  chat_stored_msg_t *msgs = NULL;
+  chat__store_t *s = NULL;
+  chat__store_user_t *u = NULL;
+  chat__stored_msg_t *msgs = NULL;
   size_t n = 0;
   int more = -1;
   uint64_t seq = 0;
@@ -92,12 +92,12 @@ static void test_migrate_v1(void **state) {
   sqlite3_close(db);
   assert_int_equal(user_version(path), 1);
 
-  assert_int_equal(chat_store_open(path, &s, err, sizeof(err)), 0);
+  assert_int_equal(chat__store_open(path, &s, err, sizeof(err)), 0);
   assert_int_equal(user_version(path), 2);
   expect_user(s, "alice", 3, 1);
   expect_user(s, "bob", 1, 2);
   expect_user(s, "carol", 0, 0);
-  assert_int_equal(chat_store_get_user(s, "alice", 1, NULL, &u), 0);
+  assert_int_equal(chat__store_get_user(s, "alice", 1, NULL, &u), 0);
   assert_string_equal(u->pwhash, "pwa");
   assert_int_equal(u->ncontacts, 1);
   assert_string_equal(u->contacts[0], "bob");
@@ -105,41 +105,44 @@ static void test_migrate_v1(void **state) {
   assert_string_equal(u->requests[0], "carol");
   assert_int_equal(u->ngroups, 1);
   assert_string_equal(u->groups[0], "g");
-  chat_store_user_free(u);
-  assert_int_equal(chat_store_get_held(s, "alice", 3, 1, &msgs, &n, &more),
-                   0);
+  chat__store_user_free(u);
+  assert_int_equal(chat__store_get_held(s, "alice", 3, 1, &msgs, &n, &more), 0);
   assert_int_equal(n, 1);
   assert_int_equal(more, 1);
   assert_int_equal(msgs[0].seq, 5);
   assert_string_equal(msgs[0].group, "g");
   free(msgs);
-  assert_int_equal(chat_store_find_sent(s, "bob", "m8", &msgs), 0);
+  assert_int_equal(chat__store_find_sent(s, "bob", "m8", &msgs), 0);
   assert_non_null(msgs);
   assert_int_equal(msgs[0].seq, 8);
   assert_int_equal(msgs[0].body_len, 0);
   free(msgs);
-  assert_int_equal(chat_store_max_seq(s, &seq), 0);
+  assert_int_equal(chat__store_max_seq(s, &seq), 0);
   assert_int_equal(seq, 10);
 
   /* the triggers keep the counts from here on */
-  chat_store_op_t ops[2] = {{.kind = CHAT_STORE_DEL_MSG},
-                            {.kind = CHAT_STORE_PUT_MSG}};
+  chat__store_op_t ops[2] = {{.kind = CHAT_STORE_DEL_MSG},
+                             {.kind = CHAT_STORE_PUT_MSG}};
   ops[0].msg.seq = 3;
   ops[0].msg.to = "alice";
-  ops[1].msg = (chat_stored_msg_t){.seq = 11, .to = "carol", .from = "bob",
-                                   .msg_id = "m11", .body = "x",
-                                   .body_len = 1, .ts = 21};
-  assert_int_equal(chat_store_apply(s, ops, 2), 0);
+  ops[1].msg = (chat__stored_msg_t){.seq = 11,
+                                    .to = "carol",
+                                    .from = "bob",
+                                    .msg_id = "m11",
+                                    .body = "x",
+                                    .body_len = 1,
+                                    .ts = 21};
+  assert_int_equal(chat__store_apply(s, ops, 2), 0);
   expect_user(s, "alice", 2, 1);
   expect_user(s, "bob", 1, 2);
   expect_user(s, "carol", 1, 0);
-  chat_store_close(s);
+  chat__store_close(s);
 
   /* opened again: already version 2, counts as they were */
-  assert_int_equal(chat_store_open(path, &s, err, sizeof(err)), 0);
+  assert_int_equal(chat__store_open(path, &s, err, sizeof(err)), 0);
   expect_user(s, "alice", 2, 1);
   expect_user(s, "carol", 1, 0);
-  chat_store_close(s);
+  chat__store_close(s);
   for (size_t i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
     snprintf(p, sizeof(p), "%s%s", path, suffix[i]);
     unlink(p);

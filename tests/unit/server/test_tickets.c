@@ -18,7 +18,7 @@ static void test_format_and_unique(void **state) {
   enum { N = 2000 };
   char(*t)[33] = malloc(N * sizeof(*t));
   for (int i = 0; i < N; i++) {
-    chat_ticket_new(t[i]);
+    chat__ticket_new(t[i]);
     assert_int_equal(strlen(t[i]), 32);
     assert_true(chat_ticket_valid(t[i]));
   }
