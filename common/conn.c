@@ -1,5 +1,6 @@
 /* conn.c -- a libuv TCP connection that speaks JSON Lines: reads split into
- * frames for on_frame, frames queued into one write per loop turn.
+ * frames for on_frame (decrypted first on TLS), closing, and the lifetime
+ * of the handle; the output half is conn_write.c.
  *
  * Memory rules: every buffer is freed or handed over in the callback that
  * ends its use. The shared read buffer is never kept: each read is used up or
@@ -18,7 +19,6 @@
 
 #include "chat_addr.h"
 
-#define CONN_OUT_MIN 512
 #define CONN_MAX_OUTPUT_DEFAULT (1024 * 1024)
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
@@ -70,6 +70,8 @@ static void close_now(chat_conn_t *c, int status) {
   uv_close((uv_handle_t *)&c->tcp, on_tcp_close);
 }
 
+void chat__conn_close_now(chat_conn_t *c, int status) { close_now(c, status); }
+
 static void on_deadline(uv_timer_t *t) {
   chat_conn_t *c = t->data;
   close_now(c, c->writing || c->out_len > 0 ? UV_ETIMEDOUT : 0);
@@ -77,15 +79,6 @@ static void on_deadline(uv_timer_t *t) {
 
 static int read_start(chat_conn_t *c);
 
-/* Output that start_write can hand to the socket now: on TLS, ciphertext
- * waiting, or frames once the handshake is done. */
-static int has_output(const chat_conn_t *c) {
-  if (c->tls == NULL)
-    return c->out_len > 0;
-  return chat__tls_pending(c) > 0 || (c->out_len > 0 && chat__tls_ready(c));
-}
-
-static void start_write(chat_conn_t *c);
 
 /* An accepted TLS connection closed before its handshake is over, with
  * frames queued (a server's server_busy): the handshake goes on so that they
@@ -103,14 +96,14 @@ static void try_finish(chat_conn_t *c) {
 
   if (c->state != CHAT_CONN_CLOSING || uv_is_closing((uv_handle_t *)&c->tcp))
     return;
-  if (c->writing || has_output(c))
+  if (c->writing || chat__conn_has_output(c))
     return;
   if (tls_handshake_owed(c))
     return;
   if (c->tls != NULL && chat__tls_ready(c)) {
     chat__tls_close_notify(c); /* once; a clean end for the peer's TLS */
     if (chat__tls_pending(c) > 0) {
-      start_write(c);
+      chat__conn_start_write(c);
       return;
     }
   }
@@ -128,156 +121,7 @@ static void try_finish(chat_conn_t *c) {
   }
 }
 
-/* ---- writing ------------------------------------------------------------ */
-
-static void on_write(uv_write_t *req, int status) {
-  chat_conn_t *c = req->handle->data;
-
-  free(c->inflight);
-  c->inflight = NULL;
-  c->inflight_len = 0;
-  c->writing = 0;
-  if (uv_is_closing((uv_handle_t *)&c->tcp))
-    return;
-  if (status < 0) {
-    close_now(c, status);
-    return;
-  }
-  if (has_output(c))
-    chat__io_schedule(c->io, c); /* written by this turn's check */
-  else
-    try_finish(c);
-}
-
-/* On TLS: encrypts the frames queued (once the handshake is done) and takes
- * the ciphertext into *data. The plaintext buffer is freed as on plain TCP,
- * where it becomes the write's. */
-static int tls_output(chat_conn_t *c, char **data, size_t *len) {
-  int rc = 0;
-
-  if (c->out_len > 0 && chat__tls_ready(c)) {
-    rc = chat__tls_encrypt(c, c->out, c->out_len);
-    free(c->out);
-    c->out = NULL;
-    c->out_len = c->out_cap = 0;
-  }
-  return rc < 0 ? rc : chat__tls_take(c, data, len);
-}
-
-/* Hands everything queued to one uv_write; c->out is then empty and owns no
- * buffer, so an idle connection holds none. */
-static void start_write(chat_conn_t *c) {
-  char *data = c->out;
-  size_t len = c->out_len;
-  uv_buf_t buf;
-  int rc;
-
-  if (c->tls != NULL && (rc = tls_output(c, &data, &len)) < 0) {
-    close_now(c, rc);
-    return;
-  }
-  buf = uv_buf_init(data, (unsigned)len);
-  rc = uv_write(&c->req.write, (uv_stream_t *)&c->tcp, &buf, 1, on_write);
-  if (rc < 0) {
-    if (c->tls != NULL)
-      free(data);
-    close_now(c, rc);
-    return;
-  }
-  c->io->stats.writes++;
-  c->io->stats.bytes_written += len;
-  c->inflight = data;
-  c->inflight_len = len;
-  if (c->tls == NULL) {
-    c->out = NULL;
-    c->out_len = c->out_cap = 0;
-  }
-  c->writing = 1;
-}
-
-static int overflow(chat_conn_t *c) {
-  if (!c->overflowed) {
-    c->overflowed = 1;
-    if (c->cbs->on_overflow != NULL)
-      c->cbs->on_overflow(c);
-  }
-  return -ENOBUFS;
-}
-
-/* Appends to c->out within max_output (counting what is in flight). Returns
- * 0, -ENOBUFS (nothing appended, on_overflow not yet called) or -ENOMEM. */
-static int out_append(chat_conn_t *c, const char *data, size_t n) {
-  size_t used = c->out_len + c->inflight_len, need, cap;
-  char *p;
-
-  if (n > c->max_output - used)
-    return -ENOBUFS;
-  need = c->out_len + n;
-  if (need > c->out_cap) {
-    cap = c->out_cap > 0 ? c->out_cap : CONN_OUT_MIN;
-    while (cap < need)
-      cap *= 2;
-    if (cap > c->max_output)
-      cap = c->max_output;
-    p = realloc(c->out, cap);
-    if (p == NULL)
-      return -ENOMEM;
-    c->out = p;
-    c->out_cap = cap;
-  }
-  memcpy(c->out + c->out_len, data, n);
-  c->out_len += n;
-  return 0;
-}
-
-static int dump_cb(const char *buf, size_t len, void *ctx) {
-  return out_append(ctx, buf, len);
-}
-
-static int can_send(const chat_conn_t *c) {
-  return c->state == CHAT_CONN_OPEN || c->state == CHAT_CONN_CONNECTING;
-}
-
-/* Output was added: it goes out in this turn's check, unless a write is in
- * flight (its callback schedules the rest) or the connect is not done. */
-static void queued(chat_conn_t *c) {
-  if (c->state == CHAT_CONN_OPEN && !c->writing)
-    chat__io_schedule(c->io, c);
-}
-
-int chat_conn_send(chat_conn_t *c, const json_t *obj) {
-  size_t start = c->out_len;
-  int rc;
-
-  if (!can_send(c))
-    return -EPIPE;
-  rc = chat_frame_dump(obj, dump_cb, c);
-  if (rc < 0) {
-    c->out_len = start; /* drop the partial line */
-    return rc == -ENOBUFS ? overflow(c) : rc;
-  }
-  queued(c);
-  return 0;
-}
-
-int chat_conn_send_line(chat_conn_t *c, const char *line, size_t len) {
-  int rc;
-
-  if (line == NULL || len == 0 || line[len - 1] != '\n' ||
-      memchr(line, '\n', len - 1) != NULL)
-    return -EINVAL;
-  if (!can_send(c))
-    return -EPIPE;
-  rc = out_append(c, line, len);
-  if (rc < 0)
-    return rc == -ENOBUFS ? overflow(c) : rc;
-  queued(c);
-  return 0;
-}
-
-size_t chat_conn_output_len(const chat_conn_t *c) {
-  return c->out_len + c->inflight_len;
-}
+void chat__conn_try_finish(chat_conn_t *c) { try_finish(c); }
 
 /* ---- reading ------------------------------------------------------------ */
 
@@ -464,8 +308,8 @@ void chat__conn_run(chat_conn_t *c) {
   if (uv_is_closing((uv_handle_t *)&c->tcp))
     return;
   if ((c->state == CHAT_CONN_OPEN || c->state == CHAT_CONN_CLOSING) &&
-      !c->writing && has_output(c))
-    start_write(c);
+      !c->writing && chat__conn_has_output(c))
+    chat__conn_start_write(c);
   try_finish(c);
 }
 
@@ -611,8 +455,8 @@ static void begin_close(chat_conn_t *c, int status) {
     close_now(c, 0);
     return;
   }
-  if (!c->writing && has_output(c))
-    start_write(c);
+  if (!c->writing && chat__conn_has_output(c))
+    chat__conn_start_write(c);
   try_finish(c);
   if (!uv_is_closing((uv_handle_t *)&c->tcp) && c->deadline == NULL) {
     uv_timer_t *t = malloc(sizeof(*t));

@@ -31,6 +31,16 @@ void chat__io_unschedule(chat_io_t *io, chat_conn_t *c);
 /* The check phase's work for one connection (conn.c). */
 void chat__conn_run(chat_conn_t *c);
 
+/* Between conn.c (reading, closing, lifetime) and conn_write.c (output). */
+/* Ends the handle now; on_close follows from its close callback. */
+void chat__conn_close_now(chat_conn_t *c, int status);
+/* A closing connection whose output is written finishes closing. */
+void chat__conn_try_finish(chat_conn_t *c);
+/* Nonzero when chat__conn_start_write has something to hand the socket. */
+int chat__conn_has_output(const chat_conn_t *c);
+/* Hands everything queued to one uv_write (encrypted first on TLS). */
+void chat__conn_start_write(chat_conn_t *c);
+
 /* TLS under the connection (tls.c); only called when c->tls is set. */
 /* Enters the client (dialing) or server role; a client's ClientHello then
  * waits in the output BIO. */
