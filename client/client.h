@@ -290,6 +290,9 @@ void chat__peer_dial(chat_client_t *c, uint64_t link, const char *to,
  * before chat__peer_closed. With status 0 the listener's key is checked
  * against the one the server vouched for before the ticket is shown. */
 void chat__peer_dialed(chat_peer_t *p, int status);
+/* p's dialed link has its TCP connection and its TLS handshake runs: a
+ * punch try's window no longer cuts it off (docs/NAT.md). */
+void chat__peer_tcp_up(chat_peer_t *p);
 int chat__peer_send(chat_client_t *c, uint64_t link, const json_t *obj);
 void chat__peer_close_link(chat_client_t *c, uint64_t link);
 /* The server's expect; host:port (NULL: none) is where to dial back. */

@@ -564,6 +564,13 @@ void chat__peer_dialed(chat_peer_t *p, int status) {
                           "to", p->name));
 }
 
+void chat__peer_tcp_up(chat_peer_t *p) {
+  chat_race_t *r = p->race;
+  if (p->state == P_DIALING && r && p->way == CHAT_NAT_PUNCHED &&
+      r->punch == p)
+    chat_nat_punch_connected(&r->nat);
+}
+
 int chat__peer_send(chat_client_t *c, uint64_t link, const json_t *obj) {
   chat_peer_t *p = peer_by_link(c, link);
   if (!p || p->state != P_OPEN)

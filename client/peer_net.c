@@ -90,6 +90,13 @@ static void on_dialed(chat_conn_t *conn, int status) {
   chat__peer_dialed(w->p, status);
 }
 
+/* A dial's TCP connection is up, its TLS handshake starts. */
+static void on_tcp_up(chat_conn_t *conn) {
+  peer_conn_t *w = conn->data;
+  if (w->p)
+    chat__peer_tcp_up(w->p);
+}
+
 int chat__peer_env_dial(void *ctx, chat_peer_t *p, const char *host, int port,
                         int flags, void **link) {
   chat_client_uv_t *u = ctx;
@@ -124,6 +131,7 @@ int chat__peer_env_dial(void *ctx, chat_peer_t *p, const char *host, int port,
     chat_conn_abort(&w->conn); /* on_close, on a later turn, says refused */
     return 0;
   }
+  chat_conn_on_tcp_up(&w->conn, on_tcp_up);
   chat_conn_connect(&w->conn, (struct sockaddr *)&ss, on_dialed);
   return 0;
 }

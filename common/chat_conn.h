@@ -101,6 +101,7 @@ struct chat_conn {
     uv_connect_t connect;
   } req;
   void (*connect_cb)(chat_conn_t *c, int status); /* until it is called */
+  void (*tcp_up_cb)(chat_conn_t *c); /* chat_conn_on_tcp_up */
   uv_timer_t *deadline;   /* malloc'd while a graceful close waits */
   struct chat__tls *tls;  /* NULL on plain TCP (chat_tls.h) */
   chat_conn_t *pend_next; /* io's pending list */
@@ -155,6 +156,11 @@ int chat_conn_bind_reuse(chat_conn_t *c, const struct sockaddr *local);
  * someone must be told which TLS side it is. The connect callback still
  * follows the handshake. */
 void chat_conn_tls_accepting(chat_conn_t *c);
+/* A dialed c (before chat_conn_connect) that speaks TLS: cb runs once when
+ * its TCP connection is up and the handshake starts, before the connect
+ * callback (which follows the handshake). A hole punch's window is for the
+ * SYNs: a try past them is not cut while its handshake runs (docs/NAT.md). */
+void chat_conn_on_tcp_up(chat_conn_t *c, void (*cb)(chat_conn_t *c));
 
 /* Queues obj (borrowed) as one line. Returns 0, -ENOBUFS past max_output
  * (on_overflow was called, the first time only), -EPIPE when closing or

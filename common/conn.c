@@ -372,6 +372,8 @@ static void on_connect(uv_connect_t *req, int status) {
     status = read_start(c); /* even when paused: the handshake needs it */
     if (status == 0) {
       chat__io_schedule(c->io, c); /* the ClientHello */
+      if (c->tcp_up_cb != NULL)
+        c->tcp_up_cb(c);
       return;
     }
     c->connect_cb = NULL;
@@ -420,6 +422,10 @@ int chat_conn_bind_reuse(chat_conn_t *c, const struct sockaddr *local) {
 }
 
 void chat_conn_tls_accepting(chat_conn_t *c) { c->tls_accept = 1; }
+
+void chat_conn_on_tcp_up(chat_conn_t *c, void (*cb)(chat_conn_t *c)) {
+  c->tcp_up_cb = cb;
+}
 
 int chat_conn_connect(chat_conn_t *c, const struct sockaddr *addr,
                       void (*cb)(chat_conn_t *c, int status)) {

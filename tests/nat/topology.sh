@@ -15,7 +15,9 @@
 #   firewall   alice public, bob behind a firewall that drops all inbound
 #              but the server's: relay within 3 s
 #   samenat    both behind one NAT: direct over the LAN address
-#   delay      50 ms on the WAN links (tc netem): still punched
+#   delay      50 ms each way on both WAN links (a userspace delay line
+#              between TUN devices, tests/nat/delayline.py; this kernel has
+#              no netem): still punched
 # With TRIES > 1 it makes that many fresh links (a new alice each time) and
 # prints one line per try: "try N PATH MS" (MS: connect asked -> link
 # proven, from alice's log), for bench/nat.sh.
@@ -31,6 +33,18 @@ TRIES=${3:-1}
 skip() { echo "SKIP: $*"; exit 77; }
 fail() { echo "FAIL: $*"; dump; exit 1; }
 say() { echo "# $*"; }
+
+now_ms() { date +%s%3N; }
+
+# wait_for FILE PATTERN SECONDS: until a line of FILE matches (grep -E).
+wait_for() {
+  local f=$1 pat=$2 end=$(( $(now_ms) + $3 * 1000 ))
+  while [ "$(now_ms)" -lt "$end" ]; do
+    grep -qE "$pat" "$f" 2>/dev/null && return 0
+    sleep 0.02
+  done
+  return 1
+}
 
 [ "$(id -u)" = 0 ] || skip "network namespaces need root"
 command -v ip >/dev/null || skip "no ip (iproute2)"
@@ -77,6 +91,10 @@ mkpub() {
   ns pub ip link set br0 up
 }
 
+# Where the WAN links are delayed (case delay): the one-way delay in ms of
+# each router's link to pub; empty for plain veths to pub's bridge.
+WAN_DELAY_MS=
+
 # link NS IFNAME-IN-NS: a veth from NS's IFNAME to a port of pub's bridge.
 plug() {
   local n=$1 ifn=$2
@@ -96,8 +114,12 @@ plug() {
 router() {
   local r=$1 wan=$2 lan=$3 masq=$4 fw=${5:-}
   mkns "$r"
-  plug "$r" wan
-  ns "$r" ip addr add "$wan/24" dev wan
+  if [ -n "$WAN_DELAY_MS" ]; then
+    delayed_wan "$r" "$wan"
+  else
+    plug "$r" wan
+    ns "$r" ip addr add "$wan/24" dev wan
+  fi
   ns "$r" ip link add br1 type bridge
   ns "$r" ip addr add "$lan.1/24" dev br1
   ns "$r" ip link set br1 up
@@ -115,6 +137,40 @@ table inet filter {
     iifname "wan" $allow; iifname "wan" drop; }
 }
 NFT
+}
+
+# delayed_wan ROUTER WAN_IP: instead of a veth to pub's bridge, ROUTER's wan
+# is a point-to-point TUN link to pub (203.0.113.1 there, on TUN "t<ROUTER>"),
+# and a delay line (tests/nat/delayline.py) carries its packets between the
+# two TUNs, WAN_DELAY_MS late each way. pub routes between its TUNs, so
+# router-to-router packets cross two delay lines.
+delayed_wan() {
+  local r=$1 wan=$2 t="t$1"
+  command -v python3 >/dev/null || skip "no python3 for the delay line"
+  ns "$r" ip tuntap add dev wan mode tun 2>"$WORK/tun.err" ||
+    skip "cannot make TUN devices ($(head -c 120 "$WORK/tun.err" | tr '\n' ' ')): no delay line"
+  ns pub ip tuntap add dev "$t" mode tun || fail "tuntap in pub"
+  ns "$r" ip addr add "$wan" peer 203.0.113.1 dev wan
+  ns pub ip addr add 203.0.113.1 peer "$wan" dev "$t"
+  ns "$r" ip link set wan up
+  ns pub ip link set "$t" up
+  ns "$r" ip route add 203.0.113.0/24 dev wan
+  ns pub sysctl -qw net.ipv4.ip_forward=1
+  python3 "$(dirname "$0")/delayline.py" --delay-ms "$WAN_DELAY_MS" \
+    "$P-$r" wan "$P-pub" "$t" >"$WORK/delay-$r.out" 2>"$WORK/delay-$r.err" &
+  PIDS+=($!)
+  wait_for "$WORK/delay-$r.out" '^ready$' 5 || fail "delay line for $r did not start"
+}
+
+# rtt_ms NS HOST: the ms a TCP connect from NS to HOST's closed port 9 takes
+# to be refused (SYN out, RST back): one round trip.
+rtt_ms() {
+  ns "$1" python3 -c "
+import socket, time
+s = socket.socket(); t = time.monotonic()
+try: s.connect(('$2', 9))
+except OSError: pass
+print(round((time.monotonic() - t) * 1000))"
 }
 
 # host NAME ROUTER IP: a client namespace on ROUTER's LAN.
@@ -162,14 +218,17 @@ samenat)
   router r1 203.0.113.11 10.1.0 masquerade
   host a r1 10.1.0.2; host b r1 10.1.0.3 ;;
 delay)
+  WAN_DELAY_MS=50
   mkpub
   router r1 203.0.113.11 10.1.0 masquerade
   router r2 203.0.113.12 10.2.0 masquerade
   host a r1 10.1.0.2; host b r2 10.2.0.2
-  ns r1 tc qdisc add dev wan root netem delay 50ms 2>"$WORK/tc.err" ||
-    skip "tc netem is not available on this kernel ($(head -c 120 "$WORK/tc.err" | tr '\n' ' ')): no real 50 ms delay can be made"
-  ns r2 tc qdisc add dev wan root netem delay 50ms ||
-    skip "tc netem is not available on this kernel" ;;
+  # the delay is real: a round trip from behind r1 to the server's host
+  # crosses one delay line twice
+  rtt=$(rtt_ms a 203.0.113.1)
+  say "RTT alice -> server host across the delayed WAN: ${rtt} ms"
+  [ "${rtt:-0}" -ge $((2 * WAN_DELAY_MS)) ] ||
+    fail "RTT ${rtt} ms across the WAN, want >= $((2 * WAN_DELAY_MS))" ;;
 *) echo "unknown case $CASE"; exit 2 ;;
 esac
 
@@ -183,18 +242,6 @@ for _ in $(seq 100); do
   sleep 0.05
 done
 grep -q "listening on" "$WORK/server.err" || fail "server did not start"
-
-now_ms() { date +%s%3N; }
-
-# wait_for FILE PATTERN SECONDS: until a line of FILE matches (grep -E).
-wait_for() {
-  local f=$1 pat=$2 end=$(( $(now_ms) + $3 * 1000 ))
-  while [ "$(now_ms)" -lt "$end" ]; do
-    grep -qE "$pat" "$f" 2>/dev/null && return 0
-    sleep 0.02
-  done
-  return 1
-}
 
 # client NAME USER: chat-client in namespace NAME, commands from a fifo.
 client() {

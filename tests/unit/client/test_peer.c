@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "client.h"
+#include "nat.h"
 
 static const char T1[] = "0123456789abcdef0123456789abcdef";
 static const char T2[] = "fedcba9876543210fedcba9876543210";
@@ -486,6 +487,33 @@ static void test_dialer_without_vouched_key_relays(void **state) {
   assert_relayed_with(f, "bad_key");
 }
 
+/* Target side of a hole punch on a slow link: the try's TCP connection is
+ * up within its window, but the TLS handshake (the asker is the TLS client)
+ * ends after it. The window no longer cuts the try once TCP is up, so the
+ * asker's hello still finds it (docs/NAT.md; with 100 ms each way the
+ * handshake ends ~500 ms into the window, tests/nat/topology.sh delay). */
+static void test_punch_connected_outlives_its_window(void **state) {
+  fx_t *f = *state;
+  server_says(f, "{s:s,s:s,s:s,s:s,s:s,s:i,s:i}", "type", "expect", "from",
+              "bob", "ticket", T1, "key", KB, "punch_host", "198.51.100.7",
+              "punch_port", 40000, "punch_ms", 100);
+  assert_int_equal(f->nlinks, 0);
+  f->now += 100;
+  chat__peer_sweep(&f->c);
+  assert_int_equal(f->nlinks, 1); /* punch try 1 */
+  link_t *l = &f->links[0];
+  f->now += 200;
+  chat__peer_tcp_up(l->p); /* simultaneous open done, TLS under way */
+  f->now += CHAT_NAT_PUNCH_WINDOW_MS; /* the window is over */
+  chat__peer_sweep(&f->c);
+  assert_int_equal(l->closed, 0);
+  assert_int_equal(f->nlinks, 1); /* no try 2 on top of it */
+  l->key = KB;
+  chat__peer_dialed(l->p, 0);
+  hello(l, "bob", "alice", T1);
+  assert_welcomed(l);
+}
+
 /* Our own key goes with every login, token logins too. */
 static void test_login_announces_key(void **state) {
   fx_t *f = *state;
@@ -518,6 +546,7 @@ int main(void) {
       T(test_hello_with_wrong_key_refused),
       T(test_waiting_hello_with_wrong_key_refused),
       T(test_expect_without_key_refuses),
+      T(test_punch_connected_outlives_its_window),
       T(test_dialer_says_hello_after_key_proven),
       T(test_dialer_refuses_wrong_key),
       T(test_dialer_handshake_failure_is_bad_key),
