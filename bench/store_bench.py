@@ -243,7 +243,38 @@ async def held_async(a, port, pid):
         c.close()
     await asyncio.sleep(a.settle)
     rss_closed = rss_kb(pid)
+
+    # The same server holding none: every receiver logs in, takes and acks
+    # what it holds, and leaves; the store is then empty of held messages
+    # and the process has run every code path the held figure did.
+    async def receiver(i):
+        c = await Conn.open(port)
+        r = await c.login(uname(2 * i + 2))
+        assert r["type"] == "ok", r
+        got = 0
+        while got < per:
+            m = await asyncio.wait_for(c.recv(), 30)
+            if m.get("type") != "deliver":
+                continue
+            got += 1
+            c.send({"type": "ack", "msg_id": m["msg_id"], "from": m["from"]})
+            if got % 64 == 0:
+                await c.w.drain()
+        # a pong after the acks: the server has read them all
+        c.send({"type": "ping", "id": "last"})
+        await c.w.drain()
+        while (await asyncio.wait_for(c.recv(), 30)).get("type") != "pong":
+            pass
+        c.close()
+        return got
+
+    drained = sum(await asyncio.gather(*(receiver(i)
+                                         for i in range(n_pairs))))
+    await asyncio.sleep(a.settle)
+    rss_drained = rss_kb(pid)
     return {"rss_kb_after_senders_left": rss_closed,
+            "drained": drained, "rss_kb_holding_none_after_drain": rss_drained,
+            "rss_ratio_vs_drained": round(rss_held / rss_drained, 3),
             "largest_mappings_kb": smaps_top(pid),
             "pairs": n_pairs, "messages": per * n_pairs, "size": a.size,
             "statuses": total, "send_s": round(el, 2),
