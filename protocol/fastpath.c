@@ -39,6 +39,15 @@ static const char *scan_string(const char *p, const char *end,
 
   f->raw = p;
   while (p < end) {
+    /* Whole words of plain ASCII: nothing to decode or validate. */
+    while (end - p >= 8) {
+      uint64_t v = chat__load8(p);
+      if ((v & CHAT__HIGHS) != 0 || chat__json_special8(v) != 0)
+        break;
+      p += 8;
+    }
+    if (p >= end)
+      break;
     unsigned char c = (unsigned char)*p;
     if (c == '"') {
       f->raw_len = (size_t)(p - f->raw);

@@ -9,6 +9,7 @@
  * which test_lines.c checks against the real thing.
  */
 #include "chat_protocol.h"
+#include "protocol_int.h"
 
 #include <errno.h>
 #include <string.h>
@@ -68,6 +69,11 @@ static char *put_escaped(char *p, const char *s, size_t n) {
   size_t run = 0;
 
   for (size_t i = 0; i < n; i++) {
+    /* Skip whole words with nothing to escape (most text is all of it). */
+    while (i + 8 <= n && chat__json_special8(chat__load8(s + i)) == 0)
+      i += 8;
+    if (i >= n)
+      break;
     unsigned char c = (unsigned char)s[i];
     if (c >= 0x20 && c != '"' && c != '\\')
       continue;
@@ -95,6 +101,10 @@ static char *put_escaped(char *p, const char *s, size_t n) {
 size_t chat_json_escaped_len(const char *s, size_t n) {
   size_t len = n;
   for (size_t i = 0; i < n; i++) {
+    while (i + 8 <= n && chat__json_special8(chat__load8(s + i)) == 0)
+      i += 8;
+    if (i >= n)
+      break;
     unsigned char c = (unsigned char)s[i];
     if (c == '"' || c == '\\' || c == '\b' || c == '\f' || c == '\n' ||
         c == '\r' || c == '\t')
