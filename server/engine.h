@@ -86,8 +86,11 @@ typedef struct chat__engine_type {
                    uint32_t limit, chat__engine_held_cb cb, void *arg);
   int (*find_sent)(chat__engine_t *e, const char *from, const char *msg_id,
                    chat__engine_sent_cb cb, void *arg);
-  /* The largest seq ever stored (0 when none). Synchronous: start-up only,
-   * before anything else is asked. */
+  /* What this node counts its seqs up from: at or above every seq ever
+   * stored. SQLite and memory give exactly the largest (0 when none); Redis,
+   * which several nodes may share, gives each start a range of its own
+   * (engine_redis_int.h chat__redis_sync_seq_base). Synchronous: start-up
+   * only, before anything else is asked. */
   int (*max_seq)(chat__engine_t *e, uint64_t *seq);
   /* Shutdown: blocks until every write added so far is applied and every
    * callback has run (committer.h: chat__committer_flush_sync). Returns 0 or

@@ -367,7 +367,7 @@ static int re_max_seq(chat__engine_t *ce, uint64_t *seq) {
       CHAT_ERROR("%s", why);
       return -EIO;
     }
-    if (chat__redis_sync_max_seq(e->sync, seq) == 0)
+    if (chat__redis_sync_seq_base(e->sync, seq) == 0)
       return 0;
     redisFree(e->sync);
     e->sync = NULL;

@@ -126,5 +126,15 @@ int chat__redis_check_setting(int i, const redisReply *r, char *errbuf,
                               size_t errlen);
 /* GET {chat}:max_seq on a blocking connection: 0 or -EIO. */
 int chat__redis_sync_max_seq(redisContext *c, uint64_t *seq);
+/* Every start of a node on one Redis takes a range of seqs of its own: run
+ * number N (INCR {chat}:runs) hands out seqs above N << RUN_BITS. So two
+ * nodes sharing a Redis never give two messages one seq (a PUT_MSG of a seq
+ * already stored keeps the first: the second would be lost), and a
+ * restarted node stays above everything stored before. 2^40 seqs a run,
+ * 2^23 runs before seqs would pass INT64_MAX. *base is what the core
+ * counts up from (engine.h max_seq). 0 or -EIO. */
+#define CHAT__REDIS_RUN_BITS 40
+#define CHAT__REDIS_RUNS_MAX (1ULL << 23)
+int chat__redis_sync_seq_base(redisContext *c, uint64_t *base);
 
 #endif /* CHAT_ENGINE_REDIS_INT_H */

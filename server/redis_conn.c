@@ -223,3 +223,22 @@ int chat__redis_sync_max_seq(redisContext *c, uint64_t *seq) {
   freeReplyObject(r);
   return ret;
 }
+
+int chat__redis_sync_seq_base(redisContext *c, uint64_t *base) {
+  uint64_t max = 0;
+  int ret = chat__redis_sync_max_seq(c, &max);
+  if (ret < 0)
+    return ret;
+  /* INCR is atomic: no two starts, of this node or another, get one run. */
+  redisReply *r = run(c, 2, (const char *[]){"INCR", "{chat}:runs"});
+  ret = -EIO;
+  if (r != NULL && r->type == REDIS_REPLY_INTEGER && r->integer > 0 &&
+      (uint64_t)r->integer < CHAT__REDIS_RUNS_MAX) {
+    uint64_t start = (uint64_t)r->integer << CHAT__REDIS_RUN_BITS;
+    /* Seqs stored before runs were counted may lie above: stay over them. */
+    *base = start > max ? start : max;
+    ret = 0;
+  }
+  freeReplyObject(r);
+  return ret;
+}
