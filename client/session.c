@@ -422,6 +422,10 @@ static void on_event(chat_client_t *c, const chat_msg_t *m) {
                                  "group", m->group, "by", m->by));
     break;
   case CHAT_T_EXPECT:
+    /* A ticket is for a logged-in user's listener: one that comes while
+     * registering or logging in (no real server sends it) is no ticket. */
+    if (c->net != CHAT_NET_CONTACTS && c->net != CHAT_NET_READY)
+      break;
     {
       chat_dial_plan_t plan = {NULL, m->host && m->port > 0, m->punch_host,
                                (int)m->punch_port,
