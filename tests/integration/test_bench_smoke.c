@@ -3,8 +3,8 @@
  * (exit status, error count) is honest when things go wrong.
  *
  * The only benchmark in CI, so it is small: 4 pairs x 50 messages per mode.
- * --tls runs against a second server with --tls-listen and a throwaway CA
- * made with openssl(1); skipped while chat-server has no --tls-listen.
+ * --tls runs against a second server with --tls-listen and the harness's
+ * throwaway CA (harness/tls.h).
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "harness.h"
+#include "tls.h"
 
 #define BENCH CHAT_BIN_DIR "/chat-bench"
 #define BENCH_DEADLINE_MS 90000
@@ -188,73 +189,33 @@ static void test_refused_is_an_error(void **state) {
 
 /* ---- --tls ------------------------------------------------------------- */
 
-static int server_has_tls(void) {
-  const char *help[] = {CHAT_BIN_DIR "/chat-server", "--help", NULL};
-  th_proc_t *p = th_proc_spawn(help, NULL);
-  int has = th_proc_wait_line(p, TH_STDOUT, "--tls-listen", TH_DEADLINE_MS) !=
-            NULL;
-  int status;
-  th_proc_wait(p, TH_DEADLINE_MS, &status);
-  th_proc_free(p);
-  return has;
-}
-
 typedef struct tls_srv {
-  char dir[64];
+  th_certs_t *certs;
   th_server_t *s;
   int port; /* the TLS listener's */
 } tls_srv_t;
 
-/* A CA and a certificate for localhost / 127.0.0.1 from it, made in a temp
- * dir, and a server with --tls-listen on them. */
+/* The harness's throwaway CA and certificate for localhost / 127.0.0.1,
+ * and a server with --tls-listen on them. */
 static void tls_start(tls_srv_t *t) {
-  char cmd[2048], cert[128], key[128];
-  snprintf(t->dir, sizeof(t->dir), "/tmp/chat-bench-tls-XXXXXX");
-  assert_non_null(mkdtemp(t->dir));
-  snprintf(cmd, sizeof(cmd),
-           "cd %s && ec='-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes'"
-           " && openssl req -x509 $ec -keyout ca.key -out ca.pem -days 1"
-           " -subj /CN=bench-test-CA"
-           " && openssl req $ec -keyout server.key -out server.csr"
-           " -subj /CN=localhost"
-           " && printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > ext"
-           " && openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key"
-           " -CAcreateserial -days 1 -extfile ext -out server.pem",
-           t->dir);
-  strcat(cmd, " >/dev/null 2>&1");
-  assert_int_equal(system(cmd), 0);
-  snprintf(cert, sizeof(cert), "%s/server.pem", t->dir);
-  snprintf(key, sizeof(key), "%s/server.key", t->dir);
-  const char *extra[] = {"--tls-listen", "127.0.0.1:0", "--tls-cert", cert,
-                         "--tls-key", key, NULL};
-  t->s = th_server_start(extra);
-  const char *l = th_proc_wait_line(th_server_proc(t->s), TH_STDERR, "(tls)",
-                                    TH_DEADLINE_MS);
-  assert_non_null(l);
-  const char *colon = strrchr(strstr(l, "listening on "), ':');
-  assert_non_null(colon);
-  t->port = atoi(colon + 1);
-  assert_true(t->port > 0);
+  t->certs = th_certs_make();
+  t->s = th_tls_server_start(t->certs->cert, t->certs->key, NULL, &t->port);
 }
 
 static void tls_stop(tls_srv_t *t) {
-  char cmd[128];
   th_server_free(t->s);
-  snprintf(cmd, sizeof(cmd), "rm -rf %s", t->dir);
-  assert_int_equal(system(cmd), 0);
+  th_certs_free(t->certs);
 }
 
 /* Relay over TLS, the certificate and 127.0.0.1 verified against the CA;
  * then the handshake count; then the system's CAs, which must refuse the
  * throwaway one. */
 static void test_tls(void **state) {
-  if (!server_has_tls())
-    skip();
   tls_srv_t t;
-  char addr[64], ca[128], pid[32];
+  char addr[64], pid[32];
   tls_start(&t);
   snprintf(addr, sizeof(addr), "127.0.0.1:%d", t.port);
-  snprintf(ca, sizeof(ca), "%s/ca.pem", t.dir);
+  const char *ca = t.certs->ca;
   snprintf(pid, sizeof(pid), "%d", (int)th_proc_pid(th_server_proc(t.s)));
 
   const char *relay[] = {"--server", addr, "--tls-ca", ca, "--pairs", "4",

@@ -15,12 +15,6 @@
 
 #include "../../support/test_certs.h"
 
-typedef struct tls_fx {
-  fx_t *fx;
-  char dir[64];
-  chat_tls_ctx_t *srv_ctx, *cli_ctx;
-} tls_fx_t;
-
 static char g_dir[64];
 
 static void path(char *out, size_t len, const char *file) {
