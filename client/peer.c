@@ -31,6 +31,7 @@ typedef enum peer_state {
   P_HELLO_SENT,  /* we dialed and said hello; waiting for peer_welcome */
   P_AWAIT_HELLO, /* a peer dialed us; waiting for its peer_hello */
   P_WAIT_TICKET, /* its hello waits for the server's expect */
+  P_WAIT_RACE,   /* its peer_reverse waits for our connect's ok */
   P_OPEN,
   P_CLOSING
 } peer_state_t;
@@ -626,31 +627,48 @@ void chat__peer_on_expect(chat_client_t *c, const char *from,
 
 /* A target dialed back (we asked for the link): we say hello on it if it
  * is the first of our ways to prove the key the server vouched for. */
+static chat_race_t *asked_race(chat_client_t *c, const char *name) {
+  for (chat_race_t *r = c->races; r; r = r->next)
+    if (r->asker && strcmp(r->name, name) == 0 && chat_nat_running(&r->nat))
+      return r;
+  return NULL;
+}
+
+static void reverse_joins(chat_peer_t *p, chat_race_t *r);
+
 static void on_reverse(chat_peer_t *p, const chat_msg_t *m) {
   chat_client_t *c = p->c;
   chat_race_t *r;
-  char hex[CHAT_KEY_LEN + 1];
-  const char *key;
 
   if (m->proto != CHAT_PROTO_VERSION || strcmp(m->to, c->opts.user) != 0) {
     refuse(p, "expected peer_reverse to us, proto 1");
     return;
   }
-  for (r = c->races; r; r = r->next)
-    if (r->asker && strcmp(r->name, m->from) == 0 &&
-        chat_nat_running(&r->nat))
-      break;
-  if (!r) {
-    refuse(p, "no direct link was asked of that user");
+  snprintf(p->name, sizeof(p->name), "%s", m->from);
+  if (!(r = asked_race(c, p->name))) {
+    /* The server sent the expect that made this dial before our ok, and
+     * the two came on different connections: the ok may still come.
+     * Nothing more is read until it does (chat__peer_dial) or the hello
+     * deadline cuts the link (chat__peer_sweep). */
+    CHAT_INFO("dial back from %s waits for the server's answer", p->name);
+    p->state = P_WAIT_RACE;
+    c->env->peer_pause(c->env_ctx, p->io);
     return;
   }
-  key = link_key(p, hex);
+  reverse_joins(p, r);
+}
+
+/* p, a dial back from r's peer, proves the key the server vouched for and
+ * wins r, or is refused. */
+static void reverse_joins(chat_peer_t *p, chat_race_t *r) {
+  char hex[CHAT_KEY_LEN + 1];
+  const char *key = link_key(p, hex);
+
   if (!key || strcmp(key, r->key) != 0) {
     r->nat.bad_key = 1;
     refuse(p, WHY_KEY);
     return;
   }
-  snprintf(p->name, sizeof(p->name), "%s", m->from);
   inbound_decided(p);
   p->way = CHAT_NAT_REVERSE;
   if (!chat_nat_secured(&r->nat, CHAT_NAT_REVERSE)) {
@@ -680,9 +698,20 @@ chat_peer_t *chat__peer_accepted(chat_client_t *c, void *link) {
  * run their clocks. */
 void chat__peer_sweep(chat_client_t *c) {
   uint64_t now = chat__client_now(c);
+  chat_peer_t *p;
+  chat_race_t *r;
+  /* Dial backs that came before our connect's ok join its race now (not
+   * from chat__peer_dial: the outbox must not be called back from inside
+   * its DIAL). Links are only closed here, freed by chat__peer_closed. */
+  for (p = c->peers; p; p = p->next)
+    if (p->state == P_WAIT_RACE && (r = asked_race(c, p->name))) {
+      c->env->peer_resume(c->env_ctx, p->io);
+      reverse_joins(p, r);
+    }
   races_tick(c);
-  for (chat_peer_t *p = c->peers; p; p = p->next)
-    if (p->state == P_AWAIT_HELLO && now - p->since >= CHAT_CLIENT_HELLO_MS) {
+  for (p = c->peers; p; p = p->next)
+    if ((p->state == P_AWAIT_HELLO || p->state == P_WAIT_RACE) &&
+        now - p->since >= CHAT_CLIENT_HELLO_MS) {
       inbound_decided(p);
       close_link(p, 0);
     }
@@ -690,13 +719,16 @@ void chat__peer_sweep(chat_client_t *c) {
 
 int64_t chat__peer_next_deadline(chat_client_t *c) {
   int64_t t = -1;
+  for (chat_peer_t *p = c->peers; p; p = p->next)
+    if (p->state == P_WAIT_RACE && asked_race(c, p->name))
+      return (int64_t)chat__client_now(c); /* join it on the next turn */
   for (chat_race_t *r = c->races; r; r = r->next) {
     int64_t d = chat_nat_next_deadline(&r->nat);
     if (d >= 0 && (t < 0 || d < t))
       t = d;
   }
   for (chat_peer_t *p = c->peers; p; p = p->next)
-    if (p->state == P_AWAIT_HELLO &&
+    if ((p->state == P_AWAIT_HELLO || p->state == P_WAIT_RACE) &&
         (t < 0 || (int64_t)(p->since + CHAT_CLIENT_HELLO_MS) < t))
       t = (int64_t)(p->since + CHAT_CLIENT_HELLO_MS);
   return t;

@@ -514,6 +514,59 @@ static void test_punch_connected_outlives_its_window(void **state) {
   assert_welcomed(l);
 }
 
+/* The target dials back as soon as the server's expect reaches it, which
+ * can be before the connect's ok reaches us (two connections, no order
+ * between them): the peer_reverse waits for the ok, paused, and then wins
+ * the race. (Regression: it was refused as "no direct link was asked", and
+ * nat.public ended punched or relayed instead of reverse.) */
+static void test_reverse_before_connect_ok_waits(void **state) {
+  fx_t *f = *state;
+  server_says(f, "{s:s,s:s,s:s}", "type", "contact_added", "user", "bob",
+              "status", "online");
+  char line[] = "/msg bob secret";
+  chat__cmd_run(&f->c, line);
+  json_t *req = json_array_get(f->to_server, json_array_size(f->to_server) - 1);
+  assert_string_equal(json_string_value(json_object_get(req, "type")),
+                      "connect");
+  link_t *l = dial_in(f); /* bob's dial back, proving KB */
+  peer_says(l, "{s:s,s:i,s:s,s:s}", "type", "peer_reverse", "proto", 1,
+            "from", "bob", "to", "alice");
+  assert_int_equal(json_array_size(l->sent), 0);
+  assert_int_equal(l->closed, 0);
+  assert_int_equal(l->paused, 1);
+  f->now += CHAT_OB_CONNECT_TIMEOUT_MS - 1; /* the ok comes late */
+  chat__client_tick(&f->c);
+  assert_int_equal(l->closed, 0);
+  server_says(f, "{s:s,s:O,s:s,s:s,s:i,s:s,s:s,s:b}", "type", "ok", "id",
+              json_object_get(req, "id"), "to", "bob", "host", "127.0.0.1",
+              "port", 4001, "ticket", T1, "key", KB, "reverse", 1);
+  assert_int_equal(chat_client_next_deadline(&f->c), (int64_t)f->now);
+  chat__client_tick(&f->c); /* the turn after the ok, as client_uv.c */
+  assert_int_equal(l->paused, 0);
+  assert_sent(l, 0, "peer_hello", NULL);
+  assert_string_equal(
+      json_string_value(json_object_get(json_array_get(l->sent, 0), "ticket")),
+      T1);
+  peer_says(l, "{s:s,s:s}", "type", "peer_welcome", "user", "bob");
+  assert_sent(l, 1, "msg", NULL);
+  settle(f);
+}
+
+/* A peer_reverse nobody asks for, then or within the hello deadline, is
+ * cut at the deadline like any silent link. */
+static void test_unasked_reverse_cut_at_deadline(void **state) {
+  fx_t *f = *state;
+  link_t *l = dial_in(f);
+  peer_says(l, "{s:s,s:i,s:s,s:s}", "type", "peer_reverse", "proto", 1,
+            "from", "bob", "to", "alice");
+  assert_int_equal(l->closed, 0);
+  f->now += CHAT_CLIENT_HELLO_MS;
+  chat__client_tick(&f->c);
+  assert_int_not_equal(l->closed, 0);
+  assert_int_equal(f->c.n_inbound, 0);
+  settle(f);
+}
+
 /* Our own key goes with every login, token logins too. */
 static void test_login_announces_key(void **state) {
   fx_t *f = *state;
@@ -551,6 +604,8 @@ int main(void) {
       T(test_dialer_refuses_wrong_key),
       T(test_dialer_handshake_failure_is_bad_key),
       T(test_dialer_without_vouched_key_relays),
+      T(test_reverse_before_connect_ok_waits),
+      T(test_unasked_reverse_cut_at_deadline),
       T(test_login_announces_key),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
