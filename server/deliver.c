@@ -253,6 +253,8 @@ static void page_read(void *arg, int status, const chat__stored_msg_t *msgs,
     h->written = 1;
     /* Held since before this session started, or stored while away. */
     h->offline = m->offline || m->seq < u->login_seq;
+    if (srv->bus != NULL) /* seqs come from every node's own range */
+      h->offline = m->offline || m->ts < u->login_ms;
     chat__srv_push(srv, h);
   }
   /* Stop when the window is full or the session went; what is left stays
@@ -265,6 +267,10 @@ static void page_read(void *arg, int status, const chat__stored_msg_t *msgs,
 
 void chat__srv_pump(chat__srv_t *srv, chat__user_t *u) {
   chat__session_t *s = u->session;
+  if (u->rewind && !u->paging) {
+    u->rewind = 0;
+    u->store_after = 0;
+  }
   if (s == NULL || s->ended || !u->store_more || u->paging ||
       u->mb_npushed >= CHAT_WINDOW_MSGS ||
       !chat__srv_window_open(srv, u, 1))

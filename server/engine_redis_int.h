@@ -42,10 +42,21 @@ typedef enum {
   CHAT__SC_FIND,  /* find_sent */
   CHAT__SC_OADD,  /* add to a zset in arrival order, keeping a place */
   CHAT__SC_TOUCH, /* TOUCH_TOKEN: used = max(used, ts) */
+  /* cluster mode's (bus_lua.c, bus.h) */
+  CHAT__SC_BUS_LOGIN,  /* the directory: a session is the user's */
+  CHAT__SC_BUS_STATUS, /* its status changed */
+  CHAT__SC_BUS_LOGOUT, /* it ended */
+  CHAT__SC_BUS_ROUTE,  /* an event to the node a user is on */
+  CHAT__SC_BUS_GROUP,  /* "messages stored" to each node of a group */
+  CHAT__SC_BUS_TICK,   /* liveness, and cleaning up after dead nodes */
+  CHAT__SC_BUS_START,  /* a node's start */
   CHAT__SC_COUNT
 } chat__redis_script_t;
 
 const char *chat__redis_script_src(chat__redis_script_t s);
+/* bus_lua.c: the cluster scripts' sources, by the same index (NULL for
+ * the engine's own). */
+extern const char *const chat__bus_lua[CHAT__SC_COUNT];
 
 typedef char chat__redis_sha_t[41];
 
@@ -71,13 +82,17 @@ int chat__redis_op_cmds(const chat__store_op_t *op,
 /* The commands of each read, its one reply-bearing command last (reads of
  * several commands are wrapped in MULTI/EXEC, so one array answers them).
  * Return how many (at most CHAT__READ_CMDS). */
-#define CHAT__READ_CMDS 9
+#define CHAT__READ_CMDS 10
 int chat__redis_user_cmds(const char *name, int full, const char *token_hash,
                           chat__rcmd_t out[CHAT__READ_CMDS]);
 int chat__redis_group_cmds(const char *name, chat__rcmd_t out[1]);
 int chat__redis_held_cmds(const char *rcpt, uint64_t after, uint32_t limit,
                           chat__rcmd_t out[1]);
 int chat__redis_sent_cmds(const char *from, const char *msg_id,
+                          const chat__redis_sha_t *shas, chat__rcmd_t out[1]);
+/* EVALSHA of a cluster script with args (at most CHAT__RCMD_ARGS - 3). */
+int chat__redis_call_cmds(chat__redis_script_t script,
+                          const char *const *args, int nargs,
                           const chat__redis_sha_t *shas, chat__rcmd_t out[1]);
 
 /* ---- redis_reply.c ------------------------------------------------------- */

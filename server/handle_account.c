@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "chat_log.h"
+#include "cluster.h"
 #include "handlers.h"
 
 #include <sodium.h>
@@ -239,6 +240,7 @@ static void login_complete(chat__srv_t *srv, account_op_t *op) {
   s->n_lan = op->n_lan;
   u->session = s;
   u->login_seq = srv->next_seq;
+  u->login_ms = chat__srv_now_wall_ms();
   if (old) {
     /* The old session is no longer the user's: its end sends no offline.
      * What it was pushed and did not ack goes to the store and comes to
@@ -290,6 +292,21 @@ static void login_failed(account_op_t *op) {
   }
 }
 
+static void login_clustered(void *arg, int status) {
+  account_op_t *op = arg;
+  chat__session_t *s = op->s;
+  if (s->ended || s->closing) {
+    drop_lists(op->u);
+  } else if (status < 0) {
+    drop_lists(op->u);
+    s->epoch[0] = '\0';
+    chat__session_error(s, op->id, CHAT_E_INTERNAL, "storage failed");
+  } else {
+    login_complete(op->srv, op);
+  }
+  op_done(op);
+}
+
 static void login_verified(void *arg, int status, const char *unused) {
   account_op_t *op = arg;
   chat__session_t *s = op->s;
@@ -299,10 +316,19 @@ static void login_verified(void *arg, int status, const char *unused) {
     op_done(op);
     return;
   }
-  if (status != 0 || op->u == NULL || op->u->reserved || !op->u->full)
+  if (status != 0 || op->u == NULL || op->u->reserved || !op->u->full) {
     login_failed(op);
-  else
+  } else if (op->srv->bus != NULL) {
+    /* the directory first: the session's epoch, and the statuses of its
+     * contacts on other nodes before it can ask for them */
+    s->status = op->status ? op->status : CHAT_STATUS_ONLINE;
+    if (chat__cluster_login(op->srv, s, op->u, login_clustered, op) == 0)
+      return; /* login_clustered finishes */
+    drop_lists(op->u);
+    chat__session_error(s, op->id, CHAT_E_INTERNAL, "out of memory");
+  } else {
     login_complete(op->srv, op);
+  }
   op_done(op);
 }
 
@@ -415,5 +441,6 @@ int chat__handle_status(chat__srv_t *srv, chat__session_t *s,
   s->status = m->status;
   chat__session_send_new(s, chat_reply_ok(m->id));
   chat__srv_presence_to_contacts(srv, s->user, m->status);
+  chat__cluster_status(srv, s);
   return 0;
 }

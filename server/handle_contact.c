@@ -2,10 +2,24 @@
  * contact_remove, contacts: contacts need consent on both sides. */
 #include <errno.h>
 
+#include "cluster.h"
 #include "handlers.h"
 
 static chat__session_t *online(const chat__user_t *u) {
   return u->session && !u->session->ended ? u->session : NULL;
+}
+
+/* ev (stolen) to u: its session here, or in cluster mode the node it is
+ * on, which applies it to its copy of u's lists too (cluster.c). */
+static void tell(chat__srv_t *srv, const chat__user_t *u, json_t *ev) {
+  chat__session_t *us = online(u);
+  if (us != NULL) {
+    chat__session_send_new(us, ev);
+    return;
+  }
+  if (ev != NULL)
+    chat__cluster_tell(srv, u->name, ev);
+  json_decref(ev);
 }
 
 /* me accepts from's request (which the caller checked exists). */
@@ -24,10 +38,7 @@ static int accept_request(chat__srv_t *srv, chat__session_t *s,
   chat__session_send_new(s, chat_reply_ok(m->id));
   chat__session_send_new(
       s, chat_ev_contact_added(from->name, chat__srv_status_of(from)));
-  chat__session_t *fs = online(from);
-  if (fs)
-    chat__session_send_new(
-        fs, chat_ev_contact_added(me->name, chat__srv_status_of(me)));
+  tell(srv, from, chat_ev_contact_added(me->name, chat__srv_status_of(me)));
   return 0;
 }
 
@@ -60,9 +71,7 @@ int chat__handle_contact_add(chat__srv_t *srv, chat__session_t *s,
     return -ENOMEM;
   chat__srv_op2(srv, CHAT_STORE_ADD_REQUEST, me->name, t->name);
   chat__session_send_new(s, chat_reply_ok(m->id));
-  chat__session_t *ts = online(t);
-  if (ts)
-    chat__session_send_new(ts, chat_ev_contact_request(me->name));
+  tell(srv, t, chat_ev_contact_request(me->name));
   return 0;
 }
 
@@ -101,9 +110,7 @@ int chat__handle_contact_remove(chat__srv_t *srv, chat__session_t *s,
   chat__contact_del(s->user, t);
   chat__srv_op2(srv, CHAT_STORE_DEL_CONTACT, s->user->name, t->name);
   chat__session_send_new(s, chat_reply_ok(m->id));
-  chat__session_t *ts = online(t);
-  if (ts)
-    chat__session_send_new(ts, chat_ev_contact_removed(s->user->name));
+  tell(srv, t, chat_ev_contact_removed(s->user->name));
   return 0;
 }
 

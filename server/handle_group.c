@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "chat_log.h"
+#include "cluster.h"
 #include "handlers.h"
 
 static int member_group(chat__srv_t *srv, chat__session_t *s,
@@ -18,6 +19,13 @@ static int member_group(chat__srv_t *srv, chat__session_t *s,
     return -CHAT_E_NOT_MEMBER;
   *out = g;
   return 0;
+}
+
+/* ev (stolen) for name on another node, in cluster mode. */
+static void tell_json(chat__srv_t *srv, const char *name, json_t *ev) {
+  if (ev != NULL)
+    chat__cluster_tell(srv, name, ev);
+  json_decref(ev);
 }
 
 int chat__handle_group_create(chat__srv_t *srv, chat__session_t *s,
@@ -59,6 +67,8 @@ int chat__handle_group_add(chat__srv_t *srv, chat__session_t *s,
   if (u->session && !u->session->ended)
     chat__session_send_new(u->session,
                            chat_ev_group_added(g->name, s->user->name));
+  else
+    tell_json(srv, u->name, chat_ev_group_added(g->name, s->user->name));
   return 0;
 }
 
@@ -298,8 +308,10 @@ int chat__handle_group_send(chat__srv_t *srv, chat__session_t *s,
     gsend_free(op);
     return 0;
   }
-  /* Members logged in whose copies went to the store read them next. */
+  /* Members logged in whose copies went to the store read them next:
+   * here, and on the other nodes, told once each behind the PUTs. */
   for (uint32_t i = 0; i < op->ncopies; i++)
     chat__srv_pump(srv, op->copies[i].to);
+  chat__cluster_group_stored(srv, g->name);
   return 0;
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "chat_log.h"
+#include "cluster.h"
 #include "handlers.h"
 
 /* A stored send waiting for the commit of its PUT_MSG. */
@@ -156,6 +157,8 @@ int chat__handle_send(chat__srv_t *srv, chat__session_t *s, const chat_msg_t *m,
 
   if (!chat__srv_quota_open(srv, to))
     return quota_refuse(srv, s, m, to);
+  if (srv->bus != NULL && (to->session == NULL || to->session->ended))
+    return chat__cluster_send(srv, s, m, to); /* on another node, or none */
   uint64_t seq = srv->next_seq++;
   int64_t ts = chat__srv_now_wall_ms();
   if (chat__srv_can_push(srv, to, wire)) {
@@ -207,6 +210,8 @@ int chat__handle_ack(chat__srv_t *srv, chat__session_t *s, const chat_msg_t *m,
                  : -ENOMEM;
     if (n > 0)
       chat__session_send_line(from->session, line, (size_t)n);
+  } else if (!group) {
+    chat__cluster_receipt(srv, from, m->msg_id, me->name);
   }
   return 0;
 }

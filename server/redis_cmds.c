@@ -78,7 +78,7 @@ static const char *const script_src[CHAT__SC_COUNT] = {
 };
 
 const char *chat__redis_script_src(chat__redis_script_t s) {
-  return script_src[s];
+  return script_src[s] != NULL ? script_src[s] : chat__bus_lua[s];
 }
 
 /* ---- building commands --------------------------------------------------- */
@@ -265,6 +265,10 @@ int chat__redis_user_cmds(const char *name, int full, const char *token_hash,
       arg(&out[n++], "-1");
     }
   }
+  /* cluster mode's directory: the status of its session on any node */
+  cmd(&out[n], "HGET");
+  key_user(&out[n], name, "at");
+  arg(&out[n++], "status");
   cmd(&out[n++], "EXEC");
   return n;
 }
@@ -298,5 +302,14 @@ int chat__redis_sent_cmds(const char *from, const char *msg_id,
   evalsha(c, shas, CHAT__SC_FIND, "1");
   key_user(c, from, "sent");
   arg(c, msg_id);
+  return 1;
+}
+
+int chat__redis_call_cmds(chat__redis_script_t script,
+                          const char *const *args, int nargs,
+                          const chat__redis_sha_t *shas, chat__rcmd_t out[1]) {
+  evalsha(&out[0], shas, script, "0");
+  for (int i = 0; i < nargs && out[0].argc < CHAT__RCMD_ARGS; i++)
+    arg(&out[0], args[i]);
   return 1;
 }

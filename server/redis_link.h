@@ -27,7 +27,13 @@ typedef struct chat__redis_waiter {
 } chat__redis_waiter_t;
 
 typedef enum { CHAT__RD_USER, CHAT__RD_GROUP, CHAT__RD_HELD,
-               CHAT__RD_SENT } chat__redis_rd_kind_t;
+               CHAT__RD_SENT, CHAT__RD_CALL } chat__redis_rd_kind_t;
+
+/* A script call's result (chat__redis_call): the reply's strings (an
+ * array's, or the one string; nil: none), or its integer in ival. */
+typedef void (*chat__redis_call_cb)(void *arg, int status, char *const *strs,
+                                    size_t n, long long ival);
+#define CHAT__CALL_ARGS 6
 
 struct chat__redis_batch;
 
@@ -46,6 +52,13 @@ typedef struct chat__redis_rd {
   chat__stored_msg_t *msgs;
   size_t n;
   int more;
+  /* CHAT__RD_CALL: */
+  chat__redis_script_t script;
+  char *args[CHAT__CALL_ARGS];
+  int nargs;
+  char **strs;
+  size_t nstrs;
+  long long ival;
   struct chat__redis_batch *batch;
 } chat__redis_rd_t;
 
@@ -134,6 +147,12 @@ int chat__redis_load_held(chat__engine_t *e, const char *rcpt, uint64_t after,
 int chat__redis_find_sent(chat__engine_t *e, const char *from,
                           const char *msg_id, chat__engine_sent_cb cb,
                           void *arg);
+/* A cluster script (bus_lua.c) called with args (copied), as a read: it
+ * runs behind the writes added before it, and cb gets its result. 0 or
+ * -ENOMEM / -EINVAL (too many args). */
+int chat__redis_call(chat__engine_t *e, chat__redis_script_t script,
+                     const char *const *args, int nargs,
+                     chat__redis_call_cb cb, void *arg);
 /* Sends one read's commands: 0, or a negative code (nothing awaited). */
 int chat__redis_send_read(chat__redis_engine_t *e, chat__redis_rd_t *rd);
 /* Its callback with its result; then it is freed. */

@@ -17,6 +17,12 @@ static void rd_clear(chat__redis_rd_t *rd) {
   chat__store_user_free(rd->user);
   chat__store_group_free(rd->group);
   free(rd->msgs);
+  for (size_t i = 0; i < rd->nstrs; i++)
+    free(rd->strs[i]);
+  free(rd->strs);
+  rd->strs = NULL;
+  rd->nstrs = 0;
+  rd->ival = 0;
   rd->user = NULL;
   rd->group = NULL;
   rd->msgs = NULL;
@@ -26,6 +32,8 @@ static void rd_clear(chat__redis_rd_t *rd) {
 
 void chat__redis_rd_free(chat__redis_rd_t *rd) {
   rd_clear(rd);
+  for (int i = 0; i < rd->nargs; i++)
+    free(rd->args[i]);
   free(rd->a);
   free(rd->b);
   free(rd);
@@ -47,7 +55,51 @@ void chat__redis_rd_fire(chat__redis_rd_t *rd) {
   case CHAT__RD_SENT:
     ((chat__engine_sent_cb)rd->cb)(rd->arg, rd->status, ok ? rd->msgs : NULL);
     break;
+  case CHAT__RD_CALL:
+    ((chat__redis_call_cb)rd->cb)(rd->arg, rd->status, ok ? rd->strs : NULL,
+                                  ok ? rd->nstrs : 0, ok ? rd->ival : 0);
+    break;
   }
+}
+
+/* A script's reply as strings (bulk strings, integers as text) or an
+ * integer. */
+static int call_parse(chat__redis_rd_t *rd, const redisReply *r) {
+  const redisReply *const *el = &r;
+  size_t n = 1;
+  if (r->type == REDIS_REPLY_NIL)
+    return 0;
+  if (r->type == REDIS_REPLY_INTEGER) {
+    rd->ival = r->integer;
+    return 0;
+  }
+  if (r->type == REDIS_REPLY_ARRAY) {
+    el = (const redisReply *const *)r->element;
+    n = r->elements;
+  }
+  if (n > 0 && (rd->strs = calloc(n, sizeof(*rd->strs))) == NULL)
+    return -ENOMEM;
+  for (size_t i = 0; i < n; i++) {
+    const redisReply *e = el[i];
+    char num[24];
+    const char *s = "";
+    size_t len = 0;
+    if (e->type == REDIS_REPLY_STRING || e->type == REDIS_REPLY_STATUS) {
+      s = e->str;
+      len = e->len;
+    } else if (e->type == REDIS_REPLY_INTEGER) {
+      len = (size_t)snprintf(num, sizeof(num), "%lld", e->integer);
+      s = num;
+    } else if (e->type != REDIS_REPLY_NIL) {
+      return -EIO;
+    }
+    if ((rd->strs[i] = malloc(len + 1)) == NULL)
+      return -ENOMEM;
+    memcpy(rd->strs[i], s, len);
+    rd->strs[i][len] = '\0';
+    rd->nstrs = i + 1;
+  }
+  return 0;
 }
 
 static void on_read(redisAsyncContext *ac, void *reply, void *priv) {
@@ -76,6 +128,9 @@ static void on_read(redisAsyncContext *ac, void *reply, void *priv) {
     case CHAT__RD_SENT:
       rd->status = chat__redis_sent_parse(r, &rd->msgs);
       break;
+    case CHAT__RD_CALL:
+      rd->status = call_parse(rd, r);
+      break;
     }
   }
   chat__redis_reply_done(rd->batch);
@@ -97,6 +152,10 @@ int chat__redis_send_read(chat__redis_engine_t *e, chat__redis_rd_t *rd) {
     break;
   case CHAT__RD_SENT:
     n = chat__redis_sent_cmds(rd->a, rd->b, e->shas, c);
+    break;
+  case CHAT__RD_CALL:
+    n = chat__redis_call_cmds(rd->script, (const char *const *)rd->args,
+                              rd->nargs, e->shas, c);
     break;
   }
   for (int i = 0; i < n; i++) {
@@ -170,4 +229,28 @@ int chat__redis_find_sent(chat__engine_t *ce, const char *from,
                           void *arg) {
   return queue_read(ce, CHAT__RD_SENT, from, msg_id, (void (*)(void))cb, arg,
                     NULL);
+}
+
+int chat__redis_call(chat__engine_t *ce, chat__redis_script_t script,
+                     const char *const *args, int nargs,
+                     chat__redis_call_cb cb, void *arg) {
+  chat__redis_rd_t *rd;
+  char *copy[CHAT__CALL_ARGS];
+  int i, r = 0;
+  if (nargs > CHAT__CALL_ARGS)
+    return -EINVAL;
+  for (i = 0; i < nargs && r == 0; i++)
+    if ((copy[i] = strdup(args[i] ? args[i] : "")) == NULL)
+      r = -ENOMEM;
+  if (r == 0)
+    r = queue_read(ce, CHAT__RD_CALL, "", NULL, (void (*)(void))cb, arg, &rd);
+  if (r < 0) {
+    while (i-- > 0)
+      free(copy[i]);
+    return r;
+  }
+  rd->script = script;
+  memcpy(rd->args, copy, (size_t)nargs * sizeof(*copy));
+  rd->nargs = nargs;
+  return 0;
 }

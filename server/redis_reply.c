@@ -4,6 +4,8 @@
  * length it reads: every field is checked against what is left. */
 #include "engine_redis_int.h"
 
+#include "chat_protocol.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -233,7 +235,7 @@ static uint32_t count_of(const redisReply *r, int *bad) {
 
 int chat__redis_user_parse(const redisReply *r, const char *name, int full,
                            const char *token_hash, chat__store_user_t **out) {
-  size_t want = 3 + (token_hash != NULL) + (full ? 3 : 0), i = 3;
+  size_t want = 4 + (token_hash != NULL) + (full ? 3 : 0), i = 3;
   int bad = 0, e = 0;
   *out = NULL;
   if (!is_array(r) || r->elements != want)
@@ -274,6 +276,12 @@ int chat__redis_user_parse(const redisReply *r, const char *name, int full,
       e = strs_from(r->element[i + 1], &u->requests, &u->nrequests);
     if (e == 0)
       e = strs_from(r->element[i + 2], &u->groups, &u->ngroups);
+  }
+  const redisReply *at = r->element[want - 1];
+  if (at->type == REDIS_REPLY_STRING) {
+    char st[16];
+    snprintf(st, sizeof(st), "%.*s", (int)at->len, at->str);
+    u->status = (uint8_t)chat_status_from_name(st);
   }
   if (e == 0 && bad)
     e = -EIO;

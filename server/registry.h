@@ -47,6 +47,7 @@ typedef struct chat__user {
   uint32_t gen;                 /* changes while not full (resident.c) */
   uint32_t wgen;                /* messages stored for it (deliver.c) */
   uint64_t login_seq;           /* next seq when its session started */
+  int64_t login_ms;             /* and the wall clock's ms then */
   uint64_t store_after;         /* paging: held seqs above this are in the
                                  * store and not yet in memory */
   unsigned reserved : 1;        /* a registration in progress */
@@ -56,6 +57,11 @@ typedef struct chat__user {
   unsigned store_more : 1;      /* the store may hold more for it */
   unsigned paging : 1;          /* a page of its messages is being read */
   unsigned marked : 1;          /* sweep */
+  unsigned rewind : 1;          /* cluster: page from the first held seq
+                                 * again (cluster.c) */
+  uint8_t rstatus;              /* cluster: its status on another node as
+                                 * last heard (0: offline), while it has no
+                                 * session here */
   char name[];                  /* NUL-terminated, at most CHAT_MAX_NAME */
 } chat__user_t;
 

@@ -86,6 +86,8 @@ static void user_loaded(void *arg, int status, const chat__engine_user_t *rec) {
   }
   u->reserved = 0; /* it exists: a racing registration will learn so */
   u->ghost = 0;
+  if (u->session == NULL) /* cluster mode: its status on another node */
+    u->rstatus = rec->status;
   if (!u->held_known || (l->full && u->wgen == l->wgen)) {
     /* The store's counts, unless counts kept since an earlier load are
      * newer than this read (something was stored for it meanwhile). A

@@ -4,6 +4,7 @@
  * everything, close the store. */
 #include "server.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <malloc.h>
 #include <signal.h>
@@ -13,6 +14,7 @@
 
 #include "chat_addr.h"
 #include "chat_log.h"
+#include "cluster.h"
 #include "net.h"
 
 /* Each client needs a descriptor; leave room for the store and the loop. */
@@ -92,8 +94,6 @@ static int open_engine(uv_loop_t *loop, const chat_server_opts_t *opts,
     else if (opts->db_unsafe)
       CHAT_WARN("--db-unsafe: Redis's persistence settings are not "
                 "checked; a stored message may be lost");
-    if (r == 0 && opts->node != NULL)
-      CHAT_INFO("node %s", opts->node);
     return r;
   }
   r = chat__store_open(opts->db, &store, errbuf, sizeof(errbuf));
@@ -116,6 +116,47 @@ static int open_engine(uv_loop_t *loop, const chat_server_opts_t *opts,
     chat__store_close(store);
   }
   return r;
+}
+
+/* Cluster mode: this node joins the others on the engine's Redis, named
+ * --node or, by default, by its listening address. Its liveness key lives
+ * 2 x heartbeat and is refreshed 4 times as often, so a node that dies is
+ * taken for dead, and its users offline, within 2.5 x heartbeat
+ * (PROTOCOL.md 6 allows 3). */
+static int node_name_valid(const char *n) {
+  size_t len = strlen(n);
+  if (len == 0 || len > 100)
+    return 0;
+  for (size_t i = 0; i < len; i++)
+    if (!isalnum((unsigned char)n[i]) && strchr("._:-[]", n[i]) == NULL)
+      return 0;
+  return 1;
+}
+
+static int join_cluster(uv_loop_t *loop, const chat_server_opts_t *opts,
+                        chat__net_t *net, chat__srv_t *srv,
+                        chat__bus_t **out) {
+  char where[CHAT_HOST_MAX + 16], errbuf[512] = "";
+  const char *node = opts->node;
+  if (chat__net_address(net, 0, where, sizeof(where)) < 0)
+    snprintf(where, sizeof(where), "%s", opts->listen);
+  if (node == NULL)
+    node = where;
+  if (!node_name_valid(node)) {
+    CHAT_ERROR("bad --node '%s': 1 to 100 letters, digits and ._:-[]", node);
+    return -EINVAL;
+  }
+  int r = chat__bus_new(loop, srv->engine, node, where,
+                        (unsigned)srv->cfg.heartbeat * 2000,
+                        chat__cluster_on_event, chat__cluster_on_lost, srv,
+                        out, errbuf, sizeof(errbuf));
+  if (r < 0) {
+    CHAT_ERROR("cannot join the cluster as node %s: %s", node,
+               errbuf[0] ? errbuf : chat_strerror(r));
+    return r;
+  }
+  srv->bus = *out;
+  return 0;
 }
 
 /* glibc raises its mmap and trim thresholds each time a large block is
@@ -203,6 +244,9 @@ int chat_server_run(const chat_server_opts_t *opts) {
                                        tls_ctx)) < 0) {
     CHAT_ERROR("listen on %s (tls): %s", opts->tls_listen, uv_strerror(r));
   }
+  chat__bus_t *bus = NULL;
+  if (r == 0 && strncmp(opts->db, "redis://", 8) == 0)
+    r = join_cluster(loop, opts, net, srv, &bus);
   if (r == 0) {
     log_listening(net, 0, opts->listen);
     if (tls_ctx != NULL)
@@ -219,7 +263,9 @@ int chat_server_run(const chat_server_opts_t *opts) {
    * runs the callbacks of any still to come, before the engine goes. */
   chat__hash_pool_free(hashes);
   srv->hashes = NULL;
-  int fr = chat__engine_flush_sync(engine);
+  int fr = chat__engine_flush_sync(engine); /* the sessions' logouts too */
+  srv->bus = NULL;
+  chat__bus_free(bus);
   if (fr < 0)
     CHAT_ERROR("final commit failed: %s", chat_strerror(fr));
   chat__engine_free(engine); /* closes the store */

@@ -2,6 +2,7 @@
  * the periodic sweep, and the helpers the handlers share. Delivery of held
  * messages is in deliver.c, loading from the engine in resident.c. */
 #include "srv.h"
+#include "cluster.h"
 
 #include <errno.h>
 #include <malloc.h>
@@ -204,7 +205,9 @@ int chat__srv_reply_list(chat__session_t *s, const json_t *id, const char *key,
 /* ---- Presence and delivery ----------------------------------------------- */
 
 chat_status_t chat__srv_status_of(const chat__user_t *u) {
-  return u->session ? (chat_status_t)u->session->status : CHAT_STATUS_OFFLINE;
+  if (u->session)
+    return (chat_status_t)u->session->status;
+  return u->rstatus ? (chat_status_t)u->rstatus : CHAT_STATUS_OFFLINE;
 }
 
 void chat__srv_presence_to_contacts(chat__srv_t *srv, chat__user_t *u,
@@ -251,7 +254,9 @@ void chat__srv_session_end(chat__srv_t *srv, chat__session_t *s,
     u->session = NULL;
     srv->nlogged_in--;
     chat__srv_unload_mailbox(srv, u);
-    chat__srv_presence_to_contacts(srv, u, CHAT_STATUS_OFFLINE);
+    if (!s->moved) /* else its session elsewhere speaks for it */
+      chat__srv_presence_to_contacts(srv, u, CHAT_STATUS_OFFLINE);
+    chat__cluster_logout(srv, s);
     chat__registry_unfill(u); /* a stub again: its lists are the store's */
   }
   chat__session_close(s);

@@ -28,6 +28,7 @@
 #include <uv.h>
 
 #include "chat_protocol.h"
+#include "bus.h"
 #include "engine.h"
 #include "hash.h"
 #include "mailbox.h"
@@ -111,6 +112,9 @@ typedef struct chat__session {
                             * store holds from this sender (resident.c) */
   char token[CHAT_TOKEN_HASH_HEX + 1]; /* hash of the token that opened or
                             * was issued to this session, or "" */
+  char epoch[CHAT_BUS_EPOCH_LEN + 1]; /* cluster mode: this session's id
+                            * in the directory (cluster.c), or "" */
+  unsigned moved : 1;      /* a login on another node ended it */
   char key[CHAT_KEY_LEN + 1]; /* the direct-link key the login announced
                             * (PROTOCOL.md 7), or "": handed to peers with
                             * tickets, never checked by the server */
@@ -127,6 +131,7 @@ struct chat__srv {
   chat__registry_t reg;
   chat__mailbox_t mb;
   chat__engine_t *engine;        /* borrowed */
+  struct chat__bus *bus;         /* borrowed; NULL on a single node */
   chat__hash_pool_t *hashes;     /* borrowed, set after chat__srv_init; NULL:
                                  * hash on libuv's pool */
   chat__hmap_t loads;            /* name -> loads in flight (resident.c) */

@@ -55,6 +55,8 @@ typedef struct chat__store_user {
   uint32_t sent_held;   /* 1:1 messages held *from* the user, to anyone */
   int64_t token_used;   /* with a token hash asked: the ms of its last use
                          * when it is this user's token, else -1 */
+  uint8_t status;       /* cluster mode (Redis): the chat_status_t its
+                         * session on some node shows, 0 when none */
   /* Only for a full load (a login); else NULL and 0. */
   char **contacts;      /* sorted by name (byte order) */
   uint32_t ncontacts;

@@ -1,0 +1,86 @@
+/* bus.h -- cluster mode's link between nodes (PROTOCOL.md section 6,
+ * docs/CLUSTER.md): the presence directory (which node holds each
+ * logged-in user, in which session), node liveness, and events routed to
+ * the node a user is on, through the shared Redis.
+ *
+ * Calls ride the engine's connection as reads behind its batch of writes
+ * (bus_redis.c), so an event about a message (kind 'm') is sent only after
+ * the message is durable, and a node that dies between the two has lost
+ * nothing: the message waits in the store for its recipient's next page or
+ * login. Events for this node are read from its inbox, a Redis Stream, by a
+ * thread of the bus's own from the last id it saw, so a reconnect loses
+ * none; they reach the core on the loop thread (on_event).
+ *
+ * NULL on a single node (SQLite or memory engine): the core's callers
+ * check srv->bus. */
+#ifndef CHAT_BUS_H
+#define CHAT_BUS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "engine.h"
+
+typedef struct chat__bus chat__bus_t;
+
+/* An event from another node (or this one's reaper), borrowed for the
+ * call. kind: 'm' messages were stored for user (or for each name in
+ * rcpts); 'p' user's presence is a (a status name) for rcpts, its
+ * contacts on this node; 'k' user's session with epoch a must go (a
+ * login elsewhere won); 'r' a receipt for user's message a, read by b;
+ * 'e' the event line a (a JSON frame) for user. */
+typedef struct chat__bus_event {
+  char kind;
+  const char *user, *a, *b, *rcpts;
+} chat__bus_event_t;
+
+typedef void (*chat__bus_event_cb)(void *arg, const chat__bus_event_t *ev);
+/* This node was taken for dead by the others (its liveness key expired,
+ * e.g. Redis was away longer than the key lives): its sessions must go,
+ * and their clients log in again. */
+typedef void (*chat__bus_lost_cb)(void *arg);
+/* A call's result: strs (borrowed) or ival, as the script returns them;
+ * status < 0: the call failed (Redis away). */
+typedef void (*chat__bus_reply_cb)(void *arg, int status, char *const *strs,
+                                   size_t n, long long ival);
+
+/* The session's epoch: 16 hex digits, random per login. */
+#define CHAT_BUS_EPOCH_LEN 16
+
+/* Joins the cluster on engine (the Redis engine) as node: blocks until
+ * the node's name is free (an earlier life of it, whose key still lives,
+ * is waited out; a live node of that name refuses the start), cleans up
+ * what an earlier life left, starts the inbox reader and the liveness
+ * timer (ttl_ms: how long the others wait before taking it for dead).
+ * addr (this node's listening address) tells an earlier life on this host
+ * from another live node. 0, or -EIO / -EEXIST with the reason in errbuf,
+ * or -ENOMEM. */
+int chat__bus_new(uv_loop_t *loop, chat__engine_t *engine, const char *node,
+                  const char *addr, unsigned ttl_ms, chat__bus_event_cb on_event,
+                  chat__bus_lost_cb on_lost, void *arg, chat__bus_t **out,
+                  char *errbuf, size_t errlen);
+/* Stops the reader (joins its thread) and the timer; the node's key is
+ * left to expire only if sessions were not ended (a clean stop deletes
+ * it, so the others need not wait). The loop must run once more. */
+void chat__bus_free(chat__bus_t *bus);
+const char *chat__bus_node(const chat__bus_t *bus);
+
+/* The directory. cb gets {contact, status, ...} of user's contacts that
+ * are logged in anywhere (login, status; may be NULL). */
+int chat__bus_login(chat__bus_t *bus, const char *user, const char *epoch,
+                    const char *status, chat__bus_reply_cb cb, void *arg);
+int chat__bus_status(chat__bus_t *bus, const char *user, const char *epoch,
+                     const char *status);
+int chat__bus_logout(chat__bus_t *bus, const char *user, const char *epoch);
+/* Sends event (kind, a, b) to the node user is on, unless that is this
+ * node; cb (may be NULL) gets that node's name in strs[0], or n == 0 when
+ * user is not logged in anywhere. */
+int chat__bus_route(chat__bus_t *bus, const char *user, char kind,
+                    const char *a, const char *b, chat__bus_reply_cb cb,
+                    void *arg);
+/* Tells each other node with members of group on it that messages were
+ * stored for them (one event per node). */
+int chat__bus_group(chat__bus_t *bus, const char *group);
+
+#endif /* CHAT_BUS_H */

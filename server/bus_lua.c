@@ -1,0 +1,174 @@
+/* bus_lua.c -- the Lua scripts of cluster mode (bus.h, docs/CLUSTER.md):
+ * the presence directory, node liveness and the routing of events to the
+ * node a user is on. Loaded with the engine's scripts on every connection
+ * (redis_cmds.c) and called by SHA1 as reads that ride behind a batch's
+ * EXEC (bus_redis.c), so a notice of a message is sent only after the
+ * message itself is durable.
+ *
+ * Keys (every one hash-tagged, as the engine's):
+ *   {u:NAME}:at      hash   node, epoch, status of NAME's live session
+ *   {node:N}:users   set    users whose session is on node N
+ *   {node:N}:alive   string N's instance id, with a short expiry that N
+ *                           refreshes (CHAT__BUS_TICK_MS)
+ *   {node:N}:inbox   stream events for node N: t (kind), u (user), a, b,
+ *                           r (space-separated recipients)
+ *   {chat}:nodes     set    every node that may still have users
+ * Names never hold spaces (protocol/rules.c), so r is a plain list.
+ *
+ * The scripts name keys they do not declare (other users', other nodes'),
+ * which a single Redis allows and Redis Cluster would not: CLUSTER.md says
+ * what a move to Redis Cluster would change. */
+#include "engine_redis_int.h"
+
+/* Routes presence (user's new status) to the nodes of its contacts that
+ * are logged in, one XADD per node; returns {contact, status, ...} of
+ * those contacts. incl: also to this node (a reaper's own users). */
+#define FANOUT                                                                 \
+  "local function fanout(me, incl, u, st)\n"                                   \
+  "  local by, out = {}, {}\n"                                                 \
+  "  for _, c in ipairs(redis.call('ZRANGE', '{u:'..u..'}:contacts', 0, -1))"  \
+  " do\n"                                                                      \
+  "    local at = redis.call('HMGET', '{u:'..c..'}:at', 'node', 'status')\n"   \
+  "    if at[1] then\n"                                                        \
+  "      out[#out+1] = c; out[#out+1] = at[2]\n"                               \
+  "      if incl or at[1] ~= me then\n"                                        \
+  "        local l = by[at[1]]\n"                                              \
+  "        if not l then l = {}; by[at[1]] = l end\n"                          \
+  "        l[#l+1] = c\n"                                                      \
+  "      end\n"                                                                \
+  "    end\n"                                                                  \
+  "  end\n"                                                                    \
+  "  for n, l in pairs(by) do\n"                                               \
+  "    redis.call('XADD', '{node:'..n..'}:inbox', 'MAXLEN', '~', '100000', "   \
+  "'*', 't', 'p', 'u', u, 'a', st, 'r', table.concat(l, ' '))\n"               \
+  "  end\n"                                                                    \
+  "  return out\n"                                                             \
+  "end\n"
+
+const char *const chat__bus_lua[CHAT__SC_COUNT] = {
+    /* ARGV: me, user, epoch, status. The session on me is the user's now;
+     * an older one elsewhere is told to go (k). */
+    [CHAT__SC_BUS_LOGIN] =
+        "#!lua\n" FANOUT
+        "local me, u, ep, st = ARGV[1], ARGV[2], ARGV[3], ARGV[4]\n"
+        "local key = '{u:'..u..'}:at'\n"
+        "local old = redis.call('HMGET', key, 'node', 'epoch')\n"
+        "redis.call('HSET', key, 'node', me, 'epoch', ep, 'status', st)\n"
+        "redis.call('SADD', '{node:'..me..'}:users', u)\n"
+        "if old[1] and old[1] ~= me then\n"
+        "  redis.call('SREM', '{node:'..old[1]..'}:users', u)\n"
+        "  redis.call('XADD', '{node:'..old[1]..'}:inbox', 'MAXLEN', '~', "
+        "'100000', '*', 't', 'k', 'u', u, 'a', old[2])\n"
+        "end\n"
+        "return fanout(me, false, u, st)\n",
+    /* ARGV: me, user, epoch, status: a status change of the live session */
+    [CHAT__SC_BUS_STATUS] =
+        "#!lua\n" FANOUT
+        "local me, u, ep, st = ARGV[1], ARGV[2], ARGV[3], ARGV[4]\n"
+        "local key = '{u:'..u..'}:at'\n"
+        "if redis.call('HGET', key, 'epoch') ~= ep then return {} end\n"
+        "redis.call('HSET', key, 'status', st)\n"
+        "return fanout(me, false, u, st)\n",
+    /* ARGV: me, user, epoch: the session ended; only the live one's end
+     * clears the entry (a later login elsewhere keeps it) */
+    [CHAT__SC_BUS_LOGOUT] =
+        "#!lua\n" FANOUT
+        "local me, u, ep = ARGV[1], ARGV[2], ARGV[3]\n"
+        "local key = '{u:'..u..'}:at'\n"
+        "if redis.call('HGET', key, 'epoch') ~= ep then return 0 end\n"
+        "redis.call('DEL', key)\n"
+        "redis.call('SREM', '{node:'..me..'}:users', u)\n"
+        "fanout(me, false, u, 'offline')\n"
+        "return 1\n",
+    /* ARGV: me, user, kind, a, b: an event for user's node, if it is on
+     * one and that is not me. Returns the node, or nil (not logged in). */
+    [CHAT__SC_BUS_ROUTE] =
+        "#!lua\n"
+        "local me, u = ARGV[1], ARGV[2]\n"
+        "local n = redis.call('HGET', '{u:'..u..'}:at', 'node')\n"
+        "if not n then return false end\n"
+        "if n ~= me then\n"
+        "  redis.call('XADD', '{node:'..n..'}:inbox', 'MAXLEN', '~', "
+        "'100000', '*', 't', ARGV[3], 'u', u, 'a', ARGV[4], 'b', ARGV[5])\n"
+        "end\n"
+        "return n\n",
+    /* ARGV: me, group: messages were stored for the group's members; each
+     * other node with members on it is told once, with its members (m) */
+    [CHAT__SC_BUS_GROUP] =
+        "#!lua\n"
+        "local me, g = ARGV[1], ARGV[2]\n"
+        "local by, k = {}, 0\n"
+        "for _, m in ipairs(redis.call('ZRANGE', '{g:'..g..'}:members', 0, -1))"
+        " do\n"
+        "  local n = redis.call('HGET', '{u:'..m..'}:at', 'node')\n"
+        "  if n and n ~= me then\n"
+        "    local l = by[n]\n"
+        "    if not l then l = {}; by[n] = l end\n"
+        "    l[#l+1] = m\n"
+        "  end\n"
+        "end\n"
+        "for n, l in pairs(by) do\n"
+        "  redis.call('XADD', '{node:'..n..'}:inbox', 'MAXLEN', '~', '100000', "
+        "'*', 't', 'm', 'u', '', 'r', table.concat(l, ' '))\n"
+        "  k = k + 1\n"
+        "end\n"
+        "return k\n",
+    /* ARGV: me, instance, ttl_ms, chunk. Refreshes me's liveness, and
+     * cleans up after nodes whose key expired: their users' entries go and
+     * those users' contacts hear offline (here too). Only one survivor
+     * takes each user (SPOP). Returns -1 when me's own key had expired or
+     * was another instance's (me was taken for dead: its sessions must
+     * go), else how many users it cleaned up. */
+    [CHAT__SC_BUS_TICK] =
+        "#!lua\n" FANOUT
+        "local me, inst, ttl, chunk = ARGV[1], ARGV[2], ARGV[3], ARGV[4]\n"
+        "local alive = '{node:'..me..'}:alive'\n"
+        "local prev = redis.call('GET', alive)\n"
+        "redis.call('SET', alive, inst, 'PX', ttl)\n"
+        "redis.call('SADD', '{chat}:nodes', me)\n"
+        "if prev ~= inst then return -1 end\n"
+        "local k = 0\n"
+        "for _, n in ipairs(redis.call('SMEMBERS', '{chat}:nodes')) do\n"
+        "  if n ~= me and redis.call('EXISTS', '{node:'..n..'}:alive') == 0 "
+        "then\n"
+        "    for _, u in ipairs(redis.call('SPOP', '{node:'..n..'}:users', "
+        "chunk)) do\n"
+        "      local key = '{u:'..u..'}:at'\n"
+        "      if redis.call('HGET', key, 'node') == n then\n"
+        "        redis.call('DEL', key)\n"
+        "        fanout(me, true, u, 'offline')\n"
+        "        k = k + 1\n"
+        "      end\n"
+        "    end\n"
+        "    if redis.call('SCARD', '{node:'..n..'}:users') == 0 then\n"
+        "      redis.call('SREM', '{chat}:nodes', n)\n"
+        "      redis.call('DEL', '{node:'..n..'}:inbox')\n"
+        "    end\n"
+        "  end\n"
+        "end\n"
+        "return k\n",
+    /* ARGV: me, instance, ttl_ms, force. A node's start: while me's key
+     * is another instance's (and not force), {value, pttl} is returned and
+     * nothing done; else what an earlier life of me left is cleaned up
+     * (its users offline to their contacts) and me is alive: {}. */
+    [CHAT__SC_BUS_START] =
+        "#!lua\n" FANOUT
+        "local me, inst, ttl = ARGV[1], ARGV[2], ARGV[3]\n"
+        "local alive = '{node:'..me..'}:alive'\n"
+        "local cur = redis.call('GET', alive)\n"
+        "if cur and cur ~= inst and ARGV[4] ~= '1' then\n"
+        "  return {cur, tostring(redis.call('PTTL', alive))}\n"
+        "end\n"
+        "for _, u in ipairs(redis.call('SMEMBERS', '{node:'..me..'}:users')) "
+        "do\n"
+        "  local key = '{u:'..u..'}:at'\n"
+        "  if redis.call('HGET', key, 'node') == me then\n"
+        "    redis.call('DEL', key)\n"
+        "    fanout(me, false, u, 'offline')\n"
+        "  end\n"
+        "end\n"
+        "redis.call('DEL', '{node:'..me..'}:users', '{node:'..me..'}:inbox')\n"
+        "redis.call('SET', alive, inst, 'PX', ttl)\n"
+        "redis.call('SADD', '{chat}:nodes', me)\n"
+        "return {}\n",
+};

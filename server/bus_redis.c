@@ -1,0 +1,471 @@
+/* bus_redis.c -- bus.h on Redis: calls of the cluster scripts (bus_lua.c)
+ * through the engine's batches, the node's inbox read by a thread of its
+ * own, and the liveness timer.
+ *
+ * Why a thread for the inbox: XREAD BLOCK holds its connection until
+ * something comes, so it cannot share the engine's pipelined one, and a
+ * blocking hiredis context in a thread is the plainest way to wait on it
+ * (as redis-cli and most stream consumers do). The thread only reads: it
+ * hands each batch of entries to the loop (a uv_async) and deletes them
+ * from the stream; everything else runs on the loop thread. */
+#include "bus.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "chat_log.h"
+#include "chat_protocol.h"
+#include "redis_link.h"
+
+#define INBOX_COUNT 256        /* entries per XREAD */
+#define INBOX_BLOCK_MS 500     /* how long a stop may wait for the thread */
+#define RETRY_MS 200           /* after the reader lost its connection */
+#define REAP_CHUNK "200"       /* users a tick cleans up per dead node */
+
+typedef struct ev_node {
+  struct ev_node *next;
+  chat__bus_event_t ev;
+  char *mem[5];
+} ev_node_t;
+
+struct chat__bus {
+  uv_loop_t *loop;
+  chat__engine_t *engine;
+  chat__redis_url_t url;
+  char node[128];
+  char addr[128];
+  char instance[33];
+  char alive[200];           /* the liveness key's value: "INSTANCE ADDR" */
+  char inbox[160];
+  char ttl[16];
+  unsigned ttl_ms;
+  chat__bus_event_cb on_event;
+  chat__bus_lost_cb on_lost;
+  void *arg;
+  uv_timer_t tick;
+  uv_async_t async;
+  int handles;
+  int ticking;               /* a tick call is in flight */
+  pthread_t thread;
+  int thread_started;
+  pthread_mutex_t mu;
+  ev_node_t *head, **tail;   /* under mu */
+  volatile int stop;         /* under mu for writes; read by the thread */
+  redisContext *rc;          /* the thread's */
+  char last_id[64];          /* the thread's */
+};
+
+/* ---- the blocking side (start, the thread) ------------------------------- */
+
+static redisContext *sync_connect(const chat__redis_url_t *u, char *why,
+                                  size_t len) {
+  struct timeval tv = {3, 0};
+  redisContext *c = redisConnectWithTimeout(u->host, u->port, tv);
+  redisReply *r;
+  if (c == NULL || c->err) {
+    snprintf(why, len, "cannot reach Redis at %s:%d: %s", u->host, u->port,
+             c ? c->errstr : "out of memory");
+    redisFree(c);
+    return NULL;
+  }
+  redisSetTimeout(c, (struct timeval){INBOX_BLOCK_MS / 1000 + 3, 0});
+  r = redisCommand(c, "SELECT %d", u->db);
+  if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+    snprintf(why, len, "Redis: SELECT %d failed", u->db);
+    freeReplyObject(r);
+    redisFree(c);
+    return NULL;
+  }
+  freeReplyObject(r);
+  return c;
+}
+
+/* START, as a plain EVAL on the blocking connection (its scripts are not
+ * loaded there). Returns 0 when the node is alive, 1 with the holder's
+ * value and pttl when another instance holds the name, or -EIO. */
+static int start_once(chat__bus_t *b, int force, char *holder, size_t hlen,
+                      long long *pttl) {
+  const char *argv[] = {"EVAL", chat__bus_lua[CHAT__SC_BUS_START], "0",
+                        b->node, b->alive, b->ttl, force ? "1" : "0"};
+  redisReply *r = redisCommandArgv(b->rc, 7, argv, NULL);
+  int ret = -EIO;
+  if (r != NULL && r->type == REDIS_REPLY_ARRAY) {
+    if (r->elements == 0) {
+      ret = 0;
+    } else if (r->elements == 2 && r->element[0]->type == REDIS_REPLY_STRING) {
+      snprintf(holder, hlen, "%s", r->element[0]->str);
+      *pttl = atoll(r->element[1]->str ? r->element[1]->str : "0");
+      ret = 1;
+    }
+  } else if (r != NULL && r->type == REDIS_REPLY_ERROR) {
+    CHAT_ERROR("Redis: starting the node: %s", r->str);
+  }
+  freeReplyObject(r);
+  return ret;
+}
+
+/* The liveness key holds "INSTANCE ADDR": a holder with our address is an
+ * earlier life of this node on this host (we listen there now, so it does
+ * not), which need not be waited out. Another holder is waited out while
+ * its key runs down; one that refreshes it is alive. */
+static int join(chat__bus_t *b, char *errbuf, size_t errlen) {
+  char holder[300];
+  long long pttl = 0, last = -1;
+  uint64_t deadline = uv_hrtime() / 1000000 + b->ttl_ms + 2000;
+  for (;;) {
+    int r = start_once(b, 0, holder, sizeof(holder), &pttl);
+    if (r < 0) {
+      snprintf(errbuf, errlen, "Redis: cannot start node %s", b->node);
+      return -EIO;
+    }
+    if (r == 0)
+      return 0;
+    const char *sp = strchr(holder, ' ');
+    if (sp != NULL && strcmp(sp + 1, b->addr) == 0) {
+      CHAT_INFO("node %s: taking over from its earlier life", b->node);
+      return start_once(b, 1, holder, sizeof(holder), &pttl) == 0 ? 0 : -EIO;
+    }
+    if ((last >= 0 && pttl > last + 100) ||
+        uv_hrtime() / 1000000 > deadline) {
+      snprintf(errbuf, errlen,
+               "another live node is named %s (--node must be unique)",
+               b->node);
+      return -EEXIST;
+    }
+    if (last < 0)
+      CHAT_INFO("node %s: waiting up to %lld ms for its earlier life to "
+                "expire", b->node, pttl);
+    last = pttl;
+    usleep(100 * 1000);
+  }
+}
+
+static char *dupn(const char *s, size_t n) {
+  char *d = malloc(n + 1);
+  if (d != NULL) {
+    memcpy(d, s, n);
+    d[n] = '\0';
+  }
+  return d;
+}
+
+/* One stream entry ([id, [field, value, ...]]) as an event. */
+static ev_node_t *entry_event(const redisReply *e) {
+  ev_node_t *n;
+  const redisReply *f;
+  if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+      e->element[1]->type != REDIS_REPLY_ARRAY)
+    return NULL;
+  f = e->element[1];
+  if ((n = calloc(1, sizeof(*n))) == NULL)
+    return NULL;
+  for (size_t i = 0; i + 1 < f->elements; i += 2) {
+    const redisReply *k = f->element[i], *v = f->element[i + 1];
+    char **slot = NULL;
+    int m = -1;
+    if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING ||
+        k->len != 1)
+      continue;
+    switch (k->str[0]) {
+    case 't': n->ev.kind = v->len > 0 ? v->str[0] : 0; continue;
+    case 'u': m = 0; break;
+    case 'a': m = 1; break;
+    case 'b': m = 2; break;
+    case 'r': m = 3; break;
+    default: continue;
+    }
+    slot = &n->mem[m];
+    free(*slot);
+    *slot = dupn(v->str, v->len);
+  }
+  n->ev.user = n->mem[0] ? n->mem[0] : "";
+  n->ev.a = n->mem[1];
+  n->ev.b = n->mem[2];
+  n->ev.rcpts = n->mem[3];
+  return n;
+}
+
+static void ev_free(ev_node_t *n) {
+  for (int i = 0; i < 5; i++)
+    free(n->mem[i]);
+  free(n);
+}
+
+/* Reads once; hands the entries over, then deletes them. 0, or -1 when
+ * the connection is broken. */
+static int read_inbox(chat__bus_t *b) {
+  char count[16], block[16];
+  snprintf(count, sizeof(count), "%d", INBOX_COUNT);
+  snprintf(block, sizeof(block), "%d", INBOX_BLOCK_MS);
+  const char *argv[] = {"XREAD",   "COUNT", count,     "BLOCK",
+                        block,     "STREAMS", b->inbox, b->last_id};
+  redisReply *r = redisCommandArgv(b->rc, 8, argv, NULL);
+  if (r == NULL)
+    return -1;
+  if (r->type == REDIS_REPLY_ERROR) {
+    CHAT_WARN("Redis: reading the inbox: %s", r->str);
+    freeReplyObject(r);
+    return -1;
+  }
+  if (r->type == REDIS_REPLY_ARRAY && r->elements == 1 &&
+      r->element[0]->type == REDIS_REPLY_ARRAY &&
+      r->element[0]->elements == 2) {
+    const redisReply *ents = r->element[0]->element[1];
+    ev_node_t *first = NULL, **tail = &first;
+    const char **del = calloc(ents->elements + 2, sizeof(*del));
+    size_t nd = 0;
+    if (del != NULL) {
+      del[nd++] = "XDEL";
+      del[nd++] = b->inbox;
+    }
+    for (size_t i = 0; i < ents->elements; i++) {
+      const redisReply *e = ents->element[i];
+      ev_node_t *n = entry_event(e);
+      if (e->type == REDIS_REPLY_ARRAY && e->elements == 2 &&
+          e->element[0]->type == REDIS_REPLY_STRING) {
+        snprintf(b->last_id, sizeof(b->last_id), "%s", e->element[0]->str);
+        if (del != NULL)
+          del[nd++] = e->element[0]->str;
+      }
+      if (n != NULL) {
+        *tail = n;
+        tail = &n->next;
+      }
+    }
+    if (first != NULL) {
+      pthread_mutex_lock(&b->mu);
+      *b->tail = first;
+      b->tail = tail;
+      pthread_mutex_unlock(&b->mu);
+      uv_async_send(&b->async);
+    }
+    if (del != NULL && nd > 2) {
+      redisReply *d = redisCommandArgv(b->rc, (int)nd, del, NULL);
+      freeReplyObject(d);
+    }
+    free(del);
+  }
+  freeReplyObject(r);
+  return 0;
+}
+
+static void *reader(void *arg) {
+  chat__bus_t *b = arg;
+  char why[256];
+  while (!b->stop) {
+    if (b->rc == NULL) {
+      if ((b->rc = sync_connect(&b->url, why, sizeof(why))) == NULL) {
+        usleep(RETRY_MS * 1000);
+        continue;
+      }
+      CHAT_INFO("node %s: inbox reader connected", b->node);
+    }
+    if (read_inbox(b) < 0) {
+      redisFree(b->rc);
+      b->rc = NULL;
+      if (!b->stop)
+        usleep(RETRY_MS * 1000);
+    }
+  }
+  return NULL;
+}
+
+/* ---- the loop side -------------------------------------------------------- */
+
+static void on_async(uv_async_t *h) {
+  chat__bus_t *b = h->data;
+  ev_node_t *n, *next;
+  pthread_mutex_lock(&b->mu);
+  n = b->head;
+  b->head = NULL;
+  b->tail = &b->head;
+  pthread_mutex_unlock(&b->mu);
+  for (; n != NULL; n = next) {
+    next = n->next;
+    if (n->ev.kind != 0 && b->on_event != NULL)
+      b->on_event(b->arg, &n->ev);
+    ev_free(n);
+  }
+}
+
+static void tick_done(void *arg, int status, char *const *strs, size_t n,
+                      long long ival) {
+  chat__bus_t *b = arg;
+  (void)strs;
+  (void)n;
+  b->ticking = 0;
+  if (status < 0)
+    return; /* Redis away: the engine logs it; the next tick tries again */
+  if (ival < 0) {
+    CHAT_WARN("node %s was taken for dead by the cluster; ending its "
+              "sessions", b->node);
+    if (b->on_lost != NULL)
+      b->on_lost(b->arg);
+  } else if (ival > 0) {
+    CHAT_INFO("node %s: cleaned up %lld user(s) of dead nodes", b->node,
+              ival);
+  }
+}
+
+static void on_tick(uv_timer_t *t) {
+  chat__bus_t *b = t->data;
+  const char *args[] = {b->node, b->alive, b->ttl, REAP_CHUNK};
+  if (b->ticking)
+    return;
+  if (chat__redis_call(b->engine, CHAT__SC_BUS_TICK, args, 4, tick_done, b) ==
+      0)
+    b->ticking = 1;
+}
+
+static int call(chat__bus_t *b, chat__redis_script_t s, const char **args,
+                int nargs, chat__bus_reply_cb cb, void *arg) {
+  args[0] = b->node;
+  return chat__redis_call(b->engine, s, args, nargs,
+                          (chat__redis_call_cb)cb, arg);
+}
+
+static void ignore(void *arg, int status, char *const *strs, size_t n,
+                   long long ival) {
+  (void)arg;
+  (void)strs;
+  (void)n;
+  (void)ival;
+  if (status < 0)
+    CHAT_WARN("a cluster call failed: %s", chat_strerror(status));
+}
+
+int chat__bus_login(chat__bus_t *b, const char *user, const char *epoch,
+                    const char *status, chat__bus_reply_cb cb, void *arg) {
+  const char *a[] = {NULL, user, epoch, status};
+  return call(b, CHAT__SC_BUS_LOGIN, a, 4, cb ? cb : ignore, arg);
+}
+
+int chat__bus_status(chat__bus_t *b, const char *user, const char *epoch,
+                     const char *status) {
+  const char *a[] = {NULL, user, epoch, status};
+  return call(b, CHAT__SC_BUS_STATUS, a, 4, ignore, NULL);
+}
+
+int chat__bus_logout(chat__bus_t *b, const char *user, const char *epoch) {
+  const char *a[] = {NULL, user, epoch};
+  return call(b, CHAT__SC_BUS_LOGOUT, a, 3, ignore, NULL);
+}
+
+int chat__bus_route(chat__bus_t *b, const char *user, char kind,
+                    const char *x, const char *y, chat__bus_reply_cb cb,
+                    void *arg) {
+  char k[2] = {kind, '\0'};
+  const char *a[] = {NULL, user, k, x ? x : "", y ? y : ""};
+  return call(b, CHAT__SC_BUS_ROUTE, a, 5, cb ? cb : ignore, arg);
+}
+
+int chat__bus_group(chat__bus_t *b, const char *group) {
+  const char *a[] = {NULL, group};
+  return call(b, CHAT__SC_BUS_GROUP, a, 2, ignore, NULL);
+}
+
+const char *chat__bus_node(const chat__bus_t *b) { return b->node; }
+
+/* ---- life ------------------------------------------------------------------ */
+
+int chat__bus_new(uv_loop_t *loop, chat__engine_t *engine, const char *node,
+                  const char *addr, unsigned ttl_ms, chat__bus_event_cb on_event,
+                  chat__bus_lost_cb on_lost, void *arg, chat__bus_t **out,
+                  char *errbuf, size_t errlen) {
+  chat__bus_t *b;
+  unsigned char raw[16];
+  int r;
+
+  *out = NULL;
+  if ((b = calloc(1, sizeof(*b))) == NULL)
+    return -ENOMEM;
+  b->loop = loop;
+  b->engine = engine;
+  b->url = ((chat__redis_engine_t *)(void *)engine)->url;
+  snprintf(b->node, sizeof(b->node), "%s", node);
+  snprintf(b->addr, sizeof(b->addr), "%s", addr);
+  snprintf(b->inbox, sizeof(b->inbox), "{node:%s}:inbox", node);
+  b->ttl_ms = ttl_ms;
+  snprintf(b->ttl, sizeof(b->ttl), "%u", ttl_ms);
+  randombytes_buf(raw, sizeof(raw));
+  sodium_bin2hex(b->instance, sizeof(b->instance), raw, sizeof(raw));
+  b->on_event = on_event;
+  b->on_lost = on_lost;
+  b->arg = arg;
+  snprintf(b->last_id, sizeof(b->last_id), "0");
+  b->tail = &b->head;
+  pthread_mutex_init(&b->mu, NULL);
+  if ((b->rc = sync_connect(&b->url, errbuf, errlen)) == NULL) {
+    pthread_mutex_destroy(&b->mu);
+    free(b);
+    return -EIO;
+  }
+  snprintf(b->alive, sizeof(b->alive), "%s %s", b->instance, b->addr);
+  if ((r = join(b, errbuf, errlen)) < 0) {
+    redisFree(b->rc);
+    pthread_mutex_destroy(&b->mu);
+    free(b);
+    return r;
+  }
+  uv_timer_init(loop, &b->tick);
+  uv_async_init(loop, &b->async, on_async);
+  b->tick.data = b->async.data = b;
+  b->handles = 2;
+  if (pthread_create(&b->thread, NULL, reader, b) != 0) {
+    snprintf(errbuf, errlen, "cannot start the inbox reader");
+    b->stop = 1;
+  } else {
+    b->thread_started = 1;
+  }
+  unsigned every = ttl_ms / 4 > 0 ? ttl_ms / 4 : 1;
+  uv_timer_start(&b->tick, on_tick, every, every);
+  uv_unref((uv_handle_t *)&b->tick);
+  uv_unref((uv_handle_t *)&b->async);
+  CHAT_INFO("node %s joined the cluster (dead after %u ms without a tick)",
+            b->node, ttl_ms);
+  *out = b;
+  return 0;
+}
+
+static void on_closed(uv_handle_t *h) {
+  chat__bus_t *b = h->data;
+  if (--b->handles == 0) {
+    pthread_mutex_destroy(&b->mu);
+    free(b);
+  }
+}
+
+void chat__bus_free(chat__bus_t *b) {
+  ev_node_t *n, *next;
+  char why[256];
+  if (b == NULL)
+    return;
+  b->stop = 1;
+  if (b->thread_started)
+    pthread_join(b->thread, NULL);
+  /* A clean stop: the others need not wait for the key to expire. Its
+   * users' entries went with their sessions' logouts. */
+  if (b->rc == NULL)
+    b->rc = sync_connect(&b->url, why, sizeof(why));
+  if (b->rc != NULL) {
+    redisReply *r = redisCommand(b->rc, "DEL {node:%s}:alive", b->node);
+    freeReplyObject(r);
+    redisFree(b->rc);
+    b->rc = NULL;
+  }
+  for (n = b->head; n != NULL; n = next) {
+    next = n->next;
+    ev_free(n);
+  }
+  b->head = NULL;
+  uv_timer_stop(&b->tick);
+  uv_close((uv_handle_t *)&b->tick, on_closed);
+  uv_close((uv_handle_t *)&b->async, on_closed);
+}

@@ -1,0 +1,364 @@
+/* cluster.c -- the core's side of cluster mode (cluster.h, bus.h,
+ * docs/CLUSTER.md).
+ *
+ * A message for a user on another node is stored (the store is shared)
+ * and that node is told ('m'); it reads the message back from the store in
+ * its recipient's next page, as it would a message stored while the
+ * recipient was busy. So a node that dies holds nothing another node
+ * needs, and nothing it answered is lost. Presence, receipts, kicks and
+ * contact events travel as events to the node the user is on. */
+#include "cluster.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "chat_log.h"
+
+static chat__session_t *live(const chat__user_t *u) {
+  return u != NULL && u->session != NULL && !u->session->ended ? u->session
+                                                                : NULL;
+}
+
+/* What contacts see of s: its status name. */
+static const char *shown(const chat__session_t *s) {
+  return chat_status_name((chat_status_t)s->status);
+}
+
+/* ---- events from other nodes ------------------------------------------- */
+
+/* Messages were stored for u elsewhere: a page from the start of its held
+ * messages (their seqs come from other nodes' ranges, which may be below
+ * what this node paged last) brings them, in seq order per sender. */
+static void stored_for(chat__srv_t *srv, const char *name) {
+  chat__user_t *u = chat__registry_find(&srv->reg, name);
+  if (live(u) == NULL)
+    return; /* moved on, or gone: its next login reads the store */
+  u->rewind = 1;
+  u->store_more = 1;
+  u->wgen++;
+  chat__srv_pump(srv, u);
+}
+
+static void presence(chat__srv_t *srv, const chat__bus_event_t *ev) {
+  chat__user_t *u = chat__registry_find(&srv->reg, ev->user);
+  chat_status_t st = chat_status_from_name(ev->a ? ev->a : "");
+  json_t *obj = NULL;
+  if (u == NULL || st == CHAT_STATUS_NONE)
+    return; /* no contact of it is full here */
+  if (u->session == NULL)
+    u->rstatus = (uint8_t)st;
+  for (const char *p = ev->rcpts; p != NULL && *p;) {
+    const char *sp = strchr(p, ' ');
+    size_t len = sp ? (size_t)(sp - p) : strlen(p);
+    char name[CHAT_MAX_NAME + 1];
+    if (len > 0 && len <= CHAT_MAX_NAME) {
+      memcpy(name, p, len);
+      name[len] = '\0';
+      chat__user_t *c = chat__registry_find(&srv->reg, name);
+      chat__session_t *cs = live(c);
+      if (cs != NULL && c->full && chat__contact_is(c, u) &&
+          (obj != NULL || (obj = chat_ev_presence(u->name, st)) != NULL))
+        chat__session_send(cs, obj);
+    }
+    p = sp ? sp + 1 : p + len;
+  }
+  json_decref(obj);
+}
+
+/* A login elsewhere won: the session here goes without a word to its
+ * contacts (the new one's presence reaches them). */
+static void kick(chat__srv_t *srv, const chat__bus_event_t *ev) {
+  chat__user_t *u = chat__registry_find(&srv->reg, ev->user);
+  chat__session_t *s = live(u);
+  if (s == NULL || ev->a == NULL || strcmp(s->epoch, ev->a) != 0)
+    return;
+  CHAT_INFO("%s logged in on another node: ending its session here",
+            u->name);
+  s->moved = 1;
+  chat__session_send_new(s, chat_ev_kicked("logged_in_elsewhere"));
+  chat__srv_session_end(srv, s, "logged in elsewhere");
+}
+
+static void receipt(chat__srv_t *srv, const chat__bus_event_t *ev) {
+  chat__user_t *u = chat__registry_find(&srv->reg, ev->user);
+  chat__session_t *s = live(u);
+  size_t cap;
+  char *line;
+  int n;
+  if (s == NULL || ev->a == NULL || ev->b == NULL ||
+      !chat_msg_id_valid(ev->a) || !chat_name_valid(ev->b))
+    return;
+  line = chat__srv_line_buf(srv, 0, &cap);
+  n = line ? chat_line_receipt(line, cap, ev->a, ev->b, "delivered")
+           : -ENOMEM;
+  if (n > 0)
+    chat__session_send_line(s, line, (size_t)n);
+}
+
+/* A contact event for u from another node: what it says is applied to
+ * u's lists here (they are the store's, changed there), then it is
+ * shown. */
+static void contact_event(chat__srv_t *srv, chat__user_t *u, const json_t *obj) {
+  const char *type = json_string_value(json_object_get(obj, "type"));
+  const char *other = json_string_value(json_object_get(obj, "user"));
+  chat__user_t *o;
+  if (type == NULL)
+    return;
+  if (strcmp(type, "contact_request") == 0)
+    other = json_string_value(json_object_get(obj, "from"));
+  if (other == NULL || !chat_name_valid(other) ||
+      (o = chat__registry_stub(&srv->reg, other)) == NULL)
+    return;
+  if (strcmp(type, "contact_request") == 0) {
+    chat__request_add(o, u);
+  } else if (strcmp(type, "contact_added") == 0) {
+    chat__contact_add(u, o);
+    chat__request_del(o, u);
+    chat__request_del(u, o);
+    chat_status_t st = chat_status_from_name(
+        json_string_value(json_object_get(obj, "status")) ?: "");
+    if (o->session == NULL && st != CHAT_STATUS_NONE)
+      o->rstatus = (uint8_t)st;
+  } else if (strcmp(type, "contact_removed") == 0) {
+    chat__contact_del(u, o);
+  }
+}
+
+static void event_line(chat__srv_t *srv, const chat__bus_event_t *ev) {
+  chat__user_t *u = chat__registry_find(&srv->reg, ev->user);
+  chat__session_t *s = live(u);
+  json_t *obj;
+  if (s == NULL || ev->a == NULL ||
+      (obj = json_loads(ev->a, JSON_REJECT_DUPLICATES, NULL)) == NULL)
+    return;
+  if (u->full)
+    contact_event(srv, u, obj);
+  chat__session_send(s, obj);
+  json_decref(obj);
+}
+
+void chat__cluster_on_event(void *arg, const chat__bus_event_t *ev) {
+  chat__srv_t *srv = arg;
+  switch (ev->kind) {
+  case 'm':
+    if (ev->rcpts != NULL) {
+      char name[CHAT_MAX_NAME + 1];
+      for (const char *p = ev->rcpts; *p;) {
+        const char *sp = strchr(p, ' ');
+        size_t len = sp ? (size_t)(sp - p) : strlen(p);
+        if (len > 0 && len <= CHAT_MAX_NAME) {
+          memcpy(name, p, len);
+          name[len] = '\0';
+          stored_for(srv, name);
+        }
+        p = sp ? sp + 1 : p + len;
+      }
+    } else {
+      stored_for(srv, ev->user);
+    }
+    break;
+  case 'p':
+    presence(srv, ev);
+    break;
+  case 'k':
+    kick(srv, ev);
+    break;
+  case 'r':
+    receipt(srv, ev);
+    break;
+  case 'e':
+    event_line(srv, ev);
+    break;
+  default:
+    CHAT_DEBUG("cluster: an event of unknown kind %c", ev->kind);
+    break;
+  }
+}
+
+void chat__cluster_on_lost(void *arg) {
+  chat__srv_t *srv = arg;
+  /* Its users were taken offline and may have logged in elsewhere: each
+   * session here goes, and its client logs in again (here or anywhere). */
+  chat__srv_end_all(srv);
+}
+
+/* ---- what sessions here tell the others -------------------------------- */
+
+typedef struct login_op {
+  chat__srv_t *srv;
+  chat__session_t *s; /* referenced */
+  chat__user_t *u;    /* pinned */
+  void (*done)(void *arg, int status);
+  void *arg;
+} login_op_t;
+
+static void logged_in(void *arg, int status, char *const *strs, size_t n,
+                      long long ival) {
+  login_op_t *op = arg;
+  (void)ival;
+  for (size_t i = 0; status == 0 && i + 1 < n; i += 2) {
+    chat__user_t *c = chat__registry_find(&op->srv->reg, strs[i]);
+    chat_status_t st = chat_status_from_name(strs[i + 1]);
+    if (c != NULL && c->session == NULL && st != CHAT_STATUS_NONE)
+      c->rstatus = (uint8_t)st;
+  }
+  op->u->pins--;
+  op->done(op->arg, status);
+  chat__session_unref(op->s);
+  free(op);
+}
+
+int chat__cluster_login(chat__srv_t *srv, chat__session_t *s, chat__user_t *u,
+                        void (*done)(void *arg, int status), void *arg) {
+  unsigned char raw[CHAT_BUS_EPOCH_LEN / 2];
+  login_op_t *op = malloc(sizeof(*op));
+  if (op == NULL)
+    return -ENOMEM;
+  randombytes_buf(raw, sizeof(raw));
+  sodium_bin2hex(s->epoch, sizeof(s->epoch), raw, sizeof(raw));
+  *op = (login_op_t){srv, s, u, done, arg};
+  chat__session_ref(s);
+  u->pins++;
+  int r = chat__bus_login(srv->bus, u->name, s->epoch, shown(s), logged_in, op);
+  if (r < 0) {
+    u->pins--;
+    chat__session_unref(s);
+    free(op);
+  }
+  return r;
+}
+
+void chat__cluster_logout(chat__srv_t *srv, chat__session_t *s) {
+  if (srv->bus != NULL && !s->moved && s->epoch[0])
+    chat__bus_logout(srv->bus, s->user->name, s->epoch);
+}
+
+void chat__cluster_status(chat__srv_t *srv, chat__session_t *s) {
+  if (srv->bus != NULL && s->epoch[0])
+    chat__bus_status(srv->bus, s->user->name, s->epoch, shown(s));
+}
+
+/* ---- sends -------------------------------------------------------------- */
+
+typedef struct send_op {
+  chat__srv_t *srv;
+  chat__session_t *s; /* referenced */
+  json_t *id;
+  chat__user_t *to, *from; /* pinned */
+  uint64_t seq;
+  int put_status;
+  int no_route; /* the route could not be asked: put_done answers */
+  char msg_id[CHAT_MAX_MSG_ID + 1];
+} send_op_t;
+
+static void send_op_free(send_op_t *op) {
+  op->to->pins--;
+  op->from->pins--;
+  chat__session_unref(op->s);
+  json_decref(op->id);
+  free(op);
+}
+
+static void reply(send_op_t *op, const char *status) {
+  size_t cap;
+  char *line = chat__srv_line_buf(op->srv, 0, &cap);
+  int n = line ? chat_line_send_ok(line, cap, op->id, op->msg_id, status)
+               : -ENOMEM;
+  if (n > 0)
+    chat__session_send_line(op->s, line, (size_t)n);
+}
+
+static void send_finish(send_op_t *op, int route_status, size_t n) {
+  if (op->put_status != 0) {
+    CHAT_ERROR("storing %s -> %s %s: %s", op->from->name, op->to->name,
+               op->msg_id, chat_strerror(op->put_status));
+    if (op->to->held > 0)
+      op->to->held--;
+    if (op->from->sent_held > 0)
+      op->from->sent_held--;
+    chat__session_error(op->s, op->id, CHAT_E_INTERNAL, "storage failed");
+  } else {
+    /* Durable either way; relayed when its recipient is logged in on a
+     * node that was told (a failed route still leaves it stored). */
+    reply(op, route_status == 0 && n > 0 ? "relayed" : "stored");
+  }
+  send_op_free(op);
+}
+
+/* The PUT's fate: the waiter runs before the route's answer (engine.h:
+ * a batch's waiters come before its reads). */
+static void put_done(void *arg, int status) {
+  send_op_t *op = arg;
+  chat__srv_unawait(op->srv, &op->seq);
+  op->put_status = status;
+  if (op->no_route)
+    send_finish(op, -EIO, 0);
+}
+
+static void routed(void *arg, int status, char *const *strs, size_t n,
+                   long long ival) {
+  (void)strs;
+  (void)ival;
+  send_finish(arg, status, n);
+}
+
+int chat__cluster_send(chat__srv_t *srv, chat__session_t *s,
+                       const chat_msg_t *m, chat__user_t *to) {
+  chat__user_t *me = s->user;
+  send_op_t *op = calloc(1, sizeof(*op));
+  int r;
+  if (op == NULL)
+    return -ENOMEM;
+  op->srv = srv;
+  op->s = s;
+  op->id = json_incref((json_t *)m->id);
+  op->to = to;
+  op->from = me;
+  snprintf(op->msg_id, sizeof(op->msg_id), "%s", m->msg_id);
+  chat__session_ref(s);
+  to->pins++;
+  me->pins++;
+  op->seq = srv->next_seq++;
+  /* As chat__srv_store_msg, but not marked offline: its recipient may be
+   * online elsewhere. Its page tells by ts and the login's time. */
+  chat__srv_put_msg(srv, to->name, me, NULL, m->msg_id, m->body, m->body_len,
+                    op->seq, chat__srv_now_wall_ms(), 0);
+  to->held++;
+  to->wgen++;
+  to->store_more = 1;
+  me->sent_held++;
+  if ((r = chat__engine_then(srv->engine, put_done, op)) < 0) {
+    send_op_free(op);
+    return r;
+  }
+  chat__srv_await(srv, &op->seq, op);
+  if ((r = chat__bus_route(srv->bus, to->name, 'm', NULL, NULL, routed,
+                           op)) < 0) {
+    CHAT_WARN("cannot tell %s's node of a message: %s", to->name,
+              chat_strerror(r));
+    op->no_route = 1; /* put_done answers: stored (it is durable) */
+  }
+  return 0;
+}
+
+void chat__cluster_receipt(chat__srv_t *srv, const chat__user_t *from,
+                           const char *msg_id, const char *by) {
+  if (srv->bus != NULL)
+    chat__bus_route(srv->bus, from->name, 'r', msg_id, by, NULL, NULL);
+}
+
+void chat__cluster_group_stored(chat__srv_t *srv, const char *group) {
+  if (srv->bus != NULL)
+    chat__bus_group(srv->bus, group);
+}
+
+void chat__cluster_tell(chat__srv_t *srv, const char *user, const json_t *obj) {
+  char *line;
+  if (srv->bus == NULL || (line = json_dumps(obj, JSON_COMPACT)) == NULL)
+    return;
+  chat__bus_route(srv->bus, user, 'e', line, NULL, NULL, NULL);
+  free(line);
+}
