@@ -69,7 +69,8 @@ const char *chat__bus_node(const chat__bus_t *bus);
 /* The directory. cb gets {contact, status, ...} of user's contacts that
  * are logged in anywhere (login, status; may be NULL). */
 int chat__bus_login(chat__bus_t *bus, const char *user, const char *epoch,
-                    const char *status, chat__bus_reply_cb cb, void *arg);
+                    const char *status, const char *host, int p2p_port,
+                    const char *key, chat__bus_reply_cb cb, void *arg);
 int chat__bus_status(chat__bus_t *bus, const char *user, const char *epoch,
                      const char *status);
 int chat__bus_logout(chat__bus_t *bus, const char *user, const char *epoch);
@@ -79,6 +80,12 @@ int chat__bus_logout(chat__bus_t *bus, const char *user, const char *epoch);
 int chat__bus_route(chat__bus_t *bus, const char *user, char kind,
                     const char *a, const char *b, chat__bus_reply_cb cb,
                     void *arg);
+/* A connect to user: cb gets {node, host, port, key} of its session, or
+ * n == 0 when it is not logged in; expect_line (a JSON frame) goes to its
+ * node when it listens (port not "0"). */
+int chat__bus_connect(chat__bus_t *bus, const char *user,
+                      const char *expect_line, chat__bus_reply_cb cb,
+                      void *arg);
 /* Tells each other node with members of group on it that messages were
  * stored for them (one event per node). */
 int chat__bus_group(chat__bus_t *bus, const char *group);

@@ -46,14 +46,17 @@
   "end\n"
 
 const char *const chat__bus_lua[CHAT__SC_COUNT] = {
-    /* ARGV: me, user, epoch, status. The session on me is the user's now;
-     * an older one elsewhere is told to go (k). */
+    /* ARGV: me, user, epoch, status, host, p2p_port, key. The session on
+     * me is the user's now; an older one elsewhere is told to go (k).
+     * host, p2p_port and key are what a connect from another node hands
+     * out (CONNECT). */
     [CHAT__SC_BUS_LOGIN] =
         "#!lua\n" FANOUT
         "local me, u, ep, st = ARGV[1], ARGV[2], ARGV[3], ARGV[4]\n"
         "local key = '{u:'..u..'}:at'\n"
         "local old = redis.call('HMGET', key, 'node', 'epoch')\n"
-        "redis.call('HSET', key, 'node', me, 'epoch', ep, 'status', st)\n"
+        "redis.call('HSET', key, 'node', me, 'epoch', ep, 'status', st, "
+        "'host', ARGV[5], 'port', ARGV[6], 'key', ARGV[7])\n"
         "redis.call('SADD', '{node:'..me..'}:users', u)\n"
         "if old[1] and old[1] ~= me then\n"
         "  redis.call('SREM', '{node:'..old[1]..'}:users', u)\n"
@@ -92,6 +95,20 @@ const char *const chat__bus_lua[CHAT__SC_COUNT] = {
         "'100000', '*', 't', ARGV[3], 'u', u, 'a', ARGV[4], 'b', ARGV[5])\n"
         "end\n"
         "return n\n",
+    /* ARGV: me, user, expect line: a connect to user on another node.
+     * Returns nil when user is not logged in, else {node, host, port,
+     * key}; the expect goes to its node only when it listens (port). */
+    [CHAT__SC_BUS_CONNECT] =
+        "#!lua\n"
+        "local me, u = ARGV[1], ARGV[2]\n"
+        "local at = redis.call('HMGET', '{u:'..u..'}:at', 'node', 'host', "
+        "'port', 'key')\n"
+        "if not at[1] then return false end\n"
+        "if at[1] ~= me and (at[3] or '0') ~= '0' then\n"
+        "  redis.call('XADD', '{node:'..at[1]..'}:inbox', 'MAXLEN', '~', "
+        "'100000', '*', 't', 'e', 'u', u, 'a', ARGV[3])\n"
+        "end\n"
+        "return {at[1], at[2] or '', at[3] or '0', at[4] or ''}\n",
     /* ARGV: me, group: messages were stored for the group's members; each
      * other node with members on it is told once, with its members (m) */
     [CHAT__SC_BUS_GROUP] =

@@ -342,9 +342,19 @@ static void ignore(void *arg, int status, char *const *strs, size_t n,
 }
 
 int chat__bus_login(chat__bus_t *b, const char *user, const char *epoch,
-                    const char *status, chat__bus_reply_cb cb, void *arg) {
-  const char *a[] = {NULL, user, epoch, status};
-  return call(b, CHAT__SC_BUS_LOGIN, a, 4, cb ? cb : ignore, arg);
+                    const char *status, const char *host, int p2p_port,
+                    const char *key, chat__bus_reply_cb cb, void *arg) {
+  char port[16];
+  snprintf(port, sizeof(port), "%d", p2p_port);
+  const char *a[] = {NULL, user, epoch, status, host, port, key};
+  return call(b, CHAT__SC_BUS_LOGIN, a, 7, cb ? cb : ignore, arg);
+}
+
+int chat__bus_connect(chat__bus_t *b, const char *user,
+                      const char *expect_line, chat__bus_reply_cb cb,
+                      void *arg) {
+  const char *a[] = {NULL, user, expect_line};
+  return call(b, CHAT__SC_BUS_CONNECT, a, 3, cb, arg);
 }
 
 int chat__bus_status(chat__bus_t *b, const char *user, const char *epoch,

@@ -16,6 +16,7 @@
 #include <sodium.h>
 
 #include "chat_log.h"
+#include "tickets.h"
 
 static chat__session_t *live(const chat__user_t *u) {
   return u != NULL && u->session != NULL && !u->session->ended ? u->session
@@ -107,6 +108,12 @@ static void contact_event(chat__srv_t *srv, chat__user_t *u, const json_t *obj) 
   chat__user_t *o;
   if (type == NULL)
     return;
+  if (strcmp(type, "group_added") == 0) {
+    const char *g = json_string_value(json_object_get(obj, "group"));
+    if (g != NULL && chat_name_valid(g))
+      chat__user_group_add(u, g);
+    return;
+  }
   if (strcmp(type, "contact_request") == 0)
     other = json_string_value(json_object_get(obj, "from"));
   if (other == NULL || !chat_name_valid(other) ||
@@ -212,6 +219,7 @@ static void logged_in(void *arg, int status, char *const *strs, size_t n,
 }
 
 int chat__cluster_login(chat__srv_t *srv, chat__session_t *s, chat__user_t *u,
+                        const char *host, int p2p_port, const char *key,
                         void (*done)(void *arg, int status), void *arg) {
   unsigned char raw[CHAT_BUS_EPOCH_LEN / 2];
   login_op_t *op = malloc(sizeof(*op));
@@ -222,7 +230,8 @@ int chat__cluster_login(chat__srv_t *srv, chat__session_t *s, chat__user_t *u,
   *op = (login_op_t){srv, s, u, done, arg};
   chat__session_ref(s);
   u->pins++;
-  int r = chat__bus_login(srv->bus, u->name, s->epoch, shown(s), logged_in, op);
+  int r = chat__bus_login(srv->bus, u->name, s->epoch, shown(s), host,
+                          p2p_port, key, logged_in, op);
   if (r < 0) {
     u->pins--;
     chat__session_unref(s);
@@ -361,4 +370,83 @@ void chat__cluster_tell(chat__srv_t *srv, const char *user, const json_t *obj) {
     return;
   chat__bus_route(srv->bus, user, 'e', line, NULL, NULL, NULL);
   free(line);
+}
+
+/* ---- connect ------------------------------------------------------------ */
+
+typedef struct connect_op {
+  chat__session_t *s; /* referenced */
+  json_t *id;
+  char to[CHAT_MAX_NAME + 1];
+  char ticket[CHAT_TICKET_LEN + 1];
+  int reverse;
+} connect_op_t;
+
+static void connected(void *arg, int status, char *const *strs, size_t n,
+                      long long ival) {
+  connect_op_t *op = arg;
+  chat__session_t *s = op->s;
+  (void)ival;
+  if (status < 0) {
+    chat__session_error(s, op->id, CHAT_E_INTERNAL, "storage failed");
+  } else if (n < 4) {
+    chat__session_error(s, op->id, CHAT_E_OFFLINE, NULL);
+  } else if (strcmp(strs[2], "0") == 0) {
+    chat__session_error(s, op->id, CHAT_E_NO_P2P, NULL);
+  } else {
+    json_t *ok = chat_reply_ok(op->id);
+    json_object_set_new(ok, "to", json_string(op->to));
+    json_object_set_new(ok, "host", json_string(strs[1]));
+    json_object_set_new(ok, "port", json_integer(atoi(strs[2])));
+    json_object_set_new(ok, "ticket", json_string(op->ticket));
+    if (strs[3][0])
+      json_object_set_new(ok, "key", json_string(strs[3]));
+    if (op->reverse && strs[3][0])
+      json_object_set_new(ok, "reverse", json_true());
+    chat__session_send_new(s, ok);
+  }
+  sodium_memzero(op->ticket, sizeof(op->ticket));
+  json_decref(op->id);
+  chat__session_unref(s);
+  free(op);
+}
+
+int chat__cluster_connect(chat__srv_t *srv, chat__session_t *s,
+                          const chat_msg_t *m, chat__user_t *to) {
+  connect_op_t *op = calloc(1, sizeof(*op));
+  json_t *ex;
+  char *line;
+  int r;
+  if (op == NULL)
+    return -ENOMEM;
+  chat__ticket_new(op->ticket);
+  snprintf(op->to, sizeof(op->to), "%s", to->name);
+  /* The target dials back when we listen and both sides have keys; across
+   * nodes nothing times a hole punch (each node knows one side's RTT). */
+  op->reverse = s->p2p_port && s->key[0];
+  ex = chat_ev_expect(s->user->name, op->ticket);
+  if (ex && s->key[0])
+    json_object_set_new(ex, "key", json_string(s->key));
+  if (ex && op->reverse) {
+    json_object_set_new(ex, "host",
+                        json_string(s->p2p_host ? s->p2p_host : s->host));
+    json_object_set_new(ex, "port", json_integer(s->p2p_port));
+  }
+  line = ex ? json_dumps(ex, JSON_COMPACT) : NULL;
+  json_decref(ex);
+  if (line == NULL) {
+    free(op);
+    return -ENOMEM;
+  }
+  op->s = s;
+  op->id = json_incref((json_t *)m->id);
+  chat__session_ref(s);
+  r = chat__bus_connect(srv->bus, to->name, line, connected, op);
+  free(line);
+  if (r < 0) {
+    json_decref(op->id);
+    chat__session_unref(s);
+    free(op);
+  }
+  return r;
 }

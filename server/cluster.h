@@ -17,7 +17,13 @@ void chat__cluster_on_lost(void *arg);
  * contacts elsewhere have their status here (status < 0: Redis away; the
  * login is refused with internal). 0 or -ENOMEM. */
 int chat__cluster_login(chat__srv_t *srv, chat__session_t *s, chat__user_t *u,
+                        const char *host, int p2p_port, const char *key,
                         void (*done)(void *arg, int status), void *arg);
+/* connect m from s to `to`, who has no session on this node: answered
+ * once the directory says where it is (offline, no_p2p, or ok with its
+ * address and key, the expect sent to its node). 0 or -ENOMEM. */
+int chat__cluster_connect(chat__srv_t *srv, chat__session_t *s,
+                          const chat_msg_t *m, chat__user_t *to);
 /* s, u's live session, ended / changed its status. */
 void chat__cluster_logout(chat__srv_t *srv, chat__session_t *s);
 void chat__cluster_status(chat__srv_t *srv, chat__session_t *s);

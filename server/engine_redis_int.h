@@ -47,6 +47,7 @@ typedef enum {
   CHAT__SC_BUS_STATUS, /* its status changed */
   CHAT__SC_BUS_LOGOUT, /* it ended */
   CHAT__SC_BUS_ROUTE,  /* an event to the node a user is on */
+  CHAT__SC_BUS_CONNECT, /* a connect to a user on another node */
   CHAT__SC_BUS_GROUP,  /* "messages stored" to each node of a group */
   CHAT__SC_BUS_TICK,   /* liveness, and cleaning up after dead nodes */
   CHAT__SC_BUS_START,  /* a node's start */

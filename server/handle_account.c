@@ -322,7 +322,9 @@ static void login_verified(void *arg, int status, const char *unused) {
     /* the directory first: the session's epoch, and the statuses of its
      * contacts on other nodes before it can ask for them */
     s->status = op->status ? op->status : CHAT_STATUS_ONLINE;
-    if (chat__cluster_login(op->srv, s, op->u, login_clustered, op) == 0)
+    if (chat__cluster_login(op->srv, s, op->u,
+                            op->p2p_host ? op->p2p_host : s->host,
+                            op->p2p_port, op->key, login_clustered, op) == 0)
       return; /* login_clustered finishes */
     drop_lists(op->u);
     chat__session_error(s, op->id, CHAT_E_INTERNAL, "out of memory");

@@ -14,6 +14,7 @@
  * sets from the kernel's RTT of both connections). */
 #include <string.h>
 
+#include "cluster.h"
 #include "handlers.h"
 #include "tickets.h"
 
@@ -44,6 +45,8 @@ int chat__handle_connect(chat__srv_t *srv, chat__session_t *s,
   if (to == s->user || !chat__contact_is(s->user, to))
     return -CHAT_E_NOT_CONTACT;
   chat__session_t *ts = to->session;
+  if ((ts == NULL || ts->ended) && srv->bus != NULL)
+    return chat__cluster_connect(srv, s, m, to); /* on another node? */
   if (ts == NULL || ts->ended)
     return -CHAT_E_OFFLINE;
   if (ts->p2p_port == 0)

@@ -33,7 +33,7 @@ typedef enum { CHAT__RD_USER, CHAT__RD_GROUP, CHAT__RD_HELD,
  * array's, or the one string; nil: none), or its integer in ival. */
 typedef void (*chat__redis_call_cb)(void *arg, int status, char *const *strs,
                                     size_t n, long long ival);
-#define CHAT__CALL_ARGS 6
+#define CHAT__CALL_ARGS 8
 
 struct chat__redis_batch;
 

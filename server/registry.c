@@ -412,7 +412,7 @@ int chat__user_in_group(const chat__user_t *u, const char *name) {
 }
 
 /* Adds name to u's sorted group names. 0 or -ENOMEM. */
-static int user_group_add(chat__user_t *u, const char *name) {
+int chat__user_group_add(chat__user_t *u, const char *name) {
   if (untracked(u) || chat__user_in_group(u, name))
     return 0;
   if (grow((void ***)&u->groups, &u->cgroups, u->ngroups + 1) < 0)
@@ -447,7 +447,7 @@ int chat__group_add(chat__group_t *g, chat__user_t *u) {
   if (chat__group_is_member(g, u))
     return 0;
   if (grow((void ***)&g->members, &g->cmembers, g->nmembers + 1) < 0 ||
-      user_group_add(u, g->name) < 0)
+      chat__user_group_add(u, g->name) < 0)
     return -ENOMEM;
   g->members[g->nmembers++] = u;
   return 0;

@@ -139,6 +139,10 @@ void chat__request_del(chat__user_t *from, chat__user_t *to);
 /* Groups. */
 chat__group_t *chat__registry_group(const chat__registry_t *r,
                                     const char *name);
+/* Adds group name to the full user u's list (kept sorted), without a
+ * group object (cluster mode: a group joined on another node). 0 (also
+ * when listed) or -ENOMEM. */
+int chat__user_group_add(chat__user_t *u, const char *name);
 /* Nonzero when the full user u lists group name. */
 int chat__user_in_group(const chat__user_t *u, const char *name);
 /* Creates an empty group. Returns 0, -EEXIST or -ENOMEM. */

@@ -253,9 +253,16 @@ static void user_ready(void *arg, int status, chat__user_t *u,
 static void group_loaded(void *arg, int status, const chat__engine_group_t *g) {
   pending_t *p = arg;
   chat__srv_t *srv = p->srv;
+  chat__group_t *old = chat__registry_group(&srv->reg, p->group);
+  if (status == 0 && srv->bus != NULL && old != NULL) {
+    /* cluster mode: other nodes change groups too; the store's is the
+     * one (no handler holds a group across a wait, so this is safe) */
+    chat__registry_drop_group(&srv->reg, old);
+    old = NULL;
+  }
   if (status < 0) {
     p->failed = 1;
-  } else if (g->exists && chat__registry_group(&srv->reg, p->group) == NULL) {
+  } else if (g->exists && old == NULL) {
     chat__group_t *grp;
     if (chat__group_new(&srv->reg, p->group, &grp) < 0 ||
         chat__group_load(&srv->reg, grp, g->members, g->nmembers) < 0)
@@ -333,8 +340,11 @@ void chat__srv_run_resident(chat__srv_t *srv, chat__session_t *s,
   chat__user_t *u = uname ? chat__registry_find(&srv->reg, uname) : NULL;
   int need_user = uname && chat_name_valid(uname) &&
                   (u == NULL || !u->held_known);
+  /* In cluster mode a group is read afresh for every request: members
+   * may have been added or left on other nodes. */
   int need_group = gname && chat_name_valid(gname) &&
-                   chat__registry_group(&srv->reg, gname) == NULL;
+                   (srv->bus != NULL ||
+                    chat__registry_group(&srv->reg, gname) == NULL);
   /* Asked now only when the recipient is known; else after its load. */
   int need_sent = !need_user && send_needs_check(srv, s, m);
   if (!need_user && !need_group && !need_sent) {
