@@ -66,8 +66,9 @@ int chat__bus_new(uv_loop_t *loop, chat__engine_t *engine, const char *node,
 void chat__bus_free(chat__bus_t *bus);
 const char *chat__bus_node(const chat__bus_t *bus);
 
-/* The directory. cb gets {contact, status, ...} of user's contacts that
- * are logged in anywhere (login, status; may be NULL). */
+/* The directory. cb gets {max_seq, contact, status, ...}: the largest
+ * seq stored by any node, then user's contacts that are logged in
+ * anywhere (may be NULL). */
 int chat__bus_login(chat__bus_t *bus, const char *user, const char *epoch,
                     const char *status, const char *host, int p2p_port,
                     const char *key, chat__bus_reply_cb cb, void *arg);
@@ -80,6 +81,10 @@ int chat__bus_logout(chat__bus_t *bus, const char *user, const char *epoch);
 int chat__bus_route(chat__bus_t *bus, const char *user, char kind,
                     const char *a, const char *b, chat__bus_reply_cb cb,
                     void *arg);
+/* A run of seqs of this node's own (the Redis engine's runs): cb gets the
+ * first seq of it, or status < 0. */
+typedef void (*chat__bus_run_cb)(void *arg, int status, uint64_t base);
+int chat__bus_new_run(chat__bus_t *bus, chat__bus_run_cb cb, void *arg);
 /* A connect to user: cb gets {node, host, port, key} of its session, or
  * n == 0 when it is not logged in; expect_line (a JSON frame) goes to its
  * node when it listens (port not "0"). */

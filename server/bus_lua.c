@@ -63,7 +63,14 @@ const char *const chat__bus_lua[CHAT__SC_COUNT] = {
         "  redis.call('XADD', '{node:'..old[1]..'}:inbox', 'MAXLEN', '~', "
         "'100000', '*', 't', 'k', 'u', u, 'a', old[2])\n"
         "end\n"
-        "return fanout(me, false, u, st)\n",
+        "local out = fanout(me, false, u, st)\n"
+        "table.insert(out, 1, redis.call('GET', '{chat}:max_seq') or '0')\n"
+        "return out\n",
+    /* ARGV: me: a new run of seqs for this node (redis_conn.c's
+     * chat__redis_sync_seq_base explains runs) */
+    [CHAT__SC_BUS_RUN] =
+        "#!lua\n"
+        "return redis.call('INCR', '{chat}:runs')\n",
     /* ARGV: me, user, epoch, status: a status change of the live session */
     [CHAT__SC_BUS_STATUS] =
         "#!lua\n" FANOUT

@@ -350,6 +350,35 @@ int chat__bus_login(chat__bus_t *b, const char *user, const char *epoch,
   return call(b, CHAT__SC_BUS_LOGIN, a, 7, cb ? cb : ignore, arg);
 }
 
+typedef struct run_op {
+  chat__bus_run_cb cb;
+  void *arg;
+} run_op_t;
+
+static void run_taken(void *arg, int status, char *const *strs, size_t n,
+                      long long ival) {
+  run_op_t *op = arg;
+  (void)strs;
+  (void)n;
+  if (status == 0 && (ival <= 0 || (uint64_t)ival >= CHAT__REDIS_RUNS_MAX))
+    status = -EIO;
+  op->cb(op->arg, status,
+         status == 0 ? (uint64_t)ival << CHAT__REDIS_RUN_BITS : 0);
+  free(op);
+}
+
+int chat__bus_new_run(chat__bus_t *b, chat__bus_run_cb cb, void *arg) {
+  run_op_t *op = malloc(sizeof(*op));
+  const char *a[] = {NULL};
+  int r;
+  if (op == NULL)
+    return -ENOMEM;
+  *op = (run_op_t){cb, arg};
+  if ((r = call(b, CHAT__SC_BUS_RUN, a, 1, run_taken, op)) < 0)
+    free(op);
+  return r;
+}
+
 int chat__bus_connect(chat__bus_t *b, const char *user,
                       const char *expect_line, chat__bus_reply_cb cb,
                       void *arg) {

@@ -202,20 +202,46 @@ typedef struct login_op {
   void *arg;
 } login_op_t;
 
+static void login_done(login_op_t *op, int status) {
+  op->u->pins--;
+  op->done(op->arg, status);
+  chat__session_unref(op->s);
+  free(op);
+}
+
+static void run_taken(void *arg, int status, uint64_t base) {
+  login_op_t *op = arg;
+  if (status == 0 && base > op->srv->next_seq) {
+    CHAT_INFO("seqs from %llu on: a user came from a node whose seqs are "
+              "higher", (unsigned long long)base);
+    op->srv->next_seq = base;
+  }
+  login_done(op, status);
+}
+
 static void logged_in(void *arg, int status, char *const *strs, size_t n,
                       long long ival) {
   login_op_t *op = arg;
+  uint64_t max_seq = 0;
   (void)ival;
-  for (size_t i = 0; status == 0 && i + 1 < n; i += 2) {
+  if (status == 0 && n > 0)
+    max_seq = strtoull(strs[0], NULL, 10);
+  for (size_t i = 1; status == 0 && i + 1 < n; i += 2) {
     chat__user_t *c = chat__registry_find(&op->srv->reg, strs[i]);
     chat_status_t st = chat_status_from_name(strs[i + 1]);
     if (c != NULL && c->session == NULL && st != CHAT_STATUS_NONE)
       c->rstatus = (uint8_t)st;
   }
-  op->u->pins--;
-  op->done(op->arg, status);
-  chat__session_unref(op->s);
-  free(op);
+  /* Order per sender across a move: this user's earlier messages still
+   * held may carry seqs of a node whose run is above ours, and pages
+   * deliver in seq order; a new run is above every seq stored (bus.h).
+   * Only then, so that runs are not spent on every login. (Group copies
+   * are not counted in sent_held: their order across a move is not
+   * kept this way; docs/CLUSTER.md.) */
+  if (status == 0 && op->u->sent_held > 0 && max_seq >= op->srv->next_seq &&
+      chat__bus_new_run(op->srv->bus, run_taken, op) == 0)
+    return;
+  login_done(op, status);
 }
 
 int chat__cluster_login(chat__srv_t *srv, chat__session_t *s, chat__user_t *u,

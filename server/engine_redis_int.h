@@ -44,6 +44,7 @@ typedef enum {
   CHAT__SC_TOUCH, /* TOUCH_TOKEN: used = max(used, ts) */
   /* cluster mode's (bus_lua.c, bus.h) */
   CHAT__SC_BUS_LOGIN,  /* the directory: a session is the user's */
+  CHAT__SC_BUS_RUN,    /* a new run of seqs */
   CHAT__SC_BUS_STATUS, /* its status changed */
   CHAT__SC_BUS_LOGOUT, /* it ended */
   CHAT__SC_BUS_ROUTE,  /* an event to the node a user is on */
