@@ -234,8 +234,11 @@ esac
 
 # ---- the programs ----------------------------------------------------------
 
-ns pub "$BIN/chat-server" --listen 203.0.113.1:7700 --db :memory: \
-  --hash-cost min >"$WORK/server.out" 2>"$WORK/server.err" &
+# Started with ip netns exec itself, not the ns function: `ns ... &` would
+# fork a subshell, $! would be its pid, and cleanup's kill would leave the
+# program behind (ip netns exec execs in place, so $! is the program).
+ip netns exec "$P-pub" "$BIN/chat-server" --listen 203.0.113.1:7700 \
+  --db :memory: --hash-cost min >"$WORK/server.out" 2>"$WORK/server.err" &
 PIDS+=($!)
 for _ in $(seq 100); do
   grep -q "listening on" "$WORK/server.err" 2>/dev/null && break
@@ -248,7 +251,7 @@ client() {
   local n=$1 user=$2
   rm -f "$WORK/$user.in" "$WORK/$user.out" "$WORK/$user.err"
   mkfifo "$WORK/$user.in"
-  CHAT_PASSWORD="$user-secret" ns "$n" "$BIN/chat-client" \
+  CHAT_PASSWORD="$user-secret" ip netns exec "$P-$n" "$BIN/chat-client" \
     --server 203.0.113.1:7700 --user "$user" --register --json --log-level info \
     <"$WORK/$user.in" >>"$WORK/$user.out" 2>>"$WORK/$user.err" &
   PIDS+=($!)
