@@ -37,8 +37,8 @@ typedef struct chat__bus_event {
 
 typedef void (*chat__bus_event_cb)(void *arg, const chat__bus_event_t *ev);
 /* This node was taken for dead by the others (its liveness key expired,
- * e.g. Redis was away longer than the key lives): its sessions must go,
- * and their clients log in again. */
+ * e.g. Redis was away longer than the key lives): each of its sessions
+ * must assert itself again (chat__bus_rejoin). */
 typedef void (*chat__bus_lost_cb)(void *arg);
 /* A call's result: strs (borrowed) or ival, as the script returns them;
  * status < 0: the call failed (Redis away). */
@@ -72,6 +72,11 @@ const char *chat__bus_node(const chat__bus_t *bus);
 int chat__bus_login(chat__bus_t *bus, const char *user, const char *epoch,
                     const char *status, const char *host, int p2p_port,
                     const char *key, chat__bus_reply_cb cb, void *arg);
+/* After on_lost: the live session (as in login) asserts itself again; cb
+ * gets ival 0 when the user has a newer session elsewhere. */
+int chat__bus_rejoin(chat__bus_t *bus, const char *user, const char *epoch,
+                     const char *status, const char *host, int p2p_port,
+                     const char *key, chat__bus_reply_cb cb, void *arg);
 int chat__bus_status(chat__bus_t *bus, const char *user, const char *epoch,
                      const char *status);
 int chat__bus_logout(chat__bus_t *bus, const char *user, const char *epoch);

@@ -66,6 +66,24 @@ const char *const chat__bus_lua[CHAT__SC_COUNT] = {
         "local out = fanout(me, false, u, st)\n"
         "table.insert(out, 1, redis.call('GET', '{chat}:max_seq') or '0')\n"
         "return out\n",
+    /* ARGV: me, user, epoch, status, host, p2p_port, key: this node was
+     * taken for dead (TICK), and its live session asserts itself again.
+     * Returns 0 when the user has a newer session elsewhere (this one must
+     * go), else 1; an entry a reaper removed is written again, with the
+     * presence fanned out (here too: the reaper told our contacts). */
+    [CHAT__SC_BUS_REJOIN] =
+        "#!lua\n" FANOUT
+        "local me, u, ep, st = ARGV[1], ARGV[2], ARGV[3], ARGV[4]\n"
+        "local key = '{u:'..u..'}:at'\n"
+        "local cur = redis.call('HMGET', key, 'node', 'epoch')\n"
+        "if cur[1] and (cur[1] ~= me or cur[2] ~= ep) then return 0 end\n"
+        "redis.call('SADD', '{node:'..me..'}:users', u)\n"
+        "if not cur[1] then\n"
+        "  redis.call('HSET', key, 'node', me, 'epoch', ep, 'status', st, "
+        "'host', ARGV[5], 'port', ARGV[6], 'key', ARGV[7])\n"
+        "  fanout(me, true, u, st)\n"
+        "end\n"
+        "return 1\n",
     /* ARGV: me: a new run of seqs for this node (redis_conn.c's
      * chat__redis_sync_seq_base explains runs) */
     [CHAT__SC_BUS_RUN] =

@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,7 +43,9 @@ struct chat__bus {
   char node[128];
   char addr[128];
   char instance[33];
-  char alive[200];           /* the liveness key's value: "INSTANCE ADDR" */
+  char alive[400];           /* the liveness key's value:
+                              * "INSTANCE ADDR HOST PID" */
+  char host[128];            /* gethostname() */
   char inbox[160];
   char ttl[16];
   unsigned ttl_ms;
@@ -111,12 +114,24 @@ static int start_once(chat__bus_t *b, int force, char *holder, size_t hlen,
   return ret;
 }
 
-/* The liveness key holds "INSTANCE ADDR": a holder with our address is an
- * earlier life of this node on this host (we listen there now, so it does
- * not), which need not be waited out. Another holder is waited out while
- * its key runs down; one that refreshes it is alive. */
+/* Whether the liveness key's holder ("INSTANCE ADDR HOST PID") is an
+ * earlier life of this node that is certainly gone: it listened where we
+ * listen now, or it ran on this host under a pid that no longer exists. */
+static int holder_gone(const chat__bus_t *b, const char *holder) {
+  char inst[64], addr[128], host[128];
+  long pid = 0;
+  if (sscanf(holder, "%63s %127s %127s %ld", inst, addr, host, &pid) < 2)
+    return 0;
+  if (strcmp(addr, b->addr) == 0)
+    return 1;
+  return pid > 0 && strcmp(host, b->host) == 0 && pid != (long)getpid() &&
+         kill((pid_t)pid, 0) < 0 && errno == ESRCH;
+}
+
+/* Another holder is waited out while its key runs down; one that
+ * refreshes it is alive. */
 static int join(chat__bus_t *b, char *errbuf, size_t errlen) {
-  char holder[300];
+  char holder[400];
   long long pttl = 0, last = -1;
   uint64_t deadline = uv_hrtime() / 1000000 + b->ttl_ms + 2000;
   for (;;) {
@@ -127,8 +142,7 @@ static int join(chat__bus_t *b, char *errbuf, size_t errlen) {
     }
     if (r == 0)
       return 0;
-    const char *sp = strchr(holder, ' ');
-    if (sp != NULL && strcmp(sp + 1, b->addr) == 0) {
+    if (holder_gone(b, holder)) {
       CHAT_INFO("node %s: taking over from its earlier life", b->node);
       return start_once(b, 1, holder, sizeof(holder), &pttl) == 0 ? 0 : -EIO;
     }
@@ -304,8 +318,8 @@ static void tick_done(void *arg, int status, char *const *strs, size_t n,
   if (status < 0)
     return; /* Redis away: the engine logs it; the next tick tries again */
   if (ival < 0) {
-    CHAT_WARN("node %s was taken for dead by the cluster; ending its "
-              "sessions", b->node);
+    CHAT_WARN("node %s was taken for dead by the cluster (Redis away "
+              "too long?); its sessions assert themselves again", b->node);
     if (b->on_lost != NULL)
       b->on_lost(b->arg);
   } else if (ival > 0) {
@@ -379,6 +393,15 @@ int chat__bus_new_run(chat__bus_t *b, chat__bus_run_cb cb, void *arg) {
   return r;
 }
 
+int chat__bus_rejoin(chat__bus_t *b, const char *user, const char *epoch,
+                     const char *status, const char *host, int p2p_port,
+                     const char *key, chat__bus_reply_cb cb, void *arg) {
+  char port[16];
+  snprintf(port, sizeof(port), "%d", p2p_port);
+  const char *a[] = {NULL, user, epoch, status, host, port, key};
+  return call(b, CHAT__SC_BUS_REJOIN, a, 7, cb ? cb : ignore, arg);
+}
+
 int chat__bus_connect(chat__bus_t *b, const char *user,
                       const char *expect_line, chat__bus_reply_cb cb,
                       void *arg) {
@@ -446,7 +469,13 @@ int chat__bus_new(uv_loop_t *loop, chat__engine_t *engine, const char *node,
     free(b);
     return -EIO;
   }
-  snprintf(b->alive, sizeof(b->alive), "%s %s", b->instance, b->addr);
+  if (gethostname(b->host, sizeof(b->host) - 1) != 0 || !b->host[0])
+    snprintf(b->host, sizeof(b->host), "-");
+  for (char *p = b->host; *p; p++)
+    if (*p == ' ')
+      *p = '_';
+  snprintf(b->alive, sizeof(b->alive), "%s %s %s %ld", b->instance, b->addr,
+           b->host, (long)getpid());
   if ((r = join(b, errbuf, errlen)) < 0) {
     redisFree(b->rc);
     pthread_mutex_destroy(&b->mu);

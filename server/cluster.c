@@ -185,11 +185,47 @@ void chat__cluster_on_event(void *arg, const chat__bus_event_t *ev) {
   }
 }
 
+typedef struct rejoin_op {
+  chat__srv_t *srv;
+  chat__session_t *s; /* referenced */
+} rejoin_op_t;
+
+static void rejoined(void *arg, int status, char *const *strs, size_t n,
+                     long long ival) {
+  rejoin_op_t *op = arg;
+  chat__session_t *s = op->s;
+  (void)strs;
+  (void)n;
+  if (status == 0 && ival == 0 && !s->ended && s->user != NULL &&
+      s->user->session == s) {
+    /* its user logged in elsewhere while this node was taken for dead */
+    s->moved = 1;
+    chat__session_send_new(s, chat_ev_kicked("logged_in_elsewhere"));
+    chat__srv_session_end(op->srv, s, "logged in elsewhere");
+  }
+  chat__session_unref(s);
+  free(op);
+}
+
 void chat__cluster_on_lost(void *arg) {
   chat__srv_t *srv = arg;
-  /* Its users were taken offline and may have logged in elsewhere: each
-   * session here goes, and its client logs in again (here or anywhere). */
-  chat__srv_end_all(srv);
+  /* Its users may have been taken offline, and some may have logged in
+   * elsewhere since: each session asserts itself again, or goes. */
+  for (chat__session_t *s = srv->sessions.next; s != &srv->sessions;
+       s = s->next) {
+    rejoin_op_t *op;
+    if (s->ended || s->user == NULL || s->user->session != s ||
+        !s->epoch[0] || (op = malloc(sizeof(*op))) == NULL)
+      continue;
+    *op = (rejoin_op_t){srv, s};
+    chat__session_ref(s);
+    if (chat__bus_rejoin(srv->bus, s->user->name, s->epoch, shown(s),
+                         s->p2p_host ? s->p2p_host : s->host, s->p2p_port,
+                         s->key, rejoined, op) < 0) {
+      chat__session_unref(s);
+      free(op);
+    }
+  }
 }
 
 /* ---- what sessions here tell the others -------------------------------- */
