@@ -56,48 +56,96 @@ typedef void (*chat__bus_reply_cb)(void *arg, int status, char *const *strs,
  * addr (this node's listening address) tells an earlier life on this host
  * from another live node. 0, or -EIO / -EEXIST with the reason in errbuf,
  * or -ENOMEM. */
-int chat__bus_new(uv_loop_t *loop, chat__engine_t *engine, const char *node,
+int chat__bus_redis_new(uv_loop_t *loop, chat__engine_t *engine, const char *node,
                   const char *addr, unsigned ttl_ms, chat__bus_event_cb on_event,
                   chat__bus_lost_cb on_lost, void *arg, chat__bus_t **out,
                   char *errbuf, size_t errlen);
-/* Stops the reader (joins its thread) and the timer; the node's key is
- * left to expire only if sessions were not ended (a clean stop deletes
- * it, so the others need not wait). The loop must run once more. */
-void chat__bus_free(chat__bus_t *bus);
-const char *chat__bus_node(const chat__bus_t *bus);
 
-/* The directory. cb gets {max_seq, contact, status, ...}: the largest
- * seq stored by any node, then user's contacts that are logged in
- * anywhere (may be NULL). */
-int chat__bus_login(chat__bus_t *bus, const char *user, const char *epoch,
-                    const char *status, const char *host, int p2p_port,
-                    const char *key, chat__bus_reply_cb cb, void *arg);
-/* After on_lost: the live session (as in login) asserts itself again; cb
- * gets ival 0 when the user has a newer session elsewhere. */
-int chat__bus_rejoin(chat__bus_t *bus, const char *user, const char *epoch,
-                     const char *status, const char *host, int p2p_port,
-                     const char *key, chat__bus_reply_cb cb, void *arg);
-int chat__bus_status(chat__bus_t *bus, const char *user, const char *epoch,
-                     const char *status);
-int chat__bus_logout(chat__bus_t *bus, const char *user, const char *epoch);
-/* Sends event (kind, a, b) to the node user is on, unless that is this
- * node; cb (may be NULL) gets that node's name in strs[0], or n == 0 when
- * user is not logged in anywhere. */
-int chat__bus_route(chat__bus_t *bus, const char *user, char kind,
-                    const char *a, const char *b, chat__bus_reply_cb cb,
-                    void *arg);
 /* A run of seqs of this node's own (the Redis engine's runs): cb gets the
  * first seq of it, or status < 0. */
 typedef void (*chat__bus_run_cb)(void *arg, int status, uint64_t base);
-int chat__bus_new_run(chat__bus_t *bus, chat__bus_run_cb cb, void *arg);
-/* A connect to user: cb gets {node, host, port, key} of its session, or
- * n == 0 when it is not logged in; expect_line (a JSON frame) goes to its
- * node when it listens (port not "0"). */
-int chat__bus_connect(chat__bus_t *bus, const char *user,
-                      const char *expect_line, chat__bus_reply_cb cb,
-                      void *arg);
-/* Tells each other node with members of group on it that messages were
- * stored for them (one event per node). */
-int chat__bus_group(chat__bus_t *bus, const char *group);
+
+/* The calls, as a table (like engine.h's) so that unit tests can put a
+ * bus of their own under the core (tests/unit/server/test_cluster.c). */
+typedef struct chat__bus_type {
+  /* The directory. cb gets {max_seq, contact, status, ...}: the largest
+   * seq stored by any node, then user's contacts that are logged in
+   * anywhere (may be NULL). */
+  int (*login)(chat__bus_t *bus, const char *user, const char *epoch,
+               const char *status, const char *host, int p2p_port,
+               const char *key, chat__bus_reply_cb cb, void *arg);
+  /* After on_lost: the live session (as in login) asserts itself again;
+   * cb gets ival 0 when the user has a newer session elsewhere. */
+  int (*rejoin)(chat__bus_t *bus, const char *user, const char *epoch,
+                const char *status, const char *host, int p2p_port,
+                const char *key, chat__bus_reply_cb cb, void *arg);
+  int (*status)(chat__bus_t *bus, const char *user, const char *epoch,
+                const char *status);
+  int (*logout)(chat__bus_t *bus, const char *user, const char *epoch);
+  /* Sends event (kind, a, b) to the node user is on, unless that is this
+   * node; cb (may be NULL) gets that node's name in strs[0], or n == 0
+   * when user is not logged in anywhere. */
+  int (*route)(chat__bus_t *bus, const char *user, char kind, const char *a,
+               const char *b, chat__bus_reply_cb cb, void *arg);
+  /* A connect to user: cb gets {node, host, port, key} of its session, or
+   * n == 0 when it is not logged in; expect_line (a JSON frame) goes to
+   * its node when it listens (port not "0"). */
+  int (*connect)(chat__bus_t *bus, const char *user, const char *expect_line,
+                 chat__bus_reply_cb cb, void *arg);
+  /* Tells each other node with members of group on it that messages were
+   * stored for them (one event per node). */
+  int (*group)(chat__bus_t *bus, const char *group);
+  int (*new_run)(chat__bus_t *bus, chat__bus_run_cb cb, void *arg);
+  /* Stops the reader and the timer; the loop must run once more. */
+  void (*free)(chat__bus_t *bus);
+} chat__bus_type_t;
+
+struct chat__bus {
+  const chat__bus_type_t *type;
+};
+
+/* Each returns 0 (cb will be called) or a negative error (it will not). */
+static inline int chat__bus_login(chat__bus_t *b, const char *user,
+                                  const char *epoch, const char *status,
+                                  const char *host, int port, const char *key,
+                                  chat__bus_reply_cb cb, void *arg) {
+  return b->type->login(b, user, epoch, status, host, port, key, cb, arg);
+}
+static inline int chat__bus_rejoin(chat__bus_t *b, const char *user,
+                                   const char *epoch, const char *status,
+                                   const char *host, int port,
+                                   const char *key, chat__bus_reply_cb cb,
+                                   void *arg) {
+  return b->type->rejoin(b, user, epoch, status, host, port, key, cb, arg);
+}
+static inline int chat__bus_status(chat__bus_t *b, const char *user,
+                                   const char *epoch, const char *status) {
+  return b->type->status(b, user, epoch, status);
+}
+static inline int chat__bus_logout(chat__bus_t *b, const char *user,
+                                   const char *epoch) {
+  return b->type->logout(b, user, epoch);
+}
+static inline int chat__bus_route(chat__bus_t *b, const char *user, char kind,
+                                  const char *x, const char *y,
+                                  chat__bus_reply_cb cb, void *arg) {
+  return b->type->route(b, user, kind, x, y, cb, arg);
+}
+static inline int chat__bus_connect(chat__bus_t *b, const char *user,
+                                    const char *line, chat__bus_reply_cb cb,
+                                    void *arg) {
+  return b->type->connect(b, user, line, cb, arg);
+}
+static inline int chat__bus_group(chat__bus_t *b, const char *group) {
+  return b->type->group(b, group);
+}
+static inline int chat__bus_new_run(chat__bus_t *b, chat__bus_run_cb cb,
+                                    void *arg) {
+  return b->type->new_run(b, cb, arg);
+}
+static inline void chat__bus_free(chat__bus_t *b) {
+  if (b != NULL)
+    b->type->free(b);
+}
 
 #endif /* CHAT_BUS_H */

@@ -36,7 +36,8 @@ typedef struct ev_node {
   char *mem[5];
 } ev_node_t;
 
-struct chat__bus {
+typedef struct redis_bus {
+  chat__bus_t base;          /* first: a chat__bus_t * is a redis_bus_t * */
   uv_loop_t *loop;
   chat__engine_t *engine;
   chat__redis_url_t url;
@@ -63,7 +64,9 @@ struct chat__bus {
   volatile int stop;         /* under mu for writes; read by the thread */
   redisContext *rc;          /* the thread's */
   char last_id[64];          /* the thread's */
-};
+} redis_bus_t;
+
+#define RB(x) ((redis_bus_t *)(void *)(x))
 
 /* ---- the blocking side (start, the thread) ------------------------------- */
 
@@ -93,7 +96,7 @@ static redisContext *sync_connect(const chat__redis_url_t *u, char *why,
 /* START, as a plain EVAL on the blocking connection (its scripts are not
  * loaded there). Returns 0 when the node is alive, 1 with the holder's
  * value and pttl when another instance holds the name, or -EIO. */
-static int start_once(chat__bus_t *b, int force, char *holder, size_t hlen,
+static int start_once(redis_bus_t *b, int force, char *holder, size_t hlen,
                       long long *pttl) {
   const char *argv[] = {"EVAL", chat__bus_lua[CHAT__SC_BUS_START], "0",
                         b->node, b->alive, b->ttl, force ? "1" : "0"};
@@ -117,7 +120,7 @@ static int start_once(chat__bus_t *b, int force, char *holder, size_t hlen,
 /* Whether the liveness key's holder ("INSTANCE ADDR HOST PID") is an
  * earlier life of this node that is certainly gone: it listened where we
  * listen now, or it ran on this host under a pid that no longer exists. */
-static int holder_gone(const chat__bus_t *b, const char *holder) {
+static int holder_gone(const redis_bus_t *b, const char *holder) {
   char inst[64], addr[128], host[128];
   long pid = 0;
   if (sscanf(holder, "%63s %127s %127s %ld", inst, addr, host, &pid) < 2)
@@ -130,7 +133,7 @@ static int holder_gone(const chat__bus_t *b, const char *holder) {
 
 /* Another holder is waited out while its key runs down; one that
  * refreshes it is alive. */
-static int join(chat__bus_t *b, char *errbuf, size_t errlen) {
+static int join(redis_bus_t *b, char *errbuf, size_t errlen) {
   char holder[400];
   long long pttl = 0, last = -1;
   uint64_t deadline = uv_hrtime() / 1000000 + b->ttl_ms + 2000;
@@ -214,7 +217,7 @@ static void ev_free(ev_node_t *n) {
 
 /* Reads once; hands the entries over, then deletes them. 0, or -1 when
  * the connection is broken. */
-static int read_inbox(chat__bus_t *b) {
+static int read_inbox(redis_bus_t *b) {
   char count[16], block[16];
   snprintf(count, sizeof(count), "%d", INBOX_COUNT);
   snprintf(block, sizeof(block), "%d", INBOX_BLOCK_MS);
@@ -271,7 +274,7 @@ static int read_inbox(chat__bus_t *b) {
 }
 
 static void *reader(void *arg) {
-  chat__bus_t *b = arg;
+  redis_bus_t *b = arg;
   char why[256];
   while (!b->stop) {
     if (b->rc == NULL) {
@@ -294,7 +297,7 @@ static void *reader(void *arg) {
 /* ---- the loop side -------------------------------------------------------- */
 
 static void on_async(uv_async_t *h) {
-  chat__bus_t *b = h->data;
+  redis_bus_t *b = h->data;
   ev_node_t *n, *next;
   pthread_mutex_lock(&b->mu);
   n = b->head;
@@ -311,7 +314,7 @@ static void on_async(uv_async_t *h) {
 
 static void tick_done(void *arg, int status, char *const *strs, size_t n,
                       long long ival) {
-  chat__bus_t *b = arg;
+  redis_bus_t *b = arg;
   (void)strs;
   (void)n;
   b->ticking = 0;
@@ -329,7 +332,7 @@ static void tick_done(void *arg, int status, char *const *strs, size_t n,
 }
 
 static void on_tick(uv_timer_t *t) {
-  chat__bus_t *b = t->data;
+  redis_bus_t *b = t->data;
   const char *args[] = {b->node, b->alive, b->ttl, REAP_CHUNK};
   if (b->ticking)
     return;
@@ -338,12 +341,14 @@ static void on_tick(uv_timer_t *t) {
     b->ticking = 1;
 }
 
-static int call(chat__bus_t *b, chat__redis_script_t s, const char **args,
+static int call(redis_bus_t *b, chat__redis_script_t s, const char **args,
                 int nargs, chat__bus_reply_cb cb, void *arg) {
   args[0] = b->node;
   return chat__redis_call(b->engine, s, args, nargs,
                           (chat__redis_call_cb)cb, arg);
 }
+
+/* The calls: bus.h explains each. */
 
 static void ignore(void *arg, int status, char *const *strs, size_t n,
                    long long ival) {
@@ -355,13 +360,13 @@ static void ignore(void *arg, int status, char *const *strs, size_t n,
     CHAT_WARN("a cluster call failed: %s", chat_strerror(status));
 }
 
-int chat__bus_login(chat__bus_t *b, const char *user, const char *epoch,
+static int rb_login(chat__bus_t *bb, const char *user, const char *epoch,
                     const char *status, const char *host, int p2p_port,
                     const char *key, chat__bus_reply_cb cb, void *arg) {
   char port[16];
   snprintf(port, sizeof(port), "%d", p2p_port);
   const char *a[] = {NULL, user, epoch, status, host, port, key};
-  return call(b, CHAT__SC_BUS_LOGIN, a, 7, cb ? cb : ignore, arg);
+  return call(RB(bb), CHAT__SC_BUS_LOGIN, a, 7, cb ? cb : ignore, arg);
 }
 
 typedef struct run_op {
@@ -381,73 +386,87 @@ static void run_taken(void *arg, int status, char *const *strs, size_t n,
   free(op);
 }
 
-int chat__bus_new_run(chat__bus_t *b, chat__bus_run_cb cb, void *arg) {
+static int rb_new_run(chat__bus_t *bb, chat__bus_run_cb cb, void *arg) {
   run_op_t *op = malloc(sizeof(*op));
   const char *a[] = {NULL};
   int r;
   if (op == NULL)
     return -ENOMEM;
   *op = (run_op_t){cb, arg};
-  if ((r = call(b, CHAT__SC_BUS_RUN, a, 1, run_taken, op)) < 0)
+  if ((r = call(RB(bb), CHAT__SC_BUS_RUN, a, 1, run_taken, op)) < 0)
     free(op);
   return r;
 }
 
-int chat__bus_rejoin(chat__bus_t *b, const char *user, const char *epoch,
+static int rb_rejoin(chat__bus_t *bb, const char *user, const char *epoch,
                      const char *status, const char *host, int p2p_port,
                      const char *key, chat__bus_reply_cb cb, void *arg) {
   char port[16];
   snprintf(port, sizeof(port), "%d", p2p_port);
   const char *a[] = {NULL, user, epoch, status, host, port, key};
-  return call(b, CHAT__SC_BUS_REJOIN, a, 7, cb ? cb : ignore, arg);
+  return call(RB(bb), CHAT__SC_BUS_REJOIN, a, 7, cb ? cb : ignore, arg);
 }
 
-int chat__bus_connect(chat__bus_t *b, const char *user,
+static int rb_connect(chat__bus_t *bb, const char *user,
                       const char *expect_line, chat__bus_reply_cb cb,
                       void *arg) {
   const char *a[] = {NULL, user, expect_line};
-  return call(b, CHAT__SC_BUS_CONNECT, a, 3, cb, arg);
+  return call(RB(bb), CHAT__SC_BUS_CONNECT, a, 3, cb, arg);
 }
 
-int chat__bus_status(chat__bus_t *b, const char *user, const char *epoch,
+static int rb_status(chat__bus_t *bb, const char *user, const char *epoch,
                      const char *status) {
   const char *a[] = {NULL, user, epoch, status};
-  return call(b, CHAT__SC_BUS_STATUS, a, 4, ignore, NULL);
+  return call(RB(bb), CHAT__SC_BUS_STATUS, a, 4, ignore, NULL);
 }
 
-int chat__bus_logout(chat__bus_t *b, const char *user, const char *epoch) {
+static int rb_logout(chat__bus_t *bb, const char *user, const char *epoch) {
   const char *a[] = {NULL, user, epoch};
-  return call(b, CHAT__SC_BUS_LOGOUT, a, 3, ignore, NULL);
+  return call(RB(bb), CHAT__SC_BUS_LOGOUT, a, 3, ignore, NULL);
 }
 
-int chat__bus_route(chat__bus_t *b, const char *user, char kind,
+static int rb_route(chat__bus_t *bb, const char *user, char kind,
                     const char *x, const char *y, chat__bus_reply_cb cb,
                     void *arg) {
   char k[2] = {kind, '\0'};
   const char *a[] = {NULL, user, k, x ? x : "", y ? y : ""};
-  return call(b, CHAT__SC_BUS_ROUTE, a, 5, cb ? cb : ignore, arg);
+  return call(RB(bb), CHAT__SC_BUS_ROUTE, a, 5, cb ? cb : ignore, arg);
 }
 
-int chat__bus_group(chat__bus_t *b, const char *group) {
+static int rb_group(chat__bus_t *bb, const char *group) {
   const char *a[] = {NULL, group};
-  return call(b, CHAT__SC_BUS_GROUP, a, 2, ignore, NULL);
+  return call(RB(bb), CHAT__SC_BUS_GROUP, a, 2, ignore, NULL);
 }
 
-const char *chat__bus_node(const chat__bus_t *b) { return b->node; }
+
+static void rb_free(chat__bus_t *bb);
+
+static const chat__bus_type_t redis_bus_type = {
+    .login = rb_login,
+    .rejoin = rb_rejoin,
+    .status = rb_status,
+    .logout = rb_logout,
+    .route = rb_route,
+    .connect = rb_connect,
+    .group = rb_group,
+    .new_run = rb_new_run,
+    .free = rb_free,
+};
 
 /* ---- life ------------------------------------------------------------------ */
 
-int chat__bus_new(uv_loop_t *loop, chat__engine_t *engine, const char *node,
+int chat__bus_redis_new(uv_loop_t *loop, chat__engine_t *engine, const char *node,
                   const char *addr, unsigned ttl_ms, chat__bus_event_cb on_event,
                   chat__bus_lost_cb on_lost, void *arg, chat__bus_t **out,
                   char *errbuf, size_t errlen) {
-  chat__bus_t *b;
+  redis_bus_t *b;
   unsigned char raw[16];
   int r;
 
   *out = NULL;
   if ((b = calloc(1, sizeof(*b))) == NULL)
     return -ENOMEM;
+  b->base.type = &redis_bus_type;
   b->loop = loop;
   b->engine = engine;
   b->url = ((chat__redis_engine_t *)(void *)engine)->url;
@@ -498,19 +517,20 @@ int chat__bus_new(uv_loop_t *loop, chat__engine_t *engine, const char *node,
   uv_unref((uv_handle_t *)&b->async);
   CHAT_INFO("node %s joined the cluster (dead after %u ms without a tick)",
             b->node, ttl_ms);
-  *out = b;
+  *out = &b->base;
   return 0;
 }
 
 static void on_closed(uv_handle_t *h) {
-  chat__bus_t *b = h->data;
+  redis_bus_t *b = h->data;
   if (--b->handles == 0) {
     pthread_mutex_destroy(&b->mu);
     free(b);
   }
 }
 
-void chat__bus_free(chat__bus_t *b) {
+static void rb_free(chat__bus_t *bb) {
+  redis_bus_t *b = RB(bb);
   ev_node_t *n, *next;
   char why[256];
   if (b == NULL)

@@ -321,7 +321,8 @@ typedef struct send_op {
   chat__user_t *to, *from; /* pinned */
   uint64_t seq;
   int put_status;
-  int no_route; /* the route could not be asked: put_done answers */
+  int online;  /* the route found the recipient logged in somewhere */
+  int waiting; /* answers to come: the PUT's, the route's */
   char msg_id[CHAT_MAX_MSG_ID + 1];
 } send_op_t;
 
@@ -342,7 +343,8 @@ static void reply(send_op_t *op, const char *status) {
     chat__session_send_line(op->s, line, (size_t)n);
 }
 
-static void send_finish(send_op_t *op, int route_status, size_t n) {
+/* Both answers are in: the PUT's and the route's (in either order). */
+static void send_finish(send_op_t *op) {
   if (op->put_status != 0) {
     CHAT_ERROR("storing %s -> %s %s: %s", op->from->name, op->to->name,
                op->msg_id, chat_strerror(op->put_status));
@@ -354,26 +356,27 @@ static void send_finish(send_op_t *op, int route_status, size_t n) {
   } else {
     /* Durable either way; relayed when its recipient is logged in on a
      * node that was told (a failed route still leaves it stored). */
-    reply(op, route_status == 0 && n > 0 ? "relayed" : "stored");
+    reply(op, op->online ? "relayed" : "stored");
   }
   send_op_free(op);
 }
 
-/* The PUT's fate: the waiter runs before the route's answer (engine.h:
- * a batch's waiters come before its reads). */
 static void put_done(void *arg, int status) {
   send_op_t *op = arg;
   chat__srv_unawait(op->srv, &op->seq);
   op->put_status = status;
-  if (op->no_route)
-    send_finish(op, -EIO, 0);
+  if (--op->waiting == 0)
+    send_finish(op);
 }
 
 static void routed(void *arg, int status, char *const *strs, size_t n,
                    long long ival) {
+  send_op_t *op = arg;
   (void)strs;
   (void)ival;
-  send_finish(arg, status, n);
+  op->online = status == 0 && n > 0;
+  if (--op->waiting == 0)
+    send_finish(op);
 }
 
 int chat__cluster_send(chat__srv_t *srv, chat__session_t *s,
@@ -401,6 +404,7 @@ int chat__cluster_send(chat__srv_t *srv, chat__session_t *s,
   to->wgen++;
   to->store_more = 1;
   me->sent_held++;
+  op->waiting = 2;
   if ((r = chat__engine_then(srv->engine, put_done, op)) < 0) {
     send_op_free(op);
     return r;
@@ -410,7 +414,7 @@ int chat__cluster_send(chat__srv_t *srv, chat__session_t *s,
                            op)) < 0) {
     CHAT_WARN("cannot tell %s's node of a message: %s", to->name,
               chat_strerror(r));
-    op->no_route = 1; /* put_done answers: stored (it is durable) */
+    op->waiting--; /* put_done answers: stored (it is durable) */
   }
   return 0;
 }

@@ -146,7 +146,7 @@ static int join_cluster(uv_loop_t *loop, const chat_server_opts_t *opts,
     CHAT_ERROR("bad --node '%s': 1 to 100 letters, digits and ._:-[]", node);
     return -EINVAL;
   }
-  int r = chat__bus_new(loop, srv->engine, node, where,
+  int r = chat__bus_redis_new(loop, srv->engine, node, where,
                         (unsigned)srv->cfg.heartbeat * 2000,
                         chat__cluster_on_event, chat__cluster_on_lost, srv,
                         out, errbuf, sizeof(errbuf));
