@@ -338,8 +338,14 @@ void chat__srv_run_resident(chat__srv_t *srv, chat__session_t *s,
   const char *uname = s->user != NULL ? named_user(m) : NULL;
   const char *gname = s->user != NULL ? named_group(m) : NULL;
   chat__user_t *u = uname ? chat__registry_find(&srv->reg, uname) : NULL;
+  /* In cluster mode a contact request or answer reads its user afresh:
+   * the event it makes shows that user's status, which may be on another
+   * node and, for a user who is no contact of anyone here, not kept. */
+  int contact_op = m->type == CHAT_T_CONTACT_ADD ||
+                   m->type == CHAT_T_CONTACT_ACCEPT;
   int need_user = uname && chat_name_valid(uname) &&
-                  (u == NULL || !u->held_known);
+                  (u == NULL || !u->held_known ||
+                   (srv->bus != NULL && contact_op && u->session == NULL));
   /* In cluster mode a group is read afresh for every request: members
    * may have been added or left on other nodes. */
   int need_group = gname && chat_name_valid(gname) &&
