@@ -11,6 +11,7 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <sys/resource.h>
@@ -59,6 +60,12 @@ static void thread_main(void *arg) {
     cur = getpriority(PRIO_PROCESS, (id_t)tid);
     if (errno == 0)
       (void)setpriority(PRIO_PROCESS, (id_t)tid, cur + w->nice);
+    /* And SCHED_IDLE: a nice thread still holds its CPU until the
+     * scheduler's next tick when the loop or the store thread wakes up
+     * (milliseconds a `stored` reply waits behind a hash on a busy
+     * machine); an idle-class thread gives way at once. Best effort. */
+    struct sched_param sp = {0};
+    (void)sched_setscheduler(tid, SCHED_IDLE, &sp);
   }
   uv_mutex_lock(&w->mu);
   for (;;) {
