@@ -1,7 +1,9 @@
 /* test_servers.c -- the --server list (servers.c): parsing and its usage
  * errors, and the rotation: in order at the start, on at once within a
  * round, a jittered backoff between rounds, the node after a lost one
- * first. */
+ * first. Then the same through the client core (session.c) on a fake env:
+ * exit 1 only when every address failed before the first login, and a
+ * lost session that comes back elsewhere logs in with its token. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,9 +12,11 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "backoff.h"
+#include "client.h"
 #include "servers.h"
 
 static chat_servers_t parsed(const char *list) {
@@ -207,6 +211,199 @@ static void test_remove(void **state) {
   assert_int_equal(s.n, 1);
 }
 
+/* ---- through the core --------------------------------------------------- */
+
+typedef struct fx {
+  uv_loop_t loop;
+  chat_client_t c;
+  json_t *to_server;
+  json_t *events;
+  int aborted;
+} fx_t;
+
+static uint64_t env_now(void *ctx) { return 1000000; }
+static int env_server_send(void *ctx, const json_t *obj) {
+  return json_array_append(((fx_t *)ctx)->to_server, (json_t *)obj);
+}
+static void env_server_abort(void *ctx) { ((fx_t *)ctx)->aborted = 1; }
+static int env_peer_dial(void *ctx, chat_peer_t *p, const char *host,
+                         int port, int flags, void **link) {
+  return -ENOTSUP;
+}
+static int env_peer_send(void *ctx, void *link, const json_t *obj) {
+  return -EPIPE;
+}
+static void env_peer_close(void *ctx, void *link, int graceful) {}
+static void env_peer_pause(void *ctx, void *link) {}
+static void env_event(void *ctx, const json_t *ev) {
+  json_array_append(((fx_t *)ctx)->events, (json_t *)ev);
+}
+static int env_input_start(void *ctx) { return 0; }
+
+static const chat_client_env_t env = {
+    env_now,        env_server_send, env_server_abort, env_peer_dial,
+    env_peer_send,  env_peer_close,  env_peer_pause,   env_peer_pause,
+    env_event,      env_input_start, NULL,             NULL,
+    NULL,           NULL};
+
+static fx_t *fx_new(const char *list) {
+  fx_t *f = calloc(1, sizeof(*f));
+  chat_client_opts_t opts;
+  assert_non_null(f);
+  memset(&opts, 0, sizeof(opts));
+  opts.servers = parsed(list);
+  strcpy(opts.user, "alice");
+  strcpy(opts.password, "alicepass1");
+  opts.no_p2p = 1;
+  opts.json = 1;
+  f->to_server = json_array();
+  f->events = json_array();
+  assert_int_equal(uv_loop_init(&f->loop), 0);
+  assert_int_equal(chat_client_init_core(&f->c, &f->loop, &opts, &env, f), 0);
+  return f;
+}
+
+static void fx_free(fx_t *f) {
+  if (!f->c.finished) {
+    chat__client_stop(&f->c, 0);
+    if (f->c.net != CHAT_NET_DOWN)
+      chat__session_closed(&f->c, UV_EOF);
+  }
+  assert_true(f->c.finished);
+  uv_run(&f->loop, UV_RUN_DEFAULT);
+  chat_client_free(&f->c);
+  assert_int_equal(uv_loop_close(&f->loop), 0);
+  json_decref(f->to_server);
+  json_decref(f->events);
+  free(f);
+}
+
+static void server_says(fx_t *f, const char *fmt, ...) {
+  va_list ap;
+  json_t *obj;
+  va_start(ap, fmt);
+  obj = json_vpack_ex(NULL, 0, fmt, ap);
+  va_end(ap);
+  assert_non_null(obj);
+  chat__session_on_frame(&f->c, obj);
+  json_decref(obj);
+}
+
+static void welcome(fx_t *f) {
+  chat__session_connected(&f->c);
+  server_says(f, "{s:s,s:i,s:s,s:i,s:i}", "type", "welcome", "proto", 1,
+              "server", "fake", "heartbeat", 30, "max_frame", 65536);
+}
+
+/* What net.c does to the core at each connect. */
+static void connecting(fx_t *f) {
+  f->c.disconnect_reason[0] = '\0';
+  f->c.net = CHAT_NET_CONNECTING;
+}
+
+/* The last frame sent to the server. */
+static json_t *last_sent(fx_t *f) {
+  size_t n = json_array_size(f->to_server);
+  assert_true(n > 0);
+  return json_array_get(f->to_server, n - 1);
+}
+
+static const char *field(const json_t *obj, const char *key) {
+  return json_string_value(json_object_get(obj, key));
+}
+
+static const char TOKEN[] =
+    "7070707070707070707070707070707070707070707070707070707070707070";
+
+/* Before the first login every address gets its try, at once and with
+ * nothing on stdout; when the last fails the client stops with exit 1. */
+static void test_core_start_round(void **state) {
+  fx_t *f = fx_new("a:1,b:2,c:3");
+  connecting(f);
+  assert_int_equal(chat__session_closed(&f->c, UV_ECONNREFUSED), 1);
+  assert_int_equal(chat__session_backoff(&f->c), 0);
+  assert_at(&f->c.servers, "b", 2);
+  /* b answers with server_busy: another failed try, the core cuts it */
+  chat__session_connected(&f->c);
+  server_says(f, "{s:s,s:s,s:s}", "type", "error", "code", "server_busy",
+              "message", "full");
+  assert_int_equal(f->aborted, 1);
+  assert_int_equal(f->c.stopping, 0);
+  assert_int_equal(chat__session_closed(&f->c, UV_EOF), 1);
+  assert_int_equal(chat__session_backoff(&f->c), 0);
+  assert_at(&f->c.servers, "c", 3);
+  connecting(f);
+  assert_int_equal(chat__session_closed(&f->c, UV_ETIMEDOUT), 0);
+  assert_true(f->c.stopping);
+  assert_int_equal(f->c.exit_code, 1);
+  /* the one line says why each failed */
+  assert_non_null(strstr(f->c.start_why, "a:1: ECONNREFUSED"));
+  assert_non_null(strstr(f->c.start_why, "b:2: server_busy"));
+  assert_non_null(strstr(f->c.start_why, "c:3: ETIMEDOUT"));
+  assert_int_equal(json_array_size(f->events), 0); /* no stdout event */
+  fx_free(f);
+}
+
+/* A session lost at b comes back at c after a jittered delay, with the
+ * token instead of the password. */
+static void test_core_loss_moves_on_with_token(void **state) {
+  fx_t *f = fx_new("a:1,b:2,c:3");
+  json_t *ev;
+  connecting(f);
+  assert_int_equal(chat__session_closed(&f->c, UV_ECONNREFUSED), 1);
+  chat__session_backoff(&f->c);
+  welcome(f); /* at b */
+  assert_string_equal(field(last_sent(f), "type"), "login");
+  assert_string_equal(field(last_sent(f), "password"), "alicepass1");
+  server_says(f, "{s:s,s:s,s:s,s:s,s:s}", "type", "ok", "id", "login",
+              "user", "alice", "host", "127.0.0.1", "token", TOKEN);
+  server_says(f, "{s:s,s:s,s:[]}", "type", "ok", "id", "login-contacts",
+              "contacts");
+  assert_int_equal(f->c.net, CHAT_NET_READY);
+  json_array_clear(f->events);
+
+  assert_int_equal(chat__session_closed(&f->c, UV_ECONNRESET), 1);
+  int64_t d = chat__session_backoff(&f->c);
+  assert_true(d >= 500 && d <= 1000);
+  assert_at(&f->c.servers, "c", 3);
+  ev = json_array_get(f->events, 0);
+  assert_string_equal(field(ev, "event"), "disconnected");
+  ev = json_array_get(f->events, 1);
+  assert_string_equal(field(ev, "event"), "reconnecting");
+  assert_int_equal(json_integer_value(json_object_get(ev, "in_ms")), d);
+
+  welcome(f); /* at c */
+  assert_string_equal(field(last_sent(f), "type"), "login");
+  assert_string_equal(field(last_sent(f), "token"), TOKEN);
+  assert_null(json_object_get(last_sent(f), "password"));
+  /* after the first login a whole failed round is no exit: c fails, a
+   * at once, b last, then a backoff */
+  assert_int_equal(chat__session_closed(&f->c, UV_ECONNRESET), 1);
+  assert_int_equal(chat__session_backoff(&f->c), 0);
+  connecting(f);
+  assert_int_equal(chat__session_closed(&f->c, UV_ECONNREFUSED), 1);
+  assert_int_equal(chat__session_backoff(&f->c), 0);
+  assert_at(&f->c.servers, "b", 2);
+  connecting(f);
+  assert_int_equal(chat__session_closed(&f->c, UV_ECONNREFUSED), 1);
+  d = chat__session_backoff(&f->c);
+  assert_true(d >= 1000 && d <= 2000);
+  assert_at(&f->c.servers, "c", 3);
+  assert_int_equal(f->c.stopping, 0);
+  fx_free(f);
+}
+
+/* One address: the exit line is the one it always was. */
+static void test_core_one_address_exit(void **state) {
+  fx_t *f = fx_new("127.0.0.1:7700");
+  connecting(f);
+  assert_int_equal(chat__session_closed(&f->c, UV_ECONNREFUSED), 0);
+  assert_true(f->c.stopping);
+  assert_int_equal(f->c.exit_code, 1);
+  assert_string_equal(f->c.start_why, ""); /* the old line, not the list */
+  fx_free(f);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_parse_forms),
@@ -218,6 +415,9 @@ int main(void) {
       cmocka_unit_test(test_up_and_reset),
       cmocka_unit_test(test_one_address_as_before),
       cmocka_unit_test(test_remove),
+      cmocka_unit_test(test_core_start_round),
+      cmocka_unit_test(test_core_loss_moves_on_with_token),
+      cmocka_unit_test(test_core_one_address_exit),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
