@@ -2,7 +2,7 @@
  * (session.c), direct links (peer.c), what the user typed (commands.c), and
  * the lifecycle and the outbox's actions (client.c). The decisions live in
  * socket-free modules: outbox, roster, dedup, tickets, requests, conv, cmd,
- * backoff.
+ * backoff, servers.
  *
  * The core holds no libuv handle, reads no clock and opens no file: it
  * reaches sockets, stdin, stdout, history and time only through a
