@@ -214,6 +214,7 @@ int chat_client_init_core(chat_client_t *c, uv_loop_t *loop,
   c->env = env;
   c->env_ctx = ctx;
   c->opts = *opts;
+  c->servers = opts->servers; /* the rotation starts at the first */
   c->stop_at = -1;
   chat_roster_init(&c->roster);
   chat_reqs_init(&c->reqs);

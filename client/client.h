@@ -2,7 +2,7 @@
  * (session.c), direct links (peer.c), what the user typed (commands.c), and
  * the lifecycle and the outbox's actions (client.c). The decisions live in
  * socket-free modules: outbox, roster, dedup, tickets, requests, conv, cmd,
- * backoff.
+ * backoff, servers.
  *
  * The core holds no libuv handle, reads no clock and opens no file: it
  * reaches sockets, stdin, stdout, history and time only through a
@@ -31,6 +31,7 @@
 #include "outbox.h"
 #include "requests.h"
 #include "roster.h"
+#include "servers.h"
 #include "tickets.h"
 
 #define CHAT_CLIENT_DRAIN_MS 10000   /* end of input: wait for the outbox */
@@ -49,8 +50,7 @@
 #define CHAT_CLIENT_MAX_READ (8u << 20)
 
 typedef struct chat_client_opts {
-  char server_host[CHAT_HOST_MAX];
-  int server_port;
+  chat_servers_t servers;         /* --server: one address or a cluster's */
   int tls;                        /* --tls: the server link speaks TLS */
   const char *tls_ca;             /* --tls-ca FILE, or NULL: system CAs */
   char user[CHAT_MAX_NAME + 1];
@@ -151,7 +151,11 @@ typedef struct chat_client {
   chat_net_state_t net;      /* DOWN exactly when there is no connection */
   int heartbeat_ms;          /* the welcome's */
   size_t max_frame;          /* the welcome's, for frames read */
-  unsigned attempt;          /* failed connects since the last login */
+  chat_servers_t servers;    /* the --server list and which one is tried
+                              * (the transport connects to its current) */
+  int64_t reconnect_ms;      /* chat__session_closed's choice of delay */
+  char start_why[512];       /* before the first login: why each address
+                              * failed, for the exit's one line */
   int ever_ready;            /* a login has succeeded once */
   int registered;            /* --register done */
   int oversize_cut;          /* the last connection ended over a long line */
@@ -245,10 +249,12 @@ void chat__session_connected(chat_client_t *c);
 /* One frame the server sent (borrowed), in any state. */
 void chat__session_on_frame(chat_client_t *c, const json_t *obj);
 /* The connection is gone (status: 0, UV_EOF, -CHAT_E_FRAME_TOO_LARGE or an
- * error). Returns 1 when the caller should reconnect (after
- * chat__session_backoff ms). */
+ * error). Returns 1 when the caller should connect again, to the servers'
+ * new current address after chat__session_backoff ms; 0 when the client
+ * stops (asked to, or no address answered before the first login). */
 int chat__session_closed(chat_client_t *c, int status);
-/* The delay before the next connect (and the reconnecting event). */
+/* The delay before that connect: 0 to the next address of a round at once,
+ * else a jittered backoff (with the reconnecting event). */
 int64_t chat__session_backoff(chat_client_t *c);
 /* Why the connection ends, for the disconnected event (the first wins). */
 void chat__session_reason(chat_client_t *c, const char *reason);

@@ -30,7 +30,9 @@ typedef struct chat_client_uv {
   /* the server connection (net.c) */
   chat_conn_t *srv;            /* NULL when there is none */
   chat_tls_ctx_t *tls_ctx;     /* --tls: every connect (reconnects too) */
-  struct sockaddr_storage server_addr;
+  /* c.servers' addresses, resolved at start, in the same order */
+  struct sockaddr_storage server_addrs[CHAT_SERVERS_MAX];
+  char srv_name[CHAT_SERVERS_NAME_MAX]; /* the current one's, for lines */
   uint64_t last_read, last_write;
   uint64_t connect_started;    /* the current connect attempt began */
   uv_timer_t hb_timer, reconnect_timer;

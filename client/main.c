@@ -17,16 +17,22 @@
 #include "input.h"
 
 static const char usage_text[] =
-    "usage: chat-client [--server HOST:PORT] --user NAME [--register]\n"
+    "usage: chat-client [--server HOST:PORT[,HOST:PORT...]] --user NAME\n"
+    "                   [--register]\n"
     "                   [--tls [--tls-ca FILE]]\n"
     "                   [--p2p-port PORT | --no-p2p] [--p2p-host HOST] "
     "[--json]\n"
     "                   [--no-bell] [--listen-only | --to USER --message TEXT]\n"
     "                   [--log-level error|warn|info|debug]\n"
     "\n"
-    "  --server HOST:PORT  the chat-server (default 127.0.0.1:7700)\n"
+    "  --server HOST:PORT[,HOST:PORT...]\n"
+    "                      the chat-server (default 127.0.0.1:7700), or up\n"
+    "                      to 16 nodes of one cluster: the first that answers\n"
+    "                      is used, and a lost connection moves on to the\n"
+    "                      next ([IPv6]:PORT for an IPv6 address)\n"
     "  --tls               speak TLS to the server; its certificate must\n"
-    "                      verify for the HOST of --server (name or address)\n"
+    "                      verify for the HOST of the address dialed (name\n"
+    "                      or address)\n"
     "  --tls-ca FILE       trust these PEM CAs instead of the system's\n"
     "                      (needs --tls)\n"
     "  --user NAME         who to log in as\n"
@@ -172,8 +178,11 @@ int main(int argc, char **argv) {
     return usage_error("%s", "--tls-ca needs --tls");
   if (have_port && opts.no_p2p)
     return usage_error("%s", "--p2p-port and --no-p2p exclude each other");
-  if (chat_addr_split(server, opts.server_host, &opts.server_port) < 0)
-    return usage_error("bad --server '%s' (HOST:PORT)", server);
+  {
+    char why[CHAT_HOST_MAX + 128];
+    if (chat_servers_parse(&opts.servers, server, why, sizeof(why)) < 0)
+      return usage_error("%s", why);
+  }
 
   chat_log_set_prefix("chat-client");
   chat_log_set_level(level);

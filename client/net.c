@@ -1,7 +1,8 @@
-/* net.c -- the server connection over a socket: connect, heartbeat, and
- * reconnecting with backoff when the connection is lost; a connect that
- * gets no login answer in CHAT_CLIENT_CONNECT_MS is given up. What travels
- * on it is session.c's business. */
+/* net.c -- the server connection over a socket: connect (to the address
+ * of the --server list that servers.h chose), heartbeat, and reconnecting
+ * when the connection is lost; a connect that gets no login answer in
+ * CHAT_CLIENT_CONNECT_MS is given up. What travels on it is session.c's
+ * business. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,10 +63,16 @@ void chat__net_env_abort(void *ctx) {
     chat_conn_abort(u->srv);
 }
 
+/* "HOST:PORT" of the address connected to now, for people and logs. */
+static const char *current_name(chat_client_uv_t *u) {
+  return chat_servers_name(chat_servers_current(&u->c.servers), u->srv_name,
+                           sizeof(u->srv_name));
+}
+
 void chat__net_reconnect(chat_client_uv_t *u) {
   if (u->c.stopping)
     return;
-  u->c.attempt = 0;
+  chat_servers_reset_backoff(&u->c.servers);
   if (u->srv) { /* on_close reconnects (after the shortest backoff) */
     chat__session_drop(&u->c, "reconnect asked");
     return;
@@ -87,8 +94,7 @@ static void on_connected(chat_conn_t *conn, int status) {
       snprintf(why, sizeof(why), "tls: %s", tls_err);
       chat__session_reason(c, why);
       if (c->ever_ready) /* before, the exit says it */
-        CHAT_WARN("%s:%d: %s", c->opts.server_host, c->opts.server_port,
-                  why);
+        CHAT_WARN("%s: %s", current_name(u), why);
     } else {
       chat__session_reason(c, uv_strerror(status));
     }
@@ -102,13 +108,12 @@ static void on_connected(chat_conn_t *conn, int status) {
                                          (struct sockaddr *)&u->srv_local,
                                          &len) == 0;
   }
+  CHAT_INFO("connected to %s", current_name(u));
   if (u->tls_ctx != NULL)
-    chat__out_info(c, "connected to %s:%d (%s, certificate verified)",
-                   c->opts.server_host, c->opts.server_port,
-                   chat_conn_tls_version(conn));
+    chat__out_info(c, "connected to %s (%s, certificate verified)",
+                   current_name(u), chat_conn_tls_version(conn));
   else
-    chat__out_info(c, "connected to %s:%d (not encrypted)",
-                   c->opts.server_host, c->opts.server_port);
+    chat__out_info(c, "connected to %s (not encrypted)", current_name(u));
   u->last_read = u->last_write = chat__uv_now(u);
   u->c.max_frame = CHAT_MAX_FRAME_DEFAULT;
   chat__session_connected(&u->c);
@@ -116,6 +121,8 @@ static void on_connected(chat_conn_t *conn, int status) {
 
 static void connect_now(chat_client_uv_t *u) {
   chat_client_t *c = &u->c;
+  const chat_server_addr_t *to = chat_servers_current(&c->servers);
+  const struct sockaddr_storage *sa = &u->server_addrs[c->servers.cur];
   chat_conn_t *conn = calloc(1, sizeof(*conn));
   chat_conn_opts_t opts = {CHAT_CLIENT_MAX_READ, 0};
   int rc;
@@ -138,14 +145,15 @@ static void connect_now(chat_client_uv_t *u) {
   {
     struct sockaddr_storage any;
     memset(&any, 0, sizeof(any));
-    any.ss_family = u->server_addr.ss_family;
+    any.ss_family = sa->ss_family;
     u->srv_local_ok = 0;
     u->srv_reuse = chat_conn_bind_reuse(conn, (struct sockaddr *)&any) == 0;
     if (!u->srv_reuse)
       CHAT_DEBUG("server connection without SO_REUSEPORT: no hole punching");
   }
+  /* The certificate must be for the node dialed now, not the first. */
   if (u->tls_ctx != NULL &&
-      (rc = chat_conn_tls(conn, u->tls_ctx, c->opts.server_host)) < 0) {
+      (rc = chat_conn_tls(conn, u->tls_ctx, to->host)) < 0) {
     CHAT_ERROR("cannot start TLS: %s", strerror(-rc));
     chat_conn_abort(conn);
     chat__client_stop(c, 1);
@@ -154,10 +162,9 @@ static void connect_now(chat_client_uv_t *u) {
   u->srv = conn;
   c->net = CHAT_NET_CONNECTING;
   u->connect_started = chat__uv_now(u);
-  chat__out_info(c, "connecting to %s:%d\xe2\x80\xa6", c->opts.server_host,
-                 c->opts.server_port);
-  chat_conn_connect(conn, (const struct sockaddr *)&u->server_addr,
-                    on_connected);
+  CHAT_DEBUG("connecting to %s", current_name(u));
+  chat__out_info(c, "connecting to %s\xe2\x80\xa6", current_name(u));
+  chat_conn_connect(conn, (const struct sockaddr *)sa, on_connected);
 }
 
 static void on_reconnect_timer(uv_timer_t *t) {
@@ -203,15 +210,38 @@ static void on_hb_timer(uv_timer_t *t) {
   }
 }
 
+/* Every address of the list, once, before the loop runs (names block in
+ * getaddrinfo). One that does not resolve is left out of the rotation with
+ * a warning; when none does, the client exits 1 with the reason. */
+static int resolve_all(chat_client_uv_t *u) {
+  chat_servers_t *s = &u->c.servers;
+  int rc = -EINVAL;
+  for (int i = 0; i < s->n;) {
+    rc = chat_addr_resolve(s->addr[i].host, s->addr[i].port,
+                           &u->server_addrs[i]);
+    if (rc == 0) {
+      i++;
+      continue;
+    }
+    if (s->n == 1) {
+      fprintf(stderr, "chat-client: cannot resolve server %s: %s\n",
+              s->addr[i].host, chat_strerror(rc));
+      return rc;
+    }
+    CHAT_WARN("cannot resolve server %s: %s; leaving it out",
+              s->addr[i].host, chat_strerror(rc));
+    chat_servers_remove(s, i);
+    memmove(&u->server_addrs[i], &u->server_addrs[i + 1],
+            (size_t)(s->n - i) * sizeof(u->server_addrs[0]));
+  }
+  return 0;
+}
+
 int chat__net_start(chat_client_uv_t *u) {
   chat_client_t *c = &u->c;
-  int rc = chat_addr_resolve(c->opts.server_host, c->opts.server_port,
-                             &u->server_addr);
-  if (rc < 0) {
-    fprintf(stderr, "chat-client: cannot resolve server %s: %s\n",
-            c->opts.server_host, chat_strerror(rc));
+  int rc = resolve_all(u);
+  if (rc < 0)
     return rc;
-  }
   if (c->opts.tls) {
     char err[256];
     rc = chat_tls_client_ctx(c->opts.tls_ca, &u->tls_ctx, err, sizeof(err));
@@ -255,8 +285,7 @@ static void on_close(chat_conn_t *conn, int status) {
   c->oversize_cut = status == -CHAT_E_FRAME_TOO_LARGE;
   if (!chat__session_closed(c, status))
     return;
-  delay = chat__session_backoff(c);
-  CHAT_INFO("reconnecting in %lld ms", (long long)delay);
+  delay = chat__session_backoff(c); /* session.c logged where and when */
   uv_timer_start(&u->reconnect_timer, on_reconnect_timer, (uint64_t)delay, 0);
 }
 

@@ -11,7 +11,6 @@
 
 #include <sodium.h>
 
-#include "backoff.h"
 #include "chat_log.h"
 #include "client.h"
 
@@ -80,6 +79,14 @@ static void send_login(chat_client_t *c) {
     json_object_set_new(m, "lan", lan);
   }
   c->net = CHAT_NET_LOGIN;
+  {
+    char name[CHAT_SERVERS_NAME_MAX];
+    CHAT_INFO("logging in at %s as %s with %s",
+              chat_servers_name(chat_servers_current(&c->servers), name,
+                                sizeof(name)),
+              c->opts.user,
+              c->token[0] ? "the session token" : "the password");
+  }
   chat__session_request(c, m, CHAT_REQ_LOGIN, NULL, NULL);
 }
 
@@ -94,8 +101,13 @@ static void fail_start(chat_client_t *c, const char *what, const char *code,
 static void on_welcome(chat_client_t *c, const chat_msg_t *m) {
   if (m->type == CHAT_T_ERROR) { /* e.g. server_busy, then it closes */
     chat__session_reason(c, m->code);
-    if (!c->ever_ready)
+    /* With a list, a refused connection is a failed try like a refused
+     * connect: another node may take us (and the exit, when none does,
+     * says why each failed). */
+    if (!c->ever_ready && c->servers.n <= 1)
       fail_start(c, "the server refused the connection", m->code, m->message);
+    else
+      c->env->server_abort(c->env_ctx);
     return;
   }
   if (m->type != CHAT_T_WELCOME)
@@ -133,8 +145,8 @@ static void logged_in(chat_client_t *c) {
   int first = !c->ever_ready;
   c->net = CHAT_NET_CONTACTS;
   c->ever_ready = 1;
-  if (!c->oversize_cut) /* a server that cuts us for that is not back */
-    c->attempt = 0;
+  /* A server that cut us for an oversized line is not hurried back to. */
+  chat_servers_up(&c->servers, c->oversize_cut);
   chat__session_request(c, chat_msg_new(CHAT_T_CONTACTS),
                         CHAT_REQ_LOGIN_CONTACTS, NULL, NULL);
   chat__out_event(c, json_pack("{s:s,s:s,s:i}", "event", "ready", "user",
@@ -472,6 +484,29 @@ void chat__session_on_frame(chat_client_t *c, const json_t *obj) {
 
 /* ---- the end ------------------------------------------------------------ */
 
+/* Before the first login, a try that failed: the next address is tried at
+ * once, and when none is left the client exits 1 with why each failed
+ * (one address: "cannot reach server HOST:PORT: REASON", as always).
+ * Returns 1 when it stopped. */
+static int start_failed(chat_client_t *c) {
+  char name[CHAT_SERVERS_NAME_MAX];
+  size_t len = strlen(c->start_why);
+  chat_servers_name(chat_servers_current(&c->servers), name, sizeof(name));
+  if (c->servers.n <= 1) {
+    char what[CHAT_SERVERS_NAME_MAX + 32];
+    snprintf(what, sizeof(what), "cannot reach server %s", name);
+    fail_start(c, what, c->disconnect_reason, NULL);
+    return 1;
+  }
+  snprintf(c->start_why + len, sizeof(c->start_why) - len, "%s%s: %s",
+           len ? "; " : "", name, c->disconnect_reason);
+  if (chat_servers_round_over(&c->servers)) {
+    fail_start(c, "cannot reach any server", c->start_why, NULL);
+    return 1;
+  }
+  return 0;
+}
+
 int chat__session_closed(chat_client_t *c, int status) {
   chat_net_state_t was = c->net;
 
@@ -489,25 +524,33 @@ int chat__session_closed(chat_client_t *c, int status) {
     chat__client_stop(c, c->exit_code); /* continues the shutdown */
     return 0;
   }
-  if (!c->ever_ready) {
-    char what[CHAT_HOST_MAX + 64];
-    snprintf(what, sizeof(what), "cannot reach server %s:%d",
-             c->opts.server_host, c->opts.server_port);
-    fail_start(c, what, c->disconnect_reason, NULL);
+  if (!c->ever_ready && start_failed(c))
     return 0;
-  }
   if (was >= CHAT_NET_CONTACTS) {
     chat_outbox_server_down(c->ob, (int64_t)chat__client_now(c));
     chat__out_event(c, json_pack("{s:s,s:s}", "event", "disconnected",
                                  "reason", c->disconnect_reason));
   }
+  /* A lost session starts a new round at the next node, after a jittered
+   * delay; a failed try moves on at once within its round. */
+  {
+    char gone[CHAT_SERVERS_NAME_MAX], next[CHAT_SERVERS_NAME_MAX];
+    chat_servers_name(chat_servers_current(&c->servers), gone, sizeof(gone));
+    c->reconnect_ms = chat_servers_next(
+        &c->servers, was >= CHAT_NET_CONTACTS, randombytes_random());
+    CHAT_INFO("%s: %s; next: %s in %lld ms", gone, c->disconnect_reason,
+              chat_servers_name(chat_servers_current(&c->servers), next,
+                                sizeof(next)),
+              (long long)c->reconnect_ms);
+  }
   return 1;
 }
 
 int64_t chat__session_backoff(chat_client_t *c) {
-  int64_t ms = chat_backoff_delay(c->attempt++, randombytes_random());
-  chat__out_event(c, json_pack("{s:s,s:I}", "event", "reconnecting", "in_ms",
-                               (json_int_t)ms));
+  int64_t ms = c->reconnect_ms;
+  if (ms > 0) /* none between the addresses of one round: nothing waits */
+    chat__out_event(c, json_pack("{s:s,s:I}", "event", "reconnecting",
+                                 "in_ms", (json_int_t)ms));
   return ms;
 }
 

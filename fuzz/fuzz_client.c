@@ -764,8 +764,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   w.dial_fails = (flags & 16) != 0;
   w.tls_fails = (flags & 64) != 0;
   memset(&opts, 0, sizeof(opts));
-  snprintf(opts.server_host, sizeof(opts.server_host), "127.0.0.1");
-  opts.server_port = 7700;
+  FUZZ_CHECK(chat_servers_parse(&opts.servers, "127.0.0.1:7700", NULL, 0) ==
+             0);
   snprintf(opts.user, sizeof(opts.user), SELF);
   snprintf(opts.password, sizeof(opts.password), "alicepass1");
   opts.no_p2p = flags & 1;

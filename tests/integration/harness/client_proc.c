@@ -29,15 +29,22 @@ th_cli_t *th_cli_start(int port, const char *user, const char *const extra[]) {
 th_cli_t *th_cli_start_env(int port, const char *user,
                            const char *const extra[],
                            const char *const more_env[]) {
+  char server[64];
+  snprintf(server, sizeof(server), "127.0.0.1:%d", port);
+  return th_cli_start_at(server, user, extra, more_env);
+}
+
+th_cli_t *th_cli_start_at(const char *server, const char *user,
+                          const char *const extra[],
+                          const char *const more_env[]) {
   const char *argv[32];
-  char bin[4096], server[64];
+  char bin[4096];
   const char *env[16] = {"CHAT_PASSWORD=" TH_CLI_PASSWORD};
   size_t n = 0, ne = 1;
   th_cli_t *c = calloc(1, sizeof(*c));
 
   assert_non_null(c);
   snprintf(bin, sizeof(bin), "%s/chat-client", CHAT_BIN_DIR);
-  snprintf(server, sizeof(server), "127.0.0.1:%d", port);
   snprintf(c->user, sizeof(c->user), "%s", user);
   argv[n++] = bin;
   argv[n++] = "--json";

@@ -23,6 +23,10 @@ th_cli_t *th_cli_start(int port, const char *user, const char *const extra[]);
 th_cli_t *th_cli_start_env(int port, const char *user,
                            const char *const extra[],
                            const char *const more_env[]);
+/* The same with --server servers as given (a HOST:PORT list). */
+th_cli_t *th_cli_start_at(const char *servers, const char *user,
+                          const char *const extra[],
+                          const char *const more_env[]);
 /* The same, waiting for its ready event (returns the client). */
 th_cli_t *th_cli_ready(int port, const char *user, const char *const extra[]);
 th_proc_t *th_cli_proc(th_cli_t *c);
