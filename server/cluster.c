@@ -30,14 +30,22 @@ static const char *shown(const chat__session_t *s) {
 
 /* ---- events from other nodes ------------------------------------------- */
 
-/* Messages were stored for u elsewhere: a page from the start of its held
- * messages (their seqs come from other nodes' ranges, which may be below
- * what this node paged last) brings them, in seq order per sender. */
-static void stored_for(chat__srv_t *srv, const char *name) {
+/* Messages were stored for u elsewhere, seq the lowest of them (0:
+ * unknown): the next page brings them, in seq order per sender. Their
+ * seqs come from the other node's run, which may be below what this node
+ * paged last: then the page starts below them. */
+static void stored_for(chat__srv_t *srv, const char *name, uint64_t seq) {
   chat__user_t *u = chat__registry_find(&srv->reg, name);
   if (live(u) == NULL)
     return; /* moved on, or gone: its next login reads the store */
-  u->rewind = 1;
+  if (seq == 0 || seq <= u->store_after) {
+    /* below the cursor (another node's run of seqs is lower): page again
+     * from just below it; a seq unknown pages from the start */
+    uint64_t to = seq > 0 ? seq - 1 : 0;
+    if (!u->rewind || to < u->rewind_to)
+      u->rewind_to = to;
+    u->rewind = 1;
+  }
   u->store_more = 1;
   u->wgen++;
   chat__srv_pump(srv, u);
@@ -150,7 +158,8 @@ static void event_line(chat__srv_t *srv, const chat__bus_event_t *ev) {
 void chat__cluster_on_event(void *arg, const chat__bus_event_t *ev) {
   chat__srv_t *srv = arg;
   switch (ev->kind) {
-  case 'm':
+  case 'm': {
+    uint64_t seq = ev->a != NULL ? strtoull(ev->a, NULL, 10) : 0;
     if (ev->rcpts != NULL) {
       char name[CHAT_MAX_NAME + 1];
       for (const char *p = ev->rcpts; *p;) {
@@ -159,14 +168,15 @@ void chat__cluster_on_event(void *arg, const chat__bus_event_t *ev) {
         if (len > 0 && len <= CHAT_MAX_NAME) {
           memcpy(name, p, len);
           name[len] = '\0';
-          stored_for(srv, name);
+          stored_for(srv, name, seq);
         }
         p = sp ? sp + 1 : p + len;
       }
     } else {
-      stored_for(srv, ev->user);
+      stored_for(srv, ev->user, seq);
     }
     break;
+  }
   case 'p':
     presence(srv, ev);
     break;
@@ -410,7 +420,9 @@ int chat__cluster_send(chat__srv_t *srv, chat__session_t *s,
     return r;
   }
   chat__srv_await(srv, &op->seq, op);
-  if ((r = chat__bus_route(srv->bus, to->name, 'm', NULL, NULL, routed,
+  char seqs[24];
+  snprintf(seqs, sizeof(seqs), "%llu", (unsigned long long)op->seq);
+  if ((r = chat__bus_route(srv->bus, to->name, 'm', seqs, NULL, routed,
                            op)) < 0) {
     CHAT_WARN("cannot tell %s's node of a message: %s", to->name,
               chat_strerror(r));

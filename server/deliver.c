@@ -113,9 +113,32 @@ void chat__srv_store_msg(chat__srv_t *srv, chat__user_t *to, chat__user_t *from,
     from->sent_held++;
 }
 
+/* h->seq, acked, may be in the page being read (registry.h). Out of
+ * memory, it is forgotten: at worst a repeat, which recipients drop. */
+static void note_acked_paging(chat__user_t *u, uint64_t seq) {
+  if (u->nacked_paging == u->cacked_paging) {
+    uint32_t cap = u->cacked_paging ? 2 * u->cacked_paging : 16;
+    uint64_t *v = realloc(u->acked_paging, cap * sizeof(*v));
+    if (v == NULL)
+      return;
+    u->acked_paging = v;
+    u->cacked_paging = cap;
+  }
+  u->acked_paging[u->nacked_paging++] = seq;
+}
+
+static int acked_paging(const chat__user_t *u, uint64_t seq) {
+  for (uint32_t i = 0; i < u->nacked_paging; i++)
+    if (u->acked_paging[i] == seq)
+      return 1;
+  return 0;
+}
+
 void chat__srv_drop_held(chat__srv_t *srv, chat__held_t *h, int acked) {
   unlink_unwritten(srv, h);
   if (acked) {
+    if (h->written && h->to->paging)
+      note_acked_paging(h->to, h->seq);
     if (h->written) {
       chat__store_op_t op;
       memset(&op, 0, sizeof(op));
@@ -226,6 +249,7 @@ static void page_read(void *arg, int status, const chat__stored_msg_t *msgs,
   int stored_meanwhile = u->wgen != op->wgen;
   free(op);
   if (status < 0) {
+    u->nacked_paging = 0;
     CHAT_ERROR("reading held messages of %s: %s", u->name,
                chat_strerror(status));
     return; /* store_more stays: the next ack or login tries again */
@@ -243,6 +267,10 @@ static void page_read(void *arg, int status, const chat__stored_msg_t *msgs,
     if (!chat__srv_window_open(srv, u, wire))
       break;
     chat__held_t *h;
+    if (acked_paging(u, m->seq)) { /* acked while this page was read */
+      u->store_after = m->seq;
+      continue;
+    }
     int r = chat__mailbox_add(&srv->mb, u, from, m->group, m->msg_id, m->body,
                               m->body_len, wire, m->seq, m->ts, &h);
     u->store_after = m->seq;
@@ -257,6 +285,7 @@ static void page_read(void *arg, int status, const chat__stored_msg_t *msgs,
       h->offline = m->offline || m->ts < u->login_ms;
     chat__srv_push(srv, h);
   }
+  u->nacked_paging = 0; /* the next page's read comes after their DELs */
   /* Stop when the window is full or the session went; what is left stays
    * in the store for the next page. */
   if (i == n && !more && !stored_meanwhile)
@@ -269,7 +298,8 @@ void chat__srv_pump(chat__srv_t *srv, chat__user_t *u) {
   chat__session_t *s = u->session;
   if (u->rewind && !u->paging) {
     u->rewind = 0;
-    u->store_after = 0;
+    if (u->rewind_to < u->store_after)
+      u->store_after = u->rewind_to;
   }
   if (s == NULL || s->ended || !u->store_more || u->paging ||
       u->mb_npushed >= CHAT_WINDOW_MSGS ||

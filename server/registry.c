@@ -25,6 +25,7 @@ void chat__registry_unfill(chat__user_t *u) {
 }
 
 static void user_free(chat__user_t *u) {
+  free(u->acked_paging);
   chat__registry_unfill(u);
   free(u->pwhash);
   free(u);

@@ -57,8 +57,16 @@ typedef struct chat__user {
   unsigned store_more : 1;      /* the store may hold more for it */
   unsigned paging : 1;          /* a page of its messages is being read */
   unsigned marked : 1;          /* sweep */
-  unsigned rewind : 1;          /* cluster: page from the first held seq
-                                 * again (cluster.c) */
+  unsigned rewind : 1;          /* cluster: page again from above
+                                 * rewind_to (cluster.c) */
+  uint64_t rewind_to;           /* cluster: a message stored elsewhere
+                                 * has a seq above this, maybe below the
+                                 * cursor (store_after) */
+  /* Written messages acked while a page was being read: that page may
+   * still return them (its read came before their DEL_MSG), and must not
+   * push them again. Emptied when the page is in. Owned. */
+  uint64_t *acked_paging;
+  uint32_t nacked_paging, cacked_paging;
   uint8_t rstatus;              /* cluster: its status on another node as
                                  * last heard (0: offline), while it has no
                                  * session here */
