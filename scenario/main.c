@@ -16,7 +16,8 @@ static void usage(FILE *f) {
   fprintf(f,
           "usage: chat-scenario [--bin-dir DIR] [--keep] [--verbose] "
           "[--max-time S] [--wrap CMD] [--slow F] [--tls] [--redis]\n"
-          "                     [--check] FILE...\n"
+          "                     [--nodes N [--place NAME=NODE]... "
+          "[--failover]] [--check] FILE...\n"
           "Runs conversation scripts against chat-server and chat-client.\n"
           "  --bin-dir DIR  where chat-server and chat-client are "
           "(default: next to chat-scenario)\n"
@@ -30,6 +31,12 @@ static void usage(FILE *f) {
           "                 certificates in the scenario's directory)\n"
           "  --redis        the server keeps its store in a redis-server of\n"
           "                 the scenario's own (exit 77 when there is none)\n"
+          "  --nodes N      N chat-server nodes (1-8, n1..nN) on one such\n"
+          "                 redis-server; clients spread over them in turn\n"
+          "  --place NAME=NODE  start client NAME on NODE (e.g. bob=n2), over\n"
+          "                 the script's node=\n"
+          "  --failover     every client's --server lists every node, its own\n"
+          "                 first (as a client line's `failover` asks)\n"
           "  --check        only parse the files, and check that every event and\n"
           "                 field expected is one chat-client prints\n"
           "Exit status: 0 all passed, 1 a scenario failed, 2 usage or "
@@ -47,11 +54,15 @@ int main(int argc, char **argv) {
       {"slow", required_argument, NULL, 's'},
       {"tls", no_argument, NULL, 't'},
       {"redis", no_argument, NULL, 'R'},
+      {"nodes", required_argument, NULL, 'N'},
+      {"place", required_argument, NULL, 'P'},
+      {"failover", no_argument, NULL, 'F'},
       {"help", no_argument, NULL, 'h'},
       {"version", no_argument, NULL, 'V'},
       {NULL, 0, NULL, 0}};
-  chat_scenario_opts_t o = {NULL, 0, 0, stdout, 240.0, NULL, 1.0, 0, 0};
+  chat_scenario_opts_t o = {.out = stdout, .max_time = 240.0, .slow = 1.0};
   char *wrap_words[32];
+  chat_scenario_place_t places[64];
   int check = 0, c;
   char exe_dir[PATH_MAX];
   while ((c = getopt_long(argc, argv, "b:kvm:chw:s:t", longopts, NULL)) != -1) {
@@ -110,12 +121,48 @@ int main(int argc, char **argv) {
       o.tls = 1;
       break;
     case 'R':
+    case 'N':
+      /* --nodes implies --redis: the nodes share one store, and Redis is
+       * the engine that can be shared. */
+      if (c == 'N') {
+        char *end;
+        long n = strtol(optarg, &end, 10);
+        if (end == optarg || *end != '\0' || n < 1 ||
+            n > CHAT_SCENARIO_MAX_NODES) {
+          fprintf(stderr, "chat-scenario: --nodes wants 1 to %d\n",
+                  CHAT_SCENARIO_MAX_NODES);
+          return 2;
+        }
+        o.nodes = (int)n;
+      }
       o.redis = 1;
       if (chat_scenario_redis_missing() != NULL) {
-        fprintf(stderr, "chat-scenario: --redis: %s\n",
-                chat_scenario_redis_missing());
+        fprintf(stderr, "chat-scenario: --%s: %s\n",
+                c == 'N' ? "nodes" : "redis", chat_scenario_redis_missing());
         return 77; /* ctest's SKIP_RETURN_CODE */
       }
+      break;
+    case 'P': {
+      char *eq = strchr(optarg, '=');
+      int node = eq ? chat_scenario_node_parse(eq + 1) : -EINVAL;
+      if (eq == NULL || eq == optarg || node < 0) {
+        fprintf(stderr, "chat-scenario: --place wants NAME=NODE (NODE n1 "
+                        "to n%d), not '%s'\n", CHAT_SCENARIO_MAX_NODES,
+                optarg);
+        return 2;
+      }
+      if (o.nplace == sizeof(places) / sizeof(places[0])) {
+        fprintf(stderr, "chat-scenario: too many --place\n");
+        return 2;
+      }
+      *eq = '\0';
+      places[o.nplace].name = optarg;
+      places[o.nplace++].node = node;
+      o.place = places;
+      break;
+    }
+    case 'F':
+      o.failover = 1;
       break;
     case 'h':
       usage(stdout);
@@ -132,6 +179,19 @@ int main(int argc, char **argv) {
     usage(stderr);
     return 2;
   }
+  /* Placing on a node only means something with nodes that exist. */
+  if ((o.nplace > 0 || o.failover) && o.nodes == 0) {
+    fprintf(stderr, "chat-scenario: --place and --failover go with "
+                    "--nodes N\n");
+    return 2;
+  }
+  for (size_t i = 0; i < o.nplace; i++)
+    if (o.place[i].node > o.nodes) {
+      fprintf(stderr, "chat-scenario: --place %s=n%d: only %d node%s\n",
+              o.place[i].name, o.place[i].node, o.nodes,
+              o.nodes == 1 ? "" : "s");
+      return 2;
+    }
   if (o.bin_dir == NULL) {
     size_t len = sizeof(exe_dir);
     if (uv_exepath(exe_dir, &len) != 0) {
@@ -170,6 +230,18 @@ int main(int argc, char **argv) {
         fprintf(stderr, "%s:%d: %s\n", path, err.line, err.text);
       else
         fprintf(stderr, "%s: %s\n", path, err.text);
+      bad = 1;
+    }
+  }
+  /* A --place for a name no script has is a typo, not a choice. */
+  for (size_t k = 0; !bad && k < o.nplace; k++) {
+    int found = 0;
+    for (int i = 0; !found && i < nfiles; i++)
+      for (size_t j = 1; j < scripts[i]->nnames; j++)
+        found = found || strcmp(scripts[i]->names[j], o.place[k].name) == 0;
+    if (!found) {
+      fprintf(stderr, "chat-scenario: --place %s: no script has a client "
+                      "'%s'\n", o.place[k].name, o.place[k].name);
       bad = 1;
     }
   }

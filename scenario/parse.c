@@ -10,8 +10,6 @@
 #include "chat_protocol.h"
 #include "scenario.h"
 
-#define PARSE_MAX_FILE (1024 * 1024)
-
 typedef struct parser {
   chat_scenario_script_t *s;
   chat_scenario_error_t *err;
@@ -75,6 +73,25 @@ static int known_client(parser_t *p, const char *name) {
     return fail(p, "unknown participant '%s' (start it first with `client %s`)",
                 name, name);
   return who;
+}
+
+/* A node name where the grammar allows one (n1 .. n8); remembered as the
+ * script's highest, which the run checks against --nodes. */
+static int node_word(parser_t *p, const char *w, int *node) {
+  int k = chat_scenario_node_parse(w);
+  if (k < 0)
+    return fail(p, "'%s' is not a node (n1 to n%d)", w,
+                CHAT_SCENARIO_MAX_NODES);
+  *node = k;
+  if (k > p->s->max_node)
+    p->s->max_node = k;
+  return 0;
+}
+
+/* A word after `server` that is meant as a node: 'n' and a digit, so that
+ * n9 or n12 get told the range instead of "unknown command". */
+static int looks_like_node(const char *w) {
+  return w[0] == 'n' && isdigit((unsigned char)w[1]);
 }
 
 static int parse_seconds(parser_t *p, const char *w, double *out) {
@@ -198,7 +215,8 @@ static int parse_expect(parser_t *p, chat_scenario_step_t *st, char **w,
   return 0;
 }
 
-/* client NAME [user=U] [password=P] [nowait] [chat-client flags...] */
+/* client NAME [user=U] [password=P] [node=NODE] [nowait] [failover]
+ *        [chat-client flags...] */
 static int parse_client(parser_t *p, chat_scenario_step_t *st, char **w,
                         int n) {
   if (!p->server_started)
@@ -232,6 +250,16 @@ static int parse_client(parser_t *p, chat_scenario_step_t *st, char **w,
       st->nowait = 1;
       continue;
     }
+    if (strcmp(w[i], "failover") == 0) {
+      st->failover = 1;
+      continue;
+    }
+    if (strncmp(w[i], "node=", 5) == 0) {
+      int rc = node_word(p, w[i] + 5, &st->node);
+      if (rc != 0)
+        return rc;
+      continue;
+    }
     int rc = check_vars(p, w[i]);
     if (rc != 0)
       return rc;
@@ -246,6 +274,11 @@ static int parse_server(parser_t *p, chat_scenario_step_t *st, char **w,
   st->who = CHAT_SCENARIO_SERVER;
   st->within = p->timeout;
   if (n >= 2 && strcmp(w[1], "start") == 0) {
+    /* Clients are given every node's address, so all of them listen
+     * before any client starts. */
+    if (st->node != 0)
+      return fail(p, "`server start` starts every node; name a node to "
+                     "restart, kill, stop, cont or watch it");
     if (p->server_started)
       return fail(p, "the server was already started (use `server restart`)");
     for (int i = 2; i < n; i++) {
@@ -269,8 +302,8 @@ static int parse_server(parser_t *p, chat_scenario_step_t *st, char **w,
     st->kind = CHAT_SCENARIO_SERVER_RESTART;
     return 0;
   }
-  return fail(p, "expected `server start [FLAGS]`, `server restart`, "
-                 "`server logs TEXT` or `server exits CODE`");
+  return fail(p, "expected `server start [FLAGS]`, `server [NODE] restart`, "
+                 "`server [NODE] logs TEXT` or `server [NODE] exits CODE`");
 }
 
 static int parse_signal(parser_t *p, chat_scenario_step_t *st, char **w,
@@ -288,14 +321,14 @@ static int parse_signal(parser_t *p, chat_scenario_step_t *st, char **w,
       i = 2;
     }
   }
-  if (n != i + 1)
-    return fail(p, "expected `%s NAME`", w[0]);
-  if (strcmp(w[i], "server") == 0) {
+  if (n > i && strcmp(w[i], "server") == 0 && n <= i + 2) {
     if (!p->server_started)
       return fail(p, "`%s server` before `server start`", w[0]);
     st->who = CHAT_SCENARIO_SERVER;
-    return 0;
+    return n == i + 2 ? node_word(p, w[i + 1], &st->node) : 0;
   }
+  if (n != i + 1)
+    return fail(p, "expected `%s NAME` or `%s server [NODE]`", w[0], w[0]);
   return (st->who = known_client(p, w[i])) < 0 ? st->who : 0;
 }
 
@@ -428,6 +461,21 @@ static int parse_line(parser_t *p, char *line) {
     chat_scenario_words_free(w);
     return 0;
   }
+  char **all = w; /* what words_free gets back */
+  if (strcmp(w[0], "server") == 0 && n >= 2 && looks_like_node(w[1])) {
+    /* `server NODE VERB ...` is `server VERB ...` about one node: the node
+     * word is swapped to the front and skipped, so every server line
+     * below reads as it does without one. */
+    if ((rc = node_word(p, w[1], &st->node)) != 0) {
+      chat_scenario_words_free(all);
+      return rc;
+    }
+    char *node = w[1];
+    w[1] = w[0];
+    w[0] = node;
+    w++;
+    n--;
+  }
   if (strcmp(w[0], "server") == 0 &&
       (n < 2 || strcmp(w[1], "start") == 0 || strcmp(w[1], "restart") == 0))
     rc = parse_server(p, st, w, n);
@@ -448,7 +496,7 @@ static int parse_line(parser_t *p, char *line) {
     st->kind = CHAT_SCENARIO_WAIT;
   } else
     rc = parse_participant(p, st, w, n);
-  chat_scenario_words_free(w);
+  chat_scenario_words_free(all);
   return rc;
 }
 
@@ -501,68 +549,4 @@ done:
   }
   *out = p.s;
   return 0;
-}
-
-int chat_scenario_parse_file(const char *path, chat_scenario_script_t **out,
-                             chat_scenario_error_t *err) {
-  FILE *f = fopen(path, "rb");
-  if (f == NULL) {
-    int rc = -errno;
-    if (err != NULL) {
-      err->line = 0;
-      snprintf(err->text, sizeof(err->text), "cannot open: %s",
-               strerror(errno));
-    }
-    return rc;
-  }
-  char *buf = malloc(PARSE_MAX_FILE + 1);
-  size_t len = buf ? fread(buf, 1, PARSE_MAX_FILE + 1, f) : 0;
-  int rc = 0;
-  if (buf == NULL)
-    rc = -ENOMEM;
-  else if (ferror(f))
-    rc = -EIO;
-  else if (len > PARSE_MAX_FILE)
-    rc = -EFBIG;
-  fclose(f);
-  if (rc != 0) {
-    if (err != NULL) {
-      err->line = 0;
-      snprintf(err->text, sizeof(err->text), "cannot read: %s",
-               rc == -EFBIG ? "larger than 1 MiB" : strerror(-rc));
-    }
-    free(buf);
-    return rc;
-  }
-  rc = chat_scenario_parse(buf, len, path, out, err);
-  free(buf);
-  return rc;
-}
-
-static void step_free(chat_scenario_step_t *st) {
-  free(st->source);
-  for (size_t i = 0; i < st->argc; i++)
-    free(st->argv[i]);
-  free(st->argv);
-  free(st->user);
-  free(st->password);
-  free(st->text);
-  for (size_t i = 0; i < st->nconds; i++) {
-    free(st->conds[i].field);
-    free(st->conds[i].value);
-  }
-  free(st->conds);
-}
-
-void chat_scenario_script_free(chat_scenario_script_t *s) {
-  if (s == NULL)
-    return;
-  for (size_t i = 0; i < s->nsteps; i++)
-    step_free(&s->steps[i]);
-  free(s->steps);
-  for (size_t i = 0; i < s->nnames; i++)
-    free(s->names[i]);
-  free(s->names);
-  free(s->path);
-  free(s);
 }

@@ -82,8 +82,8 @@ static void on_exit_cb(chat_scenario_proc_t *p, int64_t status, int signum) {
   } else if (peer->index == CHAT_SCENARIO_SERVER && peer->sent_signal == 0 &&
              !r->tearing_down &&
              !(r->wait == RUN_W_EXIT &&
-               r->s->steps[r->pc].who == CHAT_SCENARIO_SERVER)) {
-    run_fail(r, "the server exited on its own: %s", how);
+               node_targets(&r->s->steps[r->pc], peer))) {
+    run_fail(r, "%s exited on its own: %s", node_label(r, peer), how);
   }
   run_poke(r, peer);
 }
@@ -146,6 +146,7 @@ static int spawn_one(run_t *r, peer_t *peer, const char *prog,
   chat_scenario_queue_clear(&peer->out);
   chat_scenario_queue_clear(&peer->err);
   peer->exited = peer->drained = peer->stopped = peer->stdin_closed = 0;
+  peer->listening = 0;
   peer->sent_signal = peer->signum = 0;
   peer->status = 0;
   peer->not_json = 0;
@@ -207,15 +208,19 @@ static int has_flag(char **flags, size_t n, const char *flag) {
 
 /* chat-server --listen 127.0.0.1:0 --db DIR/server.db --hash-cost min
  * FLAGS... (each default only when FLAGS do not name it); a restart
- * listens on the address the first server reported, so clients come back. */
-int peer_start_server(run_t *r) {
-  peer_t *peer = &r->peers[CHAT_SCENARIO_SERVER];
-  char listen[sizeof(r->server_addr)], db[PATH_MAX + 16];
+ * listens on the address the node first reported, so clients come back.
+ * With --nodes each node also gets --node nK, and they all get the one
+ * Redis (without it, a file each). */
+int peer_start_server(run_t *r, peer_t *peer) {
+  char listen[sizeof(peer->addr)], db[PATH_MAX + 16];
   char cert[PATH_MAX + 16], key[PATH_MAX + 16];
   snprintf(listen, sizeof(listen), "%s",
-           r->server_addr[0] ? r->server_addr : "127.0.0.1:0");
-  snprintf(db, sizeof(db), "%s/server.db", r->dir);
-  char **argv = calloc(r->nserver_flags + 16, sizeof(char *));
+           peer->addr[0] ? peer->addr : "127.0.0.1:0");
+  if (r->o->nodes > 0)
+    snprintf(db, sizeof(db), "%s/server-%s.db", r->dir, peer->name);
+  else
+    snprintf(db, sizeof(db), "%s/server.db", r->dir);
+  char **argv = calloc(r->nserver_flags + 18, sizeof(char *));
   if (argv == NULL)
     return -ENOMEM;
   size_t n = 1;
@@ -247,9 +252,14 @@ int peer_start_server(run_t *r) {
     argv[n++] = "--hash-cost";
     argv[n++] = "min";
   }
+  if (r->o->nodes > 0 && !has_flag(r->server_flags, r->nserver_flags,
+                                   "--node")) {
+    argv[n++] = "--node";
+    argv[n++] = (char *)peer->name;
+  }
   for (size_t i = 0; i < r->nserver_flags; i++) {
     argv[n++] = r->server_flags[i];
-    if (r->server_addr[0] && !r->o->tls &&
+    if (peer->addr[0] && !r->o->tls &&
         strcmp(r->server_flags[i], "--listen") == 0 && i + 1 < r->nserver_flags)
       argv[n++] = listen, i++;
   }
@@ -298,9 +308,10 @@ static int replace(char **slot, const char *value) {
   return 0;
 }
 
-/* chat-client --server $server --user USER --json FLAGS..., password in the
- * environment. A restart without flags keeps the last ones, user and
- * password included. */
+/* chat-client --server ADDR --user USER --json FLAGS..., password in the
+ * environment; ADDR is its node's (nodes.c says which, and adds the other
+ * nodes' for `failover`). A restart without flags keeps the last ones, user
+ * and password included. */
 int peer_start_client(run_t *r, peer_t *peer, const chat_scenario_step_t *st) {
   int rc = 0;
   if (st->user != NULL || peer->user == NULL)
@@ -338,6 +349,9 @@ int peer_start_client(run_t *r, peer_t *peer, const chat_scenario_step_t *st) {
       peer->argc++;
     }
   }
+  char server[CHAT_SCENARIO_MAX_NODES * (sizeof(peer->addr) + 1)];
+  if ((rc = node_place(r, peer, st, server, sizeof(server))) != 0)
+    return rc;
   char **argv = calloc(peer->argc + 12, sizeof(char *));
   char **env = client_env(peer->password);
   char ca[PATH_MAX + 16];
@@ -348,7 +362,7 @@ int peer_start_client(run_t *r, peer_t *peer, const chat_scenario_step_t *st) {
   }
   size_t n = 1;
   argv[n++] = "--server";
-  argv[n++] = r->server_addr;
+  argv[n++] = server;
   argv[n++] = "--user";
   argv[n++] = peer->user;
   argv[n++] = "--json";

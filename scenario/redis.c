@@ -1,7 +1,7 @@
-/* redis.c -- chat-scenario --redis: a redis-server for one scenario
- * (tests/support/redis_proc.h: a temporary directory, a free port,
- * appendonly yes, appendfsync always), whose URL the server gets as --db,
- * so a restarted server finds the same data. */
+/* redis.c -- chat-scenario --redis (and --nodes): a redis-server for one
+ * scenario (tests/support/redis_proc.h: a temporary directory, a free port,
+ * appendonly yes, appendfsync always), whose URL every node gets as --db,
+ * so a restarted node finds the same data and nodes share it. */
 #include <stdlib.h>
 
 #include "redis_proc.h"

@@ -99,40 +99,6 @@ static int step_expand(run_t *r, const chat_scenario_step_t *st) {
 
 /* ---- waiting ----------------------------------------------------------- */
 
-/* The "listening on HOST:PORT" line gives the address clients use; with
- * --tls the one that ends "(tls)". */
-static int take_listen_line(run_t *r, peer_t *srv) {
-  ssize_t i = chat_scenario_queue_find_text(
-      &srv->err, r->o->tls ? " (tls)" : "listening on ");
-  if (i < 0 || strstr(srv->err.items[i].line, "listening on ") == NULL)
-    return 0;
-  srv->err.items[i].consumed = 1;
-  const char *a = strstr(srv->err.items[i].line, "listening on ") + 13;
-  size_t len = strcspn(a, " \t,;");
-  const char *colon = memrchr(a, ':', len);
-  if (len == 0 || len >= sizeof(r->server_addr) || colon == NULL ||
-      atoi(colon + 1) <= 0) {
-    run_fail(r, "cannot read an address in: %s", srv->err.items[i].line);
-    return 0;
-  }
-  char host[sizeof(r->server_addr)];
-  memcpy(r->server_addr, a, len);
-  r->server_addr[len] = '\0';
-  size_t hlen = (size_t)(colon - a);
-  if (hlen >= 2 && a[0] == '[')
-    memcpy(host, a + 1, hlen -= 2);
-  else
-    memcpy(host, a, hlen);
-  host[hlen] = '\0';
-  if (chat_scenario_vars_set(&r->vars, "server", r->server_addr) != 0 ||
-      chat_scenario_vars_set(&r->vars, "host", host) != 0 ||
-      chat_scenario_vars_set(&r->vars, "port", colon + 1) != 0) {
-    run_fail(r, "out of memory");
-    return 0;
-  }
-  return 1;
-}
-
 static int take_event(run_t *r, peer_t *peer, const char *event, int next) {
   ssize_t i = chat_scenario_queue_find(&peer->out, event, r->conds, r->nconds);
   if (next) {
@@ -171,7 +137,7 @@ static int take_event(run_t *r, peer_t *peer, const char *event, int next) {
   return 1;
 }
 
-static int exit_matches(const peer_t *peer, const chat_scenario_step_t *st) {
+int run_exit_matches(const peer_t *peer, const chat_scenario_step_t *st) {
   if (st->exit_signal != 0)
     return peer->signum == st->exit_signal;
   return peer->signum == 0 && peer->status == st->exit_code;
@@ -182,17 +148,16 @@ static int poll_wait(run_t *r) {
   const chat_scenario_step_t *st = &r->s->steps[r->pc];
   peer_t *peer = &r->peers[st->who];
   char how[96];
+  if (r->wait == RUN_W_NONE || r->wait == RUN_W_PAUSE)
+    return 0; /* a pause ends by its timer (and is the server's, who 0) */
+  if (st->who == CHAT_SCENARIO_SERVER)
+    return node_poll(r, st); /* one node or all of them */
   switch (r->wait) {
   case RUN_W_NONE:
   case RUN_W_PAUSE:
-    return 0;
   case RUN_W_LISTEN:
-    if (take_listen_line(r, peer))
-      return 1;
-    if (peer->exited && !r->failed)
-      run_fail(r, "the server ended before it was listening: %s",
-               peer_exit_text(peer, how, sizeof(how)));
-    return 0;
+  case RUN_W_RESTART:
+    return 0; /* not a client's */
   case RUN_W_READY:
     /* Consumed, so that a later `sees ready` waits for a new login (after
      * a reconnect); `client NAME nowait` leaves it to the script. */
@@ -218,16 +183,10 @@ static int poll_wait(run_t *r) {
   case RUN_W_EXIT:
     if (!peer->exited)
       return 0;
-    if (st->kind == CHAT_SCENARIO_SIGNAL || exit_matches(peer, st))
+    if (st->kind == CHAT_SCENARIO_SIGNAL || run_exit_matches(peer, st))
       return 1;
     run_fail(r, "%s ended with %s", peer->name,
              peer_exit_text(peer, how, sizeof(how)));
-    return 0;
-  case RUN_W_RESTART:
-    if (!peer->exited)
-      return 0;
-    if (peer_start_server(r) == 0)
-      r->wait = RUN_W_LISTEN;
     return 0;
   }
   /* Nothing more can come from a process that is gone and fully read. */
@@ -292,6 +251,10 @@ static void on_deadline(uv_timer_t *t) {
   run_t *r = t->data;
   const chat_scenario_step_t *st = &r->s->steps[r->pc];
   peer_t *peer = &r->peers[st->who];
+  if (st->who == CHAT_SCENARIO_SERVER && r->wait != RUN_W_PAUSE) {
+    node_deadline(r, st);
+    return;
+  }
   switch (r->wait) {
   case RUN_W_PAUSE:
   case RUN_W_NEVER:
@@ -303,12 +266,7 @@ static void on_deadline(uv_timer_t *t) {
     run_fail(r, "timed out after %.1f s; %s's unconsumed events:",
              st->within, peer->name);
     return;
-  case RUN_W_LISTEN:
-    run_fail(r, "timed out after %.1f s waiting for the server's "
-                "'listening on' line", st->within);
-    return;
   case RUN_W_EXIT:
-  case RUN_W_RESTART:
     run_fail(r, "timed out after %.1f s waiting for %s to exit", st->within,
              peer->name);
     return;
@@ -332,7 +290,7 @@ static int exec(run_t *r, const chat_scenario_step_t *st) {
     for (size_t i = 0; i < st->argc; i++, r->nserver_flags++)
       if (expand(r, st->argv[i], &r->server_flags[i]) != 0)
         return 0;
-    if (peer_start_server(r) != 0) {
+    if (node_start_all(r) != 0) {
       run_fail(r, "cannot start the server");
       return 0;
     }
@@ -340,8 +298,7 @@ static int exec(run_t *r, const chat_scenario_step_t *st) {
     break;
   case CHAT_SCENARIO_SERVER_RESTART:
     r->wait = RUN_W_RESTART;
-    if (peer->proc != NULL && !peer->exited)
-      peer_signal(r, peer, SIGTERM);
+    node_restart(r, st);
     break;
   case CHAT_SCENARIO_CLIENT:
     if (peer->proc != NULL && !peer->exited)
@@ -393,7 +350,10 @@ static int exec(run_t *r, const chat_scenario_step_t *st) {
     r->wait = RUN_W_EXIT;
     break;
   case CHAT_SCENARIO_SIGNAL:
-    if (peer_signal(r, peer, st->signum) != 0)
+    if (st->who == CHAT_SCENARIO_SERVER) {
+      if (node_signal(r, st) != 0)
+        return 0;
+    } else if (peer_signal(r, peer, st->signum) != 0)
       return run_fail(r, "%s is not running (%s)", peer->name,
                       peer_exit_text(peer, how, sizeof(how))), 0;
     if (!peer_signal_terminates(st->signum))
@@ -490,8 +450,27 @@ static void report(run_t *r, double secs) {
   fprintf(out, "\n  %s\n%s", r->fail_msg, r->fail_detail ? r->fail_detail : "");
 }
 
+/* The most nodes the script and the --place pins name, which must run. */
+static int nodes_named(const chat_scenario_script_t *s,
+                       const chat_scenario_opts_t *o) {
+  int most = s->max_node;
+  for (size_t i = 0; i < o->nplace; i++)
+    if (o->place[i].node > most)
+      most = o->place[i].node;
+  return most;
+}
+
 int chat_scenario_run(const chat_scenario_script_t *s,
                       const chat_scenario_opts_t *o) {
+  /* Refused before anything starts: with fewer nodes the script would
+   * mean something else (`kill server n2` killing the only server). */
+  int named = nodes_named(s, o), nodes = o->nodes > 0 ? o->nodes : 1;
+  if (named > nodes) {
+    fprintf(o->out, "FAIL %s\n  it names node n%d, but %d node%s: "
+                    "run it with --nodes %d or more\n", s->path, named,
+            nodes, nodes == 1 ? " runs" : "s run", named);
+    return CHAT_SCENARIO_FAIL;
+  }
   run_t *r = calloc(1, sizeof(*r));
   if (r == NULL)
     return -ENOMEM;
@@ -512,7 +491,9 @@ int chat_scenario_run(const chat_scenario_script_t *s,
             strerror(errno));
     goto out;
   }
-  if ((r->peers = calloc(s->nnames, sizeof(*r->peers))) == NULL ||
+  /* Nodes 2..N live after the script's participants (nodes.c). */
+  if ((r->peers = calloc(s->nnames + (size_t)nodes - 1,
+                         sizeof(*r->peers))) == NULL ||
       chat_scenario_vars_set(&r->vars, "dir", r->dir) != 0 ||
       (rc = uv_loop_init(&r->loop)) != 0) {
     rc = rc ? rc : -ENOMEM;
@@ -523,6 +504,11 @@ int chat_scenario_run(const chat_scenario_script_t *s,
     r->peers[i].run = r;
     r->peers[i].index = (int)i;
     r->peers[i].name = s->names[i];
+  }
+  if (node_init(r) != 0) {
+    rc = -ENOMEM;
+    uv_loop_close(&r->loop);
+    goto out_dir;
   }
   uv_timer_init(&r->loop, &r->timer);
   uv_timer_init(&r->loop, &r->watchdog);
@@ -559,9 +545,11 @@ out_dir:
   else
     nftw(r->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 out:
-  for (size_t i = 0; i < r->npeers; i++)
+  for (size_t i = 0; r->peers != NULL && i < s->nnames + (size_t)nodes - 1;
+       i++)
     peer_free(&r->peers[i]);
   free(r->peers);
+  free(r->nodes);
   for (size_t i = 0; i < r->nserver_flags; i++)
     free(r->server_flags[i]);
   free(r->server_flags);

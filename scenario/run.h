@@ -6,6 +6,12 @@
 
 #include "scenario.h"
 
+/* --place NAME=NODE: a client kept on one node for the whole script. */
+typedef struct chat_scenario_place {
+  const char *name;
+  int node; /* 1..CHAT_SCENARIO_MAX_NODES */
+} chat_scenario_place_t;
+
 typedef struct chat_scenario_opts {
   const char *bin_dir; /* where chat-server and chat-client are */
   int keep;            /* keep the temporary directory (its path is printed) */
@@ -22,6 +28,16 @@ typedef struct chat_scenario_opts {
   int redis;           /* the server keeps its store in a redis-server
                           started for the scenario (--db redis://...),
                           on the same data across server restarts */
+  int nodes;           /* 0: one server, as always. 1..8: that many
+                          chat-server nodes, each with --node nK, all
+                          started, restarted and killed together unless a
+                          step names one; clients spread over them (main
+                          sets redis too: without it each node gets a
+                          SQLite file of its own, for the runner's tests) */
+  const chat_scenario_place_t *place; /* pins over the script's node= */
+  size_t nplace;
+  int failover;        /* every client gets every node's address in
+                          --server, as a script's `failover` word asks */
 } chat_scenario_opts_t;
 
 /* NULL when --redis can start a redis-server, else why not. */

@@ -24,6 +24,9 @@
 /* Longest deadline or pause a script may ask for, in seconds. */
 #define CHAT_SCENARIO_MAX_SECONDS 3600.0
 #define CHAT_SCENARIO_NAME_MAX 64
+/* Most chat-server nodes one scenario runs (chat-scenario --nodes N); a
+ * script names them n1 .. n8, as chat-server's --node does. */
+#define CHAT_SCENARIO_MAX_NODES 8
 
 /* ---- Variables ($server, $port, captures) ------------------------------ */
 
@@ -64,8 +67,9 @@ typedef struct chat_scenario_cond {
 } chat_scenario_cond_t;
 
 typedef enum chat_scenario_kind {
-  CHAT_SCENARIO_SERVER_START,   /* argv: extra chat-server flags */
-  CHAT_SCENARIO_SERVER_RESTART, /* TERM (if running), start on the same port */
+  CHAT_SCENARIO_SERVER_START,   /* argv: extra chat-server flags; every node */
+  CHAT_SCENARIO_SERVER_RESTART, /* TERM (if running), start on the same port;
+                                   every node, or the one in node */
   CHAT_SCENARIO_CLIENT,         /* start a client; argc 0 reuses the last flags */
   CHAT_SCENARIO_SAY,            /* text: one line for the client's stdin */
   CHAT_SCENARIO_EOF,            /* close the client's stdin */
@@ -82,12 +86,17 @@ typedef struct chat_scenario_step {
   int line;      /* 1-based line in the file */
   char *source;  /* the line as written, trimmed (for transcripts) */
   int who;       /* participant index */
+  int node;      /* 1..CHAT_SCENARIO_MAX_NODES, else 0. A server step: the
+                    node it is about (`server n2 ...`, `kill server n2`),
+                    0 for every node. CLIENT: the node it starts on
+                    (`node=n2`), 0 for the runner to choose */
   double within; /* seconds: deadline, quiet period or pause */
   char **argv;   /* program flags (SERVER_START, CLIENT), owned */
   size_t argc;
   char *user;     /* CLIENT: user=NAME, or NULL to keep (default: the name) */
   char *password; /* CLIENT: password=..., or NULL to keep */
   int nowait;     /* CLIENT: do not wait for the ready event */
+  int failover;   /* CLIENT: --server lists every node, its own first */
   int next;       /* SEES: the first unconsumed event of that name must
                      match (`sees next`), instead of any later one */
   char *text;     /* SAY line, LOGS substring, SEES/NEVER event name */
@@ -104,6 +113,7 @@ typedef struct chat_scenario_script {
   size_t nnames;
   chat_scenario_step_t *steps;
   size_t nsteps;
+  int max_node; /* the highest node any step names, or 0 */
 } chat_scenario_script_t;
 
 typedef struct chat_scenario_error {
@@ -135,6 +145,10 @@ void chat_scenario_words_free(char **words);
 /* Signal names as scripts write them: "TERM", "SIGTERM", "9". Returns the
  * number or -EINVAL. */
 int chat_scenario_signal_parse(const char *name);
+
+/* Node names as scripts write them: "n1" .. "n8" (CHAT_SCENARIO_MAX_NODES).
+ * Returns the number, or -EINVAL. */
+int chat_scenario_node_parse(const char *name);
 
 /* ---- Matching one event ------------------------------------------------ */
 

@@ -1,5 +1,5 @@
 /* words.c -- splitting a script line into words (quotes, escapes, trailing
- * comments) and naming signals. */
+ * comments), and naming signals and nodes. */
 #include <ctype.h>
 #include <errno.h>
 #include <signal.h>
@@ -110,4 +110,13 @@ int chat_scenario_signal_parse(const char *name) {
     if (strcasecmp(name, signals[i].name) == 0)
       return signals[i].num;
   return -EINVAL;
+}
+
+int chat_scenario_node_parse(const char *name) {
+  /* One form only, the one chat-server's --node gets and the transcript
+   * shows: no "N2", no "n02", no bare "2". */
+  if (name[0] != 'n' || name[1] < '1' || name[1] > '9' || name[2] != '\0')
+    return -EINVAL;
+  int k = name[1] - '0';
+  return k <= CHAT_SCENARIO_MAX_NODES ? k : -EINVAL;
 }

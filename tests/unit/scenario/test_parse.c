@@ -241,6 +241,108 @@ static void test_errors_name_the_line(void **state) {
                              "write `a eof` to close stdin"), 3);
 }
 
+/* Nodes (chat-scenario --nodes N): `server NODE ...`, `kill server NODE`,
+ * `client NAME node=NODE failover`, and the script's highest node. */
+static void test_nodes(void **state) {
+  chat_scenario_script_t *s = parse_ok(
+      "server start --heartbeat 1\n"
+      "client alice node=n2 failover --register\n"
+      "client bob\n"
+      "kill -9 server n2\n"
+      "kill server\n"
+      "stop server n1\n"
+      "cont server n1\n"
+      "server n2 restart\n"
+      "server restart\n"
+      "server n2 logs \"login bob\" within 5\n"
+      "server n3 exits 0\n"
+      "server logs \"login alice\"\n"
+      "client alice\n");
+  chat_scenario_step_t *st = s->steps;
+  assert_int_equal(s->max_node, 3);
+  assert_int_equal(st[0].node, 0);
+  assert_int_equal(st[1].kind, CHAT_SCENARIO_CLIENT);
+  assert_int_equal(st[1].node, 2);
+  assert_int_equal(st[1].failover, 1);
+  assert_int_equal(st[1].argc, 1); /* node= and failover are the runner's */
+  assert_string_equal(st[1].argv[0], "--register");
+  assert_int_equal(st[2].node, 0); /* the runner places it */
+  assert_int_equal(st[2].failover, 0);
+  assert_int_equal(st[3].kind, CHAT_SCENARIO_SIGNAL);
+  assert_int_equal(st[3].signum, SIGKILL);
+  assert_int_equal(st[3].who, CHAT_SCENARIO_SERVER);
+  assert_int_equal(st[3].node, 2);
+  assert_int_equal(st[4].node, 0); /* every node */
+  assert_int_equal(st[5].signum, SIGSTOP);
+  assert_int_equal(st[5].node, 1);
+  assert_int_equal(st[6].signum, SIGCONT);
+  assert_int_equal(st[6].node, 1);
+  assert_int_equal(st[7].kind, CHAT_SCENARIO_SERVER_RESTART);
+  assert_int_equal(st[7].node, 2);
+  assert_int_equal(st[8].kind, CHAT_SCENARIO_SERVER_RESTART);
+  assert_int_equal(st[8].node, 0);
+  assert_int_equal(st[9].kind, CHAT_SCENARIO_LOGS);
+  assert_int_equal(st[9].who, CHAT_SCENARIO_SERVER);
+  assert_int_equal(st[9].node, 2);
+  assert_string_equal(st[9].text, "login bob");
+  assert_true(st[9].within == 5.0);
+  assert_int_equal(st[10].kind, CHAT_SCENARIO_EXITS);
+  assert_int_equal(st[10].node, 3);
+  assert_int_equal(st[10].exit_code, 0);
+  assert_int_equal(st[11].node, 0);
+  assert_int_equal(st[12].node, 0); /* a restart keeps its node */
+  chat_scenario_script_free(s);
+
+  /* Without nodes named, nothing changes; a client may still be called n2:
+   * only the word after `server` is a node. */
+  s = parse_ok("server start\nclient n2\nn2: hi\nkill n2\nserver logs x\n");
+  assert_int_equal(s->max_node, 0);
+  assert_int_equal(s->steps[3].who, 1);
+  assert_int_equal(s->steps[3].node, 0);
+  chat_scenario_script_free(s);
+}
+
+static void test_node_errors(void **state) {
+  assert_int_equal(parse_bad("server start\nserver n2 start\n",
+                             "`server start` starts every node"), 2);
+  assert_int_equal(parse_bad("server n1 start\n", "starts every node"), 1);
+  assert_int_equal(parse_bad("server start\nkill server n9\n",
+                             "'n9' is not a node (n1 to n8)"), 2);
+  assert_int_equal(parse_bad("server start\nserver n0 restart\n",
+                             "'n0' is not a node"), 2);
+  assert_int_equal(parse_bad("server start\nserver n12 logs x\n",
+                             "'n12' is not a node"), 2);
+  assert_int_equal(parse_bad("server start\nstop server 2\n",
+                             "'2' is not a node"), 2);
+  assert_int_equal(parse_bad("server start\nclient a node=2\n",
+                             "'2' is not a node"), 2);
+  assert_int_equal(parse_bad("server start\nclient a node=\n",
+                             "'' is not a node"), 2);
+  assert_int_equal(parse_bad("server start\nkill server n2 n1\n",
+                             "expected `kill NAME` or `kill server [NODE]`"),
+                   2);
+  assert_int_equal(parse_bad("kill -9 server n2\n", "before `server start`"),
+                   1);
+  assert_int_equal(parse_bad("server start\nserver n2 sees x\n",
+                             "no events"), 2);
+  assert_int_equal(parse_bad("server start\nserver n2 dances\n",
+                             "`server [NODE] restart`"), 2);
+  assert_int_equal(parse_bad("server start\nkill\n", "expected `kill NAME`"),
+                   2);
+  assert_int_equal(parse_bad("server start\nstop\n", "expected `stop NAME`"),
+                   2);
+}
+
+static void test_node_names(void **state) {
+  assert_int_equal(chat_scenario_node_parse("n1"), 1);
+  assert_int_equal(chat_scenario_node_parse("n8"), 8);
+  assert_int_equal(CHAT_SCENARIO_MAX_NODES, 8);
+  const char *bad[] = {"n9", "n0", "n", "", "N2", "n02", "2", "n1x", "n10",
+                       "node1"};
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+    assert_int_equal(chat_scenario_node_parse(bad[i]), -EINVAL);
+}
+
 static void test_nul_in_middle(void **state) {
   const char text[] = "wait 1\nwa\0it 2\n";
   chat_scenario_script_t *s = NULL;
@@ -317,6 +419,9 @@ int main(void) {
       cmocka_unit_test(test_sees_next),
       cmocka_unit_test(test_client_options),
       cmocka_unit_test(test_errors_name_the_line),
+      cmocka_unit_test(test_nodes),
+      cmocka_unit_test(test_node_errors),
+      cmocka_unit_test(test_node_names),
       cmocka_unit_test(test_nul_in_middle),
       cmocka_unit_test(test_crlf_and_blank_lines),
       cmocka_unit_test(test_split_words),

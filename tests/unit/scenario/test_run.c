@@ -24,8 +24,10 @@
 
 static char bin_dir[PATH_MAX];
 
-/* Runs a script given as text; *out gets what the runner printed. */
-static int run_text(const char *text, char **out, double *secs) {
+/* Runs a script given as text with options (NULL: the defaults); *out gets
+ * what the runner printed. */
+static int run_opts(const char *text, const chat_scenario_opts_t *with,
+                    char **out, double *secs) {
   chat_scenario_script_t *s = NULL;
   chat_scenario_error_t err;
   int rc = chat_scenario_parse(text, strlen(text), "t.chat", &s, &err);
@@ -35,7 +37,11 @@ static int run_text(const char *text, char **out, double *secs) {
   size_t len = 0;
   FILE *f = open_memstream(out, &len);
   assert_non_null(f);
-  chat_scenario_opts_t o = {bin_dir, 0, 0, f, 60.0, NULL, 1.0, 0, 0};
+  chat_scenario_opts_t o = {.max_time = 60.0, .slow = 1.0};
+  if (with != NULL)
+    o = *with;
+  o.bin_dir = bin_dir;
+  o.out = f;
   struct timespec a, b;
   clock_gettime(CLOCK_MONOTONIC, &a);
   rc = chat_scenario_run(s, &o);
@@ -57,6 +63,17 @@ static int run_text(const char *text, char **out, double *secs) {
     assert_int_equal(stat(dir, &st), -1);
   }
   return rc;
+}
+
+static int run_text(const char *text, char **out, double *secs) {
+  return run_opts(text, NULL, out, secs);
+}
+
+static size_t count_in(const char *out, const char *what) {
+  size_t n = 0;
+  for (const char *p = strstr(out, what); p != NULL; p = strstr(p + 1, what))
+    n++;
+  return n;
 }
 
 static void expect_in(const char *out, const char *want) {
@@ -234,6 +251,126 @@ static void test_interrupt_cleans_up(void **state) {
   free(out);
 }
 
+/* --nodes 2 (the fake server does not care that there is no Redis: each
+ * node gets a file of its own). Every node starts with its --node, clients
+ * go round robin and keep their node, `failover` lists every node, and
+ * server steps without a node are about all of them. */
+static void test_nodes(void **state) {
+  chat_scenario_opts_t o = {.max_time = 60.0, .slow = 1.0, .nodes = 2};
+  char *out;
+  int rc = run_opts(
+      "server start --heartbeat 2\n"
+      "server n1 logs \"--node n1\"\n"
+      "server n2 logs \"/server-n2.db --hash-cost min --node n2 --heartbeat "
+      "2\"\n"
+      "client alice nowait\n"
+      "client bob nowait\n"
+      "client carol nowait\n"
+      "client dave node=n1 nowait\n"
+      "client erin failover nowait\n"
+      "alice sees ready args~\"--server $server --user alice\"\n"
+      "erin sees ready args~\"--server $server,127.0.0.1:\"\n"
+      "kill bob\n"
+      "client bob nowait\n"
+      "kill -9 server n2\n"
+      "server n2 exits KILL\n"
+      "kill -9 server n2\n",
+      &o, &out, NULL);
+  /* The last line fails: n2 is down already. */
+  assert_int_equal(rc, CHAT_SCENARIO_FAIL);
+  expect_in(out, "FAIL t.chat:15: kill -9 server n2\n  n2 is not running "
+                 "(killed by signal 9");
+  expect_in(out, "alice    -- on n1");
+  expect_in(out, "carol    -- on n1");
+  expect_in(out, "dave     -- on n1"); /* pinned, in n2's turn */
+  expect_in(out, "erin     -- on n1");
+  assert_int_equal(count_in(out, "bob      -- on n2"), 2);
+  assert_int_equal(count_in(out, "n1       -- teardown: SIGTERM"), 1);
+  assert_int_equal(count_in(out, "n2       -- teardown: SIGTERM"), 0);
+  free(out);
+
+  o.verbose = 1; /* the transcript of a pass too */
+  rc = run_opts(
+      "server start\n"
+      "client alice nowait\n"
+      "client bob nowait\n"
+      "stop server\n"
+      "cont server\n"
+      "kill -9 server n2\n"
+      "server n2 restart\n"
+      "server n2 logs \"--listen 127.0.0.1:\"\n"
+      "kill server\n"
+      "server exits 0\n"
+      "server restart\n"
+      "server logs \"--node n2\"\n",
+      &o, &out, NULL);
+  if (rc != 0)
+    fputs(out, stderr);
+  assert_int_equal(rc, CHAT_SCENARIO_PASS);
+  /* Port 0 only the first time; a restart comes back on the same port. */
+  assert_int_equal(count_in(out, "n2       $  chat-server --listen "
+                                 "127.0.0.1:0 "), 1);
+  assert_int_equal(count_in(out, "n2       $  chat-server --listen "
+                                 "127.0.0.1:"), 3);
+  assert_int_equal(count_in(out, "n1       $  chat-server --listen "
+                                 "127.0.0.1:"), 2);
+  assert_int_equal(count_in(out, "n2       -- teardown: SIGTERM"), 1);
+  free(out);
+}
+
+/* --place overrides the script's node=; a script naming a node that does
+ * not run is refused before anything starts. */
+static void test_nodes_placed(void **state) {
+  chat_scenario_place_t place[] = {{"bob", 1}, {"alice", 2}};
+  chat_scenario_opts_t o = {.max_time = 60.0, .slow = 1.0, .nodes = 2,
+                            .place = place, .nplace = 2, .failover = 1,
+                            .verbose = 1};
+  char *out;
+  int rc = run_opts("server start\nclient alice nowait\n"
+                    "client bob node=n2 nowait\n"
+                    "bob sees ready args~\"--server $server,127.0.0.1:\"\n",
+                    &o, &out, NULL);
+  if (rc != 0)
+    fputs(out, stderr);
+  assert_int_equal(rc, CHAT_SCENARIO_PASS);
+  expect_in(out, "alice    -- on n2");
+  expect_in(out, "bob      -- on n1");
+  free(out);
+
+  o.nodes = 0;
+  o.nplace = 0;
+  o.verbose = 0;
+  assert_int_equal(run_opts("server start\nkill server n3\n", &o, &out,
+                            NULL), CHAT_SCENARIO_FAIL);
+  expect_in(out, "FAIL t.chat\n  it names node n3, but 1 node runs: run it "
+                 "with --nodes 3 or more\n");
+  assert_null(strstr(out, "chat-server"));
+  free(out);
+}
+
+/* Failures name the node that holds things up. */
+static void test_nodes_failures(void **state) {
+  chat_scenario_opts_t o = {.max_time = 60.0, .slow = 1.0, .nodes = 2};
+  char *out;
+  assert_int_equal(run_opts("timeout 0.5\nserver start --silent\n", &o, &out,
+                            NULL), CHAT_SCENARIO_FAIL);
+  expect_in(out, "timed out after 0.5 s waiting for n1's 'listening on' line");
+  free(out);
+  assert_int_equal(run_opts("server start\nserver n2 logs nothing within "
+                            "0.3\n", &o, &out, NULL), CHAT_SCENARIO_FAIL);
+  expect_in(out, "FAIL t.chat:2: server n2 logs nothing within 0.3\n  timed "
+                 "out after 0.3 s");
+  free(out);
+  assert_int_equal(run_opts("server start --crash\nwait 10\n", &o, &out,
+                            NULL), CHAT_SCENARIO_FAIL);
+  expect_in(out, "crashed: killed by signal 11");
+  free(out);
+  assert_int_equal(run_opts("server start\nkill server\nkill server\n", &o,
+                            &out, NULL), CHAT_SCENARIO_FAIL);
+  expect_in(out, "FAIL t.chat:3: kill server\n  no node is running");
+  free(out);
+}
+
 static void test_missing_program(void **state) {
   char saved[PATH_MAX];
   memcpy(saved, bin_dir, sizeof(saved));
@@ -263,6 +400,9 @@ int main(void) {
       cmocka_unit_test(test_client_still_running),
       cmocka_unit_test(test_interrupt_cleans_up),
       cmocka_unit_test(test_missing_program),
+      cmocka_unit_test(test_nodes),
+      cmocka_unit_test(test_nodes_placed),
+      cmocka_unit_test(test_nodes_failures),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
