@@ -61,10 +61,6 @@ int chat__bus_redis_new(uv_loop_t *loop, chat__engine_t *engine, const char *nod
                   chat__bus_lost_cb on_lost, void *arg, chat__bus_t **out,
                   char *errbuf, size_t errlen);
 
-/* A run of seqs of this node's own (the Redis engine's runs): cb gets the
- * first seq of it, or status < 0. */
-typedef void (*chat__bus_run_cb)(void *arg, int status, uint64_t base);
-
 /* The calls, as a table (like engine.h's) so that unit tests can put a
  * bus of their own under the core (tests/unit/server/test_cluster.c). */
 typedef struct chat__bus_type {
@@ -93,16 +89,24 @@ typedef struct chat__bus_type {
   int (*connect)(chat__bus_t *bus, const char *user, const char *expect_line,
                  chat__bus_reply_cb cb, void *arg);
   /* Tells each other node with members of group on it that messages were
-   * stored for them (one event per node). */
-  int (*group)(chat__bus_t *bus, const char *group);
-  int (*new_run)(chat__bus_t *bus, chat__bus_run_cb cb, void *arg);
+   * stored for them (one event per node, seq the lowest stored); cb (may
+   * be NULL) gets the names of the members it told of them. */
+  int (*group)(chat__bus_t *bus, const char *group, uint64_t seq,
+               chat__bus_reply_cb cb, void *arg);
   /* Stops the reader and the timer; the loop must run once more. */
   void (*free)(chat__bus_t *bus);
 } chat__bus_type_t;
 
 struct chat__bus {
   const chat__bus_type_t *type;
+  /* This node's slot, 0 to CHAT_BUS_SLOTS - 1, unique among live nodes
+   * (the bus keeps it, and may change it when it was lost): a part of
+   * every seq the node makes, so that two nodes never make the same one
+   * (srv.c chat__srv_take_seq). */
+  int slot;
 };
+
+#define CHAT_BUS_SLOTS 1024
 
 /* Each returns 0 (cb will be called) or a negative error (it will not). */
 static inline int chat__bus_login(chat__bus_t *b, const char *user,
@@ -136,12 +140,10 @@ static inline int chat__bus_connect(chat__bus_t *b, const char *user,
                                     void *arg) {
   return b->type->connect(b, user, line, cb, arg);
 }
-static inline int chat__bus_group(chat__bus_t *b, const char *group) {
-  return b->type->group(b, group);
-}
-static inline int chat__bus_new_run(chat__bus_t *b, chat__bus_run_cb cb,
-                                    void *arg) {
-  return b->type->new_run(b, cb, arg);
+static inline int chat__bus_group(chat__bus_t *b, const char *group,
+                                  uint64_t seq, chat__bus_reply_cb cb,
+                                  void *arg) {
+  return b->type->group(b, group, seq, cb, arg);
 }
 static inline void chat__bus_free(chat__bus_t *b) {
   if (b != NULL)

@@ -45,6 +45,18 @@
   "  return out\n"                                                             \
   "end\n"
 
+/* A free slot (bus.h: a part of every seq this node makes), held by
+ * value inst for ttl ms; -1 when all are taken. */
+#define TAKE_SLOT                                                              \
+  "local function take_slot(inst, ttl)\n"                                     \
+  "  for k = 0, 1023 do\n"                                                    \
+  "    if redis.call('SET', '{chat}:slot:'..k, inst, 'NX', 'PX', ttl) then\n"  \
+  "      return k\n"                                                          \
+  "    end\n"                                                                \
+  "  end\n"                                                                  \
+  "  return -1\n"                                                            \
+  "end\n"
+
 const char *const chat__bus_lua[CHAT__SC_COUNT] = {
     /* ARGV: me, user, epoch, status, host, p2p_port, key. The session on
      * me is the user's now; an older one elsewhere is told to go (k).
@@ -84,11 +96,6 @@ const char *const chat__bus_lua[CHAT__SC_COUNT] = {
         "  fanout(me, true, u, st)\n"
         "end\n"
         "return 1\n",
-    /* ARGV: me: a new run of seqs for this node (redis_conn.c's
-     * chat__redis_sync_seq_base explains runs) */
-    [CHAT__SC_BUS_RUN] =
-        "#!lua\n"
-        "return redis.call('INCR', '{chat}:runs')\n",
     /* ARGV: me, user, epoch, status: a status change of the live session */
     [CHAT__SC_BUS_STATUS] =
         "#!lua\n" FANOUT
@@ -134,12 +141,13 @@ const char *const chat__bus_lua[CHAT__SC_COUNT] = {
         "'100000', '*', 't', 'e', 'u', u, 'a', ARGV[3])\n"
         "end\n"
         "return {at[1], at[2] or '', at[3] or '0', at[4] or ''}\n",
-    /* ARGV: me, group: messages were stored for the group's members; each
-     * other node with members on it is told once, with its members (m) */
+    /* ARGV: me, group, seq: messages were stored for the group's members
+     * (seq the lowest); each other node with members on it is told once,
+     * with its members (m). Returns the members told. */
     [CHAT__SC_BUS_GROUP] =
         "#!lua\n"
         "local me, g = ARGV[1], ARGV[2]\n"
-        "local by, k = {}, 0\n"
+        "local by, told = {}, {}\n"
         "for _, m in ipairs(redis.call('ZRANGE', '{g:'..g..'}:members', 0, -1))"
         " do\n"
         "  local n = redis.call('HGET', '{u:'..m..'}:at', 'node')\n"
@@ -147,28 +155,35 @@ const char *const chat__bus_lua[CHAT__SC_COUNT] = {
         "    local l = by[n]\n"
         "    if not l then l = {}; by[n] = l end\n"
         "    l[#l+1] = m\n"
+        "    told[#told+1] = m\n"
         "  end\n"
         "end\n"
         "for n, l in pairs(by) do\n"
         "  redis.call('XADD', '{node:'..n..'}:inbox', 'MAXLEN', '~', '100000', "
-        "'*', 't', 'm', 'u', '', 'r', table.concat(l, ' '))\n"
-        "  k = k + 1\n"
+        "'*', 't', 'm', 'u', '', 'a', ARGV[3], 'r', table.concat(l, ' '))\n"
         "end\n"
-        "return k\n",
+        "return told\n",
     /* ARGV: me, instance, ttl_ms, chunk. Refreshes me's liveness, and
      * cleans up after nodes whose key expired: their users' entries go and
      * those users' contacts hear offline (here too). Only one survivor
      * takes each user (SPOP). Returns -1 when me's own key had expired or
-     * was another instance's (me was taken for dead: its sessions must
-     * go), else how many users it cleaned up. */
+     * was another instance's (me was taken for dead: its sessions assert
+     * themselves again), else how many users it cleaned up; and me's slot
+     * (ARGV[5], kept, or a new one when it was lost; -1: none free). */
     [CHAT__SC_BUS_TICK] =
-        "#!lua\n" FANOUT
+        "#!lua\n" FANOUT TAKE_SLOT
         "local me, inst, ttl, chunk = ARGV[1], ARGV[2], ARGV[3], ARGV[4]\n"
         "local alive = '{node:'..me..'}:alive'\n"
         "local prev = redis.call('GET', alive)\n"
         "redis.call('SET', alive, inst, 'PX', ttl)\n"
         "redis.call('SADD', '{chat}:nodes', me)\n"
-        "if prev ~= inst then return -1 end\n"
+        "local slot = tonumber(ARGV[5])\n"
+        "if redis.call('GET', '{chat}:slot:'..slot) == inst then\n"
+        "  redis.call('PEXPIRE', '{chat}:slot:'..slot, ttl)\n"
+        "else\n"
+        "  slot = take_slot(inst, ttl)\n"
+        "end\n"
+        "if prev ~= inst then return {-1, slot} end\n"
         "local k = 0\n"
         "for _, n in ipairs(redis.call('SMEMBERS', '{chat}:nodes')) do\n"
         "  if n ~= me and redis.call('EXISTS', '{node:'..n..'}:alive') == 0 "
@@ -188,13 +203,13 @@ const char *const chat__bus_lua[CHAT__SC_COUNT] = {
         "    end\n"
         "  end\n"
         "end\n"
-        "return k\n",
+        "return {k, slot}\n",
     /* ARGV: me, instance, ttl_ms, force. A node's start: while me's key
      * is another instance's (and not force), {value, pttl} is returned and
      * nothing done; else what an earlier life of me left is cleaned up
-     * (its users offline to their contacts) and me is alive: {}. */
+     * (its users offline to their contacts), me is alive, and {slot}. */
     [CHAT__SC_BUS_START] =
-        "#!lua\n" FANOUT
+        "#!lua\n" FANOUT TAKE_SLOT
         "local me, inst, ttl = ARGV[1], ARGV[2], ARGV[3]\n"
         "local alive = '{node:'..me..'}:alive'\n"
         "local cur = redis.call('GET', alive)\n"
@@ -212,5 +227,5 @@ const char *const chat__bus_lua[CHAT__SC_COUNT] = {
         "redis.call('DEL', '{node:'..me..'}:users', '{node:'..me..'}:inbox')\n"
         "redis.call('SET', alive, inst, 'PX', ttl)\n"
         "redis.call('SADD', '{chat}:nodes', me)\n"
-        "return {}\n",
+        "return {take_slot(inst, ttl)}\n",
 };

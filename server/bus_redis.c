@@ -103,8 +103,9 @@ static int start_once(redis_bus_t *b, int force, char *holder, size_t hlen,
   redisReply *r = redisCommandArgv(b->rc, 7, argv, NULL);
   int ret = -EIO;
   if (r != NULL && r->type == REDIS_REPLY_ARRAY) {
-    if (r->elements == 0) {
-      ret = 0;
+    if (r->elements == 1 && r->element[0]->type == REDIS_REPLY_INTEGER) {
+      b->base.slot = (int)r->element[0]->integer;
+      ret = b->base.slot >= 0 ? 0 : -ENOSPC;
     } else if (r->elements == 2 && r->element[0]->type == REDIS_REPLY_STRING) {
       snprintf(holder, hlen, "%s", r->element[0]->str);
       *pttl = atoll(r->element[1]->str ? r->element[1]->str : "0");
@@ -139,6 +140,11 @@ static int join(redis_bus_t *b, char *errbuf, size_t errlen) {
   uint64_t deadline = uv_hrtime() / 1000000 + b->ttl_ms + 2000;
   for (;;) {
     int r = start_once(b, 0, holder, sizeof(holder), &pttl);
+    if (r == -ENOSPC) {
+      snprintf(errbuf, errlen, "all %d slots are taken: too many live nodes",
+               CHAT_BUS_SLOTS);
+      return -EIO;
+    }
     if (r < 0) {
       snprintf(errbuf, errlen, "Redis: cannot start node %s", b->node);
       return -EIO;
@@ -313,13 +319,23 @@ static void on_async(uv_async_t *h) {
 }
 
 static void tick_done(void *arg, int status, char *const *strs, size_t n,
-                      long long ival) {
+                      long long unused) {
   redis_bus_t *b = arg;
-  (void)strs;
-  (void)n;
+  long long ival;
+  int slot;
+  (void)unused;
   b->ticking = 0;
-  if (status < 0)
+  if (status < 0 || n != 2)
     return; /* Redis away: the engine logs it; the next tick tries again */
+  ival = atoll(strs[0]);
+  slot = atoi(strs[1]);
+  if (slot != b->base.slot) {
+    /* its key expired (Redis away): seqs go on in another slot */
+    CHAT_WARN("node %s: slot %d was lost; now %d", b->node, b->base.slot,
+              slot);
+    if (slot >= 0)
+      b->base.slot = slot;
+  }
   if (ival < 0) {
     CHAT_WARN("node %s was taken for dead by the cluster (Redis away "
               "too long?); its sessions assert themselves again", b->node);
@@ -333,10 +349,12 @@ static void tick_done(void *arg, int status, char *const *strs, size_t n,
 
 static void on_tick(uv_timer_t *t) {
   redis_bus_t *b = t->data;
-  const char *args[] = {b->node, b->alive, b->ttl, REAP_CHUNK};
+  char slot[16];
+  snprintf(slot, sizeof(slot), "%d", b->base.slot);
+  const char *args[] = {b->node, b->alive, b->ttl, REAP_CHUNK, slot};
   if (b->ticking)
     return;
-  if (chat__redis_call(b->engine, CHAT__SC_BUS_TICK, args, 4, tick_done, b) ==
+  if (chat__redis_call(b->engine, CHAT__SC_BUS_TICK, args, 5, tick_done, b) ==
       0)
     b->ticking = 1;
 }
@@ -367,35 +385,6 @@ static int rb_login(chat__bus_t *bb, const char *user, const char *epoch,
   snprintf(port, sizeof(port), "%d", p2p_port);
   const char *a[] = {NULL, user, epoch, status, host, port, key};
   return call(RB(bb), CHAT__SC_BUS_LOGIN, a, 7, cb ? cb : ignore, arg);
-}
-
-typedef struct run_op {
-  chat__bus_run_cb cb;
-  void *arg;
-} run_op_t;
-
-static void run_taken(void *arg, int status, char *const *strs, size_t n,
-                      long long ival) {
-  run_op_t *op = arg;
-  (void)strs;
-  (void)n;
-  if (status == 0 && (ival <= 0 || (uint64_t)ival >= CHAT__REDIS_RUNS_MAX))
-    status = -EIO;
-  op->cb(op->arg, status,
-         status == 0 ? (uint64_t)ival << CHAT__REDIS_RUN_BITS : 0);
-  free(op);
-}
-
-static int rb_new_run(chat__bus_t *bb, chat__bus_run_cb cb, void *arg) {
-  run_op_t *op = malloc(sizeof(*op));
-  const char *a[] = {NULL};
-  int r;
-  if (op == NULL)
-    return -ENOMEM;
-  *op = (run_op_t){cb, arg};
-  if ((r = call(RB(bb), CHAT__SC_BUS_RUN, a, 1, run_taken, op)) < 0)
-    free(op);
-  return r;
 }
 
 static int rb_rejoin(chat__bus_t *bb, const char *user, const char *epoch,
@@ -433,9 +422,12 @@ static int rb_route(chat__bus_t *bb, const char *user, char kind,
   return call(RB(bb), CHAT__SC_BUS_ROUTE, a, 5, cb ? cb : ignore, arg);
 }
 
-static int rb_group(chat__bus_t *bb, const char *group) {
-  const char *a[] = {NULL, group};
-  return call(RB(bb), CHAT__SC_BUS_GROUP, a, 2, ignore, NULL);
+static int rb_group(chat__bus_t *bb, const char *group, uint64_t seq,
+                    chat__bus_reply_cb cb, void *arg) {
+  char seqs[24];
+  snprintf(seqs, sizeof(seqs), "%llu", (unsigned long long)seq);
+  const char *a[] = {NULL, group, seqs};
+  return call(RB(bb), CHAT__SC_BUS_GROUP, a, 3, cb ? cb : ignore, arg);
 }
 
 
@@ -449,7 +441,6 @@ static const chat__bus_type_t redis_bus_type = {
     .route = rb_route,
     .connect = rb_connect,
     .group = rb_group,
-    .new_run = rb_new_run,
     .free = rb_free,
 };
 
@@ -515,8 +506,8 @@ int chat__bus_redis_new(uv_loop_t *loop, chat__engine_t *engine, const char *nod
   uv_timer_start(&b->tick, on_tick, every, every);
   uv_unref((uv_handle_t *)&b->tick);
   uv_unref((uv_handle_t *)&b->async);
-  CHAT_INFO("node %s joined the cluster (dead after %u ms without a tick)",
-            b->node, ttl_ms);
+  CHAT_INFO("node %s joined the cluster in slot %d (dead after %u ms "
+            "without a tick)", b->node, b->base.slot, ttl_ms);
   *out = &b->base;
   return 0;
 }

@@ -255,16 +255,6 @@ static void login_done(login_op_t *op, int status) {
   free(op);
 }
 
-static void run_taken(void *arg, int status, uint64_t base) {
-  login_op_t *op = arg;
-  if (status == 0 && base > op->srv->next_seq) {
-    CHAT_INFO("seqs from %llu on: a user came from a node whose seqs are "
-              "higher", (unsigned long long)base);
-    op->srv->next_seq = base;
-  }
-  login_done(op, status);
-}
-
 static void logged_in(void *arg, int status, char *const *strs, size_t n,
                       long long ival) {
   login_op_t *op = arg;
@@ -279,14 +269,9 @@ static void logged_in(void *arg, int status, char *const *strs, size_t n,
       c->rstatus = (uint8_t)st;
   }
   /* Order per sender across a move: this user's earlier messages still
-   * held may carry seqs of a node whose run is above ours, and pages
-   * deliver in seq order; a new run is above every seq stored (bus.h).
-   * Only then, so that runs are not spent on every login. (Group copies
-   * are not counted in sent_held: their order across a move is not
-   * kept this way; docs/CLUSTER.md.) */
-  if (status == 0 && op->u->sent_held > 0 && max_seq >= op->srv->next_seq &&
-      chat__bus_new_run(op->srv->bus, run_taken, op) == 0)
-    return;
+   * held may carry seqs of another node's clock, ahead of ours. */
+  if (status == 0)
+    chat__srv_seq_above(op->srv, max_seq);
   login_done(op, status);
 }
 
@@ -405,7 +390,7 @@ int chat__cluster_send(chat__srv_t *srv, chat__session_t *s,
   chat__session_ref(s);
   to->pins++;
   me->pins++;
-  op->seq = srv->next_seq++;
+  op->seq = chat__srv_take_seq(srv);
   /* As chat__srv_store_msg, but not marked offline: its recipient may be
    * online elsewhere. Its page tells by ts and the login's time. */
   chat__srv_put_msg(srv, to->name, me, NULL, m->msg_id, m->body, m->body_len,
@@ -437,9 +422,11 @@ void chat__cluster_receipt(chat__srv_t *srv, const chat__user_t *from,
     chat__bus_route(srv->bus, from->name, 'r', msg_id, by, NULL, NULL);
 }
 
-void chat__cluster_group_stored(chat__srv_t *srv, const char *group) {
-  if (srv->bus != NULL)
-    chat__bus_group(srv->bus, group);
+int chat__cluster_group_stored(chat__srv_t *srv, const char *group,
+                               uint64_t seq, chat__bus_reply_cb cb,
+                               void *arg) {
+  return srv->bus != NULL ? chat__bus_group(srv->bus, group, seq, cb, arg)
+                          : -ENOSYS;
 }
 
 void chat__cluster_tell(chat__srv_t *srv, const char *user, const json_t *obj) {

@@ -37,8 +37,13 @@ int chat__cluster_send(chat__srv_t *srv, chat__session_t *s,
  * session here. */
 void chat__cluster_receipt(chat__srv_t *srv, const chat__user_t *from,
                            const char *msg_id, const char *by);
-/* Messages were stored for group's members not on this node. */
-void chat__cluster_group_stored(chat__srv_t *srv, const char *group);
+/* Messages were stored for group's members not on this node, the lowest
+ * seq given: their nodes are told; cb gets the names of the members told
+ * (logged in elsewhere). 0, or a negative error (-ENOSYS on one node),
+ * when cb will not be called. */
+int chat__cluster_group_stored(chat__srv_t *srv, const char *group,
+                               uint64_t seq, chat__bus_reply_cb cb,
+                               void *arg);
 /* Event obj (borrowed) for user, who has no session here: sent to its
  * node, which also applies what it says to its cache (contact events). */
 void chat__cluster_tell(chat__srv_t *srv, const char *user, const json_t *obj);

@@ -104,8 +104,10 @@ void chat__srv_store_msg(chat__srv_t *srv, chat__user_t *to, chat__user_t *from,
                          const char *body, size_t body_len, uint64_t seq,
                          int64_t ts) {
   chat__session_t *s = to->session;
+  /* In cluster mode `to` may be online on another node: its page tells
+   * by ts and its login's time instead (page_read). */
   chat__srv_put_msg(srv, to->name, from, group, msg_id, body, body_len, seq, ts,
-                    s == NULL || s->ended);
+                    srv->bus == NULL && (s == NULL || s->ended));
   to->held++;
   to->wgen++;
   to->store_more = 1;

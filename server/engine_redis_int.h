@@ -44,7 +44,6 @@ typedef enum {
   CHAT__SC_TOUCH, /* TOUCH_TOKEN: used = max(used, ts) */
   /* cluster mode's (bus_lua.c, bus.h) */
   CHAT__SC_BUS_LOGIN,  /* the directory: a session is the user's */
-  CHAT__SC_BUS_RUN,    /* a new run of seqs */
   CHAT__SC_BUS_REJOIN, /* a session asserts itself after a TICK's -1 */
   CHAT__SC_BUS_STATUS, /* its status changed */
   CHAT__SC_BUS_LOGOUT, /* it ended */

@@ -125,6 +125,11 @@ typedef struct gsend_op {
   json_t *id;
   chat__user_t *from; /* pinned */
   int relayed, stored, over_quota;
+  /* cluster mode: the other nodes are told of the stored copies, and the
+   * members logged in there count as relayed (PROTOCOL.md 6) */
+  int told_pending;   /* their answer is still to come */
+  int committed;      /* the copies are durable; the reply waits for it */
+  int released;       /* done with, but freed when that answer comes */
   int64_t ts;
   char *body;
   size_t body_len;
@@ -163,10 +168,47 @@ static void gsend_free(gsend_op_t *op) {
   free(op);
 }
 
+/* gsend_free, unless the other nodes' answer is still to come (which
+ * frees it then). */
+static void gsend_release(gsend_op_t *op) {
+  if (op->told_pending)
+    op->released = 1;
+  else
+    gsend_free(op);
+}
+
+/* Members on other nodes that were told: relayed, not stored. */
+static void gsend_told(void *arg, int status, char *const *strs, size_t n,
+                       long long ival) {
+  gsend_op_t *op = arg;
+  (void)ival;
+  op->told_pending = 0;
+  if (op->released) {
+    gsend_free(op);
+    return;
+  }
+  for (size_t i = 0; status == 0 && i < n; i++)
+    for (uint32_t j = 0; j < op->ncopies; j++)
+      if (strcmp(op->copies[j].to->name, strs[i]) == 0 && op->stored > 0) {
+        op->relayed++;
+        op->stored--;
+        break;
+      }
+  if (op->committed) {
+    gsend_reply(op->s, op->id, op->msg_id, op->relayed, op->stored,
+                op->over_quota);
+    gsend_free(op);
+  }
+}
+
 static void gsend_committed(void *arg, int status) {
   gsend_op_t *op = arg;
   chat__srv_t *srv = op->srv;
   if (status == 0) {
+    if (op->told_pending) {
+      op->committed = 1; /* gsend_told replies */
+      return;
+    }
     gsend_reply(op->s, op->id, op->msg_id, op->relayed, op->stored,
                 op->over_quota);
     gsend_free(op);
@@ -184,7 +226,7 @@ static void gsend_committed(void *arg, int status) {
         op->copies[i].to->held--;
     if (!accepted)
       chat__session_error(op->s, op->id, CHAT_E_INTERNAL, "storage failed");
-    gsend_free(op);
+    gsend_release(op);
     return;
   }
   /* Accepted: every copy must land. Written again, waited for again (the
@@ -194,7 +236,7 @@ static void gsend_committed(void *arg, int status) {
                       op->msg_id, op->body, op->body_len, op->copies[i].seq,
                       op->ts, 1);
   if (chat__engine_then(srv->engine, gsend_committed, op) < 0)
-    gsend_free(op);
+    gsend_release(op);
 }
 
 /* The copies of from's msg_id in memory for g's members: nonzero when
@@ -264,7 +306,7 @@ int chat__handle_group_send(chat__srv_t *srv, chat__session_t *s,
       over_quota++;
       continue;
     }
-    uint64_t seq = srv->next_seq++;
+    uint64_t seq = chat__srv_take_seq(srv);
     chat__held_t *h;
     if (chat__srv_can_push(srv, u, wire) &&
         chat__mailbox_add(&srv->mb, u, me, g->name, m->msg_id, m->body,
@@ -312,6 +354,9 @@ int chat__handle_group_send(chat__srv_t *srv, chat__session_t *s,
    * here, and on the other nodes, told once each behind the PUTs. */
   for (uint32_t i = 0; i < op->ncopies; i++)
     chat__srv_pump(srv, op->copies[i].to);
-  chat__cluster_group_stored(srv, g->name);
+  if (op->ncopies > 0 &&
+      chat__cluster_group_stored(srv, g->name, op->copies[0].seq, gsend_told,
+                                 op) == 0)
+    op->told_pending = 1;
   return 0;
 }

@@ -159,7 +159,7 @@ int chat__handle_send(chat__srv_t *srv, chat__session_t *s, const chat_msg_t *m,
     return quota_refuse(srv, s, m, to);
   if (srv->bus != NULL && (to->session == NULL || to->session->ended))
     return chat__cluster_send(srv, s, m, to); /* on another node, or none */
-  uint64_t seq = srv->next_seq++;
+  uint64_t seq = chat__srv_take_seq(srv);
   int64_t ts = chat__srv_now_wall_ms();
   if (chat__srv_can_push(srv, to, wire)) {
     int r = chat__mailbox_add(&srv->mb, to, me, NULL, m->msg_id, m->body,

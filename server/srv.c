@@ -53,6 +53,7 @@ int chat__srv_init(chat__srv_t *srv, uv_loop_t *loop,
     return r;
   }
   srv->next_seq = max_seq + 1;
+  srv->seq_slot = -1; /* cluster mode: rebased into its slot at first use */
   engine->type->on_fail(engine, chat__srv_commit_failed, srv);
   /* Unknown users are verified against this, so a failed login costs the
    * same whether the name exists or not. Once, before serving. */
@@ -203,6 +204,53 @@ int chat__srv_reply_list(chat__session_t *s, const json_t *id, const char *key,
 }
 
 /* ---- Presence and delivery ----------------------------------------------- */
+
+/* ---- Seqs ------------------------------------------------------------------ */
+
+/* A seq in cluster mode: the ms since CHAT_SEQ_EPOCH_MS, this node's slot
+ * and a counter (a hybrid logical clock): unique, since no two live nodes
+ * share a slot and each node's seqs increase; ordered by time across
+ * nodes, so held messages from different senders on different nodes come
+ * oldest first, as on one node. More than 4096 in one ms move on to the
+ * next ms; the clock never goes back. */
+#define SEQ_CTR_BITS 12
+#define SEQ_SLOT_BITS 10
+#define SEQ_MS_SHIFT (SEQ_CTR_BITS + SEQ_SLOT_BITS)
+#define CHAT_SEQ_EPOCH_MS 1767225600000LL /* 2026-01-01 */
+
+static uint64_t seq_at(uint64_t ms, int slot) {
+  return ms << SEQ_MS_SHIFT | (uint64_t)slot << SEQ_CTR_BITS;
+}
+
+/* next_seq is in this node's slot and not below floor + 1. */
+static void seq_rebase(chat__srv_t *srv, uint64_t floor) {
+  uint64_t next = seq_at(floor >> SEQ_MS_SHIFT, srv->bus->slot);
+  if (next <= floor)
+    next = seq_at((floor >> SEQ_MS_SHIFT) + 1, srv->bus->slot);
+  if (next > srv->next_seq || srv->seq_slot != srv->bus->slot)
+    srv->next_seq = next;
+  srv->seq_slot = srv->bus->slot;
+}
+
+uint64_t chat__srv_take_seq(chat__srv_t *srv) {
+  if (srv->bus == NULL)
+    return srv->next_seq++;
+  if (srv->seq_slot != srv->bus->slot)
+    seq_rebase(srv, srv->next_seq);
+  int64_t ms = chat__srv_now_wall_ms() - CHAT_SEQ_EPOCH_MS;
+  uint64_t now = seq_at(ms > 0 ? (uint64_t)ms : 0, srv->seq_slot);
+  if (now > srv->next_seq)
+    srv->next_seq = now;
+  uint64_t seq = srv->next_seq++;
+  if ((srv->next_seq & ((1u << SEQ_CTR_BITS) - 1)) == 0) /* counter full */
+    srv->next_seq = seq_at((seq >> SEQ_MS_SHIFT) + 1, srv->seq_slot);
+  return seq;
+}
+
+void chat__srv_seq_above(chat__srv_t *srv, uint64_t seq) {
+  if (srv->bus != NULL && seq >= srv->next_seq)
+    seq_rebase(srv, seq);
+}
 
 chat_status_t chat__srv_status_of(const chat__user_t *u) {
   if (u->session)

@@ -139,7 +139,8 @@ struct chat__srv {
                                  * PUTs whose request decides their fate
                                  * when the commit fails (store_retry.c) */
   chat__held_t *wr_head, *wr_tail; /* pushed, unwritten: oldest push first */
-  uint64_t next_seq;
+  uint64_t next_seq;             /* chat__srv_take_seq */
+  int seq_slot;                  /* cluster: the bus slot next_seq is in */
   chat__session_t sessions;      /* list head (a sentinel) */
   size_t nsessions;
   size_t nlogged_in;
@@ -149,6 +150,13 @@ struct chat__srv {
   char *body;                   /* scratch: a fast-path body, unescaped;
                                  * CHAT_MAX_BODY bytes once used (owned) */
 };
+
+/* The seq of a new message: the next of the store's on one node; in
+ * cluster mode a time-ordered seq in this node's bus slot (srv.c). */
+uint64_t chat__srv_take_seq(chat__srv_t *srv);
+/* Cluster mode: every seq taken from now on is above seq (a user who
+ * moved here may have messages held with seqs of another node's clock). */
+void chat__srv_seq_above(chat__srv_t *srv, uint64_t seq);
 
 /* Sets up the core on loop with cfg over engine (borrowed): reads nothing
  * but the next seq. Returns 0, -EIO or -ENOMEM. */

@@ -29,8 +29,12 @@
 #define KILL_AT 3000          /* messages bob has seen when a node dies */
 #define STREAM_MS (240 * 1000) /* the whole stream, on a busy machine */
 
+/* --rate-limit 0: the stream is piped into chat-client at once, faster
+ * than the default limit allows a connection (whose flood protection is
+ * tested elsewhere, test_abuse_ratelimit). */
 static th_server_t *node_on(const rp_t *r, const char *name) {
-  const char *extra[] = {"--db", r->url, "--node", name, "--heartbeat", "2",
+  const char *extra[] = {"--db",        r->url, "--node",       name,
+                         "--heartbeat", "2",    "--rate-limit", "0",
                          NULL};
   return th_server_start(extra);
 }

@@ -22,7 +22,6 @@ typedef struct answer {
 typedef struct pending {
   struct pending *next;
   chat__bus_reply_cb cb;
-  chat__bus_run_cb run_cb;
   void *arg;
   answer_t a;
 } pending_t;
@@ -32,7 +31,7 @@ typedef struct fake_bus {
   uv_idle_t idle;
   pending_t *head, **tail;
   json_t *calls; /* [{"call": NAME, "user": ..., ...}] */
-  answer_t login, route, rejoin, connect;
+  answer_t login, route, rejoin, connect, group;
 } fake_bus_t;
 
 #define FB(x) ((fake_bus_t *)(void *)(x))
@@ -45,21 +44,17 @@ static void on_idle(uv_idle_t *h) {
   uv_idle_stop(h);
   while (p != NULL) {
     pending_t *next = p->next;
-    if (p->cb != NULL)
-      p->cb(p->arg, p->a.status, (char *const *)p->a.strs, p->a.n, p->a.ival);
-    if (p->run_cb != NULL)
-      p->run_cb(p->arg, p->a.status, (uint64_t)p->a.ival);
+    p->cb(p->arg, p->a.status, (char *const *)p->a.strs, p->a.n, p->a.ival);
     free(p);
     p = next;
   }
 }
 
-static void later(fake_bus_t *b, chat__bus_reply_cb cb, chat__bus_run_cb rcb,
-                  void *arg, const answer_t *a) {
+static void later(fake_bus_t *b, chat__bus_reply_cb cb, void *arg,
+                  const answer_t *a) {
   pending_t *p = calloc(1, sizeof(*p));
   assert_non_null(p);
   p->cb = cb;
-  p->run_cb = rcb;
   p->arg = arg;
   p->a = *a;
   *b->tail = p;
@@ -79,14 +74,14 @@ static int fb_login(chat__bus_t *bb, const char *user, const char *epoch,
                     const char *status, const char *host, int port,
                     const char *key, chat__bus_reply_cb cb, void *arg) {
   record(FB(bb), "login", user, epoch, status);
-  later(FB(bb), cb, NULL, arg, &FB(bb)->login);
+  later(FB(bb), cb, arg, &FB(bb)->login);
   return 0;
 }
 static int fb_rejoin(chat__bus_t *bb, const char *user, const char *epoch,
                      const char *status, const char *host, int port,
                      const char *key, chat__bus_reply_cb cb, void *arg) {
   record(FB(bb), "rejoin", user, epoch, status);
-  later(FB(bb), cb, NULL, arg, &FB(bb)->rejoin);
+  later(FB(bb), cb, arg, &FB(bb)->rejoin);
   return 0;
 }
 static int fb_status(chat__bus_t *bb, const char *user, const char *epoch,
@@ -106,30 +101,29 @@ static int fb_route(chat__bus_t *bb, const char *user, char kind,
   snprintf(name, sizeof(name), "route %s", k);
   record(FB(bb), name, user, x, y);
   if (cb != NULL)
-    later(FB(bb), cb, NULL, arg, &FB(bb)->route);
+    later(FB(bb), cb, arg, &FB(bb)->route);
   return 0;
 }
 static int fb_connect(chat__bus_t *bb, const char *user, const char *line,
                       chat__bus_reply_cb cb, void *arg) {
   record(FB(bb), "connect", user, line, NULL);
-  later(FB(bb), cb, NULL, arg, &FB(bb)->connect);
+  later(FB(bb), cb, arg, &FB(bb)->connect);
   return 0;
 }
-static int fb_group(chat__bus_t *bb, const char *group) {
-  record(FB(bb), "group", group, NULL, NULL);
-  return 0;
-}
-static int fb_new_run(chat__bus_t *bb, chat__bus_run_cb cb, void *arg) {
-  answer_t a = {0, {NULL}, 0, 5LL << 40};
-  record(FB(bb), "new_run", NULL, NULL, NULL);
-  later(FB(bb), NULL, cb, arg, &a);
+static int fb_group(chat__bus_t *bb, const char *group, uint64_t seq,
+                    chat__bus_reply_cb cb, void *arg) {
+  char seqs[24];
+  snprintf(seqs, sizeof(seqs), "%llu", (unsigned long long)seq);
+  record(FB(bb), "group", group, seqs, NULL);
+  if (cb != NULL)
+    later(FB(bb), cb, arg, &FB(bb)->group);
   return 0;
 }
 static void fb_free(chat__bus_t *bb) { (void)bb; }
 
 static const chat__bus_type_t fake_type = {
     fb_login, fb_rejoin, fb_status,  fb_logout, fb_route,
-    fb_connect, fb_group, fb_new_run, fb_free};
+    fb_connect, fb_group, fb_free};
 
 typedef struct cfx {
   fx_t *f;
@@ -143,6 +137,7 @@ static int setup(void **state) {
   assert_non_null(c);
   c->f = fx_new();
   c->bus.base.type = &fake_type;
+  c->bus.base.slot = 3;
   c->bus.calls = json_array();
   c->bus.tail = &c->bus.head;
   c->bus.login = (answer_t){0, {"0"}, 1, 0};
@@ -429,6 +424,39 @@ static void test_lost_node_rejoins(void **state) {
   assert_true(b->closed);
 }
 
+/* ---- seqs --------------------------------------------------------------- */
+
+#define SLOT_OF(x) ((int)(((x) >> 12) & 1023))
+
+/* Seqs in cluster mode: increasing, in this node's slot (so no other live
+ * node makes the same one), above another node's clock when asked, and in
+ * the new slot when the bus changes it. */
+static void test_seqs_in_slot_and_time(void **state) {
+  cfx_t *c = *state;
+  chat__srv_t *srv = &c->f->srv;
+  uint64_t prev = chat__srv_take_seq(srv);
+  int64_t ms = chat__srv_now_wall_ms() - 1767225600000LL;
+  assert_int_equal(SLOT_OF(prev), 3);
+  /* its time part is now's */
+  assert_true((int64_t)(prev >> 22) >= ms - 1000 &&
+              (int64_t)(prev >> 22) <= ms + 1000);
+  for (int i = 0; i < 10000; i++) { /* more than one ms's counter */
+    uint64_t x = chat__srv_take_seq(srv);
+    assert_true(x > prev);
+    assert_int_equal(SLOT_OF(x), 3);
+    prev = x;
+  }
+  uint64_t far = ((prev >> 22) + 5000) << 22 | 7u << 12 | 5; /* slot 7 */
+  chat__srv_seq_above(srv, far);
+  uint64_t x = chat__srv_take_seq(srv);
+  assert_true(x > far);
+  assert_int_equal(SLOT_OF(x), 3);
+  c->bus.base.slot = 9;
+  uint64_t y = chat__srv_take_seq(srv);
+  assert_true(y > x);
+  assert_int_equal(SLOT_OF(y), 9);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void) {
@@ -445,6 +473,7 @@ int main(void) {
       T(test_receipt_event),
       T(test_contact_request_event_applies),
       T(test_lost_node_rejoins),
+      T(test_seqs_in_slot_and_time),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
