@@ -40,6 +40,8 @@ typedef enum bench_mode {
 typedef struct bench_opts {
   char host[256];
   int port;
+  char host_b[256];        /* --server-b: the receivers' server, "" for none */
+  int port_b;
   int pairs;
   long messages;
   size_t size;
@@ -134,6 +136,16 @@ typedef struct bench_user {
   struct bench_user *next_queued;
 } bench_user_t;
 
+/* Across nodes (--server-b) a contact_add answered on one node reaches the
+ * other through the cluster a little later, so each step of making a pair
+ * contacts waits for the event that shows the other side has it. */
+enum {
+  BENCH_CS_SND_OK = 1,      /* the sender's contact_add was answered */
+  BENCH_CS_REQUEST = 2,     /* the receiver saw the sender's request */
+  BENCH_CS_RCV_OK = 4,      /* the receiver's contact_add was answered */
+  BENCH_CS_ADDED = 8        /* the sender saw contact_added (receiver) */
+};
+
 typedef struct bench_pair {
   bench_user_t snd, rcv;
   /* sender side */
@@ -144,6 +156,7 @@ typedef struct bench_pair {
   long receipts;
   long answered_next;       /* seq the next ok/ack must be for */
   int contact_step;         /* direct: 0 none, 1 sender added, 2 both */
+  int contact_seen;         /* --server-b: BENCH_CS_* replies and events */
   struct bench_peer *link;  /* direct: the sender's dialled link */
   char *line;               /* scratch for one outgoing frame, owned */
   size_t line_cap;
@@ -182,6 +195,7 @@ typedef struct bench {
   uv_loop_t *loop;
   chat_io_t *io;
   struct sockaddr_storage server_addr;
+  struct sockaddr_storage server_addr_b; /* --server-b, when given */
   chat_tls_ctx_t *tls_ctx;  /* --tls: a client context, else NULL */
   /* direct mode: the peer context every bench user's links use (one key
    * for all, announced at every login), as chat-client's direct links */
@@ -256,6 +270,9 @@ int bench_run(bench_t *b);                  /* runs the loop to the end */
 void bench_free(bench_t *b);                /* after the report */
 void bench_phase_check_pair(bench_t *b, bench_pair_t *p);
 void bench_phase_contact_ok(bench_t *b, bench_user_t *u);
+/* A contact_request (from) or contact_added (user) event reached u. */
+void bench_phase_contact_event(bench_t *b, bench_user_t *u, int added,
+                               const char *name);
 void bench_phase_link_ready(bench_t *b, bench_pair_t *p);
 void bench_phase_user_done(bench_t *b, bench_user_t *u); /* setup step done */
 void bench_phase_step_done(bench_t *b);     /* one of phase_pending done */

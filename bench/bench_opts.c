@@ -12,8 +12,9 @@
 #include "chat_addr.h"
 
 static const char usage_text[] =
-    "usage: chat-bench [--server HOST:PORT] [--pairs N] [--messages M]\n"
-    "                  [--size BYTES] [--mode relay|direct|offline|group]\n"
+    "usage: chat-bench [--server HOST:PORT] [--server-b HOST:PORT]\n"
+    "                  [--pairs N] [--messages M] [--size BYTES]\n"
+    "                  [--mode relay|direct|offline|group]\n"
     "                  [--group-size N] [--window W] [--json] [--idle N]\n"
     "                  [--server-pid PID]\n"
     "                  [--concurrency C] [--password PW] [--prefix P]\n"
@@ -26,6 +27,14 @@ static const char usage_text[] =
     "(p50/p99/max) and errors by kind.\n"
     "\n"
     "  --server HOST:PORT  server to load (default 127.0.0.1:7700)\n"
+    "  --server-b HOST:PORT\n"
+    "                      receivers (the second user of every pair)\n"
+    "                      register and log in here instead of --server:\n"
+    "                      another node of the same cluster, so every\n"
+    "                      message crosses nodes (messages go one way,\n"
+    "                      sender -> receiver; senders and --idle sessions\n"
+    "                      stay on --server). Relay, offline and direct\n"
+    "                      modes; with --tls its HOST is verified too\n"
     "  --pairs N           sender/receiver pairs (default 10)\n"
     "  --messages M        messages per sender (default 1000; 0 = only log in)\n"
     "  --size BYTES        body size, 32..16384 (default 64)\n"
@@ -104,10 +113,11 @@ int bench_opts_parse(bench_opts_t *o, int argc, char **argv) {
   enum {
     O_SERVER = 256, O_PAIRS, O_MESSAGES, O_SIZE, O_MODE, O_WINDOW, O_JSON,
     O_IDLE, O_PID, O_CONC, O_PASSWORD, O_PREFIX, O_TIMEOUT, O_HELP, O_VERSION,
-    O_GROUP_SIZE, O_TLS, O_TLS_CA, O_HANDSHAKES
+    O_GROUP_SIZE, O_TLS, O_TLS_CA, O_HANDSHAKES, O_SERVER_B
   };
   static const struct option longopts[] = {
       {"server", required_argument, 0, O_SERVER},
+      {"server-b", required_argument, 0, O_SERVER_B},
       {"pairs", required_argument, 0, O_PAIRS},
       {"messages", required_argument, 0, O_MESSAGES},
       {"size", required_argument, 0, O_SIZE},
@@ -151,6 +161,10 @@ int bench_opts_parse(bench_opts_t *o, int argc, char **argv) {
     case O_SERVER:
       if (chat_addr_split(optarg, o->host, &o->port) < 0 || o->port == 0)
         return bad("--server", optarg, "want HOST:PORT");
+      break;
+    case O_SERVER_B:
+      if (chat_addr_split(optarg, o->host_b, &o->port_b) < 0 || o->port_b == 0)
+        return bad("--server-b", optarg, "want HOST:PORT");
       break;
     case O_PAIRS:
       if (parse_long(optarg, 0, 1000000, &v) < 0)
@@ -271,6 +285,11 @@ int bench_opts_parse(bench_opts_t *o, int argc, char **argv) {
       return -EINVAL;
     }
     o->pairs = 0;
+  }
+  if (o->port_b && (o->mode == BENCH_GROUP || o->handshakes > 0)) {
+    fprintf(stderr, "chat-bench: --server-b takes neither --mode group nor "
+                    "--handshakes (it moves the receivers of pairs)\n");
+    return -EINVAL;
   }
   if (o->mode == BENCH_GROUP) {
     if (o->pairs_given || o->idle > 0) {

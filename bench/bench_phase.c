@@ -168,13 +168,59 @@ static void send_contact_add(bench_user_t *from, const bench_user_t *to) {
                          to->name);
 }
 
+/* Across nodes: the receiver adds back once its node has the sender's
+ * request (else its contact_add would be a request of its own), and the
+ * pair is done once the sender's node has the contact (else the connect
+ * that follows could be refused not_contact). Users of a rerun with the
+ * same --prefix are contacts already, see no events, and stall. */
+static void contact_cross_step(bench_t *b, bench_pair_t *p) {
+  int seen = p->contact_seen;
+  if (p->contact_step == 0 && (seen & BENCH_CS_SND_OK) &&
+      (seen & BENCH_CS_REQUEST)) {
+    p->contact_step = 1;
+    send_contact_add(&p->rcv, &p->snd);
+  } else if (p->contact_step == 1 && (seen & BENCH_CS_RCV_OK) &&
+             (seen & BENCH_CS_ADDED)) {
+    p->contact_step = 2;
+    bench_phase_step_done(b);
+  }
+}
+
+void bench_phase_contact_event(bench_t *b, bench_user_t *u, int added,
+                               const char *name) {
+  bench_pair_t *p = u->pair;
+  if (b->stopping || b->phase != BENCH_P_CONTACTS || !b->opts.port_b ||
+      p == NULL || name == NULL)
+    return;
+  if (!added && u->role == BENCH_RECEIVER && !strcmp(name, p->snd.name))
+    p->contact_seen |= BENCH_CS_REQUEST;
+  else if (added && u->role == BENCH_SENDER && !strcmp(name, p->rcv.name))
+    p->contact_seen |= BENCH_CS_ADDED;
+  else
+    return;
+  b->progress++;
+  contact_cross_step(b, p);
+}
+
 /* The sender's request is in; the receiver's own contact_add accepts it (or
  * is a no-op when a rerun with the same prefix already made them contacts),
- * so no contact_request event needs to be waited for. */
+ * so on one server no contact_request event needs to be waited for. */
 void bench_phase_contact_ok(bench_t *b, bench_user_t *u) {
   bench_pair_t *p = u->pair;
   if (b->phase != BENCH_P_CONTACTS) {
     bench_note_error(b, BENCH_E_BAD_FRAME, 1);
+    return;
+  }
+  if (b->opts.port_b) {
+    int bit = u->role == BENCH_SENDER ? BENCH_CS_SND_OK : BENCH_CS_RCV_OK;
+    if ((u->role == BENCH_SENDER && p->contact_step != 0) ||
+        (u->role == BENCH_RECEIVER && p->contact_step != 1) ||
+        (p->contact_seen & bit)) {
+      bench_note_error(b, BENCH_E_BAD_FRAME, 1);
+      return;
+    }
+    p->contact_seen |= bit;
+    contact_cross_step(b, p);
     return;
   }
   if (u->role == BENCH_SENDER && p->contact_step == 0) {
@@ -554,6 +600,13 @@ int bench_run(bench_t *b) {
   int rc = chat_addr_resolve(b->opts.host, b->opts.port, &b->server_addr);
   if (rc < 0) {
     fprintf(stderr, "chat-bench: cannot resolve %s: %s\n", b->opts.host,
+            chat_strerror(rc));
+    return rc;
+  }
+  if (b->opts.port_b &&
+      (rc = chat_addr_resolve(b->opts.host_b, b->opts.port_b,
+                              &b->server_addr_b)) < 0) {
+    fprintf(stderr, "chat-bench: cannot resolve %s: %s\n", b->opts.host_b,
             chat_strerror(rc));
     return rc;
   }

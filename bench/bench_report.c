@@ -74,6 +74,9 @@ void bench_report_plain(const bench_t *b, FILE *out) {
   else
     fprintf(out, "chat-bench: %d idle sessions (users %s*)\n", o->idle,
             o->prefix);
+  if (o->handshakes == 0 && o->pairs > 0 && o->port_b)
+    fprintf(out, "  nodes      senders on %s:%d, receivers on %s:%d\n",
+            o->host, o->port, o->host_b, o->port_b);
   double rs = span_s(b, &b->reg), ls = span_s(b, &b->login);
   if (b->reg.count)
     fprintf(out, "  register   %ld users in %.2f s (%.0f/s)\n", b->reg.count,
@@ -172,6 +175,7 @@ void bench_report_json(const bench_t *b, FILE *out) {
                                                  ? "handshakes"
                                                  : mode_names[o->mode]));
   json_object_set_new(r, "tls", json_boolean(o->tls));
+  json_object_set_new(r, "cross_node", json_boolean(o->port_b != 0));
   json_object_set_new(r, "pairs", json_integer(o->pairs));
   json_object_set_new(r, "messages", json_integer(o->messages));
   json_object_set_new(r, "size", json_integer((json_int_t)o->size));

@@ -45,15 +45,22 @@ void bench_session_send_fmt(bench_user_t *u, const char *fmt, ...) {
   bench_session_send_line(u, line, (size_t)n);
 }
 
+/* --server-b takes the receivers of pairs; everyone else uses --server. */
+static int on_server_b(const bench_user_t *u) {
+  return u->b->opts.port_b != 0 && u->role == BENCH_RECEIVER;
+}
+
 static void on_connect(chat_conn_t *c, int status) {
   bench_user_t *u = c->data;
   if (status < 0 && !u->b->stopping) {
+    const bench_opts_t *o = &u->b->opts;
+    int on_b = on_server_b(u);
     bench_note_error(u->b, BENCH_E_CONNECT, 1);
     char why[512];
     const char *tls = chat_conn_tls_error(c);
     snprintf(why, sizeof(why), "%s: cannot connect to %s:%d: %s%s%s",
-             u->name, u->b->opts.host, u->b->opts.port, uv_strerror(status),
-             tls ? ": " : "", tls ? tls : "");
+             u->name, on_b ? o->host_b : o->host, on_b ? o->port_b : o->port,
+             uv_strerror(status), tls ? ": " : "", tls ? tls : "");
     bench_stop(u->b, why);
   }
   /* on_close follows a failure; the welcome follows a success. */
@@ -75,13 +82,17 @@ int bench_session_open(bench_user_t *u, int login) {
   b->live_conns++;
   u->want_login = login;
   u->state = BENCH_U_CONNECTING;
-  if (b->tls_ctx && (rc = chat_conn_tls(&u->conn, b->tls_ctx,
-                                        b->opts.host)) < 0) {
+  int on_b = on_server_b(u);
+  if (b->tls_ctx &&
+      (rc = chat_conn_tls(&u->conn, b->tls_ctx,
+                          on_b ? b->opts.host_b : b->opts.host)) < 0) {
     bench_note_error(b, BENCH_E_CONNECT, 1);
     chat_conn_abort(&u->conn);
     return rc;
   }
-  rc = chat_conn_connect(&u->conn, (const struct sockaddr *)&b->server_addr,
+  rc = chat_conn_connect(&u->conn,
+                         (const struct sockaddr *)(on_b ? &b->server_addr_b
+                                                        : &b->server_addr),
                          on_connect);
   if (rc < 0) {
     /* Nothing was started; closing the initialised handle ends it through
@@ -375,13 +386,21 @@ static void on_frame(chat_conn_t *c, json_t *obj, const char *line,
     if (u->role == BENCH_RECEIVER && b->opts.mode == BENCH_DIRECT)
       bench_peer_on_expect(u, &m);
     break;
+  case CHAT_T_CONTACT_REQUEST:
+    if (u->pair)
+      bench_phase_contact_event(b, u, 0, m.from);
+    break;
+  case CHAT_T_CONTACT_ADDED:
+    if (u->pair)
+      bench_phase_contact_event(b, u, 1, m.user);
+    break;
   case CHAT_T_KICKED:
     bench_note_error(b, BENCH_E_DISCONNECTED, 1);
     bench_stop(b, "a bench session was kicked (is another run using the "
                   "same --prefix?)");
     break;
   default:
-    /* presence, contact_request, contact_added, pong: nothing to do */
+    /* presence, pong: nothing to do */
     break;
   }
 }
