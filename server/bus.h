@@ -29,10 +29,17 @@ typedef struct chat__bus chat__bus_t;
  * rcpts); 'p' user's presence is a (a status name) for rcpts, its
  * contacts on this node; 'k' user's session with epoch a must go (a
  * login elsewhere won); 'r' a receipt for user's message a, read by b;
- * 'e' the event line a (a JSON frame) for user. */
+ * 'e' the event line a (a JSON frame) for user; 'M' a message for user
+ * from a, msg_id b, with its seq, ts and body. */
 typedef struct chat__bus_event {
   char kind;
   const char *user, *a, *b, *rcpts;
+  const char *id;    /* its inbox entry's id (for trim) */
+  /* 'M' (a message for user, carried whole: from a, msg_id b): */
+  uint64_t seq;
+  int64_t ts;
+  const char *body;
+  size_t body_len;
 } chat__bus_event_t;
 
 typedef void (*chat__bus_event_cb)(void *arg, const chat__bus_event_t *ev);
@@ -83,6 +90,12 @@ typedef struct chat__bus_type {
    * when user is not logged in anywhere. */
   int (*route)(chat__bus_t *bus, const char *user, char kind, const char *a,
                const char *b, chat__bus_reply_cb cb, void *arg);
+  /* Carries a message (seq, ts, body) from `from` to the node `to` is on,
+   * unless that is this node; cb gets that node's name in strs[0], or
+   * n == 0 when `to` is logged in nowhere (nothing was sent). */
+  int (*msg)(chat__bus_t *bus, const char *to, const char *from,
+             const char *msg_id, uint64_t seq, int64_t ts, const char *body,
+             size_t body_len, chat__bus_reply_cb cb, void *arg);
   /* A connect to user: cb gets {node, host, port, key} of its session, or
    * n == 0 when it is not logged in; expect_line (a JSON frame) goes to
    * its node when it listens (port not "0"). */
@@ -93,12 +106,18 @@ typedef struct chat__bus_type {
    * be NULL) gets the names of the members it told of them. */
   int (*group)(chat__bus_t *bus, const char *group, uint64_t seq,
                chat__bus_reply_cb cb, void *arg);
+  /* Inbox entries before id (an event's) may go: what they carried is
+   * settled (read, acked or stored). Until then they stay, so that a node
+   * that dies leaves its unsettled messages for the others (LOGIN, TICK
+   * move them to the store). id is copied. */
+  void (*trim)(chat__bus_t *bus, const char *id);
   /* Stops the reader and the timer; the loop must run once more. */
   void (*free)(chat__bus_t *bus);
 } chat__bus_type_t;
 
 struct chat__bus {
   const chat__bus_type_t *type;
+  const char *node; /* this node's name (borrowed from the bus) */
   /* This node's slot, 0 to CHAT_BUS_SLOTS - 1, unique among live nodes
    * (the bus keeps it, and may change it when it was lost): a part of
    * every seq the node makes, so that two nodes never make the same one
@@ -135,6 +154,13 @@ static inline int chat__bus_route(chat__bus_t *b, const char *user, char kind,
                                   chat__bus_reply_cb cb, void *arg) {
   return b->type->route(b, user, kind, x, y, cb, arg);
 }
+static inline int chat__bus_msg(chat__bus_t *b, const char *to,
+                                const char *from, const char *msg_id,
+                                uint64_t seq, int64_t ts, const char *body,
+                                size_t body_len, chat__bus_reply_cb cb,
+                                void *arg) {
+  return b->type->msg(b, to, from, msg_id, seq, ts, body, body_len, cb, arg);
+}
 static inline int chat__bus_connect(chat__bus_t *b, const char *user,
                                     const char *line, chat__bus_reply_cb cb,
                                     void *arg) {
@@ -144,6 +170,9 @@ static inline int chat__bus_group(chat__bus_t *b, const char *group,
                                   uint64_t seq, chat__bus_reply_cb cb,
                                   void *arg) {
   return b->type->group(b, group, seq, cb, arg);
+}
+static inline void chat__bus_trim(chat__bus_t *b, const char *id) {
+  b->type->trim(b, id);
 }
 static inline void chat__bus_free(chat__bus_t *b) {
   if (b != NULL)

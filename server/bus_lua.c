@@ -57,25 +57,65 @@
   "  return -1\n"                                                            \
   "end\n"
 
+/* A carried message (an inbox entry of kind M) put among its recipient's
+ * held messages as PUT_MSG would (redis_cmds.c: the seq first, then the
+ * netstrings of the record; the sender's msg_id claimed; max_seq raised).
+ * Seqs stay strings: Lua's numbers are doubles. Returns 1 when added. */
+#define STASH                                                                  \
+  "local function ns(x) return #x .. ':' .. x end\n"                          \
+  "local function fields(e)\n"                                                \
+  "  local f = {}\n"                                                          \
+  "  for i = 1, #e[2], 2 do f[e[2][i]] = e[2][i + 1] end\n"                   \
+  "  return f\n"                                                              \
+  "end\n"                                                                     \
+  "local function stash(f)\n"                                                 \
+  "  if not (f.u and f.a and f.b and f.s and f.w) then return 0 end\n"        \
+  "  local seq = string.rep('0', 20 - #f.s) .. f.s\n"                         \
+  "  local held = '{u:'..f.u..'}:held'\n"                                     \
+  "  local cur = redis.call('GET', '{chat}:max_seq')\n"                       \
+  "  if not cur or cur < seq then redis.call('SET', '{chat}:max_seq', seq) "   \
+  "end\n"                                                                     \
+  "  if redis.call('ZRANGEBYLEX', held, '['..seq, '('..seq..';', 'LIMIT', 0, " \
+  "1)[1] then return 0 end\n"                                                 \
+  "  if redis.call('HSETNX', '{u:'..f.a..'}:sent', f.b, seq..' '..f.u) == 0 "  \
+  "then return 0 end\n"                                                       \
+  "  redis.call('ZADD', held, 0, seq..ns(f.u)..ns(f.a)..ns('')..ns(f.b).."     \
+  "ns(f.w)..ns('0')..ns(f.x or ''))\n"                                        \
+  "  return 1\n"                                                              \
+  "end\n"
+
 const char *const chat__bus_lua[CHAT__SC_COUNT] = {
     /* ARGV: me, user, epoch, status, host, p2p_port, key. The session on
      * me is the user's now; an older one elsewhere is told to go (k).
      * host, p2p_port and key are what a connect from another node hands
-     * out (CONNECT). */
+     * out (CONNECT). Messages carried to the older session's node and not
+     * yet settled there (acked, or written) are put among the user's held
+     * messages, so that its new session reads them first, in seq order.
+     * Returns {max_seq, moved, contact, status, ...}. */
     [CHAT__SC_BUS_LOGIN] =
-        "#!lua\n" FANOUT
+        "#!lua\n" FANOUT STASH
         "local me, u, ep, st = ARGV[1], ARGV[2], ARGV[3], ARGV[4]\n"
         "local key = '{u:'..u..'}:at'\n"
         "local old = redis.call('HMGET', key, 'node', 'epoch')\n"
         "redis.call('HSET', key, 'node', me, 'epoch', ep, 'status', st, "
         "'host', ARGV[5], 'port', ARGV[6], 'key', ARGV[7])\n"
         "redis.call('SADD', '{node:'..me..'}:users', u)\n"
+        "local moved = 0\n"
         "if old[1] and old[1] ~= me then\n"
+        "  local inbox = '{node:'..old[1]..'}:inbox'\n"
         "  redis.call('SREM', '{node:'..old[1]..'}:users', u)\n"
-        "  redis.call('XADD', '{node:'..old[1]..'}:inbox', 'MAXLEN', '~', "
-        "'100000', '*', 't', 'k', 'u', u, 'a', old[2])\n"
+        "  for _, e in ipairs(redis.call('XRANGE', inbox, '-', '+')) do\n"
+        "    local f = fields(e)\n"
+        "    if f.t == 'M' and f.u == u then\n"
+        "      moved = moved + stash(f)\n"
+        "      redis.call('XDEL', inbox, e[1])\n"
+        "    end\n"
+        "  end\n"
+        "  redis.call('XADD', inbox, 'MAXLEN', '~', '100000', '*', 't', 'k', "
+        "'u', u, 'a', old[2])\n"
         "end\n"
         "local out = fanout(me, false, u, st)\n"
+        "table.insert(out, 1, tostring(moved))\n"
         "table.insert(out, 1, redis.call('GET', '{chat}:max_seq') or '0')\n"
         "return out\n",
     /* ARGV: me, user, epoch, status, host, p2p_port, key: this node was
@@ -127,6 +167,22 @@ const char *const chat__bus_lua[CHAT__SC_COUNT] = {
         "'100000', '*', 't', ARGV[3], 'u', u, 'a', ARGV[4], 'b', ARGV[5])\n"
         "end\n"
         "return n\n",
+    /* ARGV: me, to, from, msg_id, seq, ts, body: a message for `to`,
+     * carried to its node's inbox whole (M), so the common case, read and
+     * acked at once, costs Redis no store write. Returns to's node (me:
+     * `to` is here now), or nil when it is logged in nowhere (the caller
+     * stores the message). */
+    [CHAT__SC_BUS_MSG] =
+        "#!lua\n"
+        "local me, to = ARGV[1], ARGV[2]\n"
+        "local n = redis.call('HGET', '{u:'..to..'}:at', 'node')\n"
+        "if not n then return false end\n"
+        "if n ~= me then\n"
+        "  redis.call('XADD', '{node:'..n..'}:inbox', 'MAXLEN', '~', "
+        "'100000', '*', 't', 'M', 'u', to, 'a', ARGV[3], 'b', ARGV[4], "
+        "'s', ARGV[5], 'w', ARGV[6], 'x', ARGV[7])\n"
+        "end\n"
+        "return n\n",
     /* ARGV: me, user, expect line: a connect to user on another node.
      * Returns nil when user is not logged in, else {node, host, port,
      * key}; the expect goes to its node only when it listens (port). */
@@ -165,13 +221,15 @@ const char *const chat__bus_lua[CHAT__SC_COUNT] = {
         "return told\n",
     /* ARGV: me, instance, ttl_ms, chunk. Refreshes me's liveness, and
      * cleans up after nodes whose key expired: their users' entries go and
-     * those users' contacts hear offline (here too). Only one survivor
+     * those users' contacts hear offline (here too); then the messages
+     * carried to them and never settled are put among their recipients'
+     * held messages (and a recipient logged in elsewhere is told). Only one survivor
      * takes each user (SPOP). Returns -1 when me's own key had expired or
      * was another instance's (me was taken for dead: its sessions assert
      * themselves again), else how many users it cleaned up; and me's slot
      * (ARGV[5], kept, or a new one when it was lost; -1: none free). */
     [CHAT__SC_BUS_TICK] =
-        "#!lua\n" FANOUT TAKE_SLOT
+        "#!lua\n" FANOUT TAKE_SLOT STASH
         "local me, inst, ttl, chunk = ARGV[1], ARGV[2], ARGV[3], ARGV[4]\n"
         "local alive = '{node:'..me..'}:alive'\n"
         "local prev = redis.call('GET', alive)\n"
@@ -197,9 +255,24 @@ const char *const chat__bus_lua[CHAT__SC_COUNT] = {
         "        k = k + 1\n"
         "      end\n"
         "    end\n"
+        "    local inbox = '{node:'..n..'}:inbox'\n"
         "    if redis.call('SCARD', '{node:'..n..'}:users') == 0 then\n"
-        "      redis.call('SREM', '{chat}:nodes', n)\n"
-        "      redis.call('DEL', '{node:'..n..'}:inbox')\n"
+        "      for _, e in ipairs(redis.call('XRANGE', inbox, '-', '+', "
+        "'COUNT', chunk)) do\n"
+        "        local f = fields(e)\n"
+        "        if f.t == 'M' and stash(f) == 1 then\n"
+        "          local at = redis.call('HGET', '{u:'..f.u..'}:at', 'node')\n"
+        "          if at then\n"
+        "            redis.call('XADD', '{node:'..at..'}:inbox', 'MAXLEN', "
+        "'~', '100000', '*', 't', 'm', 'u', f.u, 'a', f.s)\n"
+        "          end\n"
+        "        end\n"
+        "        redis.call('XDEL', inbox, e[1])\n"
+        "      end\n"
+        "      if redis.call('XLEN', inbox) == 0 then\n"
+        "        redis.call('SREM', '{chat}:nodes', n)\n"
+        "        redis.call('DEL', inbox)\n"
+        "      end\n"
         "    end\n"
         "  end\n"
         "end\n"
@@ -209,7 +282,7 @@ const char *const chat__bus_lua[CHAT__SC_COUNT] = {
      * nothing done; else what an earlier life of me left is cleaned up
      * (its users offline to their contacts), me is alive, and {slot}. */
     [CHAT__SC_BUS_START] =
-        "#!lua\n" FANOUT TAKE_SLOT
+        "#!lua\n" FANOUT TAKE_SLOT STASH
         "local me, inst, ttl = ARGV[1], ARGV[2], ARGV[3]\n"
         "local alive = '{node:'..me..'}:alive'\n"
         "local cur = redis.call('GET', alive)\n"
@@ -222,6 +295,17 @@ const char *const chat__bus_lua[CHAT__SC_COUNT] = {
         "  if redis.call('HGET', key, 'node') == me then\n"
         "    redis.call('DEL', key)\n"
         "    fanout(me, false, u, 'offline')\n"
+        "  end\n"
+        "end\n"
+        "for _, e in ipairs(redis.call('XRANGE', '{node:'..me..'}:inbox', "
+        "'-', '+')) do\n"
+        "  local f = fields(e)\n"
+        "  if f.t == 'M' and stash(f) == 1 then\n"
+        "    local at = redis.call('HGET', '{u:'..f.u..'}:at', 'node')\n"
+        "    if at and at ~= me then\n"
+        "      redis.call('XADD', '{node:'..at..'}:inbox', 'MAXLEN', '~', "
+        "'100000', '*', 't', 'm', 'u', f.u, 'a', f.s)\n"
+        "    end\n"
         "  end\n"
         "end\n"
         "redis.call('DEL', '{node:'..me..'}:users', '{node:'..me..'}:inbox')\n"

@@ -33,7 +33,7 @@
 typedef struct ev_node {
   struct ev_node *next;
   chat__bus_event_t ev;
-  char *mem[5];
+  char *mem[8];
 } ev_node_t;
 
 typedef struct redis_bus {
@@ -64,6 +64,7 @@ typedef struct redis_bus {
   volatile int stop;         /* under mu for writes; read by the thread */
   redisContext *rc;          /* the thread's */
   char last_id[64];          /* the thread's */
+  char trim_id[64];          /* under mu: XTRIM MINID this next ("": no) */
 } redis_bus_t;
 
 #define RB(x) ((redis_bus_t *)(void *)(x))
@@ -187,8 +188,10 @@ static ev_node_t *entry_event(const redisReply *e) {
       e->element[1]->type != REDIS_REPLY_ARRAY)
     return NULL;
   f = e->element[1];
-  if ((n = calloc(1, sizeof(*n))) == NULL)
+  if (e->element[0]->type != REDIS_REPLY_STRING ||
+      (n = calloc(1, sizeof(*n))) == NULL)
     return NULL;
+  n->mem[7] = dupn(e->element[0]->str, e->element[0]->len);
   for (size_t i = 0; i + 1 < f->elements; i += 2) {
     const redisReply *k = f->element[i], *v = f->element[i + 1];
     char **slot = NULL;
@@ -202,13 +205,20 @@ static ev_node_t *entry_event(const redisReply *e) {
     case 'a': m = 1; break;
     case 'b': m = 2; break;
     case 'r': m = 3; break;
+    case 'x': m = 4; n->ev.body_len = v->len; break;
+    case 's': m = 5; break;
+    case 'w': m = 6; break;
     default: continue;
     }
     slot = &n->mem[m];
     free(*slot);
     *slot = dupn(v->str, v->len);
   }
+  n->ev.body = n->mem[4];
+  n->ev.seq = n->mem[5] ? strtoull(n->mem[5], NULL, 10) : 0;
+  n->ev.ts = n->mem[6] ? strtoll(n->mem[6], NULL, 10) : 0;
   n->ev.user = n->mem[0] ? n->mem[0] : "";
+  n->ev.id = n->mem[7];
   n->ev.a = n->mem[1];
   n->ev.b = n->mem[2];
   n->ev.rcpts = n->mem[3];
@@ -216,15 +226,30 @@ static ev_node_t *entry_event(const redisReply *e) {
 }
 
 static void ev_free(ev_node_t *n) {
-  for (int i = 0; i < 5; i++)
+  for (int i = 0; i < 8; i++)
     free(n->mem[i]);
   free(n);
 }
 
 /* Reads once; hands the entries over, then deletes them. 0, or -1 when
  * the connection is broken. */
+/* XTRIM MINID of what the loop settled (rb_trim), on the reader's own
+ * connection: entries before it carried nothing unsettled. */
+static void trim_inbox(redis_bus_t *b) {
+  char id[64];
+  pthread_mutex_lock(&b->mu);
+  snprintf(id, sizeof(id), "%s", b->trim_id);
+  b->trim_id[0] = '\0';
+  pthread_mutex_unlock(&b->mu);
+  if (id[0]) {
+    const char *argv[] = {"XTRIM", b->inbox, "MINID", id};
+    freeReplyObject(redisCommandArgv(b->rc, 4, argv, NULL));
+  }
+}
+
 static int read_inbox(redis_bus_t *b) {
   char count[16], block[16];
+  trim_inbox(b);
   snprintf(count, sizeof(count), "%d", INBOX_COUNT);
   snprintf(block, sizeof(block), "%d", INBOX_BLOCK_MS);
   const char *argv[] = {"XREAD",   "COUNT", count,     "BLOCK",
@@ -242,21 +267,12 @@ static int read_inbox(redis_bus_t *b) {
       r->element[0]->elements == 2) {
     const redisReply *ents = r->element[0]->element[1];
     ev_node_t *first = NULL, **tail = &first;
-    const char **del = calloc(ents->elements + 2, sizeof(*del));
-    size_t nd = 0;
-    if (del != NULL) {
-      del[nd++] = "XDEL";
-      del[nd++] = b->inbox;
-    }
     for (size_t i = 0; i < ents->elements; i++) {
       const redisReply *e = ents->element[i];
       ev_node_t *n = entry_event(e);
       if (e->type == REDIS_REPLY_ARRAY && e->elements == 2 &&
-          e->element[0]->type == REDIS_REPLY_STRING) {
+          e->element[0]->type == REDIS_REPLY_STRING)
         snprintf(b->last_id, sizeof(b->last_id), "%s", e->element[0]->str);
-        if (del != NULL)
-          del[nd++] = e->element[0]->str;
-      }
       if (n != NULL) {
         *tail = n;
         tail = &n->next;
@@ -269,11 +285,6 @@ static int read_inbox(redis_bus_t *b) {
       pthread_mutex_unlock(&b->mu);
       uv_async_send(&b->async);
     }
-    if (del != NULL && nd > 2) {
-      redisReply *d = redisCommandArgv(b->rc, (int)nd, del, NULL);
-      freeReplyObject(d);
-    }
-    free(del);
   }
   freeReplyObject(r);
   return 0;
@@ -354,7 +365,8 @@ static void on_tick(uv_timer_t *t) {
   const char *args[] = {b->node, b->alive, b->ttl, REAP_CHUNK, slot};
   if (b->ticking)
     return;
-  if (chat__redis_call(b->engine, CHAT__SC_BUS_TICK, args, 5, tick_done, b) ==
+  if (chat__redis_call(b->engine, CHAT__SC_BUS_TICK, args, NULL, 5, tick_done,
+                       b) ==
       0)
     b->ticking = 1;
 }
@@ -362,7 +374,7 @@ static void on_tick(uv_timer_t *t) {
 static int call(redis_bus_t *b, chat__redis_script_t s, const char **args,
                 int nargs, chat__bus_reply_cb cb, void *arg) {
   args[0] = b->node;
-  return chat__redis_call(b->engine, s, args, nargs,
+  return chat__redis_call(b->engine, s, args, NULL, nargs,
                           (chat__redis_call_cb)cb, arg);
 }
 
@@ -394,6 +406,28 @@ static int rb_rejoin(chat__bus_t *bb, const char *user, const char *epoch,
   snprintf(port, sizeof(port), "%d", p2p_port);
   const char *a[] = {NULL, user, epoch, status, host, port, key};
   return call(RB(bb), CHAT__SC_BUS_REJOIN, a, 7, cb ? cb : ignore, arg);
+}
+
+static int rb_msg(chat__bus_t *bb, const char *to, const char *from,
+                  const char *msg_id, uint64_t seq, int64_t ts,
+                  const char *body, size_t body_len, chat__bus_reply_cb cb,
+                  void *arg) {
+  redis_bus_t *b = RB(bb);
+  char seqs[24], tss[24];
+  snprintf(seqs, sizeof(seqs), "%llu", (unsigned long long)seq);
+  snprintf(tss, sizeof(tss), "%lld", (long long)ts);
+  const char *a[] = {b->node, to, from, msg_id, seqs, tss, body};
+  size_t len[] = {strlen(b->node), strlen(to), strlen(from), strlen(msg_id),
+                  strlen(seqs),    strlen(tss), body_len};
+  return chat__redis_call(b->engine, CHAT__SC_BUS_MSG, a, len, 7,
+                          (chat__redis_call_cb)cb, arg);
+}
+
+static void rb_trim(chat__bus_t *bb, const char *id) {
+  redis_bus_t *b = RB(bb);
+  pthread_mutex_lock(&b->mu);
+  snprintf(b->trim_id, sizeof(b->trim_id), "%s", id);
+  pthread_mutex_unlock(&b->mu);
 }
 
 static int rb_connect(chat__bus_t *bb, const char *user,
@@ -439,8 +473,10 @@ static const chat__bus_type_t redis_bus_type = {
     .status = rb_status,
     .logout = rb_logout,
     .route = rb_route,
+    .msg = rb_msg,
     .connect = rb_connect,
     .group = rb_group,
+    .trim = rb_trim,
     .free = rb_free,
 };
 
@@ -458,6 +494,7 @@ int chat__bus_redis_new(uv_loop_t *loop, chat__engine_t *engine, const char *nod
   if ((b = calloc(1, sizeof(*b))) == NULL)
     return -ENOMEM;
   b->base.type = &redis_bus_type;
+  b->base.node = b->node;
   b->loop = loop;
   b->engine = engine;
   b->url = ((chat__redis_engine_t *)(void *)engine)->url;

@@ -155,8 +155,15 @@ static void event_line(chat__srv_t *srv, const chat__bus_event_t *ev) {
   json_decref(obj);
 }
 
+static void on_event(chat__srv_t *srv, const chat__bus_event_t *ev);
+
 void chat__cluster_on_event(void *arg, const chat__bus_event_t *ev) {
   chat__srv_t *srv = arg;
+  on_event(srv, ev);
+  chat__cluster_inbox_read(srv, ev->id);
+}
+
+static void on_event(chat__srv_t *srv, const chat__bus_event_t *ev) {
   switch (ev->kind) {
   case 'm': {
     uint64_t seq = ev->a != NULL ? strtoull(ev->a, NULL, 10) : 0;
@@ -188,6 +195,9 @@ void chat__cluster_on_event(void *arg, const chat__bus_event_t *ev) {
     break;
   case 'e':
     event_line(srv, ev);
+    break;
+  case 'M':
+    chat__cluster_on_carried(srv, ev);
     break;
   default:
     CHAT_DEBUG("cluster: an event of unknown kind %c", ev->kind);
@@ -260,9 +270,19 @@ static void logged_in(void *arg, int status, char *const *strs, size_t n,
   login_op_t *op = arg;
   uint64_t max_seq = 0;
   (void)ival;
-  if (status == 0 && n > 0)
+  if (status == 0 && n > 1) {
     max_seq = strtoull(strs[0], NULL, 10);
-  for (size_t i = 1; status == 0 && i + 1 < n; i += 2) {
+    /* messages carried to its older session's node and not settled there,
+     * now among its held ones: its session pages them before anything
+     * newer is pushed (login_complete: store_more) */
+    long moved = strtol(strs[1], NULL, 10);
+    if (moved > 0) {
+      op->u->held += (uint32_t)moved;
+      op->u->store_more = 1;
+      op->u->wgen++;
+    }
+  }
+  for (size_t i = 2; status == 0 && i + 1 < n; i += 2) {
     chat__user_t *c = chat__registry_find(&op->srv->reg, strs[i]);
     chat_status_t st = chat_status_from_name(strs[i + 1]);
     if (c != NULL && c->session == NULL && st != CHAT_STATUS_NONE)
@@ -305,115 +325,6 @@ void chat__cluster_logout(chat__srv_t *srv, chat__session_t *s) {
 void chat__cluster_status(chat__srv_t *srv, chat__session_t *s) {
   if (srv->bus != NULL && s->epoch[0])
     chat__bus_status(srv->bus, s->user->name, s->epoch, shown(s));
-}
-
-/* ---- sends -------------------------------------------------------------- */
-
-typedef struct send_op {
-  chat__srv_t *srv;
-  chat__session_t *s; /* referenced */
-  json_t *id;
-  chat__user_t *to, *from; /* pinned */
-  uint64_t seq;
-  int put_status;
-  int online;  /* the route found the recipient logged in somewhere */
-  int waiting; /* answers to come: the PUT's, the route's */
-  char msg_id[CHAT_MAX_MSG_ID + 1];
-} send_op_t;
-
-static void send_op_free(send_op_t *op) {
-  op->to->pins--;
-  op->from->pins--;
-  chat__session_unref(op->s);
-  json_decref(op->id);
-  free(op);
-}
-
-static void reply(send_op_t *op, const char *status) {
-  size_t cap;
-  char *line = chat__srv_line_buf(op->srv, 0, &cap);
-  int n = line ? chat_line_send_ok(line, cap, op->id, op->msg_id, status)
-               : -ENOMEM;
-  if (n > 0)
-    chat__session_send_line(op->s, line, (size_t)n);
-}
-
-/* Both answers are in: the PUT's and the route's (in either order). */
-static void send_finish(send_op_t *op) {
-  if (op->put_status != 0) {
-    CHAT_ERROR("storing %s -> %s %s: %s", op->from->name, op->to->name,
-               op->msg_id, chat_strerror(op->put_status));
-    if (op->to->held > 0)
-      op->to->held--;
-    if (op->from->sent_held > 0)
-      op->from->sent_held--;
-    chat__session_error(op->s, op->id, CHAT_E_INTERNAL, "storage failed");
-  } else {
-    /* Durable either way; relayed when its recipient is logged in on a
-     * node that was told (a failed route still leaves it stored). */
-    reply(op, op->online ? "relayed" : "stored");
-  }
-  send_op_free(op);
-}
-
-static void put_done(void *arg, int status) {
-  send_op_t *op = arg;
-  chat__srv_unawait(op->srv, &op->seq);
-  op->put_status = status;
-  if (--op->waiting == 0)
-    send_finish(op);
-}
-
-static void routed(void *arg, int status, char *const *strs, size_t n,
-                   long long ival) {
-  send_op_t *op = arg;
-  (void)strs;
-  (void)ival;
-  op->online = status == 0 && n > 0;
-  if (--op->waiting == 0)
-    send_finish(op);
-}
-
-int chat__cluster_send(chat__srv_t *srv, chat__session_t *s,
-                       const chat_msg_t *m, chat__user_t *to) {
-  chat__user_t *me = s->user;
-  send_op_t *op = calloc(1, sizeof(*op));
-  int r;
-  if (op == NULL)
-    return -ENOMEM;
-  op->srv = srv;
-  op->s = s;
-  op->id = json_incref((json_t *)m->id);
-  op->to = to;
-  op->from = me;
-  snprintf(op->msg_id, sizeof(op->msg_id), "%s", m->msg_id);
-  chat__session_ref(s);
-  to->pins++;
-  me->pins++;
-  op->seq = chat__srv_take_seq(srv);
-  /* As chat__srv_store_msg, but not marked offline: its recipient may be
-   * online elsewhere. Its page tells by ts and the login's time. */
-  chat__srv_put_msg(srv, to->name, me, NULL, m->msg_id, m->body, m->body_len,
-                    op->seq, chat__srv_now_wall_ms(), 0);
-  to->held++;
-  to->wgen++;
-  to->store_more = 1;
-  me->sent_held++;
-  op->waiting = 2;
-  if ((r = chat__engine_then(srv->engine, put_done, op)) < 0) {
-    send_op_free(op);
-    return r;
-  }
-  chat__srv_await(srv, &op->seq, op);
-  char seqs[24];
-  snprintf(seqs, sizeof(seqs), "%llu", (unsigned long long)op->seq);
-  if ((r = chat__bus_route(srv->bus, to->name, 'm', seqs, NULL, routed,
-                           op)) < 0) {
-    CHAT_WARN("cannot tell %s's node of a message: %s", to->name,
-              chat_strerror(r));
-    op->waiting--; /* put_done answers: stored (it is durable) */
-  }
-  return 0;
 }
 
 void chat__cluster_receipt(chat__srv_t *srv, const chat__user_t *from,

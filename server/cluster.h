@@ -33,6 +33,17 @@ void chat__cluster_status(chat__srv_t *srv, chat__session_t *s);
  * elsewhere, stored when nowhere. 0 or a negative error (nothing sent). */
 int chat__cluster_send(chat__srv_t *srv, chat__session_t *s,
                        const chat_msg_t *m, chat__user_t *to);
+/* cluster_send.c: a message carried here for one of this node's users
+ * (kind 'M'): pushed like a relay when it can be, else stored. */
+void chat__cluster_on_carried(chat__srv_t *srv, const chat__bus_event_t *ev);
+/* h, carried here, is acked (settled now) or written (settled once the
+ * write is durable); its inbox entry may then be trimmed. */
+void chat__cluster_carry_acked(chat__srv_t *srv, chat__held_t *h);
+void chat__cluster_carry_written(chat__srv_t *srv, chat__held_t *h);
+/* An event with this inbox id was taken in; trims what is settled. */
+void chat__cluster_inbox_read(chat__srv_t *srv, const char *id);
+/* Frees the carried entries' bookkeeping (shutdown). */
+void chat__cluster_carry_free(chat__srv_t *srv);
 /* A receipt for from's message msg_id, read by `by`, when from has no
  * session here. */
 void chat__cluster_receipt(chat__srv_t *srv, const chat__user_t *from,

@@ -9,6 +9,7 @@
  * recipient reads it back in pages, oldest first, as acks open its window.
  */
 #include "srv.h"
+#include "cluster.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -97,6 +98,8 @@ void chat__srv_write_held(chat__srv_t *srv, chat__held_t *h) {
   h->written = 1;
   if (h->group == NULL)
     h->from->sent_held++;
+  if (h->carry != NULL)
+    chat__cluster_carry_written(srv, h);
 }
 
 void chat__srv_store_msg(chat__srv_t *srv, chat__user_t *to, chat__user_t *from,
@@ -113,6 +116,14 @@ void chat__srv_store_msg(chat__srv_t *srv, chat__user_t *to, chat__user_t *from,
   to->store_more = 1;
   if (group == NULL)
     from->sent_held++;
+  if (srv->bus != NULL && seq <= to->store_after) {
+    /* cluster mode: seqs are every node's clock, and the cursor may be
+     * past this one (a page read another node's later seq): page again
+     * from below it */
+    if (!to->rewind || seq - 1 < to->rewind_to)
+      to->rewind_to = seq - 1;
+    to->rewind = 1;
+  }
 }
 
 /* h->seq, acked, may be in the page being read (registry.h). Out of
@@ -138,6 +149,8 @@ static int acked_paging(const chat__user_t *u, uint64_t seq) {
 
 void chat__srv_drop_held(chat__srv_t *srv, chat__held_t *h, int acked) {
   unlink_unwritten(srv, h);
+  if (h->carry != NULL) /* acked: unwritten ones are written before a drop */
+    chat__cluster_carry_acked(srv, h);
   if (acked) {
     if (h->written && h->to->paging)
       note_acked_paging(h->to, h->seq);

@@ -48,6 +48,7 @@ typedef enum {
   CHAT__SC_BUS_STATUS, /* its status changed */
   CHAT__SC_BUS_LOGOUT, /* it ended */
   CHAT__SC_BUS_ROUTE,  /* an event to the node a user is on */
+  CHAT__SC_BUS_MSG,    /* a message carried to the node a user is on */
   CHAT__SC_BUS_CONNECT, /* a connect to a user on another node */
   CHAT__SC_BUS_GROUP,  /* "messages stored" to each node of a group */
   CHAT__SC_BUS_TICK,   /* liveness, and cleaning up after dead nodes */
@@ -94,8 +95,9 @@ int chat__redis_sent_cmds(const char *from, const char *msg_id,
                           const chat__redis_sha_t *shas, chat__rcmd_t out[1]);
 /* EVALSHA of a cluster script with args (at most CHAT__RCMD_ARGS - 3). */
 int chat__redis_call_cmds(chat__redis_script_t script,
-                          const char *const *args, int nargs,
-                          const chat__redis_sha_t *shas, chat__rcmd_t out[1]);
+                          const char *const *args, const size_t *lens,
+                          int nargs, const chat__redis_sha_t *shas,
+                          chat__rcmd_t out[1]);
 
 /* ---- redis_reply.c ------------------------------------------------------- */
 

@@ -36,6 +36,8 @@ typedef struct chat__held {
   uint64_t seq;
   int64_t ts;
   uint64_t pushed_ms;            /* loop time of the push */
+  struct chat__carry *carry;     /* cluster: its inbox entry, until the
+                                  * message is acked or written */
   unsigned written : 1;          /* in the store too */
   unsigned offline : 1;          /* deliver it with offline:true */
   uint16_t klen;                 /* key: "to/from/msg_id" */

@@ -306,10 +306,11 @@ int chat__redis_sent_cmds(const char *from, const char *msg_id,
 }
 
 int chat__redis_call_cmds(chat__redis_script_t script,
-                          const char *const *args, int nargs,
-                          const chat__redis_sha_t *shas, chat__rcmd_t out[1]) {
+                          const char *const *args, const size_t *lens,
+                          int nargs, const chat__redis_sha_t *shas,
+                          chat__rcmd_t out[1]) {
   evalsha(&out[0], shas, script, "0");
   for (int i = 0; i < nargs && out[0].argc < CHAT__RCMD_ARGS; i++)
-    arg(&out[0], args[i]);
+    arg_n(&out[0], args[i], lens[i]);
   return 1;
 }

@@ -55,6 +55,7 @@ typedef struct chat__redis_rd {
   /* CHAT__RD_CALL: */
   chat__redis_script_t script;
   char *args[CHAT__CALL_ARGS];
+  size_t arglens[CHAT__CALL_ARGS];
   int nargs;
   char **strs;
   size_t nstrs;
@@ -147,11 +148,12 @@ int chat__redis_load_held(chat__engine_t *e, const char *rcpt, uint64_t after,
 int chat__redis_find_sent(chat__engine_t *e, const char *from,
                           const char *msg_id, chat__engine_sent_cb cb,
                           void *arg);
-/* A cluster script (bus_lua.c) called with args (copied), as a read: it
- * runs behind the writes added before it, and cb gets its result. 0 or
- * -ENOMEM / -EINVAL (too many args). */
+/* A cluster script (bus_lua.c) called with args (copied; lens NULL: C
+ * strings, else their lengths), as a read: it runs behind the writes
+ * added before it, and cb gets its result. 0 or -ENOMEM / -EINVAL (too
+ * many args). */
 int chat__redis_call(chat__engine_t *e, chat__redis_script_t script,
-                     const char *const *args, int nargs,
+                     const char *const *args, const size_t *lens, int nargs,
                      chat__redis_call_cb cb, void *arg);
 /* Sends one read's commands: 0, or a negative code (nothing awaited). */
 int chat__redis_send_read(chat__redis_engine_t *e, chat__redis_rd_t *rd);

@@ -155,7 +155,7 @@ int chat__redis_send_read(chat__redis_engine_t *e, chat__redis_rd_t *rd) {
     break;
   case CHAT__RD_CALL:
     n = chat__redis_call_cmds(rd->script, (const char *const *)rd->args,
-                              rd->nargs, e->shas, c);
+                              rd->arglens, rd->nargs, e->shas, c);
     break;
   }
   for (int i = 0; i < n; i++) {
@@ -232,16 +232,24 @@ int chat__redis_find_sent(chat__engine_t *ce, const char *from,
 }
 
 int chat__redis_call(chat__engine_t *ce, chat__redis_script_t script,
-                     const char *const *args, int nargs,
+                     const char *const *args, const size_t *lens, int nargs,
                      chat__redis_call_cb cb, void *arg) {
   chat__redis_rd_t *rd;
   char *copy[CHAT__CALL_ARGS];
+  size_t len[CHAT__CALL_ARGS];
   int i, r = 0;
   if (nargs > CHAT__CALL_ARGS)
     return -EINVAL;
-  for (i = 0; i < nargs && r == 0; i++)
-    if ((copy[i] = strdup(args[i] ? args[i] : "")) == NULL)
+  for (i = 0; i < nargs && r == 0; i++) {
+    const char *a = args[i] ? args[i] : "";
+    len[i] = lens != NULL ? lens[i] : strlen(a);
+    if ((copy[i] = malloc(len[i] + 1)) == NULL) {
       r = -ENOMEM;
+      break;
+    }
+    memcpy(copy[i], a, len[i]);
+    copy[i][len[i]] = '\0';
+  }
   if (r == 0)
     r = queue_read(ce, CHAT__RD_CALL, "", NULL, (void (*)(void))cb, arg, &rd);
   if (r < 0) {
@@ -251,6 +259,7 @@ int chat__redis_call(chat__engine_t *ce, chat__redis_script_t script,
   }
   rd->script = script;
   memcpy(rd->args, copy, (size_t)nargs * sizeof(*copy));
+  memcpy(rd->arglens, len, (size_t)nargs * sizeof(*len));
   rd->nargs = nargs;
   return 0;
 }

@@ -71,6 +71,7 @@ int chat__srv_init(chat__srv_t *srv, uv_loop_t *loop,
 }
 
 void chat__srv_free(chat__srv_t *srv) {
+  chat__cluster_carry_free(srv);
   chat__srv_loads_free(srv);
   chat__hmap_free(&srv->awaited);
   chat__mailbox_free(&srv->mb);

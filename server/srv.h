@@ -132,6 +132,12 @@ struct chat__srv {
   chat__mailbox_t mb;
   chat__engine_t *engine;        /* borrowed */
   struct chat__bus *bus;         /* borrowed; NULL on a single node */
+  /* cluster: the inbox entries that carried messages here, oldest first,
+   * until each is settled (cluster_send.c); the inbox is trimmed up to the
+   * first unsettled one */
+  struct chat__carry *carry_head, *carry_tail;
+  char inbox_last[40];           /* the last entry read */
+  char inbox_trimmed[40];        /* the last trim asked */
   chat__hash_pool_t *hashes;     /* borrowed, set after chat__srv_init; NULL:
                                  * hash on libuv's pool */
   chat__hmap_t loads;            /* name -> loads in flight (resident.c) */

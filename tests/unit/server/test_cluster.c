@@ -31,7 +31,8 @@ typedef struct fake_bus {
   uv_idle_t idle;
   pending_t *head, **tail;
   json_t *calls; /* [{"call": NAME, "user": ..., ...}] */
-  answer_t login, route, rejoin, connect, group;
+  answer_t login, route, rejoin, connect, group, msg;
+  char trimmed[40]; /* the last trim asked */
 } fake_bus_t;
 
 #define FB(x) ((fake_bus_t *)(void *)(x))
@@ -104,6 +105,14 @@ static int fb_route(chat__bus_t *bb, const char *user, char kind,
     later(FB(bb), cb, arg, &FB(bb)->route);
   return 0;
 }
+static int fb_msg(chat__bus_t *bb, const char *to, const char *from,
+                  const char *msg_id, uint64_t seq, int64_t ts,
+                  const char *body, size_t body_len, chat__bus_reply_cb cb,
+                  void *arg) {
+  record(FB(bb), "msg", to, from, msg_id);
+  later(FB(bb), cb, arg, &FB(bb)->msg);
+  return 0;
+}
 static int fb_connect(chat__bus_t *bb, const char *user, const char *line,
                       chat__bus_reply_cb cb, void *arg) {
   record(FB(bb), "connect", user, line, NULL);
@@ -119,11 +128,23 @@ static int fb_group(chat__bus_t *bb, const char *group, uint64_t seq,
     later(FB(bb), cb, arg, &FB(bb)->group);
   return 0;
 }
+static void fb_trim(chat__bus_t *bb, const char *id) {
+  snprintf(FB(bb)->trimmed, sizeof(FB(bb)->trimmed), "%s", id);
+}
 static void fb_free(chat__bus_t *bb) { (void)bb; }
 
 static const chat__bus_type_t fake_type = {
-    fb_login, fb_rejoin, fb_status,  fb_logout, fb_route,
-    fb_connect, fb_group, fb_free};
+    .login = fb_login,
+    .rejoin = fb_rejoin,
+    .status = fb_status,
+    .logout = fb_logout,
+    .route = fb_route,
+    .msg = fb_msg,
+    .connect = fb_connect,
+    .group = fb_group,
+    .trim = fb_trim,
+    .free = fb_free,
+};
 
 typedef struct cfx {
   fx_t *f;
@@ -138,9 +159,10 @@ static int setup(void **state) {
   c->f = fx_new();
   c->bus.base.type = &fake_type;
   c->bus.base.slot = 3;
+  c->bus.base.node = "n1";
   c->bus.calls = json_array();
   c->bus.tail = &c->bus.head;
-  c->bus.login = (answer_t){0, {"0"}, 1, 0};
+  c->bus.login = (answer_t){0, {"0", "0"}, 2, 0};
   c->bus.rejoin = (answer_t){0, {NULL}, 0, 1};
   uv_idle_init(&c->f->loop, &c->bus.idle);
   c->bus.idle.data = &c->bus;
@@ -177,7 +199,8 @@ static const char *call_arg(cfx_t *c, int i, const char *k) {
 
 static void event(cfx_t *c, char kind, const char *user, const char *a,
                   const char *b, const char *rcpts) {
-  chat__bus_event_t ev = {kind, user, a, b, rcpts};
+  chat__bus_event_t ev = {.kind = kind, .user = user, .a = a, .b = b,
+                          .rcpts = rcpts};
   chat__cluster_on_event(&c->f->srv, &ev);
   fx_run(c->f);
 }
@@ -204,7 +227,7 @@ static void test_login_records_epoch_and_remote_statuses(void **state) {
   assert_int_equal(strlen(a->s->epoch), CHAT_BUS_EPOCH_LEN);
   assert_string_equal(call_arg(c, i, "b"), "online");
   /* bob logs in elsewhere: alice, logging in again here, sees him busy */
-  c->bus.login = (answer_t){0, {"0", "bob", "busy"}, 3, 0};
+  c->bus.login = (answer_t){0, {"0", "0", "bob", "busy"}, 4, 0};
   cap_t *a2 = fx_connect(c->f);
   fx_send(c->f, a2, "{s:s,s:s,s:s}", "type", "login", "user", "alice",
           "password", "password1");
@@ -250,32 +273,41 @@ static void test_status_and_logout_told(void **state) {
 static void test_send_to_other_node_is_relayed(void **state) {
   cfx_t *c = *state;
   cap_t *a = alice_and_remote_bob(c);
-  c->bus.route = (answer_t){0, {"n2"}, 1, 0};
+  c->bus.msg = (answer_t){0, {"n2"}, 1, 0};
   fx_send(c->f, a, "{s:s,s:s,s:s,s:s}", "type", "send", "to", "bob",
           "msg_id", "x1", "body", "across");
   json_t *ok = cap_expect(a, "ok", NULL);
   assert_string_equal(jstr(ok, "status"), "relayed");
   json_decref(ok);
-  assert_true(called(c, "route m", "bob") >= 0);
-  /* it is in the store: bob finds it at his next login here */
+  int i = called(c, "msg", "bob");
+  assert_true(i >= 0);
+  assert_string_equal(call_arg(c, i, "a"), "alice");
+  assert_string_equal(call_arg(c, i, "b"), "x1");
+  /* carried, not stored: bob's node has it; nothing waits here */
   cap_t *b = fx_connect(c->f);
   fx_send(c->f, b, "{s:s,s:s,s:s}", "type", "login", "user", "bob",
           "password", "password1");
   cap_expect_drop(b, "ok", NULL);
-  json_t *d = cap_expect(b, "deliver", NULL);
-  assert_string_equal(jstr(d, "body"), "across");
-  json_decref(d);
+  cap_empty(b);
 }
 
 static void test_send_to_nobody_online_is_stored(void **state) {
   cfx_t *c = *state;
   cap_t *a = alice_and_remote_bob(c);
-  c->bus.route = (answer_t){0, {NULL}, 0, 0};
+  c->bus.msg = (answer_t){0, {NULL}, 0, 0};
   fx_send(c->f, a, "{s:s,s:s,s:s,s:s}", "type", "send", "to", "bob",
           "msg_id", "x2", "body", "later");
   json_t *ok = cap_expect(a, "ok", NULL);
   assert_string_equal(jstr(ok, "status"), "stored");
   json_decref(ok);
+  /* and bob, logging in here, gets it from the store */
+  cap_t *b = fx_connect(c->f);
+  fx_send(c->f, b, "{s:s,s:s,s:s}", "type", "login", "user", "bob",
+          "password", "password1");
+  cap_expect_drop(b, "ok", NULL);
+  json_t *d = cap_expect(b, "deliver", NULL);
+  assert_string_equal(jstr(d, "body"), "later");
+  json_decref(d);
 }
 
 static void test_connect_across_nodes(void **state) {
@@ -369,6 +401,58 @@ static void test_stored_elsewhere_is_paged(void **state) {
   assert_true(i >= 0);
   assert_string_equal(call_arg(c, i, "a"), "far1");
   assert_string_equal(call_arg(c, i, "b"), "bob");
+}
+
+static void carried(cfx_t *c, const char *to, const char *from,
+                    const char *msg_id, uint64_t seq, const char *body) {
+  char id[32];
+  snprintf(id, sizeof(id), "%llu-0", (unsigned long long)seq);
+  chat__bus_event_t ev = {.kind = 'M', .user = to, .a = from, .b = msg_id,
+                          .seq = seq, .ts = chat__srv_now_wall_ms(),
+                          .body = body, .body_len = strlen(body), .id = id};
+  chat__cluster_on_event(&c->f->srv, &ev);
+  fx_run(c->f);
+}
+
+/* A message carried from another node is pushed as a relay (once, even
+ * when it comes again), its ack routes a receipt to the sender's node, and
+ * one for a user no longer here is stored and its node told. */
+static void test_carried_message(void **state) {
+  cfx_t *c = *state;
+  fx_t *f = c->f;
+  cap_t *b = fx_user(f, "bob");
+  cap_t *k = fx_user(f, "alice");
+  fx_disconnect(f, k); /* alice is on another node */
+  carried(c, "bob", "alice", "c1", 77, "hello from afar");
+  json_t *d = cap_expect(b, "deliver", NULL);
+  assert_string_equal(jstr(d, "from"), "alice");
+  assert_string_equal(jstr(d, "body"), "hello from afar");
+  assert_false(json_is_true(json_object_get(d, "offline")));
+  json_decref(d);
+  /* its inbox entry stays until the message is settled */
+  assert_string_equal(c->bus.trimmed, "77-0");
+  carried(c, "bob", "alice", "c1", 77, "hello from afar"); /* again */
+  cap_empty(b);
+  fx_send(f, b, "{s:s,s:s,s:s}", "type", "ack", "from", "alice", "msg_id",
+          "c1");
+  assert_string_equal(c->bus.trimmed, "77-0"); /* the repeat's, read */
+  int i = called(c, "route r", "alice");
+  assert_true(i >= 0);
+  assert_string_equal(call_arg(c, i, "a"), "c1");
+  /* bob has gone: a message for him is stored and his node told */
+  fx_disconnect(f, b);
+  carried(c, "bob", "alice", "c2", 78, "kept");
+  assert_true(called(c, "route m", "bob") >= 0);
+  cap_t *b2 = fx_connect(f);
+  fx_send(f, b2, "{s:s,s:s,s:s}", "type", "login", "user", "bob",
+          "password", "password1");
+  cap_expect_drop(b2, "ok", NULL);
+  d = cap_expect(b2, "deliver", NULL);
+  assert_string_equal(jstr(d, "msg_id"), "c2");
+  json_decref(d);
+  /* malformed: dropped */
+  carried(c, "bob", "Not A Name", "c3", 79, "x");
+  cap_empty(b2);
 }
 
 static void test_receipt_event(void **state) {
@@ -471,6 +555,7 @@ int main(void) {
       T(test_kick_event_needs_the_epoch),
       T(test_stored_elsewhere_is_paged),
       T(test_receipt_event),
+      T(test_carried_message),
       T(test_contact_request_event_applies),
       T(test_lost_node_rejoins),
       T(test_seqs_in_slot_and_time),
