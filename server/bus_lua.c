@@ -82,6 +82,30 @@
   "  redis.call('ZADD', held, 0, seq..ns(f.u)..ns(f.a)..ns('')..ns(f.b).."     \
   "ns(f.w)..ns('0')..ns(f.x or ''))\n"                                        \
   "  return 1\n"                                                              \
+  "end\n"                                                                     \
+  "local function nsget(x, p)\n"                                              \
+  "  local c = string.find(x, ':', p, true)\n"                                \
+  "  if not c then return nil, #x + 1 end\n"                                  \
+  "  local n = tonumber(string.sub(x, p, c - 1)) or 0\n"                      \
+  "  return string.sub(x, c + 1, c + n), c + n + 1\n"                         \
+  "end\n"                                                                     \
+  "local names = {'t', 'u', 'a', 'b', 's', 'w', 'x'}\n"                       \
+  "local function carried(e)\n"                                               \
+  "  local f = fields(e)\n"                                                   \
+  "  if f.t == 'M' then return {f} end\n"                                     \
+  "  local out = {}\n"                                                        \
+  "  if f.t ~= 'B' or not f.x then return out end\n"                          \
+  "  local p = 1\n"                                                           \
+  "  while p <= #f.x do\n"                                                    \
+  "    local item, q\n"                                                       \
+  "    item, p = nsget(f.x, p)\n"                                             \
+  "    if not item then break end\n"                                          \
+  "    local g, v = {}, nil\n"                                                \
+  "    q = 1\n"                                                               \
+  "    for k = 1, 7 do v, q = nsget(item, q); g[names[k]] = v end\n"          \
+  "    if g.t == 'M' then out[#out + 1] = g end\n"                            \
+  "  end\n"                                                                   \
+  "  return out\n"                                                            \
   "end\n"
 
 const char *const chat__bus_lua[CHAT__SC_COUNT] = {
@@ -105,10 +129,8 @@ const char *const chat__bus_lua[CHAT__SC_COUNT] = {
         "  local inbox = '{node:'..old[1]..'}:inbox'\n"
         "  redis.call('SREM', '{node:'..old[1]..'}:users', u)\n"
         "  for _, e in ipairs(redis.call('XRANGE', inbox, '-', '+')) do\n"
-        "    local f = fields(e)\n"
-        "    if f.t == 'M' and f.u == u then\n"
-        "      moved = moved + stash(f)\n"
-        "      redis.call('XDEL', inbox, e[1])\n"
+        "    for _, f in ipairs(carried(e)) do\n"
+        "      if f.u == u then moved = moved + stash(f) end\n"
         "    end\n"
         "  end\n"
         "  redis.call('XADD', inbox, 'MAXLEN', '~', '100000', '*', 't', 'k', "
@@ -167,22 +189,28 @@ const char *const chat__bus_lua[CHAT__SC_COUNT] = {
         "'100000', '*', 't', ARGV[3], 'u', u, 'a', ARGV[4], 'b', ARGV[5])\n"
         "end\n"
         "return n\n",
-    /* ARGV: me, to, from, msg_id, seq, ts, body: a message for `to`,
-     * carried to its node's inbox whole (M), so the common case, read and
-     * acked at once, costs Redis no store write. Returns to's node (me:
-     * `to` is here now), or nil when it is logged in nowhere (the caller
-     * stores the message). */
-    [CHAT__SC_BUS_MSG] =
+    /* ARGV: me, then pairs (to, item): a loop turn's carried messages
+     * and receipts (bus_redis.c packs each item as netstrings: kind, to,
+     * a, b, seq, ts, body). Each other node with recipients on it gets one
+     * inbox entry (B) holding its items. Returns, per item, the node its
+     * recipient is on ('' when nowhere). */
+    [CHAT__SC_BUS_BATCH] =
         "#!lua\n"
-        "local me, to = ARGV[1], ARGV[2]\n"
-        "local n = redis.call('HGET', '{u:'..to..'}:at', 'node')\n"
-        "if not n then return false end\n"
-        "if n ~= me then\n"
-        "  redis.call('XADD', '{node:'..n..'}:inbox', 'MAXLEN', '~', "
-        "'100000', '*', 't', 'M', 'u', to, 'a', ARGV[3], 'b', ARGV[4], "
-        "'s', ARGV[5], 'w', ARGV[6], 'x', ARGV[7])\n"
+        "local me, by, out = ARGV[1], {}, {}\n"
+        "for i = 2, #ARGV - 1, 2 do\n"
+        "  local n = redis.call('HGET', '{u:'..ARGV[i]..'}:at', 'node')\n"
+        "  out[#out + 1] = n or ''\n"
+        "  if n and n ~= me then\n"
+        "    local l = by[n]\n"
+        "    if not l then l = {}; by[n] = l end\n"
+        "    l[#l + 1] = #ARGV[i + 1] .. ':' .. ARGV[i + 1]\n"
+        "  end\n"
         "end\n"
-        "return n\n",
+        "for n, l in pairs(by) do\n"
+        "  redis.call('XADD', '{node:'..n..'}:inbox', 'MAXLEN', '~', "
+        "'100000', '*', 't', 'B', 'x', table.concat(l))\n"
+        "end\n"
+        "return out\n",
     /* ARGV: me, user, expect line: a connect to user on another node.
      * Returns nil when user is not logged in, else {node, host, port,
      * key}; the expect goes to its node only when it listens (port). */
@@ -259,12 +287,13 @@ const char *const chat__bus_lua[CHAT__SC_COUNT] = {
         "    if redis.call('SCARD', '{node:'..n..'}:users') == 0 then\n"
         "      for _, e in ipairs(redis.call('XRANGE', inbox, '-', '+', "
         "'COUNT', chunk)) do\n"
-        "        local f = fields(e)\n"
-        "        if f.t == 'M' and stash(f) == 1 then\n"
-        "          local at = redis.call('HGET', '{u:'..f.u..'}:at', 'node')\n"
-        "          if at then\n"
-        "            redis.call('XADD', '{node:'..at..'}:inbox', 'MAXLEN', "
+        "        for _, f in ipairs(carried(e)) do\n"
+        "          if stash(f) == 1 then\n"
+        "            local at = redis.call('HGET', '{u:'..f.u..'}:at', 'node')\n"
+        "            if at then\n"
+        "              redis.call('XADD', '{node:'..at..'}:inbox', 'MAXLEN', "
         "'~', '100000', '*', 't', 'm', 'u', f.u, 'a', f.s)\n"
+        "            end\n"
         "          end\n"
         "        end\n"
         "        redis.call('XDEL', inbox, e[1])\n"
@@ -299,12 +328,13 @@ const char *const chat__bus_lua[CHAT__SC_COUNT] = {
         "end\n"
         "for _, e in ipairs(redis.call('XRANGE', '{node:'..me..'}:inbox', "
         "'-', '+')) do\n"
-        "  local f = fields(e)\n"
-        "  if f.t == 'M' and stash(f) == 1 then\n"
-        "    local at = redis.call('HGET', '{u:'..f.u..'}:at', 'node')\n"
-        "    if at and at ~= me then\n"
-        "      redis.call('XADD', '{node:'..at..'}:inbox', 'MAXLEN', '~', "
+        "  for _, f in ipairs(carried(e)) do\n"
+        "    if stash(f) == 1 then\n"
+        "      local at = redis.call('HGET', '{u:'..f.u..'}:at', 'node')\n"
+        "      if at and at ~= me then\n"
+        "        redis.call('XADD', '{node:'..at..'}:inbox', 'MAXLEN', '~', "
         "'100000', '*', 't', 'm', 'u', f.u, 'a', f.s)\n"
+        "      end\n"
         "    end\n"
         "  end\n"
         "end\n"

@@ -65,7 +65,24 @@ typedef struct redis_bus {
   redisContext *rc;          /* the thread's */
   char last_id[64];          /* the thread's */
   char trim_id[64];          /* under mu: XTRIM MINID this next ("": no) */
+  /* The loop turn's carried messages and receipts, sent as one BATCH at
+   * its end (on_flush): one script call and one XADD per target node,
+   * however many items. */
+  uv_check_t flush;
+  struct out_batch *out;
 } redis_bus_t;
+
+typedef struct out_item {
+  chat__bus_reply_cb cb; /* may be NULL */
+  void *arg;
+} out_item_t;
+
+typedef struct out_batch {
+  out_item_t *items;
+  char **vargs;   /* me, then (to, item) pairs: owned */
+  size_t *vlens;
+  int n, cap;     /* items */
+} out_batch_t;
 
 #define RB(x) ((redis_bus_t *)(void *)(x))
 
@@ -180,6 +197,17 @@ static char *dupn(const char *s, size_t n) {
   return d;
 }
 
+static void ev_finish(ev_node_t *n) {
+  n->ev.body = n->mem[4];
+  n->ev.seq = n->mem[5] ? strtoull(n->mem[5], NULL, 10) : 0;
+  n->ev.ts = n->mem[6] ? strtoll(n->mem[6], NULL, 10) : 0;
+  n->ev.user = n->mem[0] ? n->mem[0] : "";
+  n->ev.id = n->mem[7];
+  n->ev.a = n->mem[1];
+  n->ev.b = n->mem[2];
+  n->ev.rcpts = n->mem[3];
+}
+
 /* One stream entry ([id, [field, value, ...]]) as an event. */
 static ev_node_t *entry_event(const redisReply *e) {
   ev_node_t *n;
@@ -214,15 +242,56 @@ static ev_node_t *entry_event(const redisReply *e) {
     free(*slot);
     *slot = dupn(v->str, v->len);
   }
-  n->ev.body = n->mem[4];
-  n->ev.seq = n->mem[5] ? strtoull(n->mem[5], NULL, 10) : 0;
-  n->ev.ts = n->mem[6] ? strtoll(n->mem[6], NULL, 10) : 0;
-  n->ev.user = n->mem[0] ? n->mem[0] : "";
-  n->ev.id = n->mem[7];
-  n->ev.a = n->mem[1];
-  n->ev.b = n->mem[2];
-  n->ev.rcpts = n->mem[3];
+  ev_finish(n);
   return n;
+}
+
+/* The netstring at *p (before end): its bytes in *s, *len; advances *p.
+ * 0, or -1 when malformed. */
+static int ns_next(const char **p, const char *end, const char **s,
+                   size_t *len) {
+  size_t v = 0;
+  const char *q = *p;
+  if (q >= end || *q < '0' || *q > '9')
+    return -1;
+  while (q < end && *q >= '0' && *q <= '9' && v < (1u << 30))
+    v = v * 10 + (size_t)(*q++ - '0');
+  if (q >= end || *q != ':' || (size_t)(end - q - 1) < v)
+    return -1;
+  *s = q + 1;
+  *len = v;
+  *p = q + 1 + v;
+  return 0;
+}
+
+/* The items of a batch entry (B: its x holds netstrings, each an item of
+ * netstrings kind, user, a, b, seq, ts, body), each as an event with the
+ * entry's id, appended at *tail. */
+static ev_node_t **batch_events(const char *id, const char *x, size_t xlen,
+                                ev_node_t **tail) {
+  static const int slot[7] = {-1, 0, 1, 2, 5, 6, 4};
+  const char *p = x, *end = x + xlen, *item;
+  size_t ilen;
+  while (ns_next(&p, end, &item, &ilen) == 0) {
+    const char *q = item, *iend = item + ilen, *v;
+    size_t vlen;
+    ev_node_t *n = calloc(1, sizeof(*n));
+    if (n == NULL)
+      break;
+    for (int k = 0; k < 7 && ns_next(&q, iend, &v, &vlen) == 0; k++) {
+      if (k == 0)
+        n->ev.kind = vlen > 0 ? v[0] : 0;
+      else
+        n->mem[slot[k]] = dupn(v, vlen);
+      if (slot[k] == 4)
+        n->ev.body_len = vlen;
+    }
+    n->mem[7] = dupn(id, strlen(id));
+    ev_finish(n);
+    *tail = n;
+    tail = &n->next;
+  }
+  return tail;
 }
 
 static void ev_free(ev_node_t *n) {
@@ -273,7 +342,12 @@ static int read_inbox(redis_bus_t *b) {
       if (e->type == REDIS_REPLY_ARRAY && e->elements == 2 &&
           e->element[0]->type == REDIS_REPLY_STRING)
         snprintf(b->last_id, sizeof(b->last_id), "%s", e->element[0]->str);
-      if (n != NULL) {
+      if (n != NULL && n->ev.kind == 'B') {
+        /* a batch: its items are the events */
+        if (n->mem[4] != NULL)
+          tail = batch_events(n->mem[7], n->mem[4], n->ev.body_len, tail);
+        ev_free(n);
+      } else if (n != NULL) {
         *tail = n;
         tail = &n->next;
       }
@@ -408,19 +482,127 @@ static int rb_rejoin(chat__bus_t *bb, const char *user, const char *epoch,
   return call(RB(bb), CHAT__SC_BUS_REJOIN, a, 7, cb ? cb : ignore, arg);
 }
 
+/* ---- the turn's batch of carried messages and receipts ------------------ */
+
+static void batch_free(out_batch_t *o) {
+  if (o == NULL)
+    return;
+  if (o->vargs != NULL) /* not handed to a call */
+    for (int i = 0; i < (o->n > 0 || o->cap > 0 ? 1 + 2 * o->n : 0); i++)
+      free(o->vargs[i]);
+  free(o->vargs);
+  free(o->items);
+  free(o->vlens);
+  free(o);
+}
+
+static void batch_done(void *arg, int status, char *const *strs, size_t n,
+                       long long ival) {
+  out_batch_t *o = arg;
+  (void)ival;
+  for (int i = 0; i < o->n; i++) {
+    out_item_t *it = &o->items[i];
+    int here = status == 0 && (size_t)i < n && strs[i][0] != '\0';
+    if (it->cb != NULL)
+      it->cb(it->arg, status == 0 && (size_t)i >= n ? -EIO : status,
+             here ? &strs[i] : NULL, here ? 1 : 0, 0);
+  }
+  batch_free(o);
+}
+
+static void on_flush(uv_check_t *h) {
+  redis_bus_t *b = h->data;
+  out_batch_t *o = b->out;
+  uv_check_stop(h);
+  b->out = NULL;
+  if (o == NULL || o->n == 0) {
+    batch_free(o);
+    return;
+  }
+  int nv = 1 + 2 * o->n;
+  char **vargs = o->vargs;
+  o->vargs = NULL;
+  if (chat__redis_callv(b->engine, CHAT__SC_BUS_BATCH, vargs, o->vlens, nv,
+                        batch_done, o) < 0) {
+    o->vlens = NULL; /* taken over by chat__redis_callv */
+    batch_done(o, -ENOMEM, NULL, 0, 0);
+    return;
+  }
+  o->vlens = NULL;
+}
+
+/* netstring of s (len) at p; returns the end. */
+static char *ns_put(char *p, const char *s, size_t len) {
+  p += sprintf(p, "%zu:", len);
+  memcpy(p, s, len);
+  return p + len;
+}
+
+/* Adds an item for `to` (fields: kind, to, a, b, seq, ts, body) to the
+ * turn's batch. 0 or -ENOMEM (nothing added). */
+static int batch_add(redis_bus_t *b, const char *to, const char *const f[7],
+                     const size_t flen[7], chat__bus_reply_cb cb, void *arg) {
+  out_batch_t *o = b->out;
+  size_t total = 0;
+  char *item, *p;
+  if (o == NULL) {
+    if ((o = calloc(1, sizeof(*o))) == NULL)
+      return -ENOMEM;
+    b->out = o;
+    uv_check_start(&b->flush, on_flush);
+  }
+  if (o->n == o->cap) {
+    int cap = o->cap ? 2 * o->cap : 64;
+    out_item_t *ni = realloc(o->items, (size_t)cap * sizeof(*ni));
+    if (ni != NULL)
+      o->items = ni;
+    char **nv = realloc(o->vargs, (size_t)(1 + 2 * cap) * sizeof(*nv));
+    if (nv != NULL)
+      o->vargs = nv;
+    size_t *nl = realloc(o->vlens, (size_t)(1 + 2 * cap) * sizeof(*nl));
+    if (nl != NULL)
+      o->vlens = nl;
+    if (ni == NULL || nv == NULL || nl == NULL)
+      return -ENOMEM;
+    if (o->cap == 0) {
+      o->vargs[0] = strdup(b->node);
+      o->vlens[0] = strlen(b->node);
+      if (o->vargs[0] == NULL)
+        return -ENOMEM;
+    }
+    o->cap = cap;
+  }
+  for (int k = 0; k < 7; k++)
+    total += flen[k] + 24;
+  if ((item = malloc(total)) == NULL)
+    return -ENOMEM;
+  p = item;
+  for (int k = 0; k < 7; k++)
+    p = ns_put(p, f[k], flen[k]);
+  char *t = strdup(to);
+  if (t == NULL) {
+    free(item);
+    return -ENOMEM;
+  }
+  o->vargs[1 + 2 * o->n] = t;
+  o->vlens[1 + 2 * o->n] = strlen(t);
+  o->vargs[2 + 2 * o->n] = item;
+  o->vlens[2 + 2 * o->n] = (size_t)(p - item);
+  o->items[o->n++] = (out_item_t){cb, arg};
+  return 0;
+}
+
 static int rb_msg(chat__bus_t *bb, const char *to, const char *from,
                   const char *msg_id, uint64_t seq, int64_t ts,
                   const char *body, size_t body_len, chat__bus_reply_cb cb,
                   void *arg) {
-  redis_bus_t *b = RB(bb);
   char seqs[24], tss[24];
   snprintf(seqs, sizeof(seqs), "%llu", (unsigned long long)seq);
   snprintf(tss, sizeof(tss), "%lld", (long long)ts);
-  const char *a[] = {b->node, to, from, msg_id, seqs, tss, body};
-  size_t len[] = {strlen(b->node), strlen(to), strlen(from), strlen(msg_id),
-                  strlen(seqs),    strlen(tss), body_len};
-  return chat__redis_call(b->engine, CHAT__SC_BUS_MSG, a, len, 7,
-                          (chat__redis_call_cb)cb, arg);
+  const char *f[7] = {"M", to, from, msg_id, seqs, tss, body};
+  size_t len[7] = {1, strlen(to), strlen(from), strlen(msg_id),
+                   strlen(seqs), strlen(tss), body_len};
+  return batch_add(RB(bb), to, f, len, cb, arg);
 }
 
 static void rb_trim(chat__bus_t *bb, const char *id) {
@@ -451,6 +633,11 @@ static int rb_logout(chat__bus_t *bb, const char *user, const char *epoch) {
 static int rb_route(chat__bus_t *bb, const char *user, char kind,
                     const char *x, const char *y, chat__bus_reply_cb cb,
                     void *arg) {
+  if (kind == 'r') { /* receipts, as many as messages: batched */
+    const char *f[7] = {"r", user, x ? x : "", y ? y : "", "", "", ""};
+    size_t len[7] = {1, strlen(user), strlen(f[2]), strlen(f[3]), 0, 0, 0};
+    return batch_add(RB(bb), user, f, len, cb, arg);
+  }
   char k[2] = {kind, '\0'};
   const char *a[] = {NULL, user, k, x ? x : "", y ? y : ""};
   return call(RB(bb), CHAT__SC_BUS_ROUTE, a, 5, cb ? cb : ignore, arg);
@@ -531,8 +718,9 @@ int chat__bus_redis_new(uv_loop_t *loop, chat__engine_t *engine, const char *nod
   }
   uv_timer_init(loop, &b->tick);
   uv_async_init(loop, &b->async, on_async);
-  b->tick.data = b->async.data = b;
-  b->handles = 2;
+  uv_check_init(loop, &b->flush);
+  b->tick.data = b->async.data = b->flush.data = b;
+  b->handles = 3;
   if (pthread_create(&b->thread, NULL, reader, b) != 0) {
     snprintf(errbuf, errlen, "cannot start the inbox reader");
     b->stop = 1;
@@ -582,6 +770,10 @@ static void rb_free(chat__bus_t *bb) {
   }
   b->head = NULL;
   uv_timer_stop(&b->tick);
+  if (b->out != NULL) /* the last turn's items: their sessions are gone */
+    batch_done(b->out, -ECANCELED, NULL, 0, 0);
+  b->out = NULL;
+  uv_close((uv_handle_t *)&b->flush, on_closed);
   uv_close((uv_handle_t *)&b->tick, on_closed);
   uv_close((uv_handle_t *)&b->async, on_closed);
 }

@@ -55,7 +55,10 @@ static void stored(void *arg, int status) {
   send_op_t *op = arg;
   chat__srv_unawait(op->srv, &op->seq);
   if (status == 0) {
-    reply(op, "stored");
+    /* relayed when its recipient logged in here meanwhile: its session
+     * reads it from the store at once */
+    chat__session_t *ts = op->to->session;
+    reply(op, ts != NULL && !ts->ended ? "relayed" : "stored");
   } else {
     CHAT_ERROR("storing %s -> %s %s: %s", op->from->name, op->to->name,
                op->msg_id, chat_strerror(status));

@@ -153,6 +153,15 @@ int chat__redis_link_send(chat__redis_engine_t *e, chat__rcmd_t *c,
   return r;
 }
 
+int chat__redis_link_sendv(chat__redis_engine_t *e, int argc,
+                           const char **argv, const size_t *lens,
+                           redisCallbackFn *fn, void *priv) {
+  if (e->ac == NULL ||
+      redisAsyncCommandArgv(e->ac, fn, priv, argc, argv, lens) != REDIS_OK)
+    return -EIO;
+  return 0;
+}
+
 void chat__redis_link_expect(chat__redis_engine_t *e, int on) {
   if (e->state != CHAT__LINK_READY)
     return; /* connecting has its own deadline */

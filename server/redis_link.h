@@ -57,6 +57,9 @@ typedef struct chat__redis_rd {
   char *args[CHAT__CALL_ARGS];
   size_t arglens[CHAT__CALL_ARGS];
   int nargs;
+  char **vargs; /* chat__redis_callv's, owned: any number */
+  size_t *vlens;
+  int nv;
   char **strs;
   size_t nstrs;
   long long ival;
@@ -155,6 +158,15 @@ int chat__redis_find_sent(chat__engine_t *e, const char *from,
 int chat__redis_call(chat__engine_t *e, chat__redis_script_t script,
                      const char *const *args, const size_t *lens, int nargs,
                      chat__redis_call_cb cb, void *arg);
+/* The same with any number of args: vargs (each malloc'd) and vlens
+ * (malloc'd) are taken over, also on failure. */
+int chat__redis_callv(chat__engine_t *e, chat__redis_script_t script,
+                      char **vargs, size_t *vlens, int nv,
+                      chat__redis_call_cb cb, void *arg);
+/* Sends one command of argc args (copied by hiredis). 0 or -EIO. */
+int chat__redis_link_sendv(chat__redis_engine_t *e, int argc,
+                           const char **argv, const size_t *lens,
+                           redisCallbackFn *fn, void *priv);
 /* Sends one read's commands: 0, or a negative code (nothing awaited). */
 int chat__redis_send_read(chat__redis_engine_t *e, chat__redis_rd_t *rd);
 /* Its callback with its result; then it is freed. */

@@ -34,6 +34,10 @@ void chat__redis_rd_free(chat__redis_rd_t *rd) {
   rd_clear(rd);
   for (int i = 0; i < rd->nargs; i++)
     free(rd->args[i]);
+  for (int i = 0; i < rd->nv; i++)
+    free(rd->vargs[i]);
+  free(rd->vargs);
+  free(rd->vlens);
   free(rd->a);
   free(rd->b);
   free(rd);
@@ -136,6 +140,29 @@ static void on_read(redisAsyncContext *ac, void *reply, void *priv) {
   chat__redis_reply_done(rd->batch);
 }
 
+/* EVALSHA sha 0 vargs... of a chat__redis_callv. */
+static int send_callv(chat__redis_engine_t *e, chat__redis_rd_t *rd) {
+  const char **argv = malloc((size_t)(rd->nv + 3) * sizeof(*argv));
+  size_t *len = malloc((size_t)(rd->nv + 3) * sizeof(*len));
+  int r = -ENOMEM;
+  if (argv != NULL && len != NULL) {
+    argv[0] = "EVALSHA";
+    len[0] = 7;
+    argv[1] = e->shas[rd->script];
+    len[1] = strlen(argv[1]);
+    argv[2] = "0";
+    len[2] = 1;
+    for (int i = 0; i < rd->nv; i++) {
+      argv[i + 3] = rd->vargs[i];
+      len[i + 3] = rd->vlens[i];
+    }
+    r = chat__redis_link_sendv(e, rd->nv + 3, argv, len, on_read, rd);
+  }
+  free(argv);
+  free(len);
+  return r;
+}
+
 /* Sends one read's commands, its reply-bearing one last. */
 int chat__redis_send_read(chat__redis_engine_t *e, chat__redis_rd_t *rd) {
   chat__rcmd_t c[CHAT__READ_CMDS];
@@ -154,6 +181,8 @@ int chat__redis_send_read(chat__redis_engine_t *e, chat__redis_rd_t *rd) {
     n = chat__redis_sent_cmds(rd->a, rd->b, e->shas, c);
     break;
   case CHAT__RD_CALL:
+    if (rd->vargs != NULL)
+      return send_callv(e, rd);
     n = chat__redis_call_cmds(rd->script, (const char *const *)rd->args,
                               rd->arglens, rd->nargs, e->shas, c);
     break;
@@ -261,5 +290,24 @@ int chat__redis_call(chat__engine_t *ce, chat__redis_script_t script,
   memcpy(rd->args, copy, (size_t)nargs * sizeof(*copy));
   memcpy(rd->arglens, len, (size_t)nargs * sizeof(*len));
   rd->nargs = nargs;
+  return 0;
+}
+
+int chat__redis_callv(chat__engine_t *ce, chat__redis_script_t script,
+                      char **vargs, size_t *vlens, int nv,
+                      chat__redis_call_cb cb, void *arg) {
+  chat__redis_rd_t *rd;
+  int r = queue_read(ce, CHAT__RD_CALL, "", NULL, (void (*)(void))cb, arg, &rd);
+  if (r < 0) {
+    for (int i = 0; i < nv; i++)
+      free(vargs[i]);
+    free(vargs);
+    free(vlens);
+    return r;
+  }
+  rd->script = script;
+  rd->vargs = vargs;
+  rd->vlens = vlens;
+  rd->nv = nv;
   return 0;
 }
