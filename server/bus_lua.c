@@ -189,28 +189,25 @@ const char *const chat__bus_lua[CHAT__SC_COUNT] = {
         "'100000', '*', 't', ARGV[3], 'u', u, 'a', ARGV[4], 'b', ARGV[5])\n"
         "end\n"
         "return n\n",
-    /* ARGV: me, then pairs (to, item): a loop turn's carried messages
-     * and receipts (bus_redis.c packs each item as netstrings: kind, to,
-     * a, b, seq, ts, body). Each other node with recipients on it gets one
-     * inbox entry (B) holding its items. Returns, per item, the node its
-     * recipient is on ('' when nowhere). */
-    [CHAT__SC_BUS_BATCH] =
+    /* ARGV: me, then names: where each is logged in ('' for nowhere).
+     * The first step of a loop turn's carried messages and receipts
+     * (bus_redis.c); the second is one PUSH per target node. Their bodies
+     * never pass through Lua. */
+    [CHAT__SC_BUS_LOOKUP] =
         "#!lua\n"
-        "local me, by, out = ARGV[1], {}, {}\n"
-        "for i = 2, #ARGV - 1, 2 do\n"
-        "  local n = redis.call('HGET', '{u:'..ARGV[i]..'}:at', 'node')\n"
-        "  out[#out + 1] = n or ''\n"
-        "  if n and n ~= me then\n"
-        "    local l = by[n]\n"
-        "    if not l then l = {}; by[n] = l end\n"
-        "    l[#l + 1] = #ARGV[i + 1] .. ':' .. ARGV[i + 1]\n"
-        "  end\n"
-        "end\n"
-        "for n, l in pairs(by) do\n"
-        "  redis.call('XADD', '{node:'..n..'}:inbox', 'MAXLEN', '~', "
-        "'100000', '*', 't', 'B', 'x', table.concat(l))\n"
+        "local out = {}\n"
+        "for i = 2, #ARGV do\n"
+        "  out[#out + 1] = redis.call('HGET', '{u:'..ARGV[i]..'}:at', "
+        "'node') or ''\n"
         "end\n"
         "return out\n",
+    /* ARGV: me, node, items: one inbox entry (B) holding a loop turn's
+     * items for node (netstrings, each an item of netstrings: kind, to,
+     * a, b, seq, ts, body). */
+    [CHAT__SC_BUS_PUSH] =
+        "#!lua\n"
+        "return redis.call('XADD', '{node:'..ARGV[2]..'}:inbox', 'MAXLEN', "
+        "'~', '100000', '*', 't', 'B', 'x', ARGV[3])\n",
     /* ARGV: me, user, expect line: a connect to user on another node.
      * Returns nil when user is not logged in, else {node, host, port,
      * key}; the expect goes to its node only when it listens (port). */

@@ -75,14 +75,25 @@ typedef struct redis_bus {
 typedef struct out_item {
   chat__bus_reply_cb cb; /* may be NULL */
   void *arg;
+  char *to;              /* owned */
+  char *payload;         /* owned: netstrings kind, to, a, b, seq, ts, body */
+  size_t len;
 } out_item_t;
 
 typedef struct out_batch {
+  struct redis_bus *b;
   out_item_t *items;
-  char **vargs;   /* me, then (to, item) pairs: owned */
-  size_t *vlens;
-  int n, cap;     /* items */
+  int n, cap;
+  int pushes;     /* PUSH calls still to answer */
 } out_batch_t;
+
+/* One PUSH: the items of a batch for one node. */
+typedef struct out_push {
+  out_batch_t *o;
+  char node[128];
+  int *idx;       /* the items' indexes */
+  int n;
+} out_push_t;
 
 #define RB(x) ((redis_bus_t *)(void *)(x))
 
@@ -484,58 +495,167 @@ static int rb_rejoin(chat__bus_t *bb, const char *user, const char *epoch,
 
 /* ---- the turn's batch of carried messages and receipts ------------------ */
 
+/* netstring of s (len) at p; returns the end. */
+static char *ns_put(char *p, const char *s, size_t len) {
+  p += sprintf(p, "%zu:", len);
+  memcpy(p, s, len);
+  return p + len;
+}
+
 static void batch_free(out_batch_t *o) {
   if (o == NULL)
     return;
-  if (o->vargs != NULL) /* not handed to a call */
-    for (int i = 0; i < (o->n > 0 || o->cap > 0 ? 1 + 2 * o->n : 0); i++)
-      free(o->vargs[i]);
-  free(o->vargs);
+  for (int i = 0; i < o->n; i++) {
+    free(o->items[i].to);
+    free(o->items[i].payload);
+  }
   free(o->items);
-  free(o->vlens);
   free(o);
 }
 
-static void batch_done(void *arg, int status, char *const *strs, size_t n,
-                       long long ival) {
+static void item_done(out_item_t *it, int status, const char *node) {
+  char *strs[1] = {(char *)node};
+  if (it->cb != NULL)
+    it->cb(it->arg, status, node != NULL ? strs : NULL, node != NULL ? 1 : 0,
+           0);
+  it->cb = NULL;
+}
+
+/* Answers every item not answered yet (a failure: status < 0). */
+static void batch_fail(out_batch_t *o, int status) {
+  for (int i = 0; i < o->n; i++)
+    item_done(&o->items[i], status, NULL);
+}
+
+static void pushed(void *arg, int status, char *const *strs, size_t n,
+                   long long ival) {
+  out_push_t *p = arg;
+  out_batch_t *o = p->o;
+  (void)strs;
+  (void)n;
+  (void)ival;
+  for (int i = 0; i < p->n; i++)
+    item_done(&o->items[p->idx[i]], status, status == 0 ? p->node : NULL);
+  free(p->idx);
+  free(p);
+  if (--o->pushes == 0)
+    batch_free(o);
+}
+
+/* One PUSH for the items idx[0..n) of o, all for node. 0 or -ENOMEM. */
+static int push_to(out_batch_t *o, const char *node, int *idx, int n) {
+  size_t total = 0;
+  char *blob, *q;
+  out_push_t *p = calloc(1, sizeof(*p));
+  for (int i = 0; i < n; i++)
+    total += o->items[idx[i]].len + 24;
+  char **v = calloc(3, sizeof(*v));
+  size_t *len = calloc(3, sizeof(*len));
+  if (p == NULL || v == NULL || len == NULL || (blob = malloc(total)) == NULL) {
+    free(p);
+    free(v);
+    free(len);
+    return -ENOMEM;
+  }
+  q = blob;
+  for (int i = 0; i < n; i++)
+    q = ns_put(q, o->items[idx[i]].payload, o->items[idx[i]].len);
+  v[0] = strdup(o->b->node);
+  v[1] = strdup(node);
+  v[2] = blob;
+  len[0] = v[0] ? strlen(v[0]) : 0;
+  len[1] = v[1] ? strlen(v[1]) : 0;
+  len[2] = (size_t)(q - blob);
+  p->o = o;
+  p->idx = idx;
+  p->n = n;
+  snprintf(p->node, sizeof(p->node), "%s", node);
+  o->pushes++;
+  if (v[0] == NULL || v[1] == NULL ||
+      chat__redis_callv(o->b->engine, CHAT__SC_BUS_PUSH, v, len, 3, pushed,
+                        p) < 0) {
+    o->pushes--;
+    free(p);
+    return -ENOMEM;
+  }
+  return 0;
+}
+
+/* Where each item's recipient is: the items for this node or for nobody
+ * are answered now (the caller stores them), the others pushed to their
+ * nodes, one PUSH each. */
+static void looked_up(void *arg, int status, char *const *strs, size_t n,
+                      long long ival) {
   out_batch_t *o = arg;
   (void)ival;
-  for (int i = 0; i < o->n; i++) {
-    out_item_t *it = &o->items[i];
-    int here = status == 0 && (size_t)i < n && strs[i][0] != '\0';
-    if (it->cb != NULL)
-      it->cb(it->arg, status == 0 && (size_t)i >= n ? -EIO : status,
-             here ? &strs[i] : NULL, here ? 1 : 0, 0);
+  if (status < 0 || n != (size_t)o->n) {
+    batch_fail(o, status < 0 ? status : -EIO);
+    batch_free(o);
+    return;
   }
-  batch_free(o);
+  o->pushes = 1; /* this function's own, dropped below */
+  for (int i = 0; i < o->n; i++) {
+    const char *node = strs[i];
+    int *idx, k = 0;
+    if (o->items[i].payload == NULL)
+      continue; /* answered, or in a PUSH already */
+    if (node[0] == '\0' || strcmp(node, o->b->node) == 0) {
+      item_done(&o->items[i], 0, node[0] ? node : NULL);
+      free(o->items[i].payload);
+      o->items[i].payload = NULL;
+      continue;
+    }
+    if ((idx = malloc((size_t)o->n * sizeof(*idx))) == NULL) {
+      item_done(&o->items[i], -ENOMEM, NULL);
+      continue;
+    }
+    for (int j = i; j < o->n; j++)
+      if (o->items[j].payload != NULL && strcmp(strs[j], node) == 0)
+        idx[k++] = j;
+    if (push_to(o, node, idx, k) < 0) {
+      for (int j = 0; j < k; j++)
+        item_done(&o->items[idx[j]], -ENOMEM, NULL);
+      free(idx);
+    }
+    for (int j = 0; j < k; j++) { /* the blob has them: not again */
+      free(o->items[idx[j]].payload);
+      o->items[idx[j]].payload = NULL;
+    }
+  }
+  if (--o->pushes == 0)
+    batch_free(o);
 }
 
 static void on_flush(uv_check_t *h) {
   redis_bus_t *b = h->data;
   out_batch_t *o = b->out;
+  char **v;
+  size_t *len;
   uv_check_stop(h);
   b->out = NULL;
   if (o == NULL || o->n == 0) {
     batch_free(o);
     return;
   }
-  int nv = 1 + 2 * o->n;
-  char **vargs = o->vargs;
-  o->vargs = NULL;
-  if (chat__redis_callv(b->engine, CHAT__SC_BUS_BATCH, vargs, o->vlens, nv,
-                        batch_done, o) < 0) {
-    o->vlens = NULL; /* taken over by chat__redis_callv */
-    batch_done(o, -ENOMEM, NULL, 0, 0);
+  v = calloc((size_t)o->n + 1, sizeof(*v));
+  len = calloc((size_t)o->n + 1, sizeof(*len));
+  if (v == NULL || len == NULL || (v[0] = strdup(b->node)) == NULL) {
+    free(v);
+    free(len);
+    batch_fail(o, -ENOMEM);
+    batch_free(o);
     return;
   }
-  o->vlens = NULL;
-}
-
-/* netstring of s (len) at p; returns the end. */
-static char *ns_put(char *p, const char *s, size_t len) {
-  p += sprintf(p, "%zu:", len);
-  memcpy(p, s, len);
-  return p + len;
+  len[0] = strlen(v[0]);
+  for (int i = 0; i < o->n; i++) {
+    v[i + 1] = strdup(o->items[i].to);
+    len[i + 1] = v[i + 1] ? strlen(v[i + 1]) : 0;
+  }
+  if (chat__redis_callv(b->engine, CHAT__SC_BUS_LOOKUP, v, len, o->n + 1,
+                        looked_up, o) < 0) {
+    batch_fail(o, -ENOMEM);
+    batch_free(o);
+  }
 }
 
 /* Adds an item for `to` (fields: kind, to, a, b, seq, ts, body) to the
@@ -544,51 +664,34 @@ static int batch_add(redis_bus_t *b, const char *to, const char *const f[7],
                      const size_t flen[7], chat__bus_reply_cb cb, void *arg) {
   out_batch_t *o = b->out;
   size_t total = 0;
-  char *item, *p;
+  char *item, *p, *t;
   if (o == NULL) {
     if ((o = calloc(1, sizeof(*o))) == NULL)
       return -ENOMEM;
+    o->b = b;
     b->out = o;
     uv_check_start(&b->flush, on_flush);
   }
   if (o->n == o->cap) {
     int cap = o->cap ? 2 * o->cap : 64;
     out_item_t *ni = realloc(o->items, (size_t)cap * sizeof(*ni));
-    if (ni != NULL)
-      o->items = ni;
-    char **nv = realloc(o->vargs, (size_t)(1 + 2 * cap) * sizeof(*nv));
-    if (nv != NULL)
-      o->vargs = nv;
-    size_t *nl = realloc(o->vlens, (size_t)(1 + 2 * cap) * sizeof(*nl));
-    if (nl != NULL)
-      o->vlens = nl;
-    if (ni == NULL || nv == NULL || nl == NULL)
+    if (ni == NULL)
       return -ENOMEM;
-    if (o->cap == 0) {
-      o->vargs[0] = strdup(b->node);
-      o->vlens[0] = strlen(b->node);
-      if (o->vargs[0] == NULL)
-        return -ENOMEM;
-    }
+    o->items = ni;
     o->cap = cap;
   }
   for (int k = 0; k < 7; k++)
     total += flen[k] + 24;
   if ((item = malloc(total)) == NULL)
     return -ENOMEM;
-  p = item;
-  for (int k = 0; k < 7; k++)
-    p = ns_put(p, f[k], flen[k]);
-  char *t = strdup(to);
-  if (t == NULL) {
+  if ((t = strdup(to)) == NULL) {
     free(item);
     return -ENOMEM;
   }
-  o->vargs[1 + 2 * o->n] = t;
-  o->vlens[1 + 2 * o->n] = strlen(t);
-  o->vargs[2 + 2 * o->n] = item;
-  o->vlens[2 + 2 * o->n] = (size_t)(p - item);
-  o->items[o->n++] = (out_item_t){cb, arg};
+  p = item;
+  for (int k = 0; k < 7; k++)
+    p = ns_put(p, f[k], flen[k]);
+  o->items[o->n++] = (out_item_t){cb, arg, t, item, (size_t)(p - item)};
   return 0;
 }
 
@@ -770,8 +873,10 @@ static void rb_free(chat__bus_t *bb) {
   }
   b->head = NULL;
   uv_timer_stop(&b->tick);
-  if (b->out != NULL) /* the last turn's items: their sessions are gone */
-    batch_done(b->out, -ECANCELED, NULL, 0, 0);
+  if (b->out != NULL) { /* the last turn's items: their sessions are gone */
+    batch_fail(b->out, -ECANCELED);
+    batch_free(b->out);
+  }
   b->out = NULL;
   uv_close((uv_handle_t *)&b->flush, on_closed);
   uv_close((uv_handle_t *)&b->tick, on_closed);
