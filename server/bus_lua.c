@@ -128,11 +128,19 @@ const char *const chat__bus_lua[CHAT__SC_COUNT] = {
         "if old[1] and old[1] ~= me then\n"
         "  local inbox = '{node:'..old[1]..'}:inbox'\n"
         "  redis.call('SREM', '{node:'..old[1]..'}:users', u)\n"
+        "  local done = '{node:'..old[1]..'}:stashed'\n"
         "  for _, e in ipairs(redis.call('XRANGE', inbox, '-', '+')) do\n"
+        "    local fresh = nil\n"
         "    for _, f in ipairs(carried(e)) do\n"
-        "      if f.u == u then moved = moved + stash(f) end\n"
+        "      if f.u == u then\n"
+        "        if fresh == nil then\n"
+        "          fresh = redis.call('SADD', done, e[1]..'/'..u) == 1\n"
+        "        end\n"
+        "        if fresh then moved = moved + stash(f) end\n"
+        "      end\n"
         "    end\n"
         "  end\n"
+        "  if moved > 0 then redis.call('PEXPIRE', done, 600000) end\n"
         "  redis.call('XADD', inbox, 'MAXLEN', '~', '100000', '*', 't', 'k', "
         "'u', u, 'a', old[2])\n"
         "end\n"
@@ -201,13 +209,21 @@ const char *const chat__bus_lua[CHAT__SC_COUNT] = {
         "'node') or ''\n"
         "end\n"
         "return out\n",
-    /* ARGV: me, node, items: one inbox entry (B) holding a loop turn's
-     * items for node (netstrings, each an item of netstrings: kind, to,
-     * a, b, seq, ts, body). */
+    /* ARGV: me, node, items, then the items' recipients: one inbox entry
+     * (B) holding a loop turn's items for node (netstrings, each an item
+     * of netstrings: kind, to, a, b, seq, ts, body), if every recipient is
+     * still there (a login elsewhere since LOOKUP moves what its old
+     * node's inbox holds for it, so nothing may land there after). Returns
+     * 1, or 0 when one has moved (the caller looks them up again). */
     [CHAT__SC_BUS_PUSH] =
         "#!lua\n"
-        "return redis.call('XADD', '{node:'..ARGV[2]..'}:inbox', 'MAXLEN', "
-        "'~', '100000', '*', 't', 'B', 'x', ARGV[3])\n",
+        "for i = 4, #ARGV do\n"
+        "  if redis.call('HGET', '{u:'..ARGV[i]..'}:at', 'node') ~= ARGV[2] "
+        "then return 0 end\n"
+        "end\n"
+        "redis.call('XADD', '{node:'..ARGV[2]..'}:inbox', 'MAXLEN', "
+        "'~', '100000', '*', 't', 'B', 'x', ARGV[3])\n"
+        "return 1\n",
     /* ARGV: me, user, expect line: a connect to user on another node.
      * Returns nil when user is not logged in, else {node, host, port,
      * key}; the expect goes to its node only when it listens (port). */
@@ -285,7 +301,8 @@ const char *const chat__bus_lua[CHAT__SC_COUNT] = {
         "      for _, e in ipairs(redis.call('XRANGE', inbox, '-', '+', "
         "'COUNT', chunk)) do\n"
         "        for _, f in ipairs(carried(e)) do\n"
-        "          if stash(f) == 1 then\n"
+        "          if redis.call('SISMEMBER', '{node:'..n..'}:stashed', "
+        "e[1]..'/'..f.u) == 0 and stash(f) == 1 then\n"
         "            local at = redis.call('HGET', '{u:'..f.u..'}:at', 'node')\n"
         "            if at then\n"
         "              redis.call('XADD', '{node:'..at..'}:inbox', 'MAXLEN', "
@@ -297,7 +314,7 @@ const char *const chat__bus_lua[CHAT__SC_COUNT] = {
         "      end\n"
         "      if redis.call('XLEN', inbox) == 0 then\n"
         "        redis.call('SREM', '{chat}:nodes', n)\n"
-        "        redis.call('DEL', inbox)\n"
+        "        redis.call('DEL', inbox, '{node:'..n..'}:stashed')\n"
         "      end\n"
         "    end\n"
         "  end\n"
@@ -326,7 +343,8 @@ const char *const chat__bus_lua[CHAT__SC_COUNT] = {
         "for _, e in ipairs(redis.call('XRANGE', '{node:'..me..'}:inbox', "
         "'-', '+')) do\n"
         "  for _, f in ipairs(carried(e)) do\n"
-        "    if stash(f) == 1 then\n"
+        "    if redis.call('SISMEMBER', '{node:'..me..'}:stashed', "
+        "e[1]..'/'..f.u) == 0 and stash(f) == 1 then\n"
         "      local at = redis.call('HGET', '{u:'..f.u..'}:at', 'node')\n"
         "      if at and at ~= me then\n"
         "        redis.call('XADD', '{node:'..at..'}:inbox', 'MAXLEN', '~', "
@@ -335,7 +353,8 @@ const char *const chat__bus_lua[CHAT__SC_COUNT] = {
         "    end\n"
         "  end\n"
         "end\n"
-        "redis.call('DEL', '{node:'..me..'}:users', '{node:'..me..'}:inbox')\n"
+        "redis.call('DEL', '{node:'..me..'}:users', '{node:'..me..'}:inbox', "
+        "'{node:'..me..'}:stashed')\n"
         "redis.call('SET', alive, inst, 'PX', ttl)\n"
         "redis.call('SADD', '{chat}:nodes', me)\n"
         "return {take_slot(inst, ttl)}\n",

@@ -78,6 +78,7 @@ typedef struct out_item {
   char *to;              /* owned */
   char *payload;         /* owned: netstrings kind, to, a, b, seq, ts, body */
   size_t len;
+  int pushing;           /* in a PUSH whose answer is still to come */
 } out_item_t;
 
 typedef struct out_batch {
@@ -527,15 +528,26 @@ static void batch_fail(out_batch_t *o, int status) {
     item_done(&o->items[i], status, NULL);
 }
 
+static int batch_add_item(redis_bus_t *b, out_item_t *it);
+
 static void pushed(void *arg, int status, char *const *strs, size_t n,
                    long long ival) {
   out_push_t *p = arg;
   out_batch_t *o = p->o;
   (void)strs;
   (void)n;
-  (void)ival;
-  for (int i = 0; i < p->n; i++)
-    item_done(&o->items[p->idx[i]], status, status == 0 ? p->node : NULL);
+  for (int i = 0; i < p->n; i++) {
+    out_item_t *it = &o->items[p->idx[i]];
+    if (status == 0 && ival == 0) {
+      /* a recipient moved since LOOKUP: all of them go round again */
+      if (batch_add_item(o->b, it) == 0)
+        continue; /* it went, payload and all, to the next turn's batch */
+      status = -ENOMEM;
+    }
+    item_done(it, status, status == 0 ? p->node : NULL);
+    free(it->payload);
+    it->payload = NULL;
+  }
   free(p->idx);
   free(p);
   if (--o->pushes == 0)
@@ -549,8 +561,8 @@ static int push_to(out_batch_t *o, const char *node, int *idx, int n) {
   out_push_t *p = calloc(1, sizeof(*p));
   for (int i = 0; i < n; i++)
     total += o->items[idx[i]].len + 24;
-  char **v = calloc(3, sizeof(*v));
-  size_t *len = calloc(3, sizeof(*len));
+  char **v = calloc((size_t)n + 3, sizeof(*v));
+  size_t *len = calloc((size_t)n + 3, sizeof(*len));
   if (p == NULL || v == NULL || len == NULL || (blob = malloc(total)) == NULL) {
     free(p);
     free(v);
@@ -566,14 +578,26 @@ static int push_to(out_batch_t *o, const char *node, int *idx, int n) {
   len[0] = v[0] ? strlen(v[0]) : 0;
   len[1] = v[1] ? strlen(v[1]) : 0;
   len[2] = (size_t)(q - blob);
+  for (int i = 0; i < n; i++) {
+    v[i + 3] = strdup(o->items[idx[i]].to);
+    len[i + 3] = v[i + 3] ? strlen(v[i + 3]) : 0;
+  }
   p->o = o;
   p->idx = idx;
   p->n = n;
   snprintf(p->node, sizeof(p->node), "%s", node);
   o->pushes++;
-  if (v[0] == NULL || v[1] == NULL ||
-      chat__redis_callv(o->b->engine, CHAT__SC_BUS_PUSH, v, len, 3, pushed,
-                        p) < 0) {
+  if (v[0] == NULL || v[1] == NULL) {
+    for (int i = 0; i < n + 3; i++)
+      free(v[i]);
+    free(v);
+    free(len);
+    o->pushes--;
+    free(p);
+    return -ENOMEM;
+  }
+  if (chat__redis_callv(o->b->engine, CHAT__SC_BUS_PUSH, v, len, n + 3,
+                        pushed, p) < 0) {
     o->pushes--;
     free(p);
     return -ENOMEM;
@@ -597,7 +621,7 @@ static void looked_up(void *arg, int status, char *const *strs, size_t n,
   for (int i = 0; i < o->n; i++) {
     const char *node = strs[i];
     int *idx, k = 0;
-    if (o->items[i].payload == NULL)
+    if (o->items[i].payload == NULL || o->items[i].pushing)
       continue; /* answered, or in a PUSH already */
     if (node[0] == '\0' || strcmp(node, o->b->node) == 0) {
       item_done(&o->items[i], 0, node[0] ? node : NULL);
@@ -610,16 +634,18 @@ static void looked_up(void *arg, int status, char *const *strs, size_t n,
       continue;
     }
     for (int j = i; j < o->n; j++)
-      if (o->items[j].payload != NULL && strcmp(strs[j], node) == 0)
+      if (o->items[j].payload != NULL && !o->items[j].pushing &&
+          strcmp(strs[j], node) == 0)
         idx[k++] = j;
+    for (int j = 0; j < k; j++) /* in this push: not in another */
+      o->items[idx[j]].pushing = 1;
     if (push_to(o, node, idx, k) < 0) {
-      for (int j = 0; j < k; j++)
+      for (int j = 0; j < k; j++) {
         item_done(&o->items[idx[j]], -ENOMEM, NULL);
+        free(o->items[idx[j]].payload);
+        o->items[idx[j]].payload = NULL;
+      }
       free(idx);
-    }
-    for (int j = 0; j < k; j++) { /* the blob has them: not again */
-      free(o->items[idx[j]].payload);
-      o->items[idx[j]].payload = NULL;
     }
   }
   if (--o->pushes == 0)
@@ -691,7 +717,34 @@ static int batch_add(redis_bus_t *b, const char *to, const char *const f[7],
   p = item;
   for (int k = 0; k < 7; k++)
     p = ns_put(p, f[k], flen[k]);
-  o->items[o->n++] = (out_item_t){cb, arg, t, item, (size_t)(p - item)};
+  o->items[o->n++] = (out_item_t){cb, arg, t, item, (size_t)(p - item), 0};
+  return 0;
+}
+
+/* it (of a batch in flight) into the open batch, which takes its strings
+ * over. 0 or -ENOMEM (it keeps them). */
+static int batch_add_item(redis_bus_t *b, out_item_t *it) {
+  out_batch_t *o = b->out;
+  if (o == NULL) {
+    if ((o = calloc(1, sizeof(*o))) == NULL)
+      return -ENOMEM;
+    o->b = b;
+    b->out = o;
+    uv_check_start(&b->flush, on_flush);
+  }
+  if (o->n == o->cap) {
+    int cap = o->cap ? 2 * o->cap : 64;
+    out_item_t *ni = realloc(o->items, (size_t)cap * sizeof(*ni));
+    if (ni == NULL)
+      return -ENOMEM;
+    o->items = ni;
+    o->cap = cap;
+  }
+  o->items[o->n] = *it;
+  o->items[o->n++].pushing = 0;
+  it->cb = NULL;
+  it->to = NULL;
+  it->payload = NULL;
   return 0;
 }
 

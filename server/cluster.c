@@ -277,6 +277,8 @@ static void logged_in(void *arg, int status, char *const *strs, size_t n,
      * newer is pushed (login_complete: store_more) */
     long moved = strtol(strs[1], NULL, 10);
     if (moved > 0) {
+      CHAT_INFO("%s: %ld message(s) carried to its older session's node "
+                "now wait in the store", op->u->name, moved);
       op->u->held += (uint32_t)moved;
       op->u->store_more = 1;
       op->u->wgen++;

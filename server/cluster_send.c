@@ -22,6 +22,7 @@
 #include "chat_log.h"
 
 typedef struct send_op {
+  struct send_op *next; /* to's queue of carried sends (cq_head) */
   chat__srv_t *srv;
   chat__session_t *s; /* referenced */
   json_t *id;
@@ -30,6 +31,9 @@ typedef struct send_op {
   int64_t ts;
   char *body; /* owned: stored when nobody carried it */
   size_t body_len;
+  int done;   /* its answer is in: status, and where (here: stored) */
+  int status;
+  int carried_away; /* to another node */
   char msg_id[CHAT_MAX_MSG_ID + 1];
 } send_op_t;
 
@@ -71,21 +75,17 @@ static void stored(void *arg, int status) {
   send_op_free(op);
 }
 
-/* Where the message went: another node (relayed), or nowhere / here
- * (then it is stored, and pages bring it to a session here). */
-static void carried(void *arg, int status, char *const *strs, size_t n,
-                    long long ival) {
-  send_op_t *op = arg;
+/* What a send's answer means, in the order the sends were made. */
+static void finish(send_op_t *op) {
   chat__srv_t *srv = op->srv;
-  (void)ival;
-  if (status < 0) {
+  if (op->status < 0) {
     /* Redis away: the XADD may or may not have been applied; a retry with
      * the same msg_id is dropped by the recipient if it was */
     chat__session_error(op->s, op->id, CHAT_E_INTERNAL, "storage failed");
     send_op_free(op);
     return;
   }
-  if (n > 0 && strcmp(strs[0], srv->bus->node) != 0) {
+  if (op->carried_away) {
     reply(op, "relayed");
     send_op_free(op);
     return;
@@ -99,6 +99,28 @@ static void carried(void *arg, int status, char *const *strs, size_t n,
   }
   chat__srv_await(srv, &op->seq, op);
   chat__srv_pump(srv, op->to); /* logged in here meanwhile */
+}
+
+/* Where the message went: another node (relayed), or nowhere / here
+ * (then it is stored, and pages bring it to a session here). Answers come
+ * in any order (a PUSH refused because its recipient moved goes round
+ * again), but what they do is done in the order of the sends to each
+ * recipient: a message stored here after a later one was pushed would
+ * reach its recipient out of order. */
+static void carried(void *arg, int status, char *const *strs, size_t n,
+                    long long ival) {
+  send_op_t *op = arg;
+  chat__user_t *to = op->to;
+  (void)ival;
+  op->done = 1;
+  op->status = status;
+  op->carried_away =
+      status == 0 && n > 0 && strcmp(strs[0], op->srv->bus->node) != 0;
+  while ((op = to->cq_head) != NULL && op->done) {
+    to->cq_head = op->next;
+    to->carrying--;
+    finish(op); /* may free op, and to's last pin: to is read first */
+  }
 }
 
 int chat__cluster_send(chat__srv_t *srv, chat__session_t *s,
@@ -126,9 +148,17 @@ int chat__cluster_send(chat__srv_t *srv, chat__session_t *s,
   op->ts = chat__srv_now_wall_ms();
   r = chat__bus_msg(srv->bus, to->name, me->name, op->msg_id, op->seq, op->ts,
                     op->body, op->body_len, carried, op);
-  if (r < 0)
+  if (r < 0) {
     send_op_free(op);
-  return r;
+    return r;
+  }
+  if (to->cq_head == NULL)
+    to->cq_head = op;
+  else
+    ((send_op_t *)to->cq_tail)->next = op;
+  to->cq_tail = op;
+  to->carrying++;
+  return 0;
 }
 
 /* ---- inbox entries that carried messages --------------------------------- */

@@ -67,6 +67,10 @@ typedef struct chat__user {
    * push them again. Emptied when the page is in. Owned. */
   uint64_t *acked_paging;
   uint32_t nacked_paging, cacked_paging;
+  /* cluster: sends to this user carried through the bus and not answered
+   * yet, in order (cluster_send.c); a send here waits behind them */
+  void *cq_head, *cq_tail;
+  uint32_t carrying;
   uint8_t rstatus;              /* cluster: its status on another node as
                                  * last heard (0: offline), while it has no
                                  * session here */
