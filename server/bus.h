@@ -101,6 +101,10 @@ typedef struct chat__bus_type {
    * its node when it listens (port not "0"). */
   int (*connect)(chat__bus_t *bus, const char *user, const char *expect_line,
                  chat__bus_reply_cb cb, void *arg);
+  /* The statuses of users[0..n) as the directory has them now: cb gets
+   * one string per user ("" when logged in nowhere). */
+  int (*statuses)(chat__bus_t *bus, const char *const *users, size_t n,
+                  chat__bus_reply_cb cb, void *arg);
   /* Tells each other node with members of group on it that messages were
    * stored for them (one event per node, seq the lowest stored); cb (may
    * be NULL) gets the names of the members it told of them. */
@@ -160,6 +164,11 @@ static inline int chat__bus_msg(chat__bus_t *b, const char *to,
                                 size_t body_len, chat__bus_reply_cb cb,
                                 void *arg) {
   return b->type->msg(b, to, from, msg_id, seq, ts, body, body_len, cb, arg);
+}
+static inline int chat__bus_statuses(chat__bus_t *b, const char *const *users,
+                                     size_t n, chat__bus_reply_cb cb,
+                                     void *arg) {
+  return b->type->statuses(b, users, n, cb, arg);
 }
 static inline int chat__bus_connect(chat__bus_t *b, const char *user,
                                     const char *line, chat__bus_reply_cb cb,

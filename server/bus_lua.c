@@ -197,6 +197,16 @@ const char *const chat__bus_lua[CHAT__SC_COUNT] = {
         "'100000', '*', 't', ARGV[3], 'u', u, 'a', ARGV[4], 'b', ARGV[5])\n"
         "end\n"
         "return n\n",
+    /* ARGV: me, then names: each one's status ('' when logged in
+     * nowhere), read afresh for a `contacts` request. */
+    [CHAT__SC_BUS_STATUSES] =
+        "#!lua\n"
+        "local out = {}\n"
+        "for i = 2, #ARGV do\n"
+        "  out[#out + 1] = redis.call('HGET', '{u:'..ARGV[i]..'}:at', "
+        "'status') or ''\n"
+        "end\n"
+        "return out\n",
     /* ARGV: me, then names: where each is logged in ('' for nowhere).
      * The first step of a loop turn's carried messages and receipts
      * (bus_redis.c); the second is one PUSH per target node. Their bodies

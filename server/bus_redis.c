@@ -768,6 +768,28 @@ static void rb_trim(chat__bus_t *bb, const char *id) {
   pthread_mutex_unlock(&b->mu);
 }
 
+static int rb_statuses(chat__bus_t *bb, const char *const *users, size_t n,
+                       chat__bus_reply_cb cb, void *arg) {
+  redis_bus_t *b = RB(bb);
+  char **v = calloc(n + 1, sizeof(*v));
+  size_t *len = calloc(n + 1, sizeof(*len));
+  int bad = v == NULL || len == NULL;
+  for (size_t i = 0; !bad && i <= n; i++) {
+    v[i] = strdup(i == 0 ? b->node : users[i - 1]);
+    bad = v[i] == NULL;
+    len[i] = bad ? 0 : strlen(v[i]);
+  }
+  if (bad) {
+    for (size_t i = 0; v != NULL && i <= n; i++)
+      free(v[i]);
+    free(v);
+    free(len);
+    return -ENOMEM;
+  }
+  return chat__redis_callv(b->engine, CHAT__SC_BUS_STATUSES, v, len,
+                           (int)n + 1, (chat__redis_call_cb)cb, arg);
+}
+
 static int rb_connect(chat__bus_t *bb, const char *user,
                       const char *expect_line, chat__bus_reply_cb cb,
                       void *arg) {
@@ -817,6 +839,7 @@ static const chat__bus_type_t redis_bus_type = {
     .logout = rb_logout,
     .route = rb_route,
     .msg = rb_msg,
+    .statuses = rb_statuses,
     .connect = rb_connect,
     .group = rb_group,
     .trim = rb_trim,

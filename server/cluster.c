@@ -428,3 +428,61 @@ int chat__cluster_connect(chat__srv_t *srv, chat__session_t *s,
   }
   return r;
 }
+
+/* ---- contacts ----------------------------------------------------------- */
+
+typedef struct contacts_op {
+  chat__srv_t *srv;
+  chat__session_t *s; /* referenced */
+  json_t *id;
+} contacts_op_t;
+
+/* The directory's statuses, for contacts with no session here (a presence
+ * event from another node may still be on its way: the reply must not say
+ * less than the directory, which a login updates before its `ok`). */
+static void contacts_read(void *arg, int status, char *const *strs, size_t n,
+                          long long ival) {
+  contacts_op_t *op = arg;
+  chat__session_t *s = op->s;
+  chat__user_t *me = s->user;
+  (void)ival;
+  if (!s->ended && me != NULL && me->session == s && me->full) {
+    for (uint32_t i = 0; status == 0 && i < me->ncontacts && i < n; i++) {
+      chat__user_t *c = me->contacts[i];
+      if (c->session == NULL) {
+        chat_status_t st = chat_status_from_name(strs[i]);
+        c->rstatus = (uint8_t)(st != CHAT_STATUS_NONE ? st : 0);
+      }
+    }
+    chat__srv_reply_list(s, op->id, "contacts",
+                         chat__srv_user_list(me->contacts, me->ncontacts));
+  }
+  json_decref(op->id);
+  chat__session_unref(s);
+  free(op);
+}
+
+int chat__cluster_contacts(chat__srv_t *srv, chat__session_t *s,
+                           const chat_msg_t *m) {
+  chat__user_t *me = s->user;
+  const char **names = malloc(me->ncontacts * sizeof(*names));
+  contacts_op_t *op = malloc(sizeof(*op));
+  int r;
+  if (names == NULL || op == NULL) {
+    free(names);
+    free(op);
+    return -ENOMEM;
+  }
+  for (uint32_t i = 0; i < me->ncontacts; i++)
+    names[i] = me->contacts[i]->name;
+  *op = (contacts_op_t){srv, s, json_incref((json_t *)m->id)};
+  chat__session_ref(s);
+  r = chat__bus_statuses(srv->bus, names, me->ncontacts, contacts_read, op);
+  free(names);
+  if (r < 0) {
+    json_decref(op->id);
+    chat__session_unref(s);
+    free(op);
+  }
+  return r;
+}

@@ -55,6 +55,10 @@ void chat__cluster_receipt(chat__srv_t *srv, const chat__user_t *from,
 int chat__cluster_group_stored(chat__srv_t *srv, const char *group,
                                uint64_t seq, chat__bus_reply_cb cb,
                                void *arg);
+/* A `contacts` request: answered with the statuses the directory has
+ * now for contacts on other nodes. 0 or -ENOMEM. */
+int chat__cluster_contacts(chat__srv_t *srv, chat__session_t *s,
+                           const chat_msg_t *m);
 /* Event obj (borrowed) for user, who has no session here: sent to its
  * node, which also applies what it says to its cache (contact events). */
 void chat__cluster_tell(chat__srv_t *srv, const char *user, const json_t *obj);

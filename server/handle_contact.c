@@ -117,6 +117,8 @@ int chat__handle_contact_remove(chat__srv_t *srv, chat__session_t *s,
 int chat__handle_contacts(chat__srv_t *srv, chat__session_t *s,
                           const chat_msg_t *m, chat_error_t *err) {
   chat__user_t *me = s->user; /* contacts kept sorted by name */
+  if (srv->bus != NULL && me->ncontacts > 0)
+    return chat__cluster_contacts(srv, s, m); /* statuses read afresh */
   return chat__srv_reply_list(s, m->id, "contacts",
                               chat__srv_user_list(me->contacts, me->ncontacts));
 }

@@ -31,7 +31,7 @@ typedef struct fake_bus {
   uv_idle_t idle;
   pending_t *head, **tail;
   json_t *calls; /* [{"call": NAME, "user": ..., ...}] */
-  answer_t login, route, rejoin, connect, group, msg;
+  answer_t login, route, rejoin, connect, group, msg, statuses;
   char trimmed[40]; /* the last trim asked */
 } fake_bus_t;
 
@@ -113,6 +113,12 @@ static int fb_msg(chat__bus_t *bb, const char *to, const char *from,
   later(FB(bb), cb, arg, &FB(bb)->msg);
   return 0;
 }
+static int fb_statuses(chat__bus_t *bb, const char *const *users, size_t n,
+                       chat__bus_reply_cb cb, void *arg) {
+  record(FB(bb), "statuses", n > 0 ? users[0] : "", NULL, NULL);
+  later(FB(bb), cb, arg, &FB(bb)->statuses);
+  return 0;
+}
 static int fb_connect(chat__bus_t *bb, const char *user, const char *line,
                       chat__bus_reply_cb cb, void *arg) {
   record(FB(bb), "connect", user, line, NULL);
@@ -140,6 +146,7 @@ static const chat__bus_type_t fake_type = {
     .logout = fb_logout,
     .route = fb_route,
     .msg = fb_msg,
+    .statuses = fb_statuses,
     .connect = fb_connect,
     .group = fb_group,
     .trim = fb_trim,
@@ -357,6 +364,16 @@ static void test_presence_event_only_to_contacts(void **state) {
       jstr(json_array_get(json_object_get(ok, "contacts"), 0), "status"),
       "away");
   json_decref(ok);
+  /* the directory is read afresh for the list: a presence event still on
+   * its way does not make it say less */
+  c->bus.statuses = (answer_t){0, {"busy"}, 1, 0};
+  fx_send(c->f, a, "{s:s}", "type", "contacts");
+  ok = cap_expect(a, "ok", NULL);
+  assert_string_equal(
+      jstr(json_array_get(json_object_get(ok, "contacts"), 0), "status"),
+      "busy");
+  json_decref(ok);
+  assert_true(called(c, "statuses", "bob") >= 0);
 }
 
 static void test_kick_event_needs_the_epoch(void **state) {
