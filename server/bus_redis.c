@@ -1,17 +1,11 @@
-/* bus_redis.c -- bus.h on Redis: calls of the cluster scripts (bus_lua.c)
- * through the engine's batches, the node's inbox read by a thread of its
- * own, and the liveness timer.
- *
- * Why a thread for the inbox: XREAD BLOCK holds its connection until
- * something comes, so it cannot share the engine's pipelined one, and a
- * blocking hiredis context in a thread is the plainest way to wait on it
- * (as redis-cli and most stream consumers do). The thread only reads: it
- * hands each batch of entries to the loop (a uv_async) and deletes them
- * from the stream; everything else runs on the loop thread. */
-#include "bus.h"
+/* bus_redis.c -- bus.h on Redis: the calls of the cluster scripts
+ * (bus_lua.c) through the engine's batches, the liveness timer, and a
+ * node's start (its name taken, what an earlier life left cleaned up) and
+ * stop. The inbox reader is bus_inbox.c; each loop turn's carried messages
+ * and receipts, bus_batch.c. */
+#include "bus_redis_int.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,105 +17,10 @@
 
 #include "chat_log.h"
 #include "chat_protocol.h"
-#include "redis_link.h"
 
-#define INBOX_COUNT 256        /* entries per XREAD */
-#define INBOX_BLOCK_MS 500     /* how long a stop may wait for the thread */
-#define RETRY_MS 200           /* after the reader lost its connection */
 #define REAP_CHUNK "200"       /* users a tick cleans up per dead node */
 
-typedef struct ev_node {
-  struct ev_node *next;
-  chat__bus_event_t ev;
-  char *mem[8];
-} ev_node_t;
-
-typedef struct redis_bus {
-  chat__bus_t base;          /* first: a chat__bus_t * is a redis_bus_t * */
-  uv_loop_t *loop;
-  chat__engine_t *engine;
-  chat__redis_url_t url;
-  char node[128];
-  char addr[128];
-  char instance[33];
-  char alive[400];           /* the liveness key's value:
-                              * "INSTANCE ADDR HOST PID" */
-  char host[128];            /* gethostname() */
-  char inbox[160];
-  char ttl[16];
-  unsigned ttl_ms;
-  chat__bus_event_cb on_event;
-  chat__bus_lost_cb on_lost;
-  void *arg;
-  uv_timer_t tick;
-  uv_async_t async;
-  int handles;
-  int ticking;               /* a tick call is in flight */
-  pthread_t thread;
-  int thread_started;
-  pthread_mutex_t mu;
-  ev_node_t *head, **tail;   /* under mu */
-  volatile int stop;         /* under mu for writes; read by the thread */
-  redisContext *rc;          /* the thread's */
-  char last_id[64];          /* the thread's */
-  char trim_id[64];          /* under mu: XTRIM MINID this next ("": no) */
-  /* The loop turn's carried messages and receipts, sent as one BATCH at
-   * its end (on_flush): one script call and one XADD per target node,
-   * however many items. */
-  uv_check_t flush;
-  struct out_batch *out;
-} redis_bus_t;
-
-typedef struct out_item {
-  chat__bus_reply_cb cb; /* may be NULL */
-  void *arg;
-  char *to;              /* owned */
-  char *payload;         /* owned: netstrings kind, to, a, b, seq, ts, body */
-  size_t len;
-  int pushing;           /* in a PUSH whose answer is still to come */
-} out_item_t;
-
-typedef struct out_batch {
-  struct redis_bus *b;
-  out_item_t *items;
-  int n, cap;
-  int pushes;     /* PUSH calls still to answer */
-} out_batch_t;
-
-/* One PUSH: the items of a batch for one node. */
-typedef struct out_push {
-  out_batch_t *o;
-  char node[128];
-  int *idx;       /* the items' indexes */
-  int n;
-} out_push_t;
-
-#define RB(x) ((redis_bus_t *)(void *)(x))
-
-/* ---- the blocking side (start, the thread) ------------------------------- */
-
-static redisContext *sync_connect(const chat__redis_url_t *u, char *why,
-                                  size_t len) {
-  struct timeval tv = {3, 0};
-  redisContext *c = redisConnectWithTimeout(u->host, u->port, tv);
-  redisReply *r;
-  if (c == NULL || c->err) {
-    snprintf(why, len, "cannot reach Redis at %s:%d: %s", u->host, u->port,
-             c ? c->errstr : "out of memory");
-    redisFree(c);
-    return NULL;
-  }
-  redisSetTimeout(c, (struct timeval){INBOX_BLOCK_MS / 1000 + 3, 0});
-  r = redisCommand(c, "SELECT %d", u->db);
-  if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-    snprintf(why, len, "Redis: SELECT %d failed", u->db);
-    freeReplyObject(r);
-    redisFree(c);
-    return NULL;
-  }
-  freeReplyObject(r);
-  return c;
-}
+/* ---- start ---------------------------------------------------------------- */
 
 /* START, as a plain EVAL on the blocking connection (its scripts are not
  * loaded there). Returns 0 when the node is alive, 1 with the holder's
@@ -200,220 +99,7 @@ static int join(redis_bus_t *b, char *errbuf, size_t errlen) {
   }
 }
 
-static char *dupn(const char *s, size_t n) {
-  char *d = malloc(n + 1);
-  if (d != NULL) {
-    memcpy(d, s, n);
-    d[n] = '\0';
-  }
-  return d;
-}
-
-static void ev_finish(ev_node_t *n) {
-  n->ev.body = n->mem[4];
-  n->ev.seq = n->mem[5] ? strtoull(n->mem[5], NULL, 10) : 0;
-  n->ev.ts = n->mem[6] ? strtoll(n->mem[6], NULL, 10) : 0;
-  n->ev.user = n->mem[0] ? n->mem[0] : "";
-  n->ev.id = n->mem[7];
-  n->ev.a = n->mem[1];
-  n->ev.b = n->mem[2];
-  n->ev.rcpts = n->mem[3];
-}
-
-/* One stream entry ([id, [field, value, ...]]) as an event. */
-static ev_node_t *entry_event(const redisReply *e) {
-  ev_node_t *n;
-  const redisReply *f;
-  if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
-      e->element[1]->type != REDIS_REPLY_ARRAY)
-    return NULL;
-  f = e->element[1];
-  if (e->element[0]->type != REDIS_REPLY_STRING ||
-      (n = calloc(1, sizeof(*n))) == NULL)
-    return NULL;
-  n->mem[7] = dupn(e->element[0]->str, e->element[0]->len);
-  for (size_t i = 0; i + 1 < f->elements; i += 2) {
-    const redisReply *k = f->element[i], *v = f->element[i + 1];
-    char **slot = NULL;
-    int m = -1;
-    if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING ||
-        k->len != 1)
-      continue;
-    switch (k->str[0]) {
-    case 't': n->ev.kind = v->len > 0 ? v->str[0] : 0; continue;
-    case 'u': m = 0; break;
-    case 'a': m = 1; break;
-    case 'b': m = 2; break;
-    case 'r': m = 3; break;
-    case 'x': m = 4; n->ev.body_len = v->len; break;
-    case 's': m = 5; break;
-    case 'w': m = 6; break;
-    default: continue;
-    }
-    slot = &n->mem[m];
-    free(*slot);
-    *slot = dupn(v->str, v->len);
-  }
-  ev_finish(n);
-  return n;
-}
-
-/* The netstring at *p (before end): its bytes in *s, *len; advances *p.
- * 0, or -1 when malformed. */
-static int ns_next(const char **p, const char *end, const char **s,
-                   size_t *len) {
-  size_t v = 0;
-  const char *q = *p;
-  if (q >= end || *q < '0' || *q > '9')
-    return -1;
-  while (q < end && *q >= '0' && *q <= '9' && v < (1u << 30))
-    v = v * 10 + (size_t)(*q++ - '0');
-  if (q >= end || *q != ':' || (size_t)(end - q - 1) < v)
-    return -1;
-  *s = q + 1;
-  *len = v;
-  *p = q + 1 + v;
-  return 0;
-}
-
-/* The items of a batch entry (B: its x holds netstrings, each an item of
- * netstrings kind, user, a, b, seq, ts, body), each as an event with the
- * entry's id, appended at *tail. */
-static ev_node_t **batch_events(const char *id, const char *x, size_t xlen,
-                                ev_node_t **tail) {
-  static const int slot[7] = {-1, 0, 1, 2, 5, 6, 4};
-  const char *p = x, *end = x + xlen, *item;
-  size_t ilen;
-  while (ns_next(&p, end, &item, &ilen) == 0) {
-    const char *q = item, *iend = item + ilen, *v;
-    size_t vlen;
-    ev_node_t *n = calloc(1, sizeof(*n));
-    if (n == NULL)
-      break;
-    for (int k = 0; k < 7 && ns_next(&q, iend, &v, &vlen) == 0; k++) {
-      if (k == 0)
-        n->ev.kind = vlen > 0 ? v[0] : 0;
-      else
-        n->mem[slot[k]] = dupn(v, vlen);
-      if (slot[k] == 4)
-        n->ev.body_len = vlen;
-    }
-    n->mem[7] = dupn(id, strlen(id));
-    ev_finish(n);
-    *tail = n;
-    tail = &n->next;
-  }
-  return tail;
-}
-
-static void ev_free(ev_node_t *n) {
-  for (int i = 0; i < 8; i++)
-    free(n->mem[i]);
-  free(n);
-}
-
-/* Reads once; hands the entries over, then deletes them. 0, or -1 when
- * the connection is broken. */
-/* XTRIM MINID of what the loop settled (rb_trim), on the reader's own
- * connection: entries before it carried nothing unsettled. */
-static void trim_inbox(redis_bus_t *b) {
-  char id[64];
-  pthread_mutex_lock(&b->mu);
-  snprintf(id, sizeof(id), "%s", b->trim_id);
-  b->trim_id[0] = '\0';
-  pthread_mutex_unlock(&b->mu);
-  if (id[0]) {
-    const char *argv[] = {"XTRIM", b->inbox, "MINID", id};
-    freeReplyObject(redisCommandArgv(b->rc, 4, argv, NULL));
-  }
-}
-
-static int read_inbox(redis_bus_t *b) {
-  char count[16], block[16];
-  trim_inbox(b);
-  snprintf(count, sizeof(count), "%d", INBOX_COUNT);
-  snprintf(block, sizeof(block), "%d", INBOX_BLOCK_MS);
-  const char *argv[] = {"XREAD",   "COUNT", count,     "BLOCK",
-                        block,     "STREAMS", b->inbox, b->last_id};
-  redisReply *r = redisCommandArgv(b->rc, 8, argv, NULL);
-  if (r == NULL)
-    return -1;
-  if (r->type == REDIS_REPLY_ERROR) {
-    CHAT_WARN("Redis: reading the inbox: %s", r->str);
-    freeReplyObject(r);
-    return -1;
-  }
-  if (r->type == REDIS_REPLY_ARRAY && r->elements == 1 &&
-      r->element[0]->type == REDIS_REPLY_ARRAY &&
-      r->element[0]->elements == 2) {
-    const redisReply *ents = r->element[0]->element[1];
-    ev_node_t *first = NULL, **tail = &first;
-    for (size_t i = 0; i < ents->elements; i++) {
-      const redisReply *e = ents->element[i];
-      ev_node_t *n = entry_event(e);
-      if (e->type == REDIS_REPLY_ARRAY && e->elements == 2 &&
-          e->element[0]->type == REDIS_REPLY_STRING)
-        snprintf(b->last_id, sizeof(b->last_id), "%s", e->element[0]->str);
-      if (n != NULL && n->ev.kind == 'B') {
-        /* a batch: its items are the events */
-        if (n->mem[4] != NULL)
-          tail = batch_events(n->mem[7], n->mem[4], n->ev.body_len, tail);
-        ev_free(n);
-      } else if (n != NULL) {
-        *tail = n;
-        tail = &n->next;
-      }
-    }
-    if (first != NULL) {
-      pthread_mutex_lock(&b->mu);
-      *b->tail = first;
-      b->tail = tail;
-      pthread_mutex_unlock(&b->mu);
-      uv_async_send(&b->async);
-    }
-  }
-  freeReplyObject(r);
-  return 0;
-}
-
-static void *reader(void *arg) {
-  redis_bus_t *b = arg;
-  char why[256];
-  while (!b->stop) {
-    if (b->rc == NULL) {
-      if ((b->rc = sync_connect(&b->url, why, sizeof(why))) == NULL) {
-        usleep(RETRY_MS * 1000);
-        continue;
-      }
-      CHAT_INFO("node %s: inbox reader connected", b->node);
-    }
-    if (read_inbox(b) < 0) {
-      redisFree(b->rc);
-      b->rc = NULL;
-      if (!b->stop)
-        usleep(RETRY_MS * 1000);
-    }
-  }
-  return NULL;
-}
-
-/* ---- the loop side -------------------------------------------------------- */
-
-static void on_async(uv_async_t *h) {
-  redis_bus_t *b = h->data;
-  ev_node_t *n, *next;
-  pthread_mutex_lock(&b->mu);
-  n = b->head;
-  b->head = NULL;
-  b->tail = &b->head;
-  pthread_mutex_unlock(&b->mu);
-  for (; n != NULL; n = next) {
-    next = n->next;
-    if (n->ev.kind != 0 && b->on_event != NULL)
-      b->on_event(b->arg, &n->ev);
-    ev_free(n);
-  }
-}
+/* ---- liveness and the calls ----------------------------------------------- */
 
 static void tick_done(void *arg, int status, char *const *strs, size_t n,
                       long long unused) {
@@ -494,260 +180,6 @@ static int rb_rejoin(chat__bus_t *bb, const char *user, const char *epoch,
   return call(RB(bb), CHAT__SC_BUS_REJOIN, a, 7, cb ? cb : ignore, arg);
 }
 
-/* ---- the turn's batch of carried messages and receipts ------------------ */
-
-/* netstring of s (len) at p; returns the end. */
-static char *ns_put(char *p, const char *s, size_t len) {
-  p += sprintf(p, "%zu:", len);
-  memcpy(p, s, len);
-  return p + len;
-}
-
-static void batch_free(out_batch_t *o) {
-  if (o == NULL)
-    return;
-  for (int i = 0; i < o->n; i++) {
-    free(o->items[i].to);
-    free(o->items[i].payload);
-  }
-  free(o->items);
-  free(o);
-}
-
-static void item_done(out_item_t *it, int status, const char *node) {
-  char *strs[1] = {(char *)node};
-  if (it->cb != NULL)
-    it->cb(it->arg, status, node != NULL ? strs : NULL, node != NULL ? 1 : 0,
-           0);
-  it->cb = NULL;
-}
-
-/* Answers every item not answered yet (a failure: status < 0). */
-static void batch_fail(out_batch_t *o, int status) {
-  for (int i = 0; i < o->n; i++)
-    item_done(&o->items[i], status, NULL);
-}
-
-static int batch_add_item(redis_bus_t *b, out_item_t *it);
-
-static void pushed(void *arg, int status, char *const *strs, size_t n,
-                   long long ival) {
-  out_push_t *p = arg;
-  out_batch_t *o = p->o;
-  (void)strs;
-  (void)n;
-  for (int i = 0; i < p->n; i++) {
-    out_item_t *it = &o->items[p->idx[i]];
-    if (status == 0 && ival == 0) {
-      /* a recipient moved since LOOKUP: all of them go round again */
-      if (batch_add_item(o->b, it) == 0)
-        continue; /* it went, payload and all, to the next turn's batch */
-      status = -ENOMEM;
-    }
-    item_done(it, status, status == 0 ? p->node : NULL);
-    free(it->payload);
-    it->payload = NULL;
-  }
-  free(p->idx);
-  free(p);
-  if (--o->pushes == 0)
-    batch_free(o);
-}
-
-/* One PUSH for the items idx[0..n) of o, all for node. 0 or -ENOMEM. */
-static int push_to(out_batch_t *o, const char *node, int *idx, int n) {
-  size_t total = 0;
-  char *blob, *q;
-  out_push_t *p = calloc(1, sizeof(*p));
-  for (int i = 0; i < n; i++)
-    total += o->items[idx[i]].len + 24;
-  char **v = calloc((size_t)n + 3, sizeof(*v));
-  size_t *len = calloc((size_t)n + 3, sizeof(*len));
-  if (p == NULL || v == NULL || len == NULL || (blob = malloc(total)) == NULL) {
-    free(p);
-    free(v);
-    free(len);
-    return -ENOMEM;
-  }
-  q = blob;
-  for (int i = 0; i < n; i++)
-    q = ns_put(q, o->items[idx[i]].payload, o->items[idx[i]].len);
-  v[0] = strdup(o->b->node);
-  v[1] = strdup(node);
-  v[2] = blob;
-  len[0] = v[0] ? strlen(v[0]) : 0;
-  len[1] = v[1] ? strlen(v[1]) : 0;
-  len[2] = (size_t)(q - blob);
-  for (int i = 0; i < n; i++) {
-    v[i + 3] = strdup(o->items[idx[i]].to);
-    len[i + 3] = v[i + 3] ? strlen(v[i + 3]) : 0;
-  }
-  p->o = o;
-  p->idx = idx;
-  p->n = n;
-  snprintf(p->node, sizeof(p->node), "%s", node);
-  o->pushes++;
-  if (v[0] == NULL || v[1] == NULL) {
-    for (int i = 0; i < n + 3; i++)
-      free(v[i]);
-    free(v);
-    free(len);
-    o->pushes--;
-    free(p);
-    return -ENOMEM;
-  }
-  if (chat__redis_callv(o->b->engine, CHAT__SC_BUS_PUSH, v, len, n + 3,
-                        pushed, p) < 0) {
-    o->pushes--;
-    free(p);
-    return -ENOMEM;
-  }
-  return 0;
-}
-
-/* Where each item's recipient is: the items for this node or for nobody
- * are answered now (the caller stores them), the others pushed to their
- * nodes, one PUSH each. */
-static void looked_up(void *arg, int status, char *const *strs, size_t n,
-                      long long ival) {
-  out_batch_t *o = arg;
-  (void)ival;
-  if (status < 0 || n != (size_t)o->n) {
-    batch_fail(o, status < 0 ? status : -EIO);
-    batch_free(o);
-    return;
-  }
-  o->pushes = 1; /* this function's own, dropped below */
-  for (int i = 0; i < o->n; i++) {
-    const char *node = strs[i];
-    int *idx, k = 0;
-    if (o->items[i].payload == NULL || o->items[i].pushing)
-      continue; /* answered, or in a PUSH already */
-    if (node[0] == '\0' || strcmp(node, o->b->node) == 0) {
-      item_done(&o->items[i], 0, node[0] ? node : NULL);
-      free(o->items[i].payload);
-      o->items[i].payload = NULL;
-      continue;
-    }
-    if ((idx = malloc((size_t)o->n * sizeof(*idx))) == NULL) {
-      item_done(&o->items[i], -ENOMEM, NULL);
-      continue;
-    }
-    for (int j = i; j < o->n; j++)
-      if (o->items[j].payload != NULL && !o->items[j].pushing &&
-          strcmp(strs[j], node) == 0)
-        idx[k++] = j;
-    for (int j = 0; j < k; j++) /* in this push: not in another */
-      o->items[idx[j]].pushing = 1;
-    if (push_to(o, node, idx, k) < 0) {
-      for (int j = 0; j < k; j++) {
-        item_done(&o->items[idx[j]], -ENOMEM, NULL);
-        free(o->items[idx[j]].payload);
-        o->items[idx[j]].payload = NULL;
-      }
-      free(idx);
-    }
-  }
-  if (--o->pushes == 0)
-    batch_free(o);
-}
-
-static void on_flush(uv_check_t *h) {
-  redis_bus_t *b = h->data;
-  out_batch_t *o = b->out;
-  char **v;
-  size_t *len;
-  uv_check_stop(h);
-  b->out = NULL;
-  if (o == NULL || o->n == 0) {
-    batch_free(o);
-    return;
-  }
-  v = calloc((size_t)o->n + 1, sizeof(*v));
-  len = calloc((size_t)o->n + 1, sizeof(*len));
-  if (v == NULL || len == NULL || (v[0] = strdup(b->node)) == NULL) {
-    free(v);
-    free(len);
-    batch_fail(o, -ENOMEM);
-    batch_free(o);
-    return;
-  }
-  len[0] = strlen(v[0]);
-  for (int i = 0; i < o->n; i++) {
-    v[i + 1] = strdup(o->items[i].to);
-    len[i + 1] = v[i + 1] ? strlen(v[i + 1]) : 0;
-  }
-  if (chat__redis_callv(b->engine, CHAT__SC_BUS_LOOKUP, v, len, o->n + 1,
-                        looked_up, o) < 0) {
-    batch_fail(o, -ENOMEM);
-    batch_free(o);
-  }
-}
-
-/* Adds an item for `to` (fields: kind, to, a, b, seq, ts, body) to the
- * turn's batch. 0 or -ENOMEM (nothing added). */
-static int batch_add(redis_bus_t *b, const char *to, const char *const f[7],
-                     const size_t flen[7], chat__bus_reply_cb cb, void *arg) {
-  out_batch_t *o = b->out;
-  size_t total = 0;
-  char *item, *p, *t;
-  if (o == NULL) {
-    if ((o = calloc(1, sizeof(*o))) == NULL)
-      return -ENOMEM;
-    o->b = b;
-    b->out = o;
-    uv_check_start(&b->flush, on_flush);
-  }
-  if (o->n == o->cap) {
-    int cap = o->cap ? 2 * o->cap : 64;
-    out_item_t *ni = realloc(o->items, (size_t)cap * sizeof(*ni));
-    if (ni == NULL)
-      return -ENOMEM;
-    o->items = ni;
-    o->cap = cap;
-  }
-  for (int k = 0; k < 7; k++)
-    total += flen[k] + 24;
-  if ((item = malloc(total)) == NULL)
-    return -ENOMEM;
-  if ((t = strdup(to)) == NULL) {
-    free(item);
-    return -ENOMEM;
-  }
-  p = item;
-  for (int k = 0; k < 7; k++)
-    p = ns_put(p, f[k], flen[k]);
-  o->items[o->n++] = (out_item_t){cb, arg, t, item, (size_t)(p - item), 0};
-  return 0;
-}
-
-/* it (of a batch in flight) into the open batch, which takes its strings
- * over. 0 or -ENOMEM (it keeps them). */
-static int batch_add_item(redis_bus_t *b, out_item_t *it) {
-  out_batch_t *o = b->out;
-  if (o == NULL) {
-    if ((o = calloc(1, sizeof(*o))) == NULL)
-      return -ENOMEM;
-    o->b = b;
-    b->out = o;
-    uv_check_start(&b->flush, on_flush);
-  }
-  if (o->n == o->cap) {
-    int cap = o->cap ? 2 * o->cap : 64;
-    out_item_t *ni = realloc(o->items, (size_t)cap * sizeof(*ni));
-    if (ni == NULL)
-      return -ENOMEM;
-    o->items = ni;
-    o->cap = cap;
-  }
-  o->items[o->n] = *it;
-  o->items[o->n++].pushing = 0;
-  it->cb = NULL;
-  it->to = NULL;
-  it->payload = NULL;
-  return 0;
-}
-
 static int rb_msg(chat__bus_t *bb, const char *to, const char *from,
                   const char *msg_id, uint64_t seq, int64_t ts,
                   const char *body, size_t body_len, chat__bus_reply_cb cb,
@@ -758,7 +190,7 @@ static int rb_msg(chat__bus_t *bb, const char *to, const char *from,
   const char *f[7] = {"M", to, from, msg_id, seqs, tss, body};
   size_t len[7] = {1, strlen(to), strlen(from), strlen(msg_id),
                    strlen(seqs), strlen(tss), body_len};
-  return batch_add(RB(bb), to, f, len, cb, arg);
+  return chat__bus_batch_add(RB(bb), to, f, len, cb, arg);
 }
 
 static void rb_trim(chat__bus_t *bb, const char *id) {
@@ -814,7 +246,7 @@ static int rb_route(chat__bus_t *bb, const char *user, char kind,
   if (kind == 'r') { /* receipts, as many as messages: batched */
     const char *f[7] = {"r", user, x ? x : "", y ? y : "", "", "", ""};
     size_t len[7] = {1, strlen(user), strlen(f[2]), strlen(f[3]), 0, 0, 0};
-    return batch_add(RB(bb), user, f, len, cb, arg);
+    return chat__bus_batch_add(RB(bb), user, f, len, cb, arg);
   }
   char k[2] = {kind, '\0'};
   const char *a[] = {NULL, user, k, x ? x : "", y ? y : ""};
@@ -877,7 +309,7 @@ int chat__bus_redis_new(uv_loop_t *loop, chat__engine_t *engine, const char *nod
   snprintf(b->last_id, sizeof(b->last_id), "0");
   b->tail = &b->head;
   pthread_mutex_init(&b->mu, NULL);
-  if ((b->rc = sync_connect(&b->url, errbuf, errlen)) == NULL) {
+  if ((b->rc = chat__bus_sync_connect(&b->url, errbuf, errlen)) == NULL) {
     pthread_mutex_destroy(&b->mu);
     free(b);
     return -EIO;
@@ -896,11 +328,11 @@ int chat__bus_redis_new(uv_loop_t *loop, chat__engine_t *engine, const char *nod
     return r;
   }
   uv_timer_init(loop, &b->tick);
-  uv_async_init(loop, &b->async, on_async);
+  uv_async_init(loop, &b->async, chat__bus_on_async);
   uv_check_init(loop, &b->flush);
   b->tick.data = b->async.data = b->flush.data = b;
   b->handles = 3;
-  if (pthread_create(&b->thread, NULL, reader, b) != 0) {
+  if (pthread_create(&b->thread, NULL, chat__bus_reader, b) != 0) {
     snprintf(errbuf, errlen, "cannot start the inbox reader");
     b->stop = 1;
   } else {
@@ -936,7 +368,7 @@ static void rb_free(chat__bus_t *bb) {
   /* A clean stop: the others need not wait for the key to expire. Its
    * users' entries went with their sessions' logouts. */
   if (b->rc == NULL)
-    b->rc = sync_connect(&b->url, why, sizeof(why));
+    b->rc = chat__bus_sync_connect(&b->url, why, sizeof(why));
   if (b->rc != NULL) {
     redisReply *r = redisCommand(b->rc, "DEL {node:%s}:alive", b->node);
     freeReplyObject(r);
@@ -945,15 +377,11 @@ static void rb_free(chat__bus_t *bb) {
   }
   for (n = b->head; n != NULL; n = next) {
     next = n->next;
-    ev_free(n);
+    chat__bus_ev_free(n);
   }
   b->head = NULL;
   uv_timer_stop(&b->tick);
-  if (b->out != NULL) { /* the last turn's items: their sessions are gone */
-    batch_fail(b->out, -ECANCELED);
-    batch_free(b->out);
-  }
-  b->out = NULL;
+  chat__bus_batch_cancel(b, -ECANCELED); /* the last turn's: sessions gone */
   uv_close((uv_handle_t *)&b->flush, on_closed);
   uv_close((uv_handle_t *)&b->tick, on_closed);
   uv_close((uv_handle_t *)&b->async, on_closed);

@@ -1,0 +1,262 @@
+/* bus_inbox.c -- the Redis bus's inbox (bus.h): a thread of its own reads
+ * the node's stream with XREAD BLOCK from the last id it saw, turns each
+ * entry (a batch entry: each of its items) into an event, and hands them
+ * to the loop through a uv_async; it trims the stream up to what the loop
+ * has settled (XTRIM MINID) before each read.
+ *
+ * Why a thread: XREAD BLOCK holds its connection until something comes,
+ * so it cannot share the engine's pipelined one, and a blocking hiredis
+ * context in a thread is the plainest way to wait on it (as redis-cli and
+ * most stream consumers do). The thread only reads; everything else runs
+ * on the loop thread. */
+#include "bus_redis_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "chat_log.h"
+
+#define INBOX_COUNT 256        /* entries per XREAD */
+#define RETRY_MS 200           /* after the reader lost its connection */
+
+redisContext *chat__bus_sync_connect(const chat__redis_url_t *u, char *why,
+                                     size_t len) {
+  struct timeval tv = {3, 0};
+  redisContext *c = redisConnectWithTimeout(u->host, u->port, tv);
+  redisReply *r;
+  if (c == NULL || c->err) {
+    snprintf(why, len, "cannot reach Redis at %s:%d: %s", u->host, u->port,
+             c ? c->errstr : "out of memory");
+    redisFree(c);
+    return NULL;
+  }
+  redisSetTimeout(c, (struct timeval){CHAT__BUS_INBOX_BLOCK_MS / 1000 + 3, 0});
+  r = redisCommand(c, "SELECT %d", u->db);
+  if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+    snprintf(why, len, "Redis: SELECT %d failed", u->db);
+    freeReplyObject(r);
+    redisFree(c);
+    return NULL;
+  }
+  freeReplyObject(r);
+  return c;
+}
+
+static char *dupn(const char *s, size_t n) {
+  char *d = malloc(n + 1);
+  if (d != NULL) {
+    memcpy(d, s, n);
+    d[n] = '\0';
+  }
+  return d;
+}
+
+static void ev_finish(ev_node_t *n) {
+  n->ev.body = n->mem[4];
+  n->ev.seq = n->mem[5] ? strtoull(n->mem[5], NULL, 10) : 0;
+  n->ev.ts = n->mem[6] ? strtoll(n->mem[6], NULL, 10) : 0;
+  n->ev.user = n->mem[0] ? n->mem[0] : "";
+  n->ev.id = n->mem[7];
+  n->ev.a = n->mem[1];
+  n->ev.b = n->mem[2];
+  n->ev.rcpts = n->mem[3];
+}
+
+/* One stream entry ([id, [field, value, ...]]) as an event. */
+static ev_node_t *entry_event(const redisReply *e) {
+  ev_node_t *n;
+  const redisReply *f;
+  if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+      e->element[1]->type != REDIS_REPLY_ARRAY)
+    return NULL;
+  f = e->element[1];
+  if (e->element[0]->type != REDIS_REPLY_STRING ||
+      (n = calloc(1, sizeof(*n))) == NULL)
+    return NULL;
+  n->mem[7] = dupn(e->element[0]->str, e->element[0]->len);
+  for (size_t i = 0; i + 1 < f->elements; i += 2) {
+    const redisReply *k = f->element[i], *v = f->element[i + 1];
+    char **slot = NULL;
+    int m = -1;
+    if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING ||
+        k->len != 1)
+      continue;
+    switch (k->str[0]) {
+    case 't': n->ev.kind = v->len > 0 ? v->str[0] : 0; continue;
+    case 'u': m = 0; break;
+    case 'a': m = 1; break;
+    case 'b': m = 2; break;
+    case 'r': m = 3; break;
+    case 'x': m = 4; n->ev.body_len = v->len; break;
+    case 's': m = 5; break;
+    case 'w': m = 6; break;
+    default: continue;
+    }
+    slot = &n->mem[m];
+    free(*slot);
+    *slot = dupn(v->str, v->len);
+  }
+  ev_finish(n);
+  return n;
+}
+
+/* The netstring at *p (before end): its bytes in *s, *len; advances *p.
+ * 0, or -1 when malformed. */
+static int ns_next(const char **p, const char *end, const char **s,
+                   size_t *len) {
+  size_t v = 0;
+  const char *q = *p;
+  if (q >= end || *q < '0' || *q > '9')
+    return -1;
+  while (q < end && *q >= '0' && *q <= '9' && v < (1u << 30))
+    v = v * 10 + (size_t)(*q++ - '0');
+  if (q >= end || *q != ':' || (size_t)(end - q - 1) < v)
+    return -1;
+  *s = q + 1;
+  *len = v;
+  *p = q + 1 + v;
+  return 0;
+}
+
+/* The items of a batch entry (B: its x holds netstrings, each an item of
+ * netstrings kind, user, a, b, seq, ts, body), each as an event with the
+ * entry's id, appended at *tail. */
+static ev_node_t **batch_events(const char *id, const char *x, size_t xlen,
+                                ev_node_t **tail) {
+  static const int slot[7] = {-1, 0, 1, 2, 5, 6, 4};
+  const char *p = x, *end = x + xlen, *item;
+  size_t ilen;
+  while (ns_next(&p, end, &item, &ilen) == 0) {
+    const char *q = item, *iend = item + ilen, *v;
+    size_t vlen;
+    ev_node_t *n = calloc(1, sizeof(*n));
+    if (n == NULL)
+      break;
+    for (int k = 0; k < 7 && ns_next(&q, iend, &v, &vlen) == 0; k++) {
+      if (k == 0)
+        n->ev.kind = vlen > 0 ? v[0] : 0;
+      else
+        n->mem[slot[k]] = dupn(v, vlen);
+      if (slot[k] == 4)
+        n->ev.body_len = vlen;
+    }
+    n->mem[7] = dupn(id, strlen(id));
+    ev_finish(n);
+    *tail = n;
+    tail = &n->next;
+  }
+  return tail;
+}
+
+void chat__bus_ev_free(ev_node_t *n) {
+  for (int i = 0; i < 8; i++)
+    free(n->mem[i]);
+  free(n);
+}
+
+/* Reads once; hands the entries over, then deletes them. 0, or -1 when
+ * the connection is broken. */
+/* XTRIM MINID of what the loop settled (rb_trim), on the reader's own
+ * connection: entries before it carried nothing unsettled. */
+static void trim_inbox(redis_bus_t *b) {
+  char id[64];
+  pthread_mutex_lock(&b->mu);
+  snprintf(id, sizeof(id), "%s", b->trim_id);
+  b->trim_id[0] = '\0';
+  pthread_mutex_unlock(&b->mu);
+  if (id[0]) {
+    const char *argv[] = {"XTRIM", b->inbox, "MINID", id};
+    freeReplyObject(redisCommandArgv(b->rc, 4, argv, NULL));
+  }
+}
+
+static int read_inbox(redis_bus_t *b) {
+  char count[16], block[16];
+  trim_inbox(b);
+  snprintf(count, sizeof(count), "%d", INBOX_COUNT);
+  snprintf(block, sizeof(block), "%d", CHAT__BUS_INBOX_BLOCK_MS);
+  const char *argv[] = {"XREAD",   "COUNT", count,     "BLOCK",
+                        block,     "STREAMS", b->inbox, b->last_id};
+  redisReply *r = redisCommandArgv(b->rc, 8, argv, NULL);
+  if (r == NULL)
+    return -1;
+  if (r->type == REDIS_REPLY_ERROR) {
+    CHAT_WARN("Redis: reading the inbox: %s", r->str);
+    freeReplyObject(r);
+    return -1;
+  }
+  if (r->type == REDIS_REPLY_ARRAY && r->elements == 1 &&
+      r->element[0]->type == REDIS_REPLY_ARRAY &&
+      r->element[0]->elements == 2) {
+    const redisReply *ents = r->element[0]->element[1];
+    ev_node_t *first = NULL, **tail = &first;
+    for (size_t i = 0; i < ents->elements; i++) {
+      const redisReply *e = ents->element[i];
+      ev_node_t *n = entry_event(e);
+      if (e->type == REDIS_REPLY_ARRAY && e->elements == 2 &&
+          e->element[0]->type == REDIS_REPLY_STRING)
+        snprintf(b->last_id, sizeof(b->last_id), "%s", e->element[0]->str);
+      if (n != NULL && n->ev.kind == 'B') {
+        /* a batch: its items are the events */
+        if (n->mem[4] != NULL)
+          tail = batch_events(n->mem[7], n->mem[4], n->ev.body_len, tail);
+        chat__bus_ev_free(n);
+      } else if (n != NULL) {
+        *tail = n;
+        tail = &n->next;
+      }
+    }
+    if (first != NULL) {
+      pthread_mutex_lock(&b->mu);
+      *b->tail = first;
+      b->tail = tail;
+      pthread_mutex_unlock(&b->mu);
+      uv_async_send(&b->async);
+    }
+  }
+  freeReplyObject(r);
+  return 0;
+}
+
+void *chat__bus_reader(void *arg) {
+  redis_bus_t *b = arg;
+  char why[256];
+  while (!b->stop) {
+    if (b->rc == NULL) {
+      if ((b->rc = chat__bus_sync_connect(&b->url, why, sizeof(why))) == NULL) {
+        usleep(RETRY_MS * 1000);
+        continue;
+      }
+      CHAT_INFO("node %s: inbox reader connected", b->node);
+    }
+    if (read_inbox(b) < 0) {
+      redisFree(b->rc);
+      b->rc = NULL;
+      if (!b->stop)
+        usleep(RETRY_MS * 1000);
+    }
+  }
+  return NULL;
+}
+
+/* ---- the loop side -------------------------------------------------------- */
+
+void chat__bus_on_async(uv_async_t *h) {
+  redis_bus_t *b = h->data;
+  ev_node_t *n, *next;
+  pthread_mutex_lock(&b->mu);
+  n = b->head;
+  b->head = NULL;
+  b->tail = &b->head;
+  pthread_mutex_unlock(&b->mu);
+  for (; n != NULL; n = next) {
+    next = n->next;
+    if (n->ev.kind != 0 && b->on_event != NULL)
+      b->on_event(b->arg, &n->ev);
+    chat__bus_ev_free(n);
+  }
+}

@@ -1,0 +1,82 @@
+/* bus_redis_int.h -- private to the Redis bus's files: bus_redis.c (the
+ * calls, liveness, start and stop), bus_inbox.c (the inbox reader thread
+ * and what it hands the loop) and bus_batch.c (each loop turn's carried
+ * messages and receipts, LOOKUP then PUSH). */
+#ifndef CHAT_BUS_REDIS_INT_H
+#define CHAT_BUS_REDIS_INT_H
+
+#include <pthread.h>
+
+#include "bus.h"
+#include "redis_link.h"
+
+typedef struct ev_node {
+  struct ev_node *next;
+  chat__bus_event_t ev;
+  char *mem[8];
+} ev_node_t;
+
+typedef struct redis_bus {
+  chat__bus_t base;          /* first: a chat__bus_t * is a redis_bus_t * */
+  uv_loop_t *loop;
+  chat__engine_t *engine;
+  chat__redis_url_t url;
+  char node[128];
+  char addr[128];
+  char instance[33];
+  char alive[400];           /* the liveness key's value:
+                              * "INSTANCE ADDR HOST PID" */
+  char host[128];            /* gethostname() */
+  char inbox[160];
+  char ttl[16];
+  unsigned ttl_ms;
+  chat__bus_event_cb on_event;
+  chat__bus_lost_cb on_lost;
+  void *arg;
+  uv_timer_t tick;
+  uv_async_t async;
+  int handles;
+  int ticking;               /* a tick call is in flight */
+  pthread_t thread;
+  int thread_started;
+  pthread_mutex_t mu;
+  ev_node_t *head, **tail;   /* under mu */
+  volatile int stop;         /* under mu for writes; read by the thread */
+  redisContext *rc;          /* the thread's */
+  char last_id[64];          /* the thread's */
+  char trim_id[64];          /* under mu: XTRIM MINID this next ("": no) */
+  /* The loop turn's carried messages and receipts, sent as one BATCH at
+   * its end (on_flush): one script call and one XADD per target node,
+   * however many items. */
+  uv_check_t flush;
+  struct out_batch *out;     /* bus_batch.c */
+} redis_bus_t;
+
+#define RB(x) ((redis_bus_t *)(void *)(x))
+
+/* bus_inbox.c */
+/* A blocking connection to u with its database selected, or NULL (the
+ * reason in why). */
+redisContext *chat__bus_sync_connect(const chat__redis_url_t *u, char *why,
+                                     size_t len);
+/* The reader thread's body (arg: the bus). */
+void *chat__bus_reader(void *arg);
+/* The async handle's callback: the events the thread read, to on_event. */
+void chat__bus_on_async(uv_async_t *h);
+void chat__bus_ev_free(ev_node_t *n);
+/* How long the reader blocks in XREAD: a stop waits at most this. */
+#define CHAT__BUS_INBOX_BLOCK_MS 500
+
+/* bus_batch.c */
+/* Adds an item for `to` (fields: kind, to, a, b, seq, ts, body) to the
+ * turn's batch, sent when the loop turn ends (the flush handle). 0 or
+ * -ENOMEM (nothing added). */
+int chat__bus_batch_add(redis_bus_t *b, const char *to,
+                        const char *const f[7], const size_t flen[7],
+                        chat__bus_reply_cb cb, void *arg);
+/* The flush handle's callback. */
+void chat__bus_on_flush(uv_check_t *h);
+/* Answers the open batch's items with status (a stop) and drops it. */
+void chat__bus_batch_cancel(redis_bus_t *b, int status);
+
+#endif /* CHAT_BUS_REDIS_INT_H */
