@@ -77,6 +77,18 @@ static void presence(chat__srv_t *srv, const chat__bus_event_t *ev) {
   json_decref(obj);
 }
 
+/* u's session s goes because u logged in elsewhere. What it was pushed
+ * and did not ack is written to the store as it ends; the node u is on
+ * now is told behind those writes ('m'), so it pages them before anything
+ * newer (a later message from a sender here reaches it after the notice:
+ * one node's batches go out in order). */
+static void moved_on(chat__srv_t *srv, chat__user_t *u, chat__session_t *s) {
+  int had = u->mb_head != NULL;
+  chat__srv_session_end(srv, s, "logged in elsewhere");
+  if (had)
+    chat__bus_route(srv->bus, u->name, 'm', "0", NULL, NULL, NULL);
+}
+
 /* A login elsewhere won: the session here goes without a word to its
  * contacts (the new one's presence reaches them). */
 static void kick(chat__srv_t *srv, const chat__bus_event_t *ev) {
@@ -88,7 +100,7 @@ static void kick(chat__srv_t *srv, const chat__bus_event_t *ev) {
             u->name);
   s->moved = 1;
   chat__session_send_new(s, chat_ev_kicked("logged_in_elsewhere"));
-  chat__srv_session_end(srv, s, "logged in elsewhere");
+  moved_on(srv, u, s);
 }
 
 static void receipt(chat__srv_t *srv, const chat__bus_event_t *ev) {
@@ -221,7 +233,7 @@ static void rejoined(void *arg, int status, char *const *strs, size_t n,
     /* its user logged in elsewhere while this node was taken for dead */
     s->moved = 1;
     chat__session_send_new(s, chat_ev_kicked("logged_in_elsewhere"));
-    chat__srv_session_end(op->srv, s, "logged in elsewhere");
+    moved_on(op->srv, s->user, s);
   }
   chat__session_unref(s);
   free(op);

@@ -28,6 +28,40 @@ static void tell_json(chat__srv_t *srv, const char *name, json_t *ev) {
   json_decref(ev);
 }
 
+typedef struct ok_op {
+  chat__session_t *s; /* referenced */
+  json_t *id;
+} ok_op_t;
+
+static void ok_durable(void *arg, int status) {
+  ok_op_t *op = arg;
+  if (status == 0)
+    chat__session_send_new(op->s, chat_reply_ok(op->id));
+  else
+    chat__session_error(op->s, op->id, CHAT_E_INTERNAL, "storage failed");
+  chat__session_unref(op->s);
+  json_decref(op->id);
+  free(op);
+}
+
+/* ok to a membership change. In cluster mode only once it is durable:
+ * other nodes read groups from the store for every request, and one made
+ * after this ok must see the change (a member just added must get the
+ * next message; one who left must not). */
+static void reply_ok(chat__srv_t *srv, chat__session_t *s, const json_t *id) {
+  ok_op_t *op;
+  if (srv->bus != NULL && (op = malloc(sizeof(*op))) != NULL) {
+    *op = (ok_op_t){s, json_incref((json_t *)id)};
+    chat__session_ref(s);
+    if (chat__engine_then(srv->engine, ok_durable, op) == 0)
+      return;
+    chat__session_unref(s);
+    json_decref(op->id);
+    free(op);
+  }
+  chat__session_send_new(s, chat_reply_ok(id));
+}
+
 int chat__handle_group_create(chat__srv_t *srv, chat__session_t *s,
                               const chat_msg_t *m, chat_error_t *err) {
   chat__group_t *g;
@@ -41,7 +75,7 @@ int chat__handle_group_create(chat__srv_t *srv, chat__session_t *s,
     return -ENOMEM;
   }
   chat__srv_op2(srv, CHAT_STORE_ADD_MEMBER, g->name, s->user->name);
-  chat__session_send_new(s, chat_reply_ok(m->id));
+  reply_ok(srv, s, m->id);
   return 0;
 }
 
@@ -63,7 +97,7 @@ int chat__handle_group_add(chat__srv_t *srv, chat__session_t *s,
   if (chat__group_add(g, u) < 0)
     return -ENOMEM;
   chat__srv_op2(srv, CHAT_STORE_ADD_MEMBER, g->name, u->name);
-  chat__session_send_new(s, chat_reply_ok(m->id));
+  reply_ok(srv, s, m->id);
   if (u->session && !u->session->ended)
     chat__session_send_new(u->session,
                            chat_ev_group_added(g->name, s->user->name));
@@ -80,7 +114,7 @@ int chat__handle_group_leave(chat__srv_t *srv, chat__session_t *s,
     return r;
   chat__srv_op2(srv, CHAT_STORE_DEL_MEMBER, g->name, s->user->name);
   chat__group_remove(&srv->reg, g, s->user);
-  chat__session_send_new(s, chat_reply_ok(m->id));
+  reply_ok(srv, s, m->id);
   return 0;
 }
 
