@@ -5,9 +5,11 @@
  * receipts and order, stored messages delivered at a login on any node, a
  * kick of an older session on another node, a node killed with SIGKILL
  * (its users offline within 3 x heartbeat; a restart under its name at
- * once), Redis stopped for 5 s, a duplicate node name, and groups across
- * nodes. Every case has its own Redis and nodes, and skips when there is
- * no redis-server.
+ * once), Redis stopped for 5 s, a duplicate node name, groups across
+ * nodes, and a group changed on one node and used at once on another.
+ * Every case has its own Redis and nodes, and skips when there is no
+ * redis-server. CLUSTER_TEST=NAME (a glob) runs only the cases it
+ * matches.
  *
  * The nodes run with --heartbeat 2, so a dead node is found within 6 s;
  * a client that waits longer than that pings as it waits (await()), since
@@ -43,6 +45,32 @@
 /* Contract breaches noted by problem() in the running case. */
 static char problems[4096];
 
+/* The case's clients, closed by the teardown when a failed assertion left
+ * them open (so a failing case adds no leak report under ASan). */
+#define MAX_CLIENTS 16
+static th_client_t *clients[MAX_CLIENTS];
+
+static th_client_t *track(th_client_t *c) {
+  for (int i = 0; i < MAX_CLIENTS; i++)
+    if (clients[i] == NULL) {
+      clients[i] = c;
+      return c;
+    }
+  fail_msg("more than %d clients", MAX_CLIENTS);
+  return c;
+}
+
+static void cl_close(th_client_t *c) {
+  for (int i = 0; i < MAX_CLIENTS; i++)
+    if (clients[i] == c)
+      clients[i] = NULL;
+  th_client_close(c);
+}
+
+static th_client_t *user_at(int port, const char *user) {
+  return track(th_client_user(port, user, TH_FIXTURE_PW));
+}
+
 typedef struct cluster {
   rp_t r;
   th_server_t *n[MAX_NODES];
@@ -61,6 +89,9 @@ static int cl_setup(void **state) {
  * and Redis's directory removed. */
 static int cl_teardown(void **state) {
   cluster_t *c = *state;
+  for (int i = 0; i < MAX_CLIENTS; i++)
+    if (clients[i] != NULL)
+      cl_close(clients[i]);
   for (int i = 0; i < MAX_NODES; i++)
     th_server_free(c->n[i]);
   rp_free(&c->r);
@@ -194,7 +225,7 @@ static void assert_no_presence(const json_t *frames, const char *user,
 }
 
 static th_client_t *login_at(int port, const char *user) {
-  th_client_t *c = th_client_connect(port);
+  th_client_t *c = track(th_client_connect(port));
   th_client_login(c, user, PW, 0);
   return c;
 }
@@ -212,7 +243,7 @@ static void expect_receipt(th_client_t *c, const char *to,
 static void logout(th_client_t *c) {
   json_decref(th_client_call_ok(c, "{s:s}", "type", "logout"));
   assert_true(th_client_wait_closed(c, TH_DEADLINE_MS));
-  th_client_close(c);
+  cl_close(c);
 }
 
 static const json_t *contact_in(const json_t *ok, const char *user) {
@@ -286,8 +317,8 @@ static void test_presence_across_nodes(void **state) {
   need_redis(c);
   node_up(c, 0, "n1", 0);
   node_up(c, 1, "n2", 0);
-  th_client_t *a = th_client_user(port_of(c, 0), "alice", PW);
-  th_client_t *b = th_client_user(port_of(c, 1), "bob", PW);
+  th_client_t *a = user_at(port_of(c, 0), "alice");
+  th_client_t *b = user_at(port_of(c, 1), "bob");
 
   /* the request crosses to n2, the accept back to n1 */
   json_decref(th_client_call_ok(a, "{s:s,s:s}", "type", "contact_add", "user",
@@ -327,9 +358,9 @@ static void test_presence_across_nodes(void **state) {
   assert_contact_status(b, "alice", "busy"); /* alice's, from n1 */
 
   /* a connection that just closes (no logout) is offline too */
-  th_client_close(b);
+  cl_close(b);
   await_presence(a, "bob", "offline", TH_DEADLINE_MS, NULL);
-  th_client_close(a);
+  cl_close(a);
   cl_down(c);
 }
 
@@ -342,8 +373,8 @@ static void test_relay_across_nodes(void **state) {
   need_redis(c);
   node_up(c, 0, "n1", 0);
   node_up(c, 1, "n2", 0);
-  th_client_t *a = th_client_user(port_of(c, 0), "alice", PW);
-  th_client_t *b = th_client_user(port_of(c, 1), "bob", PW);
+  th_client_t *a = user_at(port_of(c, 0), "alice");
+  th_client_t *b = user_at(port_of(c, 1), "bob");
 
   th_client_send_msg(a, "bob", "r1", "across nodes", "relayed");
   json_decref(th_client_expect_deliver(b, "alice", "r1", "across nodes", 0));
@@ -442,8 +473,8 @@ static void test_relay_across_nodes(void **state) {
     problem("%d messages across nodes out of order", out_of_order);
   if (dup_receipts > 0)
     problem("%d receipts came twice", dup_receipts);
-  th_client_close(a);
-  th_client_close(b);
+  cl_close(a);
+  cl_close(b);
   cl_down(c);
   problems_check();
 }
@@ -455,8 +486,8 @@ static void test_stored_then_login_anywhere(void **state) {
   need_redis(c);
   node_up(c, 0, "n1", 0);
   node_up(c, 1, "n2", 0);
-  th_client_t *a = th_client_user(port_of(c, 0), "alice", PW);
-  th_client_t *b = th_client_user(port_of(c, 1), "bob", PW);
+  th_client_t *a = user_at(port_of(c, 0), "alice");
+  th_client_t *b = user_at(port_of(c, 1), "bob");
   th_make_contacts(a, "alice", b, "bob");
   /* gone: alice's node has heard so (the directory has no bob) */
   logout(b);
@@ -493,8 +524,8 @@ static void test_stored_then_login_anywhere(void **state) {
   th_client_ack(b, "alice", "s4");
   expect_receipt(a, "bob", "s4");
   th_client_expect_silence(b, QUIET_MS);
-  th_client_close(a);
-  th_client_close(b);
+  cl_close(a);
+  cl_close(b);
   cl_down(c);
 }
 
@@ -507,9 +538,9 @@ static void test_login_elsewhere_kicks(void **state) {
   node_up(c, 1, "n2", 0);
   int p1 = port_of(c, 0), p2 = port_of(c, 1);
   /* alice on n2 with bob's first session, carol on n1 where bob moves */
-  th_client_t *a = th_client_user(p2, "alice", PW);
-  th_client_t *cr = th_client_user(p1, "carol", PW);
-  th_client_t *b1 = th_client_user(p2, "bob", PW);
+  th_client_t *a = user_at(p2, "alice");
+  th_client_t *cr = user_at(p1, "carol");
+  th_client_t *b1 = user_at(p2, "bob");
   th_make_contacts(a, "alice", b1, "bob");
   th_make_contacts(cr, "carol", b1, "bob");
   th_make_contacts(a, "alice", cr, "carol");
@@ -531,7 +562,7 @@ static void test_login_elsewhere_kicks(void **state) {
    * session. (The pause is bounded: a design that made the login wait
    * for the old node would get its answer after SIGCONT.) */
   th_proc_signal(th_server_proc(c->n[1]), SIGSTOP);
-  th_client_t *b2 = th_client_connect(p1);
+  th_client_t *b2 = track(th_client_connect(p1));
   th_client_send(b2, "{s:s,s:s,s:s,s:s,s:s}", "type", "login", "id", "l2",
                  "user", "bob", "password", PW, "status", "away");
   json_t *ok = th_client_try_expect(b2, "ok", 3000);
@@ -546,7 +577,7 @@ static void test_login_elsewhere_kicks(void **state) {
   assert_string_equal(th_str(k, "reason"), "logged_in_elsewhere");
   json_decref(k);
   assert_true(th_client_wait_closed(b1, TH_DEADLINE_MS));
-  th_client_close(b1);
+  cl_close(b1);
 
   /* the contacts on both nodes see the new session's presence and never
    * an offline (PROTOCOL.md 3, tests/scenarios/11_second_login_kicks) */
@@ -578,7 +609,9 @@ static void test_login_elsewhere_kicks(void **state) {
     if (d == NULL) {
       th__server_dump_all();
       fail_msg("the new session got %s of the first session's unacked "
-               "messages (k1 from alice on n2: %d, k2 from carol on n1: %d)",
+               "messages (k1 from alice on n2: %d, k2 from carol on n1: %d; "
+               "k1 was held in n2's memory when n2 ended the kicked "
+               "session)",
                i == 0 ? "none" : "one", got1, got2);
     }
     if (field_is(d, "msg_id", "k1") && field_is(d, "from", "alice"))
@@ -607,9 +640,9 @@ static void test_login_elsewhere_kicks(void **state) {
   expect_receipt(a, "bob", "k3");
   expect_receipt(cr, "bob", "k4");
   assert_null(th_client_try_expect(b2, "deliver", QUIET_MS)); /* no repeat */
-  th_client_close(a);
-  th_client_close(b2);
-  th_client_close(cr);
+  cl_close(a);
+  cl_close(b2);
+  cl_close(cr);
   cl_down(c);
 }
 
@@ -623,8 +656,8 @@ static void test_node_killed(void **state) {
   node_up(c, 1, "n2", p2);
   int p1 = port_of(c, 0);
   assert_int_equal(port_of(c, 1), p2);
-  th_client_t *a = th_client_user(p1, "alice", PW);
-  th_client_t *b = th_client_user(p2, "bob", PW);
+  th_client_t *a = user_at(p1, "alice");
+  th_client_t *b = user_at(p2, "bob");
   th_make_contacts(a, "alice", b, "bob");
   /* relayed, not acked when n2 dies: kept where n1 can find it */
   th_client_send_msg(a, "bob", "d1", "before the crash", "relayed");
@@ -633,7 +666,7 @@ static void test_node_killed(void **state) {
 
   assert_int_equal(th_server_stop(c->n[1], SIGKILL), 128 + SIGKILL);
   long long t0 = th_now_ms();
-  th_client_close(b);
+  cl_close(b);
   await_presence(a, "bob", "offline", 3 * HB_MS + DEATH_MARGIN_MS, NULL);
   long long took = th_now_ms() - t0;
   print_message("bob offline on n1 %lld ms after n2 was killed (allowed: "
@@ -664,10 +697,10 @@ static void test_node_killed(void **state) {
    * listened on this very address), and cleans up after it */
   th_server_restart(c->n[1], SIGKILL);
   assert_int_equal(port_of(c, 1), p2);
-  th_client_t *dv = th_client_user(p2, "dave", PW);
+  th_client_t *dv = user_at(p2, "dave");
   th_make_contacts(a, "alice", dv, "dave");
   assert_int_equal(th_server_stop(c->n[1], SIGKILL), 128 + SIGKILL);
-  th_client_close(dv);
+  cl_close(dv);
   long long t1 = th_now_ms();
   th_server_restart(c->n[1], SIGKILL);
   long long start_ms = th_now_ms() - t1;
@@ -685,9 +718,9 @@ static void test_node_killed(void **state) {
   json_decref(th_client_expect_deliver(dv, "alice", "v1", "on the new n2", 0));
   th_client_ack(dv, "alice", "v1");
   expect_receipt(a, "dave", "v1");
-  th_client_close(a);
-  th_client_close(b);
-  th_client_close(dv);
+  cl_close(a);
+  cl_close(b);
+  cl_close(dv);
   cl_down(c);
 }
 
@@ -717,8 +750,8 @@ static void test_redis_away(void **state) {
   need_redis(c);
   node_up(c, 0, "n1", 0);
   node_up(c, 1, "n2", 0);
-  th_client_t *a = th_client_user(port_of(c, 0), "alice", PW);
-  th_client_t *b = th_client_user(port_of(c, 1), "bob", PW);
+  th_client_t *a = user_at(port_of(c, 0), "alice");
+  th_client_t *b = user_at(port_of(c, 1), "bob");
   th_make_contacts(a, "alice", b, "bob");
   sent_t accepted = {0}, refused = {0};
   th_client_send_msg(a, "bob", "before", "before the outage", "relayed");
@@ -817,8 +850,8 @@ static void test_redis_away(void **state) {
   th_client_expect_silence(b, QUIET_MS);
   for (int k = 0; k < accepted.n; k++)
     expect_receipt(a, "bob", accepted.id[k]);
-  th_client_close(a);
-  th_client_close(b);
+  cl_close(a);
+  cl_close(b);
   cl_down(c);
 }
 
@@ -828,7 +861,7 @@ static void test_duplicate_node_name(void **state) {
   cluster_t *c = *state;
   need_redis(c);
   node_up(c, 0, "n1", 0);
-  th_client_t *a = th_client_user(port_of(c, 0), "alice", PW);
+  th_client_t *a = user_at(port_of(c, 0), "alice");
 
   const char *argv[] = {CHAT_BIN_DIR "/chat-server", "--listen",
                         "127.0.0.1:0", "--hash-cost", "min", "--db", c->r.url,
@@ -865,13 +898,13 @@ static void test_duplicate_node_name(void **state) {
   /* the live n1 was not disturbed: alice is still there, reachable from
    * another node */
   node_up(c, 1, "n2", 0);
-  th_client_t *b = th_client_user(port_of(c, 1), "bob", PW);
+  th_client_t *b = user_at(port_of(c, 1), "bob");
   th_client_send_msg(b, "alice", "u1", "still there?", "relayed");
   json_decref(th_client_expect_deliver(a, "bob", "u1", "still there?", 0));
   th_client_ack(a, "bob", "u1");
   expect_receipt(b, "alice", "u1");
-  th_client_close(a);
-  th_client_close(b);
+  cl_close(a);
+  cl_close(b);
   cl_down(c);
 }
 
@@ -891,9 +924,9 @@ static void test_group_across_nodes(void **state) {
   node_up(c, 0, "n1", 0);
   node_up(c, 1, "n2", 0);
   int p1 = port_of(c, 0), p2 = port_of(c, 1);
-  th_client_t *a = th_client_user(p1, "alice", PW);
-  th_client_t *b = th_client_user(p2, "bob", PW);
-  th_client_t *cr = th_client_user(p2, "carol", PW);
+  th_client_t *a = user_at(p1, "alice");
+  th_client_t *b = user_at(p2, "bob");
+  th_client_t *cr = user_at(p2, "carol");
   th_make_contacts(a, "alice", b, "bob");
   th_make_contacts(a, "alice", cr, "carol");
 
@@ -911,7 +944,19 @@ static void test_group_across_nodes(void **state) {
   json_decref(th_client_call_ok(a, "{s:s,s:s,s:s}", "type", "group_add",
                                 "group", "dev", "user", "carol"));
 
-  json_t *ok = th_client_call_ok(b, "{s:s}", "type", "groups");
+  /* alice on n1 to the group: bob on n2 now, carol later */
+  json_t *ok = th_client_call_ok(a, "{s:s,s:s,s:s,s:s}", "type", "group_send",
+                                 "group", "dev", "msg_id", "g1", "body",
+                                 "hello dev");
+  long long g1_relayed = th_int(ok, "relayed"), g1_stored = th_int(ok, "stored");
+  json_decref(ok);
+  expect_deliver_soft(b, "alice", "g1", "hello dev", "dev", 0,
+                      "bob was logged in on n2 all along");
+  th_client_ack(b, "alice", "g1");
+
+  /* bob's node sees the group as n1 left it (g1 reached bob after n1
+   * wrote carol's membership: test_group_view_across_nodes asks sooner) */
+  ok = th_client_call_ok(b, "{s:s}", "type", "groups");
   json_t *gs = json_object_get(ok, "groups");
   assert_int_equal(json_array_size(gs), 1);
   assert_string_equal(json_string_value(json_array_get(gs, 0)), "dev");
@@ -924,15 +969,6 @@ static void test_group_across_nodes(void **state) {
   assert_string_equal(th_str(member_in(ok, "alice"), "status"), "online");
   assert_string_equal(th_str(member_in(ok, "carol"), "status"), "offline");
   json_decref(ok);
-
-  /* alice on n1 to the group: bob on n2 now, carol later */
-  ok = th_client_call_ok(a, "{s:s,s:s,s:s,s:s}", "type", "group_send", "group",
-                         "dev", "msg_id", "g1", "body", "hello dev");
-  long long g1_relayed = th_int(ok, "relayed"), g1_stored = th_int(ok, "stored");
-  json_decref(ok);
-  expect_deliver_soft(b, "alice", "g1", "hello dev", "dev", 0,
-                      "bob was logged in on n2 all along");
-  th_client_ack(b, "alice", "g1");
 
   /* bob on n2 to the group: alice on n1 */
   ok = th_client_call_ok(b, "{s:s,s:s,s:s,s:s}", "type", "group_send", "group",
@@ -964,16 +1000,20 @@ static void test_group_across_nodes(void **state) {
   th_client_expect_silence(b, QUIET_MS);
   assert_null(th_client_try_expect(a, "receipt", QUIET_MS));
 
-  /* leaving on n2 shows on n1 */
+  /* leaving on n2 shows on n1 (once bob's node has sent something
+   * after it, so that no race with its write is asked about here) */
   json_decref(th_client_call_ok(b, "{s:s,s:s}", "type", "group_leave", "group",
                                 "dev"));
+  th_client_call_error(b, "not_member", "{s:s,s:s,s:s,s:s}", "type",
+                       "group_send", "group", "dev", "msg_id", "g3", "body",
+                       "gone");
+  th_client_send_msg(b, "alice", "after-leave", "left", "relayed");
+  json_decref(th_client_expect_deliver(a, "bob", "after-leave", "left", 0));
+  th_client_ack(a, "bob", "after-leave");
   ok = th_client_call_ok(a, "{s:s,s:s}", "type", "group_members", "group",
                          "dev");
   assert_null(member_in(ok, "bob"));
   json_decref(ok);
-  th_client_call_error(b, "not_member", "{s:s,s:s,s:s,s:s}", "type",
-                       "group_send", "group", "dev", "msg_id", "g3", "body",
-                       "gone");
   /* The counts, last so that everything above is checked either way: a
    * member logged in on another node got the message pushed, so it counts
    * as relayed, as on one node (PROTOCOL.md 6: sections 1-5 hold across
@@ -987,11 +1027,185 @@ static void test_group_across_nodes(void **state) {
   if (g2_relayed != 1 || g2_stored != 1)
     problem("group_send on n2: relayed %lld stored %lld, wanted 1 and 1 "
             "(alice online on n1, carol offline)", g2_relayed, g2_stored);
-  th_client_close(a);
-  th_client_close(b);
-  th_client_close(cr);
+  cl_close(a);
+  cl_close(b);
+  cl_close(cr);
   cl_down(c);
   problems_check();
+}
+
+/* ---- 9. a group changed on one node, used at once on another ------------- */
+
+#define VIEW_ROUNDS 600
+
+/* bob's view of ops (on n2) has carol or not: 1 when as wanted. */
+static int view_has_carol(th_client_t *b, int want) {
+  json_t *ok = th_client_call_ok(b, "{s:s,s:s}", "type", "group_members",
+                                 "group", "ops");
+  int has = member_in(ok, "carol") != NULL;
+  json_decref(ok);
+  return has == want;
+}
+
+/* Keeps n1's store busy: erin pipelines LOAD_SENDS sends to frank, who
+ * is offline, without waiting for their answers (drained as they come),
+ * so that n1's batches of writes are in flight back to back. */
+#define LOAD_SENDS 5
+
+typedef struct load {
+  th_client_t *c;
+  int sent, answered;
+} load_t;
+
+static void load_more(load_t *l) {
+  json_t *f;
+  for (int i = 0; i < LOAD_SENDS; i++) {
+    char id[16];
+    snprintf(id, sizeof(id), "f%d", l->sent);
+    th_client_send(l->c, "{s:s,s:i,s:s,s:s,s:s}", "type", "send", "id",
+                   l->sent++, "to", "frank", "msg_id", id, "body", "load");
+  }
+  while ((f = th_client_recv(l->c, 0)) != NULL) {
+    l->answered += th_int(f, "id") >= 0;
+    json_decref(f);
+  }
+}
+
+/* Every load send answered (stored, or rate_limited: either is fine). */
+static void load_done(load_t *l) {
+  while (l->answered < l->sent) {
+    json_t *f = th_client_recv(l->c, TH_DEADLINE_MS);
+    if (f == NULL)
+      fail_msg("erin's sends: %d of %d answered", l->answered, l->sent);
+    l->answered += th_int(f, "id") >= 0;
+    json_decref(f);
+  }
+}
+
+static void ops_send(th_client_t *b, const char *id) {
+  json_decref(th_client_call_ok(b, "{s:s,s:s,s:s,s:s}", "type", "group_send",
+                                "group", "ops", "msg_id", id, "body",
+                                "to all of ops"));
+}
+
+/* In cluster mode a node reads a group afresh for each request, so a
+ * change answered ok on one node must be what a request on another node
+ * sees next (PROTOCOL.md 6: section 5 holds across nodes as on one).
+ * Each round: carol (n1) leaves, and bob (n2) at once sends to the group
+ * (L: carol must not get it) and lists it; alice (n1) adds carol back,
+ * and bob at once sends (A: carol must get it, now: PROTOCOL.md 5) and
+ * lists it. Odd rounds list before they send. The race (each ok is sent
+ * before its change is written) is narrow, so it is run VIEW_ROUNDS times
+ * on a busy n1 (load_more), which widens it; a server that answers once
+ * the change is in Redis passes either way. */
+static void test_group_view_across_nodes(void **state) {
+  cluster_t *c = *state;
+  need_redis(c);
+  node_up(c, 0, "n1", 0);
+  node_up(c, 1, "n2", 0);
+  int p1 = port_of(c, 0), p2 = port_of(c, 1);
+  th_client_t *a = user_at(p1, "alice");
+  th_client_t *cr = user_at(p1, "carol");
+  th_client_t *b = user_at(p2, "bob");
+  th_make_contacts(a, "alice", b, "bob");
+  th_make_contacts(a, "alice", cr, "carol");
+  json_decref(th_client_call_ok(a, "{s:s,s:s}", "type", "group_create",
+                                "group", "ops"));
+  json_decref(th_client_call_ok(a, "{s:s,s:s,s:s}", "type", "group_add",
+                                "group", "ops", "user", "bob"));
+  json_decref(th_client_expect(b, "group_added", TH_DEADLINE_MS));
+  json_decref(th_client_call_ok(a, "{s:s,s:s,s:s}", "type", "group_add",
+                                "group", "ops", "user", "carol"));
+  json_decref(th_client_expect(cr, "group_added", TH_DEADLINE_MS));
+
+  cl_close(user_at(p1, "frank"));
+  load_t load = {user_at(p1, "erin"), 0, 0};
+  int stale_leave = 0, stale_add = 0;
+  long long t0 = th_now_ms();
+  for (int i = 0; i < VIEW_ROUNDS; i++) {
+    char lid[16], aid[16];
+    snprintf(lid, sizeof(lid), "L%02d", i);
+    snprintf(aid, sizeof(aid), "A%02d", i);
+    load_more(&load);
+    json_decref(th_client_call_ok(cr, "{s:s,s:s}", "type", "group_leave",
+                                  "group", "ops"));
+    if (i % 2 == 0) {
+      ops_send(b, lid);
+      stale_leave += !view_has_carol(b, 0);
+    } else {
+      stale_leave += !view_has_carol(b, 0);
+      ops_send(b, lid);
+    }
+    load_more(&load);
+    json_decref(th_client_call_ok(a, "{s:s,s:s,s:s}", "type", "group_add",
+                                  "group", "ops", "user", "carol"));
+    if (i % 2 == 0) {
+      ops_send(b, aid);
+      stale_add += !view_has_carol(b, 1);
+    } else {
+      stale_add += !view_has_carol(b, 1);
+      ops_send(b, aid);
+    }
+    json_decref(th_client_expect(cr, "group_added", TH_DEADLINE_MS));
+  }
+
+  load_done(&load);
+  print_message("%d rounds in %lld ms\n", VIEW_ROUNDS, th_now_ms() - t0);
+  /* carol gets every A once and no L. All were sent by now: the wait
+   * ends when every A came, or when nothing came for 3 s (the ones
+   * missing are lost, not late) */
+  int got[VIEW_ROUNDS] = {0}, have = 0, lost = 0, after_leave = 0;
+  long long last = th_now_ms(), until = last + 3 * TH_DEADLINE_MS;
+  while (have < VIEW_ROUNDS) {
+    json_t *d = th_client_try_expect(cr, "deliver", 500);
+    if (d == NULL) {
+      if (th_now_ms() - last > 3000 || th_now_ms() > until)
+        break;
+      ping(a); /* nobody idles into the heartbeat timeout meanwhile */
+      ping(b);
+      ping(cr);
+      continue;
+    }
+    last = th_now_ms();
+    const char *id = th_str(d, "msg_id");
+    assert_non_null(id);
+    assert_string_equal(th_str(d, "group"), "ops");
+    int i = atoi(id + 1);
+    assert_true(i >= 0 && i < VIEW_ROUNDS);
+    if (id[0] == 'L') {
+      if (after_leave++ < 5)
+        print_message("%s reached carol, sent after she left\n", id);
+    } else {
+      assert_int_equal(id[0], 'A');
+      assert_int_equal(got[i]++, 0);
+      have++;
+    }
+    th_client_ack(cr, "bob", id);
+    json_decref(d);
+  }
+  for (json_t *d; (d = th_client_try_expect(cr, "deliver", QUIET_MS)) != NULL;) {
+    after_leave += th_str(d, "msg_id")[0] == 'L';
+    json_decref(d);
+  }
+  for (int i = 0; i < VIEW_ROUNDS; i++)
+    if (!got[i] && lost++ < 5)
+      print_message("A%02d, sent right after carol was added, never reached "
+                    "her\n", i);
+  print_message("%d rounds: n2 listed carol after her leave %d times and "
+                "not after her add %d times; %d messages sent after her "
+                "leave reached her, %d sent after her add did not\n",
+                VIEW_ROUNDS, stale_leave, stale_add, after_leave, lost);
+  cl_close(a);
+  cl_close(b);
+  cl_close(cr);
+  cl_close(load.c);
+  cl_down(c);
+  if (stale_leave > 0 || stale_add > 0 || after_leave > 0 || lost > 0)
+    fail_msg("group changes answered ok on n1 were not what n2 used next "
+             "(of %d rounds): %d stale lists after a leave, %d after an "
+             "add, %d messages to a member who had left, %d lost to one "
+             "just added",
+             VIEW_ROUNDS, stale_leave, stale_add, after_leave, lost);
 }
 
 int main(void) {
@@ -1010,6 +1224,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_duplicate_node_name, cl_setup,
                                       cl_teardown),
       cmocka_unit_test_setup_teardown(test_group_across_nodes, cl_setup,
+                                      cl_teardown),
+      cmocka_unit_test_setup_teardown(test_group_view_across_nodes, cl_setup,
                                       cl_teardown),
   };
   /* CLUSTER_TEST=test_name (a glob) runs only the cases it matches */
