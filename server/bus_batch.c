@@ -223,15 +223,13 @@ void chat__bus_on_flush(uv_check_t *h) {
   }
 }
 
-int chat__bus_batch_add(redis_bus_t *b, const char *to,
-                        const char *const f[7], const size_t flen[7],
-                        chat__bus_reply_cb cb, void *arg) {
+/* A free slot at the end of the open batch (opened, and its flush armed,
+ * when there is none), or NULL when out of memory. */
+static out_item_t *open_slot(redis_bus_t *b) {
   out_batch_t *o = b->out;
-  size_t total = 0;
-  char *item, *p, *t;
   if (o == NULL) {
     if ((o = calloc(1, sizeof(*o))) == NULL)
-      return -ENOMEM;
+      return NULL;
     o->b = b;
     b->out = o;
     uv_check_start(&b->flush, chat__bus_on_flush);
@@ -240,10 +238,21 @@ int chat__bus_batch_add(redis_bus_t *b, const char *to,
     int cap = o->cap ? 2 * o->cap : 64;
     out_item_t *ni = realloc(o->items, (size_t)cap * sizeof(*ni));
     if (ni == NULL)
-      return -ENOMEM;
+      return NULL;
     o->items = ni;
     o->cap = cap;
   }
+  return &o->items[o->n];
+}
+
+int chat__bus_batch_add(redis_bus_t *b, const char *to,
+                        const char *const f[7], const size_t flen[7],
+                        chat__bus_reply_cb cb, void *arg) {
+  out_item_t *slot = open_slot(b);
+  size_t total = 0;
+  char *item, *p, *t;
+  if (slot == NULL)
+    return -ENOMEM;
   for (int k = 0; k < 7; k++)
     total += flen[k] + 24;
   if ((item = malloc(total)) == NULL)
@@ -255,31 +264,20 @@ int chat__bus_batch_add(redis_bus_t *b, const char *to,
   p = item;
   for (int k = 0; k < 7; k++)
     p = ns_put(p, f[k], flen[k]);
-  o->items[o->n++] = (out_item_t){cb, arg, t, item, (size_t)(p - item), 0};
+  *slot = (out_item_t){cb, arg, t, item, (size_t)(p - item), 0};
+  b->out->n++;
   return 0;
 }
 
 /* it (of a batch in flight) into the open batch, which takes its strings
  * over. 0 or -ENOMEM (it keeps them). */
 static int batch_add_item(redis_bus_t *b, out_item_t *it) {
-  out_batch_t *o = b->out;
-  if (o == NULL) {
-    if ((o = calloc(1, sizeof(*o))) == NULL)
-      return -ENOMEM;
-    o->b = b;
-    b->out = o;
-    uv_check_start(&b->flush, chat__bus_on_flush);
-  }
-  if (o->n == o->cap) {
-    int cap = o->cap ? 2 * o->cap : 64;
-    out_item_t *ni = realloc(o->items, (size_t)cap * sizeof(*ni));
-    if (ni == NULL)
-      return -ENOMEM;
-    o->items = ni;
-    o->cap = cap;
-  }
-  o->items[o->n] = *it;
-  o->items[o->n++].pushing = 0;
+  out_item_t *slot = open_slot(b);
+  if (slot == NULL)
+    return -ENOMEM;
+  *slot = *it;
+  slot->pushing = 0;
+  b->out->n++;
   it->cb = NULL;
   it->to = NULL;
   it->payload = NULL;
