@@ -46,14 +46,6 @@ static void send_op_free(send_op_t *op) {
   free(op);
 }
 
-static void reply(send_op_t *op, const char *status) {
-  size_t cap;
-  char *line = chat__srv_line_buf(op->srv, 0, &cap);
-  int n = line ? chat_line_send_ok(line, cap, op->id, op->msg_id, status)
-               : -ENOMEM;
-  if (n > 0)
-    chat__session_send_line(op->s, line, (size_t)n);
-}
 
 static void stored(void *arg, int status) {
   send_op_t *op = arg;
@@ -62,15 +54,11 @@ static void stored(void *arg, int status) {
     /* relayed when its recipient logged in here meanwhile: its session
      * reads it from the store at once */
     chat__session_t *ts = op->to->session;
-    reply(op, ts != NULL && !ts->ended ? "relayed" : "stored");
+    chat__srv_send_ok(op->s, op->id, op->msg_id,
+                      ts != NULL && !ts->ended ? "relayed" : "stored");
   } else {
-    CHAT_ERROR("storing %s -> %s %s: %s", op->from->name, op->to->name,
-               op->msg_id, chat_strerror(status));
-    if (op->to->held > 0)
-      op->to->held--;
-    if (op->from->sent_held > 0)
-      op->from->sent_held--;
-    chat__session_error(op->s, op->id, CHAT_E_INTERNAL, "storage failed");
+    chat__srv_store_failed(op->s, op->id, op->to, op->from, op->msg_id,
+                           status);
   }
   send_op_free(op);
 }
@@ -86,7 +74,7 @@ static void finish(send_op_t *op) {
     return;
   }
   if (op->carried_away) {
-    reply(op, "relayed");
+    chat__srv_send_ok(op->s, op->id, op->msg_id, "relayed");
     send_op_free(op);
     return;
   }

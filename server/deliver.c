@@ -177,6 +177,32 @@ void chat__srv_write_relayed(chat__srv_t *srv, uint64_t now_ms,
     chat__srv_write_held(srv, h); /* unlinks it */
 }
 
+/* ---- Replies to sends ------------------------------------------------------ */
+
+void chat__srv_send_ok(chat__session_t *s, const json_t *id,
+                       const char *msg_id, const char *status) {
+  size_t cap;
+  char *line = chat__srv_line_buf(s->srv, 0, &cap);
+  int n = line ? chat_line_send_ok(line, cap, id, msg_id, status) : -ENOMEM;
+  if (n < 0) {
+    CHAT_ERROR("ok for %s: %s", msg_id, chat_strerror(n));
+    return;
+  }
+  chat__session_send_line(s, line, (size_t)n);
+}
+
+void chat__srv_store_failed(chat__session_t *s, const json_t *id,
+                            chat__user_t *to, chat__user_t *from,
+                            const char *msg_id, int status) {
+  CHAT_ERROR("storing %s -> %s %s: %s", from->name, to->name, msg_id,
+             chat_strerror(status));
+  if (to->held > 0)
+    to->held--;
+  if (from->sent_held > 0)
+    from->sent_held--;
+  chat__session_error(s, id, CHAT_E_INTERNAL, "storage failed");
+}
+
 /* ---- Limits -------------------------------------------------------------- */
 
 size_t chat__srv_deliver_len(const chat__srv_t *srv, const char *from,
@@ -295,9 +321,10 @@ static void page_read(void *arg, int status, const chat__stored_msg_t *msgs,
       break;
     h->written = 1;
     /* Held since before this session started, or stored while away. */
-    h->offline = m->offline || m->seq < u->login_seq;
-    if (srv->bus != NULL) /* seqs come from every node's own range */
-      h->offline = m->offline || m->ts < u->login_ms;
+    h->offline = m->offline || (srv->bus != NULL
+                                    ? m->ts < u->login_ms /* seqs are every
+                                                           * node's clock */
+                                    : m->seq < u->login_seq);
     chat__srv_push(srv, h);
   }
   u->nacked_paging = 0; /* the next page's read comes after their DELs */

@@ -48,17 +48,6 @@ static void send_op_free(send_op_t *op) {
   free(op);
 }
 
-static void reply_status(chat__session_t *s, const json_t *id,
-                         const char *msg_id, const char *status) {
-  size_t cap;
-  char *line = chat__srv_line_buf(s->srv, 0, &cap);
-  int n = line ? chat_line_send_ok(line, cap, id, msg_id, status) : -ENOMEM;
-  if (n < 0) {
-    CHAT_ERROR("ok for %s: %s", msg_id, chat_strerror(n));
-    return;
-  }
-  chat__session_send_line(s, line, (size_t)n);
-}
 
 /* Committed: stored. (A repeat of a msg_id the store holds from the
  * sender is kept once by the store itself, store_sqlite.c; the counts took
@@ -70,15 +59,10 @@ static void send_committed(void *arg, int status) {
   send_op_t *op = arg;
   chat__srv_unawait(op->srv, &op->seq);
   if (status == 0) {
-    reply_status(op->s, op->id, op->msg_id, "stored");
+    chat__srv_send_ok(op->s, op->id, op->msg_id, "stored");
   } else {
-    CHAT_ERROR("storing %s -> %s %s: %s", op->from->name, op->to->name,
-               op->msg_id, chat_strerror(status));
-    if (op->to->held > 0)
-      op->to->held--;
-    if (op->from->sent_held > 0)
-      op->from->sent_held--;
-    chat__session_error(op->s, op->id, CHAT_E_INTERNAL, "storage failed");
+    chat__srv_store_failed(op->s, op->id, op->to, op->from, op->msg_id,
+                           status);
   }
   send_op_free(op);
 }
@@ -106,7 +90,7 @@ static void quota_repeat_checked(void *arg, int status,
                                  const chat__stored_msg_t *held) {
   send_op_t *op = arg;
   if (status == 0 && held != NULL)
-    reply_status(op->s, op->id, op->msg_id, "stored");
+    chat__srv_send_ok(op->s, op->id, op->msg_id, "stored");
   else
     chat__srv_quota_error(op->s, op->id, op->to->name);
   send_op_free(op);
@@ -147,11 +131,11 @@ int chat__handle_send(chat__srv_t *srv, chat__session_t *s, const chat_msg_t *m,
   if (h == NULL)
     h = chat__mailbox_find_sent(&srv->mb, me, m->msg_id);
   if (h != NULL) {
-    reply_status(s, m->id, m->msg_id, "relayed");
+    chat__srv_send_ok(s, m->id, m->msg_id, "relayed");
     return 0;
   }
   if (s->dup_stored) { /* the store holds it (resident.c asked) */
-    reply_status(s, m->id, m->msg_id, "stored");
+    chat__srv_send_ok(s, m->id, m->msg_id, "stored");
     return 0;
   }
 
@@ -175,7 +159,7 @@ int chat__handle_send(chat__srv_t *srv, chat__session_t *s, const chat_msg_t *m,
     chat__session_t *rs = to->session;
     chat__srv_push(srv, h);
     if (to->session == rs && !rs->ended) {
-      reply_status(s, m->id, m->msg_id, "relayed");
+      chat__srv_send_ok(s, m->id, m->msg_id, "relayed");
       return 0;
     }
     /* The push ended the recipient's session (output over the cap), which

@@ -236,6 +236,14 @@ json_t *chat__srv_user_list(chat__user_t *const *users, uint32_t n);
  * no reply could be made; nothing sent). */
 int chat__srv_reply_list(chat__session_t *s, const json_t *id, const char *key,
                          json_t *list);
+/* The ok to a send: {msg_id, status} ("relayed" or "stored"). */
+void chat__srv_send_ok(chat__session_t *s, const json_t *id,
+                       const char *msg_id, const char *status);
+/* A stored 1:1 send's commit failed: nothing was accepted, so its counts
+ * go back (to held, from sent_held) and the answer is internal. */
+void chat__srv_store_failed(chat__session_t *s, const json_t *id,
+                            chat__user_t *to, chat__user_t *from,
+                            const char *msg_id, int status);
 /* Closes after what is queued; the session ends when the connection does. */
 void chat__session_close(chat__session_t *s);
 
