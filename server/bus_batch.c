@@ -1,9 +1,11 @@
 /* bus_batch.c -- each loop turn's carried messages and receipts (bus.h
- * msg, route 'r'), sent when the turn ends in two calls: LOOKUP (where each
- * recipient is), then one PUSH per target node with all its items packed
- * in C, so no body passes through Lua and Redis's cost per item is a
- * directory lookup and a share of one XADD (docs/CLUSTER.md). A PUSH whose
- * recipient moved since LOOKUP is refused; its items go round again. */
+ * msg, route 'r'), sent when the turn ends as one CARRY script call.
+ *
+ * Items are grouped per recipient as they are added, each group's items
+ * packed as netstrings into one buffer, so the script does one directory
+ * lookup per recipient, not per item, and one XADD per target node
+ * (docs/CLUSTER.md). Order per recipient is the order of adding; the call
+ * rides the engine's one connection, so turns stay in order too. */
 #include "bus_redis_int.h"
 
 #include <errno.h>
@@ -11,48 +13,57 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hmap.h"
+
+/* A batch is sent before its turn ends once it holds this much. Big
+ * commands cost more than they save: hiredis copies a command into its
+ * output buffer and moves the unwritten rest down after every partial
+ * write, the allocations pass glibc's mmap threshold (server.c) and are
+ * faulted in page by page, and the receiving node's XREAD reply grows as
+ * large. The groups' cap keeps the script's unpack() well inside Lua's
+ * stack. */
+#define BATCH_BYTES (256u << 10)
+#define BATCH_GROUPS 512
+
 typedef struct out_item {
   chat__bus_reply_cb cb; /* may be NULL */
   void *arg;
-  char *to;              /* owned */
-  char *payload;         /* owned: netstrings kind, to, a, b, seq, ts, body */
-  size_t len;
-  int pushing;           /* in a PUSH whose answer is still to come */
+  int group;
 } out_item_t;
 
+typedef struct out_group {
+  char *to;              /* owned until the call takes it */
+  size_t to_len;
+  char *buf;             /* the items' netstrings; likewise */
+  size_t len, cap;
+} out_group_t;
+
 typedef struct out_batch {
-  struct redis_bus *b;
   out_item_t *items;
   int n, cap;
-  int pushes;     /* PUSH calls still to answer */
+  out_group_t *groups;
+  int ngroups, gcap;
+  size_t bytes;          /* the groups' buffers together */
+  chat__hmap_t by_to;    /* recipient -> group index + 1; keys are the
+                          * groups' names, so it dies before they move */
+  char me[128];
 } out_batch_t;
-
-/* One PUSH: the items of a batch for one node. */
-typedef struct out_push {
-  out_batch_t *o;
-  char node[128];
-  int *idx;       /* the items' indexes */
-  int n;
-} out_push_t;
-
-/* netstring of s (len) at p; returns the end. */
-static char *ns_put(char *p, const char *s, size_t len) {
-  p += sprintf(p, "%zu:", len);
-  memcpy(p, s, len);
-  return p + len;
-}
 
 static void batch_free(out_batch_t *o) {
   if (o == NULL)
     return;
-  for (int i = 0; i < o->n; i++) {
-    free(o->items[i].to);
-    free(o->items[i].payload);
+  chat__hmap_free(&o->by_to);
+  for (int i = 0; i < o->ngroups; i++) {
+    free(o->groups[i].to);
+    free(o->groups[i].buf);
   }
+  free(o->groups);
   free(o->items);
   free(o);
 }
 
+/* Answers an item with status, and node (NULL: nowhere) as where its
+ * recipient is. */
 static void item_done(out_item_t *it, int status, const char *node) {
   char *strs[1] = {(char *)node};
   if (it->cb != NULL)
@@ -61,139 +72,23 @@ static void item_done(out_item_t *it, int status, const char *node) {
   it->cb = NULL;
 }
 
-/* Answers every item not answered yet (a failure: status < 0). */
-static void batch_fail(out_batch_t *o, int status) {
-  for (int i = 0; i < o->n; i++)
-    item_done(&o->items[i], status, NULL);
-}
-
-static int batch_add_item(redis_bus_t *b, out_item_t *it);
-
-static void pushed(void *arg, int status, char *const *strs, size_t n,
-                   long long ival) {
-  out_push_t *p = arg;
-  out_batch_t *o = p->o;
-  (void)strs;
-  (void)n;
-  for (int i = 0; i < p->n; i++) {
-    out_item_t *it = &o->items[p->idx[i]];
-    if (status == 0 && ival == 0) {
-      /* a recipient moved since LOOKUP: all of them go round again */
-      if (batch_add_item(o->b, it) == 0)
-        continue; /* it went, payload and all, to the next turn's batch */
-      status = -ENOMEM;
-    }
-    item_done(it, status, status == 0 ? p->node : NULL);
-    free(it->payload);
-    it->payload = NULL;
-  }
-  free(p->idx);
-  free(p);
-  if (--o->pushes == 0)
-    batch_free(o);
-}
-
-/* One PUSH for the items idx[0..n) of o, all for node. 0 or -ENOMEM. */
-static int push_to(out_batch_t *o, const char *node, int *idx, int n) {
-  size_t total = 0;
-  char *blob, *q;
-  out_push_t *p = calloc(1, sizeof(*p));
-  for (int i = 0; i < n; i++)
-    total += o->items[idx[i]].len + 24;
-  char **v = calloc((size_t)n + 3, sizeof(*v));
-  size_t *len = calloc((size_t)n + 3, sizeof(*len));
-  if (p == NULL || v == NULL || len == NULL || (blob = malloc(total)) == NULL) {
-    free(p);
-    free(v);
-    free(len);
-    return -ENOMEM;
-  }
-  q = blob;
-  for (int i = 0; i < n; i++)
-    q = ns_put(q, o->items[idx[i]].payload, o->items[idx[i]].len);
-  v[0] = strdup(o->b->node);
-  v[1] = strdup(node);
-  v[2] = blob;
-  len[0] = v[0] ? strlen(v[0]) : 0;
-  len[1] = v[1] ? strlen(v[1]) : 0;
-  len[2] = (size_t)(q - blob);
-  for (int i = 0; i < n; i++) {
-    v[i + 3] = strdup(o->items[idx[i]].to);
-    len[i + 3] = v[i + 3] ? strlen(v[i + 3]) : 0;
-  }
-  p->o = o;
-  p->idx = idx;
-  p->n = n;
-  snprintf(p->node, sizeof(p->node), "%s", node);
-  o->pushes++;
-  if (v[0] == NULL || v[1] == NULL) {
-    for (int i = 0; i < n + 3; i++)
-      free(v[i]);
-    free(v);
-    free(len);
-    o->pushes--;
-    free(p);
-    return -ENOMEM;
-  }
-  if (chat__redis_callv(o->b->engine, CHAT__SC_BUS_PUSH, v, len, n + 3,
-                        pushed, p) < 0) {
-    o->pushes--;
-    free(p);
-    return -ENOMEM;
-  }
-  return 0;
-}
-
-/* Where each item's recipient is: the items for this node or for nobody
- * are answered now (the caller stores them), the others pushed to their
- * nodes, one PUSH each. */
-static void looked_up(void *arg, int status, char *const *strs, size_t n,
-                      long long ival) {
+static void carried(void *arg, int status, char *const *strs, size_t n,
+                    long long ival) {
   out_batch_t *o = arg;
   (void)ival;
-  if (status < 0 || n != (size_t)o->n) {
-    batch_fail(o, status < 0 ? status : -EIO);
-    batch_free(o);
-    return;
-  }
-  o->pushes = 1; /* this function's own, dropped below */
+  if (status == 0 && n != (size_t)o->ngroups)
+    status = -EIO;
   for (int i = 0; i < o->n; i++) {
-    const char *node = strs[i];
-    int *idx, k = 0;
-    if (o->items[i].payload == NULL || o->items[i].pushing)
-      continue; /* answered, or in a PUSH already */
-    if (node[0] == '\0' || strcmp(node, o->b->node) == 0) {
-      item_done(&o->items[i], 0, node[0] ? node : NULL);
-      free(o->items[i].payload);
-      o->items[i].payload = NULL;
-      continue;
-    }
-    if ((idx = malloc((size_t)o->n * sizeof(*idx))) == NULL) {
-      item_done(&o->items[i], -ENOMEM, NULL);
-      continue;
-    }
-    for (int j = i; j < o->n; j++)
-      if (o->items[j].payload != NULL && !o->items[j].pushing &&
-          strcmp(strs[j], node) == 0)
-        idx[k++] = j;
-    for (int j = 0; j < k; j++) /* in this push: not in another */
-      o->items[idx[j]].pushing = 1;
-    if (push_to(o, node, idx, k) < 0) {
-      for (int j = 0; j < k; j++) {
-        item_done(&o->items[idx[j]], -ENOMEM, NULL);
-        free(o->items[idx[j]].payload);
-        o->items[idx[j]].payload = NULL;
-      }
-      free(idx);
-    }
+    const char *node = status == 0 ? strs[o->items[i].group] : NULL;
+    item_done(&o->items[i], status, node != NULL && node[0] ? node : NULL);
   }
-  if (--o->pushes == 0)
-    batch_free(o);
+  batch_free(o);
 }
 
 void chat__bus_on_flush(uv_check_t *h) {
   redis_bus_t *b = h->data;
   out_batch_t *o = b->out;
+  int nv;
   char **v;
   size_t *len;
   uv_check_stop(h);
@@ -202,92 +97,162 @@ void chat__bus_on_flush(uv_check_t *h) {
     batch_free(o);
     return;
   }
-  v = calloc((size_t)o->n + 1, sizeof(*v));
-  len = calloc((size_t)o->n + 1, sizeof(*len));
+  /* The map's keys are the groups' names, which the call takes. */
+  chat__hmap_free(&o->by_to);
+  chat__hmap_init(&o->by_to);
+  nv = 1 + 2 * o->ngroups;
+  v = calloc((size_t)nv, sizeof(*v));
+  len = calloc((size_t)nv, sizeof(*len));
   if (v == NULL || len == NULL || (v[0] = strdup(b->node)) == NULL) {
     free(v);
     free(len);
-    batch_fail(o, -ENOMEM);
+    for (int i = 0; i < o->n; i++)
+      item_done(&o->items[i], -ENOMEM, NULL);
     batch_free(o);
     return;
   }
   len[0] = strlen(v[0]);
-  for (int i = 0; i < o->n; i++) {
-    v[i + 1] = strdup(o->items[i].to);
-    len[i + 1] = v[i + 1] ? strlen(v[i + 1]) : 0;
+  for (int g = 0; g < o->ngroups; g++) {
+    out_group_t *gr = &o->groups[g];
+    v[1 + 2 * g] = gr->to;
+    len[1 + 2 * g] = gr->to_len;
+    v[2 + 2 * g] = gr->buf != NULL ? gr->buf : calloc(1, 1);
+    len[2 + 2 * g] = gr->len; /* 0 for a group whose item failed */
+    gr->to = gr->buf = NULL;
   }
-  if (chat__redis_callv(b->engine, CHAT__SC_BUS_LOOKUP, v, len, o->n + 1,
-                        looked_up, o) < 0) {
-    batch_fail(o, -ENOMEM);
+  if (chat__redis_callv(b->engine, CHAT__SC_BUS_CARRY, v, len, nv, carried,
+                        o) < 0) {
+    for (int i = 0; i < o->n; i++)
+      item_done(&o->items[i], -ENOMEM, NULL);
     batch_free(o);
   }
 }
 
-/* A free slot at the end of the open batch (opened, and its flush armed,
- * when there is none), or NULL when out of memory. */
-static out_item_t *open_slot(redis_bus_t *b) {
+/* The open batch (opened, and its flush armed, when there is none), or
+ * NULL when out of memory. */
+static out_batch_t *open_batch(redis_bus_t *b) {
   out_batch_t *o = b->out;
   if (o == NULL) {
     if ((o = calloc(1, sizeof(*o))) == NULL)
       return NULL;
-    o->b = b;
+    chat__hmap_init(&o->by_to);
     b->out = o;
     uv_check_start(&b->flush, chat__bus_on_flush);
   }
-  if (o->n == o->cap) {
-    int cap = o->cap ? 2 * o->cap : 64;
-    out_item_t *ni = realloc(o->items, (size_t)cap * sizeof(*ni));
-    if (ni == NULL)
-      return NULL;
-    o->items = ni;
-    o->cap = cap;
+  return o;
+}
+
+/* The group of `to` in o (a new one when it has none): its index, or
+ * -ENOMEM. */
+static int group_of(out_batch_t *o, const char *to) {
+  size_t tl = strlen(to);
+  void *hit = chat__hmap_get(&o->by_to, to, tl);
+  out_group_t *gr;
+  if (hit != NULL)
+    return (int)((intptr_t)hit - 1);
+  if (o->ngroups == o->gcap) {
+    int cap = o->gcap ? 2 * o->gcap : 16;
+    out_group_t *ng = realloc(o->groups, (size_t)cap * sizeof(*ng));
+    if (ng == NULL)
+      return -ENOMEM;
+    o->groups = ng;
+    o->gcap = cap;
+    /* the map's keys point into the groups' names, not the array: safe */
   }
-  return &o->items[o->n];
+  gr = &o->groups[o->ngroups];
+  *gr = (out_group_t){0};
+  if ((gr->to = malloc(tl + 1)) == NULL)
+    return -ENOMEM;
+  memcpy(gr->to, to, tl + 1);
+  gr->to_len = tl;
+  if (chat__hmap_put(&o->by_to, gr->to, tl,
+                     (void *)(intptr_t)(o->ngroups + 1)) < 0) {
+    free(gr->to);
+    return -ENOMEM;
+  }
+  return o->ngroups++;
+}
+
+static int ndigits(size_t v) {
+  int d = 1;
+  while (v >= 10) {
+    v /= 10;
+    d++;
+  }
+  return d;
+}
+
+/* "LEN:" at p (no NUL), LEN in decimal; returns the end. Eight of these
+ * per item: sprintf was 6 % of a node's CPU. */
+static char *len_put(char *p, size_t v) {
+  int d = ndigits(v);
+  for (int i = d - 1; i >= 0; i--) {
+    p[i] = (char)('0' + v % 10);
+    v /= 10;
+  }
+  p[d] = ':';
+  return p + d + 1;
+}
+
+/* Room for more bytes at the end of gr's buffer. 0 or -ENOMEM. */
+static int group_reserve(out_group_t *gr, size_t more) {
+  size_t cap = gr->cap ? gr->cap : 256;
+  char *nb;
+  if (gr->len + more <= gr->cap)
+    return 0;
+  while (cap < gr->len + more)
+    cap *= 2;
+  if ((nb = realloc(gr->buf, cap)) == NULL)
+    return -ENOMEM;
+  gr->buf = nb;
+  gr->cap = cap;
+  return 0;
 }
 
 int chat__bus_batch_add(redis_bus_t *b, const char *to,
                         const char *const f[7], const size_t flen[7],
                         chat__bus_reply_cb cb, void *arg) {
-  out_item_t *slot = open_slot(b);
+  out_batch_t *o = open_batch(b);
   size_t total = 0;
-  char *item, *p, *t;
-  if (slot == NULL)
+  out_group_t *gr;
+  int g;
+  if (o == NULL)
     return -ENOMEM;
-  for (int k = 0; k < 7; k++)
-    total += flen[k] + 24;
-  if ((item = malloc(total)) == NULL)
-    return -ENOMEM;
-  if ((t = strdup(to)) == NULL) {
-    free(item);
-    return -ENOMEM;
+  if (o->n == o->cap) {
+    int cap = o->cap ? 2 * o->cap : 64;
+    out_item_t *ni = realloc(o->items, (size_t)cap * sizeof(*ni));
+    if (ni == NULL)
+      return -ENOMEM;
+    o->items = ni;
+    o->cap = cap;
   }
-  p = item;
+  if ((g = group_of(o, to)) < 0)
+    return g;
+  gr = &o->groups[g];
+  /* The item is itself a netstring of the seven, so its length first. */
   for (int k = 0; k < 7; k++)
-    p = ns_put(p, f[k], flen[k]);
-  *slot = (out_item_t){cb, arg, t, item, (size_t)(p - item), 0};
-  b->out->n++;
-  return 0;
-}
-
-/* it (of a batch in flight) into the open batch, which takes its strings
- * over. 0 or -ENOMEM (it keeps them). */
-static int batch_add_item(redis_bus_t *b, out_item_t *it) {
-  out_item_t *slot = open_slot(b);
-  if (slot == NULL)
+    total += (size_t)ndigits(flen[k]) + 1 + flen[k];
+  if (group_reserve(gr, (size_t)ndigits(total) + 1 + total) < 0)
     return -ENOMEM;
-  *slot = *it;
-  slot->pushing = 0;
-  b->out->n++;
-  it->cb = NULL;
-  it->to = NULL;
-  it->payload = NULL;
+  char *p = len_put(gr->buf + gr->len, total);
+  for (int k = 0; k < 7; k++) {
+    p = len_put(p, flen[k]);
+    memcpy(p, f[k], flen[k]);
+    p += flen[k];
+  }
+  o->bytes += (size_t)(p - gr->buf) - gr->len;
+  gr->len = (size_t)(p - gr->buf);
+  o->items[o->n++] = (out_item_t){cb, arg, g};
+  if (o->bytes >= BATCH_BYTES || o->ngroups >= BATCH_GROUPS)
+    chat__bus_on_flush(&b->flush); /* now: the next add opens another */
   return 0;
 }
 
 void chat__bus_batch_cancel(redis_bus_t *b, int status) {
-  if (b->out != NULL) {
-    batch_fail(b->out, status);
-    batch_free(b->out);
-  }
+  out_batch_t *o = b->out;
+  if (o != NULL)
+    for (int i = 0; i < o->n; i++)
+      item_done(&o->items[i], status, NULL);
+  batch_free(o);
   b->out = NULL;
 }

@@ -35,6 +35,9 @@ redisContext *chat__bus_sync_connect(const chat__redis_url_t *u, char *why,
     return NULL;
   }
   redisSetTimeout(c, (struct timeval){CHAT__BUS_INBOX_BLOCK_MS / 1000 + 3, 0});
+  /* Keep the read buffer between replies (hiredis frees one over 16 KiB
+   * when it empties): every XREAD would grow it from nothing again. */
+  c->reader->maxbuf = 0;
   r = redisCommand(c, "SELECT %d", u->db);
   if (r == NULL || r->type == REDIS_REPLY_ERROR) {
     snprintf(why, len, "Redis: SELECT %d failed", u->db);
@@ -104,6 +107,22 @@ static ev_node_t *entry_event(const redisReply *e) {
   return n;
 }
 
+/* Whether entry e (its shape checked) is a batch (t B), whose fields
+ * are then all strings. */
+static int is_batch(const redisReply *e) {
+  const redisReply *f = e->element[1];
+  int batch = 0;
+  if (f->type != REDIS_REPLY_ARRAY)
+    return 0;
+  for (size_t i = 0; i < f->elements; i++)
+    if (f->element[i]->type != REDIS_REPLY_STRING)
+      return 0;
+  for (size_t i = 0; i + 1 < f->elements; i += 2)
+    if (f->element[i]->len == 1 && f->element[i]->str[0] == 't')
+      batch = f->element[i + 1]->len == 1 && f->element[i + 1]->str[0] == 'B';
+  return batch;
+}
+
 /* The netstring at *p (before end): its bytes in *s, *len; advances *p.
  * 0, or -1 when malformed. */
 static int ns_next(const char **p, const char *end, const char **s,
@@ -122,30 +141,49 @@ static int ns_next(const char **p, const char *end, const char **s,
   return 0;
 }
 
-/* The items of a batch entry (B: its x holds netstrings, each an item of
- * netstrings kind, user, a, b, seq, ts, body), each as an event with the
- * entry's id, appended at *tail. */
+/* The items of one x field of a batch entry (B: netstrings, each an item
+ * of netstrings kind, user, a, b, seq, ts, body), each as an event with
+ * the entry's id, appended at *tail. One allocation per item: its strings
+ * live in mem[0]'s block, the event pointing into it. */
 static ev_node_t **batch_events(const char *id, const char *x, size_t xlen,
                                 ev_node_t **tail) {
-  static const int slot[7] = {-1, 0, 1, 2, 5, 6, 4};
+  size_t idlen = strlen(id);
   const char *p = x, *end = x + xlen, *item;
   size_t ilen;
   while (ns_next(&p, end, &item, &ilen) == 0) {
-    const char *q = item, *iend = item + ilen, *v;
-    size_t vlen;
+    const char *q = item, *iend = item + ilen, *v[7] = {0};
+    size_t vlen[7] = {0};
+    int k;
+    for (k = 0; k < 7 && ns_next(&q, iend, &v[k], &vlen[k]) == 0; k++)
+      ;
+    if (k < 7 || vlen[0] == 0)
+      continue; /* malformed: not an item */
+    /* six strings and the id, each with its NUL: within ilen + idlen + 7 */
     ev_node_t *n = calloc(1, sizeof(*n));
-    if (n == NULL)
+    char *blk = malloc(ilen + idlen + 8), *w = blk;
+    if (n == NULL || blk == NULL) {
+      free(n);
+      free(blk);
       break;
-    for (int k = 0; k < 7 && ns_next(&q, iend, &v, &vlen) == 0; k++) {
-      if (k == 0)
-        n->ev.kind = vlen > 0 ? v[0] : 0;
-      else
-        n->mem[slot[k]] = dupn(v, vlen);
-      if (slot[k] == 4)
-        n->ev.body_len = vlen;
     }
-    n->mem[7] = dupn(id, strlen(id));
-    ev_finish(n);
+    n->mem[0] = blk;
+    const char **to[7] = {NULL, &n->ev.user, &n->ev.a, &n->ev.b, NULL, NULL,
+                          &n->ev.body};
+    for (k = 1; k < 7; k++) {
+      memcpy(w, v[k], vlen[k]);
+      w[vlen[k]] = '\0';
+      if (to[k] != NULL)
+        *to[k] = w;
+      else if (k == 4)
+        n->ev.seq = strtoull(w, NULL, 10);
+      else
+        n->ev.ts = strtoll(w, NULL, 10);
+      w += vlen[k] + 1;
+    }
+    memcpy(w, id, idlen + 1);
+    n->ev.id = w;
+    n->ev.kind = v[0][0];
+    n->ev.body_len = vlen[6];
     *tail = n;
     tail = &n->next;
   }
@@ -196,16 +234,19 @@ static int read_inbox(redis_bus_t *b) {
     ev_node_t *first = NULL, **tail = &first;
     for (size_t i = 0; i < ents->elements; i++) {
       const redisReply *e = ents->element[i];
-      ev_node_t *n = entry_event(e);
-      if (e->type == REDIS_REPLY_ARRAY && e->elements == 2 &&
-          e->element[0]->type == REDIS_REPLY_STRING)
-        snprintf(b->last_id, sizeof(b->last_id), "%s", e->element[0]->str);
-      if (n != NULL && n->ev.kind == 'B') {
-        /* a batch: its items are the events */
-        if (n->mem[4] != NULL)
-          tail = batch_events(n->mem[7], n->mem[4], n->ev.body_len, tail);
-        chat__bus_ev_free(n);
-      } else if (n != NULL) {
+      ev_node_t *n;
+      if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+          e->element[0]->type != REDIS_REPLY_STRING)
+        continue;
+      snprintf(b->last_id, sizeof(b->last_id), "%s", e->element[0]->str);
+      if (is_batch(e)) {
+        /* a batch: its items are the events, read in place */
+        const redisReply *f = e->element[1];
+        for (size_t j = 0; j + 1 < f->elements; j += 2)
+          if (f->element[j]->len == 1 && f->element[j]->str[0] == 'x')
+            tail = batch_events(e->element[0]->str, f->element[j + 1]->str,
+                                f->element[j + 1]->len, tail);
+      } else if ((n = entry_event(e)) != NULL) {
         *tail = n;
         tail = &n->next;
       }

@@ -48,9 +48,8 @@ typedef enum {
   CHAT__SC_BUS_STATUS, /* its status changed */
   CHAT__SC_BUS_LOGOUT, /* it ended */
   CHAT__SC_BUS_ROUTE,  /* an event to the node a user is on */
-  CHAT__SC_BUS_LOOKUP, /* where a loop turn's recipients are */
   CHAT__SC_BUS_STATUSES, /* users' statuses, for a contacts request */
-  CHAT__SC_BUS_PUSH,   /* a loop turn's items for one node */
+  CHAT__SC_BUS_CARRY,  /* a loop turn's items, to their recipients' nodes */
   CHAT__SC_BUS_CONNECT, /* a connect to a user on another node */
   CHAT__SC_BUS_GROUP,  /* "messages stored" to each node of a group */
   CHAT__SC_BUS_TICK,   /* liveness, and cleaning up after dead nodes */

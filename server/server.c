@@ -166,8 +166,17 @@ static int join_cluster(uv_loop_t *loop, const chat_server_opts_t *opts,
  * malloc_trim does not reach in a thread's arena. Fixed thresholds keep
  * blocks of 128 KiB and more in their own mappings and give an arena's top
  * back past 256 KiB, so a node's memory follows what is live. The
- * environment (GLIBC_TUNABLES, MALLOC_*_) may still set others. */
-static void tune_malloc(void) {
+ * environment (GLIBC_TUNABLES, MALLOC_*_) may still set others.
+ *
+ * Not on the Redis engine: there the large blocks are hiredis's commands,
+ * output buffer and replies (a loop turn's carried messages, up to 256
+ * KiB each, bus_batch.c), made and freed many times a second. Each in a
+ * fresh mapping is faulted in page by page: 1.5 us more per 1 KiB
+ * message on each node (docs/PERFORMANCE.md, cluster), and no store
+ * thread keeps an arena's top. */
+static void tune_malloc(const char *db) {
+  if (strncmp(db, "redis://", 8) == 0)
+    return;
   if (getenv("GLIBC_TUNABLES") != NULL || getenv("MALLOC_MMAP_THRESHOLD_") ||
       getenv("MALLOC_TRIM_THRESHOLD_"))
     return;
@@ -179,7 +188,7 @@ int chat_server_run(const chat_server_opts_t *opts) {
   struct sockaddr_storage addr, tls_addr;
   int r = parse_listen("listen", opts->listen, &addr);
 
-  tune_malloc();
+  tune_malloc(opts->db);
   if (r < 0)
     return r;
   /* The certificate and key before anything is opened or created: a file
