@@ -33,6 +33,13 @@
  * not pin its memory for the server's lifetime. */
 #define KEEP_BUF_BYTES (1u << 20)
 #define KEEP_RECS 16384u
+/* And above these once the committer is idle (nothing open after a
+ * commit): kept for the next batch under load, where reusing them saves
+ * an allocation per op, they were most of what a node's memory grew by
+ * after a burst of stored messages (5.6 MB: two batches' records and ops
+ * at 16,384 each, docs/PERFORMANCE.md). */
+#define IDLE_BUF_BYTES (64u << 10)
+#define IDLE_RECS 256u
 
 /* An op whose strings are offsets into its batch's buffer (NO_STR: NULL). */
 typedef struct rec {
@@ -223,22 +230,27 @@ static void fire_reads(batch_t *b) {
   }
 }
 
-static void reset_batch(batch_t *b) {
-  b->n = 0;
-  b->len = 0;
-  b->status = 0;
-  if (b->bufcap > KEEP_BUF_BYTES) {
+/* Frees b's buffers (b empty) where they exceed the given sizes. */
+static void trim_batch(batch_t *b, size_t keep_bytes, size_t keep_recs) {
+  if (b->bufcap > keep_bytes) {
     free(b->buf);
     b->buf = NULL;
     b->bufcap = 0;
   }
-  if (b->cap > KEEP_RECS) {
+  if (b->cap > keep_recs) {
     free(b->recs);
     free(b->ops);
     b->recs = NULL;
     b->ops = NULL;
     b->cap = b->opscap = 0;
   }
+}
+
+static void reset_batch(batch_t *b) {
+  b->n = 0;
+  b->len = 0;
+  b->status = 0;
+  trim_batch(b, KEEP_BUF_BYTES, KEEP_RECS);
 }
 
 static void free_batch(batch_t *b) {
@@ -349,8 +361,12 @@ static void after_work_cb(chat__worker_job_t *job, int status) {
       c->flying->status = status;
     finish_flying(c);
   }
-  if (c->open->n > 0 || c->open->nw > 0 || c->open->nrd > 0)
+  if (c->open->n > 0 || c->open->nw > 0 || c->open->nrd > 0) {
     arm(c);
+  } else { /* idle: both batches are empty */
+    trim_batch(&c->b[0], IDLE_BUF_BYTES, IDLE_RECS);
+    trim_batch(&c->b[1], IDLE_BUF_BYTES, IDLE_RECS);
+  }
   maybe_release(c);
 }
 
