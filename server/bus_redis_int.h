@@ -1,7 +1,7 @@
 /* bus_redis_int.h -- private to the Redis bus's files: bus_redis.c (the
  * calls, liveness, start and stop), bus_inbox.c (the inbox reader thread
  * and what it hands the loop) and bus_batch.c (each loop turn's carried
- * messages and receipts, LOOKUP then PUSH). */
+ * messages and receipts, one CARRY call per turn). */
 #ifndef CHAT_BUS_REDIS_INT_H
 #define CHAT_BUS_REDIS_INT_H
 
@@ -45,9 +45,9 @@ typedef struct redis_bus {
   redisContext *rc;          /* the thread's */
   char last_id[64];          /* the thread's */
   char trim_id[64];          /* under mu: XTRIM MINID this next ("": no) */
-  /* The loop turn's carried messages and receipts, sent as one BATCH at
-   * its end (on_flush): one script call and one XADD per target node,
-   * however many items. */
+  /* The loop turn's carried messages and receipts, sent as one CARRY
+   * call at its end (on_flush): one HGET per recipient and one XADD per
+   * target node, however many items. */
   uv_check_t flush;
   struct out_batch *out;     /* bus_batch.c */
 } redis_bus_t;

@@ -91,10 +91,10 @@ static void finish(send_op_t *op) {
 
 /* Where the message went: another node (relayed), or nowhere / here
  * (then it is stored, and pages bring it to a session here). Answers come
- * in any order (a PUSH refused because its recipient moved goes round
- * again), but what they do is done in the order of the sends to each
- * recipient: a message stored here after a later one was pushed would
- * reach its recipient out of order. */
+ * in order today (one CARRY call per loop turn, on one connection), but
+ * what they do is done in the order of the sends to each recipient
+ * whatever the bus does: a message stored here after a later one was
+ * pushed would reach its recipient out of order. */
 static void carried(void *arg, int status, char *const *strs, size_t n,
                     long long ival) {
   send_op_t *op = arg;

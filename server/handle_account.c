@@ -159,6 +159,12 @@ static void reg_checked(void *arg, int status, chat__user_t *u,
 int chat__handle_register(chat__srv_t *srv, chat__session_t *s,
                           const chat_msg_t *m, chat_error_t *err) {
   chat__user_t *u;
+  /* Refused before the store is read for it: in a storm the retries of
+   * refused requests must not queue reads where commits wait. */
+  if (chat__hash_pool_admit(srv->hashes) < 0) {
+    busy_hashing(s, m->id);
+    return 0;
+  }
   int r = chat__registry_reserve(&srv->reg, m->user, &u);
   if (r == -EEXIST)
     return -CHAT_E_USER_EXISTS;
@@ -405,6 +411,13 @@ int chat__handle_login(chat__srv_t *srv, chat__session_t *s,
     /* A name or password that breaks the rules fails like a wrong one
      * (the same hash for a password, none for a token). */
     login_loaded(op, 0, NULL, -1);
+    return 0;
+  }
+  if (!op->by_token && chat__hash_pool_admit(srv->hashes) < 0) {
+    /* No room for its hash: refused before the store is read for it (a
+     * storm's retries must not queue reads where commits wait). */
+    busy_hashing(s, op->id);
+    op_done(op);
     return 0;
   }
   int r = chat__srv_load_user(srv, m->user, 1, op->token[0] ? op->token : NULL,

@@ -221,6 +221,13 @@ size_t chat__hash_pool_queued(chat__hash_pool_t *p) {
   return chat__worker_queued(p->worker);
 }
 
+int chat__hash_pool_admit(chat__hash_pool_t *p) {
+  if (p == NULL || !chat__worker_full(p->worker))
+    return 0;
+  p->refused++;
+  return -EAGAIN;
+}
+
 chat__worker_t *chat__hash_pool_worker(chat__hash_pool_t *p) {
   return p->worker;
 }

@@ -49,6 +49,11 @@ typedef struct chat__hash_stats {
 void chat__hash_pool_stats(chat__hash_pool_t *p, chat__hash_stats_t *out);
 /* Hashes waiting for a thread. */
 size_t chat__hash_pool_queued(chat__hash_pool_t *p);
+/* Whether a hash asked now would be taken: 0, or -EAGAIN when the queue is
+ * full (counted as refused). For a request that has work to do before its
+ * hash (a login reads the store first), so that it is refused before that
+ * work. A NULL pool (libuv's, unbounded) always admits. */
+int chat__hash_pool_admit(chat__hash_pool_t *p);
 
 /* For make: status 0 and hash (borrowed for the call) or a negative error.
  * For verify: status 0 when the password matches, -EACCES when not.

@@ -269,6 +269,15 @@ size_t chat__worker_queued(chat__worker_t *w) {
   return n;
 }
 
+int chat__worker_full(chat__worker_t *w) {
+  int full;
+
+  uv_mutex_lock(&w->mu);
+  full = w->max_queued > 0 && w->nqueued >= w->max_queued;
+  uv_mutex_unlock(&w->mu);
+  return full;
+}
+
 unsigned chat__worker_default_threads(void) {
   unsigned n = uv_available_parallelism();
 

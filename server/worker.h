@@ -92,6 +92,9 @@ void chat__worker_free(chat__worker_t *w);
 
 /* Jobs waiting to start. */
 size_t chat__worker_queued(chat__worker_t *w);
+/* Nonzero when a submit now would be refused -EAGAIN (the queue is at its
+ * bound). */
+int chat__worker_full(chat__worker_t *w);
 
 /* Default thread count for CPU-bound work: the CPUs this process may use,
  * at least 1. */

@@ -313,6 +313,43 @@ static void test_full_queue_rate_limited(void **state) {
   cap_expect_drop(c, "ok", NULL);
 }
 
+/* With the queue already full, a password login or a registration is
+ * refused at once, before the store is read for it: in a login storm the
+ * refused attempts (clients retry) must not queue reads on the store's
+ * thread, where durable writes wait behind them. */
+static void test_full_queue_refused_before_reading(void **state) {
+  fx_t *f = *state;
+  gate_t g;
+
+  fx_user(f, "bob");
+  small_pool(f, 1);
+  cap_t *a = fx_connect(f), *c = fx_connect(f);
+  gate_hold(&g, chat__hash_pool_worker(f->hashes));
+  login(f, a, "l1", "bob");
+  wait_queued(f, 1); /* full */
+  login(f, c, "l2", "bob"); /* not run: no loop turn between */
+  json_t *e = cap_next(c);
+  fx_feed(f, c, "{s:s,s:s,s:s,s:s}", "type", "register", "id", "r1", "user",
+          "dave", "password", "password1");
+  json_t *e2 = cap_next(c);
+  gate_open(&g);
+  fx_run(f);
+  gate_destroy(&g);
+
+  assert_non_null(e);
+  assert_string_equal(jstr(e, "code"), "rate_limited");
+  assert_string_equal(jstr(e, "id"), "l2");
+  json_decref(e);
+  assert_non_null(e2);
+  assert_string_equal(jstr(e2, "code"), "rate_limited");
+  assert_string_equal(jstr(e2, "id"), "r1");
+  json_decref(e2);
+  assert_false(c->s->busy);
+  assert_null(chat__registry_find(&f->srv.reg, "dave"));
+  cap_expect_drop(a, "ok", NULL);
+  cap_empty(c);
+}
+
 /* Shutdown: stopping the pool cancels the queued hashes; their sessions
  * get no reply, and nothing queued is computed. */
 static void test_stop_drops_queued(void **state) {
@@ -380,6 +417,7 @@ int main(void) {
       T(test_abandoned_login_not_hashed),
       T(test_abandoned_register_not_hashed),
       T(test_full_queue_rate_limited),
+      T(test_full_queue_refused_before_reading),
       T(test_stop_drops_queued),
       T(test_failed_login_keeps_a_racing_one),
   };
