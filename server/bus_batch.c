@@ -46,7 +46,6 @@ typedef struct out_batch {
   size_t bytes;          /* the groups' buffers together */
   chat__hmap_t by_to;    /* recipient -> group index + 1; keys are the
                           * groups' names, so it dies before they move */
-  char me[128];
 } out_batch_t;
 
 static void batch_free(out_batch_t *o) {
@@ -112,16 +111,26 @@ void chat__bus_on_flush(uv_check_t *h) {
     return;
   }
   len[0] = strlen(v[0]);
+  int bad = 0;
   for (int g = 0; g < o->ngroups; g++) {
     out_group_t *gr = &o->groups[g];
+    /* a group whose only item failed to be added has no buffer */
+    if (gr->buf == NULL && (gr->buf = malloc(1)) == NULL)
+      bad = 1;
     v[1 + 2 * g] = gr->to;
     len[1 + 2 * g] = gr->to_len;
-    v[2 + 2 * g] = gr->buf != NULL ? gr->buf : calloc(1, 1);
-    len[2 + 2 * g] = gr->len; /* 0 for a group whose item failed */
+    v[2 + 2 * g] = gr->buf;
+    len[2 + 2 * g] = gr->len;
     gr->to = gr->buf = NULL;
   }
-  if (chat__redis_callv(b->engine, CHAT__SC_BUS_CARRY, v, len, nv, carried,
-                        o) < 0) {
+  if (bad) { /* not sent: v is still ours (a call takes it over) */
+    for (int i = 0; i < nv; i++)
+      free(v[i]);
+    free(v);
+    free(len);
+  }
+  if (bad || chat__redis_callv(b->engine, CHAT__SC_BUS_CARRY, v, len, nv,
+                               carried, o) < 0) {
     for (int i = 0; i < o->n; i++)
       item_done(&o->items[i], -ENOMEM, NULL);
     batch_free(o);
