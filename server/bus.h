@@ -35,6 +35,8 @@ typedef struct chat__bus_event {
   char kind;
   const char *user, *a, *b, *rcpts;
   const char *id;    /* its inbox entry's id (for trim) */
+  int entry_end;     /* the last event of that entry: after it the entry has
+                      * been read whole */
   /* 'M' (a message for user, carried whole: from a, msg_id b): */
   uint64_t seq;
   int64_t ts;

@@ -146,7 +146,7 @@ static int ns_next(const char **p, const char *end, const char **s,
  * the entry's id, appended at *tail. One allocation per item: its strings
  * live in mem[0]'s block, the event pointing into it. */
 static ev_node_t **batch_events(const char *id, const char *x, size_t xlen,
-                                ev_node_t **tail) {
+                                ev_node_t **tail, ev_node_t **last) {
   size_t idlen = strlen(id);
   const char *p = x, *end = x + xlen, *item;
   size_t ilen;
@@ -186,6 +186,7 @@ static ev_node_t **batch_events(const char *id, const char *x, size_t xlen,
     n->ev.body_len = vlen[6];
     *tail = n;
     tail = &n->next;
+    *last = n;
   }
   return tail;
 }
@@ -242,11 +243,15 @@ static int read_inbox(redis_bus_t *b) {
       if (is_batch(e)) {
         /* a batch: its items are the events, read in place */
         const redisReply *f = e->element[1];
+        ev_node_t *last = NULL;
         for (size_t j = 0; j + 1 < f->elements; j += 2)
           if (f->element[j]->len == 1 && f->element[j]->str[0] == 'x')
             tail = batch_events(e->element[0]->str, f->element[j + 1]->str,
-                                f->element[j + 1]->len, tail);
+                                f->element[j + 1]->len, tail, &last);
+        if (last != NULL)
+          last->ev.entry_end = 1;
       } else if ((n = entry_event(e)) != NULL) {
+        n->ev.entry_end = 1;
         *tail = n;
         tail = &n->next;
       }

@@ -172,7 +172,8 @@ static void on_event(chat__srv_t *srv, const chat__bus_event_t *ev);
 void chat__cluster_on_event(void *arg, const chat__bus_event_t *ev) {
   chat__srv_t *srv = arg;
   on_event(srv, ev);
-  chat__cluster_inbox_read(srv, ev->id);
+  if (ev->entry_end)
+    chat__cluster_inbox_read(srv, ev->id);
 }
 
 static void on_event(chat__srv_t *srv, const chat__bus_event_t *ev) {

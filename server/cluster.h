@@ -40,7 +40,8 @@ void chat__cluster_on_carried(chat__srv_t *srv, const chat__bus_event_t *ev);
  * write is durable); its inbox entry may then be trimmed. */
 void chat__cluster_carry_acked(chat__srv_t *srv, chat__held_t *h);
 void chat__cluster_carry_written(chat__srv_t *srv, chat__held_t *h);
-/* An event with this inbox id was taken in; trims what is settled. */
+/* The inbox entry id was taken in whole (its last event handled); trims
+ * what is settled. */
 void chat__cluster_inbox_read(chat__srv_t *srv, const char *id);
 /* Frees the carried entries' bookkeeping (shutdown). */
 void chat__cluster_carry_free(chat__srv_t *srv);

@@ -16,6 +16,7 @@
 #include "cluster.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -158,18 +159,34 @@ typedef struct chat__carry {
   char id[40];
 } chat__carry_t;
 
+/* The stream id just after id ("MS-SEQ" -> "MS-SEQ+1") into out, or ""
+ * when id is not one. */
+static void id_after(const char *id, char *out, size_t size) {
+  unsigned long long ms, seq;
+  char tail;
+  out[0] = '\0';
+  if (sscanf(id, "%llu-%llu%c", &ms, &seq, &tail) == 2 && seq < ULLONG_MAX)
+    snprintf(out, size, "%llu-%llu", ms, seq + 1);
+}
+
 /* Frees the settled entries at the head, and trims the inbox up to the
- * first unsettled one (or up to the last entry read, when none is). */
+ * first unsettled one, or, when none is, past the last entry read whole:
+ * XTRIM MINID keeps its own id, and an entry left there after this node's
+ * death is taken for unsettled (a login elsewhere delivers it again). */
 static void carry_trim(chat__srv_t *srv) {
   chat__carry_t *c;
-  const char *to;
+  char past[48];
+  const char *to = past;
   while ((c = srv->carry_head) != NULL && c->settled) {
     srv->carry_head = c->next;
     if (srv->carry_head == NULL)
       srv->carry_tail = NULL;
     free(c);
   }
-  to = srv->carry_head != NULL ? srv->carry_head->id : srv->inbox_last;
+  if (srv->carry_head != NULL)
+    to = srv->carry_head->id;
+  else
+    id_after(srv->inbox_last, past, sizeof(past));
   if (srv->bus != NULL && to[0] && strcmp(to, srv->inbox_trimmed) != 0) {
     snprintf(srv->inbox_trimmed, sizeof(srv->inbox_trimmed), "%s", to);
     chat__bus_trim(srv->bus, to);

@@ -136,8 +136,8 @@ struct chat__srv {
    * until each is settled (cluster_send.c); the inbox is trimmed up to the
    * first unsettled one */
   struct chat__carry *carry_head, *carry_tail;
-  char inbox_last[40];           /* the last entry read */
-  char inbox_trimmed[40];        /* the last trim asked */
+  char inbox_last[48];           /* the last entry read whole */
+  char inbox_trimmed[48];        /* the last trim asked */
   chat__hash_pool_t *hashes;     /* borrowed, set after chat__srv_init; NULL:
                                  * hash on libuv's pool */
   chat__hmap_t loads;            /* name -> loads in flight (resident.c) */

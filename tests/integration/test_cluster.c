@@ -15,6 +15,7 @@
  * a client that waits longer than that pings as it waits (await()), since
  * the server drops a connection it has read nothing from for 3 x
  * heartbeat. */
+#include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -718,6 +719,25 @@ static void test_node_killed(void **state) {
   json_decref(th_client_expect_deliver(dv, "alice", "v1", "on the new n2", 0));
   th_client_ack(dv, "alice", "v1");
   expect_receipt(a, "dave", "v1");
+
+  /* v1 is settled and n2 has read its inbox to the end: the inbox empties
+   * (v1's entry was the last, which a trim to its own id kept), so when n2
+   * dies now, dave's login on n1 finds nothing of n2's to deliver again */
+  long long until = th_now_ms() + TH_DEADLINE_MS;
+  char len[32] = "";
+  while (rp_cmd(&c->r, "XLEN {node:n2}:inbox", len, sizeof(len)) == 0 &&
+         strcmp(len, ":0") != 0 && th_now_ms() < until)
+    poll(NULL, 0, 20); /* the reader trims on its next round */
+  assert_string_equal(len, ":0");
+  assert_int_equal(th_server_stop(c->n[1], SIGKILL), 128 + SIGKILL);
+  th_server_free(c->n[1]);
+  c->n[1] = NULL;
+  cl_close(dv);
+  dv = login_at(p1, "dave");
+  th_client_send_msg(a, "dave", "v2", "after n2 died again", "relayed");
+  json_t *first = th_client_expect(dv, "deliver", TH_DEADLINE_MS);
+  assert_string_equal(th_str(first, "msg_id"), "v2"); /* not v1 again */
+  json_decref(first);
   cl_close(a);
   cl_close(b);
   cl_close(dv);
