@@ -78,7 +78,7 @@ typedef enum chat_net_state {
 } chat_net_state_t;
 
 typedef struct chat_peer chat_peer_t; /* peer.c */
-typedef struct chat_race chat_race_t; /* peer.c: one attempt across NATs */
+typedef struct chat_race chat_race_t; /* peer_race.c: one attempt across NATs */
 
 /* The NAT ways a connect reply or an expect offers (docs/NAT.md), beside
  * the plain dial. Borrowed for one call. */
@@ -178,7 +178,7 @@ typedef struct chat_client {
   int p2p_port;              /* the bound port, 0 with --no-p2p */
   chat_peer_t *peers;        /* every link, any state (peer.c) */
   int n_inbound;             /* accepted, before the hello is decided */
-  chat_race_t *races;        /* attempts across NATs under way (peer.c) */
+  chat_race_t *races;        /* attempts across NATs under way (peer_race.c) */
   const chat_dial_plan_t *dial_plan; /* during chat_outbox_connect_ok */
   char lan[CHAT_MAX_LAN][CHAT_IP_MAX]; /* announced at login (the driver
                               * fills them: the machine's addresses) */

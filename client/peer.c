@@ -25,47 +25,9 @@
 #include "chat_log.h"
 #include "client.h"
 #include "nat.h"
+#include "peer_int.h"
 
-typedef enum peer_state {
-  P_DIALING,     /* we dialed (any way); connect and TLS handshake */
-  P_HELLO_SENT,  /* we dialed and said hello; waiting for peer_welcome */
-  P_AWAIT_HELLO, /* a peer dialed us; waiting for its peer_hello */
-  P_WAIT_TICKET, /* its hello waits for the server's expect */
-  P_WAIT_RACE,   /* its peer_reverse waits for our connect's ok */
-  P_OPEN,
-  P_CLOSING
-} peer_state_t;
-
-struct chat_peer {
-  chat_client_t *c;
-  chat_peer_t *next, **pprev;
-  void *io;                  /* the env's handle for the link */
-  uint64_t link;             /* the outbox's id; 0 until it knows the link */
-  int inbound;               /* counted in c->n_inbound until decided */
-  peer_state_t state;
-  uint64_t since;            /* accepted at (inbound) */
-  char name[CHAT_MAX_NAME + 1];
-  char ticket[CHAT_TICKET_LEN + 1]; /* the hello's (target) */
-  chat_race_t *race;         /* a way of this race, until it is decided */
-  chat_nat_way_t way;        /* how the link was made */
-  int told;                  /* its race heard of its end already */
-};
-
-struct chat_race {
-  chat_race_t *next;
-  chat_client_t *c;
-  int asker;                 /* 1: our connect, we say hello; 0: an expect */
-  uint64_t link;             /* asker: the outbox's link */
-  char name[CHAT_MAX_NAME + 1];
-  char ticket[CHAT_TICKET_LEN + 1];
-  char key[CHAT_KEY_LEN + 1]; /* the other side's, as the server vouched */
-  char punch_host[CHAT_HOST_MAX];
-  int punch_port;
-  chat_peer_t *punch;        /* the punch try in flight */
-  chat_nat_t nat;
-};
-
-static chat_peer_t *peer_new(chat_client_t *c) {
+chat_peer_t *chat__peer_new(chat_client_t *c) {
   chat_peer_t *p = calloc(1, sizeof(*p));
   if (!p)
     return NULL;
@@ -78,7 +40,7 @@ static chat_peer_t *peer_new(chat_client_t *c) {
   return p;
 }
 
-static void peer_free(chat_peer_t *p) {
+void chat__peer_free(chat_peer_t *p) {
   *p->pprev = p->next;
   if (p->next)
     p->next->pprev = p->pprev;
@@ -94,18 +56,18 @@ static chat_peer_t *peer_by_link(chat_client_t *c, uint64_t link) {
 
 const char *chat__peer_name(const chat_peer_t *p) { return p->name; }
 
-static void send_obj(chat_peer_t *p, json_t *obj) {
+void chat__peer_send_obj(chat_peer_t *p, json_t *obj) {
   if (obj)
     p->c->env->peer_send(p->c->env_ctx, p->io, obj);
   json_decref(obj);
 }
 
-static void close_link(chat_peer_t *p, int graceful) {
+void chat__peer_shut(chat_peer_t *p, int graceful) {
   p->state = P_CLOSING;
   p->c->env->peer_close(p->c->env_ctx, p->io, graceful);
 }
 
-static void inbound_decided(chat_peer_t *p) {
+void chat__peer_decided(chat_peer_t *p) {
   if (p->inbound) {
     p->inbound = 0;
     p->c->n_inbound--;
@@ -117,9 +79,9 @@ static void refuse(chat_peer_t *p, const char *why) {
   CHAT_INFO("refusing a direct link: %s", why);
   if (c->tickets)
     chat_tickets_forget(c->tickets, p);
-  inbound_decided(p);
-  send_obj(p, chat_reply_error(NULL, CHAT_E_BAD_TICKET, why));
-  close_link(p, 1);
+  chat__peer_decided(p);
+  chat__peer_send_obj(p, chat_reply_error(NULL, CHAT_E_BAD_TICKET, why));
+  chat__peer_shut(p, 1);
 }
 
 /* The key p's link proved, or NULL. */
@@ -137,8 +99,6 @@ static void note_secure(chat_peer_t *p) {
                  p->name, p->name);
 }
 
-static void race_end(chat_race_t *r, chat_peer_t *keep);
-
 /* The target's race for this hello's ticket is over: the ticket is used. */
 static void target_race_done(chat_peer_t *p) {
   chat_client_t *c = p->c;
@@ -147,7 +107,7 @@ static void target_race_done(chat_peer_t *p) {
         strcmp(r->ticket, p->ticket) == 0) {
       if (p->race == r)
         chat_nat_secured(&r->nat, p->way);
-      race_end(r, p);
+      chat__race_end(r, p);
       return;
     }
 }
@@ -155,20 +115,20 @@ static void target_race_done(chat_peer_t *p) {
 /* p->name is the hello's from, which the ticket proved. */
 static void accept_link(chat_peer_t *p) {
   chat_client_t *c = p->c;
-  inbound_decided(p);
+  chat__peer_decided(p);
   target_race_done(p);
   sodium_memzero(p->ticket, sizeof(p->ticket));
   p->link = chat_outbox_link_accepted(c->ob, p->name, chat__client_now(c));
   if (!p->link) {
-    close_link(p, 0);
+    chat__peer_shut(p, 0);
     return;
   }
   chat_outbox_link_path(c->ob, p->link, chat_nat_path(p->way));
   if (p->way != CHAT_NAT_DIALED)
     CHAT_INFO("direct link with %s: %s", p->name, chat_nat_path(p->way));
   p->state = P_OPEN;
-  send_obj(p, json_pack("{s:s,s:s}", "type", "peer_welcome", "user",
-                        c->opts.user));
+  chat__peer_send_obj(p, json_pack("{s:s,s:s}", "type", "peer_welcome",
+                                   "user", c->opts.user));
   note_secure(p);
 }
 
@@ -225,13 +185,14 @@ static void on_open_frame(chat_peer_t *p, const chat_msg_t *m) {
     chat__session_show_message(c, p->name, NULL, m->msg_id, m->body,
                                m->body_len, m->ts, "direct",
                                chat_nat_path(p->way), 0);
-    send_obj(p, json_pack("{s:s,s:s}", "type", "ack", "msg_id", m->msg_id));
+    chat__peer_send_obj(
+        p, json_pack("{s:s,s:s}", "type", "ack", "msg_id", m->msg_id));
     break;
   case CHAT_T_ACK:
     chat_outbox_direct_ack(c->ob, p->link, m->msg_id, now);
     break;
   case CHAT_T_PING:
-    send_obj(p, chat_msg_new(CHAT_T_PONG));
+    chat__peer_send_obj(p, chat_msg_new(CHAT_T_PONG));
     break;
   case CHAT_T_ERROR:
     CHAT_WARN("peer %s: error %s", p->name, m->code);
@@ -253,7 +214,7 @@ void chat__peer_on_frame(chat_peer_t *p, const json_t *obj) {
       refuse(p, err.message);
       return;
     }
-    send_obj(p, chat_reply_from_error(m.id, &err));
+    chat__peer_send_obj(p, chat_reply_from_error(m.id, &err));
     return;
   }
   switch (p->state) {
@@ -271,7 +232,7 @@ void chat__peer_on_frame(chat_peer_t *p, const json_t *obj) {
     } else {
       CHAT_INFO("direct link to %s refused (%s)", p->name,
                 m.type == CHAT_T_ERROR ? m.code : "no welcome");
-      close_link(p, 0); /* chat__peer_closed tells the outbox */
+      chat__peer_shut(p, 0); /* chat__peer_closed tells the outbox */
     }
     break;
   case P_OPEN:
@@ -285,207 +246,27 @@ void chat__peer_on_frame(chat_peer_t *p, const json_t *obj) {
 void chat__peer_on_bad_frame(chat_peer_t *p, const chat_error_t *err) {
   if (p->state == P_CLOSING)
     return;
-  send_obj(p, chat_reply_from_error(NULL, err));
+  chat__peer_send_obj(p, chat_reply_from_error(NULL, err));
   /* A bad line keeps an open link (PROTOCOL.md 1), but before the handshake
    * anything but a good peer_hello ends it (4): the peer is no one yet. */
   if (p->state == P_AWAIT_HELLO) {
     CHAT_INFO("refusing a direct link: %s", err->message);
-    inbound_decided(p);
-    close_link(p, 1);
+    chat__peer_decided(p);
+    chat__peer_shut(p, 1);
   }
 }
-
-static void way_failed(chat_peer_t *p, int bad_key);
 
 void chat__peer_closed(chat_peer_t *p) {
   chat_client_t *c = p->c;
 
   if (c->tickets)
     chat_tickets_forget(c->tickets, p);
-  inbound_decided(p);
+  chat__peer_decided(p);
   if (p->race)
-    way_failed(p, 0);
+    chat__race_way_failed(p, 0);
   if (p->link && !c->finished)
     chat_outbox_link_down(c->ob, p->link, chat__client_now(c));
-  peer_free(p);
-}
-
-/* ---- races: the ways to one peer ---------------------------------------- */
-
-static chat_race_t *race_new(chat_client_t *c, int asker, const char *name,
-                             const char *ticket, const char *key,
-                             const chat_dial_plan_t *plan) {
-  chat_race_t *r = calloc(1, sizeof(*r));
-  if (!r)
-    return NULL;
-  r->c = c;
-  r->asker = asker;
-  snprintf(r->name, sizeof(r->name), "%s", name);
-  snprintf(r->ticket, sizeof(r->ticket), "%s", ticket);
-  snprintf(r->key, sizeof(r->key), "%s", key);
-  chat_nat_init(&r->nat, (int64_t)chat__client_now(c),
-                plan && plan->punch_host ? plan->punch_ms : -1);
-  if (plan && plan->punch_host && plan->punch_ms >= 0) {
-    snprintf(r->punch_host, sizeof(r->punch_host), "%s", plan->punch_host);
-    r->punch_port = plan->punch_port;
-  }
-  r->next = c->races;
-  c->races = r;
-  return r;
-}
-
-/* Unlinks and frees r; its ways but keep are closed without a word. */
-static void race_end(chat_race_t *r, chat_peer_t *keep) {
-  chat_client_t *c = r->c;
-  chat_race_t **pp;
-  for (pp = &c->races; *pp; pp = &(*pp)->next)
-    if (*pp == r) {
-      *pp = r->next;
-      break;
-    }
-  for (chat_peer_t *p = c->peers; p; p = p->next)
-    if (p->race == r) {
-      p->race = NULL;
-      if (p != keep && p->state != P_CLOSING) {
-        inbound_decided(p);
-        close_link(p, 0);
-      }
-    }
-  sodium_memzero(r->ticket, sizeof(r->ticket));
-  free(r);
-}
-
-/* The asker's race gave up before its time: the outbox falls back now. */
-static void race_give_up(chat_race_t *r, int in_time) {
-  chat_client_t *c = r->c;
-  uint64_t link = r->asker ? r->link : 0;
-  const char *why = r->nat.bad_key ? "bad_key" : "refused";
-  CHAT_INFO("no direct way to %s%s", r->name,
-            in_time ? "" : " within the time allowed");
-  race_end(r, NULL);
-  /* At the budget's end the outbox's own timeout says why (timeout). */
-  if (link && !in_time)
-    return;
-  if (link)
-    chat_outbox_link_failed(c->ob, link, why, chat__client_now(c));
-}
-
-static void way_failed(chat_peer_t *p, int bad_key) {
-  chat_race_t *r = p->race;
-  int rc;
-  if (!r)
-    return;
-  if (r->punch == p)
-    r->punch = NULL;
-  p->race = NULL;
-  if (p->told)
-    return;
-  p->told = 1;
-  /* An inbound reverse dial was never one of our ways. */
-  if (r->asker && p->way == CHAT_NAT_REVERSE) {
-    if (bad_key)
-      r->nat.bad_key = 1;
-    return;
-  }
-  rc = chat_nat_failed(&r->nat, p->way, bad_key,
-                       (int64_t)chat__client_now(r->c));
-  if (rc & CHAT_NAT_GIVE_UP)
-    race_give_up(r, 1);
-}
-
-static chat_peer_t *way_dial(chat_race_t *r, const char *host, int port,
-                             chat_nat_way_t way, int flags) {
-  chat_client_t *c = r->c;
-  chat_peer_t *p = peer_new(c);
-  if (!p)
-    return NULL;
-  p->state = P_DIALING;
-  p->race = r;
-  p->way = way;
-  snprintf(p->name, sizeof(p->name), "%s", r->name);
-  if (c->env->peer_dial(c->env_ctx, p, host, port, flags, &p->io) < 0) {
-    peer_free(p);
-    return NULL;
-  }
-  return p;
-}
-
-/* The asker's way p won: it is the outbox's link now, and says hello. */
-static void way_won(chat_race_t *r, chat_peer_t *p, const char *key) {
-  chat_client_t *c = r->c;
-  uint64_t link = r->link;
-  char ticket[CHAT_TICKET_LEN + 1];
-  int rc;
-
-  snprintf(ticket, sizeof(ticket), "%s", r->ticket);
-  p->race = NULL;
-  race_end(r, p);
-  p->link = link;
-  rc = chat_outbox_link_secured(c->ob, link, key, chat__client_now(c));
-  if (rc == -EPERM) {
-    CHAT_WARN("direct link to %s refused: its key is not the one the server "
-              "vouched for", p->name);
-    sodium_memzero(ticket, sizeof(ticket));
-    return; /* the outbox closed the link (CHAT_OB_CLOSE_LINK) */
-  }
-  if (rc < 0) { /* the outbox gave up on it meanwhile (timeout) */
-    p->link = 0;
-    close_link(p, 0);
-    sodium_memzero(ticket, sizeof(ticket));
-    return;
-  }
-  chat_outbox_link_path(c->ob, link, chat_nat_path(p->way));
-  CHAT_INFO("direct link to %s: %s%s", p->name, chat_nat_path(p->way),
-            p->way == CHAT_NAT_LAN ? " (LAN address)" : "");
-  p->state = P_HELLO_SENT;
-  send_obj(p, json_pack("{s:s,s:i,s:s,s:s,s:s}", "type", "peer_hello",
-                        "proto", CHAT_PROTO_VERSION, "from", c->opts.user,
-                        "to", p->name, "ticket", ticket));
-  sodium_memzero(ticket, sizeof(ticket));
-}
-
-static void punch_try(chat_race_t *r) {
-  int flags = CHAT_DIAL_PUNCH | (r->asker ? 0 : CHAT_DIAL_TLS_ACCEPT);
-  CHAT_DEBUG("punch %d to %s at %s:%d", r->nat.punch_tries, r->name,
-             r->punch_host, r->punch_port);
-  r->punch = way_dial(r, r->punch_host, r->punch_port, CHAT_NAT_PUNCHED,
-                      flags);
-  if (!r->punch) {
-    int rc = chat_nat_failed(&r->nat, CHAT_NAT_PUNCHED, 0,
-                             (int64_t)chat__client_now(r->c));
-    if (rc & CHAT_NAT_GIVE_UP)
-      race_give_up(r, 1);
-  }
-}
-
-/* Runs what the races' clocks say; returns when r may have been freed. */
-static void race_tick(chat_race_t *r, int64_t now) {
-  int acts = chat_nat_tick(&r->nat, now);
-  if ((acts & CHAT_NAT_STOP_PUNCH) && r->punch) {
-    chat_peer_t *p = r->punch;
-    r->punch = NULL;
-    p->told = 1; /* its window is over: the tick knows */
-    p->race = NULL;
-    close_link(p, 0);
-  }
-  if (acts & CHAT_NAT_GIVE_UP) {
-    race_give_up(r, now < r->nat.end);
-    return;
-  }
-  if (acts & CHAT_NAT_START_PUNCH)
-    punch_try(r);
-}
-
-static void races_tick(chat_client_t *c) {
-  int64_t now = (int64_t)chat__client_now(c);
-  chat_race_t *r = c->races, *next;
-  for (; r; r = next) {
-    next = r->next;
-    int64_t t = chat_nat_next_deadline(&r->nat);
-    if (t >= 0 && t <= now)
-      race_tick(r, now);
-    /* a give-up may have ended other races' ways, never other races */
-  }
+  chat__peer_free(p);
 }
 
 /* ---- dialing ------------------------------------------------------------ */
@@ -493,14 +274,14 @@ static void races_tick(chat_client_t *c) {
 void chat__peer_dial(chat_client_t *c, uint64_t link, const char *to,
                      const char *host, int port, const char *ticket,
                      const char *key, const chat_dial_plan_t *plan) {
-  chat_race_t *r = race_new(c, 1, to, ticket, key ? key : "", plan);
+  chat_race_t *r = chat__race_new(c, 1, to, ticket, key ? key : "", plan);
 
   if (!r) {
     CHAT_ERROR("out of memory dialing %s", to);
     return; /* the outbox's handshake timeout takes it to the relay */
   }
   r->link = link;
-  if (way_dial(r, host, port, CHAT_NAT_DIALED, 0))
+  if (chat__race_way_dial(r, host, port, CHAT_NAT_DIALED, 0))
     chat_nat_started(&r->nat);
   else
     CHAT_ERROR("cannot dial %s", to);
@@ -510,7 +291,7 @@ void chat__peer_dial(chat_client_t *c, uint64_t link, const char *to,
     if (!a || !chat_ip_valid(a) || strcmp(a, host) == 0)
       continue;
     CHAT_INFO("dialing %s at its LAN address %s:%d", to, a, port);
-    if (way_dial(r, a, port, CHAT_NAT_LAN, 0))
+    if (chat__race_way_dial(r, a, port, CHAT_NAT_LAN, 0))
       chat_nat_started(&r->nat);
   }
   if (plan && plan->reverse)
@@ -532,7 +313,7 @@ void chat__peer_dialed(chat_peer_t *p, int status) {
     CHAT_INFO("direct link to %s (%s): TLS handshake failed", p->name,
               chat_nat_path(p->way));
     p->state = P_CLOSING; /* chat__peer_closed follows */
-    way_failed(p, 1);
+    chat__race_way_failed(p, 1);
     return;
   }
   if (status < 0)
@@ -541,16 +322,16 @@ void chat__peer_dialed(chat_peer_t *p, int status) {
   if (!key || strcmp(key, r->key) != 0) {
     CHAT_WARN("direct link to %s (%s) refused: its key is not the one the "
               "server vouched for", p->name, chat_nat_path(p->way));
-    way_failed(p, 1);
-    close_link(p, 1); /* after our TLS Finished: no frame of ours */
+    chat__race_way_failed(p, 1);
+    chat__peer_shut(p, 1); /* after our TLS Finished: no frame of ours */
     return;
   }
   if (r->asker) {
     if (!chat_nat_secured(&r->nat, p->way)) {
-      close_link(p, 1); /* another way won */
+      chat__peer_shut(p, 1); /* another way won */
       return;
     }
-    way_won(r, p, key);
+    chat__race_way_won(r, p, key);
     return;
   }
   /* The target's way (reverse or punch): the asker says hello on it if it
@@ -560,9 +341,10 @@ void chat__peer_dialed(chat_peer_t *p, int status) {
   p->state = P_AWAIT_HELLO;
   p->since = chat__client_now(c);
   if (p->way == CHAT_NAT_REVERSE)
-    send_obj(p, json_pack("{s:s,s:i,s:s,s:s}", "type", "peer_reverse",
-                          "proto", CHAT_PROTO_VERSION, "from", c->opts.user,
-                          "to", p->name));
+    chat__peer_send_obj(p, json_pack("{s:s,s:i,s:s,s:s}", "type",
+                                     "peer_reverse", "proto",
+                                     CHAT_PROTO_VERSION, "from", c->opts.user,
+                                     "to", p->name));
 }
 
 void chat__peer_tcp_up(chat_peer_t *p) {
@@ -583,21 +365,21 @@ void chat__peer_close_link(chat_client_t *c, uint64_t link) {
   chat_peer_t *p;
   for (chat_race_t *r = c->races; r; r = r->next)
     if (r->asker && r->link == link) {
-      race_end(r, NULL); /* the outbox gave up on it */
+      chat__race_end(r, NULL); /* the outbox gave up on it */
       break;
     }
   p = peer_by_link(c, link);
   if (!p)
     return;
   p->link = 0; /* the outbox has forgotten it already */
-  close_link(p, 1);
+  chat__peer_shut(p, 1);
 }
 
 void chat__peer_close_all(chat_client_t *c) {
   while (c->races)
-    race_end(c->races, NULL);
+    chat__race_end(c->races, NULL);
   for (chat_peer_t *p = c->peers; p; p = p->next)
-    close_link(p, 1);
+    chat__peer_shut(p, 1);
 }
 
 /* ---- accepting ---------------------------------------------------------- */
@@ -616,11 +398,11 @@ void chat__peer_on_expect(chat_client_t *c, const char *from,
   if (c->stopping || !key || !chat_key_valid(key) ||
       (!(host && port > 0) && !punch))
     return;
-  if (!(r = race_new(c, 0, from, ticket, key, plan)))
+  if (!(r = chat__race_new(c, 0, from, ticket, key, plan)))
     return;
   if (host && port > 0) {
     CHAT_INFO("dialing back %s at %s:%d", from, host, port);
-    if (way_dial(r, host, port, CHAT_NAT_REVERSE, 0))
+    if (chat__race_way_dial(r, host, port, CHAT_NAT_REVERSE, 0))
       chat_nat_started(&r->nat);
   }
 }
@@ -669,13 +451,13 @@ static void reverse_joins(chat_peer_t *p, chat_race_t *r) {
     refuse(p, WHY_KEY);
     return;
   }
-  inbound_decided(p);
+  chat__peer_decided(p);
   p->way = CHAT_NAT_REVERSE;
   if (!chat_nat_secured(&r->nat, CHAT_NAT_REVERSE)) {
-    close_link(p, 1);
+    chat__peer_shut(p, 1);
     return;
   }
-  way_won(r, p, key);
+  chat__race_way_won(r, p, key);
 }
 
 chat_peer_t *chat__peer_accepted(chat_client_t *c, void *link) {
@@ -684,7 +466,7 @@ chat_peer_t *chat__peer_accepted(chat_client_t *c, void *link) {
     return NULL;
   if (c->n_inbound >= CHAT_CLIENT_MAX_INBOUND)
     return NULL; /* too many half-open links: shed this one */
-  if (!(p = peer_new(c)))
+  if (!(p = chat__peer_new(c)))
     return NULL;
   p->io = link;
   p->inbound = 1;
@@ -708,12 +490,12 @@ void chat__peer_sweep(chat_client_t *c) {
       c->env->peer_resume(c->env_ctx, p->io);
       reverse_joins(p, r);
     }
-  races_tick(c);
+  chat__races_tick(c);
   for (p = c->peers; p; p = p->next)
     if ((p->state == P_AWAIT_HELLO || p->state == P_WAIT_RACE) &&
         now - p->since >= CHAT_CLIENT_HELLO_MS) {
-      inbound_decided(p);
-      close_link(p, 0);
+      chat__peer_decided(p);
+      chat__peer_shut(p, 0);
     }
 }
 

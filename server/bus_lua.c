@@ -216,11 +216,12 @@ const char *const chat__bus_lua[CHAT__SC_COUNT] = {
      * body). One HGET per recipient, then one inbox entry (B) per target
      * node holding its groups, each as a field x, in the order given: no
      * concatenation, since Redis's Lua hashes every byte of every string
-     * it makes (46 % of Redis's CPU at 1 KiB when the groups were joined). Looking up and
-     * appending in one script means nothing lands in the inbox of a node
-     * the recipient has left (a login elsewhere moves what that inbox
-     * holds for it). Returns each recipient's node ('' for nowhere); the
-     * caller keeps what is for itself or for nobody. */
+     * it makes (46 % of Redis's CPU at 1 KiB when the groups were
+     * joined). Looking up and appending in one script means nothing lands
+     * in the inbox of a node the recipient has left (a login elsewhere
+     * moves what that inbox holds for it). Returns each recipient's node
+     * ('' for nowhere); the caller keeps what is for itself or for
+     * nobody. */
     [CHAT__SC_BUS_CARRY] =
         "#!lua\n"
         "local me, out, by, order = ARGV[1], {}, {}, {}\n"
