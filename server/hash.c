@@ -1,8 +1,11 @@
 /* hash.c -- argon2id via libsodium, off the loop thread: on the hash pool's
- * own threads, or on libuv's pool when there is no hash pool. */
+ * own threads (which hand it to the helper process when the pool has one,
+ * hasher.h), or on libuv's pool when there is no hash pool. */
 #include "hash.h"
 
 #include "hash_int.h"
+#include "hasher.h"
+#include "chat_log.h"
 #include "worker.h"
 
 #include <errno.h>
@@ -13,7 +16,10 @@
 
 struct chat__hash_pool {
   chat__worker_t *worker;
-  uint64_t computed; /* atomic: counted on the hash threads */
+  chat__hasher_t *hasher; /* owned; NULL: hashes run on worker's threads */
+  int hasher_lost;        /* atomic: said once that it is gone */
+  uint64_t computed;  /* atomic: counted on the hash threads */
+  uint64_t in_helper; /* atomic: likewise */
   uint64_t cancelled, refused;
 };
 
@@ -102,10 +108,34 @@ static void libuv_after(uv_work_t *req, int status) {
   finish(req->data, status);
 }
 
+/* In the helper when there is one; in this thread when it is gone (or the
+ * request does not fit its records), so a lost helper costs latency, never
+ * a login. */
+static void compute_pooled(hash_work_t *w) {
+  chat__hash_pool_t *p = w->pool;
+  int r;
+
+  if (p->hasher != NULL) {
+    r = chat__hasher_call(p->hasher, w->verify, w->cost, w->password,
+                          w->hash, sizeof(w->hash));
+    if (r == 0 || r == -EACCES) {
+      w->status = r;
+      __atomic_fetch_add(&p->in_helper, 1, __ATOMIC_RELAXED);
+      return;
+    }
+    if (r == -EPIPE && __atomic_exchange_n(&p->hasher_lost, 1,
+                                           __ATOMIC_RELAXED) == 0)
+      CHAT_ERROR("the hashing helper (pid %ld) is gone; hashing in the "
+                 "server process from now on",
+                 (long)chat__hasher_pid(p->hasher));
+  }
+  compute(w);
+}
+
 static void job_work(chat__worker_job_t *job) {
   hash_work_t *w = job->data;
 
-  compute(w);
+  compute_pooled(w);
   __atomic_fetch_add(&w->pool->computed, 1, __ATOMIC_RELAXED);
 }
 
@@ -181,21 +211,28 @@ void chat__hash_cancel(chat__hash_req_t *w) {
 /* ---- the pool ------------------------------------------------------------ */
 
 int chat__hash_pool_new(uv_loop_t *loop, unsigned nthreads, size_t max_queued,
-                        chat__hash_pool_t **out) {
+                        chat__hasher_t *hasher, chat__hash_pool_t **out) {
   chat__hash_pool_t *p = calloc(1, sizeof(*p));
   int r;
 
   *out = NULL;
-  if (p == NULL)
+  if (p == NULL) {
+    chat__hasher_free(hasher);
     return -ENOMEM;
+  }
   if (nthreads == 0)
     nthreads = chat__worker_default_threads();
-  chat__worker_opts_t o = {nthreads, max_queued, CHAT_HASH_NICE};
+  /* With a helper these threads only wait for it, and it is the helper
+   * that runs idle-class; without one they hash, so they give way. */
+  chat__worker_opts_t o = {nthreads, max_queued,
+                           hasher != NULL ? 0 : CHAT_HASH_NICE};
   r = chat__worker_new_opts(loop, &o, &p->worker);
   if (r < 0) {
+    chat__hasher_free(hasher);
     free(p);
     return r;
   }
+  p->hasher = hasher;
   *out = p;
   return 0;
 }
@@ -208,11 +245,13 @@ void chat__hash_pool_free(chat__hash_pool_t *p) {
   if (p == NULL)
     return;
   chat__worker_free(p->worker); /* runs the callbacks still to come */
+  chat__hasher_free(p->hasher);  /* no call is in progress any more */
   free(p);
 }
 
 void chat__hash_pool_stats(chat__hash_pool_t *p, chat__hash_stats_t *out) {
   out->computed = __atomic_load_n(&p->computed, __ATOMIC_RELAXED);
+  out->in_helper = __atomic_load_n(&p->in_helper, __ATOMIC_RELAXED);
   out->cancelled = p->cancelled;
   out->refused = p->refused;
 }

@@ -27,22 +27,28 @@
 
 typedef struct chat__hash_pool chat__hash_pool_t;
 typedef struct chat__hash_req chat__hash_req_t;
+typedef struct chat__hasher chat__hasher_t;
 
 /* nthreads 0: chat__worker_default_threads() (the CPUs, at least 1);
- * max_queued 0: no bound. Returns 0, -ENOMEM or a libuv error. */
+ * max_queued 0: no bound. hasher: NULL (the pool's threads hash, at
+ * CHAT_HASH_NICE and SCHED_IDLE), or a helper process with at least
+ * nthreads slots (hasher.h) that the pool takes over, even on failure: the
+ * threads then only wait for it, and hash themselves only if it dies.
+ * Returns 0, -ENOMEM or a libuv error. */
 int chat__hash_pool_new(uv_loop_t *loop, unsigned nthreads, size_t max_queued,
-                        chat__hash_pool_t **out);
+                        chat__hasher_t *hasher, chat__hash_pool_t **out);
 /* For shutdown: refuses new hashes (-ESHUTDOWN) and cancels the queued ones
  * (their callbacks come later on the loop with -ECANCELED); the running
  * ones finish. Does not block. */
 void chat__hash_pool_stop(chat__hash_pool_t *p);
 /* Stops, waits for the running hashes only, calls every callback still to
- * come (here), and closes: run the loop once more before closing it. NULL
- * is a no-op. */
+ * come (here), ends the helper, and closes: run the loop once more before
+ * closing it. NULL is a no-op. */
 void chat__hash_pool_free(chat__hash_pool_t *p);
 
 typedef struct chat__hash_stats {
   uint64_t computed;  /* hashes and verifies actually run */
+  uint64_t in_helper; /* of those, run by the helper process */
   uint64_t cancelled; /* submitted, never run */
   uint64_t refused;   /* -EAGAIN: the queue was full */
 } chat__hash_stats_t;

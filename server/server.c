@@ -15,7 +15,10 @@
 #include "chat_addr.h"
 #include "chat_log.h"
 #include "cluster.h"
+#include "hash.h"
+#include "hasher.h"
 #include "net.h"
+#include "worker.h"
 
 /* Each client needs a descriptor; leave room for the store and the loop. */
 #define FD_RESERVE 64
@@ -211,9 +214,18 @@ int chat_server_run(const chat_server_opts_t *opts) {
   signal(SIGPIPE, SIG_IGN);
   raise_fd_limit(opts->cfg.max_clients);
 
+  /* The hashing helper is forked first, while this process has one
+   * thread (hasher.h); without it the pool's threads hash. */
+  unsigned nhash = chat__worker_default_threads();
+  chat__hasher_t *hasher = NULL;
+  if ((r = chat__hasher_start(nhash, &hasher)) < 0)
+    CHAT_WARN("no hashing helper process (%s): hashing in the server",
+              chat_strerror(r));
+
   uv_loop_t *loop = uv_default_loop();
   chat__engine_t *engine = NULL;
   if ((r = open_engine(loop, opts, &engine)) < 0) {
+    chat__hasher_free(hasher);
     chat_tls_ctx_free(tls_ctx);
     uv_run(loop, UV_RUN_DEFAULT);
     uv_loop_close(loop);
@@ -221,9 +233,11 @@ int chat_server_run(const chat_server_opts_t *opts) {
   }
   chat__srv_t *srv = malloc(sizeof(*srv));
   chat__hash_pool_t *hashes = NULL;
+  if (srv == NULL)
+    chat__hasher_free(hasher); /* else the pool takes it, even failing */
   if (srv == NULL ||
-      (r = chat__hash_pool_new(loop, 0, CHAT_HASH_QUEUE_DEFAULT, &hashes)) <
-          0) {
+      (r = chat__hash_pool_new(loop, nhash, CHAT_HASH_QUEUE_DEFAULT, hasher,
+                               &hashes)) < 0) {
     CHAT_ERROR("start-up: out of memory");
     chat_tls_ctx_free(tls_ctx);
     chat__engine_free(engine); /* closes the store */

@@ -8,8 +8,8 @@
  * each other.
  *
  * A job's work function runs on one of the worker's threads; its done
- * function runs afterwards on the loop thread (through a uv_async_t). Jobs
- * start in the order they were submitted. Everything but the work function
+ * function runs afterwards on the loop thread (woken through an eventfd).
+ * Jobs start in the order they were submitted. Everything but the work function
  * is called on the loop thread only.
  */
 #ifndef CHAT_WORKER_H
@@ -59,7 +59,7 @@ int chat__worker_new_opts(uv_loop_t *loop, const chat__worker_opts_t *opts,
                           chat__worker_t **out);
 
 /* Starts nthreads (at least 1) threads. max_queued bounds the jobs waiting
- * to start (running ones do not count); 0 means no bound. The async handle
+ * to start (running ones do not count); 0 means no bound. The poll handle
  * keeps the loop alive only while some job's done is still to come.
  * Returns 0, -EINVAL (nthreads 0), -ENOMEM or a libuv error (when a thread
  * could not start; the loop must then run once more, as after
@@ -85,7 +85,7 @@ void chat__worker_stop(chat__worker_t *w);
 
 /* Stops (as chat__worker_stop), waits for the running jobs only, joins the
  * threads, then calls, here, done for every job whose done was still to
- * come, in order. The async handle is closed, so the memory is released in
+ * come, in order. The poll handle is closed, so the memory is released in
  * its close callback: run the loop once more before closing it. NULL is a
  * no-op. */
 void chat__worker_free(chat__worker_t *w);

@@ -85,8 +85,9 @@ static inline void fx_open(fx_t *f, const char *path) {
   cfg.hash_cost = CHAT_HASH_MIN;
   cfg.rate_limit = 0;
   assert_int_equal(chat__srv_init(&f->srv, &f->loop, &cfg, f->engine), 0);
-  assert_int_equal(
-      chat__hash_pool_new(&f->loop, 2, CHAT_HASH_QUEUE_DEFAULT, &f->hashes), 0);
+  assert_int_equal(chat__hash_pool_new(&f->loop, 2, CHAT_HASH_QUEUE_DEFAULT,
+                                       NULL, &f->hashes),
+                   0);
   f->srv.hashes = f->hashes;
 }
 

@@ -83,7 +83,8 @@ static void test_commit_while_hash_pool_saturated(void **state) {
   assert_int_equal(uv_loop_init(&loop), 0);
   assert_int_equal(chat__store_open(":memory:", &store, err, sizeof(err)), 0);
   assert_int_equal(chat__committer_new(&loop, store, &cm), 0);
-  assert_int_equal(chat__hash_pool_new(&loop, HASH_THREADS, 0, &pool), 0);
+  assert_int_equal(
+      chat__hash_pool_new(&loop, HASH_THREADS, 0, NULL, &pool), 0);
   c.pool = pool;
 
   assert_int_equal(uv_sem_init(&uv_started, 0), 0);
@@ -261,7 +262,8 @@ static void test_abandoned_register_not_hashed(void **state) {
 static void small_pool(fx_t *f, size_t max_queued) {
   chat__hash_pool_free(f->hashes);
   uv_run(&f->loop, UV_RUN_DEFAULT);
-  assert_int_equal(chat__hash_pool_new(&f->loop, 1, max_queued, &f->hashes), 0);
+  assert_int_equal(
+      chat__hash_pool_new(&f->loop, 1, max_queued, NULL, &f->hashes), 0);
   f->srv.hashes = f->hashes;
 }
 
