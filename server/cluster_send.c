@@ -285,15 +285,20 @@ void chat__cluster_on_carried(chat__srv_t *srv, const chat__bus_event_t *ev) {
     return;
   }
   s = to->session;
-  if (s != NULL && !s->ended &&
-      (chat__mailbox_find(&srv->mb, to, from, ev->b) != NULL ||
-       chat__mailbox_find_sent(&srv->mb, from, ev->b) != NULL))
-    return; /* a repeat of one in memory: the recipient has it */
   wire = chat_line_deliver_len(ev->a, NULL, ev->b,
                                chat_json_escaped_len(body, ev->body_len));
-  if (s != NULL && !s->ended && to->full && chat__srv_can_push(srv, to, wire) &&
-      chat__mailbox_add(&srv->mb, to, from, NULL, ev->b, body, ev->body_len,
-                        wire, ev->seq, ev->ts, &h) == 0) {
+  int r = -EAGAIN; /* not added */
+  if (s != NULL && !s->ended && to->full && chat__srv_can_push(srv, to, wire))
+    r = chat__mailbox_add(&srv->mb, to, from, NULL, ev->b, body,
+                          ev->body_len, wire, ev->seq, ev->ts, &h);
+  /* A repeat of one in memory: the recipient has it. mailbox_add checks
+   * that on the way in; when it was not asked, it is checked here. */
+  if (r == -EEXIST ||
+      (r != 0 && s != NULL && !s->ended &&
+       (chat__mailbox_find(&srv->mb, to, from, ev->b) != NULL ||
+        chat__mailbox_find_sent(&srv->mb, from, ev->b) != NULL)))
+    return;
+  if (r == 0) {
     /* As a relay here: the store's cursor is left alone (this seq is
      * another node's clock); its inbox entry stays until it is acked or
      * written */
