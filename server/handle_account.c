@@ -84,8 +84,13 @@ static void op_done(account_op_t *op) {
   free(op);
 }
 
-/* The pool's queue is full: refused before any state changed. */
-static void busy_hashing(chat__session_t *s, const json_t *id) {
+/* The pool's queue is full: refused before any state changed. The wait is
+ * the server's, not the client's, so the connection's --login-timeout
+ * starts again: a client that keeps trying through a long storm is not an
+ * idle connection to cut off. */
+static void busy_hashing(chat__srv_t *srv, chat__session_t *s,
+                         const json_t *id) {
+  s->opened_ms = uv_now(srv->loop);
   chat__session_error(s, id, CHAT_E_RATE_LIMITED,
                       "server busy hashing passwords; try again shortly");
 }
@@ -149,7 +154,7 @@ static void reg_checked(void *arg, int status, chat__user_t *u,
   if (r < 0) {
     chat__registry_unreserve(&op->srv->reg, op->u);
     if (r == -EAGAIN)
-      busy_hashing(op->s, op->id);
+      busy_hashing(op->srv, op->s, op->id);
     else
       chat__session_error(op->s, op->id, CHAT_E_INTERNAL, "hashing failed");
     op_done(op);
@@ -162,7 +167,7 @@ int chat__handle_register(chat__srv_t *srv, chat__session_t *s,
   /* Refused before the store is read for it: in a storm the retries of
    * refused requests must not queue reads where commits wait. */
   if (chat__hash_pool_admit(srv->hashes) < 0) {
-    busy_hashing(s, m->id);
+    busy_hashing(srv, s, m->id);
     return 0;
   }
   int r = chat__registry_reserve(&srv->reg, m->user, &u);
@@ -371,7 +376,7 @@ static void login_loaded(void *arg, int status, chat__user_t *u,
   if (r < 0) {
     drop_lists(u);
     if (r == -EAGAIN)
-      busy_hashing(s, op->id);
+      busy_hashing(op->srv, s, op->id);
     else
       chat__session_error(s, op->id, CHAT_E_INTERNAL, "hashing failed");
     op_done(op);
@@ -416,7 +421,7 @@ int chat__handle_login(chat__srv_t *srv, chat__session_t *s,
   if (!op->by_token && chat__hash_pool_admit(srv->hashes) < 0) {
     /* No room for its hash: refused before the store is read for it (a
      * storm's retries must not queue reads where commits wait). */
-    busy_hashing(s, op->id);
+    busy_hashing(srv, s, op->id);
     op_done(op);
     return 0;
   }

@@ -221,7 +221,7 @@ int chat__hash_pool_new(uv_loop_t *loop, unsigned nthreads, size_t max_queued,
     return -ENOMEM;
   }
   if (nthreads == 0)
-    nthreads = chat__worker_default_threads();
+    nthreads = chat__hash_default_threads();
   /* With a helper these threads only wait for it, and it is the helper
    * that runs idle-class; without one they hash, so they give way. */
   chat__worker_opts_t o = {nthreads, max_queued,
@@ -235,6 +235,12 @@ int chat__hash_pool_new(uv_loop_t *loop, unsigned nthreads, size_t max_queued,
   p->hasher = hasher;
   *out = p;
   return 0;
+}
+
+unsigned chat__hash_default_threads(void) {
+  unsigned n = chat__worker_default_threads();
+
+  return n > 1 ? n - 1 : 1;
 }
 
 void chat__hash_pool_stop(chat__hash_pool_t *p) {

@@ -16,7 +16,7 @@
 #include "server.h" /* chat_server_hash_cost_t */
 
 /* Hashes that may wait for a thread; more are refused with -EAGAIN. At the
- * interactive cost on 2 threads that is about 15 s of work. */
+ * interactive cost on 1 thread (2 CPUs) that is about 40 s of work. */
 #define CHAT_HASH_QUEUE_DEFAULT 1024
 
 /* The hash threads run this much nicer than the rest of the server: with
@@ -29,7 +29,16 @@ typedef struct chat__hash_pool chat__hash_pool_t;
 typedef struct chat__hash_req chat__hash_req_t;
 typedef struct chat__hasher chat__hasher_t;
 
-/* nthreads 0: chat__worker_default_threads() (the CPUs, at least 1);
+/* One fewer than the CPUs this process may use, at least 1. The loop and
+ * the store thread answer every client; a core of their own is what keeps
+ * a `stored` reply as fast during a login storm as without one. With every
+ * core hashing, even idle-class hashes that give way at once left the
+ * storm's `stored` p99 at 2-4x quiet (cold caches, a scheduler tick here
+ * and there); with one core left, 1.07x, at half the login rate on two
+ * cores (docs/PERFORMANCE.md, "Login storm"). */
+unsigned chat__hash_default_threads(void);
+
+/* nthreads 0: chat__hash_default_threads();
  * max_queued 0: no bound. hasher: NULL (the pool's threads hash, at
  * CHAT_HASH_NICE and SCHED_IDLE), or a helper process with at least
  * nthreads slots (hasher.h) that the pool takes over, even on failure: the

@@ -18,7 +18,6 @@
 #include "hash.h"
 #include "hasher.h"
 #include "net.h"
-#include "worker.h"
 
 /* Each client needs a descriptor; leave room for the store and the loop. */
 #define FD_RESERVE 64
@@ -216,7 +215,7 @@ int chat_server_run(const chat_server_opts_t *opts) {
 
   /* The hashing helper is forked first, while this process has one
    * thread (hasher.h); without it the pool's threads hash. */
-  unsigned nhash = chat__worker_default_threads();
+  unsigned nhash = chat__hash_default_threads();
   chat__hasher_t *hasher = NULL;
   if ((r = chat__hasher_start(nhash, &hasher)) < 0)
     CHAT_WARN("no hashing helper process (%s): hashing in the server",

@@ -352,6 +352,42 @@ static void test_full_queue_refused_before_reading(void **state) {
   cap_empty(c);
 }
 
+/* A connection refused because the server is busy hashing is not an idle
+ * one: its login clock starts again, so a client retrying through a long
+ * storm is not cut off by --login-timeout for the server's delay. */
+static void test_busy_refusal_restarts_login_clock(void **state) {
+  fx_t *f = *state;
+  gate_t g;
+
+  f->srv.cfg.login_timeout = 60;
+  fx_user(f, "bob");
+  small_pool(f, 1);
+  cap_t *a = fx_connect(f), *c = fx_connect(f);
+  c->s->opened_ms = 0; /* opened long ago, as after a minute of retries */
+  gate_hold(&g, chat__hash_pool_worker(f->hashes));
+  login(f, a, "l1", "bob");
+  wait_queued(f, 1); /* full */
+  login(f, c, "l2", "bob");
+  json_t *e = cap_next(c);
+  uint64_t now = uv_now(&f->loop);
+  chat__srv_sweep(&f->srv, now + 59000);
+  int cut = c->closed;
+  gate_open(&g);
+  fx_run(f);
+  gate_destroy(&g);
+
+  assert_non_null(e);
+  assert_string_equal(jstr(e, "code"), "rate_limited");
+  json_decref(e);
+  assert_true(c->s->opened_ms >= now - 1000 && c->s->opened_ms <= now);
+  assert_false(cut);
+  cap_empty(c);
+  /* the clock still runs: a minute after the refusal it is cut */
+  chat__srv_sweep(&f->srv, c->s->opened_ms + 60000);
+  assert_true(c->closed);
+  cap_expect_drop(a, "ok", NULL);
+}
+
 /* Shutdown: stopping the pool cancels the queued hashes; their sessions
  * get no reply, and nothing queued is computed. */
 static void test_stop_drops_queued(void **state) {
@@ -420,6 +456,7 @@ int main(void) {
       T(test_abandoned_register_not_hashed),
       T(test_full_queue_rate_limited),
       T(test_full_queue_refused_before_reading),
+      T(test_busy_refusal_restarts_login_clock),
       T(test_stop_drops_queued),
       T(test_failed_login_keeps_a_racing_one),
   };
