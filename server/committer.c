@@ -23,6 +23,7 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -101,6 +102,9 @@ struct chat__committer {
   chat__committer_fail_cb fail_cb;
   void *fail_arg;
   int open_handles;
+  uv_timer_t trim_timer; /* unref'd: an idle committer keeps no loop alive */
+  chat__worker_job_t trim_job; /* gives the store's cache back when idle */
+  bool trim_busy;
   chat__committer_stats_t stats;
 };
 
@@ -284,6 +288,7 @@ static void fire_waiters(batch_t *b, int status) {
 
 static void on_idle(uv_idle_t *h) {}
 static void on_check(uv_check_t *h);
+static void submit(chat__committer_t *c);
 
 static void arm(chat__committer_t *c) {
   if (c->work_busy || c->freeing || c->backoff)
@@ -316,12 +321,10 @@ static void on_retry(uv_timer_t *t) {
     arm(c);
 }
 
-/* Handles the result of the batch in flight, on the loop thread. */
-static void finish_flying(chat__committer_t *c) {
-  batch_t *b = c->flying;
+/* Handles the result of a batch that was in flight, on the loop thread. */
+static void finish_batch(chat__committer_t *c, batch_t *b) {
   int status = b->status;
 
-  c->flying = NULL;
   count(c, b);
   if (status != 0 && !c->freeing) {
     if (c->fail_cb != NULL && b->nfailed > 0)
@@ -332,6 +335,13 @@ static void finish_flying(chat__committer_t *c) {
   reset_batch(b);
   fire_waiters(b, status);
   fire_reads(b);
+}
+
+static void finish_flying(chat__committer_t *c) {
+  batch_t *b = c->flying;
+
+  c->flying = NULL;
+  finish_batch(c, b);
 }
 
 static void work_cb(chat__worker_job_t *job) {
@@ -345,11 +355,44 @@ static void work_cb(chat__worker_job_t *job) {
 }
 
 static void maybe_release(chat__committer_t *c) {
-  if (c->freeing && c->open_handles == 0 && !c->work_busy) {
+  if (c->freeing && c->open_handles == 0 && !c->work_busy && !c->trim_busy) {
     uv_cond_destroy(&c->cv);
     uv_mutex_destroy(&c->mu);
     free(c);
   }
+}
+
+/* The store's page cache (4 MiB) is sized for bursts: it holds the index
+ * pages a batch touches, which a smaller one read back from the OS every
+ * commit (a tenth of the stored path). Idle, it would only pin memory, so
+ * once the committer has been idle for CHAT_COMMITTER_TRIM_MS the store
+ * thread gives it back, and hands what glibc holds free to the system
+ * (the sweep's malloc_trim may be seconds away). */
+static void trim_work(chat__worker_job_t *job) {
+  chat__committer_t *c = job->data;
+
+  chat__store_trim(c->store);
+  malloc_trim(0);
+}
+
+static void trim_done(chat__worker_job_t *job, int status) {
+  chat__committer_t *c = job->data;
+
+  c->trim_busy = false;
+  if (status == 0)
+    c->stats.trims++;
+  maybe_release(c);
+}
+
+static void on_trim_timer(uv_timer_t *t) {
+  chat__committer_t *c = t->data;
+
+  if (c->trim_busy || c->freeing || c->work_busy || c->open->n > 0 ||
+      c->open->nrd > 0)
+    return; /* busy again: the next idle spell restarts the timer */
+  if (chat__worker_submit(c->worker, &c->trim_job, trim_work, trim_done) ==
+      0)
+    c->trim_busy = true;
 }
 
 static void after_work_cb(chat__worker_job_t *job, int status) {
@@ -357,15 +400,28 @@ static void after_work_cb(chat__worker_job_t *job, int status) {
 
   c->work_busy = false;
   if (c->flying != NULL) { /* else flush_sync already handled it */
+    batch_t *b = c->flying;
     if (status < 0) /* never started: the worker was stopped */
-      c->flying->status = status;
-    finish_flying(c);
+      b->status = status;
+    c->flying = NULL;
+    /* The next commit starts before this one's callbacks run: they send
+     * the replies, and the store thread would sit idle meanwhile (a sixth
+     * of its time on the stored path). After a failure the next waits for
+     * the retry timer instead. b becomes the open batch here; its
+     * callbacks are taken out of it before they run, so what they add
+     * goes to the next batch, as before. */
+    if (b->status == 0 && !c->freeing && !c->backoff &&
+        (c->open->n > 0 || c->open->nrd > 0))
+      submit(c);
+    finish_batch(c, b);
   }
   if (c->open->n > 0 || c->open->nw > 0 || c->open->nrd > 0) {
     arm(c);
-  } else { /* idle: both batches are empty */
+  } else if (!c->work_busy) { /* idle: both batches are empty */
     trim_batch(&c->b[0], IDLE_BUF_BYTES, IDLE_RECS);
     trim_batch(&c->b[1], IDLE_BUF_BYTES, IDLE_RECS);
+    if (!c->freeing)
+      uv_timer_start(&c->trim_timer, on_trim_timer, CHAT_COMMITTER_TRIM_MS, 0);
   }
   maybe_release(c);
 }
@@ -373,7 +429,6 @@ static void after_work_cb(chat__worker_job_t *job, int status) {
 static void on_check(uv_check_t *h) {
   chat__committer_t *c = h->data;
   batch_t *b = c->open;
-  int r;
 
   disarm(c);
   if (c->work_busy)
@@ -382,6 +437,15 @@ static void on_check(uv_check_t *h) {
     fire_waiters(b, 0);
     return;
   }
+  submit(c);
+}
+
+/* Hands the open batch to the store thread; the other becomes the open
+ * one. */
+static void submit(chat__committer_t *c) {
+  batch_t *b = c->open;
+  int r;
+
   c->open = b == &c->b[0] ? &c->b[1] : &c->b[0];
   c->flying = b;
   c->flying_done = false;
@@ -424,13 +488,17 @@ int chat__committer_new(uv_loop_t *loop, chat__store_t *store,
   c->store = store;
   c->open = &c->b[0];
   c->job.data = c;
+  c->trim_job.data = c;
   uv_idle_init(loop, &c->idle);
   uv_check_init(loop, &c->check);
   uv_timer_init(loop, &c->retry);
+  uv_timer_init(loop, &c->trim_timer);
+  uv_unref((uv_handle_t *)&c->trim_timer);
   c->idle.data = c;
   c->check.data = c;
   c->retry.data = c;
-  c->open_handles = 3;
+  c->trim_timer.data = c;
+  c->open_handles = 4;
   *out = c;
   return 0;
 }
@@ -612,6 +680,7 @@ void chat__committer_free(chat__committer_t *c) {
   uv_close((uv_handle_t *)&c->idle, on_close);
   uv_close((uv_handle_t *)&c->check, on_close);
   uv_close((uv_handle_t *)&c->retry, on_close);
+  uv_close((uv_handle_t *)&c->trim_timer, on_close);
 }
 
 void chat__committer_on_fail(chat__committer_t *c, chat__committer_fail_cb cb,

@@ -55,6 +55,9 @@ int chat__committer_then(chat__committer_t *c, chat__committer_cb cb,
  * not spin against a store that keeps failing. Not called for batches that
  * chat__committer_flush_sync() commits itself. cb NULL turns it off. */
 #define CHAT_COMMITTER_RETRY_MS 250
+/* After this long with nothing to commit, the store thread gives back the
+ * store's page cache and the memory glibc holds free. */
+#define CHAT_COMMITTER_TRIM_MS 500
 typedef void (*chat__committer_fail_cb)(void *arg, const chat__store_op_t *ops,
                                         size_t n, int status);
 void chat__committer_on_fail(chat__committer_t *c, chat__committer_fail_cb cb,
@@ -101,6 +104,7 @@ typedef struct chat__committer_stats {
   uint64_t failed_batches; /* of which rolled back */
   uint64_t ops;            /* ops in committed batches */
   uint64_t max_batch;      /* most ops in one batch */
+  uint64_t trims;          /* times the store's cache was given back */
 } chat__committer_stats_t;
 
 void chat__committer_stats(const chat__committer_t *c,

@@ -164,7 +164,19 @@ int chat__store_apply(chat__store_t *s, const chat__store_op_t *ops, size_t n);
 /* Checks one op the way chat__store_apply() does: 0 or -EINVAL. */
 int chat__store_op_check(const chat__store_op_t *op);
 
+/* Gives back the memory of pages the connection caches (they are read
+ * again from the file, or the OS's cache, when next needed). On the
+ * store's thread, when it is idle. */
+void chat__store_trim(chat__store_t *s);
+/* Bytes the connection's page cache holds now; on the store's thread (or
+ * while it is idle). */
+size_t chat__store_cache_bytes(chat__store_t *s);
+
 /* ---- Fault injection, for tests ---------------------------------------- */
+
+/* The thread that checkpoints the WAL (store_ckpt.h), or NULL when there is
+ * none (":memory:", read-only, or it could not start). */
+struct chat__ckpt *chat__store_checkpointer(chat__store_t *s);
 
 /* Makes the next chat__store_apply() with n > 0 run its ops, then roll back
  * and return err (a negative code) instead of committing. err == 0 cancels.

@@ -9,6 +9,8 @@
  */
 #include "store.h"
 
+#include "store_ckpt.h"
+
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -136,6 +138,7 @@ static const char schema_v2_sql[] =
 
 struct chat__store {
   sqlite3 *db;
+  chat__ckpt_t *ckpt; /* NULL: no WAL, or SQLite checkpoints on commit */
   sqlite3_stmt *stmt[ST_COUNT];
   atomic_int fail_next; /* negative code for the next apply, or 0 */
 };
@@ -169,6 +172,21 @@ static int64_t query_int(sqlite3 *db, const char *sql) {
     v = sqlite3_column_int64(st, 0);
   sqlite3_finalize(st);
   return v;
+}
+
+static bool is_wal(sqlite3 *db) {
+  sqlite3_stmt *st;
+  bool wal = false;
+
+  if (sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL) !=
+      SQLITE_OK)
+    return false;
+  if (sqlite3_step(st) == SQLITE_ROW) {
+    const char *m = (const char *)sqlite3_column_text(st, 0);
+    wal = m != NULL && strcmp(m, "wal") == 0;
+  }
+  sqlite3_finalize(st);
+  return wal;
 }
 
 static int init_schema(sqlite3 *db, char *errbuf, size_t errlen) {
@@ -243,16 +261,21 @@ int chat__store_open(const char *path, chat__store_t **out, char *errbuf,
   }
   if (init_schema(s->db, errbuf, errlen) != 0)
     goto fail;
-  /* A small page cache: the OS keeps the file's pages anyway, and a
-   * commit's working set is the index leaves of the users it touches.
-   * SQLite's default (2 MB) was most of what a node's memory grew by while
-   * holding 200,000 messages, with no measurable gain in the stored or the
-   * paging path (docs/PERFORMANCE.md, issue 12). */
-  if (sqlite3_exec(s->db, "PRAGMA cache_size=-512", NULL, NULL, NULL) !=
+  /* A commit's working set is the index leaves of the users it touches:
+   * with 100 senders, about 1 MB. A 512 KiB cache read them back from the
+   * OS every commit, a tenth of the stored path's time; 16 MB was no
+   * faster than 4. The committer gives the cache back when it goes idle
+   * (chat__store_trim), so an idle node does not keep it (issue 12,
+   * docs/PERFORMANCE.md). */
+  if (sqlite3_exec(s->db, "PRAGMA cache_size=-4096", NULL, NULL, NULL) !=
       SQLITE_OK) {
     set_err(errbuf, errlen, path, s->db);
     goto fail;
   }
+  /* Without a thread for them (it could not start), SQLite's own
+   * checkpoints on commit still bound the log. */
+  if (is_wal(s->db) && sqlite3_db_readonly(s->db, "main") == 0)
+    (void)chat__ckpt_start(s->db, path, &s->ckpt);
   for (i = 0; i < ST_COUNT; i++) {
     if (sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
                            &s->stmt[i], NULL) != SQLITE_OK) {
@@ -273,6 +296,8 @@ void chat__store_close(chat__store_t *s) {
 
   if (s == NULL)
     return;
+  /* First, so that the writer's close makes the last checkpoint alone. */
+  chat__ckpt_stop(s->ckpt);
   for (i = 0; i < ST_COUNT; i++)
     sqlite3_finalize(s->stmt[i]);
   sqlite3_close(s->db);
@@ -865,6 +890,19 @@ int chat__store_apply(chat__store_t *s, const chat__store_op_t *ops, size_t n) {
 }
 
 /* ---- Fault injection ---------------------------------------------------- */
+
+void chat__store_trim(chat__store_t *s) { sqlite3_db_release_memory(s->db); }
+
+size_t chat__store_cache_bytes(chat__store_t *s) {
+  int cur = 0, hi = 0;
+
+  if (sqlite3_db_status(s->db, SQLITE_DBSTATUS_CACHE_USED, &cur, &hi, 0) !=
+      SQLITE_OK)
+    return 0;
+  return cur > 0 ? (size_t)cur : 0;
+}
+
+chat__ckpt_t *chat__store_checkpointer(chat__store_t *s) { return s->ckpt; }
 
 void chat__store_fail_next(chat__store_t *s, int err) {
   if (err > 0)
