@@ -10,6 +10,7 @@
 #include "store.h"
 
 #include "store_ckpt.h"
+#include "store_vfs.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -245,7 +246,8 @@ int chat__store_open(const char *path, chat__store_t **out, char *errbuf,
     return -EIO;
   }
   atomic_init(&s->fail_next, 0);
-  if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK) {
+  /* The writer's WAL writes go through store_vfs.c (NULL: the default). */
+  if (sqlite3_open_v2(path, &s->db, flags, chat__store_vfs()) != SQLITE_OK) {
     set_err(errbuf, errlen, path, s->db);
     goto fail;
   }
