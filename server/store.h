@@ -3,9 +3,11 @@
  * The store is the authority on everything that outlives a session. The
  * server reads it per user on demand (never all of it: start-up reads the
  * schema and the next seq), and every change is written as an operation in
- * a batch that commits as one transaction. SQLite appears only in
- * store_sqlite.c; the server reaches it through engine.h. A chat__store_t is
- * used by one thread at a time (the committer's).
+ * a batch that commits as one transaction. SQLite appears only in the
+ * store's own files (store_sqlite.c, store_sqlite_read.c, and the WAL
+ * helpers store_ckpt.c and store_vfs.c); the server reaches it through
+ * engine.h. A chat__store_t is used by one thread at a time (the
+ * committer's), besides the checkpointer's own connection.
  *
  * Durability: the database runs in WAL mode with synchronous=FULL, so when
  * chat__store_apply() returns 0 the batch is on disk and survives SIGKILL and
