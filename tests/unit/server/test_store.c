@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "store.h"
+#include "tmpdb.h"
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -116,30 +117,6 @@ static chat__store_t *open_mem(void) {
   assert_int_equal(chat__store_open(":memory:", &s, err, sizeof(err)), 0);
   assert_non_null(s);
   return s;
-}
-
-/* A fresh directory per test, removed with everything SQLite left in it. */
-typedef struct tmpdb {
-  char dir[64];
-  char path[96];
-} tmpdb_t;
-
-static void tmpdb_make(tmpdb_t *t) {
-  snprintf(t->dir, sizeof(t->dir), "/tmp/chat-store-XXXXXX");
-  assert_non_null(mkdtemp(t->dir));
-  snprintf(t->path, sizeof(t->path), "%s/chat.db", t->dir);
-}
-
-static void tmpdb_remove(tmpdb_t *t) {
-  static const char *const suffix[] = {"", "-wal", "-shm", "-journal"};
-  char p[128];
-  size_t i;
-
-  for (i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
-    snprintf(p, sizeof(p), "%s%s", t->path, suffix[i]);
-    unlink(p);
-  }
-  assert_int_equal(rmdir(t->dir), 0);
 }
 
 #define APPLY_OK(s, ...)                                                     \

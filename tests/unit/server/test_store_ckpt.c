@@ -16,30 +16,9 @@
 
 #include "store.h"
 #include "store_ckpt.h"
+#include "tmpdb.h"
 
 #define WAIT_MS 10000
-
-typedef struct tmpdb {
-  char dir[64];
-  char path[96];
-} tmpdb_t;
-
-static void tmpdb_make(tmpdb_t *t) {
-  snprintf(t->dir, sizeof(t->dir), "/tmp/chat-ckpt-XXXXXX");
-  assert_non_null(mkdtemp(t->dir));
-  snprintf(t->path, sizeof(t->path), "%s/chat.db", t->dir);
-}
-
-static void tmpdb_remove(tmpdb_t *t) {
-  static const char *const suffix[] = {"", "-wal", "-shm", "-journal"};
-  char p[128];
-
-  for (size_t i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
-    snprintf(p, sizeof(p), "%s%s", t->path, suffix[i]);
-    unlink(p);
-  }
-  assert_int_equal(rmdir(t->dir), 0);
-}
 
 /* Commits n batches of per messages of 1 KiB to "bob", seqs from *seq. */
 static void put_batches(chat__store_t *s, uint64_t *seq, int n, int per) {

@@ -17,28 +17,7 @@
 
 #include "store.h"
 #include "store_vfs.h"
-
-typedef struct tmpdb {
-  char dir[64];
-  char path[96];
-} tmpdb_t;
-
-static void tmpdb_make(tmpdb_t *t) {
-  snprintf(t->dir, sizeof(t->dir), "/tmp/chat-vfs-XXXXXX");
-  assert_non_null(mkdtemp(t->dir));
-  snprintf(t->path, sizeof(t->path), "%s/chat.db", t->dir);
-}
-
-static void tmpdb_remove(tmpdb_t *t) {
-  static const char *const suffix[] = {"", "-wal", "-shm", "-journal"};
-  char p[128];
-
-  for (size_t i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
-    snprintf(p, sizeof(p), "%s%s", t->path, suffix[i]);
-    unlink(p);
-  }
-  assert_int_equal(rmdir(t->dir), 0);
-}
+#include "tmpdb.h"
 
 static void exec_ok(sqlite3 *db, const char *sql) {
   char *err = NULL;
