@@ -145,19 +145,24 @@ int64_t chat__store_query_int(sqlite3 *db, const char *sql) {
   return v;
 }
 
-static bool is_wal(sqlite3 *db) {
+/* Asks for WAL mode and sets *wal to whether the database is in it now
+ * (":memory:" stays "memory"). SQLITE_OK or the error. */
+static int set_wal(sqlite3 *db, bool *wal) {
   sqlite3_stmt *st;
-  bool wal = false;
+  int rc = sqlite3_prepare_v2(db, "PRAGMA journal_mode=WAL", -1, &st, NULL);
 
-  if (sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL) !=
-      SQLITE_OK)
-    return false;
-  if (sqlite3_step(st) == SQLITE_ROW) {
+  *wal = false;
+  if (rc != SQLITE_OK)
+    return rc;
+  rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
     const char *m = (const char *)sqlite3_column_text(st, 0);
-    wal = m != NULL && strcmp(m, "wal") == 0;
+    *wal = m != NULL && strcmp(m, "wal") == 0;
   }
+  if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+    rc = SQLITE_OK;
   sqlite3_finalize(st);
-  return wal;
+  return rc;
 }
 
 static int init_schema(sqlite3 *db, char *errbuf, size_t errlen) {
@@ -202,6 +207,7 @@ int chat__store_open(const char *path, chat__store_t **out, char *errbuf,
   chat__store_t *s;
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_URI |
               SQLITE_OPEN_NOMUTEX;
+  bool wal;
   int i;
 
   *out = NULL;
@@ -223,9 +229,7 @@ int chat__store_open(const char *path, chat__store_t **out, char *errbuf,
   }
   sqlite3_extended_result_codes(s->db, 1);
   sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
-  /* journal_mode answers with a row, and stays "memory" for ":memory:". */
-  if (sqlite3_exec(s->db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL) !=
-          SQLITE_OK ||
+  if (set_wal(s->db, &wal) != SQLITE_OK ||
       sqlite3_exec(s->db, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF",
                    NULL, NULL, NULL) != SQLITE_OK) {
     set_err(errbuf, errlen, path, s->db);
@@ -246,7 +250,7 @@ int chat__store_open(const char *path, chat__store_t **out, char *errbuf,
   }
   /* Without a thread for them (it could not start), SQLite's own
    * checkpoints on commit still bound the log. */
-  if (is_wal(s->db) && sqlite3_db_readonly(s->db, "main") == 0)
+  if (wal && sqlite3_db_readonly(s->db, "main") == 0)
     (void)chat__ckpt_start(s->db, path, &s->ckpt);
   for (i = 0; i < ST_COUNT; i++) {
     if (sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
