@@ -320,11 +320,7 @@ static void page_read(void *arg, int status, const chat__stored_msg_t *msgs,
     if (r < 0)
       break;
     h->written = 1;
-    /* Held since before this session started, or stored while away. */
-    h->offline = m->offline || (srv->bus != NULL
-                                    ? m->ts < u->login_ms /* seqs are every
-                                                           * node's clock */
-                                    : m->seq < u->login_seq);
+    h->offline = chat__srv_held_offline(srv, u, m);
     chat__srv_push(srv, h);
   }
   u->nacked_paging = 0; /* the next page's read comes after their DELs */
@@ -334,6 +330,19 @@ static void page_read(void *arg, int status, const chat__stored_msg_t *msgs,
     u->store_more = 0;
   if (s != NULL && !s->ended && u->session == s && i == n)
     chat__srv_pump(srv, u);
+}
+
+int chat__srv_held_offline(const chat__srv_t *srv, const chat__user_t *u,
+                           const chat__stored_msg_t *m) {
+  if (m->offline)
+    return 1;
+  if (srv->bus == NULL)
+    return m->seq < u->login_seq;
+  /* Same millisecond as the login: stored while away, since a send to a
+   * logged-in user is carried to its node, not stored. (With `<`, a
+   * message stored just before a quick login on another node showed
+   * "offline":false: test_cluster's test_node_killed, now and then.) */
+  return m->ts <= u->login_ms;
 }
 
 void chat__srv_pump(chat__srv_t *srv, chat__user_t *u) {

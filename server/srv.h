@@ -283,6 +283,12 @@ chat_status_t chat__srv_status_of(const chat__user_t *u);
 /* Pushes h to its recipient's session as deliver; marks it pushed. Returns 0
  * or the sink's error. */
 int chat__srv_push(chat__srv_t *srv, chat__held_t *h);
+/* Whether a held message m read from the store for u is delivered with
+ * "offline":true (PROTOCOL.md: stored while its recipient was away): when
+ * it was stored so, or accepted before u's session began. In cluster mode
+ * (bus != NULL) seqs are every node's clock, so its time decides. */
+int chat__srv_held_offline(const chat__srv_t *srv, const chat__user_t *u,
+                           const chat__stored_msg_t *m);
 /* Nonzero when to may hold one more message under the offline quota. */
 int chat__srv_quota_open(const chat__srv_t *srv, const chat__user_t *to);
 /* The error for a send refused by the quota: rate_limited with
