@@ -89,7 +89,9 @@ typedef struct chat__bus_type {
   int (*logout)(chat__bus_t *bus, const char *user, const char *epoch);
   /* Sends event (kind, a, b) to the node user is on, unless that is this
    * node; cb (may be NULL) gets that node's name in strs[0], or n == 0
-   * when user is not logged in anywhere. */
+   * when user is not logged in anywhere. Kind 'R' sends a receipt ('r')
+   * where the directory says now, not where this node last found user
+   * (a receipt that came to a node user is not on). */
   int (*route)(chat__bus_t *bus, const char *user, char kind, const char *a,
                const char *b, chat__bus_reply_cb cb, void *arg);
   /* Carries a message (seq, ts, body) from `from` to the node `to` is on,

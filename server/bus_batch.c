@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chat_log.h"
 #include "hmap.h"
 
 /* A batch is sent before its turn ends once it holds this much. Big
@@ -32,21 +33,40 @@ typedef struct out_item {
 } out_item_t;
 
 typedef struct out_group {
-  char *to;              /* owned until the call takes it */
+  char *to;              /* owned */
   size_t to_len;
-  char *buf;             /* the items' netstrings; likewise */
+  char *buf;             /* the items' netstrings; owned until sent */
   size_t len, cap;
+  const char *via;       /* at the flush: the node the route cache names
+                          * (the batch's copy), or NULL: the CARRY call */
+  char *node;            /* the answer: where to is (NULL: nowhere) */
+  int status;
+  int fresh;             /* an item asked for the directory, not the cache */
 } out_group_t;
 
 typedef struct out_batch {
+  redis_bus_t *bus;
   out_item_t *items;
   int n, cap;
   out_group_t *groups;
   int ngroups, gcap;
   size_t bytes;          /* the groups' buffers together */
   chat__hmap_t by_to;    /* recipient -> group index + 1; keys are the
-                          * groups' names, so it dies before they move */
+                          * groups' names */
+  /* after the flush: */
+  int pending;           /* calls not answered yet */
+  uint64_t sent_ms;      /* when they were sent (uv_now) */
+  int *slow;             /* the CARRY call's groups, in its order */
+  int nslow;
+  char **vias;           /* the distinct nodes of the XADDs */
+  int nvias;
 } out_batch_t;
+
+/* One XADD of the flush: the groups whose via is node. */
+typedef struct via_call {
+  out_batch_t *o;
+  const char *node;
+} via_call_t;
 
 static void batch_free(out_batch_t *o) {
   if (o == NULL)
@@ -55,7 +75,12 @@ static void batch_free(out_batch_t *o) {
   for (int i = 0; i < o->ngroups; i++) {
     free(o->groups[i].to);
     free(o->groups[i].buf);
+    free(o->groups[i].node);
   }
+  for (int i = 0; i < o->nvias; i++)
+    free(o->vias[i]);
+  free(o->vias);
+  free(o->slow);
   free(o->groups);
   free(o->items);
   free(o);
@@ -71,70 +96,210 @@ static void item_done(out_item_t *it, int status, const char *node) {
   it->cb = NULL;
 }
 
+/* One call of the flush answered: when it was the last, every item is
+ * answered, in the order they were added. */
+static void call_done(out_batch_t *o) {
+  if (--o->pending > 0)
+    return;
+  for (int i = 0; i < o->n; i++) {
+    out_group_t *gr = &o->groups[o->items[i].group];
+    item_done(&o->items[i], gr->status, gr->status == 0 ? gr->node : NULL);
+  }
+  batch_free(o);
+}
+
+static void set_node(out_group_t *gr, const char *node) {
+  if (node != NULL && node[0] && (gr->node = strdup(node)) == NULL)
+    gr->status = -ENOMEM;
+}
+
+/* The CARRY call's answer: each of its recipients' node ("" nowhere),
+ * which the route cache keeps for the next turns. */
 static void carried(void *arg, int status, char *const *strs, size_t n,
                     long long ival) {
   out_batch_t *o = arg;
+  redis_bus_t *b = o->bus;
+  uint64_t now = uv_now(b->loop);
   (void)ival;
-  if (status == 0 && n != (size_t)o->ngroups)
+  if (status == 0 && n != (size_t)o->nslow)
     status = -EIO;
-  for (int i = 0; i < o->n; i++) {
-    const char *node = status == 0 ? strs[o->items[i].group] : NULL;
-    item_done(&o->items[i], status, node != NULL && node[0] ? node : NULL);
+  for (int k = 0; k < o->nslow; k++) {
+    out_group_t *gr = &o->groups[o->slow[k]];
+    gr->status = status;
+    if (status != 0)
+      continue;
+    set_node(gr, strs[k]);
+    if (strs[k][0] && strcmp(strs[k], b->node) != 0)
+      (void)chat__route_cache_put(&b->routes, gr->to, strs[k], o->sent_ms,
+                                  now);
   }
-  batch_free(o);
+  call_done(o);
+}
+
+/* An XADD's answer: its groups are at its node (as the cache said). */
+static void xadded(void *arg, int status, char *const *strs, size_t n,
+                   long long ival) {
+  via_call_t *vc = arg;
+  out_batch_t *o = vc->o;
+  (void)ival;
+  if (status == 0 && n != 1)
+    status = -EIO;
+  for (int g = 0; g < o->ngroups; g++) {
+    out_group_t *gr = &o->groups[g];
+    if (gr->via != vc->node)
+      continue;
+    gr->status = status;
+    if (status == 0)
+      set_node(gr, vc->node);
+  }
+  free(vc);
+  call_done(o);
+}
+
+/* The CARRY call for the groups the cache knows nothing of: it looks each
+ * recipient up and XADDs to its node, atomically. 0 or -ENOMEM. */
+static int send_carry(redis_bus_t *b, out_batch_t *o) {
+  int nv = 1 + 2 * o->nslow, k;
+  char **v = calloc((size_t)nv, sizeof(*v));
+  size_t *len = calloc((size_t)nv, sizeof(*len));
+  if (v == NULL || len == NULL || (v[0] = strdup(b->node)) == NULL) {
+    free(v);
+    free(len);
+    return -ENOMEM;
+  }
+  len[0] = strlen(v[0]);
+  for (k = 0; k < o->nslow; k++) {
+    out_group_t *gr = &o->groups[o->slow[k]];
+    if ((v[1 + 2 * k] = malloc(gr->to_len + 1)) == NULL)
+      break;
+    memcpy(v[1 + 2 * k], gr->to, gr->to_len + 1);
+    len[1 + 2 * k] = gr->to_len;
+    /* a group whose only item failed to be added has no buffer */
+    v[2 + 2 * k] = gr->buf != NULL ? gr->buf : malloc(1);
+    len[2 + 2 * k] = gr->len;
+    if (v[2 + 2 * k] == NULL)
+      break;
+    gr->buf = NULL;
+  }
+  if (k < o->nslow) { /* not sent: v is still ours */
+    for (int i = 0; i < nv; i++)
+      free(v[i]);
+    free(v);
+    free(len);
+    return -ENOMEM;
+  }
+  return chat__redis_callv(b->engine, CHAT__SC_BUS_CARRY, v, len, nv, carried,
+                           o);
+}
+
+/* One plain XADD of every group whose via is node, as one x field (one
+ * argument: Redis reads an argument of 32 KiB or more in one read, where
+ * it reads 16 KiB a turn otherwise). No script: Lua hashes every byte of
+ * every string it is given, a microsecond per KiB of body. 0 or -ENOMEM. */
+static int send_xadd(redis_bus_t *b, out_batch_t *o, const char *node) {
+  static const char *const head[] = {"XADD", NULL, "MAXLEN", "~", "100000",
+                                     "*",    "t",  "B",      "x"};
+  enum { NHEAD = sizeof(head) / sizeof(head[0]) };
+  char **v = calloc(NHEAD + 1, sizeof(*v));
+  size_t *len = calloc(NHEAD + 1, sizeof(*len)), total = 0;
+  via_call_t *vc = malloc(sizeof(*vc));
+  int i;
+  if (v == NULL || len == NULL || vc == NULL)
+    goto fail;
+  for (int g = 0; g < o->ngroups; g++)
+    if (o->groups[g].via == node)
+      total += o->groups[g].len;
+  for (i = 0; i < NHEAD; i++) {
+    const char *s = head[i];
+    char key[160];
+    if (s == NULL) {
+      snprintf(key, sizeof(key), "{node:%s}:inbox", node);
+      s = key;
+    }
+    len[i] = strlen(s);
+    if ((v[i] = strdup(s)) == NULL)
+      goto fail;
+  }
+  if ((v[NHEAD] = malloc(total + 1)) == NULL)
+    goto fail;
+  for (int g = 0; g < o->ngroups; g++) {
+    out_group_t *gr = &o->groups[g];
+    if (gr->via != node || gr->len == 0)
+      continue;
+    memcpy(v[NHEAD] + len[NHEAD], gr->buf, gr->len);
+    len[NHEAD] += gr->len;
+  }
+  *vc = (via_call_t){o, node};
+  i = chat__redis_cmdv(b->engine, v, len, NHEAD + 1, xadded, vc);
+  if (i < 0)
+    free(vc); /* v and len were taken over */
+  return i;
+fail:
+  if (v != NULL)
+    for (i = 0; i <= NHEAD; i++)
+      free(v[i]);
+  free(v);
+  free(len);
+  free(vc);
+  return -ENOMEM;
+}
+
+/* Each group to the node the route cache names (o->vias), or to the
+ * CARRY call (o->slow). 0 or -ENOMEM. */
+static int split(redis_bus_t *b, out_batch_t *o) {
+  uint64_t now = uv_now(b->loop);
+  if ((o->slow = calloc((size_t)o->ngroups, sizeof(*o->slow))) == NULL ||
+      (o->vias = calloc((size_t)o->ngroups, sizeof(*o->vias))) == NULL)
+    return -ENOMEM;
+  for (int g = 0; g < o->ngroups; g++) {
+    out_group_t *gr = &o->groups[g];
+    const char *node =
+        gr->fresh ? NULL : chat__route_cache_get(&b->routes, gr->to, now);
+    int k;
+    if (node == NULL) {
+      o->slow[o->nslow++] = g;
+      continue;
+    }
+    for (k = 0; k < o->nvias && strcmp(o->vias[k], node) != 0; k++)
+      ;
+    if (k == o->nvias && (o->vias[o->nvias++] = strdup(node)) == NULL)
+      return -ENOMEM;
+    gr->via = o->vias[k];
+  }
+  return 0;
 }
 
 void chat__bus_on_flush(uv_check_t *h) {
   redis_bus_t *b = h->data;
   out_batch_t *o = b->out;
-  int nv;
-  char **v;
-  size_t *len;
+  int r = 0;
   uv_check_stop(h);
   b->out = NULL;
   if (o == NULL || o->n == 0) {
     batch_free(o);
     return;
   }
-  /* The map's keys are the groups' names, which the call takes. */
+  /* The map's keys are the groups' names: not needed from here on. */
   chat__hmap_free(&o->by_to);
   chat__hmap_init(&o->by_to);
-  nv = 1 + 2 * o->ngroups;
-  v = calloc((size_t)nv, sizeof(*v));
-  len = calloc((size_t)nv, sizeof(*len));
-  if (v == NULL || len == NULL || (v[0] = strdup(b->node)) == NULL) {
-    free(v);
-    free(len);
-    for (int i = 0; i < o->n; i++)
-      item_done(&o->items[i], -ENOMEM, NULL);
-    batch_free(o);
-    return;
+  o->sent_ms = uv_now(b->loop);
+  r = split(b, o);
+  /* pending counts the calls, plus one held until all are queued, so
+   * that none can finish the batch before the last is sent */
+  o->pending = 1;
+  if (r == 0 && o->nslow > 0 && (r = send_carry(b, o)) == 0)
+    o->pending++;
+  for (int k = 0; r == 0 && k < o->nvias; k++)
+    if ((r = send_xadd(b, o, o->vias[k])) == 0)
+      o->pending++;
+  if (r < 0) {
+    /* what was queued is answered in turn; the rest fails now */
+    for (int g = 0; g < o->ngroups; g++)
+      if (o->groups[g].node == NULL && o->groups[g].status == 0)
+        o->groups[g].status = r;
+    CHAT_WARN("cluster: carrying a turn's messages: %s", strerror(-r));
   }
-  len[0] = strlen(v[0]);
-  int bad = 0;
-  for (int g = 0; g < o->ngroups; g++) {
-    out_group_t *gr = &o->groups[g];
-    /* a group whose only item failed to be added has no buffer */
-    if (gr->buf == NULL && (gr->buf = malloc(1)) == NULL)
-      bad = 1;
-    v[1 + 2 * g] = gr->to;
-    len[1 + 2 * g] = gr->to_len;
-    v[2 + 2 * g] = gr->buf;
-    len[2 + 2 * g] = gr->len;
-    gr->to = gr->buf = NULL;
-  }
-  if (bad) { /* not sent: v is still ours (a call takes it over) */
-    for (int i = 0; i < nv; i++)
-      free(v[i]);
-    free(v);
-    free(len);
-  }
-  if (bad || chat__redis_callv(b->engine, CHAT__SC_BUS_CARRY, v, len, nv,
-                               carried, o) < 0) {
-    for (int i = 0; i < o->n; i++)
-      item_done(&o->items[i], -ENOMEM, NULL);
-    batch_free(o);
-  }
+  call_done(o);
 }
 
 /* The open batch (opened, and its flush armed, when there is none), or
@@ -144,6 +309,7 @@ static out_batch_t *open_batch(redis_bus_t *b) {
   if (o == NULL) {
     if ((o = calloc(1, sizeof(*o))) == NULL)
       return NULL;
+    o->bus = b;
     chat__hmap_init(&o->by_to);
     b->out = o;
     uv_check_start(&b->flush, chat__bus_on_flush);
@@ -220,7 +386,7 @@ static int group_reserve(out_group_t *gr, size_t more) {
 
 int chat__bus_batch_add(redis_bus_t *b, const char *to,
                         const char *const f[7], const size_t flen[7],
-                        chat__bus_reply_cb cb, void *arg) {
+                        int fresh, chat__bus_reply_cb cb, void *arg) {
   out_batch_t *o = open_batch(b);
   size_t total = 0;
   out_group_t *gr;
@@ -238,6 +404,7 @@ int chat__bus_batch_add(redis_bus_t *b, const char *to,
   if ((g = group_of(o, to)) < 0)
     return g;
   gr = &o->groups[g];
+  gr->fresh |= fresh;
   /* The item is itself a netstring of the seven, so its length first. */
   for (int k = 0; k < 7; k++)
     total += (size_t)ndigits(flen[k]) + 1 + flen[k];

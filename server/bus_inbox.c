@@ -301,6 +301,10 @@ void chat__bus_on_async(uv_async_t *h) {
   pthread_mutex_unlock(&b->mu);
   for (; n != NULL; n = next) {
     next = n->next;
+    /* the user's presence changed, or a login elsewhere won: where it is
+     * must be looked up again */
+    if ((n->ev.kind == 'p' || n->ev.kind == 'k') && n->ev.user != NULL)
+      chat__route_cache_forget(&b->routes, n->ev.user);
     if (n->ev.kind != 0 && b->on_event != NULL)
       b->on_event(b->arg, &n->ev);
     chat__bus_ev_free(n);

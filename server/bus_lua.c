@@ -277,18 +277,23 @@ const char *const chat__bus_lua[CHAT__SC_COUNT] = {
         "'*', 't', 'm', 'u', '', 'a', ARGV[3], 'r', table.concat(l, ' '))\n"
         "end\n"
         "return told\n",
-    /* ARGV: me, instance, ttl_ms, chunk. Refreshes me's liveness, and
-     * cleans up after nodes whose key expired: their users' entries go and
-     * those users' contacts hear offline (here too); then the messages
-     * carried to them and never settled are put among their recipients'
-     * held messages (and a recipient logged in elsewhere is told). Only one survivor
-     * takes each user (SPOP). Returns -1 when me's own key had expired or
+    /* ARGV: me, instance, ttl_ms, chunk, slot, grace_ms. Refreshes me's
+     * liveness, and cleans up after nodes whose key expired: their users'
+     * entries go and those users' contacts hear offline (here too); then
+     * the messages carried to them and never settled are put among their
+     * recipients' held messages (and a recipient logged in elsewhere is
+     * told). Only one survivor takes each user (SPOP). A drained node is
+     * forgotten grace_ms after it was first found drained, not at once:
+     * a node may still carry to it on a stale route (route_cache.h), and
+     * what lands there meanwhile is moved as the rest. Returns -1 when
+     * me's own key had expired or
      * was another instance's (me was taken for dead: its sessions assert
      * themselves again), else how many users it cleaned up; and me's slot
      * (ARGV[5], kept, or a new one when it was lost; -1: none free). */
     [CHAT__SC_BUS_TICK] =
         "#!lua\n" FANOUT TAKE_SLOT STASH
         "local me, inst, ttl, chunk = ARGV[1], ARGV[2], ARGV[3], ARGV[4]\n"
+        "local grace = tonumber(ARGV[6]) or 0\n"
         "local alive = '{node:'..me..'}:alive'\n"
         "local prev = redis.call('GET', alive)\n"
         "redis.call('SET', alive, inst, 'PX', ttl)\n"
@@ -330,8 +335,17 @@ const char *const chat__bus_lua[CHAT__SC_COUNT] = {
         "        redis.call('XDEL', inbox, e[1])\n"
         "      end\n"
         "      if redis.call('XLEN', inbox) == 0 then\n"
-        "        redis.call('SREM', '{chat}:nodes', n)\n"
-        "        redis.call('DEL', inbox, '{node:'..n..'}:stashed')\n"
+        "        local d = '{node:'..n..'}:drained'\n"
+        "        local t = redis.call('TIME')\n"
+        "        local now = tonumber(t[1]) * 1000 + "
+        "math.floor(tonumber(t[2]) / 1000)\n"
+        "        local since = tonumber(redis.call('GET', d) or '')\n"
+        "        if not since then\n"
+        "          redis.call('SET', d, tostring(now), 'PX', 10 * grace)\n"
+        "        elseif now - since >= grace then\n"
+        "          redis.call('SREM', '{chat}:nodes', n)\n"
+        "          redis.call('DEL', inbox, '{node:'..n..'}:stashed', d)\n"
+        "        end\n"
         "      end\n"
         "    end\n"
         "  end\n"
@@ -371,7 +385,7 @@ const char *const chat__bus_lua[CHAT__SC_COUNT] = {
         "  end\n"
         "end\n"
         "redis.call('DEL', '{node:'..me..'}:users', '{node:'..me..'}:inbox', "
-        "'{node:'..me..'}:stashed')\n"
+        "'{node:'..me..'}:stashed', '{node:'..me..'}:drained')\n"
         "redis.call('SET', alive, inst, 'PX', ttl)\n"
         "redis.call('SADD', '{chat}:nodes', me)\n"
         "return {take_slot(inst, ttl)}\n",

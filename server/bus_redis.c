@@ -132,12 +132,13 @@ static void tick_done(void *arg, int status, char *const *strs, size_t n,
 
 static void on_tick(uv_timer_t *t) {
   redis_bus_t *b = t->data;
-  char slot[16];
+  char slot[16], grace[16];
   snprintf(slot, sizeof(slot), "%d", b->base.slot);
-  const char *args[] = {b->node, b->alive, b->ttl, REAP_CHUNK, slot};
+  snprintf(grace, sizeof(grace), "%d", CHAT__BUS_DRAIN_GRACE_MS);
+  const char *args[] = {b->node, b->alive, b->ttl, REAP_CHUNK, slot, grace};
   if (b->ticking)
     return;
-  if (chat__redis_call(b->engine, CHAT__SC_BUS_TICK, args, NULL, 5, tick_done,
+  if (chat__redis_call(b->engine, CHAT__SC_BUS_TICK, args, NULL, 6, tick_done,
                        b) ==
       0)
     b->ticking = 1;
@@ -190,7 +191,7 @@ static int rb_msg(chat__bus_t *bb, const char *to, const char *from,
   const char *f[7] = {"M", to, from, msg_id, seqs, tss, body};
   size_t len[7] = {1, strlen(to), strlen(from), strlen(msg_id),
                    strlen(seqs), strlen(tss), body_len};
-  return chat__bus_batch_add(RB(bb), to, f, len, cb, arg);
+  return chat__bus_batch_add(RB(bb), to, f, len, 0, cb, arg);
 }
 
 static void rb_trim(chat__bus_t *bb, const char *id) {
@@ -243,10 +244,11 @@ static int rb_logout(chat__bus_t *bb, const char *user, const char *epoch) {
 static int rb_route(chat__bus_t *bb, const char *user, char kind,
                     const char *x, const char *y, chat__bus_reply_cb cb,
                     void *arg) {
-  if (kind == 'r') { /* receipts, as many as messages: batched */
+  if (kind == 'r' || kind == 'R') { /* receipts, as many as messages:
+                                      * batched */
     const char *f[7] = {"r", user, x ? x : "", y ? y : "", "", "", ""};
     size_t len[7] = {1, strlen(user), strlen(f[2]), strlen(f[3]), 0, 0, 0};
-    return chat__bus_batch_add(RB(bb), user, f, len, cb, arg);
+    return chat__bus_batch_add(RB(bb), user, f, len, kind == 'R', cb, arg);
   }
   char k[2] = {kind, '\0'};
   const char *a[] = {NULL, user, k, x ? x : "", y ? y : ""};
@@ -308,6 +310,8 @@ int chat__bus_redis_new(uv_loop_t *loop, chat__engine_t *engine, const char *nod
   b->arg = arg;
   snprintf(b->last_id, sizeof(b->last_id), "0");
   b->tail = &b->head;
+  chat__route_cache_init(&b->routes, CHAT__BUS_ROUTE_TTL_MS,
+                         CHAT__BUS_ROUTES_MAX);
   pthread_mutex_init(&b->mu, NULL);
   if ((b->rc = chat__bus_sync_connect(&b->url, errbuf, errlen)) == NULL) {
     pthread_mutex_destroy(&b->mu);
@@ -352,6 +356,7 @@ static void on_closed(uv_handle_t *h) {
   redis_bus_t *b = h->data;
   if (--b->handles == 0) {
     pthread_mutex_destroy(&b->mu);
+    chat__route_cache_free(&b->routes);
     free(b);
   }
 }

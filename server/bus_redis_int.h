@@ -9,6 +9,7 @@
 
 #include "bus.h"
 #include "redis_link.h"
+#include "route_cache.h"
 
 typedef struct ev_node {
   struct ev_node *next;
@@ -50,7 +51,21 @@ typedef struct redis_bus {
    * target node, however many items. */
   uv_check_t flush;
   struct out_batch *out;     /* bus_batch.c */
+  chat__route_cache_t routes; /* recipients' nodes, as CARRY found them
+                               * (loop thread only) */
 } redis_bus_t;
+
+/* How long a node trusts the directory's answer on where a user is
+ * (route_cache.h), and how many it keeps. The reaper keeps a dead node's
+ * inbox this long and more after draining it (bus_lua.c TICK), so a
+ * message carried on a stale answer is still found there. */
+#define CHAT__BUS_ROUTE_TTL_MS 1000
+#define CHAT__BUS_ROUTES_MAX 65536
+/* How long after a dead node's inbox was first found drained the reaper
+ * keeps reading it: longer than an answer is trusted plus the longest a
+ * batch may wait for its replies (CHAT__REDIS_REPLY_MS), twice over. */
+#define CHAT__BUS_DRAIN_GRACE_MS \
+  (2 * (CHAT__BUS_ROUTE_TTL_MS + CHAT__REDIS_REPLY_MS))
 
 #define RB(x) ((redis_bus_t *)(void *)(x))
 
@@ -69,11 +84,13 @@ void chat__bus_ev_free(ev_node_t *n);
 
 /* bus_batch.c */
 /* Adds an item for `to` (fields: kind, to, a, b, seq, ts, body) to the
- * turn's batch, sent when the loop turn ends (the flush handle). 0 or
- * -ENOMEM (nothing added). */
+ * turn's batch, sent when the loop turn ends (the flush handle): to the
+ * node the route cache names, or, when it names none or fresh is set,
+ * through the CARRY script (the directory itself). 0 or -ENOMEM (nothing
+ * added). */
 int chat__bus_batch_add(redis_bus_t *b, const char *to,
                         const char *const f[7], const size_t flen[7],
-                        chat__bus_reply_cb cb, void *arg);
+                        int fresh, chat__bus_reply_cb cb, void *arg);
 /* The flush handle's callback. */
 void chat__bus_on_flush(uv_check_t *h);
 /* Answers the open batch's items with status (a stop) and drops it. */

@@ -109,9 +109,17 @@ static void receipt(chat__srv_t *srv, const chat__bus_event_t *ev) {
   size_t cap;
   char *line;
   int n;
-  if (s == NULL || ev->a == NULL || ev->b == NULL ||
-      !chat_msg_id_valid(ev->a) || !chat_name_valid(ev->b))
+  if (ev->user == NULL || ev->a == NULL || ev->b == NULL ||
+      !chat_name_valid(ev->user) || !chat_msg_id_valid(ev->a) ||
+      !chat_name_valid(ev->b))
     return;
+  if (s == NULL) {
+    /* carried here on a stale route (route_cache.h): on to the node the
+     * directory names, if any ('R': looked up afresh, and never back
+     * here), so two stale caches cannot pass it to and fro */
+    chat__bus_route(srv->bus, ev->user, 'R', ev->a, ev->b, NULL, NULL);
+    return;
+  }
   line = chat__srv_line_buf(srv, 0, &cap);
   n = line ? chat_line_receipt(line, cap, ev->a, ev->b, "delivered")
            : -ENOMEM;

@@ -58,6 +58,7 @@ typedef struct chat__redis_rd {
   size_t arglens[CHAT__CALL_ARGS];
   int nargs;
   char **vargs; /* chat__redis_callv's, owned: any number */
+  int raw;      /* chat__redis_cmdv's: vargs is the command itself */
   size_t *vlens;
   int nv;
   char **strs;
@@ -163,6 +164,11 @@ int chat__redis_call(chat__engine_t *e, chat__redis_script_t script,
 int chat__redis_callv(chat__engine_t *e, chat__redis_script_t script,
                       char **vargs, size_t *vlens, int nv,
                       chat__redis_call_cb cb, void *arg);
+/* A plain command (vargs[0] its name), as a read like a script call:
+ * vargs and vlens are taken over, also on failure. cb gets its reply's
+ * strings (XADD: the entry's id) or integer. */
+int chat__redis_cmdv(chat__engine_t *e, char **vargs, size_t *vlens, int nv,
+                     chat__redis_call_cb cb, void *arg);
 /* Sends one command of argc args (copied by hiredis). 0 or -EIO. */
 int chat__redis_link_sendv(chat__redis_engine_t *e, int argc,
                            const char **argv, const size_t *lens,

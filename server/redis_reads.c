@@ -140,8 +140,12 @@ static void on_read(redisAsyncContext *ac, void *reply, void *priv) {
   chat__redis_reply_done(rd->batch);
 }
 
-/* EVALSHA sha 0 vargs... of a chat__redis_callv. */
+/* EVALSHA sha 0 vargs... of a chat__redis_callv; vargs as they are of a
+ * chat__redis_cmdv. */
 static int send_callv(chat__redis_engine_t *e, chat__redis_rd_t *rd) {
+  if (rd->raw)
+    return chat__redis_link_sendv(e, rd->nv, (const char **)rd->vargs,
+                                  rd->vlens, on_read, rd);
   const char **argv = malloc((size_t)(rd->nv + 3) * sizeof(*argv));
   size_t *len = malloc((size_t)(rd->nv + 3) * sizeof(*len));
   int r = -ENOMEM;
@@ -293,9 +297,9 @@ int chat__redis_call(chat__engine_t *ce, chat__redis_script_t script,
   return 0;
 }
 
-int chat__redis_callv(chat__engine_t *ce, chat__redis_script_t script,
-                      char **vargs, size_t *vlens, int nv,
-                      chat__redis_call_cb cb, void *arg) {
+static int queue_v(chat__engine_t *ce, chat__redis_script_t script, int raw,
+                   char **vargs, size_t *vlens, int nv, chat__redis_call_cb cb,
+                   void *arg) {
   chat__redis_rd_t *rd;
   int r = queue_read(ce, CHAT__RD_CALL, "", NULL, (void (*)(void))cb, arg, &rd);
   if (r < 0) {
@@ -306,8 +310,20 @@ int chat__redis_callv(chat__engine_t *ce, chat__redis_script_t script,
     return r;
   }
   rd->script = script;
+  rd->raw = raw;
   rd->vargs = vargs;
   rd->vlens = vlens;
   rd->nv = nv;
   return 0;
+}
+
+int chat__redis_callv(chat__engine_t *ce, chat__redis_script_t script,
+                      char **vargs, size_t *vlens, int nv,
+                      chat__redis_call_cb cb, void *arg) {
+  return queue_v(ce, script, 0, vargs, vlens, nv, cb, arg);
+}
+
+int chat__redis_cmdv(chat__engine_t *ce, char **vargs, size_t *vlens, int nv,
+                     chat__redis_call_cb cb, void *arg) {
+  return queue_v(ce, CHAT__SC_COUNT, 1, vargs, vlens, nv, cb, arg);
 }
