@@ -30,7 +30,9 @@ typedef struct chat__bus chat__bus_t;
  * contacts on this node; 'k' user's session with epoch a must go (a
  * login elsewhere won); 'r' a receipt for user's message a, read by b;
  * 'e' the event line a (a JSON frame) for user; 'M' a message for user
- * from a, msg_id b, with its seq, ts and body. */
+ * from a, msg_id b, with its seq, ts and body; 'f' the users in rcpts
+ * logged in, out or were reaped (the bus's own: its route cache drops
+ * them before the core sees it). */
 typedef struct chat__bus_event {
   char kind;
   const char *user, *a, *b, *rcpts;

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "chat_log.h"
+#include "chat_protocol.h"
 
 #define INBOX_COUNT 256        /* entries per XREAD */
 #define RETRY_MS 200           /* after the reader lost its connection */
@@ -291,6 +292,21 @@ void *chat__bus_reader(void *arg) {
 
 /* ---- the loop side -------------------------------------------------------- */
 
+/* Drops the route cache's entries of the space-separated names. */
+static void forget_all(redis_bus_t *b, const char *names) {
+  char name[CHAT_MAX_NAME + 1];
+  for (const char *p = names; *p;) {
+    const char *sp = strchr(p, ' ');
+    size_t len = sp ? (size_t)(sp - p) : strlen(p);
+    if (len > 0 && len <= CHAT_MAX_NAME) {
+      memcpy(name, p, len);
+      name[len] = '\0';
+      chat__route_cache_forget(&b->routes, name);
+    }
+    p = sp ? sp + 1 : p + len;
+  }
+}
+
 void chat__bus_on_async(uv_async_t *h) {
   redis_bus_t *b = h->data;
   ev_node_t *n, *next;
@@ -301,10 +317,13 @@ void chat__bus_on_async(uv_async_t *h) {
   pthread_mutex_unlock(&b->mu);
   for (; n != NULL; n = next) {
     next = n->next;
-    /* the user's presence changed, or a login elsewhere won: where it is
-     * must be looked up again */
+    /* the user's presence changed, or a login elsewhere won, or (f) the
+     * users in rcpts logged in, out or were reaped: where they are must be
+     * looked up again */
     if ((n->ev.kind == 'p' || n->ev.kind == 'k') && n->ev.user != NULL)
       chat__route_cache_forget(&b->routes, n->ev.user);
+    if (n->ev.kind == 'f' && n->ev.rcpts != NULL)
+      forget_all(b, n->ev.rcpts);
     if (n->ev.kind != 0 && b->on_event != NULL)
       b->on_event(b->arg, &n->ev);
     chat__bus_ev_free(n);

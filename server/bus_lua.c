@@ -57,6 +57,21 @@
   "  return -1\n"                                                            \
   "end\n"
 
+/* Tells every live node (but me, unless incl) to drop what its route
+ * cache (route_cache.h) knows of users (space-separated): they logged in,
+ * out, or were reaped, so a stale route is used for a few ms, not for the
+ * cache's whole second. */
+#define FORGET                                                                 \
+  "local function forget(me, incl, users)\n"                                   \
+  "  for _, n in ipairs(redis.call('SMEMBERS', '{chat}:nodes')) do\n"          \
+  "    if (incl or n ~= me) and "                                              \
+  "redis.call('EXISTS', '{node:'..n..'}:alive') == 1 then\n"                   \
+  "      redis.call('XADD', '{node:'..n..'}:inbox', 'MAXLEN', '~', '100000', " \
+  "'*', 't', 'f', 'r', users)\n"                                              \
+  "    end\n"                                                                  \
+  "  end\n"                                                                    \
+  "end\n"
+
 /* A carried message (an inbox entry of kind M) put among its recipient's
  * held messages as PUT_MSG would (redis_cmds.c: the seq first, then the
  * netstrings of the record; the sender's msg_id claimed; max_seq raised).
@@ -120,7 +135,7 @@ const char *const chat__bus_lua[CHAT__SC_COUNT] = {
      * messages, so that its new session reads them first, in seq order.
      * Returns {max_seq, moved, contact, status, ...}. */
     [CHAT__SC_BUS_LOGIN] =
-        "#!lua\n" FANOUT STASH
+        "#!lua\n" FANOUT STASH FORGET
         "local me, u, ep, st = ARGV[1], ARGV[2], ARGV[3], ARGV[4]\n"
         "local key = '{u:'..u..'}:at'\n"
         "local old = redis.call('HMGET', key, 'node', 'epoch')\n"
@@ -147,6 +162,7 @@ const char *const chat__bus_lua[CHAT__SC_COUNT] = {
         "  redis.call('XADD', inbox, 'MAXLEN', '~', '100000', '*', 't', 'k', "
         "'u', u, 'a', old[2])\n"
         "end\n"
+        "if old[1] then forget(me, false, u) end\n"
         "local out = fanout(me, false, u, st)\n"
         "table.insert(out, 1, tostring(moved))\n"
         "table.insert(out, 1, redis.call('GET', '{chat}:max_seq') or '0')\n"
@@ -180,13 +196,14 @@ const char *const chat__bus_lua[CHAT__SC_COUNT] = {
     /* ARGV: me, user, epoch: the session ended; only the live one's end
      * clears the entry (a later login elsewhere keeps it) */
     [CHAT__SC_BUS_LOGOUT] =
-        "#!lua\n" FANOUT
+        "#!lua\n" FANOUT FORGET
         "local me, u, ep = ARGV[1], ARGV[2], ARGV[3]\n"
         "local key = '{u:'..u..'}:at'\n"
         "if redis.call('HGET', key, 'epoch') ~= ep then return 0 end\n"
         "redis.call('DEL', key)\n"
         "redis.call('SREM', '{node:'..me..'}:users', u)\n"
         "fanout(me, false, u, 'offline')\n"
+        "forget(me, false, u)\n"
         "return 1\n",
     /* ARGV: me, user, kind, a, b: an event for user's node, if it is on
      * one and that is not me. Returns the node, or nil (not logged in). */
@@ -291,7 +308,7 @@ const char *const chat__bus_lua[CHAT__SC_COUNT] = {
      * themselves again), else how many users it cleaned up; and me's slot
      * (ARGV[5], kept, or a new one when it was lost; -1: none free). */
     [CHAT__SC_BUS_TICK] =
-        "#!lua\n" FANOUT TAKE_SLOT STASH
+        "#!lua\n" FANOUT TAKE_SLOT STASH FORGET
         "local me, inst, ttl, chunk = ARGV[1], ARGV[2], ARGV[3], ARGV[4]\n"
         "local grace = tonumber(ARGV[6]) or 0\n"
         "local alive = '{node:'..me..'}:alive'\n"
@@ -309,15 +326,18 @@ const char *const chat__bus_lua[CHAT__SC_COUNT] = {
         "for _, n in ipairs(redis.call('SMEMBERS', '{chat}:nodes')) do\n"
         "  if n ~= me and redis.call('EXISTS', '{node:'..n..'}:alive') == 0 "
         "then\n"
+        "    local gone = {}\n"
         "    for _, u in ipairs(redis.call('SPOP', '{node:'..n..'}:users', "
         "chunk)) do\n"
         "      local key = '{u:'..u..'}:at'\n"
         "      if redis.call('HGET', key, 'node') == n then\n"
         "        redis.call('DEL', key)\n"
         "        fanout(me, true, u, 'offline')\n"
+        "        gone[#gone + 1] = u\n"
         "        k = k + 1\n"
         "      end\n"
         "    end\n"
+        "    if #gone > 0 then forget(me, true, table.concat(gone, ' ')) end\n"
         "    local inbox = '{node:'..n..'}:inbox'\n"
         "    if redis.call('SCARD', '{node:'..n..'}:users') == 0 then\n"
         "      for _, e in ipairs(redis.call('XRANGE', inbox, '-', '+', "

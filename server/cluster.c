@@ -220,6 +220,8 @@ static void on_event(chat__srv_t *srv, const chat__bus_event_t *ev) {
   case 'M':
     chat__cluster_on_carried(srv, ev);
     break;
+  case 'f': /* the bus's own: its route cache (route_cache.h) */
+    break;
   default:
     CHAT_DEBUG("cluster: an event of unknown kind %c", ev->kind);
     break;
