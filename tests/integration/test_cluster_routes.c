@@ -67,7 +67,7 @@ static void up(cl_t *c, int nodes) {
   if (rp_start(&c->r, NULL) != 0)
     fail_msg("redis-server did not start");
   for (int i = 0; i < nodes; i++) {
-    char name[8];
+    char name[16];
     snprintf(name, sizeof(name), "n%d", i + 1);
     const char *extra[] = {"--db", c->r.url, "--node", name, "--heartbeat",
                            "2", NULL};
