@@ -18,8 +18,10 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <uv.h>
 
+#include "chat_protocol.h"
 #include "engine.h"
 
 typedef struct chat__bus chat__bus_t;
@@ -47,6 +49,25 @@ typedef struct chat__bus_event {
 } chat__bus_event_t;
 
 typedef void (*chat__bus_event_cb)(void *arg, const chat__bus_event_t *ev);
+
+/* The next name of a space-separated list (an event's rcpts: names never
+ * hold spaces) into name; advances *p. 1, or 0 at the list's end. Empty
+ * and over-long names are skipped. */
+static inline int chat__bus_next_name(const char **p,
+                                      char name[CHAT_MAX_NAME + 1]) {
+  while (*p != NULL && **p) {
+    const char *sp = strchr(*p, ' ');
+    size_t len = sp ? (size_t)(sp - *p) : strlen(*p);
+    const char *at = *p;
+    *p = sp ? sp + 1 : *p + len;
+    if (len > 0 && len <= CHAT_MAX_NAME) {
+      memcpy(name, at, len);
+      name[len] = '\0';
+      return 1;
+    }
+  }
+  return 0;
+}
 /* This node was taken for dead by the others (its liveness key expired,
  * e.g. Redis was away longer than the key lives): each of its sessions
  * must assert itself again (chat__bus_rejoin). */

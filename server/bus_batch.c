@@ -1,11 +1,14 @@
 /* bus_batch.c -- each loop turn's carried messages and receipts (bus.h
- * msg, route 'r'), sent when the turn ends as one CARRY script call.
+ * msg, route 'r'), sent when the turn ends.
  *
  * Items are grouped per recipient as they are added, each group's items
- * packed as netstrings into one buffer, so the script does one directory
- * lookup per recipient, not per item, and one XADD per target node
- * (docs/CLUSTER.md). Order per recipient is the order of adding; the call
- * rides the engine's one connection, so turns stay in order too. */
+ * packed as netstrings into one buffer. At the end of the turn the groups
+ * of recipients the route cache knows (route_cache.h) go as one plain
+ * XADD per target node; the others go in one CARRY script call, which
+ * looks each recipient up once and XADDs once per target node
+ * (docs/CLUSTER.md), and whose answer fills the cache. Order per
+ * recipient is the order of adding; the calls ride the engine's one
+ * connection, so turns stay in order too. */
 #include "bus_redis_int.h"
 
 #include <errno.h>
@@ -297,7 +300,7 @@ void chat__bus_on_flush(uv_check_t *h) {
     for (int g = 0; g < o->ngroups; g++)
       if (o->groups[g].node == NULL && o->groups[g].status == 0)
         o->groups[g].status = r;
-    CHAT_WARN("cluster: carrying a turn's messages: %s", strerror(-r));
+    CHAT_WARN("cluster: carrying a turn's messages: %s", chat_strerror(r));
   }
   call_done(o);
 }

@@ -19,7 +19,6 @@
 #include <unistd.h>
 
 #include "chat_log.h"
-#include "chat_protocol.h"
 
 #define INBOX_COUNT 256        /* entries per XREAD */
 #define RETRY_MS 200           /* after the reader lost its connection */
@@ -295,16 +294,8 @@ void *chat__bus_reader(void *arg) {
 /* Drops the route cache's entries of the space-separated names. */
 static void forget_all(redis_bus_t *b, const char *names) {
   char name[CHAT_MAX_NAME + 1];
-  for (const char *p = names; *p;) {
-    const char *sp = strchr(p, ' ');
-    size_t len = sp ? (size_t)(sp - p) : strlen(p);
-    if (len > 0 && len <= CHAT_MAX_NAME) {
-      memcpy(name, p, len);
-      name[len] = '\0';
-      chat__route_cache_forget(&b->routes, name);
-    }
-    p = sp ? sp + 1 : p + len;
-  }
+  for (const char *p = names; chat__bus_next_name(&p, name);)
+    chat__route_cache_forget(&b->routes, name);
 }
 
 void chat__bus_on_async(uv_async_t *h) {

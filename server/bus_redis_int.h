@@ -1,7 +1,7 @@
 /* bus_redis_int.h -- private to the Redis bus's files: bus_redis.c (the
  * calls, liveness, start and stop), bus_inbox.c (the inbox reader thread
  * and what it hands the loop) and bus_batch.c (each loop turn's carried
- * messages and receipts, one CARRY call per turn). */
+ * messages and receipts, sent at the turn's end). */
 #ifndef CHAT_BUS_REDIS_INT_H
 #define CHAT_BUS_REDIS_INT_H
 
@@ -46,9 +46,10 @@ typedef struct redis_bus {
   redisContext *rc;          /* the thread's */
   char last_id[64];          /* the thread's */
   char trim_id[64];          /* under mu: XTRIM MINID this next ("": no) */
-  /* The loop turn's carried messages and receipts, sent as one CARRY
-   * call at its end (on_flush): one HGET per recipient and one XADD per
-   * target node, however many items. */
+  /* The loop turn's carried messages and receipts, sent at its end
+   * (on_flush, bus_batch.c): one XADD per target node, however many
+   * items, and a CARRY call for recipients the route cache does not
+   * know. */
   uv_check_t flush;
   struct out_batch *out;     /* bus_batch.c */
   chat__route_cache_t routes; /* recipients' nodes, as CARRY found them

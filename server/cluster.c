@@ -59,20 +59,13 @@ static void presence(chat__srv_t *srv, const chat__bus_event_t *ev) {
     return; /* no contact of it is full here */
   if (u->session == NULL)
     u->rstatus = (uint8_t)st;
-  for (const char *p = ev->rcpts; p != NULL && *p;) {
-    const char *sp = strchr(p, ' ');
-    size_t len = sp ? (size_t)(sp - p) : strlen(p);
-    char name[CHAT_MAX_NAME + 1];
-    if (len > 0 && len <= CHAT_MAX_NAME) {
-      memcpy(name, p, len);
-      name[len] = '\0';
-      chat__user_t *c = chat__registry_find(&srv->reg, name);
-      chat__session_t *cs = live(c);
-      if (cs != NULL && c->full && chat__contact_is(c, u) &&
-          (obj != NULL || (obj = chat_ev_presence(u->name, st)) != NULL))
-        chat__session_send(cs, obj);
-    }
-    p = sp ? sp + 1 : p + len;
+  char name[CHAT_MAX_NAME + 1];
+  for (const char *p = ev->rcpts; chat__bus_next_name(&p, name);) {
+    chat__user_t *c = chat__registry_find(&srv->reg, name);
+    chat__session_t *cs = live(c);
+    if (cs != NULL && c->full && chat__contact_is(c, u) &&
+        (obj != NULL || (obj = chat_ev_presence(u->name, st)) != NULL))
+      chat__session_send(cs, obj);
   }
   json_decref(obj);
 }
@@ -190,16 +183,8 @@ static void on_event(chat__srv_t *srv, const chat__bus_event_t *ev) {
     uint64_t seq = ev->a != NULL ? strtoull(ev->a, NULL, 10) : 0;
     if (ev->rcpts != NULL) {
       char name[CHAT_MAX_NAME + 1];
-      for (const char *p = ev->rcpts; *p;) {
-        const char *sp = strchr(p, ' ');
-        size_t len = sp ? (size_t)(sp - p) : strlen(p);
-        if (len > 0 && len <= CHAT_MAX_NAME) {
-          memcpy(name, p, len);
-          name[len] = '\0';
-          stored_for(srv, name, seq);
-        }
-        p = sp ? sp + 1 : p + len;
-      }
+      for (const char *p = ev->rcpts; chat__bus_next_name(&p, name);)
+        stored_for(srv, name, seq);
     } else {
       stored_for(srv, ev->user, seq);
     }

@@ -227,12 +227,21 @@ static void await_num(cl_t *c, const char *cmd, long long want,
   fail_msg("%s: %lld, wanted %lld", cmd, got, want);
 }
 
+/* A message from alice to bob carried to node zz's inbox, as a node on a
+ * stale route would. */
+static void carry_to_zz(cl_t *c, const char *msg_id, const char *seq,
+                        const char *body) {
+  char x[1024], cmd[1200];
+  item(x, sizeof(x), "bob", "alice", msg_id, seq, body);
+  snprintf(cmd, sizeof(cmd), "XADD {node:zz}:inbox * t B x %s", x);
+  assert_int_equal(rp_cmd(&c->r, cmd, x, sizeof(x)), 0);
+}
+
 /* A node "zz" that died with nobody on it: its inbox is drained by the
  * reaper, kept, drained again when a stale route lands a message there,
  * and forgotten after the grace. bob finds both messages at his login. */
 static void test_dead_inbox_grace(void **state) {
   cl_t *c = *state;
-  char x[1024], cmd[1200];
   up(c, 1);
   th_client_t *b = keep(c, th_client_user(port(c, 0), "bob", PW));
   th_client_t *a = keep(c, th_client_user(port(c, 0), "alice", PW));
@@ -241,17 +250,13 @@ static void test_dead_inbox_grace(void **state) {
   /* bob's logout is through: his at entry is gone */
   await_num(c, "EXISTS {u:bob}:at", 0, TH_DEADLINE_MS);
   assert_int_equal(num(c, "SADD {chat}:nodes zz"), 1);
-  item(x, sizeof(x), "bob", "alice", "late1", "9000001", "first");
-  snprintf(cmd, sizeof(cmd), "XADD {node:zz}:inbox * t B x %s", x);
-  assert_int_equal(rp_cmd(&c->r, cmd, x, sizeof(x)), 0);
+  carry_to_zz(c, "late1", "9000001", "first");
   await_num(c, "ZCARD {u:bob}:held", 1, 3 * TH_DEADLINE_MS);
   await_num(c, "XLEN {node:zz}:inbox", 0, TH_DEADLINE_MS);
   await_num(c, "EXISTS {node:zz}:drained", 1, TH_DEADLINE_MS);
   assert_int_equal(num(c, "SISMEMBER {chat}:nodes zz"), 1);
   /* a stale route's late message: moved as well */
-  item(x, sizeof(x), "bob", "alice", "late2", "9000002", "second");
-  snprintf(cmd, sizeof(cmd), "XADD {node:zz}:inbox * t B x %s", x);
-  assert_int_equal(rp_cmd(&c->r, cmd, x, sizeof(x)), 0);
+  carry_to_zz(c, "late2", "9000002", "second");
   await_num(c, "ZCARD {u:bob}:held", 2, 3 * TH_DEADLINE_MS);
   /* and after the grace, zz is forgotten */
   await_num(c, "SISMEMBER {chat}:nodes zz", 0, GRACE_MS + TH_DEADLINE_MS);
