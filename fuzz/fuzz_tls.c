@@ -53,6 +53,7 @@
 #include <ftw.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -431,19 +432,42 @@ static int reference(const struct buf *pl, size_t max_frame, int hook,
   return status;
 }
 
+/* Non-blocking from the start: libFuzzer's -timeout alarm (SIGALRM, no
+ * SA_RESTART) can interrupt a blocking connect() with EINTR, and on a busy
+ * machine the loopback handshake is not always done within the call. The
+ * caller turns the loop until the server accepts; connected() says when the
+ * client's side is done too. */
 static int client_connect(void) {
   struct sockaddr_in sa;
-  int one = 1, fd = socket(AF_INET, SOCK_STREAM, 0);
+  int one = 1, rc, fd = socket(AF_INET, SOCK_STREAM, 0);
 
   FUZZ_CHECK(fd >= 0);
+  FUZZ_CHECK(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) == 0);
   memset(&sa, 0, sizeof(sa));
   sa.sin_family = AF_INET;
   sa.sin_port = htons((uint16_t)world.port);
   sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  FUZZ_CHECK(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+  do
+    rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+  while (rc < 0 && errno == EINTR);
+  if (rc < 0 && errno != EINPROGRESS) {
+    fprintf(stderr, "fuzz_tls: connect: %s\n", strerror(errno));
+    FUZZ_CHECK(!"connect to the loopback listener");
+  }
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-  FUZZ_CHECK(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) == 0);
   return fd;
+}
+
+/* 1 once the client's connect has finished, 0 while it is under way. */
+static int connected(int fd) {
+  struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+  int err = 0;
+  socklen_t n = sizeof(err);
+
+  if (poll(&pfd, 1, 0) <= 0)
+    return 0;
+  FUZZ_CHECK(getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &n) == 0 && err == 0);
+  return 1;
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -532,7 +556,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   /* Connect, and the handshake. */
   memset(&cl, 0, sizeof(cl));
   cl.fd = client_connect();
-  for (long spins = 0; !g.accepted; spins++) {
+  for (long spins = 0; !g.accepted || !connected(cl.fd); spins++) {
     FUZZ_CHECK(spins < SPIN_MAX);
     turn();
   }
