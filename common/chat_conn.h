@@ -93,6 +93,7 @@ struct chat_conn {
   chat_decoder_t dec;     /* the unfinished tail of a line; holds max_frame */
   char *out;              /* output being collected this turn */
   size_t out_len, out_cap;
+  size_t out_hint;        /* the size a turn's buffer starts at (0: min) */
   char *inflight;         /* output handed to uv_write, freed in its cb */
   size_t inflight_len;
   size_t max_output;

@@ -40,6 +40,20 @@ static void on_write(uv_write_t *req, int status) {
     chat__conn_try_finish(c);
 }
 
+/* A busy connection writes about as much each turn as the last: its next
+ * buffer starts at this one's size rather than growing from CONN_OUT_MIN
+ * again, each doubling a copy of all queued so far. The hint halves after a
+ * turn that used less than a quarter, so a burst does not keep big buffers
+ * for small writes; it is a size, not memory held while idle. */
+static void out_settle(chat_conn_t *c) {
+  if (c->out_len > c->out_cap / 4)
+    c->out_hint = c->out_cap;
+  else
+    c->out_hint /= 2;
+  c->out = NULL;
+  c->out_len = c->out_cap = 0;
+}
+
 /* On TLS: encrypts the frames queued (once the handshake is done) and takes
  * the ciphertext into *data. The plaintext buffer is freed as on plain TCP,
  * where it becomes the write's. */
@@ -49,8 +63,7 @@ static int tls_output(chat_conn_t *c, char **data, size_t *len) {
   if (c->out_len > 0 && chat__tls_ready(c)) {
     rc = chat__tls_encrypt(c, c->out, c->out_len);
     free(c->out);
-    c->out = NULL;
-    c->out_len = c->out_cap = 0;
+    out_settle(c);
   }
   return rc < 0 ? rc : chat__tls_take(c, data, len);
 }
@@ -79,10 +92,8 @@ void chat__conn_start_write(chat_conn_t *c) {
   c->io->stats.bytes_written += len;
   c->inflight = data;
   c->inflight_len = len;
-  if (c->tls == NULL) {
-    c->out = NULL;
-    c->out_len = c->out_cap = 0;
-  }
+  if (c->tls == NULL)
+    out_settle(c);
   c->writing = 1;
 }
 
@@ -105,7 +116,9 @@ static int out_append(chat_conn_t *c, const char *data, size_t n) {
     return -ENOBUFS;
   need = c->out_len + n;
   if (need > c->out_cap) {
-    cap = c->out_cap > 0 ? c->out_cap : CONN_OUT_MIN;
+    cap = c->out_cap > 0 ? c->out_cap
+                         : c->out_hint > CONN_OUT_MIN ? c->out_hint
+                                                      : CONN_OUT_MIN;
     while (cap < need)
       cap *= 2;
     if (cap > c->max_output)

@@ -123,6 +123,13 @@ static int is_batch(const redisReply *e) {
   return batch;
 }
 
+/* Whether e looks like a stream entry, [id, fields]: its fields are
+ * checked by is_batch and entry_event. */
+static int entry_ok(const redisReply *e) {
+  return e->type == REDIS_REPLY_ARRAY && e->elements == 2 &&
+         e->element[0]->type == REDIS_REPLY_STRING;
+}
+
 /* The netstring at *p (before end): its bytes in *s, *len; advances *p.
  * 0, or -1 when malformed. */
 static int ns_next(const char **p, const char *end, const char **s,
@@ -141,57 +148,71 @@ static int ns_next(const char **p, const char *end, const char **s,
   return 0;
 }
 
-/* The items of one x field of a batch entry (B: netstrings, each an item
- * of netstrings kind, user, a, b, seq, ts, body), each as an event with
- * the entry's id, appended at *tail. One allocation per item: its strings
- * live in mem[0]'s block, the event pointing into it. */
-static ev_node_t **batch_events(const char *id, const char *x, size_t xlen,
-                                ev_node_t **tail, ev_node_t **last) {
-  size_t idlen = strlen(id);
+/* How many netstrings x holds at most (its items, malformed ones too). */
+static size_t count_items(const char *x, size_t xlen) {
   const char *p = x, *end = x + xlen, *item;
+  size_t ilen, n = 0;
+  while (ns_next(&p, end, &item, &ilen) == 0)
+    n++;
+  return n;
+}
+
+/* The items of one x field of a batch entry (B: netstrings, each an item
+ * of netstrings kind, user, a, b, seq, ts, body), each as an event taken
+ * from chunk c, appended at *tail. Read in place: no copy of the bodies,
+ * no allocation per item. Each field gets its NUL by overwriting the byte
+ * after it, which begins the next netstring, so a byte is overwritten
+ * only once what it began has been parsed. */
+static ev_node_t **batch_events(ev_chunk_t *c, size_t cap, const char *id,
+                                char *x, size_t xlen, ev_node_t **tail,
+                                ev_node_t **last) {
+  const char *p = x, *end = x + xlen, *item;
+  char *pending = NULL; /* the previous item's body's end */
   size_t ilen;
-  while (ns_next(&p, end, &item, &ilen) == 0) {
+  while (c != NULL && c->left < cap && ns_next(&p, end, &item, &ilen) == 0) {
     const char *q = item, *iend = item + ilen, *v[7] = {0};
     size_t vlen[7] = {0};
     int k;
+    if (pending != NULL)
+      *pending = '\0';
+    pending = NULL;
     for (k = 0; k < 7 && ns_next(&q, iend, &v[k], &vlen[k]) == 0; k++)
       ;
     if (k < 7 || vlen[0] == 0)
       continue; /* malformed: not an item */
-    /* six strings and the id, each with its NUL: within ilen + idlen + 7 */
-    ev_node_t *n = calloc(1, sizeof(*n));
-    char *blk = malloc(ilen + idlen + 8), *w = blk;
-    if (n == NULL || blk == NULL) {
-      free(n);
-      free(blk);
-      break;
-    }
-    n->mem[0] = blk;
-    const char **to[7] = {NULL, &n->ev.user, &n->ev.a, &n->ev.b, NULL, NULL,
-                          &n->ev.body};
-    for (k = 1; k < 7; k++) {
-      memcpy(w, v[k], vlen[k]);
-      w[vlen[k]] = '\0';
-      if (to[k] != NULL)
-        *to[k] = w;
-      else if (k == 4)
-        n->ev.seq = strtoull(w, NULL, 10);
-      else
-        n->ev.ts = strtoll(w, NULL, 10);
-      w += vlen[k] + 1;
-    }
-    memcpy(w, id, idlen + 1);
-    n->ev.id = w;
+    for (k = 0; k < 6; k++)
+      ((char *)v[k])[vlen[k]] = '\0';
+    pending = (char *)v[6] + vlen[6];
+    ev_node_t *n = &c->nodes[c->left++];
+    memset(n, 0, sizeof(*n));
+    n->chunk = c;
     n->ev.kind = v[0][0];
+    n->ev.user = v[1];
+    n->ev.a = v[2];
+    n->ev.b = v[3];
+    n->ev.seq = strtoull(v[4], NULL, 10);
+    n->ev.ts = strtoll(v[5], NULL, 10);
+    n->ev.body = v[6];
     n->ev.body_len = vlen[6];
+    n->ev.id = id;
     *tail = n;
     tail = &n->next;
     *last = n;
   }
+  if (pending != NULL)
+    *pending = '\0'; /* the field's end, or hiredis's NUL after it */
   return tail;
 }
 
 void chat__bus_ev_free(ev_node_t *n) {
+  ev_chunk_t *c = n->chunk;
+  if (c != NULL) {
+    if (--c->left == 0) {
+      freeReplyObject(c->reply);
+      free(c);
+    }
+    return;
+  }
   for (int i = 0; i < 8; i++)
     free(n->mem[i]);
   free(n);
@@ -211,6 +232,16 @@ static void trim_inbox(redis_bus_t *b) {
     const char *argv[] = {"XTRIM", b->inbox, "MINID", id};
     freeReplyObject(redisCommandArgv(b->rc, 4, argv, NULL));
   }
+}
+
+/* How many items batch entry e's x fields hold at most. */
+static size_t batch_items(const redisReply *e) {
+  const redisReply *f = e->element[1];
+  size_t n = 0;
+  for (size_t j = 0; j + 1 < f->elements; j += 2)
+    if (f->element[j]->len == 1 && f->element[j]->str[0] == 'x')
+      n += count_items(f->element[j + 1]->str, f->element[j + 1]->len);
+  return n;
 }
 
 static int read_inbox(redis_bus_t *b) {
@@ -233,11 +264,24 @@ static int read_inbox(redis_bus_t *b) {
       r->element[0]->elements == 2) {
     const redisReply *ents = r->element[0]->element[1];
     ev_node_t *first = NULL, **tail = &first;
+    ev_chunk_t *c = NULL;
+    size_t cap = 0;
+    for (size_t i = 0; i < ents->elements; i++)
+      if (entry_ok(ents->element[i]) && is_batch(ents->element[i]))
+        cap += batch_items(ents->element[i]);
+    if (cap > 0 &&
+        (c = malloc(sizeof(*c) + cap * sizeof(c->nodes[0]))) == NULL) {
+      freeReplyObject(r);
+      return -1; /* read again from last_id, after a reconnect */
+    }
+    if (c != NULL) {
+      c->reply = r;
+      c->left = 0;
+    }
     for (size_t i = 0; i < ents->elements; i++) {
       const redisReply *e = ents->element[i];
       ev_node_t *n;
-      if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
-          e->element[0]->type != REDIS_REPLY_STRING)
+      if (!entry_ok(e))
         continue;
       snprintf(b->last_id, sizeof(b->last_id), "%s", e->element[0]->str);
       if (is_batch(e)) {
@@ -246,7 +290,8 @@ static int read_inbox(redis_bus_t *b) {
         ev_node_t *last = NULL;
         for (size_t j = 0; j + 1 < f->elements; j += 2)
           if (f->element[j]->len == 1 && f->element[j]->str[0] == 'x')
-            tail = batch_events(e->element[0]->str, f->element[j + 1]->str,
+            tail = batch_events(c, cap, e->element[0]->str,
+                                f->element[j + 1]->str,
                                 f->element[j + 1]->len, tail, &last);
         if (last != NULL)
           last->ev.entry_end = 1;
@@ -263,6 +308,9 @@ static int read_inbox(redis_bus_t *b) {
       pthread_mutex_unlock(&b->mu);
       uv_async_send(&b->async);
     }
+    if (c != NULL && c->left > 0)
+      return 0; /* r is the chunk's now */
+    free(c);
   }
   freeReplyObject(r);
   return 0;

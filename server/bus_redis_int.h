@@ -14,8 +14,17 @@
 typedef struct ev_node {
   struct ev_node *next;
   chat__bus_event_t ev;
-  char *mem[8];
+  char *mem[8];             /* owned strings (entries other than batches) */
+  struct ev_chunk *chunk;   /* or: a batch item, read in place */
 } ev_node_t;
+
+/* A read's batch items: their events point into the XREAD reply, which
+ * lives as long as one of them is unfreed (bus_inbox.c). */
+typedef struct ev_chunk {
+  redisReply *reply;
+  size_t left;              /* events not yet freed (loop thread) */
+  ev_node_t nodes[];
+} ev_chunk_t;
 
 typedef struct redis_bus {
   chat__bus_t base;          /* first: a chat__bus_t * is a redis_bus_t * */

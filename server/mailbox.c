@@ -79,10 +79,9 @@ int chat__mailbox_add(chat__mailbox_t *mb, chat__user_t *to, chat__user_t *from,
   size_t n = make_key(key, to, from, msg_id, &id_off);
   if (n == 0)
     return -EINVAL;
-  if (chat__hmap_get(&mb->index, key, n) ||
-      (group == NULL && chat__mailbox_find_sent(mb, from, msg_id) != NULL))
-    return -EEXIST;
-  /* One allocation per message: struct, key, group, body. */
+  /* One allocation per message: struct, key, group, body. A repeat is
+   * found by the puts below (-EEXIST), not by lookups before them: two
+   * probes of each table per message fewer, and repeats are rare. */
   size_t glen = group ? strlen(group) + 1 : 0;
   chat__held_t *h = malloc(sizeof(*h) + n + 1 + glen + body_len);
   if (h == NULL)
@@ -97,17 +96,18 @@ int chat__mailbox_add(chat__mailbox_t *mb, chat__user_t *to, chat__user_t *from,
   }
   h->body = h->key + n + 1 + glen;
   h->to = to;
-  if (chat__hmap_put(&mb->index, h->key, n, h) < 0) {
+  int rc = chat__hmap_put(&mb->index, h->key, n, h);
+  if (rc < 0) {
     free(h);
-    return -ENOMEM;
+    return rc; /* -EEXIST or -ENOMEM */
   }
   if (group == NULL) {
     size_t slen;
     const char *skey = sender_key(h, &slen);
-    if (chat__hmap_put(&mb->by_sender, skey, slen, h) < 0) {
+    if ((rc = chat__hmap_put(&mb->by_sender, skey, slen, h)) < 0) {
       chat__hmap_del(&mb->index, h->key, n);
       free(h);
-      return -ENOMEM;
+      return rc;
     }
   }
   memcpy(h->body, body, body_len);
