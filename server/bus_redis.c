@@ -181,16 +181,29 @@ static int rb_rejoin(chat__bus_t *bb, const char *user, const char *epoch,
   return call(RB(bb), CHAT__SC_BUS_REJOIN, a, 7, cb ? cb : ignore, arg);
 }
 
+/* v in decimal at buf (room for 21 bytes), NUL-terminated; its length. */
+static size_t u64_put(char *buf, uint64_t v) {
+  char tmp[20];
+  size_t n = 0;
+  do
+    tmp[n++] = (char)('0' + v % 10);
+  while ((v /= 10) != 0);
+  for (size_t i = 0; i < n; i++)
+    buf[i] = tmp[n - 1 - i];
+  buf[n] = '\0';
+  return n;
+}
+
 static int rb_msg(chat__bus_t *bb, const char *to, const char *from,
                   const char *msg_id, uint64_t seq, int64_t ts,
                   const char *body, size_t body_len, chat__bus_reply_cb cb,
                   void *arg) {
   char seqs[24], tss[24];
-  snprintf(seqs, sizeof(seqs), "%llu", (unsigned long long)seq);
-  snprintf(tss, sizeof(tss), "%lld", (long long)ts);
+  /* not snprintf: it was about 5 % of the sending node's CPU */
   const char *f[7] = {"M", to, from, msg_id, seqs, tss, body};
   size_t len[7] = {1, strlen(to), strlen(from), strlen(msg_id),
-                   strlen(seqs), strlen(tss), body_len};
+                   u64_put(seqs, seq), u64_put(tss, ts < 0 ? 0 : (uint64_t)ts),
+                   body_len};
   return chat__bus_batch_add(RB(bb), to, f, len, 0, cb, arg);
 }
 

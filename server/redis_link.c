@@ -162,6 +162,14 @@ int chat__redis_link_sendv(chat__redis_engine_t *e, int argc,
   return 0;
 }
 
+int chat__redis_link_sendf(chat__redis_engine_t *e, const char *cmd,
+                           size_t len, redisCallbackFn *fn, void *priv) {
+  if (e->ac == NULL ||
+      redisAsyncFormattedCommand(e->ac, fn, priv, cmd, len) != REDIS_OK)
+    return -EIO;
+  return 0;
+}
+
 void chat__redis_link_expect(chat__redis_engine_t *e, int on) {
   if (e->state != CHAT__LINK_READY)
     return; /* connecting has its own deadline */

@@ -58,7 +58,8 @@ typedef struct chat__redis_rd {
   size_t arglens[CHAT__CALL_ARGS];
   int nargs;
   char **vargs; /* chat__redis_callv's, owned: any number */
-  int raw;      /* chat__redis_cmdv's: vargs is the command itself */
+  int raw;      /* 1: chat__redis_cmdv's (vargs is the command itself);
+                 * 2: chat__redis_cmdf's (vargs[0] is it in RESP) */
   size_t *vlens;
   int nv;
   char **strs;
@@ -169,10 +170,18 @@ int chat__redis_callv(chat__engine_t *e, chat__redis_script_t script,
  * strings (XADD: the entry's id) or integer. */
 int chat__redis_cmdv(chat__engine_t *e, char **vargs, size_t *vlens, int nv,
                      chat__redis_call_cb cb, void *arg);
+/* The same with the command already in RESP (cmd, len bytes, malloc'd;
+ * taken over, also on failure): a caller that builds a big command in
+ * one buffer saves hiredis formatting a second copy of it. */
+int chat__redis_cmdf(chat__engine_t *e, char *cmd, size_t len,
+                     chat__redis_call_cb cb, void *arg);
 /* Sends one command of argc args (copied by hiredis). 0 or -EIO. */
 int chat__redis_link_sendv(chat__redis_engine_t *e, int argc,
                            const char **argv, const size_t *lens,
                            redisCallbackFn *fn, void *priv);
+/* Sends one command already in RESP (copied by hiredis). 0 or -EIO. */
+int chat__redis_link_sendf(chat__redis_engine_t *e, const char *cmd,
+                           size_t len, redisCallbackFn *fn, void *priv);
 /* Sends one read's commands: 0, or a negative code (nothing awaited). */
 int chat__redis_send_read(chat__redis_engine_t *e, chat__redis_rd_t *rd);
 /* Its callback with its result; then it is freed. */

@@ -143,6 +143,8 @@ static void on_read(redisAsyncContext *ac, void *reply, void *priv) {
 /* EVALSHA sha 0 vargs... of a chat__redis_callv; vargs as they are of a
  * chat__redis_cmdv. */
 static int send_callv(chat__redis_engine_t *e, chat__redis_rd_t *rd) {
+  if (rd->raw == 2)
+    return chat__redis_link_sendf(e, rd->vargs[0], rd->vlens[0], on_read, rd);
   if (rd->raw)
     return chat__redis_link_sendv(e, rd->nv, (const char **)rd->vargs,
                                   rd->vlens, on_read, rd);
@@ -326,4 +328,19 @@ int chat__redis_callv(chat__engine_t *ce, chat__redis_script_t script,
 int chat__redis_cmdv(chat__engine_t *ce, char **vargs, size_t *vlens, int nv,
                      chat__redis_call_cb cb, void *arg) {
   return queue_v(ce, CHAT__SC_COUNT, 1, vargs, vlens, nv, cb, arg);
+}
+
+int chat__redis_cmdf(chat__engine_t *ce, char *cmd, size_t len,
+                     chat__redis_call_cb cb, void *arg) {
+  char **v = malloc(sizeof(*v));
+  size_t *l = malloc(sizeof(*l));
+  if (v == NULL || l == NULL) {
+    free(v);
+    free(l);
+    free(cmd);
+    return -ENOMEM;
+  }
+  v[0] = cmd;
+  l[0] = len;
+  return queue_v(ce, CHAT__SC_COUNT, 2, v, l, 1, cb, arg);
 }
