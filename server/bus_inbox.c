@@ -244,6 +244,61 @@ static size_t batch_items(const redisReply *e) {
   return n;
 }
 
+int chat__bus_inbox_events(redisReply *r, char *last_id, size_t idsize,
+                           ev_node_t ***tail) {
+  const redisReply *ents;
+  ev_chunk_t *c = NULL;
+  size_t cap = 0;
+  if (r->type != REDIS_REPLY_ARRAY || r->elements != 1 ||
+      r->element[0]->type != REDIS_REPLY_ARRAY ||
+      r->element[0]->elements != 2 ||
+      r->element[0]->element[1]->type != REDIS_REPLY_ARRAY) {
+    freeReplyObject(r); /* nil: nothing came within the block time */
+    return 0;
+  }
+  ents = r->element[0]->element[1];
+  for (size_t i = 0; i < ents->elements; i++)
+    if (entry_ok(ents->element[i]) && is_batch(ents->element[i]))
+      cap += batch_items(ents->element[i]);
+  if (cap > 0 &&
+      (c = malloc(sizeof(*c) + cap * sizeof(c->nodes[0]))) == NULL) {
+    freeReplyObject(r);
+    return -ENOMEM;
+  }
+  if (c != NULL) {
+    c->reply = r;
+    c->left = 0;
+  }
+  for (size_t i = 0; i < ents->elements; i++) {
+    const redisReply *e = ents->element[i];
+    ev_node_t *n;
+    if (!entry_ok(e))
+      continue;
+    snprintf(last_id, idsize, "%s", e->element[0]->str);
+    if (is_batch(e)) {
+      /* a batch: its items are the events, read in place */
+      const redisReply *f = e->element[1];
+      ev_node_t *last = NULL;
+      for (size_t j = 0; j + 1 < f->elements; j += 2)
+        if (f->element[j]->len == 1 && f->element[j]->str[0] == 'x')
+          *tail = batch_events(c, cap, e->element[0]->str,
+                               f->element[j + 1]->str, f->element[j + 1]->len,
+                               *tail, &last);
+      if (last != NULL)
+        last->ev.entry_end = 1;
+    } else if ((n = entry_event(e)) != NULL) {
+      n->ev.entry_end = 1;
+      **tail = n;
+      *tail = &n->next;
+    }
+  }
+  if (c != NULL && c->left > 0)
+    return 0; /* r is the chunk's now */
+  free(c);
+  freeReplyObject(r);
+  return 0;
+}
+
 static int read_inbox(redis_bus_t *b) {
   char count[16], block[16];
   trim_inbox(b);
@@ -252,6 +307,7 @@ static int read_inbox(redis_bus_t *b) {
   const char *argv[] = {"XREAD",   "COUNT", count,     "BLOCK",
                         block,     "STREAMS", b->inbox, b->last_id};
   redisReply *r = redisCommandArgv(b->rc, 8, argv, NULL);
+  ev_node_t *first = NULL, **tail = &first;
   if (r == NULL)
     return -1;
   if (r->type == REDIS_REPLY_ERROR) {
@@ -259,60 +315,15 @@ static int read_inbox(redis_bus_t *b) {
     freeReplyObject(r);
     return -1;
   }
-  if (r->type == REDIS_REPLY_ARRAY && r->elements == 1 &&
-      r->element[0]->type == REDIS_REPLY_ARRAY &&
-      r->element[0]->elements == 2) {
-    const redisReply *ents = r->element[0]->element[1];
-    ev_node_t *first = NULL, **tail = &first;
-    ev_chunk_t *c = NULL;
-    size_t cap = 0;
-    for (size_t i = 0; i < ents->elements; i++)
-      if (entry_ok(ents->element[i]) && is_batch(ents->element[i]))
-        cap += batch_items(ents->element[i]);
-    if (cap > 0 &&
-        (c = malloc(sizeof(*c) + cap * sizeof(c->nodes[0]))) == NULL) {
-      freeReplyObject(r);
-      return -1; /* read again from last_id, after a reconnect */
-    }
-    if (c != NULL) {
-      c->reply = r;
-      c->left = 0;
-    }
-    for (size_t i = 0; i < ents->elements; i++) {
-      const redisReply *e = ents->element[i];
-      ev_node_t *n;
-      if (!entry_ok(e))
-        continue;
-      snprintf(b->last_id, sizeof(b->last_id), "%s", e->element[0]->str);
-      if (is_batch(e)) {
-        /* a batch: its items are the events, read in place */
-        const redisReply *f = e->element[1];
-        ev_node_t *last = NULL;
-        for (size_t j = 0; j + 1 < f->elements; j += 2)
-          if (f->element[j]->len == 1 && f->element[j]->str[0] == 'x')
-            tail = batch_events(c, cap, e->element[0]->str,
-                                f->element[j + 1]->str,
-                                f->element[j + 1]->len, tail, &last);
-        if (last != NULL)
-          last->ev.entry_end = 1;
-      } else if ((n = entry_event(e)) != NULL) {
-        n->ev.entry_end = 1;
-        *tail = n;
-        tail = &n->next;
-      }
-    }
-    if (first != NULL) {
-      pthread_mutex_lock(&b->mu);
-      *b->tail = first;
-      b->tail = tail;
-      pthread_mutex_unlock(&b->mu);
-      uv_async_send(&b->async);
-    }
-    if (c != NULL && c->left > 0)
-      return 0; /* r is the chunk's now */
-    free(c);
+  if (chat__bus_inbox_events(r, b->last_id, sizeof(b->last_id), &tail) < 0)
+    return -1; /* read again from last_id, after a reconnect */
+  if (first != NULL) {
+    pthread_mutex_lock(&b->mu);
+    *b->tail = first;
+    b->tail = tail;
+    pthread_mutex_unlock(&b->mu);
+    uv_async_send(&b->async);
   }
-  freeReplyObject(r);
   return 0;
 }
 

@@ -89,6 +89,13 @@ void *chat__bus_reader(void *arg);
 /* The async handle's callback: the events the thread read, to on_event. */
 void chat__bus_on_async(uv_async_t *h);
 void chat__bus_ev_free(ev_node_t *n);
+/* The events of XREAD reply r, appended in order at **tail (*tail is
+ * advanced to the new end).
+ * r is taken over: freed, or kept until the last event pointing into it
+ * is freed (chat__bus_ev_free). last_id gets the last entry's id.
+ * 0, or -ENOMEM (r freed, nothing appended, last_id unchanged). */
+int chat__bus_inbox_events(redisReply *r, char *last_id, size_t idsize,
+                           ev_node_t ***tail);
 /* How long the reader blocks in XREAD: a stop waits at most this. */
 #define CHAT__BUS_INBOX_BLOCK_MS 500
 

@@ -170,20 +170,22 @@ static int join_cluster(uv_loop_t *loop, const chat_server_opts_t *opts,
  * back past 256 KiB, so a node's memory follows what is live. The
  * environment (GLIBC_TUNABLES, MALLOC_*_) may still set others.
  *
- * Not on the Redis engine: there the large blocks are hiredis's commands,
- * output buffer and replies (a loop turn's carried messages, up to 256
- * KiB each, bus_batch.c), made and freed many times a second. Each in a
- * fresh mapping is faulted in page by page: 1.5 us more per 1 KiB
- * message on each node (docs/PERFORMANCE.md, cluster), and no store
- * thread keeps an arena's top. */
+ * On the Redis engine the large blocks are hiredis's commands, output
+ * buffer and replies (a loop turn's carried messages, up to 256 KiB each,
+ * bus_batch.c), made and freed many times a second, and a loop turn's
+ * output buffers to its sessions: there blocks up to 4 MiB come from the
+ * heap, and an arena's top is given back past 32 MiB. With glibc's moving
+ * thresholds each burst's top was trimmed and faulted in again page by
+ * page: 0.3 us more per 1 KiB message on the receiving node, and in a
+ * fresh mapping each 1.5 us more (docs/PERFORMANCE.md, cluster). What a
+ * node keeps beyond what is live stays bounded by the 32 MiB. */
 static void tune_malloc(const char *db) {
-  if (strncmp(db, "redis://", 8) == 0)
-    return;
+  int redis = strncmp(db, "redis://", 8) == 0;
   if (getenv("GLIBC_TUNABLES") != NULL || getenv("MALLOC_MMAP_THRESHOLD_") ||
       getenv("MALLOC_TRIM_THRESHOLD_"))
     return;
-  mallopt(M_MMAP_THRESHOLD, 128 * 1024);
-  mallopt(M_TRIM_THRESHOLD, 256 * 1024);
+  mallopt(M_MMAP_THRESHOLD, redis ? 4 << 20 : 128 * 1024);
+  mallopt(M_TRIM_THRESHOLD, redis ? 32 << 20 : 256 * 1024);
 }
 
 int chat_server_run(const chat_server_opts_t *opts) {
