@@ -12,6 +12,10 @@
 #include <string.h>
 
 #define CONN_OUT_MIN 512
+/* A turn's buffer never starts bigger than this, so a connection that had
+ * a burst does not take big blocks for single lines; beyond it doubling
+ * costs little next to the bytes themselves. */
+#define CONN_OUT_HINT_MAX (64u << 10)
 
 /* Output that chat__conn_start_write can hand to the socket now: on TLS,
  * ciphertext waiting, or frames once the handshake is done. */
@@ -47,7 +51,8 @@ static void on_write(uv_write_t *req, int status) {
  * for small writes; it is a size, not memory held while idle. */
 static void out_settle(chat_conn_t *c) {
   if (c->out_len > c->out_cap / 4)
-    c->out_hint = c->out_cap;
+    c->out_hint = c->out_cap < CONN_OUT_HINT_MAX ? c->out_cap
+                                                 : CONN_OUT_HINT_MAX;
   else
     c->out_hint /= 2;
   c->out = NULL;
