@@ -46,6 +46,8 @@ typedef struct chat__bus_event {
   int64_t ts;
   const char *body;
   size_t body_len;
+  size_t wire;       /* its deliver line's length as the sender's node
+                      * counted it, or 0 (not sent: count it here) */
 } chat__bus_event_t;
 
 typedef void (*chat__bus_event_cb)(void *arg, const chat__bus_event_t *ev);
@@ -119,10 +121,12 @@ typedef struct chat__bus_type {
                const char *b, chat__bus_reply_cb cb, void *arg);
   /* Carries a message (seq, ts, body) from `from` to the node `to` is on,
    * unless that is this node; cb gets that node's name in strs[0], or
-   * n == 0 when `to` is logged in nowhere (nothing was sent). */
+   * n == 0 when `to` is logged in nowhere (nothing was sent). wire is its
+   * deliver line's length (chat__srv_deliver_len), carried along so that
+   * the receiving node need not escape the body again to count it. */
   int (*msg)(chat__bus_t *bus, const char *to, const char *from,
              const char *msg_id, uint64_t seq, int64_t ts, const char *body,
-             size_t body_len, chat__bus_reply_cb cb, void *arg);
+             size_t body_len, size_t wire, chat__bus_reply_cb cb, void *arg);
   /* A connect to user: cb gets {node, host, port, key} of its session, or
    * n == 0 when it is not logged in; expect_line (a JSON frame) goes to
    * its node when it listens (port not "0"). */
@@ -188,9 +192,10 @@ static inline int chat__bus_route(chat__bus_t *b, const char *user, char kind,
 static inline int chat__bus_msg(chat__bus_t *b, const char *to,
                                 const char *from, const char *msg_id,
                                 uint64_t seq, int64_t ts, const char *body,
-                                size_t body_len, chat__bus_reply_cb cb,
-                                void *arg) {
-  return b->type->msg(b, to, from, msg_id, seq, ts, body, body_len, cb, arg);
+                                size_t body_len, size_t wire,
+                                chat__bus_reply_cb cb, void *arg) {
+  return b->type->msg(b, to, from, msg_id, seq, ts, body, body_len, wire, cb,
+                      arg);
 }
 static inline int chat__bus_statuses(chat__bus_t *b, const char *const *users,
                                      size_t n, chat__bus_reply_cb cb,

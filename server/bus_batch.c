@@ -381,9 +381,9 @@ static int group_reserve(out_group_t *gr, size_t more) {
   return 0;
 }
 
-int chat__bus_batch_add(redis_bus_t *b, const char *to,
-                        const char *const f[7], const size_t flen[7],
-                        int fresh, chat__bus_reply_cb cb, void *arg) {
+int chat__bus_batch_add(redis_bus_t *b, const char *to, const char *const *f,
+                        const size_t *flen, int nf, int fresh,
+                        chat__bus_reply_cb cb, void *arg) {
   out_batch_t *o = open_batch(b);
   size_t total = 0;
   out_group_t *gr;
@@ -402,13 +402,13 @@ int chat__bus_batch_add(redis_bus_t *b, const char *to,
     return g;
   gr = &o->groups[g];
   gr->fresh |= fresh;
-  /* The item is itself a netstring of the seven, so its length first. */
-  for (int k = 0; k < 7; k++)
+  /* The item is itself a netstring of its fields, so its length first. */
+  for (int k = 0; k < nf; k++)
     total += (size_t)ndigits(flen[k]) + 1 + flen[k];
   if (group_reserve(gr, (size_t)ndigits(total) + 1 + total) < 0)
     return -ENOMEM;
   char *p = len_put(gr->buf + gr->len, total);
-  for (int k = 0; k < 7; k++) {
+  for (int k = 0; k < nf; k++) {
     p = len_put(p, flen[k]);
     memcpy(p, f[k], flen[k]);
     p += flen[k];

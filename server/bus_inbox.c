@@ -148,6 +148,15 @@ static int ns_next(const char **p, const char *end, const char **s,
   return 0;
 }
 
+/* The decimal number of the n bytes at s (0 when there is none). Not
+ * strtoull: an item's last field has no NUL yet when it is read. */
+static uint64_t dec(const char *s, size_t n) {
+  uint64_t v = 0;
+  for (size_t i = 0; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+    v = v * 10 + (uint64_t)(s[i] - '0');
+  return v;
+}
+
 /* How many netstrings x holds at most (its items, malformed ones too). */
 static size_t count_items(const char *x, size_t xlen) {
   const char *p = x, *end = x + xlen, *item;
@@ -158,31 +167,37 @@ static size_t count_items(const char *x, size_t xlen) {
 }
 
 /* The items of one x field of a batch entry (B: netstrings, each an item
- * of netstrings kind, user, a, b, seq, ts, body), each as an event taken
- * from chunk c, appended at *tail. Read in place: no copy of the bodies,
- * no allocation per item. Each field gets its NUL by overwriting the byte
- * after it, which begins the next netstring, so a byte is overwritten
- * only once what it began has been parsed. */
+ * of netstrings kind, user, a, b, seq, ts, body and, for a message, the
+ * length of its deliver line; later ones are ignored), each as an event
+ * taken from chunk c, appended at *tail. Read in place: no copy of the
+ * bodies, no allocation per item. Each field gets its NUL by overwriting
+ * the byte after it, which begins the next netstring, so a byte is
+ * overwritten only once what it began has been parsed: the item's last
+ * field's once the next item's length is read. */
 static ev_node_t **batch_events(ev_chunk_t *c, size_t cap, const char *id,
                                 char *x, size_t xlen, ev_node_t **tail,
                                 ev_node_t **last) {
   const char *p = x, *end = x + xlen, *item;
-  char *pending = NULL; /* the previous item's body's end */
+  char *pending = NULL; /* the previous item's end */
   size_t ilen;
   while (c != NULL && c->left < cap && ns_next(&p, end, &item, &ilen) == 0) {
-    const char *q = item, *iend = item + ilen, *v[7] = {0};
-    size_t vlen[7] = {0};
-    int k;
+    const char *q = item, *iend = item + ilen, *v[8] = {0};
+    size_t vlen[8] = {0};
+    int k, nv;
     if (pending != NULL)
       *pending = '\0';
     pending = NULL;
-    for (k = 0; k < 7 && ns_next(&q, iend, &v[k], &vlen[k]) == 0; k++)
+    for (nv = 0; nv < 8 && ns_next(&q, iend, &v[nv], &vlen[nv]) == 0; nv++)
       ;
-    if (k < 7 || vlen[0] == 0)
+    if (nv < 7 || vlen[0] == 0)
       continue; /* malformed: not an item */
-    for (k = 0; k < 6; k++)
-      ((char *)v[k])[vlen[k]] = '\0';
-    pending = (char *)v[6] + vlen[6];
+    for (k = 0; k < nv; k++) {
+      char *after = (char *)v[k] + vlen[k];
+      if (after < iend)
+        *after = '\0';
+      else
+        pending = after;
+    }
     ev_node_t *n = &c->nodes[c->left++];
     memset(n, 0, sizeof(*n));
     n->chunk = c;
@@ -190,10 +205,11 @@ static ev_node_t **batch_events(ev_chunk_t *c, size_t cap, const char *id,
     n->ev.user = v[1];
     n->ev.a = v[2];
     n->ev.b = v[3];
-    n->ev.seq = strtoull(v[4], NULL, 10);
-    n->ev.ts = strtoll(v[5], NULL, 10);
+    n->ev.seq = dec(v[4], vlen[4]);
+    n->ev.ts = (int64_t)dec(v[5], vlen[5]);
     n->ev.body = v[6];
     n->ev.body_len = vlen[6];
+    n->ev.wire = nv > 7 ? (size_t)dec(v[7], vlen[7]) : 0;
     n->ev.id = id;
     *tail = n;
     tail = &n->next;

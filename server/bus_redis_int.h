@@ -100,14 +100,14 @@ int chat__bus_inbox_events(redisReply *r, char *last_id, size_t idsize,
 #define CHAT__BUS_INBOX_BLOCK_MS 500
 
 /* bus_batch.c */
-/* Adds an item for `to` (fields: kind, to, a, b, seq, ts, body) to the
- * turn's batch, sent when the loop turn ends (the flush handle): to the
- * node the route cache names, or, when it names none or fresh is set,
- * through the CARRY script (the directory itself). 0 or -ENOMEM (nothing
- * added). */
-int chat__bus_batch_add(redis_bus_t *b, const char *to,
-                        const char *const f[7], const size_t flen[7],
-                        int fresh, chat__bus_reply_cb cb, void *arg);
+/* Adds an item for `to` (nf fields: kind, to, a, b, seq, ts, body, and
+ * for a message its deliver line's length) to the turn's batch, sent when
+ * the loop turn ends (the flush handle): to the node the route cache
+ * names, or, when it names none or fresh is set, through the CARRY script
+ * (the directory itself). 0 or -ENOMEM (nothing added). */
+int chat__bus_batch_add(redis_bus_t *b, const char *to, const char *const *f,
+                        const size_t *flen, int nf, int fresh,
+                        chat__bus_reply_cb cb, void *arg);
 /* The flush handle's callback. */
 void chat__bus_on_flush(uv_check_t *h);
 /* Answers the open batch's items with status (a stop) and drops it. */

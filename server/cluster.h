@@ -32,7 +32,7 @@ void chat__cluster_status(chat__srv_t *srv, chat__session_t *s);
  * then its node (if any) told; answered relayed when to is logged in
  * elsewhere, stored when nowhere. 0 or a negative error (nothing sent). */
 int chat__cluster_send(chat__srv_t *srv, chat__session_t *s,
-                       const chat_msg_t *m, chat__user_t *to);
+                       const chat_msg_t *m, chat__user_t *to, size_t wire);
 /* cluster_send.c: a message carried here for one of this node's users
  * (kind 'M'): pushed like a relay when it can be, else stored. */
 void chat__cluster_on_carried(chat__srv_t *srv, const chat__bus_event_t *ev);

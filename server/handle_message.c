@@ -141,11 +141,11 @@ int chat__handle_send(chat__srv_t *srv, chat__session_t *s, const chat_msg_t *m,
 
   if (!chat__srv_quota_open(srv, to))
     return quota_refuse(srv, s, m, to);
+  /* On another node, or none, or earlier sends to it are still on their
+   * way: */
   if (srv->bus != NULL &&
       (to->session == NULL || to->session->ended || to->carrying > 0))
-    return chat__cluster_send(srv, s, m, to); /* on another node, or none,
-                                                * or earlier sends to it are
-                                                * still on their way */
+    return chat__cluster_send(srv, s, m, to, wire);
   uint64_t seq = chat__srv_take_seq(srv);
   int64_t ts = chat__srv_now_wall_ms();
   if (chat__srv_can_push(srv, to, wire)) {

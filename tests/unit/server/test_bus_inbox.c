@@ -1,7 +1,8 @@
 /* test_bus_inbox.c -- bus_inbox.c's reading of an XREAD reply into events
  * (chat__bus_inbox_events): a batch entry's items are read in place, each
  * field NUL-terminated without spoiling the next, malformed items are
- * skipped, entries keep their order, and the reply lives until the last
+ * skipped, entries keep their order, a message's deliver length is read
+ * when it is there, and the reply lives until the last
  * event pointing into it is freed (ASan sees any early free or leak).
  * Replies are parsed from RESP text by hiredis's own reader, as the
  * reader thread gets them. */
@@ -51,10 +52,12 @@ static void ns(resp_t *buf, const char *s, size_t n) {
   put(buf, s, n);
 }
 
-/* One batch item (kind, user, a, b, seq, ts, body) as a netstring. */
-static void item(resp_t *x, const char *kind, const char *user, const char *a,
-                 const char *b, const char *seq, const char *ts,
-                 const char *body, size_t body_len) {
+/* One batch item (kind, user, a, b, seq, ts, body, and wire unless it is
+ * NULL) as a netstring. */
+static void item_w(resp_t *x, const char *kind, const char *user,
+                   const char *a, const char *b, const char *seq,
+                   const char *ts, const char *body, size_t body_len,
+                   const char *wire) {
   resp_t in = {.len = 0};
   ns(&in, kind, strlen(kind));
   ns(&in, user, strlen(user));
@@ -63,7 +66,15 @@ static void item(resp_t *x, const char *kind, const char *user, const char *a,
   ns(&in, seq, strlen(seq));
   ns(&in, ts, strlen(ts));
   ns(&in, body, body_len);
+  if (wire != NULL)
+    ns(&in, wire, strlen(wire));
   ns(x, in.p, in.len);
+}
+
+static void item(resp_t *x, const char *kind, const char *user, const char *a,
+                 const char *b, const char *seq, const char *ts,
+                 const char *body, size_t body_len) {
+  item_w(x, kind, user, a, b, seq, ts, body, body_len, NULL);
 }
 
 static redisReply *parse(const resp_t *r) {
@@ -232,6 +243,41 @@ static void test_entries_in_order(void **state) {
   }
 }
 
+/* A message item may carry its deliver line's length as an eighth field;
+ * fields after it are ignored. */
+static void test_wire_field(void **state) {
+  resp_t r = {.len = 0}, x = {.len = 0}, in = {.len = 0};
+  char last[64] = "0-0";
+  ev_node_t *first = NULL, **tail = &first, *n, *next;
+  (void)state;
+  item_w(&x, "M", "bob", "alice", "m1", "1", "2", "body", 4, "117");
+  item(&x, "M", "bob", "alice", "m2", "3", "4", "old", 3);
+  /* nine fields: the ninth is not read */
+  for (int k = 0; k < 9; k++)
+    ns(&in, k == 0 ? "M" : k == 7 ? "90" : "zz", k == 0 ? 1 : 2);
+  ns(&x, in.p, in.len);
+  xread_head(&r, 1);
+  batch_entry(&r, "7-0", &x);
+
+  assert_int_equal(chat__bus_inbox_events(parse(&r), last, sizeof(last),
+                                          &tail), 0);
+  assert_int_equal(count(first), 3);
+  n = first;
+  assert_string_equal(n->ev.body, "body");
+  assert_int_equal(n->ev.body_len, 4);
+  assert_int_equal(n->ev.wire, 117);
+  n = n->next;
+  assert_string_equal(n->ev.body, "old");
+  assert_int_equal(n->ev.wire, 0);
+  n = n->next;
+  assert_string_equal(n->ev.body, "zz");
+  assert_int_equal(n->ev.wire, 90);
+  for (n = first; n != NULL; n = next) {
+    next = n->next;
+    chat__bus_ev_free(n);
+  }
+}
+
 /* Nothing within the block time (nil), or a stream of no entries:
  * nothing appended, last_id kept. */
 static void test_nothing_read(void **state) {
@@ -255,6 +301,7 @@ int main(void) {
       cmocka_unit_test(test_batch_items_in_place),
       cmocka_unit_test(test_malformed_items_skipped),
       cmocka_unit_test(test_entries_in_order),
+      cmocka_unit_test(test_wire_field),
       cmocka_unit_test(test_nothing_read),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

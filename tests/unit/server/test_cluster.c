@@ -107,8 +107,8 @@ static int fb_route(chat__bus_t *bb, const char *user, char kind,
 }
 static int fb_msg(chat__bus_t *bb, const char *to, const char *from,
                   const char *msg_id, uint64_t seq, int64_t ts,
-                  const char *body, size_t body_len, chat__bus_reply_cb cb,
-                  void *arg) {
+                  const char *body, size_t body_len, size_t wire,
+                  chat__bus_reply_cb cb, void *arg) {
   record(FB(bb), "msg", to, from, msg_id);
   later(FB(bb), cb, arg, &FB(bb)->msg);
   return 0;
