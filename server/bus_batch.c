@@ -1,11 +1,12 @@
 /* bus_batch.c -- each loop turn's carried messages and receipts (bus.h
  * msg, route 'r'), sent when the turn ends.
  *
- * Items are grouped per recipient as they are added, each group's items
- * packed as netstrings into one buffer. At the end of the turn the groups
- * of recipients the route cache knows (route_cache.h) go as one plain
- * XADD per target node; the others go in one CARRY script call, which
- * looks each recipient up once and XADDs once per target node
+ * Items are grouped per recipient as they are added. A recipient the
+ * route cache knows (route_cache.h) when its first item of the turn comes
+ * has its items packed as netstrings straight into its node's buffer,
+ * which the flush sends as one plain XADD, in RESP built in place. The
+ * others' items are packed per recipient and go in one CARRY script call,
+ * which looks each recipient up once and XADDs once per target node
  * (docs/CLUSTER.md), and whose answer fills the cache. Order per
  * recipient is the order of adding; the calls ride the engine's one
  * connection, so turns stay in order too. */
@@ -38,14 +39,24 @@ typedef struct out_item {
 typedef struct out_group {
   char *to;              /* owned */
   size_t to_len;
-  char *buf;             /* the items' netstrings; owned until sent */
+  int via;               /* the node buffer its items go to (o->vias), or
+                          * -1: the CARRY call, packed in buf */
+  char *buf;             /* a CARRY group's items; owned until sent */
   size_t len, cap;
-  const char *via;       /* at the flush: the node the route cache names
-                          * (the batch's copy), or NULL: the CARRY call */
   char *node;            /* the answer: where to is (NULL: nowhere) */
   int status;
-  int fresh;             /* an item asked for the directory, not the cache */
 } out_group_t;
+
+/* The XADD of one target node: its command's RESP header goes in the
+ * HEAD_ROOM bytes before the items, written at the flush. */
+typedef struct out_via {
+  char *node;            /* owned */
+  char *buf;             /* owned until sent */
+  size_t len, cap;       /* len counts the room */
+} out_via_t;
+
+/* "*10 ... $LEN\r\n" of send_xadd, with a node name of up to 127 bytes */
+#define HEAD_ROOM 320
 
 typedef struct out_batch {
   redis_bus_t *bus;
@@ -53,7 +64,9 @@ typedef struct out_batch {
   int n, cap;
   out_group_t *groups;
   int ngroups, gcap;
-  size_t bytes;          /* the groups' buffers together */
+  out_via_t *vias;
+  int nvias, vcap;
+  size_t bytes;          /* the items together */
   chat__hmap_t by_to;    /* recipient -> group index + 1; keys are the
                           * groups' names */
   /* after the flush: */
@@ -61,14 +74,12 @@ typedef struct out_batch {
   uint64_t sent_ms;      /* when they were sent (uv_now) */
   int *slow;             /* the CARRY call's groups, in its order */
   int nslow;
-  char **vias;           /* the distinct nodes of the XADDs */
-  int nvias;
 } out_batch_t;
 
-/* One XADD of the flush: the groups whose via is node. */
+/* One XADD of the flush: the groups whose via is v. */
 typedef struct via_call {
   out_batch_t *o;
-  const char *node;
+  int v;
 } via_call_t;
 
 static void batch_free(out_batch_t *o) {
@@ -80,8 +91,10 @@ static void batch_free(out_batch_t *o) {
     free(o->groups[i].buf);
     free(o->groups[i].node);
   }
-  for (int i = 0; i < o->nvias; i++)
-    free(o->vias[i]);
+  for (int i = 0; i < o->nvias; i++) {
+    free(o->vias[i].node);
+    free(o->vias[i].buf);
+  }
   free(o->vias);
   free(o->slow);
   free(o->groups);
@@ -149,11 +162,11 @@ static void xadded(void *arg, int status, char *const *strs, size_t n,
     status = -EIO;
   for (int g = 0; g < o->ngroups; g++) {
     out_group_t *gr = &o->groups[g];
-    if (gr->via != vc->node)
+    if (gr->via != vc->v)
       continue;
     gr->status = status;
     if (status == 0)
-      set_node(gr, vc->node);
+      set_node(gr, o->vias[vc->v].node);
   }
   free(vc);
   call_done(o);
@@ -195,75 +208,38 @@ static int send_carry(redis_bus_t *b, out_batch_t *o) {
                            o);
 }
 
-/* One plain XADD of every group whose via is node, as one x field (one
- * argument: Redis reads an argument of 32 KiB or more in one read, where
- * it reads 16 KiB a turn otherwise). No script: Lua hashes every byte of
- * every string it is given, a microsecond per KiB of body. Built in RESP
- * here, the groups copied once into it: hiredis would format a second
- * copy. 0 or -ENOMEM. */
-static int send_xadd(redis_bus_t *b, out_batch_t *o, const char *node) {
-  char head[400];
-  size_t total = 0, keylen = strlen(node) + sizeof("{node:}:inbox") - 1;
+/* The XADD of via v's items, as one x field (one argument: Redis reads
+ * an argument of 32 KiB or more in one read, where it reads 16 KiB a turn
+ * otherwise). No script: Lua hashes every byte of every string it is
+ * given, a microsecond per KiB of body. The items were packed where the
+ * command needs them; its header goes in the room before them. 0 or
+ * -ENOMEM. */
+static int send_xadd(redis_bus_t *b, out_batch_t *o, int v) {
+  out_via_t *ov = &o->vias[v];
+  char head[HEAD_ROOM];
+  size_t total = ov->len - HEAD_ROOM,
+         keylen = strlen(ov->node) + sizeof("{node:}:inbox") - 1;
   via_call_t *vc;
-  char *cmd, *p;
   int hl, r;
-  for (int g = 0; g < o->ngroups; g++)
-    if (o->groups[g].via == node)
-      total += o->groups[g].len;
   /* XADD key MAXLEN ~ 100000 * t B x <total> */
   hl = snprintf(head, sizeof(head),
                 "*10\r\n$4\r\nXADD\r\n$%zu\r\n{node:%s}:inbox\r\n"
                 "$6\r\nMAXLEN\r\n$1\r\n~\r\n$6\r\n100000\r\n$1\r\n*\r\n"
                 "$1\r\nt\r\n$1\r\nB\r\n$1\r\nx\r\n$%zu\r\n",
-                keylen, node, total);
+                keylen, ov->node, total);
   if (hl < 0 || (size_t)hl >= sizeof(head))
-    return -ENOMEM; /* node names are short: cannot happen */
+    return -ENOMEM; /* node names are shorter: cannot happen */
   if ((vc = malloc(sizeof(*vc))) == NULL)
     return -ENOMEM;
-  if ((cmd = malloc((size_t)hl + total + 2)) == NULL) {
-    free(vc);
-    return -ENOMEM;
-  }
-  memcpy(cmd, head, (size_t)hl);
-  p = cmd + hl;
-  for (int g = 0; g < o->ngroups; g++) {
-    out_group_t *gr = &o->groups[g];
-    if (gr->via != node || gr->len == 0)
-      continue;
-    memcpy(p, gr->buf, gr->len);
-    p += gr->len;
-  }
-  memcpy(p, "\r\n", 2);
-  *vc = (via_call_t){o, node};
-  r = chat__redis_cmdf(b->engine, cmd, (size_t)hl + total + 2, xadded, vc);
+  memcpy(ov->buf + HEAD_ROOM - hl, head, (size_t)hl);
+  memcpy(ov->buf + ov->len, "\r\n", 2); /* via_reserve kept room */
+  *vc = (via_call_t){o, v};
+  r = chat__redis_cmdf(b->engine, ov->buf, HEAD_ROOM - (size_t)hl,
+                       (size_t)hl + total + 2, xadded, vc);
+  ov->buf = NULL; /* taken over, also on failure */
   if (r < 0)
-    free(vc); /* cmd was taken over */
+    free(vc);
   return r;
-}
-
-/* Each group to the node the route cache names (o->vias), or to the
- * CARRY call (o->slow). 0 or -ENOMEM. */
-static int split(redis_bus_t *b, out_batch_t *o) {
-  uint64_t now = uv_now(b->loop);
-  if ((o->slow = calloc((size_t)o->ngroups, sizeof(*o->slow))) == NULL ||
-      (o->vias = calloc((size_t)o->ngroups, sizeof(*o->vias))) == NULL)
-    return -ENOMEM;
-  for (int g = 0; g < o->ngroups; g++) {
-    out_group_t *gr = &o->groups[g];
-    const char *node =
-        gr->fresh ? NULL : chat__route_cache_get(&b->routes, gr->to, now);
-    int k;
-    if (node == NULL) {
-      o->slow[o->nslow++] = g;
-      continue;
-    }
-    for (k = 0; k < o->nvias && strcmp(o->vias[k], node) != 0; k++)
-      ;
-    if (k == o->nvias && (o->vias[o->nvias++] = strdup(node)) == NULL)
-      return -ENOMEM;
-    gr->via = o->vias[k];
-  }
-  return 0;
 }
 
 void chat__bus_on_flush(uv_check_t *h) {
@@ -280,15 +256,19 @@ void chat__bus_on_flush(uv_check_t *h) {
   chat__hmap_free(&o->by_to);
   chat__hmap_init(&o->by_to);
   o->sent_ms = uv_now(b->loop);
-  r = split(b, o);
+  if ((o->slow = calloc((size_t)o->ngroups, sizeof(*o->slow))) == NULL)
+    r = -ENOMEM;
+  for (int g = 0; r == 0 && g < o->ngroups; g++)
+    if (o->groups[g].via < 0)
+      o->slow[o->nslow++] = g;
   /* pending counts the calls, plus one held until all are queued, so
    * that none can finish the batch before the last is sent */
   o->pending = 1;
   if (r == 0 && o->nslow > 0 && (r = send_carry(b, o)) == 0)
     o->pending++;
   for (int k = 0; r == 0 && k < o->nvias; k++)
-    if ((r = send_xadd(b, o, o->vias[k])) == 0)
-      o->pending++;
+    if (o->vias[k].len > 0 && (r = send_xadd(b, o, k)) == 0)
+      o->pending++; /* (a node whose only item failed to be added: none) */
   if (r < 0) {
     /* what was queued is answered in turn; the rest fails now */
     for (int g = 0; g < o->ngroups; g++)
@@ -314,14 +294,45 @@ static out_batch_t *open_batch(redis_bus_t *b) {
   return o;
 }
 
-/* The group of `to` in o (a new one when it has none): its index, or
+/* The index of node's buffer in o (a new one when it has none), or
  * -ENOMEM. */
-static int group_of(out_batch_t *o, const char *to) {
+static int via_of(out_batch_t *o, const char *node) {
+  int k;
+  for (k = 0; k < o->nvias && strcmp(o->vias[k].node, node) != 0; k++)
+    ;
+  if (k < o->nvias)
+    return k;
+  if (o->nvias == o->vcap) {
+    int cap = o->vcap ? 2 * o->vcap : 4;
+    out_via_t *nv = realloc(o->vias, (size_t)cap * sizeof(*nv));
+    if (nv == NULL)
+      return -ENOMEM;
+    o->vias = nv;
+    o->vcap = cap;
+  }
+  o->vias[k] = (out_via_t){0};
+  if ((o->vias[k].node = strdup(node)) == NULL)
+    return -ENOMEM;
+  o->nvias++;
+  return k;
+}
+
+/* The group of `to` in o (a new one when it has none, going to the node
+ * the route cache names now, if any): its index, or -ENOMEM. An item
+ * that must ask the directory (fresh) for a recipient whose group goes by
+ * the cache gets a group of its own, not in the map. */
+static int group_of(out_batch_t *o, const char *to, int fresh) {
+  redis_bus_t *b = o->bus;
   size_t tl = strlen(to);
   void *hit = chat__hmap_get(&o->by_to, to, tl);
+  const char *node;
   out_group_t *gr;
-  if (hit != NULL)
-    return (int)((intptr_t)hit - 1);
+  int g;
+  if (hit != NULL) {
+    g = (int)((intptr_t)hit - 1);
+    if (!fresh || o->groups[g].via < 0)
+      return g;
+  }
   if (o->ngroups == o->gcap) {
     int cap = o->gcap ? 2 * o->gcap : 16;
     out_group_t *ng = realloc(o->groups, (size_t)cap * sizeof(*ng));
@@ -331,14 +342,22 @@ static int group_of(out_batch_t *o, const char *to) {
     o->gcap = cap;
     /* the map's keys point into the groups' names, not the array: safe */
   }
-  gr = &o->groups[o->ngroups];
+  g = o->ngroups;
+  gr = &o->groups[g];
   *gr = (out_group_t){0};
+  gr->via = -1;
   if ((gr->to = malloc(tl + 1)) == NULL)
     return -ENOMEM;
   memcpy(gr->to, to, tl + 1);
   gr->to_len = tl;
-  if (chat__hmap_put(&o->by_to, gr->to, tl,
-                     (void *)(intptr_t)(o->ngroups + 1)) < 0) {
+  node = fresh ? NULL
+               : chat__route_cache_get(&b->routes, to, uv_now(b->loop));
+  if (node != NULL && (gr->via = via_of(o, node)) < 0) {
+    free(gr->to);
+    return -ENOMEM;
+  }
+  if (hit == NULL &&
+      chat__hmap_put(&o->by_to, gr->to, tl, (void *)(intptr_t)(g + 1)) < 0) {
     free(gr->to);
     return -ENOMEM;
   }
@@ -381,6 +400,30 @@ static int group_reserve(out_group_t *gr, size_t more) {
   return 0;
 }
 
+/* Room for more bytes at the end of via v's buffer, and for the "\r\n"
+ * that ends its command. A new buffer starts at the size the last one
+ * reached (b->via_hint), so a steady stream does not grow one by copies
+ * every turn. 0 or -ENOMEM. */
+static int via_reserve(redis_bus_t *b, out_via_t *ov, size_t more) {
+  size_t need = (ov->len ? ov->len : HEAD_ROOM) + more + 2, cap = ov->cap;
+  char *nb;
+  if (need <= ov->cap)
+    return 0;
+  if (cap == 0)
+    cap = b->via_hint > 4096 ? b->via_hint : 4096;
+  while (cap < need)
+    cap *= 2;
+  if ((nb = realloc(ov->buf, cap)) == NULL)
+    return -ENOMEM;
+  if (ov->len == 0)
+    ov->len = HEAD_ROOM;
+  ov->buf = nb;
+  ov->cap = cap;
+  if (cap > b->via_hint)
+    b->via_hint = cap < CHAT__BUS_VIA_HINT_MAX ? cap : CHAT__BUS_VIA_HINT_MAX;
+  return 0;
+}
+
 int chat__bus_batch_add(redis_bus_t *b, const char *to, const char *const *f,
                         const size_t *flen, int nf, int fresh,
                         chat__bus_reply_cb cb, void *arg) {
@@ -398,23 +441,26 @@ int chat__bus_batch_add(redis_bus_t *b, const char *to, const char *const *f,
     o->items = ni;
     o->cap = cap;
   }
-  if ((g = group_of(o, to)) < 0)
+  if ((g = group_of(o, to, fresh)) < 0)
     return g;
   gr = &o->groups[g];
-  gr->fresh |= fresh;
   /* The item is itself a netstring of its fields, so its length first. */
   for (int k = 0; k < nf; k++)
     total += (size_t)ndigits(flen[k]) + 1 + flen[k];
-  if (group_reserve(gr, (size_t)ndigits(total) + 1 + total) < 0)
+  size_t size = (size_t)ndigits(total) + 1 + total;
+  char **buf = gr->via >= 0 ? &o->vias[gr->via].buf : &gr->buf;
+  size_t *len = gr->via >= 0 ? &o->vias[gr->via].len : &gr->len;
+  if ((gr->via >= 0 ? via_reserve(b, &o->vias[gr->via], size)
+                    : group_reserve(gr, size)) < 0)
     return -ENOMEM;
-  char *p = len_put(gr->buf + gr->len, total);
+  char *p = len_put(*buf + *len, total);
   for (int k = 0; k < nf; k++) {
     p = len_put(p, flen[k]);
     memcpy(p, f[k], flen[k]);
     p += flen[k];
   }
-  o->bytes += (size_t)(p - gr->buf) - gr->len;
-  gr->len = (size_t)(p - gr->buf);
+  *len += size;
+  o->bytes += size;
   o->items[o->n++] = (out_item_t){cb, arg, g};
   if (o->bytes >= BATCH_BYTES || o->ngroups >= BATCH_GROUPS)
     chat__bus_on_flush(&b->flush); /* now: the next add opens another */

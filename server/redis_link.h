@@ -59,7 +59,9 @@ typedef struct chat__redis_rd {
   int nargs;
   char **vargs; /* chat__redis_callv's, owned: any number */
   int raw;      /* 1: chat__redis_cmdv's (vargs is the command itself);
-                 * 2: chat__redis_cmdf's (vargs[0] is it in RESP) */
+                 * 2: chat__redis_cmdf's (vargs[0] holds it in RESP, vlens[0]
+                 * bytes from off) */
+  size_t off;
   size_t *vlens;
   int nv;
   char **strs;
@@ -170,10 +172,10 @@ int chat__redis_callv(chat__engine_t *e, chat__redis_script_t script,
  * strings (XADD: the entry's id) or integer. */
 int chat__redis_cmdv(chat__engine_t *e, char **vargs, size_t *vlens, int nv,
                      chat__redis_call_cb cb, void *arg);
-/* The same with the command already in RESP (cmd, len bytes, malloc'd;
- * taken over, also on failure): a caller that builds a big command in
- * one buffer saves hiredis formatting a second copy of it. */
-int chat__redis_cmdf(chat__engine_t *e, char *cmd, size_t len,
+/* The same with the command already in RESP: the len bytes at buf + off
+ * (buf malloc'd; taken over, also on failure). A caller that builds a big
+ * command in place saves hiredis formatting a second copy of it. */
+int chat__redis_cmdf(chat__engine_t *e, char *buf, size_t off, size_t len,
                      chat__redis_call_cb cb, void *arg);
 /* Sends one command of argc args (copied by hiredis). 0 or -EIO. */
 int chat__redis_link_sendv(chat__redis_engine_t *e, int argc,

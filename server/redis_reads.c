@@ -144,7 +144,8 @@ static void on_read(redisAsyncContext *ac, void *reply, void *priv) {
  * chat__redis_cmdv. */
 static int send_callv(chat__redis_engine_t *e, chat__redis_rd_t *rd) {
   if (rd->raw == 2)
-    return chat__redis_link_sendf(e, rd->vargs[0], rd->vlens[0], on_read, rd);
+    return chat__redis_link_sendf(e, rd->vargs[0] + rd->off, rd->vlens[0],
+                                  on_read, rd);
   if (rd->raw)
     return chat__redis_link_sendv(e, rd->nv, (const char **)rd->vargs,
                                   rd->vlens, on_read, rd);
@@ -300,8 +301,8 @@ int chat__redis_call(chat__engine_t *ce, chat__redis_script_t script,
 }
 
 static int queue_v(chat__engine_t *ce, chat__redis_script_t script, int raw,
-                   char **vargs, size_t *vlens, int nv, chat__redis_call_cb cb,
-                   void *arg) {
+                   size_t off, char **vargs, size_t *vlens, int nv,
+                   chat__redis_call_cb cb, void *arg) {
   chat__redis_rd_t *rd;
   int r = queue_read(ce, CHAT__RD_CALL, "", NULL, (void (*)(void))cb, arg, &rd);
   if (r < 0) {
@@ -313,6 +314,7 @@ static int queue_v(chat__engine_t *ce, chat__redis_script_t script, int raw,
   }
   rd->script = script;
   rd->raw = raw;
+  rd->off = off;
   rd->vargs = vargs;
   rd->vlens = vlens;
   rd->nv = nv;
@@ -322,25 +324,25 @@ static int queue_v(chat__engine_t *ce, chat__redis_script_t script, int raw,
 int chat__redis_callv(chat__engine_t *ce, chat__redis_script_t script,
                       char **vargs, size_t *vlens, int nv,
                       chat__redis_call_cb cb, void *arg) {
-  return queue_v(ce, script, 0, vargs, vlens, nv, cb, arg);
+  return queue_v(ce, script, 0, 0, vargs, vlens, nv, cb, arg);
 }
 
 int chat__redis_cmdv(chat__engine_t *ce, char **vargs, size_t *vlens, int nv,
                      chat__redis_call_cb cb, void *arg) {
-  return queue_v(ce, CHAT__SC_COUNT, 1, vargs, vlens, nv, cb, arg);
+  return queue_v(ce, CHAT__SC_COUNT, 1, 0, vargs, vlens, nv, cb, arg);
 }
 
-int chat__redis_cmdf(chat__engine_t *ce, char *cmd, size_t len,
+int chat__redis_cmdf(chat__engine_t *ce, char *buf, size_t off, size_t len,
                      chat__redis_call_cb cb, void *arg) {
   char **v = malloc(sizeof(*v));
   size_t *l = malloc(sizeof(*l));
   if (v == NULL || l == NULL) {
     free(v);
     free(l);
-    free(cmd);
+    free(buf);
     return -ENOMEM;
   }
-  v[0] = cmd;
+  v[0] = buf;
   l[0] = len;
-  return queue_v(ce, CHAT__SC_COUNT, 2, v, l, 1, cb, arg);
+  return queue_v(ce, CHAT__SC_COUNT, 2, off, v, l, 1, cb, arg);
 }
