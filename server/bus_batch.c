@@ -294,6 +294,54 @@ static out_batch_t *open_batch(redis_bus_t *b) {
   return o;
 }
 
+/* A lookup of where a user is, made ahead of its cached answer's end. */
+typedef struct refresh {
+  redis_bus_t *b;
+  uint64_t sent_ms;
+  char user[];
+} refresh_t;
+
+static void refreshed(void *arg, int status, char *const *strs, size_t n,
+                      long long ival) {
+  refresh_t *rf = arg;
+  redis_bus_t *b = rf->b;
+  (void)ival;
+  if (status == 0 && n > 0 && strs[0][0] && strcmp(strs[0], b->node) != 0)
+    (void)chat__route_cache_put(&b->routes, rf->user, strs[0], rf->sent_ms,
+                                uv_now(b->loop));
+  else if (status == 0) /* logged in nowhere, or here */
+    chat__route_cache_forget(&b->routes, rf->user);
+  free(rf); /* on an error the entry just runs out */
+}
+
+/* The directory's answer for user, as CARRY looks it up, into the route
+ * cache: a plain read, so no fsync and no script. */
+static void refresh_route(redis_bus_t *b, const char *user) {
+  size_t ul = strlen(user);
+  refresh_t *rf = malloc(sizeof(*rf) + ul + 1);
+  char **v = calloc(3, sizeof(*v));
+  size_t *len = calloc(3, sizeof(*len));
+  if (rf == NULL || v == NULL || len == NULL ||
+      (v[0] = strdup("HGET")) == NULL || (v[1] = malloc(ul + 8)) == NULL ||
+      (v[2] = strdup("node")) == NULL) {
+    if (v != NULL)
+      for (int i = 0; i < 3; i++)
+        free(v[i]);
+    free(v);
+    free(len);
+    free(rf);
+    return; /* the entry just runs out */
+  }
+  len[0] = 4;
+  len[1] = (size_t)sprintf(v[1], "{u:%s}:at", user);
+  len[2] = 4;
+  rf->b = b;
+  rf->sent_ms = uv_now(b->loop);
+  memcpy(rf->user, user, ul + 1);
+  if (chat__redis_cmdv(b->engine, v, len, 3, refreshed, rf) < 0)
+    free(rf); /* v and len were taken over */
+}
+
 /* The index of node's buffer in o (a new one when it has none), or
  * -ENOMEM. */
 static int via_of(out_batch_t *o, const char *node) {
@@ -327,7 +375,7 @@ static int group_of(out_batch_t *o, const char *to, int fresh) {
   void *hit = chat__hmap_get(&o->by_to, to, tl);
   const char *node;
   out_group_t *gr;
-  int g;
+  int g, refresh = 0;
   if (hit != NULL) {
     g = (int)((intptr_t)hit - 1);
     if (!fresh || o->groups[g].via < 0)
@@ -351,7 +399,10 @@ static int group_of(out_batch_t *o, const char *to, int fresh) {
   memcpy(gr->to, to, tl + 1);
   gr->to_len = tl;
   node = fresh ? NULL
-               : chat__route_cache_get(&b->routes, to, uv_now(b->loop));
+               : chat__route_cache_get(&b->routes, to, uv_now(b->loop),
+                                       &refresh);
+  if (refresh)
+    refresh_route(b, to);
   if (node != NULL && (gr->via = via_of(o, node)) < 0) {
     free(gr->to);
     return -ENOMEM;
