@@ -61,9 +61,9 @@ typedef struct redis_bus {
    * know. */
   uv_check_t flush;
   struct out_batch *out;     /* bus_batch.c */
-/* A node's XADD buffer starts at most this big (a batch is sent at 256
+/* A node's XADD buffer starts at most this big (a batch is sent at 512
  * KiB, bus_batch.c). */
-#define CHAT__BUS_VIA_HINT_MAX (512u << 10)
+#define CHAT__BUS_VIA_HINT_MAX (1024u << 10)
   size_t via_hint;           /* the size a node's XADD buffer starts at */
   chat__route_cache_t routes; /* recipients' nodes, as CARRY found them
                                * (loop thread only) */

@@ -171,7 +171,7 @@ static int join_cluster(uv_loop_t *loop, const chat_server_opts_t *opts,
  * environment (GLIBC_TUNABLES, MALLOC_*_) may still set others.
  *
  * On the Redis engine the large blocks are hiredis's commands, output
- * buffer and replies (a loop turn's carried messages, up to 256 KiB each,
+ * buffer and replies (a loop turn's carried messages, up to 512 KiB each,
  * bus_batch.c), made and freed many times a second, and a loop turn's
  * output buffers to its sessions: there blocks up to 4 MiB come from the
  * heap, and an arena's top is given back past 32 MiB. With glibc's moving
