@@ -24,7 +24,7 @@ static void test_hit_within_ttl(void **state) {
   assert_string_equal(chat__route_cache_get(&c, "bob", 5002, NULL), "n2");
   assert_string_equal(chat__route_cache_get(&c, "bob", 5999, NULL), "n2");
   assert_null(chat__route_cache_get(&c, "carol", 5999, NULL));
-  /* ttl after the epoch began, and so after the lookup: gone */
+  /* ttl after the lookup: gone */
   assert_null(chat__route_cache_get(&c, "bob", 6000, NULL));
   assert_int_equal(chat__route_cache_len(&c), 0);
   chat__route_cache_free(&c);
