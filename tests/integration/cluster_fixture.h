@@ -1,5 +1,6 @@
 /* cluster_fixture.h -- what the cluster integration tests share
- * (test_cluster.c, test_cluster_faults.c, test_cluster_groups.c): one
+ * (test_cluster.c, test_cluster_faults.c, test_cluster_groups.c,
+ * test_cluster_routes.c): one
  * redis-server of the test's own and up to MAX_NODES chat-server nodes on
  * it per case (cf_setup / cf_teardown, which kills and reaps whatever a
  * failed case left), raw protocol clients tracked so that a failed case

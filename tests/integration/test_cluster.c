@@ -358,10 +358,14 @@ static void test_login_elsewhere_kicks(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_presence_across_nodes, cf_setup, cf_teardown),
-      cmocka_unit_test_setup_teardown(test_relay_across_nodes, cf_setup, cf_teardown),
-      cmocka_unit_test_setup_teardown(test_stored_then_login_anywhere, cf_setup, cf_teardown),
-      cmocka_unit_test_setup_teardown(test_login_elsewhere_kicks, cf_setup, cf_teardown),
+      cmocka_unit_test_setup_teardown(test_presence_across_nodes, cf_setup,
+                                      cf_teardown),
+      cmocka_unit_test_setup_teardown(test_relay_across_nodes, cf_setup,
+                                      cf_teardown),
+      cmocka_unit_test_setup_teardown(test_stored_then_login_anywhere, cf_setup,
+                                      cf_teardown),
+      cmocka_unit_test_setup_teardown(test_login_elsewhere_kicks, cf_setup,
+                                      cf_teardown),
   };
   /* CLUSTER_TEST=test_name (a glob) runs only the cases it matches */
   if (getenv("CLUSTER_TEST") != NULL)

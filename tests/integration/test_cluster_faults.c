@@ -301,9 +301,12 @@ static void test_duplicate_node_name(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_node_killed, cf_setup, cf_teardown),
-      cmocka_unit_test_setup_teardown(test_redis_away, cf_setup, cf_teardown),
-      cmocka_unit_test_setup_teardown(test_duplicate_node_name, cf_setup, cf_teardown),
+      cmocka_unit_test_setup_teardown(test_node_killed, cf_setup,
+                                      cf_teardown),
+      cmocka_unit_test_setup_teardown(test_redis_away, cf_setup,
+                                      cf_teardown),
+      cmocka_unit_test_setup_teardown(test_duplicate_node_name, cf_setup,
+                                      cf_teardown),
   };
   /* CLUSTER_TEST=test_name (a glob) runs only the cases it matches */
   if (getenv("CLUSTER_TEST") != NULL)

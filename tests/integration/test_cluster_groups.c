@@ -319,8 +319,10 @@ static void test_group_view_across_nodes(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_group_across_nodes, cf_setup, cf_teardown),
-      cmocka_unit_test_setup_teardown(test_group_view_across_nodes, cf_setup, cf_teardown),
+      cmocka_unit_test_setup_teardown(test_group_across_nodes, cf_setup,
+                                      cf_teardown),
+      cmocka_unit_test_setup_teardown(test_group_view_across_nodes, cf_setup,
+                                      cf_teardown),
   };
   /* CLUSTER_TEST=test_name (a glob) runs only the cases it matches */
   if (getenv("CLUSTER_TEST") != NULL)

@@ -13,7 +13,7 @@
  * Senders and recipients here are not contacts, so no presence event
  * drops a route before the next send (the 'f' event of a login may, which
  * the assertions allow: they hold either way). Each case has its own
- * redis-server (tests/support/redis_proc.h); skipped without one. */
+ * redis-server and nodes (cluster_fixture.h); skipped without one. */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -25,64 +25,21 @@
 
 #include <cmocka.h>
 
-#include "harness.h"
-#include "../support/redis_proc.h"
+#include "cluster_fixture.h"
 
-#define PW TH_FIXTURE_PW
-#define NODES 3
 #define MSGS 20
 /* server/bus_redis_int.h: CHAT__BUS_DRAIN_GRACE_MS, and the reaper ticks
  * every heartbeat / 2 (1 s here) */
 #define GRACE_MS 12000
 
-typedef struct cl {
-  rp_t r;
-  th_server_t *n[NODES];
-  th_client_t *c[8];
-} cl_t;
-
-static int setup(void **state) {
-  cl_t *c = calloc(1, sizeof(*c));
-  *state = c;
-  return c == NULL ? -1 : 0;
-}
-
-static int teardown(void **state) {
-  cl_t *c = *state;
-  for (size_t i = 0; i < sizeof(c->c) / sizeof(c->c[0]); i++)
-    th_client_close(c->c[i]);
-  for (int i = 0; i < NODES; i++)
-    th_server_free(c->n[i]);
-  rp_free(&c->r);
-  free(c);
-  return 0;
-}
-
-static void up(cl_t *c, int nodes) {
-  const char *why = rp_missing();
-  if (why != NULL) {
-    print_message("%s\n", why);
-    skip();
-  }
-  if (rp_start(&c->r, NULL) != 0)
-    fail_msg("redis-server did not start");
+/* The case's Redis and nodes n1..n<nodes>. */
+static void up(cluster_t *c, int nodes) {
+  cf_need_redis(c);
   for (int i = 0; i < nodes; i++) {
     char name[16];
     snprintf(name, sizeof(name), "n%d", i + 1);
-    const char *extra[] = {"--db", c->r.url, "--node", name, "--heartbeat",
-                           "2", NULL};
-    c->n[i] = th_server_start(extra);
+    cf_node_up(c, i, name, 0);
   }
-}
-
-static int port(cl_t *c, int i) { return th_server_port(c->n[i]); }
-
-static th_client_t *keep(cl_t *c, th_client_t *cl) {
-  for (size_t i = 0; i < sizeof(c->c) / sizeof(c->c[0]); i++)
-    if (c->c[i] == NULL)
-      return c->c[i] = cl;
-  fail_msg("too many clients");
-  return cl;
 }
 
 /* MSGS sends from a to "bob", ids PREFIX000..., pipelined; each must be
@@ -155,14 +112,14 @@ static void receipts(th_client_t *a, const char *prefix, const char *shown) {
 /* bob moves from n2 to n3 while alice (on n1) keeps sending: every message
  * reaches bob's new session once and in order, and every receipt alice. */
 static void test_recipient_moves(void **state) {
-  cl_t *c = *state;
+  cluster_t *c = *state;
   up(c, 3);
-  th_client_t *a = keep(c, th_client_user(port(c, 0), "alice", PW));
-  th_client_t *b = keep(c, th_client_user(port(c, 1), "bob", PW));
+  th_client_t *a = cf_track(th_client_user(cf_port_of(c, 0), "alice", PW));
+  th_client_t *b = cf_track(th_client_user(cf_port_of(c, 1), "bob", PW));
   send_many(a, "m"); /* n1 now routes bob to n2 */
   receive_all(b, "m", NULL);
   receipts(a, "m", NULL);
-  th_client_t *b2 = keep(c, th_client_connect(port(c, 2)));
+  th_client_t *b2 = cf_track(th_client_connect(cf_port_of(c, 2)));
   th_client_login(b2, "bob", PW, 0);
   send_many(a, "s"); /* at once: likely on the route to n2 */
   receive_all(b2, "s", "m");
@@ -175,10 +132,10 @@ static void test_recipient_moves(void **state) {
 /* alice moves from n1 to n3 with her messages unacked: bob's acks (n2
  * routes alice to n1) bring every receipt to her new session. */
 static void test_sender_moves(void **state) {
-  cl_t *c = *state;
+  cluster_t *c = *state;
   up(c, 3);
-  th_client_t *a = keep(c, th_client_user(port(c, 0), "alice", PW));
-  th_client_t *b = keep(c, th_client_user(port(c, 1), "bob", PW));
+  th_client_t *a = cf_track(th_client_user(cf_port_of(c, 0), "alice", PW));
+  th_client_t *b = cf_track(th_client_user(cf_port_of(c, 1), "bob", PW));
   /* n2 learns where alice is: a message from bob to her */
   th_client_send_msg(b, "alice", "hi", "hello alice", "relayed");
   json_decref(th_client_expect_deliver(a, "bob", "hi", "hello alice", 0));
@@ -186,7 +143,7 @@ static void test_sender_moves(void **state) {
   send_many(a, "m");
   for (int i = 0; i < MSGS; i++)
     json_decref(th_client_expect(b, "deliver", TH_DEADLINE_MS));
-  th_client_t *a2 = keep(c, th_client_connect(port(c, 2)));
+  th_client_t *a2 = cf_track(th_client_connect(cf_port_of(c, 2)));
   th_client_login(a2, "alice", PW, 0);
   for (int i = 0; i < MSGS; i++) {
     char id[16];
@@ -207,7 +164,7 @@ static void item(char *out, size_t len, const char *to, const char *from,
   snprintf(out, len, "%d:%s", n, f);
 }
 
-static long long num(cl_t *c, const char *cmd) {
+static long long num(cluster_t *c, const char *cmd) {
   char out[64];
   if (rp_cmd(&c->r, cmd, out, sizeof(out)) != 0 || out[0] != ':')
     fail_msg("%s: %s", cmd, out);
@@ -215,7 +172,7 @@ static long long num(cl_t *c, const char *cmd) {
 }
 
 /* Waits until cmd answers the integer want. */
-static void await_num(cl_t *c, const char *cmd, long long want,
+static void await_num(cluster_t *c, const char *cmd, long long want,
                       int timeout_ms) {
   long long deadline = th_now_ms() + timeout_ms, got = -1;
   while (th_now_ms() < deadline) {
@@ -229,7 +186,7 @@ static void await_num(cl_t *c, const char *cmd, long long want,
 
 /* A message from alice to bob carried to node zz's inbox, as a node on a
  * stale route would. */
-static void carry_to_zz(cl_t *c, const char *msg_id, const char *seq,
+static void carry_to_zz(cluster_t *c, const char *msg_id, const char *seq,
                         const char *body) {
   char x[1024], cmd[1200];
   item(x, sizeof(x), "bob", "alice", msg_id, seq, body);
@@ -241,12 +198,11 @@ static void carry_to_zz(cl_t *c, const char *msg_id, const char *seq,
  * reaper, kept, drained again when a stale route lands a message there,
  * and forgotten after the grace. bob finds both messages at his login. */
 static void test_dead_inbox_grace(void **state) {
-  cl_t *c = *state;
+  cluster_t *c = *state;
   up(c, 1);
-  th_client_t *b = keep(c, th_client_user(port(c, 0), "bob", PW));
-  th_client_t *a = keep(c, th_client_user(port(c, 0), "alice", PW));
-  th_client_close(b);
-  c->c[0] = NULL;
+  th_client_t *b = cf_track(th_client_user(cf_port_of(c, 0), "bob", PW));
+  th_client_t *a = cf_track(th_client_user(cf_port_of(c, 0), "alice", PW));
+  cf_close(b);
   /* bob's logout is through: his at entry is gone */
   await_num(c, "EXISTS {u:bob}:at", 0, TH_DEADLINE_MS);
   assert_int_equal(num(c, "SADD {chat}:nodes zz"), 1);
@@ -261,7 +217,7 @@ static void test_dead_inbox_grace(void **state) {
   /* and after the grace, zz is forgotten */
   await_num(c, "SISMEMBER {chat}:nodes zz", 0, GRACE_MS + TH_DEADLINE_MS);
   assert_int_equal(num(c, "EXISTS {node:zz}:inbox"), 0);
-  th_client_t *b2 = keep(c, th_client_connect(port(c, 0)));
+  th_client_t *b2 = cf_track(th_client_connect(cf_port_of(c, 0)));
   th_client_login(b2, "bob", PW, 0);
   json_decref(th_client_expect_deliver(b2, "alice", "late1", "first", 1));
   json_decref(th_client_expect_deliver(b2, "alice", "late2", "second", 1));
@@ -270,9 +226,12 @@ static void test_dead_inbox_grace(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_recipient_moves, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_sender_moves, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_dead_inbox_grace, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_recipient_moves, cf_setup,
+                                      cf_teardown),
+      cmocka_unit_test_setup_teardown(test_sender_moves, cf_setup,
+                                      cf_teardown),
+      cmocka_unit_test_setup_teardown(test_dead_inbox_grace, cf_setup,
+                                      cf_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
