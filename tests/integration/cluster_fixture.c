@@ -90,6 +90,15 @@ th_server_t *cf_node_up(cluster_t *c, int i, const char *name, int port) {
 
 int cf_port_of(cluster_t *c, int i) { return th_server_port(c->n[i]); }
 
+void cf_up(cluster_t *c, int nodes) {
+  cf_need_redis(c);
+  for (int i = 0; i < nodes; i++) {
+    char name[16];
+    snprintf(name, sizeof(name), "n%d", i + 1);
+    cf_node_up(c, i, name, 0);
+  }
+}
+
 /* Stops every node with SIGTERM (each must exit 0: a clean stop, and no
  * leak under ASan), then Redis. */
 void cf_down(cluster_t *c) {

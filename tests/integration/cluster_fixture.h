@@ -47,6 +47,9 @@ void cf_need_redis(cluster_t *c);
 /* Node i, named name, on the case's Redis; on port (0: any free one). */
 th_server_t *cf_node_up(cluster_t *c, int i, const char *name, int port);
 int cf_port_of(cluster_t *c, int i);
+/* cf_need_redis, then nodes n1 .. n<nodes> as nodes 0 .. nodes-1, each on
+ * any free port. */
+void cf_up(cluster_t *c, int nodes);
 /* Stops every node with SIGTERM (each must exit 0: a clean stop, and no
  * leak under ASan), then Redis. */
 void cf_down(cluster_t *c);

@@ -24,9 +24,7 @@
 
 static void test_presence_across_nodes(void **state) {
   cluster_t *c = *state;
-  cf_need_redis(c);
-  cf_node_up(c, 0, "n1", 0);
-  cf_node_up(c, 1, "n2", 0);
+  cf_up(c, 2);
   th_client_t *a = cf_user_at(cf_port_of(c, 0), "alice");
   th_client_t *b = cf_user_at(cf_port_of(c, 1), "bob");
 
@@ -80,9 +78,7 @@ static void test_presence_across_nodes(void **state) {
 
 static void test_relay_across_nodes(void **state) {
   cluster_t *c = *state;
-  cf_need_redis(c);
-  cf_node_up(c, 0, "n1", 0);
-  cf_node_up(c, 1, "n2", 0);
+  cf_up(c, 2);
   th_client_t *a = cf_user_at(cf_port_of(c, 0), "alice");
   th_client_t *b = cf_user_at(cf_port_of(c, 1), "bob");
 
@@ -193,9 +189,7 @@ static void test_relay_across_nodes(void **state) {
 
 static void test_stored_then_login_anywhere(void **state) {
   cluster_t *c = *state;
-  cf_need_redis(c);
-  cf_node_up(c, 0, "n1", 0);
-  cf_node_up(c, 1, "n2", 0);
+  cf_up(c, 2);
   th_client_t *a = cf_user_at(cf_port_of(c, 0), "alice");
   th_client_t *b = cf_user_at(cf_port_of(c, 1), "bob");
   th_make_contacts(a, "alice", b, "bob");
@@ -243,9 +237,7 @@ static void test_stored_then_login_anywhere(void **state) {
 
 static void test_login_elsewhere_kicks(void **state) {
   cluster_t *c = *state;
-  cf_need_redis(c);
-  cf_node_up(c, 0, "n1", 0);
-  cf_node_up(c, 1, "n2", 0);
+  cf_up(c, 2);
   int p1 = cf_port_of(c, 0), p2 = cf_port_of(c, 1);
   /* alice on n2 with bob's first session, carol on n1 where bob moves */
   th_client_t *a = cf_user_at(p2, "alice");

@@ -138,9 +138,7 @@ static int sent_find(const sent_t *s, const char *id) {
 
 static void test_redis_away(void **state) {
   cluster_t *c = *state;
-  cf_need_redis(c);
-  cf_node_up(c, 0, "n1", 0);
-  cf_node_up(c, 1, "n2", 0);
+  cf_up(c, 2);
   th_client_t *a = cf_user_at(cf_port_of(c, 0), "alice");
   th_client_t *b = cf_user_at(cf_port_of(c, 1), "bob");
   th_make_contacts(a, "alice", b, "bob");
@@ -250,8 +248,7 @@ static void test_redis_away(void **state) {
 
 static void test_duplicate_node_name(void **state) {
   cluster_t *c = *state;
-  cf_need_redis(c);
-  cf_node_up(c, 0, "n1", 0);
+  cf_up(c, 1);
   th_client_t *a = cf_user_at(cf_port_of(c, 0), "alice");
 
   const char *argv[] = {CHAT_BIN_DIR "/chat-server", "--listen",

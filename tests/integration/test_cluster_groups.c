@@ -29,9 +29,7 @@ static const json_t *member_in(const json_t *ok, const char *user) {
 
 static void test_group_across_nodes(void **state) {
   cluster_t *c = *state;
-  cf_need_redis(c);
-  cf_node_up(c, 0, "n1", 0);
-  cf_node_up(c, 1, "n2", 0);
+  cf_up(c, 2);
   int p1 = cf_port_of(c, 0), p2 = cf_port_of(c, 1);
   th_client_t *a = cf_user_at(p1, "alice");
   th_client_t *b = cf_user_at(p2, "bob");
@@ -209,9 +207,7 @@ static void ops_send(th_client_t *b, const char *id) {
  * the change is in Redis passes either way. */
 static void test_group_view_across_nodes(void **state) {
   cluster_t *c = *state;
-  cf_need_redis(c);
-  cf_node_up(c, 0, "n1", 0);
-  cf_node_up(c, 1, "n2", 0);
+  cf_up(c, 2);
   int p1 = cf_port_of(c, 0), p2 = cf_port_of(c, 1);
   th_client_t *a = cf_user_at(p1, "alice");
   th_client_t *cr = cf_user_at(p1, "carol");

@@ -32,16 +32,6 @@
  * every heartbeat / 2 (1 s here) */
 #define GRACE_MS 12000
 
-/* The case's Redis and nodes n1..n<nodes>. */
-static void up(cluster_t *c, int nodes) {
-  cf_need_redis(c);
-  for (int i = 0; i < nodes; i++) {
-    char name[16];
-    snprintf(name, sizeof(name), "n%d", i + 1);
-    cf_node_up(c, i, name, 0);
-  }
-}
-
 /* MSGS sends from a to "bob", ids PREFIX000..., pipelined; each must be
  * answered ok (relayed or stored: a stale route may give either). */
 static void send_many(th_client_t *a, const char *prefix) {
@@ -113,7 +103,7 @@ static void receipts(th_client_t *a, const char *prefix, const char *shown) {
  * reaches bob's new session once and in order, and every receipt alice. */
 static void test_recipient_moves(void **state) {
   cluster_t *c = *state;
-  up(c, 3);
+  cf_up(c, 3);
   th_client_t *a = cf_track(th_client_user(cf_port_of(c, 0), "alice", PW));
   th_client_t *b = cf_track(th_client_user(cf_port_of(c, 1), "bob", PW));
   send_many(a, "m"); /* n1 now routes bob to n2 */
@@ -133,7 +123,7 @@ static void test_recipient_moves(void **state) {
  * routes alice to n1) bring every receipt to her new session. */
 static void test_sender_moves(void **state) {
   cluster_t *c = *state;
-  up(c, 3);
+  cf_up(c, 3);
   th_client_t *a = cf_track(th_client_user(cf_port_of(c, 0), "alice", PW));
   th_client_t *b = cf_track(th_client_user(cf_port_of(c, 1), "bob", PW));
   /* n2 learns where alice is: a message from bob to her */
@@ -199,7 +189,7 @@ static void carry_to_zz(cluster_t *c, const char *msg_id, const char *seq,
  * and forgotten after the grace. bob finds both messages at his login. */
 static void test_dead_inbox_grace(void **state) {
   cluster_t *c = *state;
-  up(c, 1);
+  cf_up(c, 1);
   th_client_t *b = cf_track(th_client_user(cf_port_of(c, 0), "bob", PW));
   th_client_t *a = cf_track(th_client_user(cf_port_of(c, 0), "alice", PW));
   cf_close(b);
