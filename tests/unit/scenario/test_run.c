@@ -294,6 +294,8 @@ static void test_nodes(void **state) {
       "server start\n"
       "client alice nowait\n"
       "client bob nowait\n"
+      "alice sees ready\n"
+      "bob sees ready\n"
       "stop server\n"
       "cont server\n"
       "kill -9 server n2\n"
@@ -328,7 +330,9 @@ static void test_nodes_placed(void **state) {
   char *out;
   int rc = run_opts("server start\nclient alice nowait\n"
                     "client bob node=n2 nowait\n"
-                    "bob sees ready args~\"--server $server,127.0.0.1:\"\n",
+                    "bob sees ready args~\"--server $server,127.0.0.1:\"\n"
+                    /* Not torn down before its SIGTERM trap is set. */
+                    "alice sees ready\n",
                     &o, &out, NULL);
   if (rc != 0)
     fputs(out, stderr);
