@@ -20,7 +20,7 @@ BUILD_DIR/bin/chat-populate (users u0000001.., password "password1").
 Standard library only. Development tool: no figure here is a test.
 """
 import argparse, asyncio, json, os, re, shutil, signal, subprocess, sys
-import tempfile, threading, time
+import sqlite3, tempfile, threading, time
 
 PASSWORD = "password1"
 
@@ -385,10 +385,10 @@ def sc_drain(a):
         time.sleep(1.5)
     finally:
         s.stop()
-    held = subprocess.run(["sqlite3", db, "select held from users where "
-                           "name='u0000001'"], stdout=subprocess.PIPE,
-                          text=True).stdout.strip()
-    res["held_after_acks_in_store"] = held
+    with sqlite3.connect(db) as c:
+        res["held_after_acks_in_store"] = c.execute(
+            "select count(*) from messages where rcpt = 'u0000001'"
+        ).fetchone()[0]
     return res
 
 
