@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "free_port.h"
 #include "run_int.h"
 
 extern char **environ;
@@ -206,16 +207,21 @@ static int has_flag(char **flags, size_t n, const char *flag) {
   return 0;
 }
 
-/* chat-server --listen 127.0.0.1:0 --db DIR/server.db --hash-cost min
- * FLAGS... (each default only when FLAGS do not name it); a restart
- * listens on the address the node first reported, so clients come back.
+/* chat-server --listen 127.0.0.1:PORT --db DIR/server.db --hash-cost min
+ * FLAGS... (each default only when FLAGS do not name it); PORT is one no
+ * port 0 bind or outgoing connect can take while the node is down
+ * (free_port.h), and a restart listens on the address the node first
+ * reported, so clients come back.
  * With --nodes each node also gets --node nK, and they all get the one
  * Redis (without it, a file each). */
 int peer_start_server(run_t *r, peer_t *peer) {
   char listen[sizeof(peer->addr)], db[PATH_MAX + 16];
   char cert[PATH_MAX + 16], key[PATH_MAX + 16];
-  snprintf(listen, sizeof(listen), "%s",
-           peer->addr[0] ? peer->addr : "127.0.0.1:0");
+  int port = peer->addr[0] ? 0 : fp_free_port();
+  if (peer->addr[0])
+    snprintf(listen, sizeof(listen), "%s", peer->addr);
+  else
+    snprintf(listen, sizeof(listen), "127.0.0.1:%d", port > 0 ? port : 0);
   if (r->o->nodes > 0)
     snprintf(db, sizeof(db), "%s/server-%s.db", r->dir, peer->name);
   else

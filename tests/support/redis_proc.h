@@ -34,6 +34,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "free_port.h"
+
 #define RP_DEADLINE_MS 15000
 #define RP_MAX_EXTRA 16
 #define RP_MAX_LIVE 8
@@ -102,21 +104,6 @@ static inline const char *rp_missing(void) {
              ? NULL
              : "redis-server not found (apt-get install redis-server, or "
                "set CHAT_REDIS_SERVER)";
-}
-
-static inline int rp__free_port(void) {
-  struct sockaddr_in sa;
-  socklen_t len = sizeof(sa);
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port = -1;
-  memset(&sa, 0, sizeof(sa));
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
-      getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
-    port = ntohs(sa.sin_port);
-  if (fd >= 0)
-    close(fd);
-  return port;
 }
 
 /* Sends one inline command and reads the first line of the reply into
@@ -321,7 +308,7 @@ static inline int rp_start(rp_t *r, const char *const extra[]) {
   /* A port free a moment ago may be taken by then (other tests run in
    * parallel): a few tries with a new one. */
   for (int attempt = 0; attempt < 3; attempt++) {
-    if ((r->port = rp__free_port()) <= 0)
+    if ((r->port = fp_free_port()) <= 0)
       continue;
     snprintf(r->url, sizeof(r->url), "redis://127.0.0.1:%d", r->port);
     rp__launch(r);

@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "harness.h"
+#include "../../support/free_port.h"
 
 #define START_DEADLINE_MS 20000
 #define STOP_DEADLINE_MS 20000
@@ -164,17 +165,9 @@ void th_server_free(th_server_t *s) {
 }
 
 int th_free_port(void) {
-  struct sockaddr_in sa;
-  socklen_t len = sizeof(sa);
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port;
-  memset(&sa, 0, sizeof(sa));
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
-      getsockname(fd, (struct sockaddr *)&sa, &len) != 0)
+  int port = fp_free_port();
+  if (port < 0)
     fail_msg("no free loopback port");
-  port = ntohs(sa.sin_port);
-  close(fd);
   return port;
 }
 
