@@ -217,11 +217,12 @@ static int has_flag(char **flags, size_t n, const char *flag) {
 int peer_start_server(run_t *r, peer_t *peer) {
   char listen[sizeof(peer->addr)], db[PATH_MAX + 16];
   char cert[PATH_MAX + 16], key[PATH_MAX + 16];
-  int port = peer->addr[0] ? 0 : fp_free_port();
-  if (peer->addr[0])
+  if (peer->addr[0]) {
     snprintf(listen, sizeof(listen), "%s", peer->addr);
-  else
+  } else {
+    int port = fp_free_port(); /* -1: none; with 0 the server picks */
     snprintf(listen, sizeof(listen), "127.0.0.1:%d", port > 0 ? port : 0);
+  }
   if (r->o->nodes > 0)
     snprintf(db, sizeof(db), "%s/server-%s.db", r->dir, peer->name);
   else

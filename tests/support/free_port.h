@@ -41,7 +41,7 @@ static inline int fp__bind(int fd, int port) {
 }
 
 /* The first port of the kernel's ephemeral range (32768 when unknown). */
-static inline int fp__ephemeral_low(void) {
+static inline int fp_ephemeral_low(void) {
   FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
   int low = 32768, high;
   if (f != NULL) {
@@ -55,7 +55,7 @@ static inline int fp__ephemeral_low(void) {
 /* A loopback port free at this moment, below the ephemeral range when the
  * range leaves room for one (a port 0 port otherwise); -1 when none. */
 static inline int fp_free_port(void) {
-  int low = fp__ephemeral_low(), port = -1;
+  int low = fp_ephemeral_low(), port = -1;
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   unsigned x = (unsigned)getpid() * 2654435761u ^ (unsigned)ts.tv_nsec;

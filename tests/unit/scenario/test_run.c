@@ -317,7 +317,7 @@ static void test_nodes(void **state) {
   assert_non_null(first);
   int port = atoi(first + strlen("n2       $  chat-server --listen "
                                  "127.0.0.1:"));
-  assert_true(port > 0 && port < fp__ephemeral_low());
+  assert_true(port > 0 && port < fp_ephemeral_low());
   char same[96];
   snprintf(same, sizeof(same), "n2       $  chat-server --listen "
                                "127.0.0.1:%d ", port);
